@@ -1,0 +1,209 @@
+/* sluice: events, typed field values and batches.
+ *
+ * An event is one record: a payload, an optional key, a time, source metadata and a set
+ * of named fields. Events live in batches; a batch owns one arena, and everything an
+ * event points to (payload, field names and values) is valid until the batch is
+ * released. Nothing here allocates per field: parsers record spans that point into the
+ * payload, and a stage that sets a field writes the new bytes into the batch arena with
+ * sl_event_alloc().
+ *
+ * Threads: an event or batch is used by one thread at a time (the loop thread, or the
+ * worker that runs a `workers: N` stage over it). */
+#ifndef SLUICE_EVENT_H
+#define SLUICE_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sluice/error.h>
+
+struct sl_event; /* opaque: one record inside a batch */
+struct sl_batch; /* opaque: events plus the arena they point into */
+struct sl_stage; /* opaque: a stage in a pipeline (see stage.h) */
+
+/* ---- typed values ---------------------------------------------------------------- */
+
+enum sl_type {
+    SL_NULL = 0, /* JSON null, or a field set to nothing */
+    SL_BOOL,     /* b */
+    SL_INT,      /* i (64-bit signed) */
+    SL_FLOAT,    /* f (double) */
+    SL_STRING,   /* s/len: bytes, not NUL-terminated */
+    SL_JSON,     /* s/len: raw JSON text of an object or array */
+};
+
+/* Flags on a value (struct sl_value.flags). */
+enum {
+    SL_VALUE_ESCAPED = 1u << 0, /* SL_STRING: s/len still holds JSON escapes (\n, \u00e9) */
+    SL_VALUE_TEXT = 1u << 1,    /* SL_INT/SL_FLOAT: the number is only in s/len as text,
+                                   i/f not filled in yet: use sl_value_number() */
+};
+
+/* A typed value. Plain data: copy it freely; the bytes at `s` belong to whoever made
+ * the value (for values read from an event: valid until the batch is released). */
+struct sl_value {
+    uint8_t type;   /* enum sl_type */
+    uint8_t flags;  /* SL_VALUE_* */
+    uint32_t len;   /* bytes at s */
+    const char *s;  /* SL_STRING / SL_JSON bytes, or a number's text (SL_VALUE_TEXT) */
+    union {
+        bool b;    /* SL_BOOL */
+        int64_t i; /* SL_INT */
+        double f;  /* SL_FLOAT */
+    };
+};
+
+/* Value makers; the string ones borrow `s` (it must outlive every use of the value). */
+SL_API struct sl_value sl_value_null(void);
+SL_API struct sl_value sl_value_bool(bool b);
+SL_API struct sl_value sl_value_int(int64_t i);
+SL_API struct sl_value sl_value_float(double f);
+SL_API struct sl_value sl_value_string(const char *s, size_t len);
+SL_API struct sl_value sl_value_json(const char *s, size_t len);
+
+/* Converts an SL_VALUE_TEXT number in place to i (SL_INT) or f (SL_FLOAT) and clears the
+ * flag. Returns 0, or SL_EPARSE when the text is not a number (`v` unchanged). A value
+ * that is already converted, or not a number, is left as it is and 0 returned. */
+SL_API int sl_value_number(struct sl_value *v);
+
+/* Decodes an SL_VALUE_ESCAPED string into `buf` (borrowed, `cap` bytes; UTF-8 output is
+ * never longer than the escaped input: cap must be >= v->len). Returns the decoded
+ * length, SL_EINVAL when cap < v->len, or SL_EPARSE for an invalid escape. Unescaped
+ * strings are copied as they are. */
+SL_API int sl_value_unescape(const struct sl_value *v, char *buf, size_t cap);
+
+/* Compares two values: 0 when equal (numbers by value across int/float; strings by bytes
+ * after unescaping), <0 or >0 by order for comparable types; `*comparable` (borrowed, may
+ * be NULL) is set false for types that have no order (e.g. string vs number). */
+SL_API int sl_value_compare(const struct sl_value *a, const struct sl_value *b,
+                            bool *comparable);
+
+/* ---- events ---------------------------------------------------------------------- */
+
+/* The payload (the raw bytes of the record). Valid until the batch is released. */
+SL_API const char *sl_event_payload(const struct sl_event *ev, size_t *len);
+
+/* Points the payload at `data` (borrowed: it must stay valid as long as the batch, so
+ * it is either sl_event_alloc() memory, memory of a batch the event depends on, or
+ * static). Marks the event as rewritten. */
+SL_API void sl_event_set_payload(struct sl_event *ev, const char *data, size_t len);
+
+/* The key (Kafka message key, routing key), or NULL with *len = 0. */
+SL_API const char *sl_event_key(const struct sl_event *ev, size_t *len);
+SL_API void sl_event_set_key(struct sl_event *ev, const char *key, size_t len);
+
+/* Event time in nanoseconds since the Unix epoch; 0 when unknown. */
+SL_API int64_t sl_event_time(const struct sl_event *ev);
+SL_API void sl_event_set_time(struct sl_event *ev, int64_t ns);
+
+/* Source metadata: where the event came from. `origin` is a file path or Kafka topic
+ * (borrowed; valid as long as the batch: sources keep it in the arena or in their
+ * state), `offset` a byte offset or Kafka offset, `partition` a Kafka partition (-1
+ * when none). */
+SL_API const char *sl_event_origin(const struct sl_event *ev);
+SL_API uint64_t sl_event_offset(const struct sl_event *ev);
+SL_API int32_t sl_event_partition(const struct sl_event *ev);
+SL_API void sl_event_set_origin(struct sl_event *ev, const char *origin, uint64_t offset,
+                                int32_t partition);
+
+/* Allocates `size` bytes that live as long as the event's batch (the batch arena), for
+ * new payloads and field values. Returns NULL only when memory is exhausted. */
+SL_API char *sl_event_alloc(struct sl_event *ev, size_t size);
+
+/* Copies `len` bytes into the batch arena and returns the copy (NULL: out of memory). */
+SL_API const char *sl_event_strdup(struct sl_event *ev, const char *s, size_t len);
+
+/* ---- fields ---------------------------------------------------------------------- */
+
+/* Looks up a field by path: a name (`level`), a dotted path into JSON objects
+ * (`http.status`) or an index into arrays (`tags[0]`). Returns 0 with `*out` filled
+ * (spans valid until the batch is released), or SL_ENOTFOUND. */
+SL_API int sl_event_get(const struct sl_event *ev, const char *path, size_t len,
+                        struct sl_value *out);
+
+/* Sets top-level field `name` (borrowed; copied into the arena when it is not already
+ * there) to `v`, replacing an existing field of that name in place or appending a new
+ * one. The bytes `v` points at must live as long as the batch (see sl_event_alloc).
+ * Marks the fields as changed. Returns 0 or SL_ENOMEM. */
+SL_API int sl_event_set(struct sl_event *ev, const char *name, size_t len,
+                        const struct sl_value *v);
+
+/* Removes field `name`. Returns 0, or SL_ENOTFOUND when there was no such field. */
+SL_API int sl_event_remove(struct sl_event *ev, const char *name, size_t len);
+
+/* Renames field `from` to `to`, keeping its position. Returns 0 or SL_ENOTFOUND. */
+SL_API int sl_event_rename(struct sl_event *ev, const char *from, size_t from_len,
+                           const char *to, size_t to_len);
+
+/* Appends a field without looking for an existing one of that name: for parsers that
+ * index a payload once. `name` must live as long as the batch. Does not mark the fields
+ * as changed. Returns 0 or SL_ENOMEM. */
+SL_API int sl_event_add_field(struct sl_event *ev, const char *name, size_t len,
+                              const struct sl_value *v);
+
+/* Number of top-level fields, and the i-th (0-based, in insertion order). `*name` and
+ * the value spans are valid until the batch is released. Returns 0 or SL_ENOTFOUND. */
+SL_API size_t sl_event_field_count(const struct sl_event *ev);
+SL_API int sl_event_field_at(const struct sl_event *ev, size_t i, const char **name,
+                             size_t *name_len, struct sl_value *value);
+
+/* Drops every field (the payload stays). */
+SL_API void sl_event_clear_fields(struct sl_event *ev);
+
+/* True when a field was set, removed or renamed since the fields were indexed, i.e.
+ * when the payload no longer says what the fields say. */
+SL_API bool sl_event_fields_changed(const struct sl_event *ev);
+
+/* Marks the fields as in sync with the payload again (a serializer calls it after it
+ * has written the payload from the fields). */
+SL_API void sl_event_fields_synced(struct sl_event *ev);
+
+/* ---- batches --------------------------------------------------------------------- */
+
+/* A new, empty batch for source `stage` (borrowed) to fill. Returns an owned batch: the
+ * source hands it to the runtime by returning it from poll(), or releases it with
+ * sl_batch_unref(). NULL when memory is exhausted. Loop thread only. */
+SL_API struct sl_batch *sl_batch_new(struct sl_stage *stage);
+
+/* Appends an empty event (time 0, no payload, no fields) and returns it; valid until the
+ * next append to this batch. NULL when memory is exhausted. */
+SL_API struct sl_event *sl_batch_append(struct sl_batch *b);
+
+/* Allocates `size` bytes in the batch arena (alignment 8), valid until the batch is
+ * released. NULL when memory is exhausted. */
+SL_API void *sl_batch_alloc(struct sl_batch *b, size_t size);
+
+/* Number of events, and the i-th event (NULL when i is out of range). */
+SL_API size_t sl_batch_count(const struct sl_batch *b);
+SL_API struct sl_event *sl_batch_event(struct sl_batch *b, size_t i);
+SL_API const struct sl_event *sl_batch_event_const(const struct sl_batch *b, size_t i);
+
+/* Sum of the payload sizes of the events in the batch. */
+SL_API size_t sl_batch_bytes(const struct sl_batch *b);
+
+/* True when the batch has reached the pipeline's batch.max_events or batch.max_bytes:
+ * a source should return it now. */
+SL_API bool sl_batch_full(const struct sl_batch *b);
+
+/* Takes one more reference to `b` (a stage that keeps a batch beyond the call that
+ * handed it over, e.g. multiline holding lines). Loop thread only. */
+SL_API void sl_batch_ref(struct sl_batch *b);
+
+/* Drops one reference; the last one frees the batch. NULL is a no-op. A batch dropped
+ * this way counts as delivered (its events were consumed on purpose); a sink must use
+ * sl_ack() instead. Loop thread only. */
+SL_API void sl_batch_unref(struct sl_batch *b);
+
+/* A sink acknowledges `b` (takes the reference write() handed over): every event in it
+ * is durable. When all batches derived from a source batch are acknowledged, the
+ * source's ack() hook receives it, in the order the source produced its batches.
+ * Loop thread only. */
+SL_API void sl_ack(struct sl_batch *b);
+
+/* Source-private cookie carried by a batch (for checkpoints: a file id, a Kafka
+ * partition). Set by the source; read back in its ack() hook. */
+SL_API void sl_batch_set_cookie(struct sl_batch *b, uint64_t cookie);
+SL_API uint64_t sl_batch_cookie(const struct sl_batch *b);
+
+#endif

@@ -1,0 +1,145 @@
+/* sluice: building and running a pipeline.
+ *
+ * A pipeline is a graph of stages joined by bounded queues, run on one libevent loop.
+ * Build it with sl_pipeline_add() and sl_pipeline_connect() (or from a config with
+ * sl_pipeline_load()), then sl_pipeline_run() until every source has ended and every
+ * sink has acknowledged everything, or until sl_pipeline_stop(). */
+#ifndef SLUICE_PIPELINE_H
+#define SLUICE_PIPELINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sluice/error.h>
+#include <sluice/stage.h>
+
+struct event_base;
+struct sl_pipeline; /* opaque */
+struct sl_registry; /* registry.h */
+struct sl_config;   /* config.h */
+
+/* Pipeline-wide settings (the `pipeline:` section of a config). */
+struct sl_pipeline_options {
+    uint32_t batch_max_events;  /* events per batch a source fills (default 1024) */
+    uint64_t batch_max_bytes;   /* payload bytes per batch (default 1 MiB) */
+    int64_t batch_timeout_ms;   /* how long a source may hold a partial batch (default 100) */
+    uint32_t queue_max_batches; /* capacity of each edge in batches (default 8) */
+    uint64_t queue_max_bytes;   /* capacity of each edge in payload bytes (default 8 MiB) */
+    const char *data_dir;       /* directory for state (borrowed, copied; default "."),
+                                   e.g. checkpoints */
+    /* Receives the pipeline's log lines (stage may be NULL); NULL: discard. Loop thread. */
+    void (*log)(void *arg, enum sl_log_level level, const char *stage, const char *msg);
+    void *log_arg; /* passed to log */
+};
+
+/* Fills `opts` (borrowed) with the defaults. */
+SL_API void sl_pipeline_options_init(struct sl_pipeline_options *opts);
+
+/* Creates an empty pipeline on `base` (borrowed; must outlive the pipeline), or on a loop
+ * of its own if `base` is NULL. `opts` (borrowed, copied; NULL: defaults). Returns an
+ * owned pipeline (free: sl_pipeline_free), or NULL with `err` filled. Loop thread. */
+SL_API struct sl_pipeline *sl_pipeline_new(struct event_base *base,
+                                           const struct sl_pipeline_options *opts,
+                                           struct sl_error *err);
+
+/* Stops the pipeline if running, closes every stage and frees everything, the loop too
+ * if the pipeline made it. NULL is a no-op. Loop thread. */
+SL_API void sl_pipeline_free(struct sl_pipeline *p);
+
+/* Adds stage `name` (borrowed, copied; unique) of `type` (borrowed; must outlive the
+ * pipeline) configured by `cfg` (a map node; a reference is taken; NULL: all defaults).
+ * Fills the state from the type's schema, then calls init(). The runtime's own keys
+ * (`type`, `inputs`, `workers`, `buffer`) are not passed to the schema. Returns the
+ * stage (valid until sl_pipeline_free), or NULL with `err` filled (stage name, and the
+ * config position for option errors). */
+SL_API struct sl_stage *sl_pipeline_add(struct sl_pipeline *p, const char *name,
+                                        const struct sl_stage_type *type,
+                                        const struct sl_config *cfg, struct sl_error *err);
+
+/* Adds an edge from output `port` (borrowed; NULL or "" is the default output) of `from`
+ * to `to`. Returns 0, or SL_EINVAL (a sink as `from`, a source as `to`) / SL_ENOTFOUND
+ * (no such port) with `err`. Before the run starts only. */
+SL_API int sl_pipeline_connect(struct sl_pipeline *p, struct sl_stage *from, const char *port,
+                               struct sl_stage *to, struct sl_error *err);
+
+/* The stage called `name` (borrowed), or NULL. */
+SL_API struct sl_stage *sl_pipeline_find(struct sl_pipeline *p, const char *name);
+
+/* Number of stages, and the i-th in the order added (NULL when out of range). */
+SL_API size_t sl_pipeline_stage_count(const struct sl_pipeline *p);
+SL_API struct sl_stage *sl_pipeline_stage_at(struct sl_pipeline *p, size_t i);
+
+/* Checks the graph (every non-source has an input, no cycles) and calls each stage's
+ * start(). Returns 0 or an SL_E* code with `err`. Loop thread. */
+SL_API int sl_pipeline_start(struct sl_pipeline *p, struct sl_error *err);
+
+/* Starts the pipeline if needed and runs the loop until the pipeline has ended. Returns
+ * 0 when every source ended (or a stop drained everything) and every sink acknowledged
+ * everything; otherwise the failing stage's code with `err` filled (its name in
+ * err->stage). Loop thread. */
+SL_API int sl_pipeline_run(struct sl_pipeline *p, struct sl_error *err);
+
+/* True once the pipeline has ended (success or failure). */
+SL_API bool sl_pipeline_done(const struct sl_pipeline *p);
+
+/* Graceful stop: sources are no longer polled and count as ended, what is in flight
+ * drains, sinks flush and acknowledge, then the run ends with success. Any thread. */
+SL_API void sl_pipeline_stop(struct sl_pipeline *p);
+
+/* Immediate stop: the run ends now with SL_ESTOPPED; nothing more is acknowledged (a
+ * restart replays from the last checkpoint). Loop thread. */
+SL_API void sl_pipeline_abort(struct sl_pipeline *p);
+
+/* Installs SIGINT/SIGTERM handlers on the loop for the run: the first signal stops
+ * gracefully, a second aborts. `on_signal(arg, signo, count)` (may be NULL) is told of
+ * each. Returns 0 or SL_ENOMEM. Loop thread. */
+SL_API int sl_pipeline_catch_signals(struct sl_pipeline *p,
+                                     void (*on_signal)(void *arg, int signo, int count),
+                                     void *arg);
+
+/* ---- counters --------------------------------------------------------------------- */
+
+/* A snapshot of one stage's counters. */
+struct sl_stage_stats {
+    uint64_t events_in;      /* events received (sources: produced) */
+    uint64_t events_out;     /* events passed downstream (sinks: acknowledged) */
+    uint64_t bytes_in;       /* payload bytes received */
+    uint64_t bytes_out;      /* payload bytes passed downstream */
+    uint64_t batches_in;     /* batches received */
+    uint64_t batches_out;    /* batches passed downstream */
+    uint64_t dropped;        /* events dropped on purpose (on_error: drop, oversize...) */
+    uint64_t errors;         /* events that failed */
+    uint64_t acked;          /* sources: events acknowledged end to end; sinks: events acked */
+    uint32_t queue_batches;  /* batches waiting in the stage's input queues */
+    uint32_t queue_capacity; /* capacity of its input queues in batches */
+    uint64_t queue_bytes;    /* payload bytes waiting in its input queues */
+    uint64_t queue_max_bytes; /* capacity of its input queues in bytes */
+    uint64_t progress_done;  /* sources: bytes read (sl_stage_set_progress) */
+    uint64_t progress_total; /* sources: bytes known to exist, 0 when unknown */
+    uint64_t busy_ns;        /* time spent inside the stage's callbacks */
+    bool finished;           /* the stage has ended */
+};
+
+/* Copies the counters of `stage` into `out` (borrowed). Loop thread. */
+SL_API void sl_stage_stats(const struct sl_stage *stage, struct sl_stage_stats *out);
+
+/* The type of `stage` (borrowed). */
+SL_API const struct sl_stage_type *sl_stage_get_type(const struct sl_stage *stage);
+
+/* The pipeline's loop (borrowed). */
+SL_API struct event_base *sl_pipeline_event_base(struct sl_pipeline *p);
+
+/* Number of batches alive in the pipeline (queued, in stages, awaiting ack): 0 after a
+ * clean end. For tests and leak checks. */
+SL_API uint64_t sl_pipeline_live_batches(const struct sl_pipeline *p);
+
+/* Peak of sl_pipeline_live_batches() during the run. */
+SL_API uint64_t sl_pipeline_peak_batches(const struct sl_pipeline *p);
+
+/* Builds the stages and edges of config `root` (borrowed; references are taken) with the
+ * types in `reg` (borrowed; must outlive the pipeline). Returns 0 or SL_ECONFIG with the
+ * first error in `err`. */
+SL_API int sl_pipeline_load(struct sl_pipeline *p, const struct sl_registry *reg,
+                            const struct sl_config *root, struct sl_error *err);
+
+#endif

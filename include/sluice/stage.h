@@ -1,0 +1,235 @@
+/* sluice: writing a stage.
+ *
+ * A stage type is a table (struct sl_stage_type) of callbacks the runtime drives. A
+ * source is an async generator: poll() answers SL_READY with a batch, SL_PENDING after
+ * arranging to call sl_stage_wake() when it can go on, or SL_DONE at its end. A
+ * transform maps each event to zero or more events; a filter keeps or drops each event;
+ * a sink takes batches with write() and acknowledges each with sl_ack() once durable.
+ *
+ * The runtime never calls a stage from two threads at once, except map()/keep() of a
+ * type flagged SL_STAGE_PARALLEL when the config asks for `workers: N`. */
+#ifndef SLUICE_STAGE_H
+#define SLUICE_STAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sluice/error.h>
+#include <sluice/event.h>
+
+struct event_base; /* libevent */
+struct sl_config;  /* config node (config.h) */
+struct sl_emit;    /* opaque: where a transform's output goes */
+struct sl_expr;    /* compiled expression (expr.h) */
+
+/* The version of struct sl_stage_type this header describes. */
+#define SL_STAGE_ABI 1
+
+enum sl_kind {
+    SL_SOURCE = 0, /* produces batches: poll() */
+    SL_TRANSFORM,  /* event -> 0..n events: map() */
+    SL_FILTER,     /* keeps or drops events: keep() */
+    SL_SINK,       /* consumes batches: write(), acknowledges with sl_ack() */
+};
+
+/* What poll() and write() answer. */
+enum sl_poll {
+    SL_READY = 0,   /* poll: *out holds a batch (or NULL: nothing now, poll again);
+                       write: the batch was taken, send the next one */
+    SL_PENDING = 1, /* the stage will call sl_stage_wake() when it can go on; write: the
+                       batch was taken, but send no more until then */
+    SL_DONE = 2,    /* poll: the source has ended (end of stream); write: not used */
+    SL_ERROR = -1,  /* the stage failed; it has said why with sl_stage_error() */
+};
+
+/* ---- option schemas -------------------------------------------------------------- */
+
+/* Option types, and the C type each one fills in the stage state at `offset`. */
+enum sl_opt_type {
+    SL_OPT_STRING = 1, /* const char * (valid for the stage's lifetime; NULL if unset) */
+    SL_OPT_INT,        /* int64_t */
+    SL_OPT_FLOAT,      /* double */
+    SL_OPT_BOOL,       /* bool ("true"/"false") */
+    SL_OPT_DURATION,   /* int64_t milliseconds ("250ms", "5s", "1h", "1d"; bare number: s) */
+    SL_OPT_SIZE,       /* uint64_t bytes ("512", "64KiB", "10MB", "1GiB") */
+    SL_OPT_ENUM,       /* int: index of the value in `choices` */
+    SL_OPT_LIST,       /* struct sl_list: a scalar or a list of scalars */
+    SL_OPT_MAP,        /* const struct sl_config *: a mapping, for the stage to read */
+    SL_OPT_EXPR,       /* struct sl_expr *: compiled expression (owned by the runtime) */
+    SL_OPT_ANY,        /* const struct sl_config *: any node */
+};
+
+/* Option flags. */
+enum {
+    SL_REQUIRED = 1u << 0, /* a config without this option is an error */
+};
+
+/* One declared option. A type's options end with an all-zero entry. */
+struct sl_option {
+    const char *name;      /* the key in the config */
+    enum sl_opt_type type; /* how the value is checked and stored */
+    const char *def;       /* default as a config would spell it; NULL: none */
+    unsigned flags;        /* SL_REQUIRED */
+    size_t offset;         /* offsetof(state struct, field) receiving the value */
+    const char *doc;       /* one line for `sluice describe`; never empty */
+    const char *choices;   /* SL_OPT_ENUM: allowed values separated by '|' */
+};
+
+/* A list of strings (SL_OPT_LIST), valid for the stage's lifetime. */
+struct sl_list {
+    size_t n;                 /* number of items */
+    const char *const *items; /* the items, NUL-terminated */
+};
+
+/* ---- the stage type -------------------------------------------------------------- */
+
+/* Type flags. */
+enum {
+    SL_STAGE_PARALLEL = 1u << 0, /* map()/keep() are thread-safe: `workers: N` allowed */
+};
+
+/* A stage type. Fill it with designated initialisers; unused callbacks stay NULL. */
+struct sl_stage_type {
+    int abi;                         /* SL_STAGE_ABI */
+    const char *name;                /* the `type:` in a config, e.g. "parse_json" */
+    enum sl_kind kind;               /* which of poll/map/keep/write it implements */
+    const char *doc;                 /* one line for `sluice list` */
+    unsigned flags;                  /* SL_STAGE_* */
+    size_t state_size;               /* bytes of zeroed state the runtime allocates */
+    const struct sl_option *options; /* schema; values are written into the state */
+
+    /* Checks the config and prepares the state; the schema's options are already in the
+     * state. No side effects outside the process (no files opened, no connections): a
+     * `sluice validate` runs it too. Returns 0 or an SL_E* code with `err` filled. */
+    int (*init)(struct sl_stage *stage, const struct sl_config *cfg, struct sl_error *err);
+
+    /* Optional: acquires resources (opens files, connects) when the run starts. */
+    int (*start)(struct sl_stage *stage, struct sl_error *err);
+
+    /* Source: produces the next batch into *out (owned, from sl_batch_new). */
+    enum sl_poll (*poll)(struct sl_stage *stage, struct sl_batch **out);
+
+    /* Transform: called once per input event. `ev` is the stage's own writable copy;
+     * pass it on with sl_emit(out, ev), emit others, or emit nothing to drop it.
+     * Returns 0, or an SL_E* code (after sl_stage_error) to fail the pipeline. */
+    int (*map)(struct sl_stage *stage, struct sl_event *ev, struct sl_emit *out);
+
+    /* Filter: true keeps the event. */
+    bool (*keep)(struct sl_stage *stage, const struct sl_event *ev);
+
+    /* Sink: takes one reference to `b`; the sink releases it with sl_ack() once the
+     * events are durable (possibly later, from the loop thread). */
+    enum sl_poll (*write)(struct sl_stage *stage, struct sl_batch *b);
+
+    /* Source: every event of `b` (one of its own batches) has been delivered by every
+     * sink that got it (or dropped on purpose). Called in the order the source produced
+     * its batches: the place for checkpoints and offset commits. `b` is borrowed. */
+    void (*ack)(struct sl_stage *stage, struct sl_batch *b);
+
+    /* Transform/filter: emit what the stage holds (multiline, aggregate windows). Called
+     * after sl_stage_wake() (e.g. from a timer) with `end` false, and once at the end of
+     * the input with `end` true. Sink: `out` is NULL; called once at the end of the
+     * input: write out buffers and ack everything. Returns 0 or an SL_E* code. */
+    int (*flush)(struct sl_stage *stage, struct sl_emit *out, bool end);
+
+    /* Releases everything the stage holds. Called once, also after a failed init. */
+    void (*close)(struct sl_stage *stage);
+};
+
+/* ---- what a stage can ask of the runtime ------------------------------------------ */
+
+/* The stage's state (state_size zeroed bytes, options filled in). Valid until close()
+ * returns. Any thread. */
+SL_API void *sl_stage_state(struct sl_stage *stage);
+
+/* The stage's name in the pipeline (borrowed; valid for the stage's lifetime). */
+SL_API const char *sl_stage_name(const struct sl_stage *stage);
+
+/* The event loop the stage runs on (borrowed), for fds and timers of its own. */
+SL_API struct event_base *sl_stage_event_base(struct sl_stage *stage);
+
+/* The pipeline's directory for state files (checkpoints); never NULL. */
+SL_API const char *sl_stage_data_dir(const struct sl_stage *stage);
+
+/* Asks the runtime to run the stage again: poll a PENDING source, resume a PENDING sink,
+ * call a transform's flush(). Any thread; cheap; several calls before the stage runs
+ * count once. Never calls back synchronously. */
+SL_API void sl_stage_wake(struct sl_stage *stage);
+
+/* Records why the stage fails (the pipeline stops with this message, naming the stage).
+ * Returns `code`. Loop thread, or inside map/keep on a worker. */
+SL_API int sl_stage_error(struct sl_stage *stage, int code, const char *fmt, ...)
+    SL_PRINTF(3, 4);
+
+/* Declares a named output port besides the default one (port 0), e.g. "dead_letter" or
+ * a route's outputs; downstream stages take `inputs: [stage.name]`. Call from init().
+ * Returns the port number (>= 1), or SL_EEXIST / SL_ENOMEM. */
+SL_API int sl_stage_add_output(struct sl_stage *stage, const char *name);
+
+/* The port number of output `name` (0 for "" or NULL), or SL_ENOTFOUND. */
+SL_API int sl_stage_output(const struct sl_stage *stage, const char *name);
+
+/* True when something downstream consumes output `port`. */
+SL_API bool sl_stage_output_connected(const struct sl_stage *stage, int port);
+
+/* Counts `n` events that the stage dropped on purpose (errors with on_error: drop,
+ * oversize lines, throttling) or that failed (errors). Any thread. */
+SL_API void sl_stage_count_dropped(struct sl_stage *stage, uint64_t n);
+SL_API void sl_stage_count_errors(struct sl_stage *stage, uint64_t n);
+
+/* Sources with a known total (files): bytes read so far of `total`, for progress. */
+SL_API void sl_stage_set_progress(struct sl_stage *stage, uint64_t done, uint64_t total);
+
+enum sl_log_level { SL_LOG_ERROR = 0, SL_LOG_WARN, SL_LOG_INFO, SL_LOG_DEBUG };
+
+/* Logs a line through the pipeline's log callback (nothing is printed by default).
+ * Loop thread only. */
+SL_API void sl_stage_log(struct sl_stage *stage, enum sl_log_level level, const char *fmt, ...)
+    SL_PRINTF(3, 4);
+
+/* ---- transform output ------------------------------------------------------------- */
+
+/* Emits a copy of `ev` on the default output. `ev` may be the event map() received or
+ * one from sl_emit_new(). Returns 0 or SL_ENOMEM. */
+SL_API int sl_emit(struct sl_emit *out, const struct sl_event *ev);
+
+/* Emits a copy of `ev` on output `port` (from sl_stage_add_output). */
+SL_API int sl_emit_to(struct sl_emit *out, int port, const struct sl_event *ev);
+
+/* A new empty event, written in the output's own arena: fill it, then sl_emit() it.
+ * Valid until the next sl_emit_new() on `out`. NULL when memory is exhausted. */
+SL_API struct sl_event *sl_emit_new(struct sl_emit *out);
+
+/* Makes the output depend on batch `b` (borrowed; a reference is taken): `b` is
+ * acknowledged upstream only once the output is. For stages that emit events built
+ * from earlier batches (multiline, aggregate) and released them with sl_batch_unref()
+ * only after adopting. Loop thread only. */
+SL_API void sl_emit_hold(struct sl_emit *out, struct sl_batch *b);
+
+/* The batch map() is reading from (borrowed; valid during the map() call). */
+SL_API struct sl_batch *sl_emit_input(struct sl_emit *out);
+
+/* ---- timers ----------------------------------------------------------------------- */
+
+struct sl_timer; /* opaque */
+
+typedef void sl_timer_fn(struct sl_stage *stage, void *arg);
+
+/* A timer that calls `fn(stage, arg)` on the loop thread. Returns an owned timer (free:
+ * sl_timer_free), or NULL when memory is exhausted. Loop thread only. */
+SL_API struct sl_timer *sl_timer_new(struct sl_stage *stage, sl_timer_fn *fn, void *arg);
+
+/* (Re)arms the timer to fire after `ms` milliseconds, then every `ms` if `repeat`. */
+SL_API void sl_timer_start(struct sl_timer *t, int64_t ms, bool repeat);
+
+/* Disarms the timer; it will not fire until started again. */
+SL_API void sl_timer_stop(struct sl_timer *t);
+
+/* Stops and frees the timer. NULL is a no-op. */
+SL_API void sl_timer_free(struct sl_timer *t);
+
+/* Milliseconds of the loop's cached clock (monotonic), cheap. */
+SL_API int64_t sl_stage_now_ms(struct sl_stage *stage);
+
+#endif

@@ -1,0 +1,260 @@
+/* The runtime's private structures. Included only by pipeline/ files and by unit tests;
+ * stages and connectors see the public headers alone. */
+#ifndef SLUICE_PIPELINE_INTERNAL_H
+#define SLUICE_PIPELINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sluice/config.h>
+#include <sluice/event.h>
+#include <sluice/pipeline.h>
+#include <sluice/stage.h>
+
+struct event;
+
+/* ---- arena: bump allocation in chunks, freed all at once ----------------------------- */
+
+struct sl__chunk {
+    struct sl__chunk *next; /* older chunk */
+    size_t size;            /* usable bytes in data */
+    size_t used;            /* bytes handed out */
+    char data[];            /* the memory, 16-aligned by malloc */
+};
+
+struct sl__arena {
+    struct sl__chunk *head; /* chunk being filled; NULL before the first allocation */
+    size_t total;           /* sum of chunk sizes, for pooling decisions */
+};
+
+void *sl__arena_alloc(struct sl__arena *a, size_t size);
+/* Keeps at most `keep` bytes of chunks for reuse, emptied; frees the rest. */
+void sl__arena_reset(struct sl__arena *a, size_t keep);
+void sl__arena_free(struct sl__arena *a);
+
+/* ---- events and fields --------------------------------------------------------------- */
+
+struct sl__field {
+    const char *name;   /* not NUL-terminated */
+    uint32_t name_len;  /* bytes of name */
+    struct sl_value v;  /* the value; spans live in a batch arena or the payload */
+};
+
+enum {
+    SL__EV_FIELDS_CHANGED = 1u << 0, /* fields no longer match the payload */
+};
+
+struct sl_event {
+    const char *payload;         /* record bytes */
+    const char *key;             /* optional key, NULL when none */
+    const char *origin;          /* file path / topic, NULL when none */
+    struct sl__field *fields;    /* field index, nfields used of fields_cap */
+    struct sl_batch *batch;      /* batch whose arena this event allocates from */
+    struct sl_batch *fields_home; /* batch whose arena holds `fields`; copy on write if
+                                     it is not `batch` */
+    int64_t time;                /* ns since the epoch, 0 = unknown */
+    uint64_t offset;             /* source offset */
+    uint32_t payload_len;        /* bytes of payload */
+    uint32_t key_len;            /* bytes of key */
+    int32_t partition;           /* Kafka partition, -1 = none */
+    uint16_t nfields;            /* fields in use */
+    uint16_t fields_cap;         /* fields allocated */
+    uint32_t flags;              /* SL__EV_* */
+};
+
+/* ---- batches ------------------------------------------------------------------------- */
+
+#define SL__INLINE_PARENTS 2
+
+struct sl_batch {
+    struct sl_pipeline *p;        /* owner: pool, counters, ack delivery */
+    struct sl_event *events;      /* n used of cap (malloc'd; aliased by views) */
+    uint32_t n, cap;              /* events in use / allocated */
+    uint64_t bytes;               /* sum of payload_len */
+    struct sl__arena arena;       /* memory for payloads and fields */
+    int refs;                     /* references; loop thread only */
+    uint32_t nparents;            /* batches this one depends on */
+    uint32_t parents_cap;         /* allocated slots in more_parents */
+    struct sl_batch *parents[SL__INLINE_PARENTS]; /* first parents */
+    struct sl_batch **more_parents; /* the rest */
+    struct sl_stage *source;      /* the source that produced it; NULL for derived batches */
+    struct sl_stage *sink;        /* the sink holding it, for sl_ack() */
+    struct sl_batch *view_of;     /* a view aliases this batch's events (sinks) */
+    struct sl_batch *next;        /* source in-flight list, or the pool */
+    uint64_t seq;                 /* source batches: production order */
+    uint64_t cookie;              /* source-private */
+    bool completed;               /* source batch: delivered, awaiting in-order ack */
+};
+
+struct sl_batch *sl__batch_get(struct sl_pipeline *p); /* from the pool; any thread */
+void sl__batch_add_parent(struct sl_batch *b, struct sl_batch *parent); /* refs parent */
+void sl__batch_release(struct sl_batch *b);      /* drop one ref (loop thread) */
+struct sl_batch *sl__batch_view(struct sl_batch *b, struct sl_stage *sink);
+int sl__batch_reserve(struct sl_batch *b, uint32_t n);
+void sl__batch_pool_free(struct sl_pipeline *p);
+void sl__event_init(struct sl_event *ev, struct sl_batch *b);
+
+/* ---- queues (one per edge) ----------------------------------------------------------- */
+
+struct sl_queue {
+    struct sl_batch **ring;  /* cap slots */
+    uint32_t cap;            /* capacity in batches */
+    uint32_t head;           /* index of the oldest */
+    uint32_t count;          /* batches queued */
+    uint64_t bytes;          /* payload bytes queued */
+    uint64_t max_bytes;      /* capacity in bytes */
+    struct sl_stage *from;   /* producer */
+    struct sl_stage *to;     /* consumer */
+    int port;                /* producer's output port */
+    bool closed;             /* producer has ended: no more pushes */
+};
+
+struct sl_queue *sl__queue_new(uint32_t max_batches, uint64_t max_bytes);
+void sl__queue_free(struct sl_queue *q); /* releases queued batches */
+bool sl__queue_has_room(const struct sl_queue *q);
+void sl__queue_push(struct sl_queue *q, struct sl_batch *b); /* takes a reference */
+struct sl_batch *sl__queue_pop(struct sl_queue *q);          /* gives the reference */
+
+/* ---- stages -------------------------------------------------------------------------- */
+
+struct sl__port {
+    char *name;              /* "" for the default output */
+    struct sl_queue **edges; /* consumers */
+    uint32_t nedges;         /* number of edges */
+};
+
+struct sl__workers; /* pipeline/workers.c */
+
+struct sl_stage {
+    struct sl_pipeline *p;              /* owner */
+    const struct sl_stage_type *type;   /* callbacks and schema */
+    char *name;                         /* unique in the pipeline */
+    void *state;                        /* type->state_size bytes */
+    const struct sl_config *cfg;        /* config node (a document reference), or NULL */
+    void **owned;                       /* option memory to free (lists, expressions) */
+    uint32_t nowned;                    /* entries in owned */
+    struct sl__port *ports;             /* outputs; port 0 is the default */
+    uint32_t nports;                    /* number of outputs */
+    struct sl_queue **inputs;           /* input edges */
+    uint32_t ninputs;                   /* number of input edges */
+    uint32_t rr;                        /* round-robin position among inputs */
+    uint32_t index;                     /* position in the pipeline */
+    int nworkers;                       /* 0: map/keep on the loop */
+    struct sl__workers *workers;        /* thread pool when nworkers > 0 */
+
+    struct sl_stage *next_ready;        /* ready list link */
+    bool scheduled;                     /* on the ready list */
+    bool pending;                       /* waiting for sl_stage_wake() */
+    bool initialised;                   /* init() succeeded: close() needed */
+    bool started;                       /* start() ran */
+    bool input_ended;                   /* all inputs closed and drained, flush(end) done */
+    bool finished;                      /* the stage has ended */
+    atomic_int wake_req;                /* sl_stage_wake() since the last run */
+
+    uint32_t outstanding;               /* sink: batches written and not acked */
+    struct sl_batch *inflight_head;     /* source: batches not yet acked, oldest first */
+    struct sl_batch *inflight_tail;     /* source: newest */
+    uint64_t next_seq;                  /* source: next batch number */
+
+    struct sl_stage_stats st;           /* counters (dropped/errors via atomics below) */
+    atomic_uint_fast64_t dropped;       /* events dropped on purpose */
+    atomic_uint_fast64_t errors;        /* events that failed */
+    pthread_mutex_t err_lock;           /* guards err (workers may fail) */
+    struct sl_error err;                /* why the stage failed */
+};
+
+void sl__stage_free(struct sl_stage *s);
+bool sl__stage_outputs_have_room(const struct sl_stage *s);
+
+/* ---- transform output ---------------------------------------------------------------- */
+
+struct sl_emit {
+    struct sl_stage *stage;   /* the transform */
+    struct sl_batch *in;      /* input batch (borrowed) */
+    struct sl_batch **out;    /* one output batch per port, created on first use */
+    struct sl_batch *arena;   /* batch whose arena new values go to (out[0] once made) */
+    struct sl_event scratch;  /* the writable copy map() receives */
+    struct sl_batch **held;   /* batches adopted with sl_emit_hold (loop thread) */
+    uint32_t nheld, held_cap; /* entries in held */
+    bool parallel;            /* running on a worker thread */
+};
+
+void sl__emit_init(struct sl_emit *e, struct sl_stage *s, struct sl_batch *in,
+                   struct sl_batch **outs);
+int sl__emit_arena(struct sl_emit *e); /* makes out[0] exist: the arena for new values */
+/* Runs map()/keep() over `in` into e->out[]; 0 or the stage's error code. */
+int sl__stage_process(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e);
+/* Links outputs to their inputs and pushes them downstream (loop thread). */
+void sl__emit_finish(struct sl_emit *e, bool push);
+
+/* ---- workers ------------------------------------------------------------------------- */
+
+int sl__workers_start(struct sl_stage *s, struct sl_error *err);
+void sl__workers_stop(struct sl_stage *s);
+/* Collects finished jobs, emits in order, dispatches new ones; true when idle. */
+void sl__workers_run(struct sl_stage *s);
+bool sl__workers_idle(const struct sl_stage *s);
+
+/* ---- the pipeline ---------------------------------------------------------------------- */
+
+struct sl_pipeline {
+    struct event_base *base;        /* the loop */
+    bool own_base;                  /* free it with the pipeline */
+    struct sl_pipeline_options opt; /* settings (data_dir copied) */
+    struct sl_stage **stages;       /* all stages, in the order added */
+    uint32_t nstages, stages_cap;   /* used / allocated */
+    struct sl_queue **queues;       /* all edges */
+    uint32_t nqueues, queues_cap;   /* used / allocated */
+
+    struct sl_stage *ready_head;    /* stages to run, FIFO */
+    struct sl_stage *ready_tail;
+    struct event *run_ev;           /* activated when the ready list is non-empty */
+    bool run_armed;                 /* run_ev is active */
+    struct event *wake_ev;          /* eventfd watcher for cross-thread wakeups */
+    int wake_fd;                    /* eventfd */
+    atomic_int wake_signalled;      /* a write to wake_fd is pending */
+    pthread_t loop_thread;          /* where the loop runs */
+    struct event *sig_ev[2];        /* SIGINT, SIGTERM watchers */
+    int signals_seen;               /* count of stop signals */
+    void (*on_signal)(void *, int, int); /* CLI hook */
+    void *on_signal_arg;
+
+    bool started, running, stopping, done, failed, aborted;
+    struct sl_error err;            /* first failure */
+
+    pthread_mutex_t pool_lock;      /* guards the batch pool (workers take batches) */
+    struct sl_batch *pool;          /* free batches */
+    uint32_t pool_count;            /* batches in pool */
+    atomic_uint_fast64_t live;      /* batches alive (not in the pool) */
+    uint64_t peak_live;             /* maximum of live */
+    int64_t start_ms;               /* when the run began */
+};
+
+void sl__schedule(struct sl_stage *s);
+void sl__pipeline_fail(struct sl_pipeline *p, struct sl_stage *s, int code);
+void sl__push_port(struct sl_stage *s, int port, struct sl_batch *b); /* takes b's ref */
+void sl__source_batch_completed(struct sl_batch *b);
+void sl__sink_acked(struct sl_stage *s, struct sl_batch *view);
+void sl__log(struct sl_pipeline *p, const struct sl_stage *s, enum sl_log_level level,
+             const char *fmt, ...) SL_PRINTF(4, 5);
+int64_t sl__now_ns(void);
+
+/* ---- options ------------------------------------------------------------------------- */
+
+/* Fills s->state from s->cfg by the type's schema. */
+int sl__options_fill(struct sl_stage *s, struct sl_error *err);
+/* True for the runtime's own per-stage keys (type, inputs, workers, buffer). */
+bool sl__is_runtime_key(const char *key);
+
+/* ---- small helpers ------------------------------------------------------------------- */
+
+/* Levenshtein distance, capped at `max` + 1. */
+unsigned sl__edit_distance(const char *a, const char *b, unsigned max);
+/* The candidate closest to `name` (within a third of its length), or NULL. */
+const char *sl__nearest(const char *name, const char *const *candidates, size_t n);
+char *sl__strdup(const char *s);
+
+#endif
