@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <sluice/error.h>
+#include <sluice/version.h>
 
 const char *sl_strerror(int code)
 {
@@ -66,4 +67,9 @@ const char *sl_error_format(const struct sl_error *err, char *buf, unsigned size
 void sl_error_clear(struct sl_error *err)
 {
     if (err) memset(err, 0, sizeof *err);
+}
+
+const char *sl_version(void)
+{
+    return SL_VERSION_STRING;
 }

@@ -90,7 +90,7 @@ struct sl_batch {
 };
 
 struct sl_batch *sl__batch_get(struct sl_pipeline *p); /* from the pool; any thread */
-void sl__batch_add_parent(struct sl_batch *b, struct sl_batch *parent); /* refs parent */
+int sl__batch_add_parent(struct sl_batch *b, struct sl_batch *parent); /* refs parent */
 void sl__batch_release(struct sl_batch *b);      /* drop one ref (loop thread) */
 struct sl_batch *sl__batch_view(struct sl_batch *b, struct sl_stage *sink);
 int sl__batch_reserve(struct sl_batch *b, uint32_t n);
@@ -100,7 +100,8 @@ void sl__event_init(struct sl_event *ev, struct sl_batch *b);
 /* ---- queues (one per edge) ----------------------------------------------------------- */
 
 struct sl_queue {
-    struct sl_batch **ring;  /* cap slots */
+    struct sl_batch **ring;  /* ring_size slots */
+    uint32_t ring_size;      /* slots in ring (grows past cap only for a final flush) */
     uint32_t cap;            /* capacity in batches */
     uint32_t head;           /* index of the oldest */
     uint32_t count;          /* batches queued */
@@ -115,7 +116,7 @@ struct sl_queue {
 struct sl_queue *sl__queue_new(uint32_t max_batches, uint64_t max_bytes);
 void sl__queue_free(struct sl_queue *q); /* releases queued batches */
 bool sl__queue_has_room(const struct sl_queue *q);
-void sl__queue_push(struct sl_queue *q, struct sl_batch *b); /* takes a reference */
+int sl__queue_push(struct sl_queue *q, struct sl_batch *b); /* takes a reference */
 struct sl_batch *sl__queue_pop(struct sl_queue *q);          /* gives the reference */
 
 /* ---- stages -------------------------------------------------------------------------- */
@@ -128,13 +129,18 @@ struct sl__port {
 
 struct sl__workers; /* pipeline/workers.c */
 
+struct sl__owned {
+    void *ptr;            /* memory the stage's options point into */
+    void (*fn)(void *);   /* how to free it */
+};
+
 struct sl_stage {
     struct sl_pipeline *p;              /* owner */
     const struct sl_stage_type *type;   /* callbacks and schema */
     char *name;                         /* unique in the pipeline */
     void *state;                        /* type->state_size bytes */
     const struct sl_config *cfg;        /* config node (a document reference), or NULL */
-    void **owned;                       /* option memory to free (lists, expressions) */
+    struct sl__owned *owned;            /* option memory to free (lists, expressions) */
     uint32_t nowned;                    /* entries in owned */
     struct sl__port *ports;             /* outputs; port 0 is the default */
     uint32_t nports;                    /* number of outputs */
@@ -152,7 +158,10 @@ struct sl_stage {
     bool started;                       /* start() ran */
     bool input_ended;                   /* all inputs closed and drained, flush(end) done */
     bool finished;                      /* the stage has ended */
+    bool flush_req;                     /* transform: flush(end=false) owed after a wake */
     atomic_int wake_req;                /* sl_stage_wake() since the last run */
+    atomic_int work_ready;              /* a worker finished a job */
+    atomic_int err_set;                 /* err holds a reason */
 
     uint32_t outstanding;               /* sink: batches written and not acked */
     struct sl_batch *inflight_head;     /* source: batches not yet acked, oldest first */
@@ -173,22 +182,28 @@ bool sl__stage_outputs_have_room(const struct sl_stage *s);
 
 struct sl_emit {
     struct sl_stage *stage;   /* the transform */
-    struct sl_batch *in;      /* input batch (borrowed) */
+    struct sl_batch *in;      /* input batch (the stage's reference), NULL in flush() */
+    uint32_t in_n;            /* events in `in` before processing */
+    uint64_t in_bytes;        /* payload bytes in `in` before processing */
     struct sl_batch **out;    /* one output batch per port, created on first use */
-    struct sl_batch *arena;   /* batch whose arena new values go to (out[0] once made) */
     struct sl_event scratch;  /* the writable copy map() receives */
+    struct sl_event fresh;    /* the event sl_emit_new() hands out */
     struct sl_batch **held;   /* batches adopted with sl_emit_hold (loop thread) */
     uint32_t nheld, held_cap; /* entries in held */
-    bool parallel;            /* running on a worker thread */
+    bool in_place;            /* filter compacting `in` itself: out[0] == in */
+    bool failed;              /* a dependency could not be recorded */
 };
 
+/* Prepares `e` for stage `s` over `in` (NULL for flush), writing to `outs` (nports
+ * slots). */
 void sl__emit_init(struct sl_emit *e, struct sl_stage *s, struct sl_batch *in,
                    struct sl_batch **outs);
 int sl__emit_arena(struct sl_emit *e); /* makes out[0] exist: the arena for new values */
 /* Runs map()/keep() over `in` into e->out[]; 0 or the stage's error code. */
 int sl__stage_process(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e);
-/* Links outputs to their inputs and pushes them downstream (loop thread). */
-void sl__emit_finish(struct sl_emit *e, bool push);
+/* Links outputs to their inputs, pushes them downstream when `push` (else drops them)
+ * and releases the input (loop thread). Returns 0 or SL_ENOMEM. */
+int sl__emit_finish(struct sl_emit *e, bool push);
 
 /* ---- workers ------------------------------------------------------------------------- */
 
@@ -222,14 +237,15 @@ struct sl_pipeline {
     void (*on_signal)(void *, int, int); /* CLI hook */
     void *on_signal_arg;
 
-    bool started, running, stopping, done, failed, aborted;
+    atomic_int stop_req;            /* sl_pipeline_stop() from another thread */
+    bool started, running, looping, stopping, done, failed, aborted;
     struct sl_error err;            /* first failure */
 
     pthread_mutex_t pool_lock;      /* guards the batch pool (workers take batches) */
     struct sl_batch *pool;          /* free batches */
     uint32_t pool_count;            /* batches in pool */
     atomic_uint_fast64_t live;      /* batches alive (not in the pool) */
-    uint64_t peak_live;             /* maximum of live */
+    atomic_uint_fast64_t peak_live; /* maximum of live */
     int64_t start_ms;               /* when the run began */
 };
 
@@ -238,6 +254,10 @@ void sl__pipeline_fail(struct sl_pipeline *p, struct sl_stage *s, int code);
 void sl__push_port(struct sl_stage *s, int port, struct sl_batch *b); /* takes b's ref */
 void sl__source_batch_completed(struct sl_batch *b);
 void sl__sink_acked(struct sl_stage *s, struct sl_batch *view);
+void sl__wake_loop(struct sl_stage *s);             /* any thread: run s (work_ready) */
+struct sl_batch *sl__pop_input(struct sl_stage *s); /* next input batch, round-robin */
+int sl__sched_init(struct sl_pipeline *p);
+void sl__batch_free_inflight(struct sl_stage *s);   /* frees a source's unacked batches */
 void sl__log(struct sl_pipeline *p, const struct sl_stage *s, enum sl_log_level level,
              const char *fmt, ...) SL_PRINTF(4, 5);
 int64_t sl__now_ns(void);

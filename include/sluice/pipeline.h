@@ -30,6 +30,10 @@ struct sl_pipeline_options {
     /* Receives the pipeline's log lines (stage may be NULL); NULL: discard. Loop thread. */
     void (*log)(void *arg, enum sl_log_level level, const char *stage, const char *msg);
     void *log_arg; /* passed to log */
+    /* Told once when the run ends: rc 0 on success, else the failure's code. For
+     * programs that run the loop themselves. NULL: not told. Loop thread. */
+    void (*on_done)(void *arg, int rc);
+    void *on_done_arg; /* passed to on_done */
 };
 
 /* Fills `opts` (borrowed) with the defaults. */
@@ -135,6 +139,12 @@ SL_API uint64_t sl_pipeline_live_batches(const struct sl_pipeline *p);
 
 /* Peak of sl_pipeline_live_batches() during the run. */
 SL_API uint64_t sl_pipeline_peak_batches(const struct sl_pipeline *p);
+
+/* Reads the `pipeline:` section of config `root` (borrowed) into `opts` (borrowed; fields
+ * not set in the config are left as they are). String fields point into `root`, valid
+ * while it is. Returns 0 or SL_ECONFIG with `err` (file:line:col). */
+SL_API int sl_pipeline_options_from_config(struct sl_pipeline_options *opts,
+                                           const struct sl_config *root, struct sl_error *err);
 
 /* Builds the stages and edges of config `root` (borrowed; references are taken) with the
  * types in `reg` (borrowed; must outlive the pipeline). Returns 0 or SL_ECONFIG with the

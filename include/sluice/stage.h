@@ -40,7 +40,8 @@ enum sl_poll {
     SL_PENDING = 1, /* the stage will call sl_stage_wake() when it can go on; write: the
                        batch was taken, but send no more until then */
     SL_DONE = 2,    /* poll: the source has ended (end of stream); write: not used */
-    SL_ERROR = -1,  /* the stage failed; it has said why with sl_stage_error() */
+    SL_ERROR = -1,  /* the stage failed; it has said why with sl_stage_error(); write:
+                       the batch goes back to the runtime, unacknowledged */
 };
 
 /* ---- option schemas -------------------------------------------------------------- */
@@ -157,8 +158,11 @@ SL_API const char *sl_stage_data_dir(const struct sl_stage *stage);
  * count once. Never calls back synchronously. */
 SL_API void sl_stage_wake(struct sl_stage *stage);
 
-/* Records why the stage fails (the pipeline stops with this message, naming the stage).
- * Returns `code`. Loop thread, or inside map/keep on a worker. */
+/* Records why the stage fails (the pipeline stops with this message, naming the stage),
+ * then return SL_ERROR / the code from the callback. A stage that fails outside its
+ * callbacks (a timer, a completion) calls this and then sl_stage_wake(): the runtime
+ * fails the pipeline on its next run. Only the first reason is kept. Returns `code`.
+ * Any thread. */
 SL_API int sl_stage_error(struct sl_stage *stage, int code, const char *fmt, ...)
     SL_PRINTF(3, 4);
 

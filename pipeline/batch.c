@@ -1,0 +1,255 @@
+/* Batches: events plus one arena, reference-counted, recycled through a small pool.
+ *
+ * A transform's output batch points into its input's memory, so it holds a reference
+ * to its input (a parent). A source batch is therefore released only when every batch
+ * derived from it has been acknowledged or dropped, and that moment is its
+ * acknowledgement. Reference counts are touched on the loop thread only; the pool is
+ * locked because worker threads take output batches from it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define POOL_MAX 32            /* free batches kept for reuse */
+#define ARENA_KEEP (1u << 20)  /* arena bytes a pooled batch keeps */
+#define EVENTS_KEEP 8192       /* event slots a pooled batch keeps */
+
+static void note_live(struct sl_pipeline *p)
+{
+    uint64_t now = atomic_fetch_add(&p->live, 1) + 1;
+    uint64_t peak = atomic_load(&p->peak_live);
+    while (now > peak && !atomic_compare_exchange_weak(&p->peak_live, &peak, now)) {}
+}
+
+struct sl_batch *sl__batch_get(struct sl_pipeline *p)
+{
+    pthread_mutex_lock(&p->pool_lock);
+    struct sl_batch *b = p->pool;
+    if (b) {
+        p->pool = b->next;
+        p->pool_count--;
+    }
+    pthread_mutex_unlock(&p->pool_lock);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b) return NULL;
+    }
+    b->p = p;
+    b->n = 0;
+    b->bytes = 0;
+    b->refs = 1;
+    b->nparents = 0;
+    b->source = NULL;
+    b->sink = NULL;
+    b->view_of = NULL;
+    b->next = NULL;
+    b->seq = 0;
+    b->cookie = 0;
+    b->completed = false;
+    note_live(p);
+    return b;
+}
+
+static void batch_destroy(struct sl_batch *b)
+{
+    sl__arena_free(&b->arena);
+    free(b->events);
+    free(b->more_parents);
+    free(b);
+}
+
+static void recycle(struct sl_batch *b)
+{
+    struct sl_pipeline *p = b->p;
+    atomic_fetch_sub(&p->live, 1);
+    if (b->view_of) { /* views alias another batch's events: never pooled */
+        free(b);
+        return;
+    }
+    sl__arena_reset(&b->arena, ARENA_KEEP);
+    if (b->cap > EVENTS_KEEP) {
+        free(b->events);
+        b->events = NULL;
+        b->cap = 0;
+    }
+    pthread_mutex_lock(&p->pool_lock);
+    if (p->pool_count < POOL_MAX) {
+        b->next = p->pool;
+        p->pool = b;
+        p->pool_count++;
+        b = NULL;
+    }
+    pthread_mutex_unlock(&p->pool_lock);
+    if (b) batch_destroy(b);
+}
+
+void sl__batch_pool_free(struct sl_pipeline *p)
+{
+    while (p->pool) {
+        struct sl_batch *b = p->pool;
+        p->pool = b->next;
+        batch_destroy(b);
+    }
+    p->pool_count = 0;
+}
+
+int sl__batch_reserve(struct sl_batch *b, uint32_t n)
+{
+    if (n <= b->cap) return 0;
+    uint32_t cap = b->cap ? b->cap : 64;
+    while (cap < n) cap *= 2;
+    struct sl_event *ev = realloc(b->events, (size_t)cap * sizeof *ev);
+    if (!ev) return SL_ENOMEM;
+    b->events = ev;
+    b->cap = cap;
+    return 0;
+}
+
+struct sl_batch *sl_batch_new(struct sl_stage *stage)
+{
+    struct sl_batch *b = sl__batch_get(stage->p);
+    if (b && sl__batch_reserve(b, stage->p->opt.batch_max_events)) {
+        sl__batch_release(b);
+        return NULL;
+    }
+    return b;
+}
+
+struct sl_event *sl_batch_append(struct sl_batch *b)
+{
+    if (b->n == b->cap && sl__batch_reserve(b, b->n + 1)) return NULL;
+    struct sl_event *ev = &b->events[b->n++];
+    sl__event_init(ev, b);
+    return ev;
+}
+
+void *sl_batch_alloc(struct sl_batch *b, size_t size)
+{
+    return sl__arena_alloc(&b->arena, size ? size : 1);
+}
+
+size_t sl_batch_count(const struct sl_batch *b)
+{
+    return b->n;
+}
+
+struct sl_event *sl_batch_event(struct sl_batch *b, size_t i)
+{
+    return i < b->n ? &b->events[i] : NULL;
+}
+
+const struct sl_event *sl_batch_event_const(const struct sl_batch *b, size_t i)
+{
+    return i < b->n ? &b->events[i] : NULL;
+}
+
+size_t sl_batch_bytes(const struct sl_batch *b)
+{
+    return b->bytes;
+}
+
+bool sl_batch_full(const struct sl_batch *b)
+{
+    return b->n >= b->p->opt.batch_max_events || b->bytes >= b->p->opt.batch_max_bytes;
+}
+
+void sl_batch_set_cookie(struct sl_batch *b, uint64_t cookie)
+{
+    b->cookie = cookie;
+}
+
+uint64_t sl_batch_cookie(const struct sl_batch *b)
+{
+    return b->cookie;
+}
+
+int sl__batch_add_parent(struct sl_batch *b, struct sl_batch *parent)
+{
+    if (b->nparents < SL__INLINE_PARENTS) {
+        parent->refs++;
+        b->parents[b->nparents++] = parent;
+        return 0;
+    }
+    uint32_t extra = b->nparents - SL__INLINE_PARENTS;
+    if (extra == b->parents_cap) {
+        uint32_t cap = b->parents_cap ? b->parents_cap * 2 : 4;
+        struct sl_batch **np = realloc(b->more_parents, cap * sizeof *np);
+        if (!np) return SL_ENOMEM;
+        b->more_parents = np;
+        b->parents_cap = cap;
+    }
+    parent->refs++;
+    b->more_parents[extra] = parent;
+    b->nparents++;
+    return 0;
+}
+
+static void release_parents(struct sl_batch *b)
+{
+    uint32_t n = b->nparents;
+    b->nparents = 0;
+    for (uint32_t i = 0; i < n; i++)
+        sl__batch_release(i < SL__INLINE_PARENTS ? b->parents[i]
+                                                 : b->more_parents[i - SL__INLINE_PARENTS]);
+}
+
+void sl__batch_release(struct sl_batch *b)
+{
+    if (!b || --b->refs > 0) return;
+    release_parents(b);
+    struct sl_batch *of = b->view_of;
+    if (b->source && !b->p->aborted) {
+        b->completed = true; /* kept until the source has taken its acks in order */
+        sl__source_batch_completed(b);
+        return;
+    }
+    if (!b->source) recycle(b); /* aborted source batches stay on their in-flight list */
+    sl__batch_release(of);
+}
+
+struct sl_batch *sl__batch_view(struct sl_batch *b, struct sl_stage *sink)
+{
+    struct sl_batch *v = calloc(1, sizeof *v);
+    if (!v) return NULL;
+    v->p = b->p;
+    v->events = b->events;
+    v->n = b->n;
+    v->cap = b->n;
+    v->bytes = b->bytes;
+    v->refs = 1;
+    v->sink = sink;
+    v->view_of = b;
+    v->cookie = b->cookie;
+    b->refs++;
+    note_live(b->p);
+    return v;
+}
+
+void sl_batch_ref(struct sl_batch *b)
+{
+    b->refs++;
+}
+
+void sl_batch_unref(struct sl_batch *b)
+{
+    sl__batch_release(b);
+}
+
+void sl_ack(struct sl_batch *b)
+{
+    if (!b) return;
+    struct sl_stage *sink = b->sink;
+    b->sink = NULL;
+    if (sink) sl__sink_acked(sink, b);
+    sl__batch_release(b);
+}
+
+void sl__batch_free_inflight(struct sl_stage *s)
+{
+    while (s->inflight_head) {
+        struct sl_batch *b = s->inflight_head;
+        s->inflight_head = b->next;
+        recycle(b);
+    }
+    s->inflight_tail = NULL;
+}

@@ -1,0 +1,327 @@
+/* Building a pipeline: stages, edges, graph checks, start and teardown. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "internal.h"
+
+void sl_pipeline_options_init(struct sl_pipeline_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->batch_max_events = 1024;
+    o->batch_max_bytes = 1u << 20;
+    o->batch_timeout_ms = 100;
+    o->queue_max_batches = 8;
+    o->queue_max_bytes = 8u << 20;
+    o->data_dir = ".";
+}
+
+struct sl_pipeline *sl_pipeline_new(struct event_base *base, const struct sl_pipeline_options *opts,
+                                    struct sl_error *err)
+{
+    struct sl_pipeline *p = calloc(1, sizeof *p);
+    if (!p) goto fail_alloc;
+    if (opts) p->opt = *opts;
+    else sl_pipeline_options_init(&p->opt);
+    if (!p->opt.batch_max_events) p->opt.batch_max_events = 1024;
+    if (!p->opt.queue_max_batches) p->opt.queue_max_batches = 1;
+    p->opt.data_dir = sl__strdup(p->opt.data_dir ? p->opt.data_dir : ".");
+    if (!p->opt.data_dir) goto fail_dir;
+    pthread_mutex_init(&p->pool_lock, NULL);
+    p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->wake_fd < 0) goto fail_fd;
+    p->base = base;
+    if (!base) {
+        p->base = event_base_new();
+        p->own_base = true;
+        if (!p->base) goto fail_base;
+    }
+    if (sl__sched_init(p)) goto fail_sched;
+    p->loop_thread = pthread_self();
+    return p;
+
+fail_sched:
+fail_base:
+fail_fd:
+    sl_pipeline_free(p);
+    sl_error_set(err, SL_ENOMEM, "cannot create the pipeline: %s", strerror(errno));
+    return NULL;
+fail_dir:
+    free(p);
+fail_alloc:
+    sl_error_set(err, SL_ENOMEM, "out of memory");
+    return NULL;
+}
+
+void sl_pipeline_free(struct sl_pipeline *p)
+{
+    if (!p) return;
+    if (!p->done && p->started) {
+        p->aborted = true; /* nothing more is acknowledged while tearing down */
+        p->done = true;
+    }
+    p->aborted = p->aborted || !p->done || p->failed;
+    for (uint32_t i = 0; i < p->nstages; i++)
+        if (p->stages[i]->workers) sl__workers_stop(p->stages[i]);
+    for (uint32_t i = 0; i < p->nqueues; i++) sl__queue_free(p->queues[i]);
+    for (uint32_t i = 0; i < p->nstages; i++) {
+        struct sl_stage *s = p->stages[i];
+        if (s->initialised && s->type->close) s->type->close(s);
+        s->initialised = false;
+    }
+    for (uint32_t i = 0; i < p->nstages; i++) {
+        sl__batch_free_inflight(p->stages[i]);
+        sl__stage_free(p->stages[i]);
+    }
+    free(p->stages);
+    free(p->queues);
+    for (int i = 0; i < 2; i++)
+        if (p->sig_ev[i]) event_free(p->sig_ev[i]);
+    if (p->run_ev) event_free(p->run_ev);
+    if (p->wake_ev) event_free(p->wake_ev);
+    if (p->wake_fd >= 0) close(p->wake_fd);
+    if (p->own_base && p->base) event_base_free(p->base);
+    sl__batch_pool_free(p);
+    pthread_mutex_destroy(&p->pool_lock);
+    free((char *)p->opt.data_dir);
+    free(p);
+}
+
+/* ---- stages ---------------------------------------------------------------------------- */
+
+static int add_stage_slot(struct sl_pipeline *p, struct sl_stage *s)
+{
+    if (p->nstages == p->stages_cap) {
+        uint32_t cap = p->stages_cap ? p->stages_cap * 2 : 8;
+        struct sl_stage **ns = realloc(p->stages, cap * sizeof *ns);
+        if (!ns) return SL_ENOMEM;
+        p->stages = ns;
+        p->stages_cap = cap;
+    }
+    s->index = p->nstages;
+    p->stages[p->nstages++] = s;
+    return 0;
+}
+
+static int read_workers(struct sl_stage *s, struct sl_error *err)
+{
+    const struct sl_config *w = s->cfg ? sl_config_get(s->cfg, "workers") : NULL;
+    if (!w) return 0;
+    const char *t = sl_config_str(w);
+    char *end;
+    long n = t ? strtol(t, &end, 10) : -1;
+    if (!t || *end || n < 1 || n > 256)
+        return sl_config_error(w, err, SL_ECONFIG, "'workers' must be a number from 1 to 256");
+    if (s->type->kind != SL_TRANSFORM && s->type->kind != SL_FILTER)
+        return sl_config_error(w, err, SL_ECONFIG, "'workers' applies to transforms and filters");
+    if (!(s->type->flags & SL_STAGE_PARALLEL))
+        return sl_config_error(w, err, SL_ECONFIG,
+                               "type '%s' keeps state between events and cannot run on workers",
+                               s->type->name);
+    s->nworkers = (int)n;
+    return 0;
+}
+
+static struct sl_stage *stage_new(struct sl_pipeline *p, const char *name,
+                                  const struct sl_stage_type *type, const struct sl_config *cfg)
+{
+    struct sl_stage *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->p = p;
+    s->type = type;
+    pthread_mutex_init(&s->err_lock, NULL);
+    s->name = sl__strdup(name);
+    s->state = calloc(1, type->state_size ? type->state_size : 1);
+    s->ports = calloc(1, sizeof *s->ports);
+    if (s->ports) {
+        s->nports = 1;
+        s->ports[0].name = sl__strdup("");
+    }
+    s->cfg = cfg ? sl_config_ref(cfg) : NULL;
+    if (!s->name || !s->state || !s->ports || !s->ports[0].name) {
+        sl__stage_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+struct sl_stage *sl_pipeline_add(struct sl_pipeline *p, const char *name,
+                                 const struct sl_stage_type *type, const struct sl_config *cfg,
+                                 struct sl_error *err)
+{
+    if (!name || !*name || !type) {
+        sl_error_set(err, SL_EINVAL, "a stage needs a name and a type");
+        return NULL;
+    }
+    if (p->started) {
+        sl_error_set(err, SL_EINVAL, "stage '%s' added after the pipeline started", name);
+        return NULL;
+    }
+    if (sl_pipeline_find(p, name)) {
+        sl_error_set(err, SL_EEXIST, "a stage called '%s' exists already", name);
+        return NULL;
+    }
+    struct sl_stage *s = stage_new(p, name, type, cfg);
+    if (!s) {
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    int rc = sl__options_fill(s, err);
+    if (!rc) rc = read_workers(s, err);
+    if (!rc && type->init) rc = type->init(s, cfg, err);
+    if (!rc) s->initialised = true;
+    if (!rc) rc = add_stage_slot(p, s);
+    if (rc) {
+        if (err) {
+            snprintf(err->stage, sizeof err->stage, "%s", name);
+            if (!err->code) err->code = rc;
+        }
+        sl__stage_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+struct sl_stage *sl_pipeline_find(struct sl_pipeline *p, const char *name)
+{
+    for (uint32_t i = 0; i < p->nstages; i++)
+        if (strcmp(p->stages[i]->name, name) == 0) return p->stages[i];
+    return NULL;
+}
+
+size_t sl_pipeline_stage_count(const struct sl_pipeline *p)
+{
+    return p->nstages;
+}
+
+struct sl_stage *sl_pipeline_stage_at(struct sl_pipeline *p, size_t i)
+{
+    return i < p->nstages ? p->stages[i] : NULL;
+}
+
+struct event_base *sl_pipeline_event_base(struct sl_pipeline *p)
+{
+    return p->base;
+}
+
+bool sl_pipeline_done(const struct sl_pipeline *p)
+{
+    return p->done;
+}
+
+uint64_t sl_pipeline_live_batches(const struct sl_pipeline *p)
+{
+    return atomic_load(&((struct sl_pipeline *)p)->live);
+}
+
+uint64_t sl_pipeline_peak_batches(const struct sl_pipeline *p)
+{
+    return atomic_load(&((struct sl_pipeline *)p)->peak_live);
+}
+
+/* ---- edges ----------------------------------------------------------------------------- */
+
+static int grow(void **arr, uint32_t n, size_t elem)
+{
+    void *na = realloc(*arr, (n + 1) * elem);
+    if (!na) return SL_ENOMEM;
+    *arr = na;
+    return 0;
+}
+
+int sl_pipeline_connect(struct sl_pipeline *p, struct sl_stage *from, const char *port,
+                        struct sl_stage *to, struct sl_error *err)
+{
+    if (p->started) return sl_error_set(err, SL_EINVAL, "edges are fixed once the run starts");
+    if (from->type->kind == SL_SINK)
+        return sl_error_set(err, SL_EINVAL, "'%s' is a sink and has no output", from->name);
+    if (to->type->kind == SL_SOURCE)
+        return sl_error_set(err, SL_EINVAL, "'%s' is a source and takes no input", to->name);
+    int pi = sl_stage_output(from, port);
+    if (pi < 0)
+        return sl_error_set(err, SL_ENOTFOUND, "stage '%s' has no output '%s'", from->name,
+                            port ? port : "");
+    struct sl__port *pt = &from->ports[pi];
+    struct sl_queue *q = sl__queue_new(p->opt.queue_max_batches, p->opt.queue_max_bytes);
+    if (!q || grow((void **)&pt->edges, pt->nedges, sizeof *pt->edges) ||
+        grow((void **)&to->inputs, to->ninputs, sizeof *to->inputs) ||
+        grow((void **)&p->queues, p->nqueues, sizeof *p->queues)) {
+        sl__queue_free(q);
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    }
+    q->from = from;
+    q->to = to;
+    q->port = pi;
+    pt->edges[pt->nedges++] = q;
+    to->inputs[to->ninputs++] = q;
+    p->queues[p->nqueues++] = q;
+    return 0;
+}
+
+/* ---- start ----------------------------------------------------------------------------- */
+
+/* Depth-first search for a cycle; `mark` 1 = on the current path, 2 = done. */
+static struct sl_stage *find_cycle(struct sl_stage *s, uint8_t *mark)
+{
+    mark[s->index] = 1;
+    for (uint32_t i = 0; i < s->nports; i++)
+        for (uint32_t j = 0; j < s->ports[i].nedges; j++) {
+            struct sl_stage *t = s->ports[i].edges[j]->to;
+            if (mark[t->index] == 1) return t;
+            if (mark[t->index] == 0) {
+                struct sl_stage *c = find_cycle(t, mark);
+                if (c) return c;
+            }
+        }
+    mark[s->index] = 2;
+    return NULL;
+}
+
+static int check_graph(struct sl_pipeline *p, struct sl_error *err)
+{
+    for (uint32_t i = 0; i < p->nstages; i++) {
+        struct sl_stage *s = p->stages[i];
+        if (s->type->kind != SL_SOURCE && s->ninputs == 0) {
+            if (err) snprintf(err->stage, sizeof err->stage, "%s", s->name);
+            return sl_error_set(err, SL_ECONFIG, "stage '%s' has no inputs", s->name);
+        }
+    }
+    uint8_t *mark = calloc(p->nstages ? p->nstages : 1, 1);
+    if (!mark) return sl_error_set(err, SL_ENOMEM, "out of memory");
+    struct sl_stage *c = NULL;
+    for (uint32_t i = 0; i < p->nstages && !c; i++)
+        if (!mark[i]) c = find_cycle(p->stages[i], mark);
+    free(mark);
+    if (c) return sl_error_set(err, SL_ECONFIG, "the graph has a cycle through '%s'", c->name);
+    return 0;
+}
+
+int sl_pipeline_start(struct sl_pipeline *p, struct sl_error *err)
+{
+    if (p->started) return 0;
+    int rc = check_graph(p, err);
+    if (rc) return rc;
+    p->loop_thread = pthread_self();
+    p->start_ms = sl__now_ns() / 1000000;
+    for (uint32_t i = 0; i < p->nstages; i++) {
+        struct sl_stage *s = p->stages[i];
+        if (s->type->start && (rc = s->type->start(s, err)) != 0) goto fail_stage;
+        s->started = true;
+        if (s->nworkers && (rc = sl__workers_start(s, err)) != 0) goto fail_stage;
+        continue;
+    fail_stage:
+        if (err) {
+            snprintf(err->stage, sizeof err->stage, "%s", s->name);
+            if (!err->code) err->code = rc;
+        }
+        return rc;
+    }
+    p->started = true;
+    p->running = true;
+    for (uint32_t i = 0; i < p->nstages; i++) sl__schedule(p->stages[i]);
+    return 0;
+}

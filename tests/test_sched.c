@@ -1,0 +1,304 @@
+/* The scheduler: backpressure, fan-out, fan-in, end of stream, failures, signals,
+ * cross-thread wakeups. Each test runs the loop to its end and then checks counts. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "internal.h"
+
+static struct sl_pipeline *p;
+
+static void setup(void)
+{
+    struct sl_pipeline_options o;
+    sl_pipeline_options_init(&o);
+    o.queue_max_batches = 4;
+    o.queue_max_bytes = 1 << 20;
+    struct sl_error err = {0};
+    p = sl_pipeline_new(NULL, &o, &err);
+    cr_assert_not_null(p, "%s", err.msg);
+}
+
+static void teardown(void)
+{
+    sl_pipeline_free(p);
+}
+
+TestSuite(sched, .init = setup, .fini = teardown, .timeout = 30);
+
+static void run_ok(void)
+{
+    struct sl_error err = {0};
+    int rc = sl_pipeline_run(p, &err);
+    cr_assert_eq(rc, 0, "run: %s (stage %s)", err.msg, err.stage);
+    cr_assert_eq(sl_pipeline_live_batches(p), 0, "batches leaked: %llu",
+                 (unsigned long long)sl_pipeline_live_batches(p));
+}
+
+static void assert_sequence(const struct t_collect *c, int64_t n, int64_t step)
+{
+    cr_assert_eq((int64_t)c->nseen, n, "sink saw %zu events, expected %lld", c->nseen,
+                 (long long)n);
+    for (int64_t i = 0; i < n; i++)
+        cr_assert_eq(c->seen[i], i * step, "event %lld is %lld", (long long)i,
+                     (long long)c->seen[i]);
+}
+
+Test(sched, end_of_stream_delivers_every_event_once)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 10000\nbatch: 64");
+    struct sl_stage *pass = t_add(p, "pass", &t_pass, NULL);
+    struct sl_stage *even = t_add(p, "even", &t_even, NULL);
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    t_connect(p, src, pass);
+    t_connect(p, pass, even);
+    t_connect(p, even, out);
+    run_ok();
+    struct t_collect *c = sl_stage_state(out);
+    assert_sequence(c, 5000, 2);
+    cr_assert(c->flushed);
+    struct t_counter *s = sl_stage_state(src);
+    cr_assert_eq(s->acked_events, 10000);
+    cr_assert_not(s->ack_out_of_order);
+    struct sl_stage_stats st;
+    sl_stage_stats(even, &st);
+    cr_assert_eq(st.events_in, 10000);
+    cr_assert_eq(st.events_out, 5000);
+    sl_stage_stats(out, &st);
+    cr_assert_eq(st.acked, 5000);
+    cr_assert(st.finished);
+}
+
+Test(sched, fast_source_into_slow_sink_is_never_polled_while_full)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 2000\nbatch: 10");
+    struct sl_stage *out = t_add(p, "out", &t_collect, "delay_ms: 1");
+    t_connect(p, src, out);
+    run_ok();
+    struct t_counter *s = sl_stage_state(src);
+    struct t_collect *c = sl_stage_state(out);
+    assert_sequence(c, 2000, 1);
+    cr_assert_eq(s->polls_while_full, 0, "polled %lld times while full",
+                 (long long)s->polls_while_full);
+    /* 200 batches went through a queue of 4: the source must have waited. Live batches
+     * never exceeded the queue, the one the sink holds, and the one being made. */
+    cr_assert_leq(sl_pipeline_peak_batches(p), 4 + 1 + 1, "peak %llu batches",
+                  (unsigned long long)sl_pipeline_peak_batches(p));
+    cr_assert_eq(c->max_outstanding, 1);
+}
+
+Test(sched, memory_stays_bounded_whatever_the_input_size)
+{
+    /* 200k events through a slow-ish chain: live batches bounded by queue capacities. */
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 200000\nbatch: 100");
+    struct sl_stage *pass = t_add(p, "pass", &t_pass, "spin: 20");
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    t_connect(p, src, pass);
+    t_connect(p, pass, out);
+    run_ok();
+    assert_sequence(sl_stage_state(out), 200000, 1);
+    /* Two queues of 4, each transform output holding its input: at most 2 * (4 + 1)
+     * source batches plus their derived batches. */
+    cr_assert_leq(sl_pipeline_peak_batches(p), 24, "peak %llu batches",
+                  (unsigned long long)sl_pipeline_peak_batches(p));
+}
+
+static struct t_collect *slow_seen;
+
+static void check_slow_saw_it(struct sl_stage *s, struct sl_batch *b)
+{
+    (void)s;
+    int64_t last = t_number(sl_batch_event_const(b, sl_batch_count(b) - 1));
+    cr_assert_gt((int64_t)slow_seen->acked, last, "acked upstream before the slow sink");
+}
+
+Test(sched, fan_out_with_a_slow_branch_delivers_all_to_both)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 3000\nbatch: 50");
+    struct sl_stage *fast = t_add(p, "fast", &t_collect, NULL);
+    struct sl_stage *slow = t_add(p, "slow", &t_collect, "delay_ms: 1");
+    t_connect(p, src, fast);
+    t_connect(p, src, slow);
+    struct t_counter *s = sl_stage_state(src);
+    slow_seen = sl_stage_state(slow);
+    s->on_ack = check_slow_saw_it;
+    run_ok();
+    assert_sequence(sl_stage_state(fast), 3000, 1);
+    assert_sequence(sl_stage_state(slow), 3000, 1);
+    cr_assert_eq(s->acked_events, 3000);
+    cr_assert_eq(s->polls_while_full, 0);
+}
+
+Test(sched, fan_in_from_three_sources_is_fair_and_complete)
+{
+    struct sl_stage *a = t_add(p, "a", &t_counter, "count: 1000\nbatch: 10");
+    struct sl_stage *b = t_add(p, "b", &t_counter, "count: 1000\nbatch: 10");
+    struct sl_stage *c = t_add(p, "c", &t_counter, "count: 1000\nbatch: 10");
+    struct sl_stage *out = t_add(p, "out", &t_collect, "delay_ms: 1");
+    t_connect(p, a, out);
+    t_connect(p, b, out);
+    t_connect(p, c, out);
+    run_ok();
+    struct t_collect *col = sl_stage_state(out);
+    cr_assert_eq(col->nseen, 3000);
+    int64_t next[3] = {0, 0, 0};
+    int first_batches[3] = {0, 0, 0};
+    for (size_t i = 0; i < col->nseen; i++) {
+        int k = col->origins[i][0] - 'a';
+        cr_assert(k >= 0 && k < 3, "origin %s", col->origins[i]);
+        cr_assert_eq(col->seen[i], next[k]++, "source %c out of order", 'a' + k);
+        if (i < 60) first_batches[k]++;
+    }
+    for (int k = 0; k < 3; k++) {
+        cr_assert_eq(next[k], 1000);
+        cr_assert_geq(first_batches[k], 10, "source %c starved in the first 6 batches", 'a' + k);
+    }
+}
+
+Test(sched, failing_stage_stops_the_run_with_its_name)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 0\nbatch: 10");
+    struct sl_stage *bad = t_add(p, "bad_parser", &t_pass, "fail_at: 777");
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    t_connect(p, src, bad);
+    t_connect(p, bad, out);
+    struct sl_error err = {0};
+    int rc = sl_pipeline_run(p, &err);
+    cr_assert_eq(rc, SL_EPARSE);
+    cr_assert_str_eq(err.stage, "bad_parser");
+    cr_assert_str_eq(err.msg, "bad event 777");
+    char buf[256];
+    cr_assert_str_eq(sl_error_format(&err, buf, sizeof buf), "stage 'bad_parser': bad event 777");
+    /* Nothing after the failing batch was acknowledged upstream. */
+    struct t_counter *s = sl_stage_state(src);
+    cr_assert_leq(s->acked_events, 770);
+}
+
+Test(sched, failing_sink_stops_the_run)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 100\nbatch: 10");
+    struct sl_stage *out = t_add(p, "disk", &t_collect, "fail_at: 42");
+    t_connect(p, src, out);
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_run(p, &err), SL_EIO);
+    cr_assert_str_eq(err.stage, "disk");
+    cr_assert_str_eq(err.msg, "cannot write event 42");
+    struct t_counter *s = sl_stage_state(src);
+    cr_assert_eq(s->acked_events, 40, "acked %lld", (long long)s->acked_events);
+}
+
+Test(sched, sigterm_in_the_middle_drains_and_acks_what_was_written)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 0\nbatch: 10");
+    struct sl_stage *pass = t_add(p, "pass", &t_pass, NULL);
+    struct sl_stage *out = t_add(p, "out", &t_collect, "stop_after: 5000\ndelay_ms: 0");
+    t_connect(p, src, pass);
+    t_connect(p, pass, out);
+    cr_assert_eq(sl_pipeline_catch_signals(p, NULL, NULL), 0);
+    run_ok();
+    struct t_counter *s = sl_stage_state(src);
+    struct t_collect *c = sl_stage_state(out);
+    cr_assert_geq((int64_t)c->nseen, 5000);
+    /* Everything the source made reached the sink, once, and was acknowledged. */
+    cr_assert_eq((int64_t)c->nseen, s->next);
+    assert_sequence(c, s->next, 1);
+    cr_assert_eq(s->acked_events, s->next);
+    cr_assert(c->flushed);
+}
+
+Test(sched, wakeups_from_another_thread_deliver_everything)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 50000\nbatch: 256\nwake_thread: true");
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    t_connect(p, src, out);
+    run_ok();
+    assert_sequence(sl_stage_state(out), 50000, 1);
+}
+
+Test(sched, pending_source_is_polled_again_after_its_timer_wakes_it)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 500\nbatch: 10\npending_every: 3");
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    t_connect(p, src, out);
+    run_ok();
+    assert_sequence(sl_stage_state(out), 500, 1);
+    struct t_counter *s = sl_stage_state(src);
+    cr_assert_geq(s->polls, 75); /* 50 batches + a PENDING every third poll + DONE */
+}
+
+Test(sched, transform_outputs_ports_and_flush_at_end)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 105\nbatch: 7");
+    struct sl_stage *win = t_add(p, "win", &t_window, "size: 10");
+    struct sl_stage *sums = t_add(p, "sums", &t_collect, NULL);
+    struct sl_stage *odd = t_add(p, "odds", &t_collect, NULL);
+    struct sl_error err = {0};
+    t_connect(p, src, win);
+    t_connect(p, win, sums);
+    cr_assert_eq(sl_pipeline_connect(p, win, "odd", odd, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_pipeline_connect(p, win, "even", odd, &err), SL_ENOTFOUND);
+    run_ok();
+    struct t_collect *c = sl_stage_state(sums);
+    cr_assert_eq(c->nseen, 11);
+    for (int64_t w = 0; w < 10; w++) /* sum of 10w .. 10w+9 */
+        cr_assert_eq(c->seen[w], 100 * w + 45);
+    cr_assert_eq(c->seen[10], 100 + 101 + 102 + 103 + 104);
+    struct t_collect *o = sl_stage_state(odd);
+    cr_assert_eq(o->nseen, 52);
+    for (size_t i = 0; i < o->nseen; i++) cr_assert_eq(o->seen[i], 2 * (int64_t)i + 1);
+    struct t_counter *s = sl_stage_state(src);
+    cr_assert_eq(s->acked_events, 105);
+    cr_assert_not(s->ack_out_of_order);
+}
+
+Test(sched, duplicated_events_are_independent_copies)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 300\nbatch: 30");
+    struct sl_stage *dup = t_add(p, "dup", &t_pass, "dup: 3");
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    t_connect(p, src, dup);
+    t_connect(p, dup, out);
+    run_ok();
+    struct t_collect *c = sl_stage_state(out);
+    cr_assert_eq(c->nseen, 900);
+    for (size_t i = 0; i < 900; i++) cr_assert_eq(c->seen[i], (int64_t)i / 3);
+}
+
+Test(sched, graph_without_inputs_or_with_a_cycle_does_not_start)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, NULL);
+    struct sl_stage *a = t_add(p, "a", &t_pass, NULL);
+    struct sl_stage *b = t_add(p, "b", &t_pass, NULL);
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    (void)out;
+    t_connect(p, src, a);
+    t_connect(p, a, b);
+    t_connect(p, b, a);
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_start(p, &err), SL_ECONFIG);
+    cr_assert_str_eq(err.msg, "stage 'out' has no inputs");
+    t_connect(p, b, out);
+    memset(&err, 0, sizeof err);
+    cr_assert_eq(sl_pipeline_start(p, &err), SL_ECONFIG);
+    cr_assert_str_eq(err.msg, "the graph has a cycle through 'a'");
+}
+
+static void stop_from_thread_ack(struct sl_stage *s, struct sl_batch *b)
+{
+    (void)b;
+    struct t_counter *c = sl_stage_state(s);
+    if (c->acked_batches == 20) sl_pipeline_stop(p); /* loop thread: immediate */
+}
+
+Test(sched, stop_ends_an_endless_source_with_success)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 0\nbatch: 5");
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    t_connect(p, src, out);
+    ((struct t_counter *)sl_stage_state(src))->on_ack = stop_from_thread_ack;
+    run_ok();
+    struct t_counter *s = sl_stage_state(src);
+    cr_assert_eq(s->acked_events, s->next);
+    cr_assert_eq((int64_t)((struct t_collect *)sl_stage_state(out))->nseen, s->next);
+}

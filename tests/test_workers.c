@@ -1,0 +1,105 @@
+/* `workers: N`: batches run on a thread pool and leave in the order they came. */
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+#include "internal.h"
+
+static struct sl_pipeline *p;
+
+static void setup(void)
+{
+    p = sl_pipeline_new(NULL, NULL, NULL);
+    cr_assert_not_null(p);
+}
+
+static void teardown(void)
+{
+    sl_pipeline_free(p);
+}
+
+TestSuite(workers, .init = setup, .fini = teardown, .timeout = 60);
+
+static void run_ok(void)
+{
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_run(p, &err), 0, "run: %s", err.msg);
+    cr_assert_eq(sl_pipeline_live_batches(p), 0);
+}
+
+Test(workers, four_workers_keep_batch_order_and_lose_nothing)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 100000\nbatch: 37");
+    struct sl_stage *pass = t_add(p, "pass", &t_pass, "workers: 4\nspin: 200");
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    t_connect(p, src, pass);
+    t_connect(p, pass, out);
+    run_ok();
+    struct t_collect *c = sl_stage_state(out);
+    cr_assert_eq(c->nseen, 100000);
+    for (size_t i = 0; i < c->nseen; i++) cr_assert_eq(c->seen[i], (int64_t)i);
+    struct t_counter *s = sl_stage_state(src);
+    cr_assert_eq(s->acked_events, 100000);
+    cr_assert_not(s->ack_out_of_order);
+}
+
+Test(workers, parallel_filter_keeps_order)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 20000\nbatch: 100");
+    struct sl_stage *pass = t_add(p, "pass", &t_pass, NULL);
+    struct sl_stage *even = t_add(p, "even", &t_even, "workers: 3");
+    struct sl_stage *out = t_add(p, "out", &t_collect, "delay_ms: 0");
+    t_connect(p, src, pass);
+    t_connect(p, pass, even);
+    t_connect(p, even, out);
+    run_ok();
+    struct t_collect *c = sl_stage_state(out);
+    cr_assert_eq(c->nseen, 10000);
+    for (size_t i = 0; i < c->nseen; i++) cr_assert_eq(c->seen[i], 2 * (int64_t)i);
+}
+
+Test(workers, stateful_type_refuses_workers)
+{
+    struct sl_error err = {0};
+    struct sl_config *cfg = t_config("size: 3\nworkers: 2");
+    cr_assert_null(sl_pipeline_add(p, "win", &t_window, cfg, &err));
+    sl_config_free(cfg);
+    cr_assert_eq(err.code, SL_ECONFIG);
+    cr_assert_str_eq(err.msg, "type 't_window' keeps state between events and cannot run on workers");
+    cr_assert_eq(err.line, 2);
+    cr_assert_eq(err.col, 10);
+    cr_assert_str_eq(err.stage, "win");
+}
+
+Test(workers, failure_on_a_worker_stops_the_run)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 0\nbatch: 50");
+    struct sl_stage *pass = t_add(p, "pass", &t_pass, "workers: 2\nfail_at: 12345");
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    t_connect(p, src, pass);
+    t_connect(p, pass, out);
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_run(p, &err), SL_EPARSE);
+    cr_assert_str_eq(err.stage, "pass");
+    cr_assert_str_eq(err.msg, "bad event 12345");
+    struct t_counter *s = sl_stage_state(src);
+    cr_assert_leq(s->acked_events, 12300);
+}
+
+Test(workers, fan_out_after_workers_reaches_both_sinks)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 30000\nbatch: 64");
+    struct sl_stage *pass = t_add(p, "pass", &t_pass, "workers: 2");
+    struct sl_stage *a = t_add(p, "a", &t_collect, NULL);
+    struct sl_stage *b = t_add(p, "b", &t_collect, "delay_ms: 0");
+    t_connect(p, src, pass);
+    t_connect(p, pass, a);
+    t_connect(p, pass, b);
+    run_ok();
+    struct t_collect *ca = sl_stage_state(a), *cb = sl_stage_state(b);
+    cr_assert_eq(ca->nseen, 30000);
+    cr_assert_eq(cb->nseen, 30000);
+    for (size_t i = 0; i < 30000; i++) {
+        cr_assert_eq(ca->seen[i], (int64_t)i);
+        cr_assert_eq(cb->seen[i], (int64_t)i);
+    }
+}
