@@ -10,15 +10,16 @@
 
 #include "internal.h"
 
-#define POOL_MAX 32            /* free batches kept for reuse */
-#define ARENA_KEEP (1u << 20)  /* arena bytes a pooled batch keeps */
+#define POOL_MAX    32         /* free batches kept for reuse */
+#define ARENA_KEEP  (1u << 20) /* arena bytes a pooled batch keeps */
 #define EVENTS_KEEP 8192       /* event slots a pooled batch keeps */
 
 static void note_live(struct sl_pipeline *p)
 {
     uint64_t now = atomic_fetch_add(&p->live, 1) + 1;
     uint64_t peak = atomic_load(&p->peak_live);
-    while (now > peak && !atomic_compare_exchange_weak(&p->peak_live, &peak, now)) {}
+    while (now > peak && !atomic_compare_exchange_weak(&p->peak_live, &peak, now)) {
+    }
 }
 
 struct sl_batch *sl__batch_get(struct sl_pipeline *p)

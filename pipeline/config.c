@@ -20,14 +20,14 @@ struct doc {
 };
 
 struct sl_config {
-    struct doc *doc;            /* owner */
-    enum sl_config_kind kind;   /* scalar, map or list */
-    char *str;                  /* scalar text (NUL-terminated), NULL otherwise */
-    bool quoted;                /* scalar was quoted */
-    int line, col;              /* 1-based position */
-    struct sl_config **items;   /* map values or list items */
-    struct sl_config **keys;    /* map keys (scalars) */
-    size_t n, cap;              /* entries used / allocated */
+    struct doc *doc;          /* owner */
+    enum sl_config_kind kind; /* scalar, map or list */
+    char *str;                /* scalar text (NUL-terminated), NULL otherwise */
+    bool quoted;              /* scalar was quoted */
+    int line, col;            /* 1-based position */
+    struct sl_config **items; /* map values or list items */
+    struct sl_config **keys;  /* map keys (scalars) */
+    size_t n, cap;            /* entries used / allocated */
 };
 
 struct anchor {
@@ -36,12 +36,12 @@ struct anchor {
 };
 
 struct parse {
-    yaml_parser_t yp;         /* libyaml state */
-    struct doc *doc;          /* being built */
-    struct sl_error *err;     /* where errors go */
-    struct anchor *anchors;   /* &name -> node */
-    size_t nanchors;          /* entries in anchors */
-    int failed;               /* an error was reported */
+    yaml_parser_t yp;       /* libyaml state */
+    struct doc *doc;        /* being built */
+    struct sl_error *err;   /* where errors go */
+    struct anchor *anchors; /* &name -> node */
+    size_t nanchors;        /* entries in anchors */
+    int failed;             /* an error was reported */
 };
 
 /* ---- nodes ----------------------------------------------------------------------------- */
@@ -134,8 +134,8 @@ static int buf_put(struct buf *b, const char *s, size_t n)
 }
 
 /* Expands one ${...} at `s` (after "${"), `close` pointing at its '}'. */
-static int expand_var(struct parse *ps, struct buf *out, const char *s, const char *close,
-                      int line, int col)
+static int expand_var(struct parse *ps, struct buf *out, const char *s, const char *close, int line,
+                      int col)
 {
     const char *colon = memchr(s, ':', (size_t)(close - s));
     const char *name_end = colon ? colon : close;
@@ -154,8 +154,8 @@ static int expand_var(struct parse *ps, struct buf *out, const char *s, const ch
     if (has_default) return buf_put(out, colon + 2, (size_t)(close - colon - 2));
     ps->failed = 1;
     return sl_error_at(ps->err, SL_ECONFIG, ps->doc->file, line, col,
-                       "environment variable '%s' is not set (give a default: ${%s:-value})",
-                       name, name);
+                       "environment variable '%s' is not set (give a default: ${%s:-value})", name,
+                       name);
 }
 
 static char *interpolate(struct parse *ps, const char *s, size_t len, int line, int col)
@@ -551,8 +551,8 @@ int sl_config_col(const struct sl_config *node)
     return node->col;
 }
 
-int sl_config_error(const struct sl_config *node, struct sl_error *err, int code,
-                    const char *fmt, ...)
+int sl_config_error(const struct sl_config *node, struct sl_error *err, int code, const char *fmt,
+                    ...)
 {
     if (!err) return code;
     if (node) {
@@ -601,8 +601,7 @@ static struct sl_config *override_value(struct doc *d, const char *value)
     return c;
 }
 
-int sl_config_set(struct sl_config *root, const char *path, const char *value,
-                  struct sl_error *err)
+int sl_config_set(struct sl_config *root, const char *path, const char *value, struct sl_error *err)
 {
     struct doc *d = root->doc;
     struct sl_config *m = root;
@@ -670,8 +669,8 @@ static int parse_with_units(const char *text, const struct unit *units, double *
 int sl_parse_duration(const char *text, long long *ms)
 {
     static const struct unit units[] = {
-        {"", 1000},     {"ms", 1},       {"s", 1000},      {"m", 60000},     {"min", 60000},
-        {"h", 3600000}, {"d", 86400000}, {"us", 0.001},    {"sec", 1000},    {NULL, 0},
+        {"", 1000},     {"ms", 1},       {"s", 1000},   {"m", 60000},  {"min", 60000},
+        {"h", 3600000}, {"d", 86400000}, {"us", 0.001}, {"sec", 1000}, {NULL, 0},
     };
     double v;
     if (parse_with_units(text, units, &v) || v > 9.2e15) return SL_ECONFIG;
@@ -682,10 +681,22 @@ int sl_parse_duration(const char *text, long long *ms)
 int sl_parse_size(const char *text, unsigned long long *bytes)
 {
     static const struct unit units[] = {
-        {"", 1},           {"B", 1},          {"KiB", 1024.0},     {"MiB", 1048576.0},
-        {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}, {"K", 1024.0}, {"M", 1048576.0},
-        {"G", 1073741824.0}, {"KB", 1e3},     {"MB", 1e6},         {"GB", 1e9},
-        {"TB", 1e12},      {"k", 1024.0},     {"kB", 1e3},         {NULL, 0},
+        {"", 1},
+        {"B", 1},
+        {"KiB", 1024.0},
+        {"MiB", 1048576.0},
+        {"GiB", 1073741824.0},
+        {"TiB", 1099511627776.0},
+        {"K", 1024.0},
+        {"M", 1048576.0},
+        {"G", 1073741824.0},
+        {"KB", 1e3},
+        {"MB", 1e6},
+        {"GB", 1e9},
+        {"TB", 1e12},
+        {"k", 1024.0},
+        {"kB", 1e3},
+        {NULL, 0},
     };
     double v;
     if (parse_with_units(text, units, &v) || v > 1.8e19) return SL_ECONFIG;

@@ -133,8 +133,7 @@ static const char *arena_name(struct sl_event *ev, const char *name, size_t len)
     return d;
 }
 
-int sl_event_add_field(struct sl_event *ev, const char *name, size_t len,
-                       const struct sl_value *v)
+int sl_event_add_field(struct sl_event *ev, const char *name, size_t len, const struct sl_value *v)
 {
     if (own_fields(ev, 1)) return SL_ENOMEM;
     struct sl__field *f = &ev->fields[ev->nfields++];
@@ -167,7 +166,8 @@ int sl_event_remove(struct sl_event *ev, const char *name, size_t len)
     int i = find_field(ev, name, len);
     if (i < 0) return SL_ENOTFOUND;
     if (own_fields(ev, 0)) return SL_ENOMEM;
-    memmove(&ev->fields[i], &ev->fields[i + 1], (size_t)(ev->nfields - i - 1) * sizeof ev->fields[0]);
+    memmove(&ev->fields[i], &ev->fields[i + 1],
+            (size_t)(ev->nfields - i - 1) * sizeof ev->fields[0]);
     ev->nfields--;
     ev->flags |= SL__EV_FIELDS_CHANGED;
     return 0;
@@ -185,7 +185,8 @@ int sl_event_rename(struct sl_event *ev, const char *from, size_t from_len, cons
     ev->fields[i].name = n;
     ev->fields[i].name_len = (uint32_t)to_len;
     if (j >= 0 && j != i) { /* the old field of that name is replaced */
-        memmove(&ev->fields[j], &ev->fields[j + 1], (size_t)(ev->nfields - j - 1) * sizeof ev->fields[0]);
+        memmove(&ev->fields[j], &ev->fields[j + 1],
+                (size_t)(ev->nfields - j - 1) * sizeof ev->fields[0]);
         ev->nfields--;
     }
     ev->flags |= SL__EV_FIELDS_CHANGED;

@@ -38,9 +38,9 @@ void sl__arena_free(struct sl__arena *a);
 /* ---- events and fields --------------------------------------------------------------- */
 
 struct sl__field {
-    const char *name;   /* not NUL-terminated */
-    uint32_t name_len;  /* bytes of name */
-    struct sl_value v;  /* the value; spans live in a batch arena or the payload */
+    const char *name;  /* not NUL-terminated */
+    uint32_t name_len; /* bytes of name */
+    struct sl_value v; /* the value; spans live in a batch arena or the payload */
 };
 
 enum {
@@ -48,21 +48,21 @@ enum {
 };
 
 struct sl_event {
-    const char *payload;         /* record bytes */
-    const char *key;             /* optional key, NULL when none */
-    const char *origin;          /* file path / topic, NULL when none */
-    struct sl__field *fields;    /* field index, nfields used of fields_cap */
-    struct sl_batch *batch;      /* batch whose arena this event allocates from */
+    const char *payload;          /* record bytes */
+    const char *key;              /* optional key, NULL when none */
+    const char *origin;           /* file path / topic, NULL when none */
+    struct sl__field *fields;     /* field index, nfields used of fields_cap */
+    struct sl_batch *batch;       /* batch whose arena this event allocates from */
     struct sl_batch *fields_home; /* batch whose arena holds `fields`; copy on write if
                                      it is not `batch` */
-    int64_t time;                /* ns since the epoch, 0 = unknown */
-    uint64_t offset;             /* source offset */
-    uint32_t payload_len;        /* bytes of payload */
-    uint32_t key_len;            /* bytes of key */
-    int32_t partition;           /* Kafka partition, -1 = none */
-    uint16_t nfields;            /* fields in use */
-    uint16_t fields_cap;         /* fields allocated */
-    uint32_t flags;              /* SL__EV_* */
+    int64_t time;                 /* ns since the epoch, 0 = unknown */
+    uint64_t offset;              /* source offset */
+    uint32_t payload_len;         /* bytes of payload */
+    uint32_t key_len;             /* bytes of key */
+    int32_t partition;            /* Kafka partition, -1 = none */
+    uint16_t nfields;             /* fields in use */
+    uint16_t fields_cap;          /* fields allocated */
+    uint32_t flags;               /* SL__EV_* */
 };
 
 /* ---- batches ------------------------------------------------------------------------- */
@@ -70,28 +70,28 @@ struct sl_event {
 #define SL__INLINE_PARENTS 2
 
 struct sl_batch {
-    struct sl_pipeline *p;        /* owner: pool, counters, ack delivery */
-    struct sl_event *events;      /* n used of cap (malloc'd; aliased by views) */
-    uint32_t n, cap;              /* events in use / allocated */
-    uint64_t bytes;               /* sum of payload_len */
-    struct sl__arena arena;       /* memory for payloads and fields */
-    int refs;                     /* references; loop thread only */
-    uint32_t nparents;            /* batches this one depends on */
-    uint32_t parents_cap;         /* allocated slots in more_parents */
+    struct sl_pipeline *p;                        /* owner: pool, counters, ack delivery */
+    struct sl_event *events;                      /* n used of cap (malloc'd; aliased by views) */
+    uint32_t n, cap;                              /* events in use / allocated */
+    uint64_t bytes;                               /* sum of payload_len */
+    struct sl__arena arena;                       /* memory for payloads and fields */
+    int refs;                                     /* references; loop thread only */
+    uint32_t nparents;                            /* batches this one depends on */
+    uint32_t parents_cap;                         /* allocated slots in more_parents */
     struct sl_batch *parents[SL__INLINE_PARENTS]; /* first parents */
-    struct sl_batch **more_parents; /* the rest */
-    struct sl_stage *source;      /* the source that produced it; NULL for derived batches */
-    struct sl_stage *sink;        /* the sink holding it, for sl_ack() */
-    struct sl_batch *view_of;     /* a view aliases this batch's events (sinks) */
-    struct sl_batch *next;        /* source in-flight list, or the pool */
-    uint64_t seq;                 /* source batches: production order */
-    uint64_t cookie;              /* source-private */
-    bool completed;               /* source batch: delivered, awaiting in-order ack */
+    struct sl_batch **more_parents;               /* the rest */
+    struct sl_stage *source;  /* the source that produced it; NULL for derived batches */
+    struct sl_stage *sink;    /* the sink holding it, for sl_ack() */
+    struct sl_batch *view_of; /* a view aliases this batch's events (sinks) */
+    struct sl_batch *next;    /* source in-flight list, or the pool */
+    uint64_t seq;             /* source batches: production order */
+    uint64_t cookie;          /* source-private */
+    bool completed;           /* source batch: delivered, awaiting in-order ack */
 };
 
 struct sl_batch *sl__batch_get(struct sl_pipeline *p); /* from the pool; any thread */
 int sl__batch_add_parent(struct sl_batch *b, struct sl_batch *parent); /* refs parent */
-void sl__batch_release(struct sl_batch *b);      /* drop one ref (loop thread) */
+void sl__batch_release(struct sl_batch *b); /* drop one ref (loop thread) */
 struct sl_batch *sl__batch_view(struct sl_batch *b, struct sl_stage *sink);
 int sl__batch_reserve(struct sl_batch *b, uint32_t n);
 void sl__batch_pool_free(struct sl_pipeline *p);
@@ -100,24 +100,24 @@ void sl__event_init(struct sl_event *ev, struct sl_batch *b);
 /* ---- queues (one per edge) ----------------------------------------------------------- */
 
 struct sl_queue {
-    struct sl_batch **ring;  /* ring_size slots */
-    uint32_t ring_size;      /* slots in ring (grows past cap only for a final flush) */
-    uint32_t cap;            /* capacity in batches */
-    uint32_t head;           /* index of the oldest */
-    uint32_t count;          /* batches queued */
-    uint64_t bytes;          /* payload bytes queued */
-    uint64_t max_bytes;      /* capacity in bytes */
-    struct sl_stage *from;   /* producer */
-    struct sl_stage *to;     /* consumer */
-    int port;                /* producer's output port */
-    bool closed;             /* producer has ended: no more pushes */
+    struct sl_batch **ring; /* ring_size slots */
+    uint32_t ring_size;     /* slots in ring (grows past cap only for a final flush) */
+    uint32_t cap;           /* capacity in batches */
+    uint32_t head;          /* index of the oldest */
+    uint32_t count;         /* batches queued */
+    uint64_t bytes;         /* payload bytes queued */
+    uint64_t max_bytes;     /* capacity in bytes */
+    struct sl_stage *from;  /* producer */
+    struct sl_stage *to;    /* consumer */
+    int port;               /* producer's output port */
+    bool closed;            /* producer has ended: no more pushes */
 };
 
 struct sl_queue *sl__queue_new(uint32_t max_batches, uint64_t max_bytes);
 void sl__queue_free(struct sl_queue *q); /* releases queued batches */
 bool sl__queue_has_room(const struct sl_queue *q);
 int sl__queue_push(struct sl_queue *q, struct sl_batch *b); /* takes a reference */
-struct sl_batch *sl__queue_pop(struct sl_queue *q);          /* gives the reference */
+struct sl_batch *sl__queue_pop(struct sl_queue *q);         /* gives the reference */
 
 /* ---- stages -------------------------------------------------------------------------- */
 
@@ -130,49 +130,49 @@ struct sl__port {
 struct sl__workers; /* pipeline/workers.c */
 
 struct sl__owned {
-    void *ptr;            /* memory the stage's options point into */
-    void (*fn)(void *);   /* how to free it */
+    void *ptr;          /* memory the stage's options point into */
+    void (*fn)(void *); /* how to free it */
 };
 
 struct sl_stage {
-    struct sl_pipeline *p;              /* owner */
-    const struct sl_stage_type *type;   /* callbacks and schema */
-    char *name;                         /* unique in the pipeline */
-    void *state;                        /* type->state_size bytes */
-    const struct sl_config *cfg;        /* config node (a document reference), or NULL */
-    struct sl__owned *owned;            /* option memory to free (lists, expressions) */
-    uint32_t nowned;                    /* entries in owned */
-    struct sl__port *ports;             /* outputs; port 0 is the default */
-    uint32_t nports;                    /* number of outputs */
-    struct sl_queue **inputs;           /* input edges */
-    uint32_t ninputs;                   /* number of input edges */
-    uint32_t rr;                        /* round-robin position among inputs */
-    uint32_t index;                     /* position in the pipeline */
-    int nworkers;                       /* 0: map/keep on the loop */
-    struct sl__workers *workers;        /* thread pool when nworkers > 0 */
+    struct sl_pipeline *p;            /* owner */
+    const struct sl_stage_type *type; /* callbacks and schema */
+    char *name;                       /* unique in the pipeline */
+    void *state;                      /* type->state_size bytes */
+    const struct sl_config *cfg;      /* config node (a document reference), or NULL */
+    struct sl__owned *owned;          /* option memory to free (lists, expressions) */
+    uint32_t nowned;                  /* entries in owned */
+    struct sl__port *ports;           /* outputs; port 0 is the default */
+    uint32_t nports;                  /* number of outputs */
+    struct sl_queue **inputs;         /* input edges */
+    uint32_t ninputs;                 /* number of input edges */
+    uint32_t rr;                      /* round-robin position among inputs */
+    uint32_t index;                   /* position in the pipeline */
+    int nworkers;                     /* 0: map/keep on the loop */
+    struct sl__workers *workers;      /* thread pool when nworkers > 0 */
 
-    struct sl_stage *next_ready;        /* ready list link */
-    bool scheduled;                     /* on the ready list */
-    bool pending;                       /* waiting for sl_stage_wake() */
-    bool initialised;                   /* init() succeeded: close() needed */
-    bool started;                       /* start() ran */
-    bool input_ended;                   /* all inputs closed and drained, flush(end) done */
-    bool finished;                      /* the stage has ended */
-    bool flush_req;                     /* transform: flush(end=false) owed after a wake */
-    atomic_int wake_req;                /* sl_stage_wake() since the last run */
-    atomic_int work_ready;              /* a worker finished a job */
-    atomic_int err_set;                 /* err holds a reason */
+    struct sl_stage *next_ready; /* ready list link */
+    bool scheduled;              /* on the ready list */
+    bool pending;                /* waiting for sl_stage_wake() */
+    bool initialised;            /* init() succeeded: close() needed */
+    bool started;                /* start() ran */
+    bool input_ended;            /* all inputs closed and drained, flush(end) done */
+    bool finished;               /* the stage has ended */
+    bool flush_req;              /* transform: flush(end=false) owed after a wake */
+    atomic_int wake_req;         /* sl_stage_wake() since the last run */
+    atomic_int work_ready;       /* a worker finished a job */
+    atomic_int err_set;          /* err holds a reason */
 
-    uint32_t outstanding;               /* sink: batches written and not acked */
-    struct sl_batch *inflight_head;     /* source: batches not yet acked, oldest first */
-    struct sl_batch *inflight_tail;     /* source: newest */
-    uint64_t next_seq;                  /* source: next batch number */
+    uint32_t outstanding;           /* sink: batches written and not acked */
+    struct sl_batch *inflight_head; /* source: batches not yet acked, oldest first */
+    struct sl_batch *inflight_tail; /* source: newest */
+    uint64_t next_seq;              /* source: next batch number */
 
-    struct sl_stage_stats st;           /* counters (dropped/errors via atomics below) */
-    atomic_uint_fast64_t dropped;       /* events dropped on purpose */
-    atomic_uint_fast64_t errors;        /* events that failed */
-    pthread_mutex_t err_lock;           /* guards err (workers may fail) */
-    struct sl_error err;                /* why the stage failed */
+    struct sl_stage_stats st;     /* counters (dropped/errors via atomics below) */
+    atomic_uint_fast64_t dropped; /* events dropped on purpose */
+    atomic_uint_fast64_t errors;  /* events that failed */
+    pthread_mutex_t err_lock;     /* guards err (workers may fail) */
+    struct sl_error err;          /* why the stage failed */
 };
 
 void sl__stage_free(struct sl_stage *s);
@@ -224,23 +224,25 @@ struct sl_pipeline {
     struct sl_queue **queues;       /* all edges */
     uint32_t nqueues, queues_cap;   /* used / allocated */
 
-    struct sl_stage *ready_head;    /* stages to run, FIFO */
+    struct sl_stage *ready_head; /* stages to run, FIFO */
     struct sl_stage *ready_tail;
-    struct event *run_ev;           /* activated when the ready list is non-empty */
-    bool run_armed;                 /* run_ev is active */
-    struct event *wake_ev;          /* eventfd watcher for cross-thread wakeups */
-    int wake_fd;                    /* eventfd */
-    atomic_int wake_signalled;      /* a write to wake_fd is pending */
-    pthread_t loop_thread;          /* where the loop runs */
-    struct event *sig_ev[2];        /* SIGINT, SIGTERM watchers */
-    int signals_seen;               /* count of stop signals */
+    struct event *run_ev;                /* activated when the ready list is non-empty */
+    bool run_armed;                      /* run_ev is active */
+    struct event *wake_ev;               /* eventfd watcher for cross-thread wakeups */
+    int wake_fd;                         /* eventfd */
+    atomic_int wake_signalled;           /* a write to wake_fd is pending */
+    pthread_t loop_thread;               /* where the loop runs */
+    struct event *sig_ev[2];             /* SIGINT, SIGTERM watchers */
+    int signals_seen;                    /* count of stop signals */
     void (*on_signal)(void *, int, int); /* CLI hook */
     void *on_signal_arg;
 
-    atomic_int stop_req;            /* sl_pipeline_stop() from another thread */
+    atomic_int stop_req; /* sl_pipeline_stop() from another thread */
     bool started, running, looping, stopping, done, failed, aborted;
-    struct sl_error err;            /* first failure */
+    struct sl_error err; /* first failure */
 
+    struct sl__executor *executor;  /* sl_stage_submit threads, started on first use */
+    atomic_int executor_done;       /* a task finished: run done callbacks */
     pthread_mutex_t pool_lock;      /* guards the batch pool (workers take batches) */
     struct sl_batch *pool;          /* free batches */
     uint32_t pool_count;            /* batches in pool */
@@ -255,9 +257,12 @@ void sl__push_port(struct sl_stage *s, int port, struct sl_batch *b); /* takes b
 void sl__source_batch_completed(struct sl_batch *b);
 void sl__sink_acked(struct sl_stage *s, struct sl_batch *view);
 void sl__wake_loop(struct sl_stage *s);             /* any thread: run s (work_ready) */
+void sl__wake_pipeline(struct sl_pipeline *p);      /* any thread: poke the loop */
+void sl__executor_run_done(struct sl_pipeline *p);  /* loop: run finished tasks' done */
+void sl__executor_stop(struct sl_pipeline *p);      /* finish all tasks, join threads */
 struct sl_batch *sl__pop_input(struct sl_stage *s); /* next input batch, round-robin */
 int sl__sched_init(struct sl_pipeline *p);
-void sl__batch_free_inflight(struct sl_stage *s);   /* frees a source's unacked batches */
+void sl__batch_free_inflight(struct sl_stage *s); /* frees a source's unacked batches */
 void sl__log(struct sl_pipeline *p, const struct sl_stage *s, enum sl_log_level level,
              const char *fmt, ...) SL_PRINTF(4, 5);
 int64_t sl__now_ns(void);

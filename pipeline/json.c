@@ -54,7 +54,8 @@ static void make_value(const char *s, size_t a, size_t b, struct sl_value *out)
     } else {
         out->s = s + a;
         out->len = (uint32_t)(b - a);
-        out->type = memchr(out->s, '.', out->len) || memchr(out->s, 'e', out->len) ? SL_FLOAT : SL_INT;
+        out->type =
+            memchr(out->s, '.', out->len) || memchr(out->s, 'e', out->len) ? SL_FLOAT : SL_INT;
         out->flags = SL_VALUE_TEXT;
     }
 }
@@ -69,14 +70,19 @@ int sl_json_get(const char *json, size_t len, const char *path, size_t path_len,
         if (a >= len) return SL_EPARSE;
         if (path[p] == '[') {
             size_t idx = 0, q = p + 1;
-            while (q < path_len && path[q] >= '0' && path[q] <= '9') idx = idx * 10 + (size_t)(path[q++] - '0');
+            while (q < path_len && path[q] >= '0' && path[q] <= '9')
+                idx = idx * 10 + (size_t)(path[q++] - '0');
             if (q >= path_len || path[q] != ']' || json[a] != '[') return SL_ENOTFOUND;
             p = q + 1;
             size_t i = skip_ws(json, a + 1, len);
             for (size_t k = 0;; k++) {
                 if (i >= len || json[i] == ']') return SL_ENOTFOUND;
                 size_t e = skip_value(json, i, len);
-                if (k == idx) { a = i; b = e; break; }
+                if (k == idx) {
+                    a = i;
+                    b = e;
+                    break;
+                }
                 i = skip_ws(json, e, len);
                 if (i < len && json[i] == ',') i = skip_ws(json, i + 1, len);
             }
@@ -93,7 +99,12 @@ int sl_json_get(const char *json, size_t len, const char *path, size_t path_len,
             i = skip_ws(json, ke, len);
             if (i < len && json[i] == ':') i = skip_ws(json, i + 1, len);
             size_t ve = skip_value(json, i, len);
-            if (match) { a = i; b = ve; found = true; break; }
+            if (match) {
+                a = i;
+                b = ve;
+                found = true;
+                break;
+            }
             i = skip_ws(json, ve, len);
             if (i < len && json[i] == ',') i = skip_ws(json, i + 1, len);
         }

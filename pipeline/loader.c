@@ -8,8 +8,8 @@
 #include "internal.h"
 
 struct section {
-    const char *key; /* top-level key */
-    int kind;        /* registry kind to look up (-1: transform or filter) */
+    const char *key;  /* top-level key */
+    int kind;         /* registry kind to look up (-1: transform or filter) */
     const char *what; /* for messages */
 };
 
@@ -56,7 +56,8 @@ int sl_pipeline_options_from_config(struct sl_pipeline_options *o, const struct 
     long long ms;
     if (!rc && t) {
         if (!sl_config_str(t) || sl_parse_duration(sl_config_str(t), &ms))
-            return sl_config_error(t, err, SL_ECONFIG, "'batch.timeout' expects a duration such as 100ms");
+            return sl_config_error(t, err, SL_ECONFIG,
+                                   "'batch.timeout' expects a duration such as 100ms");
         o->batch_timeout_ms = ms;
     }
     const struct sl_config *d = sl_config_get(pc, "data_dir");
@@ -68,7 +69,8 @@ int sl_pipeline_options_from_config(struct sl_pipeline_options *o, const struct 
     return rc;
 }
 
-/* ---- stages ------------------------------------------------------------------------------------ */
+/* ---- stages ------------------------------------------------------------------------------------
+ */
 
 static int add_stage(struct sl_pipeline *p, const struct sl_registry *reg,
                      const struct section *sec, const char *name, const struct sl_config *node,
@@ -80,22 +82,21 @@ static int add_stage(struct sl_pipeline *p, const struct sl_registry *reg,
     const struct sl_config *tn = sl_config_get(node, "type");
     const char *type = tn ? sl_config_str(tn) : NULL;
     if (!type || !*type)
-        return sl_config_error(tn ? tn : key, err, SL_ECONFIG, "%s '%s' needs a 'type'",
-                               sec->what, name);
+        return sl_config_error(tn ? tn : key, err, SL_ECONFIG, "%s '%s' needs a 'type'", sec->what,
+                               name);
     const struct sl_stage_type *t = sl_registry_find(reg, type, sec->kind);
     if (!t) {
         const char *near = sl_registry_suggest(reg, type);
         const struct sl_stage_type *other = sl_registry_find(reg, type, -1);
         if (other)
-            return sl_config_error(tn, err, SL_ECONFIG, "type '%s' is not a %s (it belongs in '%s')",
-                                   type, sec->what,
+            return sl_config_error(tn, err, SL_ECONFIG,
+                                   "type '%s' is not a %s (it belongs in '%s')", type, sec->what,
                                    other->kind == SL_SOURCE ? "sources"
                                    : other->kind == SL_SINK ? "sinks"
                                                             : "transforms");
         if (near)
-            return sl_config_error(tn, err, SL_ECONFIG,
-                                   "unknown %s type '%s' (did you mean '%s'?)", sec->what, type,
-                                   near);
+            return sl_config_error(tn, err, SL_ECONFIG, "unknown %s type '%s' (did you mean '%s'?)",
+                                   sec->what, type, near);
         return sl_config_error(tn, err, SL_ECONFIG, "unknown %s type '%s'", sec->what, type);
     }
     if (sl_pipeline_find(p, name))
@@ -147,8 +148,8 @@ static int connect_input(struct sl_pipeline *p, struct sl_stage *to, const struc
         return sl_config_error(item, err, SL_ECONFIG, "input '%s' is a sink: sinks have no output",
                                ref);
     if (sl_stage_output(from, port) < 0)
-        return sl_config_error(item, err, SL_ECONFIG, "stage '%s' has no output '%s'",
-                               from->name, port);
+        return sl_config_error(item, err, SL_ECONFIG, "stage '%s' has no output '%s'", from->name,
+                               port);
     struct sl_error e = {0};
     if (sl_pipeline_connect(p, from, port, to, &e))
         return sl_config_error(item, err, e.code, "%s", e.msg);
@@ -159,8 +160,7 @@ static int connect_inputs(struct sl_pipeline *p, struct sl_stage *s, struct sl_e
 {
     const struct sl_config *in = sl_config_get(s->cfg, "inputs");
     if (s->type->kind == SL_SOURCE) {
-        if (in)
-            return sl_config_error(in, err, SL_ECONFIG, "source '%s' takes no inputs", s->name);
+        if (in) return sl_config_error(in, err, SL_ECONFIG, "source '%s' takes no inputs", s->name);
         return 0;
     }
     if (!in || (sl_config_kind(in) == SL_CFG_LIST && sl_config_len(in) == 0))
@@ -188,10 +188,10 @@ static int check_top(const struct sl_config *root, struct sl_error *err)
         for (size_t k = 0; k < 4; k++) known |= strcmp(key, top_keys[k]) == 0;
         if (known) continue;
         const char *near = sl__nearest(key, top_keys, 4);
-        return sl_config_error(sl_config_key_at(root, i), err, SL_ECONFIG,
-                               "unknown section '%s'%s%s%s (expected pipeline, sources, transforms or sinks)",
-                               key, near ? " (did you mean '" : "", near ? near : "",
-                               near ? "'?)" : "");
+        return sl_config_error(
+            sl_config_key_at(root, i), err, SL_ECONFIG,
+            "unknown section '%s'%s%s%s (expected pipeline, sources, transforms or sinks)", key,
+            near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
     }
     return 0;
 }

@@ -134,8 +134,8 @@ static int fill_one(struct sl_stage *s, const struct sl_option *o, const struct 
         int i = enum_index(o->choices, text);
         if (i < 0)
             return sl_config_error(node, err, SL_ECONFIG,
-                                   "option '%s' must be one of %s; found '%s'", o->name,
-                                   o->choices, text);
+                                   "option '%s' must be one of %s; found '%s'", o->name, o->choices,
+                                   text);
         *(int *)dst = i;
         return 0;
     }

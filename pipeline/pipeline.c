@@ -18,6 +18,7 @@ void sl_pipeline_options_init(struct sl_pipeline_options *o)
     o->queue_max_batches = 8;
     o->queue_max_bytes = 8u << 20;
     o->data_dir = ".";
+    o->executor_threads = 4;
 }
 
 struct sl_pipeline *sl_pipeline_new(struct event_base *base, const struct sl_pipeline_options *opts,
@@ -25,8 +26,10 @@ struct sl_pipeline *sl_pipeline_new(struct event_base *base, const struct sl_pip
 {
     struct sl_pipeline *p = calloc(1, sizeof *p);
     if (!p) goto fail_alloc;
-    if (opts) p->opt = *opts;
-    else sl_pipeline_options_init(&p->opt);
+    if (opts)
+        p->opt = *opts;
+    else
+        sl_pipeline_options_init(&p->opt);
     if (!p->opt.batch_max_events) p->opt.batch_max_events = 1024;
     if (!p->opt.queue_max_batches) p->opt.queue_max_batches = 1;
     p->opt.data_dir = sl__strdup(p->opt.data_dir ? p->opt.data_dir : ".");
@@ -67,6 +70,7 @@ void sl_pipeline_free(struct sl_pipeline *p)
     p->aborted = p->aborted || !p->done || p->failed;
     for (uint32_t i = 0; i < p->nstages; i++)
         if (p->stages[i]->workers) sl__workers_stop(p->stages[i]);
+    sl__executor_stop(p); /* every pending done() runs before any close() */
     for (uint32_t i = 0; i < p->nqueues; i++) sl__queue_free(p->queues[i]);
     for (uint32_t i = 0; i < p->nstages; i++) {
         struct sl_stage *s = p->stages[i];

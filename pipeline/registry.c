@@ -54,8 +54,7 @@ static int check_type(const struct sl_stage_type *t, struct sl_error *err)
     return 0;
 }
 
-int sl_registry_add(struct sl_registry *reg, const struct sl_stage_type *type,
-                    struct sl_error *err)
+int sl_registry_add(struct sl_registry *reg, const struct sl_stage_type *type, struct sl_error *err)
 {
     int rc = check_type(type, err);
     if (rc) return rc;

@@ -17,7 +17,7 @@
 #include "internal.h"
 
 #define ROUND_BUDGET 256 /* stage runs per loop callback before yielding to libevent */
-#define STAGE_BURST 8    /* batches a stage handles per run */
+#define STAGE_BURST  8   /* batches a stage handles per run */
 
 static void finish_stage(struct sl_stage *s);
 static void complete(struct sl_pipeline *p);
@@ -40,8 +40,10 @@ void sl__schedule(struct sl_stage *s)
     if (s->scheduled || s->finished) return;
     s->scheduled = true;
     s->next_ready = NULL;
-    if (p->ready_tail) p->ready_tail->next_ready = s;
-    else p->ready_head = s;
+    if (p->ready_tail)
+        p->ready_tail->next_ready = s;
+    else
+        p->ready_head = s;
     p->ready_tail = s;
     arm(p);
 }
@@ -141,8 +143,10 @@ static void emit_source_batch(struct sl_stage *s, struct sl_batch *b)
     b->source = s;
     b->seq = s->next_seq++;
     b->next = NULL;
-    if (s->inflight_tail) s->inflight_tail->next = b;
-    else s->inflight_head = b;
+    if (s->inflight_tail)
+        s->inflight_tail->next = b;
+    else
+        s->inflight_head = b;
     s->inflight_tail = b;
     s->st.events_in += b->n;
     s->st.bytes_in += b->bytes;
@@ -383,11 +387,7 @@ void sl_pipeline_stop(struct sl_pipeline *p)
         return;
     }
     atomic_store(&p->stop_req, 1);
-    if (!atomic_exchange(&p->wake_signalled, 1)) {
-        uint64_t one = 1;
-        ssize_t n = write(p->wake_fd, &one, sizeof one);
-        (void)n;
-    }
+    sl__wake_pipeline(p);
 }
 
 /* ---- the loop callbacks ------------------------------------------------------------------- */
@@ -405,8 +405,10 @@ static void run_stage(struct sl_stage *s)
     case SL_SOURCE: run_source(s); break;
     case SL_SINK: run_sink(s); break;
     default:
-        if (s->workers) run_parallel(s, woken);
-        else run_transform(s, woken);
+        if (s->workers)
+            run_parallel(s, woken);
+        else
+            run_transform(s, woken);
     }
     s->st.busy_ns += (uint64_t)(sl__now_ns() - t0);
 }
@@ -427,24 +429,30 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct sl_pipeline *p = arg;
     uint64_t n;
-    while (read(fd, &n, sizeof n) > 0) {}
+    while (read(fd, &n, sizeof n) > 0) {
+    }
     atomic_store(&p->wake_signalled, 0); /* before the scan: a later wake writes again */
     if (atomic_exchange(&p->stop_req, 0)) stop_now(p);
+    if (atomic_exchange(&p->executor_done, 0)) sl__executor_run_done(p);
     for (uint32_t i = 0; i < p->nstages; i++) {
         struct sl_stage *s = p->stages[i];
         if (atomic_exchange(&s->work_ready, 0) || atomic_load(&s->wake_req)) sl__schedule(s);
     }
 }
 
-void sl__wake_loop(struct sl_stage *s)
+void sl__wake_pipeline(struct sl_pipeline *p)
 {
-    struct sl_pipeline *p = s->p;
-    atomic_store(&s->work_ready, 1);
     if (!atomic_exchange(&p->wake_signalled, 1)) {
         uint64_t one = 1;
         ssize_t n = write(p->wake_fd, &one, sizeof one);
-        (void)n;
+        (void)n; /* EAGAIN: the counter is already non-zero, the loop will wake */
     }
+}
+
+void sl__wake_loop(struct sl_stage *s)
+{
+    atomic_store(&s->work_ready, 1);
+    sl__wake_pipeline(s->p);
 }
 
 static void on_signal(evutil_socket_t signo, short what, void *arg)
@@ -453,8 +461,10 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
     struct sl_pipeline *p = arg;
     int count = ++p->signals_seen;
     if (p->on_signal) p->on_signal(p->on_signal_arg, (int)signo, count);
-    if (count == 1) stop_now(p);
-    else sl_pipeline_abort(p);
+    if (count == 1)
+        stop_now(p);
+    else
+        sl_pipeline_abort(p);
 }
 
 int sl_pipeline_catch_signals(struct sl_pipeline *p, void (*fn)(void *, int, int), void *arg)

@@ -43,12 +43,7 @@ void sl_stage_wake(struct sl_stage *stage)
         sl__schedule(stage);
         return;
     }
-    /* Another thread: one eventfd write until the loop has drained it. */
-    if (!atomic_exchange(&p->wake_signalled, 1)) {
-        uint64_t one = 1;
-        ssize_t n = write(p->wake_fd, &one, sizeof one);
-        (void)n; /* EAGAIN means the counter is already non-zero: the loop will wake */
-    }
+    sl__wake_pipeline(p); /* another thread: one eventfd write until the loop drains it */
 }
 
 int sl_stage_error(struct sl_stage *stage, int code, const char *fmt, ...)
@@ -175,12 +170,12 @@ int64_t sl_stage_now_ms(struct sl_stage *stage)
 /* ---- timers ---------------------------------------------------------------------------- */
 
 struct sl_timer {
-    struct event *ev;      /* libevent timer */
+    struct event *ev;       /* libevent timer */
     struct sl_stage *stage; /* passed to fn */
-    sl_timer_fn *fn;       /* callback */
-    void *arg;             /* passed to fn */
-    int64_t ms;            /* period */
-    bool repeat;           /* re-arm after firing */
+    sl_timer_fn *fn;        /* callback */
+    void *arg;              /* passed to fn */
+    int64_t ms;             /* period */
+    bool repeat;            /* re-arm after firing */
 };
 
 static void timer_fired(evutil_socket_t fd, short what, void *arg)

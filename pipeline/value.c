@@ -92,10 +92,14 @@ static int hex4(const char *s, size_t left, unsigned *out)
     for (int i = 0; i < 4; i++) {
         char c = s[i];
         v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-        else return -1;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
     }
     *out = v;
     return 0;
@@ -165,14 +169,38 @@ int sl_value_unescape(const struct sl_value *v, char *buf, size_t cap)
         char c = s[++i];
         unsigned cp;
         switch (c) {
-        case '"': buf[o++] = '"'; i++; break;
-        case '\\': buf[o++] = '\\'; i++; break;
-        case '/': buf[o++] = '/'; i++; break;
-        case 'b': buf[o++] = '\b'; i++; break;
-        case 'f': buf[o++] = '\f'; i++; break;
-        case 'n': buf[o++] = '\n'; i++; break;
-        case 'r': buf[o++] = '\r'; i++; break;
-        case 't': buf[o++] = '\t'; i++; break;
+        case '"':
+            buf[o++] = '"';
+            i++;
+            break;
+        case '\\':
+            buf[o++] = '\\';
+            i++;
+            break;
+        case '/':
+            buf[o++] = '/';
+            i++;
+            break;
+        case 'b':
+            buf[o++] = '\b';
+            i++;
+            break;
+        case 'f':
+            buf[o++] = '\f';
+            i++;
+            break;
+        case 'n':
+            buf[o++] = '\n';
+            i++;
+            break;
+        case 'r':
+            buf[o++] = '\r';
+            i++;
+            break;
+        case 't':
+            buf[o++] = '\t';
+            i++;
+            break;
         case 'u':
             if (unescape_u(s, len, &i, &cp)) return SL_EPARSE;
             o += put_utf8(buf + o, cp);

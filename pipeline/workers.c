@@ -11,28 +11,28 @@
 #include "internal.h"
 
 struct job {
-    struct job *next;       /* todo list */
-    uint64_t seq;           /* order of arrival */
-    int rc;                 /* map/keep result */
-    bool done;              /* set by the worker under the lock */
-    struct sl_emit e;       /* input and outputs */
+    struct job *next;        /* todo list */
+    uint64_t seq;            /* order of arrival */
+    int rc;                  /* map/keep result */
+    bool done;               /* set by the worker under the lock */
+    struct sl_emit e;        /* input and outputs */
     struct sl_batch *outs[]; /* one per port */
 };
 
 struct sl__workers {
-    struct sl_stage *s;     /* the stage */
-    int n;                  /* threads */
-    pthread_t *threads;     /* the pool */
-    pthread_mutex_t lock;   /* guards todo, quit and job->done */
-    pthread_cond_t cond;    /* signals todo or quit */
-    struct job *todo_head;  /* jobs waiting for a worker */
+    struct sl_stage *s;    /* the stage */
+    int n;                 /* threads */
+    pthread_t *threads;    /* the pool */
+    pthread_mutex_t lock;  /* guards todo, quit and job->done */
+    pthread_cond_t cond;   /* signals todo or quit */
+    struct job *todo_head; /* jobs waiting for a worker */
     struct job *todo_tail;
-    bool quit;              /* threads exit */
-    struct job **window;    /* in-flight jobs by seq % size */
-    uint32_t size;          /* window slots: 2n */
-    uint32_t inflight;      /* jobs dispatched and not emitted */
-    uint64_t next_seq;      /* number of the next dispatched job */
-    uint64_t next_emit;     /* number of the next job to emit */
+    bool quit;           /* threads exit */
+    struct job **window; /* in-flight jobs by seq % size */
+    uint32_t size;       /* window slots: 2n */
+    uint32_t inflight;   /* jobs dispatched and not emitted */
+    uint64_t next_seq;   /* number of the next dispatched job */
+    uint64_t next_emit;  /* number of the next job to emit */
 };
 
 static void *worker_main(void *arg)
@@ -153,8 +153,10 @@ static void dispatch(struct sl_stage *s, struct sl__workers *w)
         w->window[j->seq % w->size] = j;
         w->inflight++;
         pthread_mutex_lock(&w->lock);
-        if (w->todo_tail) w->todo_tail->next = j;
-        else w->todo_head = j;
+        if (w->todo_tail)
+            w->todo_tail->next = j;
+        else
+            w->todo_head = j;
         w->todo_tail = j;
         pthread_cond_signal(&w->cond);
         pthread_mutex_unlock(&w->lock);

@@ -277,7 +277,8 @@ const struct sl_stage_type t_collect = {
     .close = collect_close,
 };
 
-/* ---- t_pass, t_even ----------------------------------------------------------------------------- */
+/* ---- t_pass, t_even -----------------------------------------------------------------------------
+ */
 
 static const struct sl_option pass_options[] = {
     {"spin", SL_OPT_INT, "0", 0, offsetof(struct t_pass, spin), "busy-work per event"},
@@ -326,7 +327,8 @@ const struct sl_stage_type t_even = {
     .keep = even_keep,
 };
 
-/* ---- t_window ------------------------------------------------------------------------------------ */
+/* ---- t_window
+ * ------------------------------------------------------------------------------------ */
 
 static const struct sl_option window_options[] = {
     {"size", SL_OPT_INT, "10", 0, offsetof(struct t_window, size), "events per window"},
@@ -404,7 +406,8 @@ const struct sl_stage_type t_window = {
     .close = window_close,
 };
 
-/* ---- utilities ------------------------------------------------------------------------------------ */
+/* ---- utilities
+ * ------------------------------------------------------------------------------------ */
 
 struct sl_registry *t_registry(void)
 {

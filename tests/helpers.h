@@ -14,20 +14,20 @@
  * from a timer), wake_thread (true: a helper thread produces the numbers and wakes the
  * stage with sl_stage_wake). */
 struct t_counter {
-    int64_t count;         /* option: events to produce, 0 = forever */
-    int64_t batch;         /* option: events per batch */
-    int64_t pending_every; /* option: PENDING every N polls (0: never) */
-    bool wake_thread;      /* option: produce from another thread */
-    int64_t next;          /* next number */
-    int64_t polls;         /* poll() calls */
+    int64_t count;            /* option: events to produce, 0 = forever */
+    int64_t batch;            /* option: events per batch */
+    int64_t pending_every;    /* option: PENDING every N polls (0: never) */
+    bool wake_thread;         /* option: produce from another thread */
+    int64_t next;             /* next number */
+    int64_t polls;            /* poll() calls */
     int64_t polls_while_full; /* poll() calls while an output queue was full */
-    int64_t acked_events;  /* events acknowledged back */
-    int64_t acked_batches; /* ack() calls */
-    int64_t last_ack_first; /* first number of the last acked batch (order check) */
-    bool ack_out_of_order; /* an ack arrived out of production order */
+    int64_t acked_events;     /* events acknowledged back */
+    int64_t acked_batches;    /* ack() calls */
+    int64_t last_ack_first;   /* first number of the last acked batch (order check) */
+    bool ack_out_of_order;    /* an ack arrived out of production order */
     void (*on_ack)(struct sl_stage *, struct sl_batch *); /* test hook */
-    struct sl_timer *timer; /* pending_every */
-    void *thread_state;    /* wake_thread */
+    struct sl_timer *timer;                               /* pending_every */
+    void *thread_state;                                   /* wake_thread */
 };
 extern const struct sl_stage_type t_counter;
 
@@ -36,20 +36,20 @@ extern const struct sl_stage_type t_counter;
  * fail_at (fail when this number arrives; -1: never), stop_after (call raise(SIGTERM)
  * after this many events; 0: never). */
 struct t_collect {
-    int64_t delay_ms;   /* option */
-    int64_t fail_at;    /* option */
-    int64_t stop_after; /* option */
-    int64_t *seen;      /* numbers received, in order */
-    char **origins;     /* the origin (source name) of each, same order */
-    size_t nseen, cap;  /* used / allocated */
-    int64_t batches;    /* write() calls */
-    int64_t acked;      /* events acknowledged */
+    int64_t delay_ms;        /* option */
+    int64_t fail_at;         /* option */
+    int64_t stop_after;      /* option */
+    int64_t *seen;           /* numbers received, in order */
+    char **origins;          /* the origin (source name) of each, same order */
+    size_t nseen, cap;       /* used / allocated */
+    int64_t batches;         /* write() calls */
+    int64_t acked;           /* events acknowledged */
     int64_t max_outstanding; /* most batches held unacked at once */
     int64_t outstanding;     /* batches held unacked now */
-    bool flushed;       /* flush(end) was called */
-    struct sl_batch *held; /* the batch waiting for the delay timer */
-    struct sl_timer *timer; /* delay */
-    bool raised;        /* SIGTERM sent */
+    bool flushed;            /* flush(end) was called */
+    struct sl_batch *held;   /* the batch waiting for the delay timer */
+    struct sl_timer *timer;  /* delay */
+    bool raised;             /* SIGTERM sent */
 };
 extern const struct sl_stage_type t_collect;
 
@@ -70,12 +70,12 @@ extern const struct sl_stage_type t_even;
  * payload is the sum of their numbers (holding their batches with sl_emit_hold); what
  * is left is emitted by flush at the end. Odd numbers also go to output "odd". */
 struct t_window {
-    int64_t size;          /* option */
-    int64_t sum;           /* running sum */
-    int64_t n;             /* events in the running window */
+    int64_t size;           /* option */
+    int64_t sum;            /* running sum */
+    int64_t n;              /* events in the running window */
     struct sl_batch **held; /* input batches of the running window */
-    size_t nheld, cap;     /* used / allocated */
-    int odd_port;          /* output "odd" */
+    size_t nheld, cap;      /* used / allocated */
+    int odd_port;           /* output "odd" */
 };
 extern const struct sl_stage_type t_window;
 

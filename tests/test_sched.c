@@ -209,7 +209,8 @@ Test(sched, sigterm_in_the_middle_drains_and_acks_what_was_written)
 
 Test(sched, wakeups_from_another_thread_deliver_everything)
 {
-    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 50000\nbatch: 256\nwake_thread: true");
+    struct sl_stage *src =
+        t_add(p, "src", &t_counter, "count: 50000\nbatch: 256\nwake_thread: true");
     struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
     t_connect(p, src, out);
     run_ok();

@@ -64,7 +64,8 @@ Test(workers, stateful_type_refuses_workers)
     cr_assert_null(sl_pipeline_add(p, "win", &t_window, cfg, &err));
     sl_config_free(cfg);
     cr_assert_eq(err.code, SL_ECONFIG);
-    cr_assert_str_eq(err.msg, "type 't_window' keeps state between events and cannot run on workers");
+    cr_assert_str_eq(err.msg,
+                     "type 't_window' keeps state between events and cannot run on workers");
     cr_assert_eq(err.line, 2);
     cr_assert_eq(err.col, 10);
     cr_assert_str_eq(err.stage, "win");

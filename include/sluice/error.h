@@ -10,7 +10,7 @@
 #include <stdbool.h>
 
 #if defined(__GNUC__)
-#define SL_API     __attribute__((visibility("default")))
+#define SL_API          __attribute__((visibility("default")))
 #define SL_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define SL_API

@@ -43,10 +43,10 @@ enum {
 /* A typed value. Plain data: copy it freely; the bytes at `s` belong to whoever made
  * the value (for values read from an event: valid until the batch is released). */
 struct sl_value {
-    uint8_t type;   /* enum sl_type */
-    uint8_t flags;  /* SL_VALUE_* */
-    uint32_t len;   /* bytes at s */
-    const char *s;  /* SL_STRING / SL_JSON bytes, or a number's text (SL_VALUE_TEXT) */
+    uint8_t type;  /* enum sl_type */
+    uint8_t flags; /* SL_VALUE_* */
+    uint32_t len;  /* bytes at s */
+    const char *s; /* SL_STRING / SL_JSON bytes, or a number's text (SL_VALUE_TEXT) */
     union {
         bool b;    /* SL_BOOL */
         int64_t i; /* SL_INT */
@@ -76,8 +76,7 @@ SL_API int sl_value_unescape(const struct sl_value *v, char *buf, size_t cap);
 /* Compares two values: 0 when equal (numbers by value across int/float; strings by bytes
  * after unescaping), <0 or >0 by order for comparable types; `*comparable` (borrowed, may
  * be NULL) is set false for types that have no order (e.g. string vs number). */
-SL_API int sl_value_compare(const struct sl_value *a, const struct sl_value *b,
-                            bool *comparable);
+SL_API int sl_value_compare(const struct sl_value *a, const struct sl_value *b, bool *comparable);
 
 /* ---- events ---------------------------------------------------------------------- */
 
@@ -133,8 +132,8 @@ SL_API int sl_event_set(struct sl_event *ev, const char *name, size_t len,
 SL_API int sl_event_remove(struct sl_event *ev, const char *name, size_t len);
 
 /* Renames field `from` to `to`, keeping its position. Returns 0 or SL_ENOTFOUND. */
-SL_API int sl_event_rename(struct sl_event *ev, const char *from, size_t from_len,
-                           const char *to, size_t to_len);
+SL_API int sl_event_rename(struct sl_event *ev, const char *from, size_t from_len, const char *to,
+                           size_t to_len);
 
 /* Appends a field without looking for an existing one of that name: for parsers that
  * index a payload once. `name` must live as long as the batch. Does not mark the fields

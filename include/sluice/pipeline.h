@@ -27,6 +27,7 @@ struct sl_pipeline_options {
     uint64_t queue_max_bytes;   /* capacity of each edge in payload bytes (default 8 MiB) */
     const char *data_dir;       /* directory for state (borrowed, copied; default "."),
                                    e.g. checkpoints */
+    uint32_t executor_threads;  /* threads for sl_stage_submit() (default 4) */
     /* Receives the pipeline's log lines (stage may be NULL); NULL: discard. Loop thread. */
     void (*log)(void *arg, enum sl_log_level level, const char *stage, const char *msg);
     void *log_arg; /* passed to log */
@@ -98,30 +99,29 @@ SL_API void sl_pipeline_abort(struct sl_pipeline *p);
  * gracefully, a second aborts. `on_signal(arg, signo, count)` (may be NULL) is told of
  * each. Returns 0 or SL_ENOMEM. Loop thread. */
 SL_API int sl_pipeline_catch_signals(struct sl_pipeline *p,
-                                     void (*on_signal)(void *arg, int signo, int count),
-                                     void *arg);
+                                     void (*on_signal)(void *arg, int signo, int count), void *arg);
 
 /* ---- counters --------------------------------------------------------------------- */
 
 /* A snapshot of one stage's counters. */
 struct sl_stage_stats {
-    uint64_t events_in;      /* events received (sources: produced) */
-    uint64_t events_out;     /* events passed downstream (sinks: acknowledged) */
-    uint64_t bytes_in;       /* payload bytes received */
-    uint64_t bytes_out;      /* payload bytes passed downstream */
-    uint64_t batches_in;     /* batches received */
-    uint64_t batches_out;    /* batches passed downstream */
-    uint64_t dropped;        /* events dropped on purpose (on_error: drop, oversize...) */
-    uint64_t errors;         /* events that failed */
-    uint64_t acked;          /* sources: events acknowledged end to end; sinks: events acked */
-    uint32_t queue_batches;  /* batches waiting in the stage's input queues */
-    uint32_t queue_capacity; /* capacity of its input queues in batches */
-    uint64_t queue_bytes;    /* payload bytes waiting in its input queues */
+    uint64_t events_in;       /* events received (sources: produced) */
+    uint64_t events_out;      /* events passed downstream (sinks: acknowledged) */
+    uint64_t bytes_in;        /* payload bytes received */
+    uint64_t bytes_out;       /* payload bytes passed downstream */
+    uint64_t batches_in;      /* batches received */
+    uint64_t batches_out;     /* batches passed downstream */
+    uint64_t dropped;         /* events dropped on purpose (on_error: drop, oversize...) */
+    uint64_t errors;          /* events that failed */
+    uint64_t acked;           /* sources: events acknowledged end to end; sinks: events acked */
+    uint32_t queue_batches;   /* batches waiting in the stage's input queues */
+    uint32_t queue_capacity;  /* capacity of its input queues in batches */
+    uint64_t queue_bytes;     /* payload bytes waiting in its input queues */
     uint64_t queue_max_bytes; /* capacity of its input queues in bytes */
-    uint64_t progress_done;  /* sources: bytes read (sl_stage_set_progress) */
-    uint64_t progress_total; /* sources: bytes known to exist, 0 when unknown */
-    uint64_t busy_ns;        /* time spent inside the stage's callbacks */
-    bool finished;           /* the stage has ended */
+    uint64_t progress_done;   /* sources: bytes read (sl_stage_set_progress) */
+    uint64_t progress_total;  /* sources: bytes known to exist, 0 when unknown */
+    uint64_t busy_ns;         /* time spent inside the stage's callbacks */
+    bool finished;            /* the stage has ended */
 };
 
 /* Copies the counters of `stage` into `out` (borrowed). Loop thread. */

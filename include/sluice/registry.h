@@ -27,8 +27,8 @@ SL_API int sl_registry_add(struct sl_registry *reg, const struct sl_stage_type *
 
 /* The type called `name` (borrowed), or NULL. `kind` < 0 matches any kind; otherwise
  * only types of that kind match (a `file` source and a `file` sink share a name). */
-SL_API const struct sl_stage_type *sl_registry_find(const struct sl_registry *reg,
-                                                    const char *name, int kind);
+SL_API const struct sl_stage_type *sl_registry_find(const struct sl_registry *reg, const char *name,
+                                                    int kind);
 
 /* Number of types, and the i-th in the order added (NULL when out of range). */
 SL_API size_t sl_registry_count(const struct sl_registry *reg);

@@ -163,8 +163,7 @@ SL_API void sl_stage_wake(struct sl_stage *stage);
  * callbacks (a timer, a completion) calls this and then sl_stage_wake(): the runtime
  * fails the pipeline on its next run. Only the first reason is kept. Returns `code`.
  * Any thread. */
-SL_API int sl_stage_error(struct sl_stage *stage, int code, const char *fmt, ...)
-    SL_PRINTF(3, 4);
+SL_API int sl_stage_error(struct sl_stage *stage, int code, const char *fmt, ...) SL_PRINTF(3, 4);
 
 /* Declares a named output port besides the default one (port 0), e.g. "dead_letter" or
  * a route's outputs; downstream stages take `inputs: [stage.name]`. Call from init().
@@ -213,6 +212,18 @@ SL_API void sl_emit_hold(struct sl_emit *out, struct sl_batch *b);
 
 /* The batch map() is reading from (borrowed; valid during the map() call). */
 SL_API struct sl_batch *sl_emit_input(struct sl_emit *out);
+
+/* ---- blocking work off the loop -------------------------------------------------- */
+
+typedef void sl_work_fn(void *arg);                         /* runs on an executor thread */
+typedef void sl_done_fn(struct sl_stage *stage, void *arg); /* runs on the loop thread */
+
+/* Runs `work(arg)` on one of the pipeline's executor threads (fsync, SQLite, anything
+ * that blocks), then `done(stage, arg)` on the loop thread: asyncio's run_in_executor.
+ * Tasks may finish in any order. `done` may be NULL. The runtime runs every pending
+ * `done` before it calls close(), also when the run failed. Returns 0, or SL_ENOMEM
+ * (then neither callback is called). Loop thread only. */
+SL_API int sl_stage_submit(struct sl_stage *stage, sl_work_fn *work, sl_done_fn *done, void *arg);
 
 /* ---- timers ----------------------------------------------------------------------- */
 
