@@ -27,7 +27,7 @@ static void complete(struct sl_pipeline *p);
 static void arm(struct sl_pipeline *p)
 {
     static const struct timeval zero = {0, 0};
-    if (p->run_armed || !p->running || p->done) return;
+    if (p->run_armed || !p->running || p->done || !p->ready_head) return;
     p->run_armed = true;
     /* A zero timeout rather than event_active: libevent polls fds before timeouts fire,
      * so a busy pipeline still lets I/O and signals through every round. */
@@ -493,8 +493,8 @@ int sl_pipeline_run(struct sl_pipeline *p, struct sl_error *err)
     int rc = p->started ? 0 : sl_pipeline_start(p, err);
     if (rc) return rc;
     p->looping = true;
+    arm(p); /* what start() scheduled */
     while (!p->done) {
-        arm(p);
         if (event_base_loop(p->base, EVLOOP_ONCE) < 0) {
             p->looping = false;
             return sl_error_set(err, SL_EIO, "event loop failed: %s", strerror(errno));
