@@ -228,6 +228,7 @@ struct sl_pipeline {
     struct sl_stage *ready_tail;
     struct event *run_ev;                /* activated when the ready list is non-empty */
     bool run_armed;                      /* run_ev is active */
+    uint64_t rounds;                     /* on_run callbacks so far (tests check idling) */
     struct event *wake_ev;               /* eventfd watcher for cross-thread wakeups */
     int wake_fd;                         /* eventfd */
     atomic_int wake_signalled;           /* a write to wake_fd is pending */

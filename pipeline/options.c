@@ -149,6 +149,10 @@ static int fill_one(struct sl_stage *s, const struct sl_option *o, const struct 
         return sl_config_error(node, err, SL_ECONFIG, "option '%s': expressions are not available",
                                o->name);
     }
+    if (node && sl_config_kind(node) != SL_CFG_SCALAR)
+        return sl_config_error(node, err, SL_ECONFIG, "option '%s' expects %s; found a %s", o->name,
+                               type_word(o->type),
+                               sl_config_kind(node) == SL_CFG_LIST ? "list" : "mapping");
     return sl_config_error(node, err, SL_ECONFIG, "option '%s' expects %s; found '%s'", o->name,
                            type_word(o->type), text ? text : "");
 }

@@ -418,6 +418,7 @@ static void on_run(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     struct sl_pipeline *p = arg;
     p->run_armed = false;
+    p->rounds++;
     struct sl_stage *s;
     for (int budget = ROUND_BUDGET; budget > 0 && !p->done && (s = pop_ready(p)); budget--)
         run_stage(s);

@@ -303,3 +303,15 @@ Test(sched, stop_ends_an_endless_source_with_success)
     cr_assert_eq(s->acked_events, s->next);
     cr_assert_eq((int64_t)((struct t_collect *)sl_stage_state(out))->nseen, s->next);
 }
+
+Test(sched, waiting_stages_leave_the_loop_idle)
+{
+    /* 20 waits of 1 ms each: the loop must sleep through them, not spin. */
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 200\nbatch: 10\npending_every: 2");
+    struct sl_stage *out = t_add(p, "out", &t_collect, "delay_ms: 1");
+    t_connect(p, src, out);
+    run_ok();
+    assert_sequence(sl_stage_state(out), 200, 1);
+    cr_assert_leq(p->rounds, 200, "%llu scheduler rounds for 20 batches",
+                  (unsigned long long)p->rounds);
+}

@@ -1,0 +1,188 @@
+/* Config documents: YAML with positions, ${VAR} interpolation, errors, overrides,
+ * durations and sizes. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+
+static struct sl_config *parse(const char *text, struct sl_error *err)
+{
+    return sl_config_parse(text, strlen(text), "p.yaml", err);
+}
+
+static void assert_error(const char *text, int line, int col, const char *msg)
+{
+    struct sl_error err = {0};
+    struct sl_config *c = parse(text, &err);
+    cr_assert_null(c, "expected an error for: %s", text);
+    cr_assert_eq(err.code, SL_ECONFIG);
+    cr_assert_str_eq(err.file, "p.yaml");
+    cr_assert_str_eq(err.msg, msg);
+    cr_assert_eq(err.line, line, "line %d, want %d (%s)", err.line, line, err.msg);
+    cr_assert_eq(err.col, col, "col %d, want %d (%s)", err.col, col, err.msg);
+}
+
+Test(config, nested_maps_lists_and_positions)
+{
+    struct sl_config *c =
+        parse("sources:\n  app:\n    type: file\n    path: [a.log, \"b.log\"]\n", NULL);
+    cr_assert_not_null(c);
+    const struct sl_config *t = sl_config_get(c, "sources.app.type");
+    cr_assert_str_eq(sl_config_str(t), "file");
+    cr_assert_eq(sl_config_line(t), 3);
+    cr_assert_eq(sl_config_col(t), 11);
+    const struct sl_config *path = sl_config_get(c, "sources.app.path");
+    cr_assert_eq(sl_config_kind(path), SL_CFG_LIST);
+    cr_assert_eq(sl_config_len(path), 2);
+    cr_assert_str_eq(sl_config_str(sl_config_at(path, 1, NULL)), "b.log");
+    cr_assert(sl_config_quoted(sl_config_at(path, 1, NULL)));
+    cr_assert_not(sl_config_quoted(sl_config_at(path, 0, NULL)));
+    const char *key;
+    sl_config_at(sl_config_get(c, "sources"), 0, &key);
+    cr_assert_str_eq(key, "app");
+    cr_assert_null(sl_config_get(c, "sources.nope"));
+    sl_config_free(c);
+}
+
+Test(config, environment_interpolation)
+{
+    setenv("SL_TEST_BROKERS", "kafka:9092", 1);
+    unsetenv("SL_TEST_UNSET");
+    setenv("SL_TEST_EMPTY", "", 1);
+    struct sl_config *c = parse("a: ${SL_TEST_BROKERS}\n"
+                                "b: \"x-${SL_TEST_UNSET:-mock}-y\"\n"
+                                "c: ${SL_TEST_EMPTY:-fallback}\n"
+                                "d: '${SL_TEST_BROKERS}'\n"
+                                "e: $${SL_TEST_BROKERS} costs $5\n",
+                                NULL);
+    cr_assert_not_null(c);
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "a")), "kafka:9092");
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "b")), "x-mock-y");
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "c")), "fallback");
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "d")), "${SL_TEST_BROKERS}");
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "e")), "${SL_TEST_BROKERS} costs $5");
+    sl_config_free(c);
+}
+
+Test(config, unset_variable_is_an_error_naming_it)
+{
+    unsetenv("SL_TEST_UNSET");
+    assert_error("a: 1\nb: ${SL_TEST_UNSET}\n", 2, 4,
+                 "environment variable 'SL_TEST_UNSET' is not set (give a default: "
+                 "${SL_TEST_UNSET:-value})");
+    assert_error("a: ${oops\n", 1, 4, "unclosed ${ in '${oops': expected '}'");
+}
+
+Test(config, invalid_yaml_points_at_the_problem)
+{
+    assert_error("a: [1, 2\nb: 3\n", 2, 2,
+                 "invalid YAML: did not find expected ',' or ']' while parsing a flow sequence");
+    assert_error("a: 1\n  b: 2\n", 2, 4,
+                 "invalid YAML: mapping values are not allowed in this context");
+}
+
+Test(config, duplicate_keys_and_second_documents_are_errors)
+{
+    assert_error("a: 1\nb: 2\na: 3\n", 3, 1, "duplicate key 'a' (first set at line 1)");
+    assert_error("a: 1\n---\nb: 2\n", 2, 1, "expected one YAML document, found a second");
+    assert_error("? [a]\n: 1\n", 1, 3, "a mapping key must be a plain name");
+}
+
+Test(config, empty_document_is_an_empty_mapping)
+{
+    struct sl_config *c = parse("", NULL);
+    cr_assert_not_null(c);
+    cr_assert_eq(sl_config_kind(c), SL_CFG_MAP);
+    cr_assert_eq(sl_config_len(c), 0);
+    sl_config_free(c);
+    c = parse("# only a comment\n", NULL);
+    cr_assert_eq(sl_config_len(c), 0);
+    sl_config_free(c);
+}
+
+Test(config, anchors_aliases_and_merge_keys)
+{
+    struct sl_config *c = parse("base: &b {type: file, fsync: batch}\n"
+                                "out: {<<: *b, fsync: always}\n"
+                                "copy: *b\n",
+                                NULL);
+    cr_assert_not_null(c);
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "out.type")), "file");
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "out.fsync")), "always");
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "copy.fsync")), "batch");
+    sl_config_free(c);
+    assert_error("a: &x [1, *x]\n", 1, 11, "unknown alias '*x'");
+}
+
+Test(config, deep_nesting_is_refused)
+{
+    char text[400];
+    memset(text, '[', 200);
+    text[200] = '\0';
+    struct sl_error err = {0};
+    cr_assert_null(parse(text, &err));
+    cr_assert_str_eq(err.msg, "nesting deeper than 64 levels");
+}
+
+Test(config, references_keep_the_document_alive)
+{
+    struct sl_config *c = parse("a: {b: hello}\n", NULL);
+    const struct sl_config *b = sl_config_ref(sl_config_get(c, "a.b"));
+    sl_config_free(c);
+    cr_assert_str_eq(sl_config_str(b), "hello");
+    sl_config_free(b);
+}
+
+Test(config, set_overrides_create_and_replace)
+{
+    struct sl_config *c = parse("sinks:\n  out: {type: file, path: a.log}\n", NULL);
+    struct sl_error err = {0};
+    cr_assert_eq(sl_config_set(c, "sinks.out.path", "b.log", &err), 0);
+    cr_assert_eq(sl_config_set(c, "sinks.out.inputs", "[x, y]", &err), 0);
+    cr_assert_eq(sl_config_set(c, "pipeline.batch.max_events", "64", &err), 0);
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "sinks.out.path")), "b.log");
+    const struct sl_config *in = sl_config_get(c, "sinks.out.inputs");
+    cr_assert_eq(sl_config_kind(in), SL_CFG_LIST);
+    cr_assert_str_eq(sl_config_str(sl_config_at(in, 1, NULL)), "y");
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "pipeline.batch.max_events")), "64");
+    cr_assert_eq(sl_config_set(c, "sinks.out.path.x", "1", &err), SL_ECONFIG);
+    cr_assert_str_eq(err.msg, "--set sinks.out.path.x: 'sinks.out.path' is not a mapping");
+    sl_config_free(c);
+}
+
+Test(config, durations)
+{
+    long long ms;
+    cr_assert_eq(sl_parse_duration("250ms", &ms), 0);
+    cr_assert_eq(ms, 250);
+    cr_assert_eq(sl_parse_duration("5s", &ms), 0);
+    cr_assert_eq(ms, 5000);
+    cr_assert_eq(sl_parse_duration("1h", &ms), 0);
+    cr_assert_eq(ms, 3600000);
+    cr_assert_eq(sl_parse_duration("1.5m", &ms), 0);
+    cr_assert_eq(ms, 90000);
+    cr_assert_eq(sl_parse_duration("2", &ms), 0);
+    cr_assert_eq(ms, 2000);
+    cr_assert_eq(sl_parse_duration("1d", &ms), 0);
+    cr_assert_eq(ms, 86400000);
+    cr_assert_eq(sl_parse_duration("5 parsecs", &ms), SL_ECONFIG);
+    cr_assert_eq(sl_parse_duration("-1s", &ms), SL_ECONFIG);
+    cr_assert_eq(sl_parse_duration("", &ms), SL_ECONFIG);
+}
+
+Test(config, sizes)
+{
+    unsigned long long b;
+    cr_assert_eq(sl_parse_size("512", &b), 0);
+    cr_assert_eq(b, 512);
+    cr_assert_eq(sl_parse_size("64KiB", &b), 0);
+    cr_assert_eq(b, 65536);
+    cr_assert_eq(sl_parse_size("10MB", &b), 0);
+    cr_assert_eq(b, 10000000);
+    cr_assert_eq(sl_parse_size("1GiB", &b), 0);
+    cr_assert_eq(b, 1073741824ULL);
+    cr_assert_eq(sl_parse_size("2M", &b), 0);
+    cr_assert_eq(b, 2097152);
+    cr_assert_eq(sl_parse_size("12 bananas", &b), SL_ECONFIG);
+}

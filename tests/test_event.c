@@ -1,0 +1,248 @@
+/* Events and fields: accessors, set/get/remove/rename, copy on write, nested paths. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "internal.h"
+
+static struct sl_pipeline *p;
+static struct sl_stage *src;
+static struct sl_batch *b;
+
+static void setup(void)
+{
+    p = sl_pipeline_new(NULL, NULL, NULL);
+    src = t_add(p, "src", &t_counter, NULL);
+    b = sl_batch_new(src);
+}
+
+static void teardown(void)
+{
+    sl_batch_unref(b);
+    cr_assert_eq(sl_pipeline_live_batches(p), 0);
+    sl_pipeline_free(p);
+}
+
+TestSuite(event, .init = setup, .fini = teardown, .timeout = 10);
+
+static struct sl_value get(const struct sl_event *ev, const char *path)
+{
+    struct sl_value v;
+    cr_assert_eq(sl_event_get(ev, path, strlen(path), &v), 0, "no field %s", path);
+    return v;
+}
+
+static void assert_str(struct sl_value v, const char *want)
+{
+    cr_assert_eq(v.type, SL_STRING);
+    cr_assert_eq(v.len, strlen(want));
+    cr_assert(memcmp(v.s, want, v.len) == 0, "got '%.*s', want '%s'", (int)v.len, v.s, want);
+}
+
+Test(event, metadata_accessors)
+{
+    struct sl_event *ev = sl_batch_append(b);
+    cr_assert_eq(sl_event_partition(ev), -1);
+    cr_assert_eq(sl_event_time(ev), 0);
+    sl_event_set_payload(ev, "hello", 5);
+    sl_event_set_key(ev, "k1", 2);
+    sl_event_set_time(ev, 1700000000123456789LL);
+    sl_event_set_origin(ev, "app.log", 4096, 3);
+    size_t len;
+    cr_assert_eq(memcmp(sl_event_payload(ev, &len), "hello", 5), 0);
+    cr_assert_eq(len, 5);
+    cr_assert_eq(memcmp(sl_event_key(ev, &len), "k1", 2), 0);
+    cr_assert_eq(len, 2);
+    cr_assert_eq(sl_event_time(ev), 1700000000123456789LL);
+    cr_assert_str_eq(sl_event_origin(ev), "app.log");
+    cr_assert_eq(sl_event_offset(ev), 4096);
+    cr_assert_eq(sl_event_partition(ev), 3);
+    cr_assert_eq(sl_batch_bytes(b), 5);
+    sl_event_set_payload(ev, "hi", 2);
+    cr_assert_eq(sl_batch_bytes(b), 2, "bytes follow payload changes");
+}
+
+Test(event, set_get_remove_rename)
+{
+    struct sl_event *ev = sl_batch_append(b);
+    struct sl_value v = sl_value_string("error", 5);
+    cr_assert_eq(sl_event_set(ev, "level", 5, &v), 0);
+    v = sl_value_int(512);
+    cr_assert_eq(sl_event_set(ev, "latency_ms", 10, &v), 0);
+    assert_str(get(ev, "level"), "error");
+    cr_assert_eq(get(ev, "latency_ms").i, 512);
+    cr_assert_eq(sl_event_field_count(ev), 2);
+    cr_assert(sl_event_fields_changed(ev));
+
+    v = sl_value_string("warn", 4); /* replace keeps position */
+    sl_event_set(ev, "level", 5, &v);
+    const char *name;
+    size_t nlen;
+    struct sl_value fv;
+    cr_assert_eq(sl_event_field_at(ev, 0, &name, &nlen, &fv), 0);
+    cr_assert_eq(nlen, 5);
+    cr_assert_eq(memcmp(name, "level", 5), 0);
+    assert_str(fv, "warn");
+
+    cr_assert_eq(sl_event_rename(ev, "latency_ms", 10, "latency", 7), 0);
+    cr_assert_eq(sl_event_get(ev, "latency_ms", 10, &fv), SL_ENOTFOUND);
+    cr_assert_eq(get(ev, "latency").i, 512);
+    cr_assert_eq(sl_event_remove(ev, "level", 5), 0);
+    cr_assert_eq(sl_event_remove(ev, "level", 5), SL_ENOTFOUND);
+    cr_assert_eq(sl_event_field_count(ev), 1);
+    cr_assert_eq(sl_event_rename(ev, "nope", 4, "x", 1), SL_ENOTFOUND);
+}
+
+Test(event, rename_onto_an_existing_name_replaces_it)
+{
+    struct sl_event *ev = sl_batch_append(b);
+    struct sl_value a = sl_value_int(1), c = sl_value_int(2);
+    sl_event_set(ev, "a", 1, &a);
+    sl_event_set(ev, "c", 1, &c);
+    cr_assert_eq(sl_event_rename(ev, "a", 1, "c", 1), 0);
+    cr_assert_eq(sl_event_field_count(ev), 1);
+    cr_assert_eq(get(ev, "c").i, 1);
+}
+
+Test(event, many_fields_grow_the_index)
+{
+    struct sl_event *ev = sl_batch_append(b);
+    char name[16];
+    for (int i = 0; i < 300; i++) {
+        int n = snprintf(name, sizeof name, "f%d", i);
+        struct sl_value v = sl_value_int(i);
+        cr_assert_eq(sl_event_set(ev, name, (size_t)n, &v), 0);
+    }
+    cr_assert_eq(sl_event_field_count(ev), 300);
+    cr_assert_eq(get(ev, "f0").i, 0);
+    cr_assert_eq(get(ev, "f299").i, 299);
+}
+
+Test(event, add_field_indexes_without_marking_changed)
+{
+    struct sl_event *ev = sl_batch_append(b);
+    struct sl_value v = sl_value_bool(true);
+    cr_assert_eq(sl_event_add_field(ev, "ok", 2, &v), 0);
+    cr_assert_not(sl_event_fields_changed(ev));
+    cr_assert(get(ev, "ok").b);
+    sl_event_clear_fields(ev);
+    cr_assert_eq(sl_event_field_count(ev), 0);
+    cr_assert(sl_event_fields_changed(ev));
+    sl_event_fields_synced(ev);
+    cr_assert_not(sl_event_fields_changed(ev));
+}
+
+Test(event, nested_paths_read_into_json_values)
+{
+    struct sl_event *ev = sl_batch_append(b);
+    const char *http = "{\"status\": 503, \"path\": \"/api\", \"tags\": [\"a\", {\"x\": true}]}";
+    struct sl_value v = sl_value_json(http, strlen(http));
+    sl_event_add_field(ev, "http", 4, &v);
+    struct sl_value st = get(ev, "http.status");
+    cr_assert_eq(st.type, SL_INT);
+    cr_assert_eq(sl_value_number(&st), 0);
+    cr_assert_eq(st.i, 503);
+    assert_str(get(ev, "http.path"), "/api");
+    assert_str(get(ev, "http.tags[0]"), "a");
+    cr_assert(get(ev, "http.tags[1].x").b);
+    struct sl_value miss;
+    cr_assert_eq(sl_event_get(ev, "http.nope", 9, &miss), SL_ENOTFOUND);
+    cr_assert_eq(sl_event_get(ev, "http.tags[2]", 12, &miss), SL_ENOTFOUND);
+    cr_assert_eq(sl_event_get(ev, "nothing.at.all", 14, &miss), SL_ENOTFOUND);
+}
+
+Test(event, literal_dotted_name_wins_over_a_path)
+{
+    struct sl_event *ev = sl_batch_append(b);
+    struct sl_value v = sl_value_int(7);
+    sl_event_set(ev, "a.b", 3, &v);
+    cr_assert_eq(get(ev, "a.b").i, 7);
+}
+
+/* A transform's copy of an event shares the field array until it changes a field. */
+static int set_level(struct sl_stage *s, struct sl_event *ev, struct sl_emit *out)
+{
+    (void)s;
+    struct sl_value v = sl_value_string("changed", 7);
+    sl_event_set(ev, "level", 5, &v);
+    return sl_emit(out, ev);
+}
+
+static const struct sl_stage_type setter = {
+    .abi = SL_STAGE_ABI,
+    .name = "setter",
+    .kind = SL_TRANSFORM,
+    .doc = "sets level",
+    .map = set_level,
+};
+
+Test(event, copy_on_write_leaves_the_input_batch_untouched)
+{
+    struct sl_stage *t = t_add(p, "t", &setter, NULL);
+    struct sl_event *ev = sl_batch_append(b);
+    struct sl_value v = sl_value_string("original", 8);
+    sl_event_add_field(ev, "level", 5, &v);
+    struct sl_batch *outs[1];
+    struct sl_emit e;
+    sl__emit_init(&e, t, b, outs);
+    cr_assert_eq(sl__stage_process(t, b, &e), 0);
+    struct sl_batch *out = outs[0];
+    cr_assert_eq(sl_batch_count(out), 1);
+    assert_str(get(sl_batch_event(out, 0), "level"), "changed");
+    assert_str(get(sl_batch_event(b, 0), "level"), "original");
+    cr_assert_not(sl_event_fields_changed(sl_batch_event(b, 0)));
+    sl__batch_add_parent(out, b); /* what the runtime does before pushing */
+    sl_batch_unref(out);
+}
+
+Test(value, numbers_from_text_convert_lazily)
+{
+    struct sl_value v = {
+        .type = SL_INT, .flags = SL_VALUE_TEXT, .s = "-9223372036854775808", .len = 20};
+    cr_assert_eq(sl_value_number(&v), 0);
+    cr_assert_eq(v.type, SL_INT);
+    cr_assert_eq(v.i, INT64_MIN);
+    struct sl_value big = {
+        .type = SL_INT, .flags = SL_VALUE_TEXT, .s = "18446744073709551616", .len = 20};
+    cr_assert_eq(sl_value_number(&big), 0);
+    cr_assert_eq(big.type, SL_FLOAT, "too large for int64: a float");
+    cr_assert_float_eq(big.f, 18446744073709551616.0, 1);
+    struct sl_value f = {.type = SL_FLOAT, .flags = SL_VALUE_TEXT, .s = "2.5e3", .len = 5};
+    cr_assert_eq(sl_value_number(&f), 0);
+    cr_assert_float_eq(f.f, 2500.0, 1e-9);
+    struct sl_value bad = {.type = SL_INT, .flags = SL_VALUE_TEXT, .s = "12x", .len = 3};
+    cr_assert_eq(sl_value_number(&bad), SL_EPARSE);
+}
+
+Test(value, unescape_json_strings)
+{
+    const char *raw = "a\\n\\\"b\\u00e9\\ud83d\\ude00\\/";
+    struct sl_value v = {
+        .type = SL_STRING, .flags = SL_VALUE_ESCAPED, .s = raw, .len = (uint32_t)strlen(raw)};
+    char buf[64];
+    int n = sl_value_unescape(&v, buf, sizeof buf);
+    const char *want = "a\n\"b\xc3\xa9\xf0\x9f\x98\x80/";
+    cr_assert_eq(n, (int)strlen(want));
+    cr_assert_eq(memcmp(buf, want, (size_t)n), 0);
+    struct sl_value bad = {.type = SL_STRING, .flags = SL_VALUE_ESCAPED, .s = "\\x", .len = 2};
+    cr_assert_eq(sl_value_unescape(&bad, buf, sizeof buf), SL_EPARSE);
+    cr_assert_eq(sl_value_unescape(&v, buf, 3), SL_EINVAL);
+}
+
+Test(value, compare_across_types)
+{
+    struct sl_value i = sl_value_int(3), f = sl_value_float(3.0), g = sl_value_float(3.5);
+    bool cmp;
+    cr_assert_eq(sl_value_compare(&i, &f, &cmp), 0);
+    cr_assert(cmp);
+    cr_assert_lt(sl_value_compare(&i, &g, &cmp), 0);
+    struct sl_value s1 = sl_value_string("abc", 3);
+    struct sl_value s2 = {.type = SL_STRING, .flags = SL_VALUE_ESCAPED, .s = "a\\u0062c", .len = 8};
+    cr_assert_eq(sl_value_compare(&s1, &s2, &cmp), 0, "escaped and plain forms are equal");
+    sl_value_compare(&s1, &i, &cmp);
+    cr_assert_not(cmp, "strings and numbers do not compare");
+    struct sl_value t = {.type = SL_INT, .flags = SL_VALUE_TEXT, .s = "3", .len = 1};
+    cr_assert_eq(sl_value_compare(&t, &f, &cmp), 0);
+    cr_assert(cmp);
+}
