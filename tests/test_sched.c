@@ -315,3 +315,24 @@ Test(sched, waiting_stages_leave_the_loop_idle)
     cr_assert_leq(p->rounds, 200, "%llu scheduler rounds for 20 batches",
                   (unsigned long long)p->rounds);
 }
+
+static void raise_again(void *arg, int signo, int count)
+{
+    (void)arg;
+    if (count == 1) raise(signo); /* the impatient user presses ^C twice */
+}
+
+Test(sched, second_signal_aborts_at_once_without_acknowledging)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 0\nbatch: 10");
+    struct sl_stage *out = t_add(p, "out", &t_collect, "stop_after: 100\ndelay_ms: 20");
+    t_connect(p, src, out);
+    cr_assert_eq(sl_pipeline_catch_signals(p, raise_again, NULL), 0);
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_run(p, &err), SL_ESTOPPED);
+    cr_assert_str_eq(err.msg, "pipeline aborted");
+    struct t_counter *s = sl_stage_state(src);
+    struct t_collect *c = sl_stage_state(out);
+    cr_assert_eq(s->acked_events, c->acked, "acked upstream only what the sink acked");
+    cr_assert_lt(s->acked_events, s->next, "the abort left batches unacknowledged");
+}
