@@ -235,7 +235,7 @@ close_container:
 static const uchar *value_at(struct scan *s, const uchar *p, unsigned depth, struct sl_value *v,
                              bool keep)
 {
-    const uchar *start = p;
+    const uchar *start = p, *first = p;
     bool esc = false, flt = false;
     *v = (struct sl_value){.type = SL_NULL};
     switch (*p) {
@@ -267,7 +267,7 @@ static const uchar *value_at(struct scan *s, const uchar *p, unsigned depth, str
     }
     size_t n = (size_t)(p - start) - (v->type == SL_STRING);
     if (keep && n > UINT32_MAX) {
-        s->err = start;
+        s->err = first;
         s->code = SL_EINVAL;
         return NULL;
     }
@@ -302,8 +302,10 @@ int sl_json_validate(const char *json, size_t len, size_t *err_off)
     return p ? 0 : scan_error(&s, json, err_off);
 }
 
-int sl_json_each_member(const char *json, size_t len, sl_json_member_fn *fn, void *arg,
-                        size_t *err_off)
+int sl_json_each_member(const char *json, size_t len,
+                        int (*fn)(void *arg, const char *name, size_t name_len, bool name_escaped,
+                                  const struct sl_value *v),
+                        void *arg, size_t *err_off)
 {
     const uchar *p = (const uchar *)json, *end = p + len;
     struct scan s = {.end = end};

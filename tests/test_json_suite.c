@@ -3,6 +3,7 @@
  * where an overread or underread faults: at the very end of a mapping whose next page
  * is PROT_NONE, and at the start of one whose previous page is (picohttpparser style).
  * Every prefix of every document is read the same way. */
+#define _GNU_SOURCE /* memfd_create */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <dirent.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include <sluice/json.h>
@@ -304,4 +306,41 @@ Test(json_suite, writer_at_guard_pages)
         }
     }
     guard_free(&g);
+}
+
+/* A value longer than UINT32_MAX bytes cannot be an sl_value: each_member and get say
+ * SL_EINVAL at its first byte, while values that are only skipped may be of any size.
+ * The 4 GiB string is one 1 MiB memfd mapped 4098 times, privately, so that writing the
+ * document's first and last bytes copies only those pages: it costs about 1 MiB. */
+Test(json_suite, value_over_4gib_is_einval, .timeout = 240)
+{
+    const size_t chunk = 1u << 20, nchunks = 4098, len = chunk * nchunks;
+    int fd = memfd_create("sluice-json-4gib", 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, (off_t)chunk), 0);
+    char *one = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    cr_assert(one != MAP_FAILED);
+    memset(one, 'a', chunk);
+    munmap(one, chunk);
+    char *doc = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    cr_assert(doc != MAP_FAILED);
+    for (size_t i = 0; i < nchunks; i++) {
+        void *at =
+            mmap(doc + i * chunk, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
+        cr_assert(at == doc + i * chunk);
+    }
+    close(fd);
+    memcpy(doc, "{\"b\":1,\"a\":\"", 12);
+    memcpy(doc + len - 2, "\"}", 2);
+    cr_assert_gt(len - 14, (size_t)UINT32_MAX);
+
+    size_t count = 0, off = 0;
+    cr_assert_eq(sl_json_each_member(doc, len, ignore, &count, &off), SL_EINVAL);
+    cr_assert_eq(count, 1);
+    cr_assert_eq(off, 11);
+    struct sl_value v;
+    cr_assert_eq(sl_json_get(doc, len, "a", 1, &v), SL_EINVAL);
+    cr_assert_eq(sl_json_get(doc, len, "b", 1, &v), 0);
+    cr_assert_eq(v.len, 1);
+    munmap(doc, len);
 }

@@ -39,17 +39,13 @@
  * the top of this file). */
 SL_API int sl_json_validate(const char *json, size_t len, size_t *err_off);
 
-/* Called by sl_json_each_member for one member. `name` (valid until the text `json` is
- * freed) holds `name_len` bytes of the member name without its quotes, still escaped
- * when `name_escaped` (decode it with sl_value_unescape on an SL_STRING value). `v`
- * (borrowed: copy the struct to keep it) is the value, with spans into `json`. Return 0
- * to go on, anything else to stop the walk. */
-typedef int sl_json_member_fn(void *arg, const char *name, size_t name_len, bool name_escaped,
-                              const struct sl_value *v);
-
 /* Walks the members of the object `json` (borrowed, `len` bytes) in one pass, in text
  * order, validating as it goes, and calls `fn` synchronously for each member with `arg`
- * (passed through). Values are typed as follows:
+ * (passed through). `name` (valid until `json` is freed) holds `name_len` bytes of the
+ * member name without its quotes, still escaped when `name_escaped` (decode it with
+ * sl_value_unescape on an SL_STRING value); `v` (borrowed: copy the struct to keep it) is
+ * the value, its spans into `json`. `fn` returns 0 to go on, anything else to stop.
+ * Values are typed as follows:
  *   - strings: SL_STRING, the bytes between the quotes, SL_VALUE_ESCAPED only when they
  *     hold a backslash;
  *   - numbers: SL_INT when the text has no '.', 'e' or 'E', else SL_FLOAT; both carry
@@ -62,12 +58,14 @@ typedef int sl_json_member_fn(void *arg, const char *name, size_t name_len, bool
  * Returns 0 after the last member; the first non-zero value `fn` returns (the walk
  * stops there); SL_EPARSE with `*err_off` (borrowed, may be NULL) when the text is not
  * one valid object (a top-level value of another kind is rejected at its first byte); or
- * SL_EINVAL with `*err_off` at the value when a value is longer than UINT32_MAX bytes
+ * SL_EINVAL with `*err_off` at the first byte of a value longer than UINT32_MAX bytes
  * (struct sl_value.len cannot hold it). Because the walk is a single pass, `fn` may have
  * been called for the members before an error: a caller that builds an index must drop
- * it when the result is not 0. */
-SL_API int sl_json_each_member(const char *json, size_t len, sl_json_member_fn *fn, void *arg,
-                               size_t *err_off);
+ * it when the result is not 0. `fn` must not be NULL. */
+SL_API int sl_json_each_member(const char *json, size_t len,
+                               int (*fn)(void *arg, const char *name, size_t name_len,
+                                         bool name_escaped, const struct sl_value *v),
+                               void *arg, size_t *err_off);
 
 /* Finds `path` (borrowed, `path_len` bytes: "a.b", "tags[0]", "a.b[2].c"; a leading '.'
  * is allowed) inside the JSON object or array text `json` (borrowed). Returns 0 with
