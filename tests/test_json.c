@@ -344,6 +344,13 @@ Test(json, depth_limit_is_512)
     char *deep = nested(SL_JSON_MAX_DEPTH + 1, &len);
     cr_assert_eq(sl_json_validate(deep, len, &off), SL_EPARSE);
     cr_assert_eq(off, SL_JSON_MAX_DEPTH);
+    /* get walks the same limit: 512 steps down reach the 1, 513 hit the limit. */
+    char path[3 * (SL_JSON_MAX_DEPTH + 1)];
+    for (size_t i = 0; i <= SL_JSON_MAX_DEPTH; i++) memcpy(path + 3 * i, "[0]", 3);
+    struct sl_value v;
+    cr_assert_eq(sl_json_get(deep + 1, len - 2, path, 3 * SL_JSON_MAX_DEPTH, &v), 0);
+    expect_span(&v, SL_INT, SL_VALUE_TEXT, "1");
+    cr_assert_eq(sl_json_get(deep, len, path, 3 * (SL_JSON_MAX_DEPTH + 1), &v), SL_EPARSE);
     free(deep);
     /* A million open brackets: rejected without recursion. */
     char *huge = malloc(1000000);
@@ -442,6 +449,11 @@ Test(json, get_matches_decoded_names)
     expect_span(&v, SL_INT, SL_VALUE_TEXT, "4");
     v = get_ok("{\"\\ud800\":5}", "\xef\xbf\xbd");
     expect_span(&v, SL_INT, SL_VALUE_TEXT, "5");
+    v = get_ok("{\"\\u0041\":6}", "A");
+    expect_span(&v, SL_INT, SL_VALUE_TEXT, "6");
+    v = get_ok("{\"\\ud800\\u0041\":7}", "\xef\xbf\xbd"
+                                         "A");
+    expect_span(&v, SL_INT, SL_VALUE_TEXT, "7");
     get_fails("{\"caf\\u00e9\":1}", "caf\\u00e9", SL_ENOTFOUND);
     get_fails("{\"ab\\n\":1}", "ab", SL_ENOTFOUND);
     get_fails("{\"ab\\n\":1}", "ab\nc", SL_ENOTFOUND);
@@ -464,7 +476,8 @@ Test(json, get_misses)
 
 Test(json, get_rejects_malformed_paths)
 {
-    const char *paths[] = {"a.", "a..b", "..a", "[x]", "[1", "[]", "a[0]b", "[-1]", "a.[0]"};
+    const char *paths[] = {"a.", "a..b",  "..a",  "[x]",   "[1",
+                           "[]", "a[0]b", "[-1]", "a.[0]", "[1x]"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         get_fails(log_line, paths[i], SL_EINVAL);
 }
@@ -607,6 +620,14 @@ Test(json, write_strings_and_raw)
     expect_write(&v, "{\"a\": [1]}");
     v = sl_value_string(LIT("\x01\x02\x03"));
     expect_write(&v, "\"\\u0001\\u0002\\u0003\"");
+    /* A buffer of exactly the size needed, smaller than the worst case. */
+    char out[16];
+    v = sl_value_string(LIT("a\tb\"c"));
+    cr_assert_eq(sl_json_write_value(&v, out, 9), 9);
+    cr_assert(memcmp(out, "\"a\\tb\\\"c\"", 9) == 0);
+    v.flags = SL_VALUE_ESCAPED;
+    cr_assert_eq(sl_json_write_value(&v, out, 7), 7);
+    cr_assert(memcmp(out, "\"a\tb\"c\"", 7) == 0);
 }
 
 Test(json, write_member)

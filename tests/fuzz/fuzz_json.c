@@ -197,6 +197,40 @@ static void check_escape(const char *s, size_t size)
     free(out);
 }
 
+/* Numbers the reader never makes: the input bytes as a double and an int64, and as the
+ * text of an SL_VALUE_TEXT number. Written, they are valid JSON and read back exactly. */
+static void check_numbers(const char *s, size_t size)
+{
+    size_t n;
+    struct sl_value r, v;
+    if (size >= 8) {
+        double d;
+        int64_t i;
+        memcpy(&d, s, 8);
+        memcpy(&i, s, 8);
+        v = sl_value_float(d);
+        char *out = write_checked(&v, &n);
+        CHECK(sl_json_get(out, n, "", 0, &r) == 0 && sl_value_number(&r) == 0);
+        if (d == d && d - d == 0)
+            CHECK(r.type == SL_FLOAT && memcmp(&r.f, &d, 8) == 0);
+        else
+            CHECK(r.type == SL_NULL);
+        free(out);
+        v = sl_value_int(i);
+        out = write_checked(&v, &n);
+        CHECK(sl_json_get(out, n, "", 0, &r) == 0 && sl_value_number(&r) == 0);
+        CHECK(r.type == SL_INT && r.i == i);
+        free(out);
+    }
+    v = (struct sl_value){.type = SL_FLOAT,
+                          .flags = SL_VALUE_TEXT,
+                          .s = s,
+                          .len = (uint32_t)(size < 200 ? size : 200)};
+    free(write_checked(&v, &n));
+    v.type = SL_INT;
+    free(write_checked(&v, &n));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *s = (const char *)data;
@@ -236,5 +270,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_get_by_name(s, size, &w);
     }
     if (size <= 4096) check_escape(s, size);
+    check_numbers(s, size);
     return 0;
 }
