@@ -266,11 +266,11 @@ Test(json_suite, every_prefix_at_guard_pages)
     for (size_t i = 0; i < s.n; i++)
         check_prefixes(&g, s.docs[i].data, s.docs[i].len, s.docs[i].name);
     static const char *own[] = {
-        "{\"ts\":\"2024-01-01T00:00:00Z\",\"level\":\"info\",\"msg\":\"user login ok\","
-        "\"user_id\":12345,\"latency_ms\":87,\"http\":{\"status\":200,\"path\":\"/api/v1/login\"},"
-        "\"tags\":[\"a\",\"b\"]}",
-        "{\"caf\\u00e9\":\"\\ud83d\\ude00 "
-        "\xf0\x9f\x98\x80\",\"n\":-1.25e+10,\"z\":[true,false,null]}",
+        ("{\"ts\":\"2024-01-01T00:00:00Z\",\"level\":\"info\",\"msg\":\"user login ok\","
+         "\"user_id\":12345,\"latency_ms\":87,\"http\":{\"status\":200,\"path\":\"/api/v1/login\"},"
+         "\"tags\":[\"a\",\"b\"]}"),
+        ("{\"caf\\u00e9\":\"\\ud83d\\ude00 "
+         "\xf0\x9f\x98\x80\",\"n\":-1.25e+10,\"z\":[true,false,null]}"),
         " [ 0 , -0.5 , 1E-2 , \"\\\"\\\\\\/\\b\\f\\n\\r\\t\" , { \"\" : { } } ] ",
     };
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
