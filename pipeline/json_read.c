@@ -14,7 +14,7 @@
 
 typedef unsigned char uchar;
 
-/* Where a scan is and how it failed. */
+/* The bounds of a scan, and how it failed. */
 struct scan {
     const uchar *end; /* one past the last input byte */
     const uchar *err; /* where the text went wrong (set by fail) */

@@ -5,7 +5,13 @@
  * over every line, and a few other calls for reference. Reports the best of several
  * passes in MB/s (10^6 bytes per second, line bytes only, newlines not counted).
  *
- * Usage: bench_json [megabytes] [passes] */
+ * Usage: bench_json [megabytes] [passes]
+ *
+ * Profile (perf record, each_member/validate passes): about half of the reader's time is
+ * string_end, the scan of string bytes 8 at a time (SWAR); the container state machine
+ * is about a fifth, number_end and value_at most of the rest. A 16-byte SSE2 scan was
+ * tried and gave nothing measurable: log-line strings are short, so the first word
+ * usually holds the closing quote. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
