@@ -224,6 +224,11 @@ bool sl_event_fields_changed(const struct sl_event *ev)
     return (ev->flags & SL__EV_FIELDS_CHANGED) != 0;
 }
 
+void sl_event_fields_changed_mark(struct sl_event *ev)
+{
+    ev->flags |= SL__EV_FIELDS_CHANGED;
+}
+
 void sl_event_fields_synced(struct sl_event *ev)
 {
     ev->flags &= ~(uint32_t)SL__EV_FIELDS_CHANGED;

@@ -246,3 +246,36 @@ Test(value, compare_across_types)
     cr_assert_eq(sl_value_compare(&t, &f, &cmp), 0);
     cr_assert(cmp);
 }
+
+static void assert_json(const struct sl_event *ev, const char *want)
+{
+    size_t need = sl_event_write_json(ev, NULL, 0);
+    cr_assert_eq(need, strlen(want), "needs %zu bytes, want %zu", need, strlen(want));
+    char buf[256];
+    cr_assert_eq(sl_event_write_json(ev, buf, sizeof buf), need);
+    cr_assert(memcmp(buf, want, need) == 0, "wrote %.*s", (int)need, buf);
+    char small[4] = "xyz";
+    sl_event_write_json(ev, small, 3);
+    cr_assert_str_eq(small, "xyz", "nothing written when it does not fit");
+}
+
+Test(event, json_form_reuses_untouched_payloads)
+{
+    const char *line = "{ \"level\" : \"info\", \"n\": 1 }";
+    struct sl_event *ev = sl_batch_append(b);
+    sl_event_set_payload(ev, line, strlen(line));
+    assert_json(ev, "{\"message\":\"{ \\\"level\\\" : \\\"info\\\", \\\"n\\\": 1 }\"}");
+    struct sl_value lv = sl_value_string(line + 13, 4),
+                    nv = {.type = SL_INT, .flags = SL_VALUE_TEXT, .s = line + 25, .len = 1};
+    sl_event_add_field(ev, "level", 5, &lv);
+    sl_event_add_field(ev, "n", 1, &nv);
+    assert_json(ev, line); /* parsed, untouched: the original bytes */
+    struct sl_value env = sl_value_string("prod", 4);
+    sl_event_set(ev, "env", 3, &env);
+    sl_event_rename(ev, "level", 5, "severity", 8);
+    assert_json(ev, "{\"severity\":\"info\",\"n\":1,\"env\":\"prod\"}");
+    sl_event_fields_synced(ev);
+    assert_json(ev, line);
+    sl_event_fields_changed_mark(ev);
+    assert_json(ev, "{\"severity\":\"info\",\"n\":1,\"env\":\"prod\"}");
+}

@@ -150,9 +150,15 @@ SL_API int sl_event_field_at(const struct sl_event *ev, size_t i, const char **n
 /* Drops every field (the payload stays). */
 SL_API void sl_event_clear_fields(struct sl_event *ev);
 
-/* True when a field was set, removed or renamed since the fields were indexed, i.e.
- * when the payload no longer says what the fields say. */
+/* True when the payload no longer says what the fields say: a field was set, removed
+ * or renamed (sl_event_set/remove/rename), or the fields were never the payload's JSON
+ * form. Parsers of JSON payloads index with sl_event_add_field (fields stay in sync);
+ * parsers of other formats (regex, logfmt, CSV) call sl_event_fields_changed_mark() once
+ * they have added their fields, so that a JSON writer serialises the fields. */
 SL_API bool sl_event_fields_changed(const struct sl_event *ev);
+
+/* Marks the fields as not in sync with the payload (see above). */
+SL_API void sl_event_fields_changed_mark(struct sl_event *ev);
 
 /* Marks the fields as in sync with the payload again (a serializer calls it after it
  * has written the payload from the fields). */

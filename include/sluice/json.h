@@ -127,4 +127,14 @@ SL_API size_t sl_json_write_value(const struct sl_value *v, char *out, size_t ca
 SL_API size_t sl_json_write_member(const char *name, size_t name_len, const struct sl_value *v,
                                    char *out, size_t cap);
 
+/* Writes event `ev` (borrowed) as one JSON object into `out` (borrowed, `cap` bytes; NULL
+ * allowed with cap 0). Returns the bytes needed; writes only when they fit (as
+ * sl_json_write_value). What it writes:
+ *   - fields in sync with the payload (indexed by parse_json and not changed since,
+ *     sl_event_fields_changed() false): the payload bytes, untouched;
+ *   - changed fields: the fields in order, {"name":value,...};
+ *   - no fields at all: {"message":"<payload>"}.
+ * Does not NUL-terminate. Thread: whoever holds the event. */
+SL_API size_t sl_event_write_json(const struct sl_event *ev, char *out, size_t cap);
+
 #endif
