@@ -287,6 +287,10 @@ struct sl_batch *sl__pop_input(struct sl_stage *s)
 
 static void run_sink(struct sl_stage *s)
 {
+    if (s->input_ended) { /* flushed: done once the last acknowledgement is in */
+        if (s->outstanding == 0) finish_stage(s);
+        return;
+    }
     for (int i = 0; i < STAGE_BURST; i++) {
         if (s->pending || s->p->done) return;
         struct sl_batch *b = pop_input(s);
