@@ -433,10 +433,14 @@ static void skip_space(struct sl__lexer *lx)
 int sl__lex_next(struct sl__lexer *lx, struct sl__tok *t)
 {
     if (lx->failed) return t->k = SL__TK_ERROR;
+    size_t before = lx->pos;
     skip_space(lx);
     memset(t, 0, sizeof *t);
     t->pos = t->end = lx->pos;
-    if (lx->pos >= lx->len) return t->k = SL__TK_END;
+    if (lx->pos >= lx->len) { /* "found end of expression" points just past the last token */
+        t->pos = t->end = before;
+        return t->k = SL__TK_END;
+    }
     char c = lx->src[lx->pos];
     int k;
     if (is_digit(c))

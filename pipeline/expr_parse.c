@@ -105,6 +105,7 @@ static bool enter(struct parser *p)
 
 static const char *ty_word(unsigned ty)
 {
+    if (ty == SL__TY_ANY) return "a field value";
     if (ty & SL__TY_STR) return "a string";
     if ((ty & SL__TY_NUM) == SL__TY_NUM) return "a number";
     if (ty & SL__TY_INT) return "an integer";
@@ -398,9 +399,12 @@ static node_t *mk_compare(struct parser *p, int op, size_t pos, const char *opna
         }
     } else if (op >= SL__OP_LT && op <= SL__OP_GE) {
         unsigned ord = SL__TY_NUM | SL__TY_STR;
+        if (!need_ty(p, a, ord, opname, "a number or a string") ||
+            !need_ty(p, b, ord, opname, "a number or a string"))
+            return NULL;
         if (!(kinds(a->ty) & kinds(b->ty) & ord)) {
-            snprintf(msg, sizeof msg, "operator %s orders numbers or strings, found %s and %s",
-                     opname, ty_word(a->ty), ty_word(b->ty));
+            snprintf(msg, sizeof msg, "%s between %s and %s is always false", opname,
+                     ty_word(a->ty), ty_word(b->ty));
             return fail(p, pos, msg);
         }
     } else if (!need_ty(p, a, SL__TY_TEXT, opname, "a string") ||
@@ -602,10 +606,12 @@ static int parse_args(struct parser *p, const struct sl__tok *name, node_t **arg
 {
     int n = 0;
     char what[96];
-    snprintf(what, sizeof what, "',' or ')' in the call of '%.*s'", (int)name->slen, name->s);
+    snprintf(what, sizeof what, "',' or ')' in the call of '%.*s'",
+             (int)(name->slen < 40 ? name->slen : 40), name->s);
     while (p->cur.k != SL__TK_RPAREN) {
         if (n == SL__EXPR_MAX_ARGS) {
-            snprintf(what, sizeof what, "a function takes at most %d arguments", SL__EXPR_MAX_ARGS);
+            snprintf(what, sizeof what, "function '%.*s' takes at most %d arguments",
+                     (int)(name->slen < 40 ? name->slen : 40), name->s, SL__EXPR_MAX_ARGS);
             fail(p, p->cur.pos, what);
             return -1;
         }
