@@ -684,7 +684,7 @@ Test(expr, bad_condition_in_a_config_points_into_the_file)
                  "option 'condition': expected an operator or end of expression, found '!'");
 }
 
-Test(expr, filter_stage_with_a_compiled_condition_runs, .timeout = 60)
+Test(expr, filter_stage_with_a_compiled_condition_runs)
 {
     struct sl_stage *src = sl_pipeline_find(p, "src");
     struct sl_stage *keep = t_add(p, "keep", &t_cond, "condition: 'n % 3 == 0 && n >= 30'");
