@@ -120,6 +120,28 @@ static struct sdec sdec_of(const struct sl_value *v)
     return (struct sdec){.s = v->s, .n = v->len, .esc = (v->flags & SL_VALUE_ESCAPED) != 0};
 }
 
+/* Equality of n bytes; short ones (most constants in conditions) with overlapping word
+ * loads instead of a call to memcmp. */
+static inline bool same_bytes(const char *a, const char *b, size_t n)
+{
+    uint64_t x, y, u, w;
+    uint32_t i, j, k, l;
+    if (n >= 8 && n <= 16) {
+        memcpy(&x, a, 8), memcpy(&y, b, 8), memcpy(&u, a + n - 8, 8), memcpy(&w, b + n - 8, 8);
+        return ((x ^ y) | (u ^ w)) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        memcpy(&i, a, 4), memcpy(&j, b, 4), memcpy(&k, a + n - 4, 4), memcpy(&l, b + n - 4, 4);
+        return ((i ^ j) | (k ^ l)) == 0;
+    }
+    if (n < 4) {
+        for (size_t q = 0; q < n; q++)
+            if (a[q] != b[q]) return false;
+        return true;
+    }
+    return memcmp(a, b, n) == 0;
+}
+
 /* Orders two strings by their decoded bytes; plain ones with one memcmp. */
 static int str_cmp(const struct sl_value *a, const struct sl_value *b)
 {
@@ -186,7 +208,8 @@ bool sl__text_of(struct sl__ctx *c, const struct sl_value *v, const char **s, si
 /* ---- fields and comparisons -------------------------------------------------------------------
  */
 
-static bool get_field(const struct sl__ctx *c, const struct sl__node *n, struct sl_value *out)
+static inline __attribute__((always_inline)) bool
+get_field(const struct sl__ctx *c, const struct sl__node *n, struct sl_value *out)
 {
     if (!c->ev) return false;
     if (!n->exact) return sl_event_get(c->ev, n->path, n->path_len, out) == 0;
@@ -242,7 +265,8 @@ static bool val_eq(struct sl_value *a, struct sl_value *b)
     case SL_NULL: return true;
     case SL_BOOL: return a->b == b->b;
     case SL_STRING:
-        if (!((a->flags | b->flags) & SL_VALUE_ESCAPED) && a->len != b->len) return false;
+        if (!((a->flags | b->flags) & SL_VALUE_ESCAPED))
+            return a->len == b->len && same_bytes(a->s, b->s, a->len);
         return str_cmp(a, b) == 0;
     case SL_JSON: return a->len == b->len && memcmp(a->s, b->s, a->len) == 0;
     default: return false;
@@ -260,13 +284,14 @@ static bool val_order(struct sl_value *a, struct sl_value *b, int *r)
     return true;
 }
 
-/* `field == "constant"`: a lookup, a length check and a memcmp. */
-static bool field_eq(const struct sl__node *n, struct sl__ctx *c)
+/* `field == "constant"`: a lookup, a length check and a compare of the bytes. */
+static inline __attribute__((always_inline)) bool field_eq(const struct sl__node *n,
+                                                           struct sl__ctx *c)
 {
     struct sl_value v;
     if (!get_field(c, n->a, &v) || v.type != SL_STRING) return false;
     if (!(v.flags & SL_VALUE_ESCAPED))
-        return v.len == n->lit.len && memcmp(v.s, n->lit.s, v.len) == 0;
+        return v.len == n->lit.len && same_bytes(v.s, n->lit.s, v.len);
     return v.len >= n->lit.len && str_cmp(&v, &n->lit) == 0; /* decoding never grows */
 }
 
@@ -430,6 +455,14 @@ static void negate(const struct sl__node *n, struct sl__ctx *c, struct sl_value 
 /* ---- the walk
  * ------------------------------------------------------------------------------------ */
 
+static bool test(const struct sl__node *n, struct sl__ctx *c);
+
+/* An operand of && || !: `field == "constant"` without a trip through the switch. */
+static inline bool test_kid(const struct sl__node *k, struct sl__ctx *c)
+{
+    return k->op == SL__OP_FIELD_EQ ? field_eq(k, c) : test(k, c);
+}
+
 static bool test(const struct sl__node *n, struct sl__ctx *c)
 {
     switch (n->op) {
@@ -437,13 +470,13 @@ static bool test(const struct sl__node *n, struct sl__ctx *c)
     case SL__OP_FIELD_NE: return !field_eq(n, c);
     case SL__OP_AND:
         for (uint32_t i = 0; i < n->n; i++)
-            if (!test(n->kids[i], c)) return false;
+            if (!test_kid(n->kids[i], c)) return false;
         return true;
     case SL__OP_OR:
         for (uint32_t i = 0; i < n->n; i++)
-            if (test(n->kids[i], c)) return true;
+            if (test_kid(n->kids[i], c)) return true;
         return false;
-    case SL__OP_NOT: return !test(n->a, c);
+    case SL__OP_NOT: return !test_kid(n->a, c);
     case SL__OP_EXISTS: {
         struct sl_value v;
         return get_field(c, n, &v);
@@ -496,10 +529,21 @@ void sl__eval(const struct sl__node *n, struct sl__ctx *c, struct sl_value *out)
 /* ---- the API
  * -------------------------------------------------------------------------------------- */
 
-bool sl_expr_test(const struct sl_expr *e, const struct sl_event *ev)
+/* Kept out of line: its 8 KiB frame costs stack probes that most conditions (field
+ * comparisons, logic, arithmetic) never need. */
+static __attribute__((noinline)) bool test_with_scratch(const struct sl_expr *e,
+                                                        const struct sl_event *ev)
 {
     char scratch[SL__EXPR_SCRATCH];
     struct sl__ctx c = {.ev = ev, .x = e, .buf = scratch, .cap = sizeof scratch};
+    return test(e->root, &c);
+}
+
+bool sl_expr_test(const struct sl_expr *e, const struct sl_event *ev)
+{
+    if (e->scratch) return test_with_scratch(e, ev);
+    struct sl__ctx c = {.ev = ev, .x = e};
+    if (e->root->op == SL__OP_FIELD_EQ) return field_eq(e->root, &c); /* the common filter */
     return test(e->root, &c);
 }
 

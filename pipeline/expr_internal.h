@@ -106,6 +106,7 @@ struct sl_expr {
     struct sl__node *root;     /* the tree */
     struct sl__regex *regexes; /* to free */
     pcre2_match_context *mctx; /* match limits, shared read-only by all threads */
+    bool scratch;              /* some node may build a string (calls, string operators) */
 };
 
 /* Where an evaluation reads fields from and puts strings it builds. */

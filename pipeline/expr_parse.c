@@ -144,6 +144,7 @@ static node_t *mk(struct parser *p, int op, size_t pos, unsigned ty)
 {
     node_t *n = sl__pool_alloc(&p->x->pool, sizeof *n);
     if (!n) return nomem(p);
+    if (op >= SL__OP_MATCH) p->x->scratch = true; /* regexes, string operators, calls */
     n->op = (uint8_t)op;
     n->pos = (uint32_t)pos;
     n->ty = (uint8_t)ty;
