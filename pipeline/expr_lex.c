@@ -47,7 +47,7 @@ const char *sl__lex_describe(const struct sl__lexer *lx, const struct sl__tok *t
     if (t->k == SL__TK_END) return lx->until_close ? "end of template" : "end of expression";
     if (t->k == SL__TK_CLOSE) return "'}}'";
     size_t n = t->end > t->pos ? t->end - t->pos : 1;
-    if (t->pos >= lx->len) return "end of expression";
+    if (t->pos >= lx->len) return lx->until_close ? "end of template" : "end of expression";
     if (n > 40) {
         snprintf(buf, cap, "'%.37s...'", lx->src + t->pos);
         return buf;

@@ -635,17 +635,19 @@ Test(expr, nesting_is_limited_and_long_chains_are_not_nesting)
 
 struct cond {
     struct sl_expr *cond; /* option */
+    struct sl_expr *also; /* option with a default */
 };
 
 static bool cond_keep(struct sl_stage *s, const struct sl_event *e)
 {
     struct cond *c = sl_stage_state(s);
-    return sl_expr_test(c->cond, e);
+    return sl_expr_test(c->cond, e) && sl_expr_test(c->also, e);
 }
 
 static const struct sl_option cond_options[] = {
     {"condition", SL_OPT_EXPR, NULL, SL_REQUIRED, offsetof(struct cond, cond),
      "keep events where true"},
+    {"also", SL_OPT_EXPR, "n != 99", 0, offsetof(struct cond, also), "and where this is true too"},
     {0},
 };
 
@@ -696,8 +698,9 @@ Test(expr, filter_stage_with_a_compiled_condition_runs)
     struct sl_error err = {0};
     cr_assert_eq(sl_pipeline_run(p, &err), 0, "%s", err.msg);
     struct t_collect *c = sl_stage_state(out);
-    cr_assert_eq(c->nseen, 190); /* 30, 33, ..., 597 */
-    for (size_t i = 0; i < c->nseen; i++) cr_assert_eq(c->seen[i], 30 + 3 * (int64_t)i);
+    cr_assert_eq(c->nseen, 189); /* 30, 33, ..., 597 but 99 (the default of `also`) */
+    for (size_t i = 0; i < c->nseen; i++)
+        cr_assert_eq(c->seen[i], 30 + 3 * (int64_t)(i < 23 ? i : i + 1));
 }
 
 /* ---- threads

@@ -12,7 +12,10 @@
  *             digit; any other name is quoted after a dot: `."user-agent"`,
  *             `http."x-request-id"`. A field named like a keyword is quoted too:
  *             `."true"`. A name with '.' or '[' in it can only be quoted as a top-level
- *             name (`."a.b"` is the field called "a.b", never a -> b).
+ *             name (`."a.b"` is the field called "a.b", never a -> b). As with
+ *             sl_event_get(), a top-level field named exactly like a path wins
+ *             (`http.status` is the field "http.status" when the event has one). A
+ *             path is written without spaces; elsewhere spaces and newlines are free.
  * Literals    "double" or 'single' quoted strings with JSON escapes (\" \' \\ \/ \b \f
  *             \n \r \t \uXXXX), integers (64-bit), floats (1.5, 2e3), true, false, null.
  * Operators   by increasing precedence:
@@ -28,7 +31,9 @@
  *             m multiline, s dot matches newline, x extended, u UTF-8 and Unicode
  *             properties) or a string literal; PCRE2, compiled once with JIT.
  *             contains, starts_with and ends_with are infix (`msg contains "timeout"`)
- *             and also functions (`contains(msg, "timeout")`).
+ *             and also functions (`contains(msg, "timeout")`). `in`, `contains`,
+ *             `starts_with` and `ends_with` are words only where an operator is
+ *             expected; `true`, `false` and `null` wherever a value is.
  * Functions   exists(field)        true when the field is present (even when null)
  *             lower(s), upper(s)   ASCII case mapping
  *             len(s)               bytes of a string; elements of an array or object
@@ -61,22 +66,25 @@
  * - Numbers in events may be JSON text (SL_VALUE_TEXT); they are converted when a
  *   comparison or arithmetic needs the value. Text that is not a number counts as null.
  * - What is known when compiling is checked then: unknown functions, arity, operands
- *   that can never be of the right type (`"a" * 2`, `!"x"`, `len(1) == "a"`), a
- *   comparison of constants of different kinds, a bad regex, division by a constant
- *   zero. Constant subexpressions are folded.
+ *   that can never be of the right type (`"a" * 2`, `!"x"`, `ok < true`), comparisons
+ *   whose operands can never be of the same kind (`lower(x) == 1`), a bad regex,
+ *   division by a constant zero. Constant subexpressions are folded.
  * - Nesting is limited to 128 levels; compiling never crashes or hangs on any input.
  *
  * Memory: evaluation uses an 8 KiB scratch area on the stack for strings built by
  * functions and for decoding escaped strings. sl_expr_eval() and sl_template_render()
  * continue in the event's batch arena when that is full; sl_expr_test() cannot (the
  * event is read-only and its batch may be shared), so there a string value that does
- * not fit the scratch becomes null (its comparisons are false): only escaped strings and
- * function results over 8 KiB per evaluation are concerned, never plain field values,
- * which are compared in place.
+ * not fit the scratch becomes null (its comparisons are false). Only string operators,
+ * regexes and functions are concerned, and only beyond 8 KiB per evaluation of decoded
+ * escaped strings and function results: plain field values are used in place, and
+ * comparisons (== != < ...) decode escaped strings as they go, without the scratch.
  *
  * Regexes: a match needs a PCRE2 match block; each thread creates one the first time it
  * matches a regex and keeps it until the thread exits (one small allocation per thread,
- * never per event). PCRE2's JIT stack is the default one, on the machine stack. */
+ * never per event). PCRE2's JIT stack is the default one, on the machine stack. A match
+ * that exceeds PCRE2's match limit (set to 1,000,000) counts as no match, so a runaway
+ * pattern costs a bounded time per event. */
 #ifndef SLUICE_EXPR_H
 #define SLUICE_EXPR_H
 
