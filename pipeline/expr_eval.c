@@ -552,8 +552,9 @@ int sl_expr_eval(const struct sl_expr *e, struct sl_event *ev, struct sl_value *
     char scratch[SL__EXPR_SCRATCH];
     struct sl__ctx c = {.ev = ev, .wev = ev, .x = e, .buf = scratch, .cap = sizeof scratch};
     sl__eval(e->root, &c, out);
-    bool in_scratch = out->s >= scratch && out->s < scratch + sizeof scratch;
-    if (!c.nomem && in_scratch && (out->type == SL_STRING || out->type == SL_JSON)) {
+    /* A string built in the scratch must outlive this frame: move it to the arena. */
+    uintptr_t at = (uintptr_t)out->s, lo = (uintptr_t)scratch;
+    if (!c.nomem && out->s && at >= lo && at < lo + sizeof scratch) {
         char *m = sl_event_alloc(ev, out->len);
         if (m) memcpy(m, out->s, out->len);
         out->s = m;
