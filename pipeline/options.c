@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sluice/expr.h>
+
 #include "internal.h"
 
 static const char *const runtime_keys[] = {"type", "inputs", "workers", "buffer"};
@@ -83,6 +85,36 @@ static int fill_list(struct sl_stage *s, const struct sl_config *node, const cha
     return 0;
 }
 
+static void expr_free(void *e)
+{
+    sl_expr_free(e);
+}
+
+/* Compiles an expression option; errors point into the config file: the scalar's line
+ * and column plus the position inside the expression (one more for an opening quote).
+ * Past the first line of a multi-line scalar the indentation is not known, so the
+ * column is the one inside the expression. */
+static int fill_expr(struct sl_stage *s, const char *opt_name, const struct sl_config *node,
+                     const char *text, struct sl_expr **out, struct sl_error *err)
+{
+    struct sl_error e = {0};
+    struct sl_expr *x = sl_expr_compile(text, strlen(text), &e);
+    if (!x) {
+        int line = node ? sl_config_line(node) : 0;
+        int col = e.col;
+        if (node && e.line <= 1) /* block scalars ('|', '>') count as quoted: approximate */
+            col = sl_config_col(node) + (sl_config_quoted(node) ? 1 : 0) +
+                  (e.col > 0 ? e.col - 1 : 0);
+        if (node && e.line > 1) line += e.line - 1;
+        return sl_error_at(err, e.code == SL_ENOMEM ? SL_ENOMEM : SL_ECONFIG,
+                           node ? sl_config_file(node) : "", line, col, "option '%s': %s", opt_name,
+                           e.msg);
+    }
+    if (own(s, x, expr_free)) return sl_error_set(err, SL_ENOMEM, "out of memory");
+    *out = x;
+    return 0;
+}
+
 /* Writes one option's value (from `node`, or the default `text` when node is NULL). */
 static int fill_one(struct sl_stage *s, const struct sl_option *o, const struct sl_config *node,
                     const char *text, struct sl_error *err)
@@ -145,9 +177,7 @@ static int fill_one(struct sl_stage *s, const struct sl_option *o, const struct 
         *(const struct sl_config **)dst = node;
         return 0;
     case SL_OPT_ANY: *(const struct sl_config **)dst = node; return 0;
-    case SL_OPT_EXPR: /* wired in with the expression module (pipeline/expr.c) */
-        return sl_config_error(node, err, SL_ECONFIG, "option '%s': expressions are not available",
-                               o->name);
+    case SL_OPT_EXPR: return fill_expr(s, o->name, node, text, (struct sl_expr **)dst, err);
     }
     if (node && sl_config_kind(node) != SL_CFG_SCALAR)
         return sl_config_error(node, err, SL_ECONFIG, "option '%s' expects %s; found a %s", o->name,
