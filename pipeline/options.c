@@ -1,6 +1,7 @@
 /* The option schema is the only option parser: it checks a stage's config against its
  * type's sl_option table and writes typed values into the stage state. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,17 +63,42 @@ static int enum_index(const char *choices, const char *text)
     return -1;
 }
 
+/* "must be one of a, b, c; found 'x' (did you mean 'y'?)" */
+static int enum_error(struct sl_stage *s, const struct sl_option *o, const struct sl_config *node,
+                      const char *text, struct sl__report *r)
+{
+    char list[256] = "", names[256];
+    const char *cand[32];
+    size_t n = 0;
+    snprintf(names, sizeof names, "%s", o->choices);
+    for (char *c = names, *bar; c && n < 32; c = bar ? bar + 1 : NULL) {
+        bar = strchr(c, '|');
+        if (bar) *bar = '\0';
+        cand[n++] = c;
+        size_t l = strlen(list), cl = strlen(c);
+        if (l + cl + 3 >= sizeof list) continue;
+        if (n > 1) memcpy(list + l, ", ", 2), l += 2;
+        memcpy(list + l, c, cl + 1);
+    }
+    const char *near = sl__nearest(text, cand, n);
+    return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, node ? node : s->cfg,
+                         "option '%s' must be one of %s; found '%s'%s%s%s", o->name, list, text,
+                         near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+}
+
 static int fill_list(struct sl_stage *s, const struct sl_config *node, const char *text,
-                     struct sl_list *out, struct sl_error *err)
+                     struct sl_list *out, struct sl__report *r)
 {
     size_t n = node && sl_config_kind(node) == SL_CFG_LIST ? sl_config_len(node) : 1;
     const char **items = calloc(n ? n : 1, sizeof *items);
-    if (!items || own(s, items, free)) return sl_error_set(err, SL_ENOMEM, "out of memory");
+    if (!items || own(s, items, free))
+        return sl__report_at(r, SL_LOG_ERROR, SL_ENOMEM, s->name, NULL, "out of memory");
     if (node && sl_config_kind(node) == SL_CFG_LIST) {
         for (size_t i = 0; i < n; i++) {
             const struct sl_config *it = sl_config_at(node, i, NULL);
             if (sl_config_kind(it) != SL_CFG_SCALAR)
-                return sl_config_error(it, err, SL_ECONFIG, "expected a plain value in the list");
+                return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, it,
+                                     "expected a plain value in the list");
             items[i] = sl_config_str(it);
         }
     } else {
@@ -85,13 +111,13 @@ static int fill_list(struct sl_stage *s, const struct sl_config *node, const cha
 
 /* Writes one option's value (from `node`, or the default `text` when node is NULL). */
 static int fill_one(struct sl_stage *s, const struct sl_option *o, const struct sl_config *node,
-                    const char *text, struct sl_error *err)
+                    const char *text, struct sl__report *r)
 {
     char *dst = (char *)s->state + o->offset;
     bool structured = o->type == SL_OPT_LIST || o->type == SL_OPT_MAP || o->type == SL_OPT_ANY;
     if (node && !structured && sl_config_kind(node) != SL_CFG_SCALAR)
-        return sl_config_error(node, err, SL_ECONFIG, "option '%s' expects %s", o->name,
-                               type_word(o->type));
+        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, node ? node : s->cfg,
+                             "option '%s' expects %s", o->name, type_word(o->type));
     char *end = NULL;
     errno = 0;
     switch (o->type) {
@@ -132,71 +158,72 @@ static int fill_one(struct sl_stage *s, const struct sl_option *o, const struct 
     }
     case SL_OPT_ENUM: {
         int i = enum_index(o->choices, text);
-        if (i < 0)
-            return sl_config_error(node, err, SL_ECONFIG,
-                                   "option '%s' must be one of %s; found '%s'", o->name, o->choices,
-                                   text);
+        if (i < 0) return enum_error(s, o, node, text, r);
         *(int *)dst = i;
         return 0;
     }
-    case SL_OPT_LIST: return fill_list(s, node, text, (struct sl_list *)dst, err);
+    case SL_OPT_LIST: return fill_list(s, node, text, (struct sl_list *)dst, r);
     case SL_OPT_MAP:
         if (node && sl_config_kind(node) != SL_CFG_MAP) break;
         *(const struct sl_config **)dst = node;
         return 0;
     case SL_OPT_ANY: *(const struct sl_config **)dst = node; return 0;
     case SL_OPT_EXPR: /* wired in with the expression module (pipeline/expr.c) */
-        return sl_config_error(node, err, SL_ECONFIG, "option '%s': expressions are not available",
-                               o->name);
+        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, node ? node : s->cfg,
+                             "option '%s': expressions are not available", o->name);
     }
-    return sl_config_error(node, err, SL_ECONFIG, "option '%s' expects %s; found '%s'", o->name,
-                           type_word(o->type), text ? text : "");
+    return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, node ? node : s->cfg,
+                         "option '%s' expects %s; found '%s'", o->name, type_word(o->type),
+                         text ? text : "");
 }
 
-/* Unknown keys are errors, with the nearest known option as a hint. */
-static int check_keys(struct sl_stage *s, struct sl_error *err)
+/* Unknown keys are errors, with the nearest known option as a hint. Every unknown key
+ * is reported; returns the first error's code. */
+static int check_keys(struct sl_stage *s, struct sl__report *r)
 {
-    const struct sl_option *opts = s->type->options;
+    const char *names[128];
+    size_t n = 0;
+    for (const struct sl_option *o = s->type->options; o && o->name && n < 128; o++)
+        names[n++] = o->name;
+    int rc = 0;
     for (size_t i = 0; i < sl_config_len(s->cfg); i++) {
         const char *key;
         sl_config_at(s->cfg, i, &key);
         if (sl__is_runtime_key(key)) continue;
         bool known = false;
-        const char *names[128];
-        size_t n = 0;
-        for (const struct sl_option *o = opts; o && o->name; o++) {
-            if (!strcmp(o->name, key)) known = true;
-            if (n < 128) names[n++] = o->name;
-        }
+        for (size_t k = 0; k < n && !known; k++) known = strcmp(names[k], key) == 0;
         if (known) continue;
         const char *near = sl__nearest(key, names, n);
         const struct sl_config *kn = sl_config_key_at(s->cfg, i);
-        if (near)
-            return sl_config_error(kn, err, SL_ECONFIG,
-                                   "unknown option '%s' for type '%s' (did you mean '%s'?)", key,
-                                   s->type->name, near);
-        return sl_config_error(kn, err, SL_ECONFIG, "unknown option '%s' for type '%s'", key,
-                               s->type->name);
+        int e = near ? sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, kn,
+                                     "unknown option '%s' for type '%s' (did you mean '%s'?)", key,
+                                     s->type->name, near)
+                     : sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, kn,
+                                     "unknown option '%s' for type '%s'", key, s->type->name);
+        if (!rc) rc = e;
     }
-    return 0;
+    return rc;
 }
 
-int sl__options_fill(struct sl_stage *s, struct sl_error *err)
+int sl__options_fill(struct sl_stage *s, struct sl__report *r)
 {
     if (s->cfg && sl_config_kind(s->cfg) != SL_CFG_MAP)
-        return sl_config_error(s->cfg, err, SL_ECONFIG, "stage '%s' must be a mapping", s->name);
-    int rc = s->cfg ? check_keys(s, err) : 0;
-    for (const struct sl_option *o = s->type->options; !rc && o && o->name; o++) {
+        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, s->cfg,
+                             "a stage must be a mapping with a 'type'");
+    int rc = s->cfg ? check_keys(s, r) : 0;
+    for (const struct sl_option *o = s->type->options; o && o->name; o++) {
         const struct sl_config *node = s->cfg ? sl_config_get(s->cfg, o->name) : NULL;
         const char *text = node ? sl_config_str(node) : o->def;
+        int e = 0;
         if (!node && !o->def) {
             if (o->flags & SL_REQUIRED)
-                rc = sl_config_error(s->cfg, err, SL_ECONFIG,
-                                     "stage '%s' (type '%s') needs option '%s': %s", s->name,
-                                     s->type->name, o->name, o->doc);
-            continue;
+                e = sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, s->cfg,
+                                  "missing option '%s' (type '%s' needs it: %s)", o->name,
+                                  s->type->name, o->doc);
+        } else {
+            e = fill_one(s, o, node, text, r);
         }
-        rc = fill_one(s, o, node, text, err);
+        if (!rc) rc = e;
     }
     return rc;
 }
