@@ -208,11 +208,18 @@ static void load_stage(struct load *l, struct entry *e)
     push_entry(l, e);
 }
 
+/* True for `name:` with nothing after it, `name: ~` and `name: {}`. */
+static bool blank(const struct sl_config *m)
+{
+    return sl_config_len(m) == 0 && (sl_config_kind(m) == SL_CFG_MAP ||
+                                     (sl_config_kind(m) == SL_CFG_SCALAR && !*sl_config_str(m)));
+}
+
 static void load_section(struct load *l, const struct sl_config *root, const struct section *sec)
 {
     const struct sl_config *m = sl_config_get(root, sec->key);
-    if (!m) return;
-    if (sl_config_kind(m) != SL_CFG_MAP || sl_config_len(m) == 0) {
+    if (!m || blank(m)) return; /* check_ends() wants sources and sinks */
+    if (sl_config_kind(m) != SL_CFG_MAP) {
         sl__report_at(&l->r, SL_LOG_ERROR, SL_ECONFIG, NULL, m,
                       "'%s' expects a mapping of named stages: name: {type: ...}", sec->key);
         return;
@@ -406,10 +413,15 @@ static bool check_top(struct load *l, const struct sl_config *root)
 static void check_ends(struct load *l, const struct sl_config *root)
 {
     for (size_t s = 0; s < 3; s += 2) {
-        if (sl_config_get(root, sections[s].key)) continue;
-        sl__report_at(&l->r, SL_LOG_ERROR, SL_ECONFIG, NULL, root,
-                      "no '%s:' section: a pipeline needs at least one %s", sections[s].key,
-                      sections[s].what);
+        const struct sl_config *m = sl_config_get(root, sections[s].key);
+        if (!m)
+            sl__report_at(&l->r, SL_LOG_ERROR, SL_ECONFIG, NULL, root,
+                          "no '%s:' section: a pipeline needs at least one %s", sections[s].key,
+                          sections[s].what);
+        else if (blank(m))
+            sl__report_at(&l->r, SL_LOG_ERROR, SL_ECONFIG, NULL, m,
+                          "'%s' is empty: a pipeline needs at least one %s", sections[s].key,
+                          sections[s].what);
     }
 }
 
