@@ -10,11 +10,13 @@
 
 #include "../connectors/blackhole/blackhole.h"
 #include "../connectors/generate/generate.h"
+#include "../stages/sample.h"
 
 static const struct sl_stage_type *const builtins[] = {
     /* sources */
     &sl_stage_generate,
     /* transforms and filters */
+    &sl_stage_sample,
     /* sinks */
     &sl_stage_blackhole,
 };

@@ -102,7 +102,7 @@ static void emit(enum sl_log_level level, const struct sl_error *where, const ch
             fprintf(f, "%s: ", where->file);
         else
             fputs("sluice: ", f);
-        fprintf(f, "%s: ", level_names[level]);
+        fprintf(f, "%s: ", level == SL_LOG_WARN ? "warning" : level_names[level]);
         if (stage && *stage) fprintf(f, "stage '%s': ", stage);
         fprintf(f, "%s\n", msg);
     }

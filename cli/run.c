@@ -15,13 +15,53 @@
 
 #include "cli.h"
 
+/* One problem of a config, kept to be printed in file order. */
+struct problem {
+    enum sl_log_level level; /* error or warning */
+    struct sl_error e;       /* message and position */
+    size_t seq;              /* order found, to keep the sort stable */
+};
+
 /* What one load produced; everything owned. */
 struct loaded {
     struct sl_config *cfg;   /* the document */
     struct sl_registry *reg; /* the built-ins */
     struct sl_pipeline *p;   /* stages and edges, not started */
     struct cli_counts n;     /* problems found */
+    struct problem *probs;   /* problems of the load, until printed */
+    size_t nprobs;           /* entries in probs */
 };
+
+static void keep_problem(void *arg, enum sl_log_level level, const struct sl_error *e)
+{
+    struct loaded *l = arg;
+    struct problem *np = realloc(l->probs, (l->nprobs + 1) * sizeof *np);
+    if (!np) {
+        cli_log_report(&l->n, level, e); /* no memory to sort: print it now */
+        return;
+    }
+    l->probs = np;
+    np[l->nprobs] = (struct problem){.level = level, .e = *e, .seq = l->nprobs};
+    l->nprobs++;
+}
+
+static int by_position(const void *a, const void *b)
+{
+    const struct problem *x = a, *y = b;
+    if (x->e.line != y->e.line) return x->e.line < y->e.line ? -1 : 1;
+    if (x->e.col != y->e.col) return x->e.col < y->e.col ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Prints the load's problems sorted by line and column. */
+static void print_problems(struct loaded *l)
+{
+    qsort(l->probs, l->nprobs, sizeof *l->probs, by_position);
+    for (size_t i = 0; i < l->nprobs; i++) cli_log_report(&l->n, l->probs[i].level, &l->probs[i].e);
+    free(l->probs);
+    l->probs = NULL;
+    l->nprobs = 0;
+}
 
 static void loaded_free(struct loaded *l)
 {
@@ -37,8 +77,8 @@ static void on_stage_done(void *arg, struct sl_stage *s)
     struct sl_stage_stats st;
     sl_stage_stats(s, &st);
     if (sl_stage_get_type(s)->kind == SL_SOURCE)
-        cli_log(SL_LOG_INFO, sl_stage_name(s), "source done: %llu events, all acknowledged",
-                (unsigned long long)st.acked);
+        cli_log(SL_LOG_INFO, sl_stage_name(s), "source done: %llu %s, all acknowledged",
+                (unsigned long long)st.acked, st.acked == 1 ? "event" : "events");
     else
         cli_log(SL_LOG_DEBUG, sl_stage_name(s), "done: %llu events in, %llu out",
                 (unsigned long long)st.events_in, (unsigned long long)st.events_out);
@@ -89,7 +129,8 @@ static int load(const char *path, const struct cli_opts *o, struct event_base *b
         cli_log_report(&l->n, SL_LOG_ERROR, &err);
         return CLI_ECONFIG;
     }
-    sl_pipeline_load_all(l->p, l->reg, l->cfg, cli_log_report, &l->n);
+    sl_pipeline_load_all(l->p, l->reg, l->cfg, keep_problem, l);
+    print_problems(l);
     return l->n.errors ? CLI_ECONFIG : CLI_OK;
 }
 
@@ -160,8 +201,7 @@ static void stop_now(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct run *r = arg;
-    cli_log(SL_LOG_INFO, NULL, "stopping: draining what is in flight");
-    sl_pipeline_stop(r->l.p);
+    sl_pipeline_stop(r->l.p); /* the runtime logs that it drains */
 }
 
 static void on_signal(evutil_socket_t signo, short what, void *arg)
@@ -256,8 +296,9 @@ int cli_cmd_run(const struct cli_opts *o)
             rc = CLI_ERUN;
         } else {
             if (r.m)
-                cli_log(SL_LOG_INFO, NULL, "serving /metrics and /health on %s (port %d)",
-                        o->metrics_addr, cli_metrics_port(r.m));
+                cli_log(SL_LOG_INFO, NULL, "serving /metrics and /health on http://%.*s:%d",
+                        (int)(strrchr(o->metrics_addr, ':') - o->metrics_addr), o->metrics_addr,
+                        cli_metrics_port(r.m));
             rc = run_loop(&r);
         }
     }

@@ -202,10 +202,14 @@ static int yaml_fail(struct parse *ps)
     ps->failed = 1;
     yaml_parser_t *yp = &ps->yp;
     if (yp->error == YAML_MEMORY_ERROR) return sl_error_set(ps->err, SL_ENOMEM, "out of memory");
+    char where[64] = "";
+    if (yp->context)
+        snprintf(where, sizeof where, " that starts at %d:%d", (int)yp->context_mark.line + 1,
+                 (int)yp->context_mark.column + 1);
     return sl_error_at(ps->err, SL_ECONFIG, ps->doc->file, (int)yp->problem_mark.line + 1,
-                       (int)yp->problem_mark.column + 1, "invalid YAML: %s%s%s",
+                       (int)yp->problem_mark.column + 1, "invalid YAML: %s%s%s%s",
                        yp->problem ? yp->problem : "syntax error", yp->context ? " " : "",
-                       yp->context ? yp->context : "");
+                       yp->context ? yp->context : "", where);
 }
 
 static int next_event(struct parse *ps, yaml_event_t *ev)

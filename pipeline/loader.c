@@ -401,10 +401,13 @@ static bool check_top(struct load *l, const struct sl_config *root)
         for (size_t k = 0; k < 4; k++) known |= strcmp(key, top_keys[k]) == 0;
         if (known) continue;
         const char *near = sl__nearest(key, top_keys, 4);
-        sl__report_at(
-            &l->r, SL_LOG_ERROR, SL_ECONFIG, NULL, sl_config_key_at(root, i),
-            "unknown section '%s'%s%s%s (expected pipeline, sources, transforms or sinks)", key,
-            near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+        if (near)
+            sl__report_at(&l->r, SL_LOG_ERROR, SL_ECONFIG, NULL, sl_config_key_at(root, i),
+                          "unknown section '%s' (did you mean '%s'?)", key, near);
+        else
+            sl__report_at(&l->r, SL_LOG_ERROR, SL_ECONFIG, NULL, sl_config_key_at(root, i),
+                          "unknown section '%s': expected pipeline, sources, transforms or sinks",
+                          key);
     }
     return true;
 }

@@ -40,7 +40,7 @@ static const char *type_word(enum sl_opt_type t)
     case SL_OPT_DURATION: return "a duration such as 250ms, 5s or 1h";
     case SL_OPT_SIZE: return "a size such as 512, 64KiB or 10MB";
     case SL_OPT_ENUM: return "one of the listed values";
-    case SL_OPT_LIST: return "a list";
+    case SL_OPT_LIST: return "a list such as [a, b]";
     case SL_OPT_MAP: return "a mapping";
     case SL_OPT_EXPR: return "an expression";
     case SL_OPT_ANY: return "a value";
@@ -162,7 +162,9 @@ static int fill_one(struct sl_stage *s, const struct sl_option *o, const struct 
         *(int *)dst = i;
         return 0;
     }
-    case SL_OPT_LIST: return fill_list(s, node, text, (struct sl_list *)dst, r);
+    case SL_OPT_LIST:
+        if (node && sl_config_kind(node) == SL_CFG_MAP) break;
+        return fill_list(s, node, text, (struct sl_list *)dst, r);
     case SL_OPT_MAP:
         if (node && sl_config_kind(node) != SL_CFG_MAP) break;
         *(const struct sl_config **)dst = node;
@@ -172,9 +174,11 @@ static int fill_one(struct sl_stage *s, const struct sl_option *o, const struct 
         return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, node ? node : s->cfg,
                              "option '%s': expressions are not available", o->name);
     }
+    if (!text || (node && sl_config_kind(node) != SL_CFG_SCALAR))
+        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, node ? node : s->cfg,
+                             "option '%s' expects %s", o->name, type_word(o->type));
     return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, node ? node : s->cfg,
-                         "option '%s' expects %s; found '%s'", o->name, type_word(o->type),
-                         text ? text : "");
+                         "option '%s' expects %s; found '%s'", o->name, type_word(o->type), text);
 }
 
 /* Unknown keys are errors, with the nearest known option as a hint. Every unknown key
