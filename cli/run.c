@@ -56,7 +56,7 @@ static int by_position(const void *a, const void *b)
 /* Prints the load's problems sorted by line and column. */
 static void print_problems(struct loaded *l)
 {
-    qsort(l->probs, l->nprobs, sizeof *l->probs, by_position);
+    if (l->nprobs) qsort(l->probs, l->nprobs, sizeof *l->probs, by_position);
     for (size_t i = 0; i < l->nprobs; i++) cli_log_report(&l->n, l->probs[i].level, &l->probs[i].e);
     free(l->probs);
     l->probs = NULL;
