@@ -187,15 +187,18 @@ static int check_keys(struct sl_stage *s, struct sl__report *r)
 {
     const char *names[128];
     size_t n = 0;
-    for (const struct sl_option *o = s->type->options; o && o->name && n < 128; o++)
+    for (const struct sl_option *o = s->type->options; o && o->name && n < 124; o++)
         names[n++] = o->name;
+    size_t nopts = n;
+    for (size_t i = 0; i < sizeof runtime_keys / sizeof *runtime_keys; i++)
+        names[n++] = runtime_keys[i]; /* `input:` means `inputs:` */
     int rc = 0;
     for (size_t i = 0; i < sl_config_len(s->cfg); i++) {
         const char *key;
         sl_config_at(s->cfg, i, &key);
         if (sl__is_runtime_key(key)) continue;
         bool known = false;
-        for (size_t k = 0; k < n && !known; k++) known = strcmp(names[k], key) == 0;
+        for (size_t k = 0; k < nopts && !known; k++) known = strcmp(names[k], key) == 0;
         if (known) continue;
         const char *near = sl__nearest(key, names, n);
         const struct sl_config *kn = sl_config_key_at(s->cfg, i);
