@@ -301,7 +301,7 @@ Test(cli, set_overrides_values_and_stdin_reads_the_config)
     run(&r, (const char *[]){"validate", "--set", "sources.web.count=many", "-", NULL}, NULL,
         slurp("first.yaml"));
     cr_assert_eq(r.rc, 1);
-    cr_assert_str_eq(r.err, "<stdin>:1:1: error: stage 'web': option 'count' expects an "
+    cr_assert_str_eq(r.err, "<stdin>: error: stage 'web': option 'count' expects an "
                             "integer; found 'many'\n<stdin>: invalid: 1 error\n");
 }
 
