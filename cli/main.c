@@ -158,7 +158,16 @@ static int take_option(const struct command *c, int opt, const char *arg, struct
             return bad_usage(c, "--log-format expects text or json; found '%s'", arg);
         return 0;
     case OPT_STATS: return duration_arg(c, "--stats-interval", arg, &o->stats_interval_ms);
-    case OPT_METRICS: o->metrics_addr = arg; return 0;
+    case OPT_METRICS: {
+        const char *colon = strrchr(arg, ':');
+        char *end = NULL;
+        long port = colon && colon != arg ? strtol(colon + 1, &end, 10) : -1;
+        if (!colon || colon == arg || !colon[1] || *end || port < 0 || port > 65535)
+            return bad_usage(
+                c, "--metrics-addr expects HOST:PORT such as 127.0.0.1:9598; found '%s'", arg);
+        o->metrics_addr = arg;
+        return 0;
+    }
     case OPT_DELAY: return duration_arg(c, "--shutdown-delay", arg, &o->shutdown_delay_ms);
     default: return CLI_EUSAGE; /* getopt has said what was wrong */
     }

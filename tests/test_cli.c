@@ -480,6 +480,30 @@ Test(cli, metrics_are_exact_during_a_run_and_health_turns_503_on_sigterm)
     close(p.out);
 }
 
+Test(cli, metrics_port_in_use_fails_the_run_with_exit_3)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(fd, 1), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    char addr[64], want[160];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(sa.sin_port));
+    static struct result r;
+    run(&r, (const char *[]){"run", "--metrics-addr", addr, "first.yaml", NULL}, NULL, NULL);
+    close(fd);
+    cr_assert_eq(r.rc, 3);
+    snprintf(want, sizeof want, "sluice: error: cannot listen on %s: Address already in use\n",
+             addr);
+    cr_assert_str_eq(r.err, want);
+    run(&r, (const char *[]){"run", "--metrics-addr", "9598", "first.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 2);
+    cr_assert_str_eq(r.err, "sluice: error: --metrics-addr expects HOST:PORT such as "
+                            "127.0.0.1:9598; found '9598' (see sluice run --help)\n");
+}
+
 Test(cli, second_signal_aborts_with_128_plus_signo)
 {
     struct proc p = start((const char *[]){"run", "--stats-interval", "20ms", "--shutdown-delay",
