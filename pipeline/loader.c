@@ -294,6 +294,17 @@ static void connect_input(struct load *l, const struct entry *to, const struct s
     }
 }
 
+/* True when the i-th name of the list `in` appears before it. */
+static bool listed_before(const struct sl_config *in, size_t i)
+{
+    const char *ref = sl_config_str(sl_config_at(in, i, NULL));
+    for (size_t k = 0; ref && k < i; k++) {
+        const char *other = sl_config_str(sl_config_at(in, k, NULL));
+        if (other && strcmp(other, ref) == 0) return true;
+    }
+    return false;
+}
+
 static void connect_inputs(struct load *l, const struct entry *e)
 {
     if (sl_config_kind(e->node) != SL_CFG_MAP) return;
@@ -318,7 +329,14 @@ static void connect_inputs(struct load *l, const struct entry *e)
                       "'inputs' expects a list of stage names");
         return;
     }
-    for (size_t i = 0; i < sl_config_len(in); i++) connect_input(l, e, sl_config_at(in, i, NULL));
+    for (size_t i = 0; i < sl_config_len(in); i++) {
+        const struct sl_config *item = sl_config_at(in, i, NULL);
+        if (listed_before(in, i))
+            sl__report_at(&l->r, SL_LOG_ERROR, SL_ECONFIG, e->name, item,
+                          "input '%s' is listed twice", sl_config_str(item));
+        else
+            connect_input(l, e, item);
+    }
 }
 
 /* ---- the whole graph ---------------------------------------------------------------------------
