@@ -109,53 +109,62 @@ static int fill_list(struct sl_stage *s, const struct sl_config *node, const cha
     return 0;
 }
 
-/* Writes one option's value (from `node`, or the default `text` when node is NULL). */
-static int fill_one(struct sl_stage *s, const struct sl_option *o, const struct sl_config *node,
-                    const char *text, struct sl__report *r)
+/* Converts `text` for the plain scalar types (int, float, bool, duration, size) into
+ * `dst`. Returns 0, or -1 when the text is not a value of that type. */
+static int fill_scalar(enum sl_opt_type type, const char *text, void *dst)
 {
-    char *dst = (char *)s->state + o->offset;
-    bool structured = o->type == SL_OPT_LIST || o->type == SL_OPT_MAP || o->type == SL_OPT_ANY;
-    if (node && !structured && sl_config_kind(node) != SL_CFG_SCALAR)
-        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, node ? node : s->cfg,
-                             "option '%s' expects %s", o->name, type_word(o->type));
     char *end = NULL;
     errno = 0;
-    switch (o->type) {
-    case SL_OPT_STRING: *(const char **)dst = text; return 0;
+    if (!text || !*text) return -1;
+    switch (type) {
     case SL_OPT_INT: {
         long long v = strtoll(text, &end, 0);
-        if (!*text || *end || errno) break;
+        if (*end || errno) return -1;
         *(int64_t *)dst = v;
         return 0;
     }
     case SL_OPT_FLOAT: {
         double v = strtod(text, &end);
-        if (!*text || *end || errno) break;
+        if (*end || errno) return -1;
         *(double *)dst = v;
         return 0;
     }
-    case SL_OPT_BOOL:
-        if (!strcmp(text, "true") || !strcmp(text, "yes") || !strcmp(text, "on")) {
-            *(bool *)dst = true;
-            return 0;
-        }
-        if (!strcmp(text, "false") || !strcmp(text, "no") || !strcmp(text, "off")) {
-            *(bool *)dst = false;
-            return 0;
-        }
-        break;
+    case SL_OPT_BOOL: {
+        bool yes = !strcmp(text, "true") || !strcmp(text, "yes") || !strcmp(text, "on");
+        bool no = !strcmp(text, "false") || !strcmp(text, "no") || !strcmp(text, "off");
+        if (!yes && !no) return -1;
+        *(bool *)dst = yes;
+        return 0;
+    }
     case SL_OPT_DURATION: {
         long long ms;
-        if (sl_parse_duration(text, &ms)) break;
+        if (sl_parse_duration(text, &ms)) return -1;
         *(int64_t *)dst = ms;
         return 0;
     }
     case SL_OPT_SIZE: {
         unsigned long long b;
-        if (sl_parse_size(text, &b)) break;
+        if (sl_parse_size(text, &b)) return -1;
         *(uint64_t *)dst = b;
         return 0;
     }
+    default: return -1;
+    }
+}
+
+/* Writes one option's value (from `node`, or the default `text` when node is NULL). */
+static int fill_one(struct sl_stage *s, const struct sl_option *o, const struct sl_config *node,
+                    const char *text, struct sl__report *r)
+{
+    char *dst = (char *)s->state + o->offset;
+    const struct sl_config *at = node ? node : s->cfg;
+    bool structured = o->type == SL_OPT_LIST || o->type == SL_OPT_MAP || o->type == SL_OPT_ANY;
+    bool scalar = !node || sl_config_kind(node) == SL_CFG_SCALAR;
+    if (!scalar && !structured)
+        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, at, "option '%s' expects %s",
+                             o->name, type_word(o->type));
+    switch (o->type) {
+    case SL_OPT_STRING: *(const char **)dst = text; return 0;
     case SL_OPT_ENUM: {
         int i = enum_index(o->choices, text);
         if (i < 0) return enum_error(s, o, node, text, r);
@@ -171,13 +180,15 @@ static int fill_one(struct sl_stage *s, const struct sl_option *o, const struct 
         return 0;
     case SL_OPT_ANY: *(const struct sl_config **)dst = node; return 0;
     case SL_OPT_EXPR: /* wired in with the expression module (pipeline/expr.c) */
-        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, node ? node : s->cfg,
+        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, at,
                              "option '%s': expressions are not available", o->name);
+    default:
+        if (fill_scalar(o->type, text, dst) == 0) return 0;
     }
-    if (!text || (node && sl_config_kind(node) != SL_CFG_SCALAR))
-        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, node ? node : s->cfg,
-                             "option '%s' expects %s", o->name, type_word(o->type));
-    return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, node ? node : s->cfg,
+    if (!text || !scalar)
+        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, at, "option '%s' expects %s",
+                             o->name, type_word(o->type));
+    return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, at,
                          "option '%s' expects %s; found '%s'", o->name, type_word(o->type), text);
 }
 
