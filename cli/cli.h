@@ -45,7 +45,7 @@ struct cli_counts {
     unsigned errors, warnings; /* problems told */
 };
 void cli_log_report(void *arg, enum sl_log_level level, const struct sl_error *e);
-/* Fits sl_pipeline_options.log. */
+/* Fits sl_pipeline_options.log; counts into `arg` (struct cli_counts, may be NULL). */
 void cli_log_pipeline(void *arg, enum sl_log_level level, const char *stage, const char *msg);
 
 /* ---- describe.c: `sluice list` and `sluice describe` ------------------------------- */

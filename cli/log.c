@@ -136,6 +136,8 @@ void cli_log_report(void *arg, enum sl_log_level level, const struct sl_error *e
 
 void cli_log_pipeline(void *arg, enum sl_log_level level, const char *stage, const char *msg)
 {
-    (void)arg;
+    struct cli_counts *c = arg;
+    if (c && level == SL_LOG_ERROR) c->errors++;
+    if (c && level == SL_LOG_WARN) c->warnings++;
     emit(level, NULL, stage, msg);
 }

@@ -24,12 +24,13 @@ struct problem {
 
 /* What one load produced; everything owned. */
 struct loaded {
-    struct sl_config *cfg;   /* the document */
-    struct sl_registry *reg; /* the built-ins */
-    struct sl_pipeline *p;   /* stages and edges, not started */
-    struct cli_counts n;     /* problems found */
-    struct problem *probs;   /* problems of the load, until printed */
-    size_t nprobs;           /* entries in probs */
+    struct sl_config *cfg;    /* the document */
+    struct sl_registry *reg;  /* the built-ins */
+    struct sl_pipeline *p;    /* stages and edges, not started */
+    struct cli_counts n;      /* problems found */
+    struct cli_counts logged; /* errors and warnings the runtime logged */
+    struct problem *probs;    /* problems of the load, until printed */
+    size_t nprobs;            /* entries in probs */
 };
 
 static void keep_problem(void *arg, enum sl_log_level level, const struct sl_error *e)
@@ -122,6 +123,7 @@ static int load(const char *path, const struct cli_opts *o, struct event_base *b
         sl_pipeline_options_init(&opts); /* go on with the defaults to find the rest */
     }
     opts.log = cli_log_pipeline;
+    opts.log_arg = &l->logged;
     opts.on_stage_done = on_stage_done;
     l->reg = cli_registry(&err);
     l->p = l->reg ? sl_pipeline_new(base, &opts, &err) : NULL;
@@ -269,8 +271,9 @@ static int run_loop(struct run *r)
     cli_status_stop(st);
     if (!o->quiet) cli_summary(r->l.p, now_s() - t0, stderr);
     if (r->abort_signo) return CLI_ESIGNAL + r->abort_signo;
-    if (rc) {
-        cli_log(SL_LOG_ERROR, err.stage, "%s", err.msg[0] ? err.msg : sl_strerror(rc));
+    if (rc) { /* the runtime has logged a stage's failure; say what else failed */
+        if (!r->l.logged.errors)
+            cli_log(SL_LOG_ERROR, err.stage, "%s", err.msg[0] ? err.msg : sl_strerror(rc));
         return CLI_ERUN;
     }
     return CLI_OK;
