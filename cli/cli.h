@@ -34,6 +34,7 @@ int cli_log_level_parse(const char *s);
 int cli_log_format_parse(const char *s);
 void cli_log_setup(enum sl_log_level level, enum cli_log_format format);
 bool cli_log_enabled(enum sl_log_level level);
+bool cli_log_json(void); /* --log-format json */
 /* Called before each line is written (the status line clears itself). NULL: none. */
 void cli_log_set_hook(void (*before_write)(void));
 /* One line: "sluice: LEVEL: [stage 'x': ]msg", or a JSON object. */

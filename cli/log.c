@@ -36,6 +36,11 @@ void cli_log_setup(enum sl_log_level level, enum cli_log_format format)
     logger.format = format;
 }
 
+bool cli_log_json(void)
+{
+    return logger.format == CLI_LOG_JSON;
+}
+
 bool cli_log_enabled(enum sl_log_level level)
 {
     return level <= logger.level;

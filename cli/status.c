@@ -161,8 +161,30 @@ void cli_status_stop(struct cli_status *st)
     free(st);
 }
 
+/* With --log-format json, the summary is one log line per stage. */
+static void summary_lines(struct sl_pipeline *p, double seconds)
+{
+    for (size_t i = 0; i < sl_pipeline_stage_count(p); i++) {
+        struct sl_stage *s = sl_pipeline_stage_at(p, i);
+        const struct sl_stage_type *t = sl_stage_get_type(s);
+        struct sl_stage_stats st;
+        sl_stage_stats(s, &st);
+        cli_log(SL_LOG_INFO, sl_stage_name(s),
+                "summary: type=%s kind=%s events_in=%llu events_out=%llu dropped=%llu "
+                "errors=%llu time=%.3fs",
+                t->name, cli_kind_name(t->kind), (unsigned long long)st.events_in,
+                (unsigned long long)st.events_out, (unsigned long long)st.dropped,
+                (unsigned long long)st.errors, (double)st.busy_ns / 1e9);
+    }
+    cli_log(SL_LOG_INFO, NULL, "run took %.3fs", seconds);
+}
+
 void cli_summary(struct sl_pipeline *p, double seconds, FILE *out)
 {
+    if (cli_log_json()) {
+        summary_lines(p, seconds);
+        return;
+    }
     size_t w = 5, tw = 4;
     for (size_t i = 0; i < sl_pipeline_stage_count(p); i++) {
         struct sl_stage *s = sl_pipeline_stage_at(p, i);

@@ -229,6 +229,22 @@ Test(cli, json_log_format_gives_one_object_per_problem)
               "%s", r.err);
 }
 
+Test(cli, json_log_format_makes_every_stderr_line_an_object)
+{
+    static struct result r;
+    run(&r, (const char *[]){"run", "--log-format", "json", "first.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 0);
+    int lines = 0;
+    for (char *line = r.err, *nl; (nl = strchr(line, '\n')); line = nl + 1, lines++) {
+        cr_assert(strncmp(line, "{\"time\":\"", 9) == 0 && nl[-1] == '}', "%.*s", (int)(nl - line),
+                  line);
+    }
+    cr_assert_eq(lines, 5, "%s", r.err); /* source done, three stages, the total */
+    cr_assert_not_null(strstr(r.err, "\"stage\":\"some\",\"msg\":\"summary: type=sample "
+                                     "kind=filter events_in=1000 events_out=100 dropped=900 "
+                                     "errors=0 time="));
+}
+
 /* ---- configs that are right ------------------------------------------------------------ */
 
 Test(cli, validate_and_graph_good_configs)
