@@ -3,6 +3,8 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "helpers.h"
 
@@ -110,4 +112,47 @@ Test(config, empty_document_is_an_empty_mapping)
     cr_assert_eq(sl_config_len(c), 0);
     cr_assert_eq(sl_config_line(c), 1);
     sl_config_free(c);
+}
+
+/* Copies `text` to the very end of a readable page followed by a PROT_NONE page, so that
+ * any read past the input crashes (picohttpparser's guard-page trick). */
+static void parse_at_guard_page(const char *text, size_t len)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    char *mem =
+        mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(mem, MAP_FAILED);
+    cr_assert_eq(mprotect(mem + page, (size_t)page, PROT_NONE), 0);
+    char *at = mem + page - len;
+    memcpy(at, text, len);
+    struct sl_error err = {0};
+    sl_config_free(sl_config_parse(at, len, "g.yaml", &err));
+    munmap(mem, (size_t)page * 2);
+}
+
+Test(config, inputs_ending_at_a_guard_page_are_never_overread)
+{
+    setenv("SL_TEST_SET", "v", 1);
+    const char *cases[] = {
+        "a: ${SL_TEST_SET}",
+        "a: ${SL_TEST_SET",
+        "a: $",
+        "a: $$",
+        "a: $${",
+        "a: ${",
+        "a: ${X:-",
+        "a: ${X:-d}",
+        "a: [x, y",
+        "a: {b: ",
+        "a: &x [1]\nb: *x",
+        "a: *",
+        "- ",
+        "\"a",
+        "'",
+        "sources:\n  g: {type: generate}\nsinks:\n  o: {type: blackhole, inputs: [g]}",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        size_t len = strlen(cases[i]);
+        for (size_t cut = 0; cut <= len; cut++) parse_at_guard_page(cases[i], cut);
+    }
 }
