@@ -5,6 +5,8 @@
  * At the end, a table per stage. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -68,27 +70,32 @@ static void collect(struct sl_pipeline *p, struct totals *t)
     }
 }
 
+/* "45.0% ETA 0:00:13  in 12.3k/s  out ...": progress first, so that a narrow terminal
+ * cuts the least useful part. */
 static void format_line(struct cli_status *st, const struct totals *t, char *buf, size_t size)
 {
     char in[16], out[16], all[16];
+    size_t n = 0;
+    buf[0] = '\0';
+    if (t->total) {
+        double pct = 100.0 * (double)t->done / (double)t->total;
+        n += (size_t)snprintf(buf, size, "%.1f%%  ", pct > 100 ? 100 : pct);
+        if (st->rate_progress > 0 && t->done < t->total && n < size) {
+            long eta = (long)((double)(t->total - t->done) / st->rate_progress + 0.5);
+            n += (size_t)snprintf(buf + n, size - n, "ETA %ld:%02ld:%02ld  ", eta / 3600,
+                                  eta / 60 % 60, eta % 60);
+        }
+    }
     cli_human(st->rate_in, in, sizeof in);
     cli_human(st->rate_out, out, sizeof out);
     cli_human((double)t->in, all, sizeof all);
-    size_t n =
-        (size_t)snprintf(buf, size, "in %s/s  out %s/s  events %s  dropped %llu  errors %llu", in,
-                         out, all, (unsigned long long)t->dropped, (unsigned long long)t->errors);
+    if (n < size)
+        n += (size_t)snprintf(buf + n, size - n,
+                              "in %s/s  out %s/s  events %s  dropped %llu  errors %llu", in, out,
+                              all, (unsigned long long)t->dropped, (unsigned long long)t->errors);
     if (t->fullest_name && n < size)
-        n += (size_t)snprintf(buf + n, size - n, "  queue %s %u/%u", t->fullest_name, t->fullest_n,
-                              t->fullest_cap);
-    if (t->total && n < size) {
-        double pct = 100.0 * (double)t->done / (double)t->total;
-        n += (size_t)snprintf(buf + n, size - n, "  %.1f%%", pct > 100 ? 100 : pct);
-        if (st->rate_progress > 0 && t->done < t->total && n < size) {
-            long eta = (long)((double)(t->total - t->done) / st->rate_progress + 0.5);
-            snprintf(buf + n, size - n, " ETA %ld:%02ld:%02ld", eta / 3600, eta / 60 % 60,
-                     eta % 60);
-        }
-    }
+        snprintf(buf + n, size - n, "  queue %s %u/%u", t->fullest_name, t->fullest_n,
+                 t->fullest_cap);
 }
 
 static double smooth(double old, double now, bool first)
@@ -112,6 +119,9 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     char line[512];
     format_line(st, &t, line, sizeof line);
     if (st->tty) {
+        struct winsize ws;
+        if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && ws.ws_col < sizeof line)
+            line[ws.ws_col - 1] = '\0'; /* a wrapped line could not be redrawn in place */
         fprintf(stderr, "\r\033[K%s", line);
         fflush(stderr);
         st->drawn = true;

@@ -342,9 +342,11 @@ static void connect_inputs(struct load *l, const struct entry *e)
 /* ---- the whole graph ---------------------------------------------------------------------------
  */
 
-static const struct entry *entry_of(const struct load *l, const struct sl_stage *s)
+/* The config key of stage `s`, or NULL for a stage added in C before the load. */
+static const struct sl_config *key_of(const struct load *l, const struct sl_stage *s)
 {
-    return find_entry(l, sl_stage_name(s), strlen(sl_stage_name(s)));
+    const struct entry *e = find_entry(l, sl_stage_name(s), strlen(sl_stage_name(s)));
+    return e ? e->key : NULL;
 }
 
 static void check_cycle(struct load *l)
@@ -360,7 +362,7 @@ static void check_cycle(struct load *l)
         for (int i = 0; i < n && len < sizeof text; i++)
             len += (size_t)snprintf(text + len, sizeof text - len, "%s%s", i ? " -> " : "",
                                     path[i]->name);
-        sl__report_at(&l->r, SL_LOG_ERROR, SL_ECONFIG, NULL, entry_of(l, path[0])->key,
+        sl__report_at(&l->r, SL_LOG_ERROR, SL_ECONFIG, NULL, key_of(l, path[0]),
                       "the stages form a cycle: %s", text);
     }
     free(path);
@@ -389,7 +391,7 @@ static void check_reach(struct load *l)
     }
     for (uint32_t i = 0; i < p->nstages; i++)
         if (!seen[i])
-            sl__report_at(&l->r, SL_LOG_WARN, 0, p->stages[i]->name, entry_of(l, p->stages[i])->key,
+            sl__report_at(&l->r, SL_LOG_WARN, 0, p->stages[i]->name, key_of(l, p->stages[i]),
                           "no sink reads from this stage: its events are discarded");
 done:
     free(seen);
