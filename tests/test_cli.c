@@ -528,7 +528,7 @@ Test(cli, second_signal_aborts_with_128_plus_signo)
     close(p.in);
     wait_line(&p, "stage 'gen': source done: 1000 events");
     /* Not a terminal: the status comes as plain log lines at the interval. */
-    wait_line(&p, "sluice: info: stats: in ");
+    wait_line(&p, "dropped 0  errors 0  queue out 0/16\n");
     kill(p.pid, SIGTERM);
     wait_line(&p, "received SIGTERM");
     kill(p.pid, SIGTERM);
