@@ -178,7 +178,7 @@ static int parse(const struct command *c, int argc, char **argv, struct parsed *
     optind = 1;
     opterr = 0;
     int opt, rc = 0;
-    while (!rc && (opt = getopt_long(argc, argv, "+s:hnq", long_opts, NULL)) != -1) {
+    while (!rc && (opt = getopt_long(argc, argv, "s:hnq", long_opts, NULL)) != -1) {
         if (opt == '?' || opt == ':') {
             const char *bad = argv[optind - 1];
             bool needs_value =

@@ -324,7 +324,7 @@ Test(cli, set_overrides_values_and_stdin_reads_the_config)
 Test(cli, dry_run_builds_and_starts_nothing)
 {
     static struct result r;
-    run(&r, (const char *[]){"run", "--dry-run", "dag.yaml", NULL}, NULL, NULL);
+    run(&r, (const char *[]){"run", "dag.yaml", "--dry-run", NULL}, NULL, NULL); /* flags last */
     cr_assert_eq(r.rc, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "dry run: 5 stages, 5 edges built; nothing started\n");
     cr_assert_str_empty(r.err);
