@@ -56,8 +56,12 @@ static void describe_one(const struct sl_stage_type *t, FILE *out)
             const char *def = o->flags & SL_REQUIRED ? "(required)" : o->def ? o->def : "-";
             fprintf(out, "%-*s  %-8s  %-10s  %s\n", (int)w, o->name, opt_type_name(o->type),
                     *def ? def : "\"\"", o->doc);
-            if (o->type == SL_OPT_ENUM)
-                fprintf(out, "%-*s  %-8s  %-10s  one of: %s\n", (int)w, "", "", "", o->choices);
+            if (o->type == SL_OPT_ENUM) {
+                fprintf(out, "%-*s  %-8s  %-10s  one of: ", (int)w, "", "", "");
+                for (const char *c = o->choices; *c; c++)
+                    fputs(*c == '|' ? ", " : (char[]){*c, 0}, out);
+                fputc('\n', out);
+            }
         }
     }
     fputs("\nevery stage also takes: type", out);
