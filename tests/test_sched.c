@@ -282,7 +282,7 @@ Test(sched, graph_without_inputs_or_with_a_cycle_does_not_start)
     t_connect(p, b, out);
     memset(&err, 0, sizeof err);
     cr_assert_eq(sl_pipeline_start(p, &err), SL_ECONFIG);
-    cr_assert_str_eq(err.msg, "the graph has a cycle through 'a'");
+    cr_assert_str_eq(err.msg, "the stages form a cycle: a -> b -> a");
 }
 
 static void stop_from_thread_ack(struct sl_stage *s, struct sl_batch *b)
