@@ -494,7 +494,7 @@ int sl_pipeline_run(struct sl_pipeline *p, struct sl_error *err)
     if (rc) return rc;
     p->looping = true;
     while (!p->done) {
-        arm(p);
+        if (p->ready_head) arm(p); /* arming with nothing ready would spin the loop */
         if (event_base_loop(p->base, EVLOOP_ONCE) < 0) {
             p->looping = false;
             return sl_error_set(err, SL_EIO, "event loop failed: %s", strerror(errno));
