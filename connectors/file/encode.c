@@ -313,14 +313,10 @@ static long encode_text_template(struct sl__file_enc *e, const struct sl_event *
         size_t room = io->cap - io->used;
         const char *missing;
         int n = sl__file_tpl_render(e->text, ev, io->scratch + io->used, room, &missing);
-        if (n >= 0 && (size_t)n < room) {
+        if (n >= 0 && (size_t)n < room) { /* absent fields rendered as nothing, counted */
+            if (missing) e->missing++;
             io->scratch[io->used + (size_t)n] = '\n';
             return commit(io, (size_t)n + 1, skip);
-        }
-        if (n == SL_ENOTFOUND) {
-            e->missing++;
-            io->scratch[io->used] = '\n';
-            return commit(io, 1, skip);
         }
         if (want >= (64u << 20)) return SL_ENOMEM;
         if (io->used) return SL_EAGAIN; /* write out, then grow the empty scratch */

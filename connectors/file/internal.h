@@ -261,6 +261,7 @@ struct sl__file_tpl; /* a compiled template */
 enum {
     SL__FILE_TPL_STRFTIME = 1u << 0, /* expand % fields from the event time */
     SL__FILE_TPL_PATH = 1u << 1,     /* field values cannot add path separators */
+    SL__FILE_TPL_LENIENT = 1u << 2,  /* an absent field renders as nothing */
 };
 
 /* Compiles `text` (borrowed): `{{ name }}` is replaced by the event's field `name`
@@ -275,8 +276,9 @@ int sl__file_tpl_compile(const char *text, unsigned flags, bool local_time,
 bool sl__file_tpl_constant(const struct sl__file_tpl *t);
 
 /* Renders for `ev` into `buf` (borrowed, `cap` bytes, NUL-terminated). Returns the
- * length, SL_ENOTFOUND (naming the field in `*missing`, borrowed) when a field is
- * absent, or SL_EINVAL when cap is too small. */
+ * length, SL_ENOTFOUND when a field is absent (with SL__FILE_TPL_LENIENT: it renders
+ * as nothing and the length is returned), or SL_EINVAL when cap is too small. Either
+ * way `*missing` (may be NULL) names the first absent field (borrowed), else NULL. */
 int sl__file_tpl_render(struct sl__file_tpl *t, const struct sl_event *ev, char *buf, size_t cap,
                         const char **missing);
 
@@ -383,5 +385,55 @@ void sl__file_outs_unref(struct sl__file_outs *o, struct sl__file_out *h);
 
 /* Closes every file. */
 void sl__file_outs_close(struct sl__file_outs *o);
+
+/* ==== the file sink ================================================================== */
+
+enum { SL__FILE_FSYNC_NEVER = 0, SL__FILE_FSYNC_BATCH, SL__FILE_FSYNC_ALWAYS };
+
+/* The state of a `file` sink: options first (filled by the schema), then runtime. */
+struct sl__file_sink {
+    const char *path;          /* option: path template */
+    int encoding;              /* option: SL__FILE_ENCODE_* */
+    const char *text;          /* option `template`: text line template */
+    struct sl_list fields;     /* option: csv columns */
+    bool csv_header;           /* option */
+    int64_t max_open_files;    /* option */
+    uint64_t rotate_size;      /* option: bytes, 0: off */
+    int64_t rotate_interval;   /* option: ms, 0: off */
+    int fsync;                 /* option: SL__FILE_FSYNC_* */
+    int64_t retry_backoff;     /* option: first retry delay, ms */
+    int64_t retry_max_backoff; /* option: longest retry delay, ms */
+    bool mkdir;                /* option: create directories */
+    bool local_time;           /* option: strftime in local time */
+
+    struct sl_stage *stage;       /* this stage */
+    struct sl__file_tpl *ptpl;    /* compiled path */
+    bool constant_path;           /* ptpl renders the same for every event */
+    struct sl__file_enc enc;      /* encoding */
+    struct sl__file_outs outs;    /* open files */
+    struct sl__file_iobuf io;     /* the run being gathered */
+    char path_buf[4096];          /* rendered path */
+    char cached_path[4096];       /* path of `cached` */
+    struct sl__file_out *cached;  /* handle of the last path, NULL after a detach */
+    struct sl_batch *cur;         /* batch being written (our reference) */
+    size_t idx;                   /* committed: next event to write */
+    size_t skip;                  /* committed: bytes of event idx already written */
+    size_t next;                  /* next event to gather into the run */
+    struct sl__file_out *h;       /* file of the run */
+    size_t *lens;                 /* bytes of each event in the run */
+    size_t nlens, lens_cap;       /* entries */
+    bool run_nl;                  /* the run starts with a newline repair */
+    size_t run_hdr;               /* csv header bytes at the start of the run */
+    struct sl_timer *retry_timer; /* retry after an error */
+    int64_t backoff;              /* next retry delay, 0: not failing */
+    bool pending;                 /* write() answered PENDING: wake when ready */
+    struct sl_batch **waiting;    /* written, awaiting an fsync */
+    size_t nwaiting, waiting_cap; /* entries */
+    size_t syncing;               /* batches in the running fsync job */
+    bool fsync_busy;              /* an fsync job is running */
+    uint64_t write_errors;        /* failed attempts (open, write, rename) */
+    uint64_t missing;             /* events dropped: a path field was absent */
+    uint64_t fsyncs;              /* fsync jobs completed */
+};
 
 #endif

@@ -31,53 +31,6 @@
 
 #define MAX_UNACKED 16 /* fsync batch: batches written and awaiting their fsync */
 
-enum { FSYNC_NEVER = 0, FSYNC_BATCH, FSYNC_ALWAYS };
-
-struct fsink {
-    const char *path;          /* option: path template */
-    int encoding;              /* option: SL__FILE_ENCODE_* */
-    const char *text;          /* option `template`: text line template */
-    struct sl_list fields;     /* option: csv columns */
-    bool csv_header;           /* option */
-    int64_t max_open_files;    /* option */
-    uint64_t rotate_size;      /* option: bytes, 0: off */
-    int64_t rotate_interval;   /* option: ms, 0: off */
-    int fsync;                 /* option: FSYNC_* */
-    int64_t retry_backoff;     /* option: first retry delay, ms */
-    int64_t retry_max_backoff; /* option: longest retry delay, ms */
-    bool mkdir;                /* option: create directories */
-    bool local_time;           /* option: strftime in local time */
-
-    struct sl_stage *stage;       /* this stage */
-    struct sl__file_tpl *ptpl;    /* compiled path */
-    bool constant_path;           /* ptpl renders the same for every event */
-    struct sl__file_enc enc;      /* encoding */
-    struct sl__file_outs outs;    /* open files */
-    struct sl__file_iobuf io;     /* the run being gathered */
-    char path_buf[4096];          /* rendered path */
-    char cached_path[4096];       /* path of `cached` */
-    struct sl__file_out *cached;  /* handle of the last path, NULL after a detach */
-    struct sl_batch *cur;         /* batch being written (our reference) */
-    size_t idx;                   /* committed: next event to write */
-    size_t skip;                  /* committed: bytes of event idx already written */
-    size_t next;                  /* next event to gather into the run */
-    struct sl__file_out *h;       /* file of the run */
-    size_t *lens;                 /* bytes of each event in the run */
-    size_t nlens, lens_cap;       /* entries */
-    bool run_nl;                  /* the run starts with a newline repair */
-    size_t run_hdr;               /* csv header bytes at the start of the run */
-    struct sl_timer *retry_timer; /* retry after an error */
-    int64_t backoff;              /* next retry delay, 0: not failing */
-    bool pending;                 /* write() answered PENDING: wake when ready */
-    struct sl_batch **waiting;    /* written, awaiting an fsync */
-    size_t nwaiting, waiting_cap; /* entries */
-    size_t syncing;               /* batches in the running fsync job */
-    bool fsync_busy;              /* an fsync job is running */
-    uint64_t write_errors;        /* failed attempts (open, write, rename) */
-    uint64_t missing;             /* events dropped: a path field was absent */
-    uint64_t fsyncs;              /* fsync jobs completed */
-};
-
 /* ---- errors and retries ------------------------------------------------------------------- */
 
 static int64_t jitter(int64_t ms)
@@ -86,7 +39,7 @@ static int64_t jitter(int64_t ms)
 }
 
 /* Records a failed attempt and arms the retry. Returns SL_EAGAIN. */
-static int failed(struct fsink *k, const char *what, const char *path, int err)
+static int failed(struct sl__file_sink *k, const char *what, const char *path, int err)
 {
     k->write_errors++;
     sl_stage_count_errors(k->stage, 1);
@@ -101,7 +54,7 @@ static int failed(struct fsink *k, const char *what, const char *path, int err)
 
 /* ---- runs --------------------------------------------------------------------------------- */
 
-static int note_len(struct fsink *k, size_t len)
+static int note_len(struct sl__file_sink *k, size_t len)
 {
     if (k->nlens == k->lens_cap) {
         size_t cap = k->lens_cap ? k->lens_cap * 2 : 256;
@@ -115,7 +68,7 @@ static int note_len(struct fsink *k, size_t len)
 }
 
 /* Starts a run for `h` at the committed position, with the file's pending repairs. */
-static int start_run(struct fsink *k, struct sl__file_out *h)
+static int start_run(struct sl__file_sink *k, struct sl__file_out *h)
 {
     k->h = h;
     k->next = k->idx;
@@ -132,7 +85,7 @@ static int start_run(struct fsink *k, struct sl__file_out *h)
 }
 
 /* Moves the committed position over the `w` bytes the kernel took of the run. */
-static void commit(struct fsink *k, size_t w, bool all)
+static void commit(struct sl__file_sink *k, size_t w, bool all)
 {
     struct sl__file_out *h = k->h;
     if (k->run_nl && w) {
@@ -155,14 +108,14 @@ static void commit(struct fsink *k, size_t w, bool all)
 }
 
 /* Writes the gathered run. Returns 0 or SL_EAGAIN (retry armed). */
-static int write_run(struct fsink *k)
+static int write_run(struct sl__file_sink *k)
 {
     if (!k->io.n) return 0;
     int err;
     size_t want = k->io.bytes;
     size_t w = sl__file_writev_all(k->h->fd, &k->io, &err);
     k->h->size += w;
-    if (w && k->fsync != FSYNC_NEVER) sl__file_outs_dirty(&k->outs, k->h);
+    if (w && k->fsync != SL__FILE_FSYNC_NEVER) sl__file_outs_dirty(&k->outs, k->h);
     commit(k, w, w == want);
     sl__file_iobuf_reset(&k->io);
     k->nlens = 0;
@@ -174,7 +127,7 @@ static int write_run(struct fsink *k)
 
 /* The open file for `ev`. Returns 0, 1 when the event is dropped (a path field is
  * missing), SL_EAGAIN (retry armed) or SL_ENOMEM. */
-static int target(struct fsink *k, const struct sl_event *ev, struct sl__file_out **out)
+static int target(struct sl__file_sink *k, const struct sl_event *ev, struct sl__file_out **out)
 {
     const char *path = k->path;
     if (!k->constant_path) {
@@ -205,14 +158,14 @@ static int target(struct fsink *k, const struct sl_event *ev, struct sl__file_ou
     return 0;
 }
 
-static bool rotation_due(struct fsink *k, struct sl__file_out *h, size_t pending)
+static bool rotation_due(struct sl__file_sink *k, struct sl__file_out *h, size_t pending)
 {
     if (h->size + pending == 0) return false;
     if (k->rotate_size && h->size + pending >= k->rotate_size) return true;
     return k->rotate_interval && sl_stage_now_ms(k->stage) - h->opened_ms >= k->rotate_interval;
 }
 
-static int rotate(struct fsink *k, struct sl__file_out *h)
+static int rotate(struct sl__file_sink *k, struct sl__file_out *h)
 {
     int rc = write_run(k);
     if (rc) return rc;
@@ -225,7 +178,7 @@ static int rotate(struct fsink *k, struct sl__file_out *h)
 /* ---- the write loop ------------------------------------------------------------------------ */
 
 /* Gathers event `k->next` into the run. Returns 0, SL_EAGAIN (retry armed) or SL_ENOMEM. */
-static int gather(struct fsink *k, const struct sl_event *ev)
+static int gather(struct sl__file_sink *k, const struct sl_event *ev)
 {
     struct sl__file_out *h;
     int rc = target(k, ev, &h);
@@ -252,7 +205,7 @@ static int gather(struct fsink *k, const struct sl_event *ev)
 
 /* Writes the rest of the current batch. Returns 0 when it is all written, SL_EAGAIN
  * while waiting for a retry, or SL_ENOMEM. */
-static int pump(struct fsink *k)
+static int pump(struct sl__file_sink *k)
 {
     size_t n = sl_batch_count(k->cur);
     while (k->next < n) {
@@ -273,7 +226,7 @@ static int pump(struct fsink *k)
  */
 
 struct fsync_job {
-    struct fsink *k;          /* the sink */
+    struct sl__file_sink *k;  /* the sink */
     struct sl__file_out **hs; /* files to sync (references taken) */
     int *fds;                 /* their descriptors */
     char **dirs;              /* parent directories of new files (owned) */
@@ -297,16 +250,16 @@ static void fsync_work(void *arg)
     }
 }
 
-static void maybe_wake(struct fsink *k)
+static void maybe_wake(struct sl__file_sink *k)
 {
     if (!k->pending || k->cur) return;
-    if (k->fsync == FSYNC_ALWAYS && (k->fsync_busy || k->nwaiting)) return;
+    if (k->fsync == SL__FILE_FSYNC_ALWAYS && (k->fsync_busy || k->nwaiting)) return;
     if (k->nwaiting + k->syncing >= MAX_UNACKED) return;
     k->pending = false;
     sl_stage_wake(k->stage);
 }
 
-static void start_fsync(struct fsink *k);
+static void start_fsync(struct sl__file_sink *k);
 
 static void free_job(struct fsync_job *j)
 {
@@ -321,7 +274,7 @@ static void free_job(struct fsync_job *j)
 static void fsync_done(struct sl_stage *stage, void *arg)
 {
     struct fsync_job *j = arg;
-    struct fsink *k = j->k;
+    struct sl__file_sink *k = j->k;
     for (size_t i = 0; i < j->nh; i++) sl__file_outs_unref(&k->outs, j->hs[i]);
     k->fsync_busy = false;
     k->syncing = 0;
@@ -347,7 +300,7 @@ static void fsync_done(struct sl_stage *stage, void *arg)
     maybe_wake(k);
 }
 
-static struct fsync_job *make_job(struct fsink *k)
+static struct fsync_job *make_job(struct sl__file_sink *k)
 {
     size_t nh = 0;
     for (struct sl__file_out *h = k->outs.dirty; h; h = h->dnext) nh++;
@@ -377,7 +330,7 @@ static struct fsync_job *make_job(struct fsink *k)
     return j;
 }
 
-static void start_fsync(struct fsink *k)
+static void start_fsync(struct sl__file_sink *k)
 {
     struct fsync_job *j = make_job(k);
     if (j) {
@@ -402,11 +355,11 @@ static void start_fsync(struct fsink *k)
 }
 
 /* The current batch is written: acknowledge it now, or after its fsync. */
-static enum sl_poll finish_batch(struct fsink *k)
+static enum sl_poll finish_batch(struct sl__file_sink *k)
 {
     struct sl_batch *b = k->cur;
     k->cur = NULL;
-    if (k->fsync == FSYNC_NEVER) {
+    if (k->fsync == SL__FILE_FSYNC_NEVER) {
         sl_ack(b);
         return SL_READY;
     }
@@ -423,11 +376,12 @@ static enum sl_poll finish_batch(struct fsink *k)
     }
     k->waiting[k->nwaiting++] = b;
     if (!k->fsync_busy) start_fsync(k);
-    if (k->fsync == FSYNC_ALWAYS || k->nwaiting + k->syncing >= MAX_UNACKED) return SL_PENDING;
+    if (k->fsync == SL__FILE_FSYNC_ALWAYS || k->nwaiting + k->syncing >= MAX_UNACKED)
+        return SL_PENDING;
     return SL_READY;
 }
 
-static enum sl_poll run_batch(struct fsink *k)
+static enum sl_poll run_batch(struct sl__file_sink *k)
 {
     int rc = pump(k);
     if (rc == SL_EAGAIN) return SL_PENDING;
@@ -440,7 +394,7 @@ static enum sl_poll run_batch(struct fsink *k)
 
 static enum sl_poll sink_write(struct sl_stage *stage, struct sl_batch *b)
 {
-    struct fsink *k = sl_stage_state(stage);
+    struct sl__file_sink *k = sl_stage_state(stage);
     k->cur = b;
     k->idx = k->next = k->skip = 0;
     enum sl_poll r = run_batch(k);
@@ -452,7 +406,7 @@ static enum sl_poll sink_write(struct sl_stage *stage, struct sl_batch *b)
 static void on_retry(struct sl_stage *stage, void *arg)
 {
     (void)stage;
-    struct fsink *k = arg;
+    struct sl__file_sink *k = arg;
     if (!k->cur) return;
     enum sl_poll r = run_batch(k);
     if (r == SL_ERROR) { /* k->cur stays held, unacknowledged, until close() */
@@ -466,13 +420,14 @@ static void on_retry(struct sl_stage *stage, void *arg)
 
 static int sink_init(struct sl_stage *stage, const struct sl_config *cfg, struct sl_error *err)
 {
-    struct fsink *k = sl_stage_state(stage);
+    struct sl__file_sink *k = sl_stage_state(stage);
     k->stage = stage;
     struct sl_error e = {0};
     int rc = sl__file_tpl_compile(k->path, SL__FILE_TPL_STRFTIME | SL__FILE_TPL_PATH, k->local_time,
                                   &k->ptpl, &e);
     if (rc) return sl_config_error(sl_config_get(cfg, "path"), err, rc, "%s", e.msg);
-    if (k->text && (rc = sl__file_tpl_compile(k->text, 0, k->local_time, &k->enc.text, &e)))
+    if (k->text &&
+        (rc = sl__file_tpl_compile(k->text, SL__FILE_TPL_LENIENT, k->local_time, &k->enc.text, &e)))
         return sl_config_error(sl_config_get(cfg, "template"), err, rc, "%s", e.msg);
     if (k->encoding == SL__FILE_ENCODE_CSV && (k->fields.n == 0 || !k->fields.items[0][0]))
         return sl_config_error(cfg, err, SL_ECONFIG, "encoding csv needs 'fields'");
@@ -492,14 +447,14 @@ static int sink_init(struct sl_stage *stage, const struct sl_config *cfg, struct
 
 static int sink_start(struct sl_stage *stage, struct sl_error *err)
 {
-    struct fsink *k = sl_stage_state(stage);
+    struct sl__file_sink *k = sl_stage_state(stage);
     k->retry_timer = sl_timer_new(stage, on_retry, k);
     return k->retry_timer ? 0 : sl_error_set(err, SL_ENOMEM, "out of memory");
 }
 
 static void sink_close(struct sl_stage *stage)
 {
-    struct fsink *k = sl_stage_state(stage);
+    struct sl__file_sink *k = sl_stage_state(stage);
     sl_timer_free(k->retry_timer);
     if (k->cur) sl_batch_unref(k->cur); /* only after a failure: nothing is acked then */
     for (size_t i = 0; i < k->nwaiting; i++) sl_batch_unref(k->waiting[i]);
@@ -513,7 +468,7 @@ static void sink_close(struct sl_stage *stage)
 
 /* ---- the type -------------------------------------------------------------------------------- */
 
-#define OPT(field) offsetof(struct fsink, field)
+#define OPT(field) offsetof(struct sl__file_sink, field)
 
 static const struct sl_option file_sink_options[] = {
     {"path", SL_OPT_STRING, NULL, SL_REQUIRED, OPT(path),
@@ -550,7 +505,7 @@ const struct sl_stage_type sl_stage_file_sink = {
     .name = "file",
     .kind = SL_SINK,
     .doc = "writes events to templated file paths, with rotation and fsync",
-    .state_size = sizeof(struct fsink),
+    .state_size = sizeof(struct sl__file_sink),
     .options = file_sink_options,
     .init = sink_init,
     .start = sink_start,

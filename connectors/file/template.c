@@ -188,6 +188,7 @@ int sl__file_tpl_render(struct sl__file_tpl *t, const struct sl_event *ev, char 
                         const char **missing)
 {
     size_t o = 0;
+    if (missing) *missing = NULL;
     for (size_t i = 0; i < t->n; i++) {
         struct part *p = &t->parts[i];
         const char *src = p->text;
@@ -201,7 +202,8 @@ int sl__file_tpl_render(struct sl__file_tpl *t, const struct sl_event *ev, char 
         } else if (p->kind == PART_FIELD) {
             struct sl_value v;
             if (sl_event_get(ev, p->text, p->len, &v)) {
-                if (missing) *missing = p->text;
+                if (missing && !*missing) *missing = p->text;
+                if (t->flags & SL__FILE_TPL_LENIENT) continue;
                 return SL_ENOTFOUND;
             }
             long n = value_text(&v, buf + o, cap - o);
