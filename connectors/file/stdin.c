@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -129,6 +130,17 @@ static int stdin_init(struct sl_stage *stage, const struct sl_config *cfg, struc
     return 0;
 }
 
+/* Whether the loop can watch `fd`: not so for regular files and some devices
+ * (/dev/null). Asked of a scratch epoll set, so that libevent never has to refuse. */
+static bool pollable(int fd)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event e = {.events = EPOLLIN};
+    bool ok = ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) == 0;
+    if (ep >= 0) close(ep);
+    return ok;
+}
+
 static int stdin_start(struct sl_stage *stage, struct sl_error *err)
 {
     struct stdin_src *s = sl_stage_state(stage);
@@ -147,13 +159,10 @@ static int stdin_start(struct sl_stage *stage, struct sl_error *err)
         return sl_error_set(err, SL_EIO, "cannot read descriptor %lld: %s", (long long)s->fd,
                             strerror(errno));
     s->readable = true; /* try once at once: data may be waiting */
-    if (S_ISREG(st.st_mode)) return 0;
+    if (S_ISREG(st.st_mode) || !pollable((int)s->fd)) return 0; /* reads never block */
     s->ev = event_new(sl_stage_event_base(stage), (int)s->fd, EV_READ, on_readable, s);
-    if (!s->ev) return sl_error_set(err, SL_ENOMEM, "out of memory");
-    if (event_add(s->ev, NULL)) { /* not pollable (e.g. /dev/null): read directly */
-        event_free(s->ev);
-        s->ev = NULL;
-    }
+    if (!s->ev || event_add(s->ev, NULL))
+        return sl_error_set(err, SL_ENOMEM, "cannot watch descriptor %lld", (long long)s->fd);
     return 0;
 }
 
