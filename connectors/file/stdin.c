@@ -60,7 +60,7 @@ static int keep_carry(struct stdin_src *s, const char *p, size_t n)
         s->carry = nc;
         s->carry_cap = n;
     }
-    memmove(s->carry, p, n);
+    if (n) memmove(s->carry, p, n);
     s->carry_len = n;
     return 0;
 }
@@ -92,7 +92,7 @@ static enum sl_poll stdin_poll(struct sl_stage *stage, struct sl_batch **out)
         sl_batch_unref(b);
         return sl_stage_error(stage, SL_ENOMEM, "out of memory"), SL_ERROR;
     }
-    memcpy(buf, s->carry, s->carry_len);
+    if (s->carry_len) memcpy(buf, s->carry, s->carry_len);
     ssize_t n = read_more(s, buf + s->carry_len, s->read_buffer);
     if (n < 0) {
         sl_batch_unref(b);
