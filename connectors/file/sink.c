@@ -143,7 +143,7 @@ static int target(struct sl__file_sink *k, const struct sl_event *ev, struct sl_
         }
         path = k->path_buf;
     }
-    if (k->cached && strcmp(path, k->cached_path) == 0) {
+    if (k->cached && (k->constant_path || strcmp(path, k->cached_path) == 0)) {
         *out = k->cached;
         return 0;
     }

@@ -82,7 +82,7 @@ static size_t read_size(const struct sl__file_src *s, uint64_t taken)
 {
     size_t block = (size_t)s->read_buffer;
     if (!s->batch_bytes) return block;
-    uint64_t want = s->batch_bytes + s->batch_bytes / 8 + 4096;
+    uint64_t want = s->batch_bytes + 4096; /* when short, one small read tops it up */
     uint64_t left = want > taken ? want - taken : 0;
     if (left < MIN_READ) left = MIN_READ;
     return left < block ? (size_t)left : block;
