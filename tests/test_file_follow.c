@@ -479,3 +479,40 @@ Test(file_follow, idle_following_uses_no_cpu_poll)
 {
     idle_follow(1);
 }
+
+/* ---- stop and start again ----------------------------------------------------------------------
+ */
+
+static int stop_at; /* lines after which restart_step stops the pipeline */
+
+static void restart_step(struct sl_stage *s, struct t_lines *r)
+{
+    (void)s;
+    if ((int)r->n >= stop_at) sl_pipeline_stop(p);
+}
+
+static void stop_and_restart(int mode)
+{
+    char *a = in_dir("a.log");
+    t_write_numbers(a, 0, 100, false);
+    stop_at = 100;
+    t_assert_numbers_once(follow(mode, "path: %s/a.log", restart_step), 0, 100);
+    sl_pipeline_free(p); /* a graceful stop: every acknowledged offset is saved */
+    struct sl_pipeline_options o;
+    sl_pipeline_options_init(&o);
+    o.data_dir = dir;
+    p = sl_pipeline_new(NULL, &o, NULL);
+    t_write_numbers(a, 100, 150, true);
+    stop_at = 50;
+    t_assert_numbers_once(follow(mode, "path: %s/a.log", restart_step), 100, 150);
+    free(a);
+}
+
+Test(file_follow, stop_and_restart_resumes_exactly_inotify)
+{
+    stop_and_restart(0);
+}
+Test(file_follow, stop_and_restart_resumes_exactly_poll)
+{
+    stop_and_restart(1);
+}

@@ -320,3 +320,16 @@ Test(file_source, only_acknowledged_lines_are_checkpointed)
     for (size_t i = 0; i < r->n; i++) cr_assert_eq(atol(r->lines[i]), acked + (long)i);
     free(a);
 }
+
+Test(file_source, a_glob_over_the_data_directory_skips_the_checkpoint_database)
+{
+    char *a = t_path(dir, "a.log");
+    t_write_numbers(a, 0, 100, false);
+    struct t_lines *r = run_source("path: %s/*\nfollow: false");
+    t_assert_numbers_once(r, 0, 100);
+    restart(0); /* now checkpoints.db and its -wal exist before the scan too */
+    t_write_numbers(a, 100, 110, true);
+    r = run_source("path: %s/*\nfollow: false");
+    t_assert_numbers_once(r, 100, 110);
+    free(a);
+}

@@ -198,6 +198,7 @@ struct sl__file_src {
     uint64_t next_seq;                     /* next batch cookie */
     uint64_t batch_bytes;                  /* file bytes a full batch took (read sizing) */
     struct sl__file_ckpt *ckpt;            /* checkpoint database */
+    char *ckpt_real;                       /* its real path: never read as a log */
     bool ckpt_busy;                        /* a save is running on the executor */
     struct sl_timer *ckpt_timer;           /* every checkpoint_interval */
     struct sl_timer *partial_timer;        /* partial_line_timeout */

@@ -130,8 +130,18 @@ static uint64_t start_offset(struct sl__file_src *s, struct sl__file *f, bool in
     return initial && s->read_from == SL__FILE_FROM_END ? f->size : 0;
 }
 
+/* The checkpoint database and its -wal, -shm and -journal files. */
+static bool is_checkpoint_file(const struct sl__file_src *s, const char *path)
+{
+    char *real = s->ckpt_real ? realpath(path, NULL) : NULL;
+    bool same = real && strncmp(real, s->ckpt_real, strlen(s->ckpt_real)) == 0;
+    free(real);
+    return same;
+}
+
 static void open_new(struct sl__file_src *s, const char *path, bool initial)
 {
+    if (is_checkpoint_file(s, path)) return;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     struct stat st;
     if (fd < 0) {

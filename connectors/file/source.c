@@ -473,7 +473,9 @@ static int open_checkpoints(struct sl__file_src *s, struct sl_error *err)
         snprintf(path, sizeof path, "%s", s->checkpoint);
     else
         snprintf(path, sizeof path, "%s/checkpoints.db", sl_stage_data_dir(s->stage));
-    return sl__file_ckpt_open(path, sl_stage_name(s->stage), &s->ckpt, err);
+    int rc = sl__file_ckpt_open(path, sl_stage_name(s->stage), &s->ckpt, err);
+    if (!rc) s->ckpt_real = realpath(path, NULL); /* a glob may well match it: "*" */
+    return rc;
 }
 
 static int start_watch(struct sl__file_src *s, struct sl_error *err)
@@ -536,6 +538,7 @@ static void file_close(struct sl_stage *stage)
         free(f->path);
         free(f);
     }
+    free(s->ckpt_real);
     for (size_t i = 0; i < s->nglobs; i++) free(s->globs[i]);
     free(s->globs);
     free(s->flights);
