@@ -299,11 +299,12 @@ static void spread_event(struct sl_event *ev, int64_t i)
     sl_event_add_field(ev, "svc", 3, &v);
 }
 
-Test(file_sink, lru_keeps_at_most_max_open_files)
+static void lru(int max_open)
 {
     make_event = spread_event;
-    struct sl__file_sink *k = run_sink(&t_make, "count: 1000\nper_batch: 64",
-                                       "path: \"%s/{{svc}}.log\"\nmax_open_files: 2");
+    char sink[128];
+    snprintf(sink, sizeof sink, "path: \"%%s/{{svc}}.log\"\nmax_open_files: %d", max_open);
+    struct sl__file_sink *k = run_sink(&t_make, "count: 1000\nper_batch: 64", sink);
     for (int s = 0; s < 5; s++) {
         char name[16], want[8192] = "";
         size_t o = 0;
@@ -313,7 +314,16 @@ Test(file_sink, lru_keeps_at_most_max_open_files)
     }
     cr_assert_eq(k->outs.opened, k->outs.evicted + k->outs.open);
     cr_assert_gt(k->outs.evicted, 100);
-    cr_assert_leq(k->outs.open, 2);
+    cr_assert_leq(k->outs.open, (size_t)max_open);
+}
+
+Test(file_sink, lru_keeps_at_most_max_open_files)
+{
+    lru(2);
+}
+Test(file_sink, lru_of_one_file_switches_on_every_event)
+{
+    lru(1);
 }
 
 /* Concatenates path.1, path.2, ... then path. */

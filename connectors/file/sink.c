@@ -147,7 +147,11 @@ static int target(struct sl__file_sink *k, const struct sl_event *ev, struct sl_
         *out = k->cached;
         return 0;
     }
-    int rc = sl__file_outs_get(&k->outs, path, out);
+    /* Another file: the run (for the cached file) goes out first, as opening may evict
+     * and close the file it is for. */
+    int rc = write_run(k);
+    if (rc) return rc;
+    rc = sl__file_outs_get(&k->outs, path, out);
     if (rc < 0) {
         k->cached = NULL;
         return failed(k, "open", path, -rc);
