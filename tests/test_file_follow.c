@@ -223,6 +223,14 @@ static void rotation_by_rename(int mode)
     struct t_lines *r = follow(mode, "path: %s/app.log", rename_step);
     t_assert_numbers_once(r, 0, 220);
     cr_assert_eq(src_state()->rotations, 1);
+    /* Like tail -F: the old file is finished before the new one is read. */
+    size_t first_new = r->n;
+    for (size_t i = 0; i < r->n; i++)
+        if (atoi(r->lines[i]) >= 150 && atoi(r->lines[i]) < 200 && i < first_new) first_new = i;
+    for (size_t i = first_new; i < r->n; i++) {
+        int v = atoi(r->lines[i]);
+        cr_assert(v >= 150, "line %d of the old file came after the new file's lines", v);
+    }
     free(a);
 }
 

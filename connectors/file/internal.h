@@ -134,6 +134,8 @@ struct sl__file {
     uint32_t gen;           /* truncation generation: older batches' acks ignored */
     uint32_t refs;          /* batches in flight */
     enum sl__file_state state;
+    struct sl__file *after;   /* the file this path held before: read this one only once
+                                 that one has been read to its end (rotation order) */
     struct sl__file_frame fr; /* framing state */
     int64_t partial_since;    /* ms (loop clock) a partial last line was first seen; 0 */
     int64_t rotated_at;       /* ms when it left the glob */
@@ -234,6 +236,9 @@ void sl__file_release(struct sl__file_src *s, struct sl__file *f);
 /* source.c: makes `t` fire within `in_ms` (earlier if it is already due sooner);
  * `*deadline` tracks when it fires (ms, 0: idle; the callback resets it). */
 void sl__file_arm(struct sl__file_src *s, struct sl_timer *t, int64_t *deadline, int64_t in_ms);
+
+/* source.c: files waiting for `f` (rotation order) may now be read. */
+void sl__file_unblock(struct sl__file_src *s, struct sl__file *f);
 
 /* source.c: `f` may have new bytes; wakes the source. */
 void sl__file_mark_readable(struct sl__file_src *s, struct sl__file *f);

@@ -139,20 +139,20 @@ static bool is_checkpoint_file(const struct sl__file_src *s, const char *path)
     return same;
 }
 
-static void open_new(struct sl__file_src *s, const char *path, bool initial)
+static struct sl__file *open_new(struct sl__file_src *s, const char *path, bool initial)
 {
-    if (is_checkpoint_file(s, path)) return;
+    if (is_checkpoint_file(s, path)) return NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     struct stat st;
     if (fd < 0) {
         sl_stage_log(s->stage, SL_LOG_WARN, "cannot open %s: %s", path, strerror(errno));
-        return;
+        return NULL;
     }
     struct sl__file *f = calloc(1, sizeof *f);
     if (fstat(fd, &st) || !S_ISREG(st.st_mode) || !f || !(f->path = strdup(path))) {
         free(f);
         close(fd);
-        return;
+        return NULL;
     }
     supersede(s, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
     f->fd = fd;
@@ -170,6 +170,7 @@ static void open_new(struct sl__file_src *s, const char *path, bool initial)
     s->opened++;
     sl_stage_log(s->stage, SL_LOG_INFO, "reading %s from offset %llu", path,
                  (unsigned long long)f->pos);
+    return f;
 }
 
 /* A closed file is back in the glob (renamed back): reopens it if it is still the same
@@ -247,10 +248,12 @@ static void consider(struct sl__file_src *s, const char *path, bool initial)
     if (f && f->state == SL__FILE_CLOSED && !reopen(f, path)) f = NULL; /* a new file */
     struct sl__file *old = sl__file_by_path(s, path);
     if (old && old != f) sl__file_unhash(s, old); /* the path moved to another inode */
-    if (f)
+    if (f) {
         seen_again(s, f, path, &st);
-    else
-        open_new(s, path, initial);
+        return;
+    }
+    f = open_new(s, path, initial);
+    if (f && old && old->fd >= 0) f->after = old; /* rotated: the old file's rest first */
 }
 
 /* A followed file is no longer where the glob finds it: renamed away or deleted. */
@@ -314,10 +317,7 @@ void sl__file_scan(struct sl__file_src *s, bool initial)
         if (s->wops) watch_dirs(s, s->globs[i]);
     }
     for (struct sl__file *f = s->files; f; f = f->next)
-        if (f->state == SL__FILE_ACTIVE && !f->seen) {
-            if (s->follow)
-                left_glob(s, f);
-            else
-                sl__file_unhash(s, f); /* a batch run reads what it found at start */
-        }
+        if (f->state == SL__FILE_ACTIVE && !f->seen) left_glob(s, f);
+    for (struct sl__file *f = s->files; f; f = f->next)
+        if (f->after && !f->after->readable) f->after = NULL; /* nothing left to wait for */
 }

@@ -44,6 +44,15 @@ void sl__file_arm(struct sl__file_src *s, struct sl_timer *t, int64_t *deadline,
     sl_timer_start(t, in_ms, false);
 }
 
+void sl__file_unblock(struct sl__file_src *s, struct sl__file *f)
+{
+    for (struct sl__file *g = s->files; g; g = g->next)
+        if (g->after == f) {
+            g->after = NULL;
+            sl__file_mark_readable(s, g);
+        }
+}
+
 void sl__file_release(struct sl__file_src *s, struct sl__file *f)
 {
     if (f->fd >= 0) close(f->fd);
@@ -52,6 +61,7 @@ void sl__file_release(struct sl__file_src *s, struct sl__file *f)
     f->readable = false;
     f->dirty = true; /* its final offset (or its removal) goes to the next save */
     sl__file_unhash(s, f);
+    sl__file_unblock(s, f);
 }
 
 static struct sl__file *next_readable(struct sl__file_src *s)
@@ -60,7 +70,7 @@ static struct sl__file *next_readable(struct sl__file_src *s)
     struct sl__file *f = start;
     if (!f) return NULL;
     do {
-        if (f->readable && f->fd >= 0) return s->cursor = f;
+        if (f->readable && f->fd >= 0 && !f->after) return s->cursor = f;
         f = f->next ? f->next : s->files;
     } while (f != start);
     return NULL;
@@ -105,7 +115,10 @@ static void at_end(struct sl__file_src *s, struct sl__file *f, bool partial)
         f->partial_since = 0;
         f->partial_due = false;
     }
-    if (!s->follow || f->state == SL__FILE_DELETED || f->final) sl__file_release(s, f);
+    if (!s->follow || f->state == SL__FILE_DELETED || f->final)
+        sl__file_release(s, f);
+    else
+        sl__file_unblock(s, f);
 }
 
 /* pread() found nothing at pos: a followed file may have been truncated. */
