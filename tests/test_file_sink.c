@@ -526,3 +526,55 @@ Test(file_sink, disk_full_is_retried_with_backoff_and_loses_nothing)
     free(mnt);
     free(filler);
 }
+
+/* ---- open errors and configuration errors ------------------------------------------------- */
+
+static char *late_dir; /* created by the log hook after two failed opens */
+static int open_failures;
+
+static void open_log(void *arg, enum sl_log_level level, const char *stage, const char *msg)
+{
+    (void)arg, (void)stage;
+    if (level == SL_LOG_WARN && strstr(msg, "cannot open") && ++open_failures == 2)
+        cr_assert_eq(mkdir(late_dir, 0755), 0);
+}
+
+Test(file_sink, open_errors_are_retried_until_the_directory_appears)
+{
+    late_dir = t_path(dir, "late");
+    struct sl_pipeline_options o;
+    sl_pipeline_options_init(&o);
+    o.log = open_log;
+    sl_pipeline_free(p);
+    p = sl_pipeline_new(NULL, &o, NULL);
+    make_event = number_event;
+    struct sl__file_sink *k =
+        run_sink(&t_make, "count: 3", "path: %s/late/out.log\nmkdir: false\nretry_backoff: 2ms");
+    cr_assert_eq(open_failures, 2);
+    cr_assert_eq(k->write_errors, 2);
+    assert_file("late/out.log", "line 000000\nline 000001\nline 000002\n");
+    free(late_dir);
+}
+
+static void config_error(const struct sl_stage_type *type, const char *yaml, const char *want,
+                         int line, int col)
+{
+    struct sl_error err = {0};
+    struct sl_config *cfg = t_config(yaml);
+    cr_assert_null(sl_pipeline_add(p, "bad", type, cfg, &err));
+    sl_config_free(cfg);
+    cr_assert_eq(err.code, SL_ECONFIG);
+    cr_assert_str_eq(err.stage, "bad");
+    cr_assert(strstr(err.msg, want), "message: %s", err.msg);
+    cr_assert_eq(err.line, line, "%s", err.msg);
+    cr_assert_eq(err.col, col, "%s", err.msg);
+}
+
+Test(file_sink, configuration_errors_name_the_stage_and_the_position)
+{
+    config_error(&sl_stage_file_sink, "path: out.csv\nencoding: csv", "needs 'fields'", 1, 1);
+    config_error(&sl_stage_file_sink, "encoding: json\npath: \"{{svc\"", "without '}}'", 2, 7);
+    config_error(&sl_stage_file_sink, "path: x\nfsync: sometimes", "never|batch|always", 2, 8);
+    config_error(&sl_stage_file_source, "path: x\nread_buffer: 10", "between 4KiB", 2, 14);
+    config_error(&sl_stage_file_source, "paht: x", "did you mean 'path'", 1, 1);
+}
