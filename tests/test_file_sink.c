@@ -577,4 +577,7 @@ Test(file_sink, configuration_errors_name_the_stage_and_the_position)
     config_error(&sl_stage_file_sink, "path: x\nfsync: sometimes", "never|batch|always", 2, 8);
     config_error(&sl_stage_file_source, "path: x\nread_buffer: 10", "between 4KiB", 2, 14);
     config_error(&sl_stage_file_source, "paht: x", "did you mean 'path'", 1, 1);
+    config_error(&sl_stage_file_sink, "path: \"{{a}}\"\nencoding: text\ntemplate: \"{{\"",
+                 "without '}}'", 3, 11);
+    config_error(&sl_stage_stdout, "encoding: csv\ntemplate: \"{{x}}\"", "needs 'fields'", 1, 1);
 }

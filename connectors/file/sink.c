@@ -426,18 +426,22 @@ static int sink_init(struct sl_stage *stage, const struct sl_config *cfg, struct
 {
     struct sl__file_sink *k = sl_stage_state(stage);
     k->stage = stage;
-    struct sl_error e = {0};
-    int rc = sl__file_tpl_compile(k->path, SL__FILE_TPL_STRFTIME | SL__FILE_TPL_PATH, k->local_time,
-                                  &k->ptpl, &e);
-    if (rc) return sl_config_error(sl_config_get(cfg, "path"), err, rc, "%s", e.msg);
-    if (k->text &&
-        (rc = sl__file_tpl_compile(k->text, SL__FILE_TPL_LENIENT, k->local_time, &k->enc.text, &e)))
-        return sl_config_error(sl_config_get(cfg, "template"), err, rc, "%s", e.msg);
     if (k->encoding == SL__FILE_ENCODE_CSV && (k->fields.n == 0 || !k->fields.items[0][0]))
         return sl_config_error(cfg, err, SL_ECONFIG, "encoding csv needs 'fields'");
     if (k->max_open_files < 1)
         return sl_config_error(sl_config_get(cfg, "max_open_files"), err, SL_ECONFIG,
                                "option 'max_open_files' must be at least 1");
+    /* Templates last: a failed init leaves nothing allocated behind. */
+    struct sl_error e = {0};
+    int rc = sl__file_tpl_compile(k->path, SL__FILE_TPL_STRFTIME | SL__FILE_TPL_PATH, k->local_time,
+                                  &k->ptpl, &e);
+    if (rc) return sl_config_error(sl_config_get(cfg, "path"), err, rc, "%s", e.msg);
+    if (k->text && (rc = sl__file_tpl_compile(k->text, SL__FILE_TPL_LENIENT, k->local_time,
+                                              &k->enc.text, &e))) {
+        sl__file_tpl_free(k->ptpl);
+        k->ptpl = NULL;
+        return sl_config_error(sl_config_get(cfg, "template"), err, rc, "%s", e.msg);
+    }
     if (k->retry_backoff < 1) k->retry_backoff = 1;
     if (k->retry_max_backoff < k->retry_backoff) k->retry_max_backoff = k->retry_backoff;
     k->constant_path = sl__file_tpl_constant(k->ptpl);

@@ -117,11 +117,11 @@ static int stdout_init(struct sl_stage *stage, const struct sl_config *cfg, stru
     o->stage = stage;
     if (o->fd < 0)
         return sl_config_error(sl_config_get(cfg, "fd"), err, SL_ECONFIG, "'fd' must be >= 0");
-    struct sl_error e = {0};
-    if (o->text && sl__file_tpl_compile(o->text, SL__FILE_TPL_LENIENT, false, &o->enc.text, &e))
-        return sl_config_error(sl_config_get(cfg, "template"), err, SL_ECONFIG, "%s", e.msg);
     if (o->encoding == SL__FILE_ENCODE_CSV && (o->fields.n == 0 || !o->fields.items[0][0]))
         return sl_config_error(cfg, err, SL_ECONFIG, "encoding csv needs 'fields'");
+    struct sl_error e = {0}; /* the template last: a failed init leaves nothing allocated */
+    if (o->text && sl__file_tpl_compile(o->text, SL__FILE_TPL_LENIENT, false, &o->enc.text, &e))
+        return sl_config_error(sl_config_get(cfg, "template"), err, SL_ECONFIG, "%s", e.msg);
     o->enc.encoding = o->encoding;
     o->enc.cols = &o->fields;
     return 0;
