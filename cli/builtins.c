@@ -2,22 +2,26 @@
  * stages. Each is a plain sl_stage_type, registered with sl_registry_add() exactly as a
  * user's own stage would be; there is no back door.
  *
- * To add a built-in: include its header (connectors/X/X.h or stages/X.h), then add
+ * To add a built-in: declare it in include/sluice/builtins.h, then add
  * `&sl_stage_X,` to the table below, in the group of its kind (sources, transforms and
  * filters, sinks). `sluice list` shows the table in this order, and tests/test_cli.c
  * checks that every option of every entry has a doc line. */
 #include "cli.h"
 
-#include "../connectors/blackhole/blackhole.h"
-#include "../connectors/generate/generate.h"
+#include <sluice/builtins.h>
+
 #include "../stages/sample.h"
 
 static const struct sl_stage_type *const builtins[] = {
     /* sources */
+    &sl_stage_file_source,
+    &sl_stage_stdin,
     &sl_stage_generate,
     /* transforms and filters */
     &sl_stage_sample,
     /* sinks */
+    &sl_stage_file_sink,
+    &sl_stage_stdout,
     &sl_stage_blackhole,
 };
 

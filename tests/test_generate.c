@@ -3,8 +3,8 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "../connectors/blackhole/blackhole.h"
-#include "../connectors/generate/generate.h"
+#include <sluice/builtins.h>
+
 #include "../stages/sample.h"
 #include "helpers.h"
 
