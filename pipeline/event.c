@@ -32,6 +32,7 @@ void sl_event_set_payload(struct sl_event *ev, const char *data, size_t len)
     }
     ev->payload = data;
     ev->payload_len = (uint32_t)len;
+    ev->flags &= ~(uint32_t)SL__EV_PAYLOAD_PARSED; /* new bytes: a raw record again */
 }
 
 const char *sl_event_key(const struct sl_event *ev, size_t *len)
@@ -221,17 +222,18 @@ void sl_event_clear_fields(struct sl_event *ev)
 
 bool sl_event_fields_changed(const struct sl_event *ev)
 {
-    return (ev->flags & SL__EV_FIELDS_CHANGED) != 0;
+    return (ev->flags & (SL__EV_PAYLOAD_PARSED | SL__EV_FIELDS_CHANGED)) != SL__EV_PAYLOAD_PARSED;
 }
 
 void sl_event_fields_changed_mark(struct sl_event *ev)
 {
-    ev->flags |= SL__EV_FIELDS_CHANGED;
+    ev->flags |= SL__EV_FIELDS_CHANGED | SL__EV_PAYLOAD_PARSED;
 }
 
 void sl_event_fields_synced(struct sl_event *ev)
 {
     ev->flags &= ~(uint32_t)SL__EV_FIELDS_CHANGED;
+    ev->flags |= SL__EV_PAYLOAD_PARSED;
 }
 
 /* Splits "a.b[0]" after its first segment: the top-level name, then the rest. */

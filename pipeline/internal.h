@@ -43,8 +43,12 @@ struct sl__field {
     struct sl_value v; /* the value; spans live in a batch arena or the payload */
 };
 
+/* The sync state of an event's fields with its payload (see sl_event_fields_changed()):
+ * in sync when PARSED is set and CHANGED is not. */
 enum {
-    SL__EV_FIELDS_CHANGED = 1u << 0, /* fields no longer match the payload */
+    SL__EV_FIELDS_CHANGED = 1u << 0, /* a field was set, removed or renamed since the parse */
+    SL__EV_PAYLOAD_PARSED = 1u << 1, /* the fields hold the payload's content (a parser or a
+                                        serializer said so); unset: a raw record */
 };
 
 struct sl_event {

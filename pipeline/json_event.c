@@ -1,5 +1,6 @@
-/* An event as JSON text: the original payload when the fields still say what it says,
- * the fields serialised when a stage changed them. */
+/* An event as JSON text, by its state (event.h, "fields and the payload"): the original
+ * payload when it is the JSON text of the fields, the fields serialised when they were
+ * parsed and changed, and a raw record as its payload under "message" beside its fields. */
 #include <string.h>
 
 #include <sluice/json.h>
@@ -13,39 +14,49 @@ static void put(char *out, size_t cap, size_t *pos, const char *s, size_t n)
     *pos += n;
 }
 
-static size_t write_fields(const struct sl_event *ev, char *out, size_t cap)
+/* Writes the fields as members, each preceded by a ',' unless it is the first member
+ * (`*first`). */
+static void write_members(const struct sl_event *ev, char *out, size_t cap, size_t *pos,
+                          bool *first)
 {
-    size_t pos = 0;
-    put(out, cap, &pos, "{", 1);
     for (uint16_t i = 0; i < ev->nfields; i++) {
         const struct sl__field *f = &ev->fields[i];
-        if (i) put(out, cap, &pos, ",", 1);
-        size_t room = pos < cap ? cap - pos : 0;
-        size_t need = sl_json_write_member(f->name, f->name_len, &f->v, out ? out + pos : NULL,
-                                           out ? room : 0);
-        pos += need;
+        if (!*first) put(out, cap, pos, ",", 1);
+        *first = false;
+        size_t room = *pos < cap ? cap - *pos : 0;
+        *pos += sl_json_write_member(f->name, f->name_len, &f->v, out ? out + *pos : NULL,
+                                     out ? room : 0);
     }
-    put(out, cap, &pos, "}", 1);
-    return pos;
+}
+
+static bool has_field(const struct sl_event *ev, const char *name, size_t len)
+{
+    for (uint16_t i = 0; i < ev->nfields; i++)
+        if (ev->fields[i].name_len == len && memcmp(ev->fields[i].name, name, len) == 0)
+            return true;
+    return false;
 }
 
 static size_t write_any(const struct sl_event *ev, char *out, size_t cap)
 {
-    if (ev->nfields == 0) { /* a raw line: {"message": "..."} */
-        struct sl_value v = sl_value_string(ev->payload, ev->payload_len);
-        size_t pos = 0;
-        put(out, cap, &pos, "{", 1);
-        size_t room = pos < cap ? cap - pos : 0;
-        pos += sl_json_write_member("message", 7, &v, out ? out + pos : NULL, out ? room : 0);
-        put(out, cap, &pos, "}", 1);
-        return pos;
-    }
-    if (!(ev->flags & SL__EV_FIELDS_CHANGED)) { /* untouched: the bytes as they came */
-        size_t pos = 0;
+    size_t pos = 0;
+    bool first = true;
+    if (!sl_event_fields_changed(ev)) { /* in sync: the bytes as they came */
         put(out, cap, &pos, ev->payload, ev->payload_len);
         return pos;
     }
-    return write_fields(ev, out, cap);
+    put(out, cap, &pos, "{", 1);
+    /* A raw record: its payload is the "message", unless a stage set a field of that name
+     * (the field wins) or there is no payload at all (an event made of fields only). */
+    if (!(ev->flags & SL__EV_PAYLOAD_PARSED) && ev->payload && !has_field(ev, "message", 7)) {
+        struct sl_value v = sl_value_string(ev->payload, ev->payload_len);
+        size_t room = pos < cap ? cap - pos : 0;
+        pos += sl_json_write_member("message", 7, &v, out ? out + pos : NULL, out ? room : 0);
+        first = false;
+    }
+    write_members(ev, out, cap, &pos, &first);
+    put(out, cap, &pos, "}", 1);
+    return pos;
 }
 
 size_t sl_event_write_json(const struct sl_event *ev, char *out, size_t cap)
