@@ -1,5 +1,6 @@
 /* Templates: text with {{ expression }} holes, rendered like snprintf. */
 #include <criterion/criterion.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,4 +211,61 @@ Test(template, each_decodes_long_escaped_fields_whole_and_never_uses_the_arena)
     cr_assert_str_eq(pc.log, "N[]");
     cr_assert_eq(sl_template_render(t, ev, buf, 3 * n), 2 * n, "render builds it in the arena");
     free(buf);
+}
+
+/* ---- SL_OPT_TEMPLATE: templates compiled by the option schema ---------------------------- */
+
+struct tpl_opts {
+    struct sl_template *path;  /* required */
+    struct sl_template *line;  /* with a default */
+    struct sl_template *unset; /* NULL */
+};
+
+static bool tpl_keep(struct sl_stage *s, const struct sl_event *e)
+{
+    (void)s, (void)e;
+    return true;
+}
+
+static const struct sl_option tpl_options[] = {
+    {"path", SL_OPT_TEMPLATE, NULL, SL_REQUIRED, offsetof(struct tpl_opts, path), "a path"},
+    {"line", SL_OPT_TEMPLATE, "[{{ level }}]", 0, offsetof(struct tpl_opts, line), "a line"},
+    {"unset", SL_OPT_TEMPLATE, NULL, 0, offsetof(struct tpl_opts, unset), "left NULL"},
+    {0},
+};
+
+static const struct sl_stage_type t_tpl = {
+    .abi = SL_STAGE_ABI,
+    .name = "t_tpl",
+    .kind = SL_FILTER,
+    .doc = "test stage with template options",
+    .state_size = sizeof(struct tpl_opts),
+    .options = tpl_options,
+    .keep = tpl_keep,
+};
+
+Test(template, template_options_are_compiled_by_the_schema)
+{
+    struct sl_stage *s = t_add(p, "tpl", &t_tpl, "path: \"logs/{{ service }}.log\"");
+    struct tpl_opts *o = sl_stage_state(s);
+    char buf[64];
+    cr_assert_not_null(o->path);
+    cr_assert_eq(sl_template_render(o->path, ev, buf, sizeof buf), 12);
+    cr_assert_str_eq(buf, "logs/api.log");
+    cr_assert_eq(sl_template_render(o->line, ev, buf, sizeof buf), 7);
+    cr_assert_str_eq(buf, "[ERROR]");
+    cr_assert_null(o->unset);
+}
+
+Test(template, template_option_errors_point_into_the_file)
+{
+    struct sl_config *cfg = t_config("# sink\npath: \"logs/{{ service\"");
+    struct sl_error err = {0};
+    cr_assert_null(sl_pipeline_add(p, "bad", &t_tpl, cfg, &err));
+    sl_config_free(cfg);
+    cr_assert_eq(err.code, SL_ECONFIG);
+    cr_assert_str_eq(err.stage, "bad");
+    cr_assert_str_eq(err.msg, "option 'path': expected '}}' to close the '{{' at line 1, column "
+                              "6, found end of template");
+    cr_assert(err.line == 2 && err.col == 23, "at %d:%d", err.line, err.col);
 }
