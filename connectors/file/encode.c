@@ -219,7 +219,7 @@ static int text_piece(void *arg, enum sl_template_piece kind, const char *s, siz
 {
     struct text_out *o = arg;
     if (kind == SL_TEMPLATE_NULL) o->missing = true; /* renders as nothing, counted */
-    if (o->n + len <= o->room) memcpy(o->d + o->n, s, len);
+    if (len && o->n + len <= o->room) memcpy(o->d + o->n, s, len);
     o->n += len;
     return 0;
 }
