@@ -80,9 +80,10 @@ Test(config, unset_variable_is_an_error_naming_it)
 
 Test(config, invalid_yaml_points_at_the_problem)
 {
-    assert_error("a: [1, 2\nb: 3\n", 2, 2,
-                 "invalid YAML: did not find expected ',' or ']' while parsing a flow sequence that "
-                 "starts at 1:4");
+    assert_error(
+        "a: [1, 2\nb: 3\n", 2, 2,
+        "invalid YAML: did not find expected ',' or ']' while parsing a flow sequence that "
+        "starts at 1:4");
     assert_error("a: 1\n  b: 2\n", 2, 4,
                  "invalid YAML: mapping values are not allowed in this context");
 }
@@ -191,7 +192,6 @@ Test(config, sizes)
     cr_assert_eq(b, 2097152);
     cr_assert_eq(sl_parse_size("12 bananas", &b), SL_ECONFIG);
 }
-
 
 static struct sl_config *parse_fail(const char *text, struct sl_error *err)
 {

@@ -574,7 +574,8 @@ Test(file_sink, configuration_errors_name_the_stage_and_the_position)
 {
     config_error(&sl_stage_file_sink, "path: out.csv\nencoding: csv", "needs 'fields'", 1, 1);
     config_error(&sl_stage_file_sink, "encoding: json\npath: \"{{svc\"", "without '}}'", 2, 7);
-    config_error(&sl_stage_file_sink, "path: x\nfsync: sometimes", "must be one of never, batch, always; found 'sometimes'", 2, 8);
+    config_error(&sl_stage_file_sink, "path: x\nfsync: sometimes",
+                 "must be one of never, batch, always; found 'sometimes'", 2, 8);
     config_error(&sl_stage_file_source, "path: x\nread_buffer: 10", "between 4KiB", 2, 14);
     config_error(&sl_stage_file_source, "paht: x", "did you mean 'path'", 1, 1);
     config_error(&sl_stage_file_sink, "path: \"{{a}}\"\nencoding: text\ntemplate: \"{{\"",
