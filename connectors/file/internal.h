@@ -85,6 +85,7 @@ struct sl__file_ckpt_row {
     uint32_t fp_len;   /* bytes hashed (up to SL__FILE_FP_MAX) */
     uint64_t offset;   /* every byte before it is acknowledged */
     char *path;        /* last known path (owned by the row) */
+    int64_t updated;   /* loaded rows: when last saved, seconds since the epoch */
     bool remove;       /* save: delete this row (the file is gone) */
 };
 
@@ -104,6 +105,13 @@ const struct sl__file_ckpt_row *sl__file_ckpt_find(const struct sl__file_ckpt *c
  * close(). Returns 0, or SL_EIO with the reason in `msg` (borrowed, `cap` bytes). */
 int sl__file_ckpt_save(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *rows, size_t n,
                        char *msg, size_t cap);
+
+/* Deletes the loaded rows for which `gone(arg, row)` (row borrowed) is true, in one
+ * transaction, and forgets them. Blocking: start() only. Returns 0 with *purged the number deleted,
+ * or SL_EIO/SL_ENOMEM with the reason in `msg` (`cap` bytes); nothing is forgotten then. */
+int sl__file_ckpt_purge(struct sl__file_ckpt *c,
+                        bool (*gone)(void *arg, const struct sl__file_ckpt_row *r), void *arg,
+                        size_t *purged, char *msg, size_t cap);
 
 /* Closes the database. NULL is a no-op. */
 void sl__file_ckpt_close(struct sl__file_ckpt *c);
@@ -177,6 +185,7 @@ struct sl__file_src {
     int64_t partial_line_timeout; /* option, ms */
     const char *checkpoint;       /* option: database path; NULL: data_dir/checkpoints.db */
     int64_t checkpoint_interval;  /* option, ms */
+    int64_t checkpoint_retention; /* option, ms: rows of files gone this long are purged */
     int watch_mode;               /* option `watch`: SL__FILE_WATCH_* */
     int64_t poll_interval;        /* option, ms */
     int64_t rotate_wait;          /* option, ms */
@@ -217,6 +226,7 @@ struct sl__file_src {
     uint64_t opened;                       /* files opened */
     uint64_t scans;                        /* scans run */
     uint64_t read_errors;                  /* failed reads */
+    uint64_t purged;                       /* checkpoint rows purged at start */
 };
 
 /* scan.c: discovers files, recognises renamed, truncated and deleted ones. `initial`:
