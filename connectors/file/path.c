@@ -100,6 +100,10 @@ static int piece(void *arg, enum sl_template_piece kind, const char *s, size_t l
         append(r, s, len, true);
         return 0;
     }
+    if (r->lit >= r->pt->nlits) { /* cannot happen: a template's parts are fixed */
+        append(r, s, len, false);
+        return 0;
+    }
     struct sl__file_lit *l = &r->pt->lits[r->lit++];
     if (l->fmt) {
         int64_t ns = r->ev ? sl_event_time(r->ev) : 0;
