@@ -80,6 +80,16 @@ void sl_event_set_origin(struct sl_event *ev, const char *origin, uint64_t offse
     ev->partition = partition;
 }
 
+const char *sl_event_host(const struct sl_event *ev)
+{
+    return ev->host;
+}
+
+void sl_event_set_host(struct sl_event *ev, const char *host)
+{
+    ev->host = host;
+}
+
 char *sl_event_alloc(struct sl_event *ev, size_t size)
 {
     return sl__arena_alloc(&ev->batch->arena, size ? size : 1);

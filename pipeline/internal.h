@@ -55,6 +55,7 @@ struct sl_event {
     const char *payload;          /* record bytes */
     const char *key;              /* optional key, NULL when none */
     const char *origin;           /* file path / topic, NULL when none */
+    const char *host;             /* host the event was read on, NULL when unknown */
     struct sl__field *fields;     /* field index, nfields used of fields_cap */
     struct sl_batch *batch;       /* batch whose arena this event allocates from */
     struct sl_batch *fields_home; /* batch whose arena holds `fields`; copy on write if

@@ -311,6 +311,19 @@ Test(file_sink, json_of_raw_lines_from_the_file_source_is_valid_json)
     char *in = t_path(dir, "in.log");
     t_writes(in, "plain text\n{\"looks\": \"like json\"}\n\ttab \"q\" caf\xc3\xa9 \xff\n\n", false);
     run_sink(&sl_stage_file_source, "path: %s/in.log\nfollow: false", "path: %s/out.json");
+    assert_file("out.json", "{\"message\":\"plain text\"}\n"
+                            "{\"message\":\"{\\\"looks\\\": \\\"like json\\\"}\"}\n"
+                            "{\"message\":\"\\ttab \\\"q\\\" caf\xc3\xa9 \xef\xbf\xbd\"}\n"
+                            "{\"message\":\"\"}\n");
+    /* With host_key the host metadata becomes a field, written after the message. */
+    sl_pipeline_free(p);
+    struct sl_pipeline_options o;
+    sl_pipeline_options_init(&o);
+    o.data_dir = dir;
+    p = sl_pipeline_new(NULL, &o, NULL);
+    run_sink(&sl_stage_file_source,
+             "path: %s/in.log\nfollow: false\nhost_key: host\ncheckpoint: \"\"",
+             "path: %s/out2.json");
     char host[256] = "", want[1024];
     gethostname(host, sizeof host - 1);
     snprintf(want, sizeof want,
@@ -319,8 +332,8 @@ Test(file_sink, json_of_raw_lines_from_the_file_source_is_valid_json)
              "{\"message\":\"\\ttab \\\"q\\\" caf\xc3\xa9 \xef\xbf\xbd\",\"host\":\"%s\"}\n"
              "{\"message\":\"\",\"host\":\"%s\"}\n",
              host, host, host, host);
-    assert_file("out.json", want);
-    char *out = t_path(dir, "out.json");
+    assert_file("out2.json", want);
+    char *out = t_path(dir, "out2.json");
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "jq -c . < %s > /dev/null 2>&1", out);
     cr_assert_eq(system(cmd), 0, "jq rejects %s", out);

@@ -632,8 +632,9 @@ static const struct sl_option file_source_options[] = {
     {"rotate_wait", SL_OPT_DURATION, "5s", 0, OPT(rotate_wait),
      "how long a file renamed away is still read for late writes before it is closed"},
     {"read_buffer", SL_OPT_SIZE, "256KiB", 0, OPT(read_buffer), "bytes per read"},
-    {"host_key", SL_OPT_STRING, "host", 0, OPT(host_key),
-     "field receiving the host name (\"\": none)"},
+    {"host_key", SL_OPT_STRING, "", 0, OPT(host_key),
+     "field receiving the host name, e.g. host (\"\": none; the host is always the event's "
+     "host metadata)"},
     {"file_key", SL_OPT_STRING, "", 0, OPT(file_key),
      "field receiving the file path (\"\": none; the path is always the event origin)"},
     {"offset_key", SL_OPT_STRING, "", 0, OPT(offset_key),

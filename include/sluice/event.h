@@ -108,6 +108,13 @@ SL_API int32_t sl_event_partition(const struct sl_event *ev);
 SL_API void sl_event_set_origin(struct sl_event *ev, const char *origin, uint64_t offset,
                                 int32_t partition);
 
+/* The name of the host the event was read on (borrowed: sources keep it in their state;
+ * valid as long as the batch), or NULL when the source did not say. Metadata, like the
+ * origin: not a field, so it is not written with the event unless a stage copies it into
+ * one. */
+SL_API const char *sl_event_host(const struct sl_event *ev);
+SL_API void sl_event_set_host(struct sl_event *ev, const char *host);
+
 /* Allocates `size` bytes that live as long as the event's batch (the batch arena), for
  * new payloads and field values. Returns NULL only when memory is exhausted. */
 SL_API char *sl_event_alloc(struct sl_event *ev, size_t size);
