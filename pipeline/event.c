@@ -232,6 +232,7 @@ void sl_event_fields_changed_mark(struct sl_event *ev)
 void sl_event_fields_synced(struct sl_event *ev)
 {
     ev->flags &= ~(uint32_t)SL__EV_FIELDS_CHANGED;
+    ev->flags |= SL__EV_FIELDS_SYNCED;
 }
 
 /* Splits "a.b[0]" after its first segment: the top-level name, then the rest. */

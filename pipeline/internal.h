@@ -45,6 +45,8 @@ struct sl__field {
 
 enum {
     SL__EV_FIELDS_CHANGED = 1u << 0, /* fields no longer match the payload */
+    SL__EV_FIELDS_SYNCED = 1u << 1,  /* declared the payload's JSON form (sl_event_fields_synced),
+                                        even with no fields: `{}` was parsed */
 };
 
 struct sl_event {

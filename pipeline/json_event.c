@@ -31,7 +31,9 @@ static size_t write_fields(const struct sl_event *ev, char *out, size_t cap)
 
 static size_t write_any(const struct sl_event *ev, char *out, size_t cap)
 {
-    if (ev->nfields == 0) { /* a raw line: {"message": "..."} */
+    /* A raw line, never indexed: {"message": "..."}. An event whose fields were all removed
+     * (changed) or that was an empty object (synced) is "{}". */
+    if (ev->nfields == 0 && !(ev->flags & (SL__EV_FIELDS_CHANGED | SL__EV_FIELDS_SYNCED))) {
         struct sl_value v = sl_value_string(ev->payload, ev->payload_len);
         size_t pos = 0;
         put(out, cap, &pos, "{", 1);

@@ -279,3 +279,20 @@ Test(event, json_form_reuses_untouched_payloads)
     sl_event_fields_changed_mark(ev);
     assert_json(ev, "{\"severity\":\"info\",\"n\":1,\"env\":\"prod\"}");
 }
+
+Test(event, json_form_of_an_event_without_fields)
+{
+    struct sl_event *ev = sl_batch_append(b);
+    sl_event_set_payload(ev, "{ }", 3);
+    assert_json(ev, "{\"message\":\"{ }\"}"); /* a raw line */
+    sl_event_fields_synced(ev);                 /* a parser indexed an empty object */
+    assert_json(ev, "{ }");
+    struct sl_event *ev2 = sl_batch_append(b);
+    sl_event_set_payload(ev2, "{\"a\":1}", 7);
+    struct sl_value one = {.type = SL_INT, .flags = SL_VALUE_TEXT, .s = "1", .len = 1};
+    sl_event_add_field(ev2, "a", 1, &one);
+    sl_event_remove(ev2, "a", 1);
+    char buf[8];
+    cr_assert_eq(sl_event_write_json(ev2, buf, sizeof buf), 2);
+    cr_assert(memcmp(buf, "{}", 2) == 0, "every field removed: {}");
+}

@@ -161,7 +161,8 @@ SL_API bool sl_event_fields_changed(const struct sl_event *ev);
 SL_API void sl_event_fields_changed_mark(struct sl_event *ev);
 
 /* Marks the fields as in sync with the payload again (a serializer calls it after it
- * has written the payload from the fields). */
+ * has written the payload from the fields; a JSON parser after indexing a payload, so
+ * that an empty object, with no fields, still counts as parsed). */
 SL_API void sl_event_fields_synced(struct sl_event *ev);
 
 /* ---- batches --------------------------------------------------------------------- */

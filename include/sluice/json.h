@@ -133,7 +133,9 @@ SL_API size_t sl_json_write_member(const char *name, size_t name_len, const stru
  *   - fields in sync with the payload (indexed by parse_json and not changed since,
  *     sl_event_fields_changed() false): the payload bytes, untouched;
  *   - changed fields: the fields in order, {"name":value,...};
- *   - no fields at all: {"message":"<payload>"}.
+ *   - no fields, never indexed and never changed (a raw line): {"message":"<payload>"};
+ *     an event whose fields were all removed, or that was declared in sync with no fields
+ *     (sl_event_fields_synced after parsing `{}`), is written from its fields: {}.
  * Does not NUL-terminate. Thread: whoever holds the event. */
 SL_API size_t sl_event_write_json(const struct sl_event *ev, char *out, size_t cap);
 

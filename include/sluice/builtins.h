@@ -1,0 +1,13 @@
+/* sluice: the built-in stage types. A program registers the ones it wants with
+ * sl_registry_add(), exactly as it would its own types. Each is a constant table
+ * (borrowed; lives as long as the program). */
+#ifndef SLUICE_BUILTINS_H
+#define SLUICE_BUILTINS_H
+
+#include <sluice/stage.h>
+
+/* ---- stages/: transforms and filters ---------------------------------------------------- */
+SL_API extern const struct sl_stage_type sl_stage_parse_json;  /* JSON object into fields */
+SL_API extern const struct sl_stage_type sl_stage_parse_regex; /* PCRE2 named groups */
+
+#endif
