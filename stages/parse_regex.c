@@ -100,12 +100,14 @@ static bool convert(uint8_t conv, const char *s, size_t len, struct sl_value *v)
     case CONV_FLOAT: v->type = SL_FLOAT, v->flags = 0, v->s = NULL, v->len = 0;
         return parse_double(s, len, &v->f);
     case CONV_BOOL:
-        if (word_is(s, len, "true") || word_is(s, len, "yes") || word_is(s, len, "1")) {
+        if (word_is(s, len, "true") || word_is(s, len, "yes") || word_is(s, len, "on") ||
+            word_is(s, len, "1")) {
             *v = sl_value_bool(true);
             return true;
         }
         *v = sl_value_bool(false);
-        return word_is(s, len, "false") || word_is(s, len, "no") || word_is(s, len, "0");
+        return word_is(s, len, "false") || word_is(s, len, "no") || word_is(s, len, "off") ||
+               word_is(s, len, "0");
     case CONV_AUTO: *v = sl__stage_infer(s, len); return true;
     default: *v = sl_value_string(s, len); return true;
     }
@@ -195,8 +197,10 @@ static void strip_types(const char *src, char *dst, char *types, size_t *types_l
             continue;
         }
         if (in_class) {
-            in_class = c != ']';
-            dst[o++] = src[i++];
+            const char *end = c == '[' && src[i + 1] == ':' ? strstr(src + i + 2, ":]") : NULL;
+            size_t n = end ? (size_t)(end + 2 - (src + i)) : 1; /* [:alpha:] as one piece */
+            in_class = end || c != ']';
+            memcpy(dst + o, src + i, n), o += n, i += n;
             continue;
         }
         if (c == '[') { /* a ']' right after '[' or '[^' is a member, not the end */
@@ -398,7 +402,8 @@ static void parse_regex_close(struct sl_stage *s)
 static const struct sl_option parse_regex_options[] = {
     {"patterns", SL_OPT_LIST, NULL, SL_REQUIRED, offsetof(struct parse_regex, patterns),
      "PCRE2 pattern, or list of patterns tried in order; named groups become fields, "
-     "(?<name:type>...) converts to int, float, bool, auto or string"},
+     "(?<name:type>...) converts to int, float, bool (true/false, yes/no, on/off, 1/0, any "
+     "case), auto or string; an empty capture of a typed group is null"},
     {"field", SL_OPT_STRING, NULL, 0, offsetof(struct parse_regex, field),
      "string field to match (the captures are merged into the event); unset: the payload"},
     {"types", SL_OPT_MAP, NULL, 0, offsetof(struct parse_regex, types),
