@@ -72,6 +72,39 @@ struct sl_value sl__stage_infer(const char *s, size_t len);
 /* SL_INT or SL_FLOAT when `s` is a JSON number (RFC 8259 grammar), else SL_STRING. */
 int sl__stage_number_type(const char *s, size_t len);
 
+/* ---- key=value text (parse_logfmt, parse_kv) -------------------------------------------- */
+
+/* How a key=value text is split. */
+struct sl__stage_kv {
+    const char *field_sep; /* between pairs (ignored when field_blank) */
+    size_t field_sep_len;  /* bytes of field_sep */
+    bool field_blank;      /* pairs are separated by runs of blanks (space, tab) */
+    const char *kv_sep;    /* between a key and its value */
+    size_t kv_sep_len;     /* bytes of kv_sep (>= 1) */
+    bool infer;            /* type unquoted values (sl__stage_infer) */
+    bool bare_keys;        /* a key without a separator is `true` (else an error) */
+};
+
+/* Where and why a key=value text was rejected. */
+struct sl__stage_kv_error {
+    size_t at;        /* byte offset */
+    const char *what; /* static text */
+};
+
+/* Splits `s` into pairs and adds them to `ev` (sl__stage_put with `merge`), or only
+ * checks the text when `dry_run`. Keys and unquoted values (blanks around them trimmed)
+ * are spans of `s`, which must live as long as the batch; quoted values ("...") holding
+ * backslash escapes are decoded into the arena. Returns 0, SL_EPARSE with `e` filled
+ * (pairs before the error were added), or SL_ENOMEM. */
+int sl__stage_kv_parse(const struct sl__stage_kv *o, struct sl_event *ev, const char *s,
+                       size_t len, bool merge, bool dry_run, struct sl__stage_kv_error *e);
+
+/* The map() of parse_logfmt and parse_kv: parses the payload or `field` with `o` and
+ * emits the event, or rejects it by `errors`. Returns what map() returns. */
+int sl__stage_kv_map(struct sl_stage *stage, const struct sl__stage_kv *o, const char *field,
+                     const struct sl__stage_errors *errors, struct sl_event *ev,
+                     struct sl_emit *out);
+
 /* ---- keys ------------------------------------------------------------------------------- */
 
 /* A 128-bit digest of an event's key fields: two 64-bit hashes with different seeds, so

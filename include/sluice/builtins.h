@@ -9,5 +9,7 @@
 /* ---- stages/: transforms and filters ---------------------------------------------------- */
 SL_API extern const struct sl_stage_type sl_stage_parse_json;  /* JSON object into fields */
 SL_API extern const struct sl_stage_type sl_stage_parse_regex; /* PCRE2 named groups */
+SL_API extern const struct sl_stage_type sl_stage_parse_logfmt; /* key=value "quoted" flag */
+SL_API extern const struct sl_stage_type sl_stage_parse_kv; /* key/value, own separators */
 
 #endif
