@@ -12,5 +12,6 @@ SL_API extern const struct sl_stage_type sl_stage_parse_regex; /* PCRE2 named gr
 SL_API extern const struct sl_stage_type sl_stage_parse_logfmt; /* key=value "quoted" flag */
 SL_API extern const struct sl_stage_type sl_stage_parse_kv; /* key/value, own separators */
 SL_API extern const struct sl_stage_type sl_stage_parse_csv; /* one CSV record, named columns */
+SL_API extern const struct sl_stage_type sl_stage_parse_timestamp; /* a field into the time */
 
 #endif
