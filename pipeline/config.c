@@ -202,10 +202,14 @@ static int yaml_fail(struct parse *ps)
     ps->failed = 1;
     yaml_parser_t *yp = &ps->yp;
     if (yp->error == YAML_MEMORY_ERROR) return sl_error_set(ps->err, SL_ENOMEM, "out of memory");
+    char where[64] = "";
+    if (yp->context)
+        snprintf(where, sizeof where, " that starts at %d:%d", (int)yp->context_mark.line + 1,
+                 (int)yp->context_mark.column + 1);
     return sl_error_at(ps->err, SL_ECONFIG, ps->doc->file, (int)yp->problem_mark.line + 1,
-                       (int)yp->problem_mark.column + 1, "invalid YAML: %s%s%s",
+                       (int)yp->problem_mark.column + 1, "invalid YAML: %s%s%s%s",
                        yp->problem ? yp->problem : "syntax error", yp->context ? " " : "",
-                       yp->context ? yp->context : "");
+                       yp->context ? yp->context : "", where);
 }
 
 static int next_event(struct parse *ps, yaml_event_t *ev)
@@ -589,6 +593,7 @@ static struct sl_config *override_value(struct doc *d, const char *value)
                 d->cap = cap;
             }
             n->doc = d;
+            n->line = n->col = 0; /* an override has no place in the file */
             d->nodes[d->n++] = n;
         }
         pd->n = 0;
@@ -596,7 +601,7 @@ static struct sl_config *override_value(struct doc *d, const char *value)
         return parsed;
     }
     sl_config_free(parsed);
-    c = node_new(d, SL_CFG_SCALAR, 1, 1);
+    c = node_new(d, SL_CFG_SCALAR, 0, 0);
     if (c && !(c->str = sl__strdup(value))) return NULL;
     return c;
 }
@@ -618,8 +623,8 @@ int sl_config_set(struct sl_config *root, const char *path, const char *value, s
         ssize_t i = map_find(m, key);
         struct sl_config *next = i >= 0 ? m->items[i] : NULL;
         if (!next) {
-            struct sl_config *k = node_new(d, SL_CFG_SCALAR, 1, 1);
-            next = dot ? node_new(d, SL_CFG_MAP, 1, 1) : override_value(d, value);
+            struct sl_config *k = node_new(d, SL_CFG_SCALAR, 0, 0);
+            next = dot ? node_new(d, SL_CFG_MAP, 0, 0) : override_value(d, value);
             if (!k || !next || node_append(m, k, next)) {
                 free(key);
                 return sl_error_set(err, SL_ENOMEM, "out of memory");

@@ -151,6 +151,9 @@ struct sl_stage {
     uint32_t rr;                      /* round-robin position among inputs */
     uint32_t index;                   /* position in the pipeline */
     int nworkers;                     /* 0: map/keep on the loop */
+    uint32_t buf_batches;             /* `buffer.max_batches` of input edges, 0: default */
+    uint64_t buf_bytes;               /* `buffer.max_bytes` of input edges, 0: default */
+    bool done_told;                   /* on_stage_done was called */
     struct sl__workers *workers;      /* thread pool when nworkers > 0 */
 
     struct sl_stage *next_ready; /* ready list link */
@@ -270,10 +273,41 @@ void sl__log(struct sl_pipeline *p, const struct sl_stage *s, enum sl_log_level 
              const char *fmt, ...) SL_PRINTF(4, 5);
 int64_t sl__now_ns(void);
 
+/* ---- problem reports ------------------------------------------------------------------- */
+
+/* Where the problems of a load or a stage's options go: every one is told to `fn`, the
+ * first error is kept. */
+struct sl__report {
+    sl_report_fn *fn;       /* told of each problem; NULL: only counted */
+    void *arg;              /* passed to fn */
+    unsigned errors;        /* errors told */
+    unsigned warnings;      /* warnings told */
+    struct sl_error *first; /* receives the first error when not NULL */
+};
+
+/* Tells `e` (borrowed) to `r`. Returns e->code (SL_ECONFIG when e->code is 0), or 0
+ * for a warning. */
+int sl__report(struct sl__report *r, enum sl_log_level level, const struct sl_error *e);
+
+/* Builds an error of `code` for `stage` (borrowed, may be NULL) at `node` (may be NULL),
+ * tells it to `r` at `level`, and returns the code (0 for a warning). */
+int sl__report_at(struct sl__report *r, enum sl_log_level level, int code, const char *stage,
+                  const struct sl_config *node, const char *fmt, ...) SL_PRINTF(6, 7);
+
 /* ---- options ------------------------------------------------------------------------- */
 
-/* Fills s->state from s->cfg by the type's schema. */
-int sl__options_fill(struct sl_stage *s, struct sl_error *err);
+/* Fills s->state from s->cfg by the type's schema, telling every problem to `r`.
+ * Returns 0 or the first error's code. */
+int sl__options_fill(struct sl_stage *s, struct sl__report *r);
+
+/* Adds a stage as sl_pipeline_add does, telling each problem to `r`. */
+struct sl_stage *sl__pipeline_add(struct sl_pipeline *p, const char *name,
+                                  const struct sl_stage_type *type, const struct sl_config *cfg,
+                                  struct sl__report *r);
+
+/* Finds a cycle: fills `path` (room for nstages + 1) with the stages on it, the first
+ * repeated at the end, and returns their number (0: no cycle, < 0: SL_ENOMEM). */
+int sl__find_cycle(struct sl_pipeline *p, struct sl_stage **path);
 /* True for the runtime's own per-stage keys (type, inputs, workers, buffer). */
 bool sl__is_runtime_key(const char *key);
 

@@ -1,8 +1,11 @@
 /* The option schema is the only option parser: it checks a stage's config against its
  * type's sl_option table and writes typed values into the stage state. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sluice/expr.h>
 
 #include "internal.h"
 
@@ -39,7 +42,7 @@ static const char *type_word(enum sl_opt_type t)
     case SL_OPT_DURATION: return "a duration such as 250ms, 5s or 1h";
     case SL_OPT_SIZE: return "a size such as 512, 64KiB or 10MB";
     case SL_OPT_ENUM: return "one of the listed values";
-    case SL_OPT_LIST: return "a list";
+    case SL_OPT_LIST: return "a list such as [a, b]";
     case SL_OPT_MAP: return "a mapping";
     case SL_OPT_EXPR: return "an expression";
     case SL_OPT_ANY: return "a value";
@@ -62,17 +65,42 @@ static int enum_index(const char *choices, const char *text)
     return -1;
 }
 
+/* "must be one of a, b, c; found 'x' (did you mean 'y'?)" */
+static int enum_error(struct sl_stage *s, const struct sl_option *o, const struct sl_config *node,
+                      const char *text, struct sl__report *r)
+{
+    char list[256] = "", names[256];
+    const char *cand[32];
+    size_t n = 0;
+    snprintf(names, sizeof names, "%s", o->choices);
+    for (char *c = names, *bar; c && n < 32; c = bar ? bar + 1 : NULL) {
+        bar = strchr(c, '|');
+        if (bar) *bar = '\0';
+        cand[n++] = c;
+        size_t l = strlen(list), cl = strlen(c);
+        if (l + cl + 3 >= sizeof list) continue;
+        if (n > 1) memcpy(list + l, ", ", 2), l += 2;
+        memcpy(list + l, c, cl + 1);
+    }
+    const char *near = sl__nearest(text, cand, n);
+    return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, node ? node : s->cfg,
+                         "option '%s' must be one of %s; found '%s'%s%s%s", o->name, list, text,
+                         near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+}
+
 static int fill_list(struct sl_stage *s, const struct sl_config *node, const char *text,
-                     struct sl_list *out, struct sl_error *err)
+                     struct sl_list *out, struct sl__report *r)
 {
     size_t n = node && sl_config_kind(node) == SL_CFG_LIST ? sl_config_len(node) : 1;
     const char **items = calloc(n ? n : 1, sizeof *items);
-    if (!items || own(s, items, free)) return sl_error_set(err, SL_ENOMEM, "out of memory");
+    if (!items || own(s, items, free))
+        return sl__report_at(r, SL_LOG_ERROR, SL_ENOMEM, s->name, NULL, "out of memory");
     if (node && sl_config_kind(node) == SL_CFG_LIST) {
         for (size_t i = 0; i < n; i++) {
             const struct sl_config *it = sl_config_at(node, i, NULL);
             if (sl_config_kind(it) != SL_CFG_SCALAR)
-                return sl_config_error(it, err, SL_ECONFIG, "expected a plain value in the list");
+                return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, it,
+                                     "expected a plain value in the list");
             items[i] = sl_config_str(it);
         }
     } else {
@@ -83,124 +111,175 @@ static int fill_list(struct sl_stage *s, const struct sl_config *node, const cha
     return 0;
 }
 
-/* Writes one option's value (from `node`, or the default `text` when node is NULL). */
-static int fill_one(struct sl_stage *s, const struct sl_option *o, const struct sl_config *node,
-                    const char *text, struct sl_error *err)
+/* Converts `text` for the plain scalar types (int, float, bool, duration, size) into
+ * `dst`. Returns 0, or -1 when the text is not a value of that type. */
+static int fill_scalar(enum sl_opt_type type, const char *text, void *dst)
 {
-    char *dst = (char *)s->state + o->offset;
-    bool structured = o->type == SL_OPT_LIST || o->type == SL_OPT_MAP || o->type == SL_OPT_ANY;
-    if (node && !structured && sl_config_kind(node) != SL_CFG_SCALAR)
-        return sl_config_error(node, err, SL_ECONFIG, "option '%s' expects %s", o->name,
-                               type_word(o->type));
     char *end = NULL;
     errno = 0;
-    switch (o->type) {
-    case SL_OPT_STRING: *(const char **)dst = text; return 0;
+    if (!text || !*text) return -1;
+    switch (type) {
     case SL_OPT_INT: {
         long long v = strtoll(text, &end, 0);
-        if (!*text || *end || errno) break;
+        if (*end || errno) return -1;
         *(int64_t *)dst = v;
         return 0;
     }
     case SL_OPT_FLOAT: {
         double v = strtod(text, &end);
-        if (!*text || *end || errno) break;
+        if (*end || errno) return -1;
         *(double *)dst = v;
         return 0;
     }
-    case SL_OPT_BOOL:
-        if (!strcmp(text, "true") || !strcmp(text, "yes") || !strcmp(text, "on")) {
-            *(bool *)dst = true;
-            return 0;
-        }
-        if (!strcmp(text, "false") || !strcmp(text, "no") || !strcmp(text, "off")) {
-            *(bool *)dst = false;
-            return 0;
-        }
-        break;
+    case SL_OPT_BOOL: {
+        bool yes = !strcmp(text, "true") || !strcmp(text, "yes") || !strcmp(text, "on");
+        bool no = !strcmp(text, "false") || !strcmp(text, "no") || !strcmp(text, "off");
+        if (!yes && !no) return -1;
+        *(bool *)dst = yes;
+        return 0;
+    }
     case SL_OPT_DURATION: {
         long long ms;
-        if (sl_parse_duration(text, &ms)) break;
+        if (sl_parse_duration(text, &ms)) return -1;
         *(int64_t *)dst = ms;
         return 0;
     }
     case SL_OPT_SIZE: {
         unsigned long long b;
-        if (sl_parse_size(text, &b)) break;
+        if (sl_parse_size(text, &b)) return -1;
         *(uint64_t *)dst = b;
         return 0;
     }
+    default: return -1;
+    }
+}
+
+static void expr_free(void *e)
+{
+    sl_expr_free(e);
+}
+
+/* Compiles an expression option; errors point into the config file: the scalar's line
+ * and column plus the position inside the expression (one more for an opening quote).
+ * Past the first line of a multi-line scalar the indentation is not known, so the
+ * column is the one inside the expression. */
+static int fill_expr(struct sl_stage *s, const char *opt_name, const struct sl_config *node,
+                     const char *text, struct sl_expr **out, struct sl__report *r)
+{
+    struct sl_error e = {0};
+    struct sl_expr *x = sl_expr_compile(text, strlen(text), &e);
+    if (!x) {
+        struct sl_error at = {.code = e.code == SL_ENOMEM ? SL_ENOMEM : SL_ECONFIG};
+        snprintf(at.stage, sizeof at.stage, "%s", s->name);
+        if (node) {
+            snprintf(at.file, sizeof at.file, "%s", sl_config_file(node));
+            at.line = sl_config_line(node) + (e.line > 1 ? e.line - 1 : 0);
+            at.col = e.line > 1 ? e.col
+                                : sl_config_col(node) + (sl_config_quoted(node) ? 1 : 0) +
+                                      (e.col > 0 ? e.col - 1 : 0);
+        }
+        snprintf(at.msg, sizeof at.msg, "option '%.64s': %.400s", opt_name, e.msg);
+        return sl__report(r, SL_LOG_ERROR, &at);
+    }
+    if (own(s, x, expr_free))
+        return sl__report_at(r, SL_LOG_ERROR, SL_ENOMEM, s->name, NULL, "out of memory");
+    *out = x;
+    return 0;
+}
+
+/* Writes one option's value (from `node`, or the default `text` when node is NULL). */
+static int fill_one(struct sl_stage *s, const struct sl_option *o, const struct sl_config *node,
+                    const char *text, struct sl__report *r)
+{
+    char *dst = (char *)s->state + o->offset;
+    const struct sl_config *at = node ? node : s->cfg;
+    bool structured = o->type == SL_OPT_LIST || o->type == SL_OPT_MAP || o->type == SL_OPT_ANY;
+    bool scalar = !node || sl_config_kind(node) == SL_CFG_SCALAR;
+    if (!scalar && !structured)
+        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, at,
+                             "option '%s' expects %s; found a %s", o->name, type_word(o->type),
+                             sl_config_kind(node) == SL_CFG_LIST ? "list" : "mapping");
+    switch (o->type) {
+    case SL_OPT_STRING: *(const char **)dst = text; return 0;
     case SL_OPT_ENUM: {
         int i = enum_index(o->choices, text);
-        if (i < 0)
-            return sl_config_error(node, err, SL_ECONFIG,
-                                   "option '%s' must be one of %s; found '%s'", o->name, o->choices,
-                                   text);
+        if (i < 0) return enum_error(s, o, node, text, r);
         *(int *)dst = i;
         return 0;
     }
-    case SL_OPT_LIST: return fill_list(s, node, text, (struct sl_list *)dst, err);
+    case SL_OPT_LIST:
+        if (node && sl_config_kind(node) == SL_CFG_MAP) break;
+        return fill_list(s, node, text, (struct sl_list *)dst, r);
     case SL_OPT_MAP:
         if (node && sl_config_kind(node) != SL_CFG_MAP) break;
         *(const struct sl_config **)dst = node;
         return 0;
     case SL_OPT_ANY: *(const struct sl_config **)dst = node; return 0;
-    case SL_OPT_EXPR: /* wired in with the expression module (pipeline/expr.c) */
-        return sl_config_error(node, err, SL_ECONFIG, "option '%s': expressions are not available",
-                               o->name);
+    case SL_OPT_EXPR: return fill_expr(s, o->name, node, text, (struct sl_expr **)dst, r);
+    default:
+        if (fill_scalar(o->type, text, dst) == 0) return 0;
     }
-    if (node && sl_config_kind(node) != SL_CFG_SCALAR)
-        return sl_config_error(node, err, SL_ECONFIG, "option '%s' expects %s; found a %s", o->name,
-                               type_word(o->type),
-                               sl_config_kind(node) == SL_CFG_LIST ? "list" : "mapping");
-    return sl_config_error(node, err, SL_ECONFIG, "option '%s' expects %s; found '%s'", o->name,
-                           type_word(o->type), text ? text : "");
+    if (!scalar)
+        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, at,
+                             "option '%s' expects %s; found a %s", o->name, type_word(o->type),
+                             sl_config_kind(node) == SL_CFG_LIST ? "list" : "mapping");
+    if (!text)
+        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, at, "option '%s' expects %s",
+                             o->name, type_word(o->type));
+    return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, at,
+                         "option '%s' expects %s; found '%s'", o->name, type_word(o->type), text);
 }
 
-/* Unknown keys are errors, with the nearest known option as a hint. */
-static int check_keys(struct sl_stage *s, struct sl_error *err)
+/* Unknown keys are errors, with the nearest known option as a hint. Every unknown key
+ * is reported; returns the first error's code. */
+static int check_keys(struct sl_stage *s, struct sl__report *r)
 {
-    const struct sl_option *opts = s->type->options;
+    const char *names[128];
+    size_t n = 0;
+    for (const struct sl_option *o = s->type->options; o && o->name && n < 124; o++)
+        names[n++] = o->name;
+    size_t nopts = n;
+    for (size_t i = 0; i < sizeof runtime_keys / sizeof *runtime_keys; i++)
+        names[n++] = runtime_keys[i]; /* `input:` means `inputs:` */
+    int rc = 0;
     for (size_t i = 0; i < sl_config_len(s->cfg); i++) {
         const char *key;
         sl_config_at(s->cfg, i, &key);
         if (sl__is_runtime_key(key)) continue;
         bool known = false;
-        const char *names[128];
-        size_t n = 0;
-        for (const struct sl_option *o = opts; o && o->name; o++) {
-            if (!strcmp(o->name, key)) known = true;
-            if (n < 128) names[n++] = o->name;
-        }
+        for (size_t k = 0; k < nopts && !known; k++) known = strcmp(names[k], key) == 0;
         if (known) continue;
         const char *near = sl__nearest(key, names, n);
         const struct sl_config *kn = sl_config_key_at(s->cfg, i);
-        if (near)
-            return sl_config_error(kn, err, SL_ECONFIG,
-                                   "unknown option '%s' for type '%s' (did you mean '%s'?)", key,
-                                   s->type->name, near);
-        return sl_config_error(kn, err, SL_ECONFIG, "unknown option '%s' for type '%s'", key,
-                               s->type->name);
+        int e = near ? sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, kn,
+                                     "unknown option '%s' for type '%s' (did you mean '%s'?)", key,
+                                     s->type->name, near)
+                     : sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, kn,
+                                     "unknown option '%s' for type '%s'", key, s->type->name);
+        if (!rc) rc = e;
     }
-    return 0;
+    return rc;
 }
 
-int sl__options_fill(struct sl_stage *s, struct sl_error *err)
+int sl__options_fill(struct sl_stage *s, struct sl__report *r)
 {
     if (s->cfg && sl_config_kind(s->cfg) != SL_CFG_MAP)
-        return sl_config_error(s->cfg, err, SL_ECONFIG, "stage '%s' must be a mapping", s->name);
-    int rc = s->cfg ? check_keys(s, err) : 0;
-    for (const struct sl_option *o = s->type->options; !rc && o && o->name; o++) {
+        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, s->cfg,
+                             "a stage must be a mapping with a 'type'");
+    int rc = s->cfg ? check_keys(s, r) : 0;
+    for (const struct sl_option *o = s->type->options; o && o->name; o++) {
         const struct sl_config *node = s->cfg ? sl_config_get(s->cfg, o->name) : NULL;
         const char *text = node ? sl_config_str(node) : o->def;
+        int e = 0;
         if (!node && !o->def) {
             if (o->flags & SL_REQUIRED)
-                rc = sl_config_error(s->cfg, err, SL_ECONFIG,
-                                     "stage '%s' (type '%s') needs option '%s': %s", s->name,
-                                     s->type->name, o->name, o->doc);
-            continue;
+                e = sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, s->cfg,
+                                  "missing option '%s' (type '%s' needs it: %s)", o->name,
+                                  s->type->name, o->doc);
+        } else {
+            e = fill_one(s, o, node, text, r);
         }
-        rc = fill_one(s, o, node, text, err);
+        if (!rc) rc = e;
     }
     return rc;
 }

@@ -111,7 +111,7 @@ static int add_stage_slot(struct sl_pipeline *p, struct sl_stage *s)
     return 0;
 }
 
-static int read_workers(struct sl_stage *s, struct sl_error *err)
+static int read_workers(struct sl_stage *s, struct sl__report *r)
 {
     const struct sl_config *w = s->cfg ? sl_config_get(s->cfg, "workers") : NULL;
     if (!w) return 0;
@@ -119,15 +119,56 @@ static int read_workers(struct sl_stage *s, struct sl_error *err)
     char *end;
     long n = t ? strtol(t, &end, 10) : -1;
     if (!t || *end || n < 1 || n > 256)
-        return sl_config_error(w, err, SL_ECONFIG, "'workers' must be a number from 1 to 256");
+        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, w,
+                             "'workers' must be a number from 1 to 256");
     if (s->type->kind != SL_TRANSFORM && s->type->kind != SL_FILTER)
-        return sl_config_error(w, err, SL_ECONFIG, "'workers' applies to transforms and filters");
+        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, w,
+                             "'workers' applies to transforms and filters");
     if (!(s->type->flags & SL_STAGE_PARALLEL))
-        return sl_config_error(w, err, SL_ECONFIG,
-                               "type '%s' keeps state between events and cannot run on workers",
-                               s->type->name);
+        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, w,
+                             "type '%s' keeps state between events and cannot run on workers",
+                             s->type->name);
     s->nworkers = (int)n;
     return 0;
+}
+
+/* `buffer: {max_batches: N, max_bytes: SIZE}`: the capacity of the stage's input edges. */
+static int read_buffer(struct sl_stage *s, struct sl__report *r)
+{
+    static const char *const keys[] = {"max_batches", "max_bytes"};
+    const struct sl_config *b = s->cfg ? sl_config_get(s->cfg, "buffer") : NULL;
+    if (!b) return 0;
+    if (s->type->kind == SL_SOURCE)
+        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, b,
+                             "'buffer' sizes input queues; a source has none");
+    if (sl_config_kind(b) != SL_CFG_MAP)
+        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, b,
+                             "'buffer' expects a mapping: {max_batches: N, max_bytes: SIZE}");
+    int rc = 0;
+    for (size_t i = 0; i < sl_config_len(b); i++) {
+        const char *key, *near;
+        const struct sl_config *v = sl_config_at(b, i, &key);
+        const char *t = sl_config_str(v);
+        unsigned long long n = 0;
+        bool batches = strcmp(key, "max_batches") == 0, bytes = strcmp(key, "max_bytes") == 0;
+        int e = 0;
+        if (!batches && !bytes)
+            e = (near = sl__nearest(key, keys, 2))
+                    ? sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, sl_config_key_at(b, i),
+                                    "unknown 'buffer' key '%s' (did you mean '%s'?)", key, near)
+                    : sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, sl_config_key_at(b, i),
+                                    "unknown 'buffer' key '%s' (expected max_batches or max_bytes)",
+                                    key);
+        else if (!t || sl_parse_size(t, &n) || n == 0 || (batches && n > 65536))
+            e = sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, v, "'buffer.%s' expects %s",
+                              key, batches ? "a number from 1 to 65536" : "a size such as 4MiB");
+        else if (batches)
+            s->buf_batches = (uint32_t)n;
+        else
+            s->buf_bytes = n;
+        if (!rc) rc = e;
+    }
+    return rc;
 }
 
 static struct sl_stage *stage_new(struct sl_pipeline *p, const char *name,
@@ -153,40 +194,64 @@ static struct sl_stage *stage_new(struct sl_pipeline *p, const char *name,
     return s;
 }
 
-struct sl_stage *sl_pipeline_add(struct sl_pipeline *p, const char *name,
-                                 const struct sl_stage_type *type, const struct sl_config *cfg,
-                                 struct sl_error *err)
+struct sl_stage *sl__pipeline_add(struct sl_pipeline *p, const char *name,
+                                  const struct sl_stage_type *type, const struct sl_config *cfg,
+                                  struct sl__report *r)
 {
     if (!name || !*name || !type) {
-        sl_error_set(err, SL_EINVAL, "a stage needs a name and a type");
+        sl__report_at(r, SL_LOG_ERROR, SL_EINVAL, NULL, cfg, "a stage needs a name and a type");
         return NULL;
     }
     if (p->started) {
-        sl_error_set(err, SL_EINVAL, "stage '%s' added after the pipeline started", name);
+        sl__report_at(r, SL_LOG_ERROR, SL_EINVAL, name, NULL,
+                      "stage added after the pipeline started");
         return NULL;
     }
     if (sl_pipeline_find(p, name)) {
-        sl_error_set(err, SL_EEXIST, "a stage called '%s' exists already", name);
+        sl__report_at(r, SL_LOG_ERROR, SL_EEXIST, name, cfg, "a stage called '%s' exists already",
+                      name);
         return NULL;
     }
     struct sl_stage *s = stage_new(p, name, type, cfg);
     if (!s) {
-        sl_error_set(err, SL_ENOMEM, "out of memory");
+        sl__report_at(r, SL_LOG_ERROR, SL_ENOMEM, name, NULL, "out of memory");
         return NULL;
     }
-    int rc = sl__options_fill(s, err);
-    if (!rc) rc = read_workers(s, err);
-    if (!rc && type->init) rc = type->init(s, cfg, err);
-    if (!rc) s->initialised = true;
-    if (!rc) rc = add_stage_slot(p, s);
-    if (rc) {
-        if (err) {
-            snprintf(err->stage, sizeof err->stage, "%s", name);
-            if (!err->code) err->code = rc;
+    int rc = sl__options_fill(s, r);
+    int rw = read_workers(s, r), rb = read_buffer(s, r);
+    if (!rc) rc = rw ? rw : rb;
+    if (!rc && type->init) {
+        struct sl_error e = {0};
+        rc = type->init(s, cfg, &e);
+        if (rc) {
+            snprintf(e.stage, sizeof e.stage, "%s", name);
+            if (!e.code) e.code = rc;
+            if (!e.file[0] && cfg) {
+                snprintf(e.file, sizeof e.file, "%s", sl_config_file(cfg));
+                e.line = sl_config_line(cfg);
+                e.col = sl_config_col(cfg);
+            }
+            sl__report(r, SL_LOG_ERROR, &e);
         }
+    }
+    if (!rc) s->initialised = true;
+    if (!rc && (rc = add_stage_slot(p, s)) != 0)
+        sl__report_at(r, SL_LOG_ERROR, rc, name, NULL, "out of memory");
+    if (rc) {
         sl__stage_free(s);
         return NULL;
     }
+    return s;
+}
+
+struct sl_stage *sl_pipeline_add(struct sl_pipeline *p, const char *name,
+                                 const struct sl_stage_type *type, const struct sl_config *cfg,
+                                 struct sl_error *err)
+{
+    struct sl_error first = {0};
+    struct sl__report r = {.first = &first};
+    struct sl_stage *s = sl__pipeline_add(p, name, type, cfg, &r);
+    if (!s && err) *err = first;
     return s;
 }
 
@@ -250,7 +315,8 @@ int sl_pipeline_connect(struct sl_pipeline *p, struct sl_stage *from, const char
         return sl_error_set(err, SL_ENOTFOUND, "stage '%s' has no output '%s'", from->name,
                             port ? port : "");
     struct sl__port *pt = &from->ports[pi];
-    struct sl_queue *q = sl__queue_new(p->opt.queue_max_batches, p->opt.queue_max_bytes);
+    struct sl_queue *q = sl__queue_new(to->buf_batches ? to->buf_batches : p->opt.queue_max_batches,
+                                       to->buf_bytes ? to->buf_bytes : p->opt.queue_max_bytes);
     if (!q || grow((void **)&pt->edges, pt->nedges, sizeof *pt->edges) ||
         grow((void **)&to->inputs, to->ninputs, sizeof *to->inputs) ||
         grow((void **)&p->queues, p->nqueues, sizeof *p->queues)) {
@@ -268,21 +334,75 @@ int sl_pipeline_connect(struct sl_pipeline *p, struct sl_stage *from, const char
 
 /* ---- start ----------------------------------------------------------------------------- */
 
-/* Depth-first search for a cycle; `mark` 1 = on the current path, 2 = done. */
-static struct sl_stage *find_cycle(struct sl_stage *s, uint8_t *mark)
+size_t sl_stage_input_count(const struct sl_stage *stage)
 {
-    mark[s->index] = 1;
-    for (uint32_t i = 0; i < s->nports; i++)
-        for (uint32_t j = 0; j < s->ports[i].nedges; j++) {
-            struct sl_stage *t = s->ports[i].edges[j]->to;
-            if (mark[t->index] == 1) return t;
-            if (mark[t->index] == 0) {
-                struct sl_stage *c = find_cycle(t, mark);
-                if (c) return c;
+    return stage->ninputs;
+}
+
+struct sl_stage *sl_stage_input_at(const struct sl_stage *stage, size_t i, const char **port)
+{
+    if (i >= stage->ninputs) return NULL;
+    const struct sl_queue *q = stage->inputs[i];
+    if (port) *port = q->from->ports[q->port].name;
+    return q->from;
+}
+
+/* The stage at the end of the k-th outgoing edge of `s`, counting over all ports, or
+ * NULL past the last. */
+static struct sl_stage *out_edge(const struct sl_stage *s, uint32_t k)
+{
+    for (uint32_t i = 0; i < s->nports; i++) {
+        if (k < s->ports[i].nedges) return s->ports[i].edges[k]->to;
+        k -= s->ports[i].nedges;
+    }
+    return NULL;
+}
+
+/* Iterative depth-first search (a config may have more stages than a stack has
+ * frames). mark: 0 unseen, 1 on the current path, 2 done. */
+int sl__find_cycle(struct sl_pipeline *p, struct sl_stage **path)
+{
+    uint32_t n = p->nstages;
+    uint8_t *mark = calloc(n ? n : 1, 1);
+    uint32_t *cursor = calloc(n ? n : 1, sizeof *cursor);
+    struct sl_stage **stack = calloc(n ? n : 1, sizeof *stack);
+    int found = 0;
+    if (!mark || !cursor || !stack) found = SL_ENOMEM;
+    for (uint32_t root = 0; !found && root < n; root++) {
+        if (mark[root]) continue;
+        uint32_t depth = 0;
+        stack[depth++] = p->stages[root];
+        mark[root] = 1;
+        while (depth && !found) {
+            struct sl_stage *s = stack[depth - 1];
+            struct sl_stage *t = out_edge(s, cursor[s->index]++);
+            if (!t) {
+                mark[s->index] = 2;
+                depth--;
+            } else if (mark[t->index] == 0) {
+                mark[t->index] = 1;
+                stack[depth++] = t;
+            } else if (mark[t->index] == 1) {
+                uint32_t from = 0;
+                while (stack[from] != t) from++;
+                for (uint32_t i = from; i < depth; i++) path[found++] = stack[i];
+                path[found++] = t;
             }
         }
-    mark[s->index] = 2;
-    return NULL;
+    }
+    free(mark);
+    free(cursor);
+    free(stack);
+    return found;
+}
+
+/* Writes "a -> b -> a" for a cycle of `n` entries into `buf`. */
+static void cycle_text(struct sl_stage **path, int n, char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && len < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? " -> " : "", path[i]->name);
 }
 
 static int check_graph(struct sl_pipeline *p, struct sl_error *err)
@@ -294,13 +414,14 @@ static int check_graph(struct sl_pipeline *p, struct sl_error *err)
             return sl_error_set(err, SL_ECONFIG, "stage '%s' has no inputs", s->name);
         }
     }
-    uint8_t *mark = calloc(p->nstages ? p->nstages : 1, 1);
-    if (!mark) return sl_error_set(err, SL_ENOMEM, "out of memory");
-    struct sl_stage *c = NULL;
-    for (uint32_t i = 0; i < p->nstages && !c; i++)
-        if (!mark[i]) c = find_cycle(p->stages[i], mark);
-    free(mark);
-    if (c) return sl_error_set(err, SL_ECONFIG, "the graph has a cycle through '%s'", c->name);
+    struct sl_stage **path = malloc((p->nstages + 1) * sizeof *path);
+    if (!path) return sl_error_set(err, SL_ENOMEM, "out of memory");
+    int n = sl__find_cycle(p, path);
+    char text[400];
+    if (n > 0) cycle_text(path, n, text, sizeof text);
+    free(path);
+    if (n < 0) return sl_error_set(err, SL_ENOMEM, "out of memory");
+    if (n > 0) return sl_error_set(err, SL_ECONFIG, "the stages form a cycle: %s", text);
     return 0;
 }
 

@@ -22,6 +22,15 @@
 static void finish_stage(struct sl_stage *s);
 static void complete(struct sl_pipeline *p);
 
+/* Tells the program a stage is through: ended, and for a source, fully acknowledged. */
+static void tell_done(struct sl_stage *s)
+{
+    struct sl_pipeline *p = s->p;
+    if (s->done_told || !s->finished || s->inflight_head || p->aborted) return;
+    s->done_told = true;
+    if (p->opt.on_stage_done) p->opt.on_stage_done(p->opt.on_stage_done_arg, s);
+}
+
 /* ---- the ready list ---------------------------------------------------------------------- */
 
 static void arm(struct sl_pipeline *p)
@@ -197,6 +206,7 @@ void sl__source_batch_completed(struct sl_batch *b)
         h->refs = 1;
         sl__batch_release(h);
     }
+    if (!s->inflight_head) tell_done(s);
 }
 
 /* ---- transforms and filters ------------------------------------------------------------ */
@@ -287,6 +297,10 @@ struct sl_batch *sl__pop_input(struct sl_stage *s)
 
 static void run_sink(struct sl_stage *s)
 {
+    if (s->input_ended) { /* flushed: done once the last acknowledgement is in */
+        if (s->outstanding == 0) finish_stage(s);
+        return;
+    }
     for (int i = 0; i < STAGE_BURST; i++) {
         if (s->pending || s->p->done) return;
         struct sl_batch *b = pop_input(s);
@@ -343,6 +357,7 @@ static void finish_stage(struct sl_stage *s)
     if (s->finished) return;
     s->finished = true;
     s->pending = false;
+    tell_done(s);
     for (uint32_t i = 0; i < s->nports; i++)
         for (uint32_t j = 0; j < s->ports[i].nedges; j++) {
             struct sl_queue *q = s->ports[i].edges[j];

@@ -135,7 +135,7 @@ Test(options, unknown_option_suggests_the_nearest)
 
 Test(options, missing_required_option)
 {
-    assert_add_fails("count: 1\n", 1, 1, "stage 'bad' (type 'all') needs option 'name': a name");
+    assert_add_fails("count: 1\n", 1, 1, "missing option 'name' (type 'all' needs it: a name)");
 }
 
 Test(options, wrong_types_say_what_was_expected)
@@ -149,8 +149,8 @@ Test(options, wrong_types_say_what_was_expected)
     assert_add_fails("name: x\nmax_bytes: lots\n", 2, 12,
                      "option 'max_bytes' expects a size such as 512, 64KiB or 10MB; found 'lots'");
     assert_add_fails("name: x\non_error: explode\n", 2, 11,
-                     "option 'on_error' must be one of drop|dead_letter|fail; found 'explode'");
-    assert_add_fails("name: [x]\n", 1, 7, "option 'name' expects a string");
+                     "option 'on_error' must be one of drop, dead_letter, fail; found 'explode'");
+    assert_add_fails("name: [x]\n", 1, 7, "option 'name' expects a string; found a list");
     assert_add_fails("name: x\nlabels: [a]\n", 2, 9,
                      "option 'labels' expects a mapping; found a list");
 }

@@ -282,7 +282,7 @@ Test(sched, graph_without_inputs_or_with_a_cycle_does_not_start)
     t_connect(p, b, out);
     memset(&err, 0, sizeof err);
     cr_assert_eq(sl_pipeline_start(p, &err), SL_ECONFIG);
-    cr_assert_str_eq(err.msg, "the graph has a cycle through 'a'");
+    cr_assert_str_eq(err.msg, "the stages form a cycle: a -> b -> a");
 }
 
 static void stop_from_thread_ack(struct sl_stage *s, struct sl_batch *b)
@@ -335,4 +335,77 @@ Test(sched, second_signal_aborts_at_once_without_acknowledging)
     struct t_collect *c = sl_stage_state(out);
     cr_assert_eq(s->acked_events, c->acked, "acked upstream only what the sink acked");
     cr_assert_lt(s->acked_events, s->next, "the abort left batches unacknowledged");
+}
+
+/* A sink that holds everything until its end-of-input flush, then acks from a timer:
+ * the run must end once the last ack is in, and not before. */
+struct holder {
+    struct sl_batch *held[64]; /* batches not yet acked */
+    int n;                     /* in held */
+    struct sl_timer *timer;    /* acks after the flush */
+    int64_t acked;             /* events acked */
+};
+
+static void holder_fire(struct sl_stage *s, void *arg)
+{
+    (void)arg;
+    struct holder *h = sl_stage_state(s);
+    for (int i = 0; i < h->n; i++) {
+        h->acked += (int64_t)sl_batch_count(h->held[i]);
+        sl_ack(h->held[i]);
+    }
+    h->n = 0;
+}
+
+static int holder_start(struct sl_stage *s, struct sl_error *err)
+{
+    (void)err;
+    struct holder *h = sl_stage_state(s);
+    h->timer = sl_timer_new(s, holder_fire, NULL);
+    return 0;
+}
+
+static enum sl_poll holder_write(struct sl_stage *s, struct sl_batch *b)
+{
+    struct holder *h = sl_stage_state(s);
+    h->held[h->n++] = b;
+    return SL_READY; /* takes everything, acks nothing until its flush */
+}
+
+static int holder_flush(struct sl_stage *s, struct sl_emit *out, bool end)
+{
+    (void)out, (void)end;
+    struct holder *h = sl_stage_state(s);
+    sl_timer_start(h->timer, 5, false);
+    return 0;
+}
+
+static void holder_close(struct sl_stage *s)
+{
+    struct holder *h = sl_stage_state(s);
+    for (int i = 0; i < h->n; i++) sl_batch_unref(h->held[i]);
+    sl_timer_free(h->timer);
+}
+
+static const struct sl_stage_type holder = {
+    .abi = SL_STAGE_ABI,
+    .name = "holder",
+    .kind = SL_SINK,
+    .doc = "acks after its flush",
+    .state_size = sizeof(struct holder),
+    .start = holder_start,
+    .write = holder_write,
+    .flush = holder_flush,
+    .close = holder_close,
+};
+
+Test(sched, sink_acking_after_its_flush_ends_the_run)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 3\nbatch: 1");
+    struct sl_stage *out = t_add(p, "out", &holder, NULL);
+    t_connect(p, src, out);
+    run_ok();
+    struct holder *h = sl_stage_state(out);
+    cr_assert_eq(h->acked, 3);
+    cr_assert_eq(((struct t_counter *)sl_stage_state(src))->acked_events, 3);
 }

@@ -35,6 +35,11 @@ struct sl_pipeline_options {
      * programs that run the loop themselves. NULL: not told. Loop thread. */
     void (*on_done)(void *arg, int rc);
     void *on_done_arg; /* passed to on_done */
+    /* Told once per stage when it has ended and, for a source, every batch it produced
+     * has been acknowledged end to end (a file read to its end and all of it durable).
+     * `stage` is borrowed. Not told after an abort. NULL: not told. Loop thread. */
+    void (*on_stage_done)(void *arg, struct sl_stage *stage);
+    void *on_stage_done_arg; /* passed to on_stage_done */
 };
 
 /* Fills `opts` (borrowed) with the defaults. */
@@ -54,7 +59,9 @@ SL_API void sl_pipeline_free(struct sl_pipeline *p);
 /* Adds stage `name` (borrowed, copied; unique) of `type` (borrowed; must outlive the
  * pipeline) configured by `cfg` (a map node; a reference is taken; NULL: all defaults).
  * Fills the state from the type's schema, then calls init(). The runtime's own keys
- * (`type`, `inputs`, `workers`, `buffer`) are not passed to the schema. Returns the
+ * (`type`, `inputs`, `workers`, `buffer`) are not passed to the schema; `buffer:
+ * {max_batches: N, max_bytes: SIZE}` sets the capacity of the stage's input edges
+ * (default: the pipeline's queue settings). Returns the
  * stage (valid until sl_pipeline_free), or NULL with `err` filled (stage name, and the
  * config position for option errors). */
 SL_API struct sl_stage *sl_pipeline_add(struct sl_pipeline *p, const char *name,
@@ -73,6 +80,13 @@ SL_API struct sl_stage *sl_pipeline_find(struct sl_pipeline *p, const char *name
 /* Number of stages, and the i-th in the order added (NULL when out of range). */
 SL_API size_t sl_pipeline_stage_count(const struct sl_pipeline *p);
 SL_API struct sl_stage *sl_pipeline_stage_at(struct sl_pipeline *p, size_t i);
+
+/* Number of input edges of `stage`, and the producer of the i-th (borrowed), or NULL
+ * when out of range. `*port` (borrowed; may be NULL) receives the producer's output
+ * the edge reads from ("" for the default output). */
+SL_API size_t sl_stage_input_count(const struct sl_stage *stage);
+SL_API struct sl_stage *sl_stage_input_at(const struct sl_stage *stage, size_t i,
+                                          const char **port);
 
 /* Checks the graph (every non-source has an input, no cycles) and calls each stage's
  * start(). Returns 0 or an SL_E* code with `err`. Loop thread. */
@@ -148,8 +162,25 @@ SL_API int sl_pipeline_options_from_config(struct sl_pipeline_options *opts,
 
 /* Builds the stages and edges of config `root` (borrowed; references are taken) with the
  * types in `reg` (borrowed; must outlive the pipeline). Returns 0 or SL_ECONFIG with the
- * first error in `err`. */
+ * first error in `err`. Warnings are not reported. */
 SL_API int sl_pipeline_load(struct sl_pipeline *p, const struct sl_registry *reg,
                             const struct sl_config *root, struct sl_error *err);
+
+/* Receives one problem found in a config: `level` is SL_LOG_ERROR, or SL_LOG_WARN for
+ * one that does not stop a run. `err` (borrowed; valid during the call) holds the
+ * message, the config position (file:line:col) and, when the problem belongs to one
+ * stage, its name in err->stage. */
+typedef void sl_report_fn(void *arg, enum sl_log_level level, const struct sl_error *err);
+
+/* As sl_pipeline_load, but carries on after an error to find every problem: unknown
+ * sections, types and options, missing options, values of the wrong type, duplicate
+ * stage names, inputs that name no stage, stages without inputs, cycles (naming the
+ * stages on them in order), an empty config, and, as warnings, stages whose events
+ * reach no sink. Each is told to `report(arg, ...)` (may be NULL) synchronously: stage by
+ * stage in config order, then inputs, then the graph. Returns 0 when no error was found (warnings
+ * allowed), SL_ECONFIG otherwise, or SL_ENOMEM. After an error the pipeline holds only the stages
+ * that loaded: free it, never start it. Loop thread. */
+SL_API int sl_pipeline_load_all(struct sl_pipeline *p, const struct sl_registry *reg,
+                                const struct sl_config *root, sl_report_fn *report, void *arg);
 
 #endif

@@ -10,5 +10,6 @@
 #include <sluice/pipeline.h>
 #include <sluice/registry.h>
 #include <sluice/json.h>
+#include <sluice/expr.h>
 
 #endif

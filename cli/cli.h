@@ -1,0 +1,106 @@
+/* The `sluice` program's own modules. Nothing here is part of libsluice: these names
+ * are private to cli/ (and to the tests that link the built-ins). */
+#ifndef SLUICE_CLI_H
+#define SLUICE_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <sluice/sluice.h>
+
+/* Exit codes, documented in `sluice --help` and docs/cli.md. */
+enum {
+    CLI_OK = 0,        /* success; also after a graceful stop (first SIGINT/SIGTERM) */
+    CLI_ECONFIG = 1,   /* the config is invalid (validate found errors, or run refused it) */
+    CLI_EUSAGE = 2,    /* bad command line: unknown command, flag or value */
+    CLI_ERUN = 3,      /* the run failed: a stage failed, or the metrics server could not start */
+    CLI_ESIGNAL = 128, /* + signal number: a second signal aborted the run (130, 143) */
+};
+
+/* ---- builtins.c: the stage types the program knows ---------------------------------- */
+
+size_t cli_builtin_count(void);
+const struct sl_stage_type *cli_builtin_at(size_t i); /* NULL past the end */
+/* A registry with every built-in (owned: sl_registry_free), or NULL with `err`. */
+struct sl_registry *cli_registry(struct sl_error *err);
+
+/* ---- log.c: the program's messages on stderr ---------------------------------------- */
+
+enum cli_log_format { CLI_LOG_TEXT, CLI_LOG_JSON };
+
+/* Parses "error", "warn", "info", "debug" (-1 when unknown) and "text", "json". */
+int cli_log_level_parse(const char *s);
+int cli_log_format_parse(const char *s);
+void cli_log_setup(enum sl_log_level level, enum cli_log_format format);
+bool cli_log_enabled(enum sl_log_level level);
+bool cli_log_json(void); /* --log-format json */
+/* Called before each line is written (the status line clears itself). NULL: none. */
+void cli_log_set_hook(void (*before_write)(void));
+/* One line: "sluice: LEVEL: [stage 'x': ]msg", or a JSON object. */
+void cli_log(enum sl_log_level level, const char *stage, const char *fmt, ...) SL_PRINTF(3, 4);
+/* A config problem: "file:line:col: LEVEL: [stage 'x': ]msg", or JSON with the position. */
+void cli_log_problem(enum sl_log_level level, const struct sl_error *e);
+/* Fits sl_report_fn: counts into `arg` (struct cli_counts) and logs. */
+struct cli_counts {
+    unsigned errors, warnings; /* problems told */
+};
+void cli_log_report(void *arg, enum sl_log_level level, const struct sl_error *e);
+/* Fits sl_pipeline_options.log; counts into `arg` (struct cli_counts, may be NULL). */
+void cli_log_pipeline(void *arg, enum sl_log_level level, const char *stage, const char *msg);
+
+/* ---- describe.c: `sluice list` and `sluice describe` ------------------------------- */
+
+const char *cli_kind_name(enum sl_kind kind);
+void cli_list(const struct sl_registry *reg, FILE *out);
+/* Returns CLI_OK, or CLI_EUSAGE with a message on stderr for an unknown type. */
+int cli_describe(const struct sl_registry *reg, const char *type, FILE *out);
+
+/* ---- graph.c: `sluice graph` --------------------------------------------------------- */
+
+void cli_graph(struct sl_pipeline *p, FILE *out);
+
+/* ---- status.c: the live status line and the summary ------------------------------- */
+
+struct cli_status; /* opaque */
+/* Redraws a one-line status on stderr every 500 ms when `tty`, else logs it as a plain
+ * line every `interval_ms` (0: never). Returns NULL when there is nothing to do. */
+struct cli_status *cli_status_start(struct sl_pipeline *p, bool tty, int64_t interval_ms);
+void cli_status_stop(struct cli_status *st); /* clears the line; NULL is a no-op */
+/* The per-stage table at the end of a run, and a total line. */
+void cli_summary(struct sl_pipeline *p, double seconds, FILE *out);
+/* "1.23k", "45.6M": a count in 6 characters or fewer. */
+void cli_human(double v, char *buf, size_t size);
+
+/* ---- metrics.c: /metrics and /health over HTTP ---------------------------------------- */
+
+struct cli_metrics; /* opaque */
+/* Serves on `addr` ("host:port"; port 0 picks one) on the pipeline's loop. Returns the
+ * server (free: cli_metrics_free), or NULL with `err`. */
+struct cli_metrics *cli_metrics_start(struct sl_pipeline *p, const char *addr,
+                                      struct sl_error *err);
+int cli_metrics_port(const struct cli_metrics *m);     /* the bound port */
+void cli_metrics_shutting_down(struct cli_metrics *m); /* /health answers 503 from now on */
+void cli_metrics_free(struct cli_metrics *m);          /* NULL is a no-op */
+/* Writes the Prometheus text for `p` into `out` (for tests and the server). */
+void cli_metrics_render(struct sl_pipeline *p, double uptime, FILE *out);
+
+/* ---- run.c: `sluice run`, `validate`, `graph` --------------------------------------------- */
+
+struct cli_opts {
+    const char *const *configs; /* paths ("-": stdin) */
+    int nconfigs;               /* number of paths */
+    const char *const *sets;    /* --set key.path=value, in order */
+    int nsets;                  /* number of --set */
+    bool dry_run;               /* --dry-run */
+    bool quiet;                 /* --quiet */
+    int64_t stats_interval_ms;  /* --stats-interval, 0: none */
+    const char *metrics_addr;   /* --metrics-addr, NULL: off */
+    int64_t shutdown_delay_ms;  /* --shutdown-delay */
+};
+
+int cli_cmd_run(const struct cli_opts *o);
+int cli_cmd_validate(const struct cli_opts *o);
+int cli_cmd_graph(const struct cli_opts *o);
+
+#endif

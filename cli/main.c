@@ -1,0 +1,295 @@
+/* The `sluice` program: argument parsing per command, help texts and exit codes. The
+ * work is done in run.c (run, validate, graph) and describe.c (list, describe). */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char exit_codes[] =
+    "Exit codes:\n"
+    "  0    success (also after a graceful stop by a first SIGINT or SIGTERM)\n"
+    "  1    invalid config: every problem is printed as file:line:col\n"
+    "  2    usage error: unknown command, option or value\n"
+    "  3    the run failed: a stage failed, or the metrics server could not start\n"
+    "  130  aborted by a second SIGINT (143: by a second SIGTERM; 128 + signal)\n";
+
+static const char common_opts[] =
+    "  -s, --set KEY.PATH=VALUE  override a config value, e.g. --set sinks.out.path=x.log\n"
+    "                            (repeatable; VALUE may be YAML: --set 'sources.a.lines=[x, y]')\n"
+    "      --log-level LEVEL     error, warn, info (default) or debug\n"
+    "      --log-format FORMAT   text (default) or json: one JSON object per line\n"
+    "  -h, --help                this help\n";
+
+struct command {
+    const char *name;       /* as typed */
+    const char *args;       /* usage line after the name */
+    const char *summary;    /* one line for `sluice --help` */
+    const char *options;    /* its own options, "" when none */
+    int min_args, max_args; /* positional arguments (-1: any number) */
+    bool config_opts;       /* takes --set */
+};
+
+static const struct command commands[] = {
+    {"run", "[OPTIONS] CONFIG", "run a pipeline until its sources end or a signal stops it",
+     "  -n, --dry-run             build the graph, start nothing\n"
+     "  -q, --quiet               no status line, no summary\n"
+     "      --stats-interval DUR  print the status as a log line every DUR when stderr is\n"
+     "                            not a terminal (e.g. 10s)\n"
+     "      --metrics-addr H:P    serve /metrics (Prometheus) and /health on H:P, e.g.\n"
+     "                            127.0.0.1:9598 (port 0: any free port; off by default)\n"
+     "      --shutdown-delay DUR  on SIGINT/SIGTERM, answer /health 503 for DUR before\n"
+     "                            stopping the sources (default 0)\n",
+     1, 1, true},
+    {"validate", "[OPTIONS] CONFIG...", "check configs and print every problem", "", 1, -1, true},
+    {"graph", "[OPTIONS] CONFIG", "print the pipeline as Graphviz DOT (| dot -Tsvg > p.svg)", "", 1,
+     1, true},
+    {"list", "", "list the stage types", "", 0, 0, false},
+    {"describe", "TYPE", "show a stage type's options", "", 1, 1, false},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof *commands)
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "sluice %s: asynchronous stream processing, pipelines in YAML\n\n"
+            "Usage: sluice COMMAND [OPTIONS] [ARGS]\n\nCommands:\n",
+            sl_version());
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out,
+            "\nCONFIG is a YAML file, or - for standard input. `sluice COMMAND --help` "
+            "tells more.\n  -h, --help     this help\n  -V, --version  print the version\n\n"
+            "%s",
+            exit_codes);
+}
+
+static void command_help(const struct command *c, FILE *out)
+{
+    fprintf(out, "Usage: sluice %s %s\n\n%c%s.\n", c->name, c->args, c->summary[0] - 32,
+            c->summary + 1);
+    fprintf(out, "\nOptions:\n%s", c->options);
+    if (c->config_opts)
+        fputs(common_opts, out);
+    else
+        fputs("      --log-level LEVEL     error, warn, info (default) or debug\n"
+              "      --log-format FORMAT   text (default) or json\n"
+              "  -h, --help                this help\n",
+              out);
+    fprintf(out, "\n%s", exit_codes);
+}
+
+static int bad_usage(const struct command *c, const char *fmt, const char *arg)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, arg);
+    cli_log(SL_LOG_ERROR, NULL, "%s (see sluice %s --help)", msg, c ? c->name : "");
+    return CLI_EUSAGE;
+}
+
+enum { OPT_LOG_LEVEL = 256, OPT_LOG_FORMAT, OPT_STATS, OPT_METRICS, OPT_DELAY };
+
+static const struct option long_opts[] = {
+    {"set", required_argument, NULL, 's'},
+    {"help", no_argument, NULL, 'h'},
+    {"dry-run", no_argument, NULL, 'n'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"stats-interval", required_argument, NULL, OPT_STATS},
+    {"metrics-addr", required_argument, NULL, OPT_METRICS},
+    {"shutdown-delay", required_argument, NULL, OPT_DELAY},
+    {0},
+};
+
+struct parsed {
+    struct cli_opts o; /* for run.c */
+    const char **sets; /* --set values (owned array) */
+    bool help;         /* --help */
+    int level, format; /* --log-level, --log-format */
+};
+
+static int duration_arg(const struct command *c, const char *flag, const char *v, int64_t *ms)
+{
+    long long x;
+    if (sl_parse_duration(v, &x)) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s expects a duration such as 500ms or 10s; found '%%s'", flag);
+        return bad_usage(c, msg, v);
+    }
+    *ms = x;
+    return 0;
+}
+
+static bool run_only(int opt)
+{
+    return opt == 'n' || opt == 'q' || opt == OPT_STATS || opt == OPT_METRICS || opt == OPT_DELAY;
+}
+
+static const char *opt_name(int opt)
+{
+    for (const struct option *lo = long_opts; lo->name; lo++)
+        if (lo->val == opt) return lo->name;
+    return "?";
+}
+
+/* One option of `c`; returns 0 or CLI_EUSAGE. */
+static int take_option(const struct command *c, int opt, const char *arg, struct parsed *ps)
+{
+    struct cli_opts *o = &ps->o;
+    if ((run_only(opt) && strcmp(c->name, "run") != 0) || (opt == 's' && !c->config_opts))
+        return bad_usage(c, "option '--%s' does not apply to this command", opt_name(opt));
+    switch (opt) {
+    case 's':
+        if (!strchr(arg, '=') || arg[0] == '=')
+            return bad_usage(c, "--set expects KEY.PATH=VALUE; found '%s'", arg);
+        ps->sets[o->nsets++] = arg;
+        return 0;
+    case 'h': ps->help = true; return 0;
+    case 'n': o->dry_run = true; return 0;
+    case 'q': o->quiet = true; return 0;
+    case OPT_LOG_LEVEL:
+        if ((ps->level = cli_log_level_parse(arg)) < 0)
+            return bad_usage(c, "--log-level expects error, warn, info or debug; found '%s'", arg);
+        return 0;
+    case OPT_LOG_FORMAT:
+        if ((ps->format = cli_log_format_parse(arg)) < 0)
+            return bad_usage(c, "--log-format expects text or json; found '%s'", arg);
+        return 0;
+    case OPT_STATS: return duration_arg(c, "--stats-interval", arg, &o->stats_interval_ms);
+    case OPT_METRICS: {
+        const char *colon = strrchr(arg, ':');
+        char *end = NULL;
+        long port = colon && colon != arg ? strtol(colon + 1, &end, 10) : -1;
+        if (!colon || colon == arg || !colon[1] || *end || port < 0 || port > 65535)
+            return bad_usage(
+                c, "--metrics-addr expects HOST:PORT such as 127.0.0.1:9598; found '%s'", arg);
+        o->metrics_addr = arg;
+        return 0;
+    }
+    case OPT_DELAY: return duration_arg(c, "--shutdown-delay", arg, &o->shutdown_delay_ms);
+    default: return CLI_EUSAGE; /* getopt has said what was wrong */
+    }
+}
+
+static int parse(const struct command *c, int argc, char **argv, struct parsed *ps)
+{
+    optind = 1;
+    opterr = 0;
+    int opt, rc = 0;
+    while (!rc && (opt = getopt_long(argc, argv, "s:hnq", long_opts, NULL)) != -1) {
+        if (opt == '?' || opt == ':') {
+            const char *bad = argv[optind - 1];
+            bool needs_value =
+                optind - 1 < argc && strncmp(bad, "--", 2) == 0 && strchr(bad, '=') == NULL;
+            for (const struct option *lo = long_opts; needs_value && lo->name; lo++)
+                if (!strcmp(bad + 2, lo->name))
+                    return bad_usage(c, "option '%s' needs a value", bad);
+            if (optopt == 's') return bad_usage(c, "option '%s' needs a value", "-s");
+            return bad_usage(c, "unknown option '%s'", bad);
+        }
+        rc = take_option(c, opt, optarg, ps);
+    }
+    if (rc || ps->help) return rc;
+    int npos = argc - optind;
+    if (npos < c->min_args)
+        return bad_usage(c, "missing argument: %s",
+                         c->args[0] == '[' ? strchr(c->args, ' ') + 1 : c->args);
+    if (c->max_args >= 0 && npos > c->max_args)
+        return bad_usage(c, "unexpected argument '%s'", argv[optind + c->max_args]);
+    ps->o.configs = (const char *const *)argv + optind;
+    ps->o.nconfigs = npos;
+    ps->o.sets = ps->sets;
+    return 0;
+}
+
+static int dispatch(const struct command *c, struct parsed *ps)
+{
+    if (!strcmp(c->name, "run")) return cli_cmd_run(&ps->o);
+    if (!strcmp(c->name, "validate")) return cli_cmd_validate(&ps->o);
+    if (!strcmp(c->name, "graph")) return cli_cmd_graph(&ps->o);
+    struct sl_error err = {0};
+    struct sl_registry *reg = cli_registry(&err);
+    if (!reg) {
+        cli_log(SL_LOG_ERROR, NULL, "%s", err.msg);
+        return CLI_ERUN;
+    }
+    int rc = CLI_OK;
+    if (!strcmp(c->name, "list"))
+        cli_list(reg, stdout);
+    else
+        rc = cli_describe(reg, ps->o.configs[0], stdout);
+    sl_registry_free(reg);
+    return rc;
+}
+
+/* Levenshtein distance of two short words (longer ones count as far apart). */
+static unsigned distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned row[32];
+    if (la >= 32 || lb >= 32) return 99;
+    for (size_t j = 0; j <= lb; j++) row[j] = (unsigned)j;
+    for (size_t i = 1; i <= la; i++) {
+        unsigned diag = row[0];
+        row[0] = (unsigned)i;
+        for (size_t j = 1; j <= lb; j++) {
+            unsigned up = row[j], v = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < v) v = up + 1;
+            if (row[j - 1] + 1 < v) v = row[j - 1] + 1;
+            row[j] = v;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EUSAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "-h") || !strcmp(name, "--help") || !strcmp(name, "help")) {
+        const struct command *c = argc > 2 ? find_command(argv[2]) : NULL;
+        if (c)
+            command_help(c, stdout);
+        else
+            usage(stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(name, "-V") || !strcmp(name, "--version")) {
+        printf("sluice %s\n", sl_version());
+        return CLI_OK;
+    }
+    const struct command *c = find_command(name);
+    if (!c) {
+        const char *near = NULL;
+        unsigned best = 3; /* at most two edits away */
+        for (size_t i = 0; i < NCOMMANDS; i++) {
+            unsigned d = distance(name, commands[i].name);
+            if (d < best) best = d, near = commands[i].name;
+        }
+        cli_log(SL_LOG_ERROR, NULL, "unknown command '%s'%s%s%s (sluice --help lists them)", name,
+                near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+        return CLI_EUSAGE;
+    }
+    struct parsed ps = {.level = SL_LOG_INFO, .format = CLI_LOG_TEXT};
+    ps.sets = calloc((size_t)argc, sizeof *ps.sets);
+    if (!ps.sets) return CLI_ERUN;
+    int rc = parse(c, argc - 1, argv + 1, &ps);
+    cli_log_setup((enum sl_log_level)ps.level, (enum cli_log_format)ps.format);
+    if (!rc && ps.help) command_help(c, stdout);
+    if (!rc && !ps.help) rc = dispatch(c, &ps);
+    free(ps.sets);
+    return rc;
+}

@@ -1,0 +1,152 @@
+/* sluice: expressions and templates.
+ *
+ * One small language serves the `filter`, `route` and `remap` stages and the sinks'
+ * templates. An expression is parsed and type-checked once, when the config loads, into
+ * a tree of typed nodes; evaluating it per event allocates nothing: `level == "error"`
+ * is a field lookup, a length check and a memcmp on the raw field span.
+ *
+ * ---- the language ------------------------------------------------------------------
+ *
+ * Fields      `level`, `http.status`, `tags[0]`, `a.b[2].c`; a leading dot is allowed
+ *             (`.level`). Names are letters, digits, `_` and `@`, not starting with a
+ *             digit; any other name is quoted after a dot: `."user-agent"`,
+ *             `http."x-request-id"`. A field named like a keyword is quoted too:
+ *             `."true"`. A name with '.' or '[' in it can only be quoted as a top-level
+ *             name (`."a.b"` is the field called "a.b", never a -> b). As with
+ *             sl_event_get(), a top-level field named exactly like a path wins
+ *             (`http.status` is the field "http.status" when the event has one). A
+ *             path is written without spaces; elsewhere spaces and newlines are free.
+ * Literals    "double" or 'single' quoted strings with JSON escapes (\" \' \\ \/ \b \f
+ *             \n \r \t \uXXXX), integers (64-bit), floats (1.5, 2e3), true, false, null.
+ * Operators   by increasing precedence:
+ *               ||
+ *               &&
+ *               == != < <= > >=  in [..]  =~ /re/  !~ /re/  contains  starts_with
+ *               ends_with        (one per operand pair: `a < b < c` is an error)
+ *               + -
+ *               * / %
+ *               ! -              (unary)
+ *             `x in [lit, ...]` takes a list of constants. `=~` and `!~` take a regex
+ *             literal `/.../flags` (a '/' inside is written `\/`; flags: i caseless,
+ *             m multiline, s dot matches newline, x extended, u UTF-8 and Unicode
+ *             properties) or a string literal; PCRE2, compiled once with JIT.
+ *             contains, starts_with and ends_with are infix (`msg contains "timeout"`)
+ *             and also functions (`contains(msg, "timeout")`). `in`, `contains`,
+ *             `starts_with` and `ends_with` are words only where an operator is
+ *             expected; `true`, `false` and `null` wherever a value is.
+ * Functions   exists(field)        true when the field is present (even when null)
+ *             lower(s), upper(s)   ASCII case mapping
+ *             len(s)               bytes of a string; elements of an array or object
+ *             concat(a, b, ...)    the texts joined (1 to 16 arguments; null adds "")
+ *             substr(s, start[, n]) bytes from `start` (negative: from the end), at
+ *                                  most `n`; clamped to the string, never an error
+ *             now()                wall-clock time, integer nanoseconds since the epoch
+ *                                  (the unit of sl_event_time())
+ *             to_int(x), to_float(x), to_string(x)  conversions; null when impossible
+ *
+ * ---- semantics ---------------------------------------------------------------------
+ *
+ * - A missing field is null. `exists(f)` tells a missing field from one set to null.
+ * - `==` is true for equal values of the same kind; integers and floats compare by
+ *   value; strings compare by their decoded bytes (JSON escapes in a field are decoded);
+ *   `null == null` (so a missing field equals null). Values of different kinds are never
+ *   equal: `"200" == 200` is false. `!=` is exactly `!(a == b)`, so `status != 200` is
+ *   true for an event without `status`.
+ * - `< <= > >=` order numbers by value and strings by bytes; for anything else (null, a
+ *   missing field, a string against a number, booleans) they are false.
+ * - Arithmetic takes numbers: integers stay integers for + - * % (an overflow, or a
+ *   modulo by zero, gives null); `/` always gives a float (division by zero: null); a
+ *   float on either side gives a float. A non-number operand gives null.
+ * - The text of a value, used by the string operators and functions: a string's
+ *   decoded bytes; a number as written in the JSON (a computed one as to_string prints
+ *   it); true/false; an object or array as its raw JSON. null has no text: string
+ *   operators on it are false, string functions give null (concat skips it).
+ * - A condition holds only when it evaluates to `true`. `&&`, `||` and `!` take
+ *   booleans; anything else counts as false.
+ * - Numbers in events may be JSON text (SL_VALUE_TEXT); they are converted when a
+ *   comparison or arithmetic needs the value. Text that is not a number counts as null.
+ * - What is known when compiling is checked then: unknown functions, arity, operands
+ *   that can never be of the right type (`"a" * 2`, `!"x"`, `ok < true`), comparisons
+ *   whose operands can never be of the same kind (`lower(x) == 1`), a bad regex,
+ *   division by a constant zero. Constant subexpressions are folded.
+ * - Nesting is limited to 128 levels; compiling never crashes or hangs on any input.
+ *
+ * Memory: evaluation uses an 8 KiB scratch area on the stack for strings built by
+ * functions and for decoding escaped strings. sl_expr_eval() and sl_template_render()
+ * continue in the event's batch arena when that is full; sl_expr_test() cannot (the
+ * event is read-only and its batch may be shared), so there a string value that does
+ * not fit the scratch becomes null (its comparisons are false). Only string operators,
+ * regexes and functions are concerned, and only beyond 8 KiB per evaluation of decoded
+ * escaped strings and function results: plain field values are used in place, and
+ * comparisons (== != < ...) decode escaped strings as they go, without the scratch.
+ *
+ * Regexes: a match needs a PCRE2 match block; each thread creates one the first time it
+ * matches a regex and keeps it until the thread exits (one small allocation per thread,
+ * never per event). PCRE2's JIT stack is the default one, on the machine stack. A match
+ * that exceeds PCRE2's match limit (set to 1,000,000) counts as no match, so a runaway
+ * pattern costs a bounded time per event. */
+#ifndef SLUICE_EXPR_H
+#define SLUICE_EXPR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <sluice/error.h>
+#include <sluice/event.h>
+
+struct sl_expr;     /* opaque: a compiled expression (immutable once compiled) */
+struct sl_template; /* opaque: a compiled template */
+
+/* Compiles expression `src` (borrowed, `len` bytes; not kept). Returns an owned
+ * expression (free: sl_expr_free), or NULL with `err` (borrowed; may be NULL) filled:
+ * code SL_EPARSE (SL_ENOMEM when memory ran out), line and col (1-based, in `src`; col
+ * counts UTF-8 characters) and a message saying what was expected and what was found,
+ * e.g. "expected an operand after '==', found end of expression". Any thread. */
+SL_API struct sl_expr *sl_expr_compile(const char *src, size_t len, struct sl_error *err);
+
+/* Frees `e` (owned). NULL is a no-op. No evaluation of `e` may be running. */
+SL_API void sl_expr_free(struct sl_expr *e);
+
+/* Evaluates `e` (borrowed) on `ev` (borrowed) as a condition: true only when the result
+ * is the boolean true. Allocates nothing (see "Memory" above). Any thread; several
+ * threads may evaluate the same expression at once. */
+SL_API bool sl_expr_test(const struct sl_expr *e, const struct sl_event *ev);
+
+/* Evaluates `e` (borrowed) on `ev` (borrowed) into `*out` (borrowed). The spans of
+ * `out` point into the event's batch (field values, strings built by functions, which
+ * are allocated with sl_event_alloc) or into `e` (string constants): valid until the
+ * batch is released or `e` is freed, whichever comes first. A missing field or a type
+ * mismatch gives null, not an error. Returns 0, or SL_ENOMEM (then `out` is null) when
+ * the batch arena could not grow. Any thread, as sl_expr_test(); `ev`'s batch must be
+ * used by this thread alone (true of the event a transform's map() receives). */
+SL_API int sl_expr_eval(const struct sl_expr *e, struct sl_event *ev, struct sl_value *out);
+
+/* ---- templates ---------------------------------------------------------------------- */
+
+/* Compiles template `src` (borrowed, `len` bytes; not kept): text in which each
+ * `{{ expression }}` is replaced by the text of the expression's value, e.g.
+ * `logs/{{ service }}/app-{{ lower(level) }}.log`. Text outside `{{ }}` is copied as it
+ * is; a literal "{{" is written `{{ "{{" }}`. Returns an owned template (free:
+ * sl_template_free), or NULL with `err` filled as by sl_expr_compile (line:col in the
+ * whole template). Any thread. */
+SL_API struct sl_template *sl_template_compile(const char *src, size_t len, struct sl_error *err);
+
+/* Frees `t` (owned). NULL is a no-op. */
+SL_API void sl_template_free(struct sl_template *t);
+
+/* Renders `t` (borrowed) for `ev` (borrowed) into `buf` (borrowed, `cap` bytes), like
+ * snprintf: returns the length of the whole rendering (without the terminating NUL);
+ * when cap > 0, writes as much as fits and a NUL, so the output is complete when the
+ * result is < cap. A value renders as its text (see above); null and missing fields
+ * render as nothing. Strings that do not fit the scratch area are built in the event's
+ * batch arena; should that fail, they render as nothing. `ev` may be NULL (every field
+ * is then missing, and nothing is built in an arena): enough for a constant template.
+ * Any thread, as sl_expr_eval(). */
+SL_API size_t sl_template_render(const struct sl_template *t, struct sl_event *ev, char *buf,
+                                 size_t cap);
+
+/* True when `t` (borrowed) renders the same text for every event (no `{{ }}`, or only
+ * constant expressions): a sink can then render it once with any event. */
+SL_API bool sl_template_is_constant(const struct sl_template *t);
+
+#endif

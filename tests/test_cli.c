@@ -1,0 +1,539 @@
+/* The `sluice` program (issue 3), run as a real process on the configs under
+ * tests/configs/: exact outputs and exit codes for every bad-config case, validate,
+ * graph, env interpolation, --set, stdin, usage errors, the built-in registry, and
+ * /metrics and /health scraped during a run. No test sleeps: they wait for the lines
+ * the program logs, or for it to exit. */
+#define _GNU_SOURCE /* posix_spawn_file_actions_addchdir_np */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+extern char **environ;
+
+TestSuite(cli, .timeout = 60);
+
+/* ---- running the program ------------------------------------------------------------- */
+
+struct proc {
+    pid_t pid;
+    int in, out, err; /* our ends of the child's stdin, stdout, stderr */
+    FILE *err_lines;  /* `err` for reading line by line */
+};
+
+static const char *configs_dir(void)
+{
+    static char dir[1024];
+    snprintf(dir, sizeof dir, "%.1000s/tests/configs", getenv("SLUICE_SOURCE_ROOT"));
+    return dir;
+}
+
+/* Starts sluice with `args` (NULL-terminated) in tests/configs, with `env` entries
+ * ("K=V", NULL-terminated, may be NULL) added to the environment. */
+static struct proc start(const char *const *args, const char *const *env)
+{
+    char exe[4096];
+    snprintf(exe, sizeof exe, "%s/cli/sluice", getenv("SLUICE_BUILD_ROOT"));
+    const char *argv[32] = {exe};
+    size_t n = 1;
+    for (; args[n - 1] && n < 31; n++) argv[n] = args[n - 1];
+    argv[n] = NULL;
+    char *envp[512];
+    size_t ne = 0;
+    for (char **e = environ; *e && ne < 480; e++) envp[ne++] = *e;
+    for (size_t i = 0; env && env[i]; i++) envp[ne++] = (char *)env[i];
+    envp[ne] = NULL;
+    int pin[2], pout[2], perr[2];
+    cr_assert(!pipe(pin) && !pipe(pout) && !pipe(perr));
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
+    int fds[] = {pin[0], pin[1], pout[0], pout[1], perr[0], perr[1]};
+    for (int i = 0; i < 6; i++) posix_spawn_file_actions_addclose(&fa, fds[i]);
+    posix_spawn_file_actions_addchdir_np(&fa, configs_dir());
+    struct proc p = {0};
+    cr_assert_eq(posix_spawn(&p.pid, exe, &fa, NULL, (char **)argv, envp), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pin[0]);
+    close(pout[1]);
+    close(perr[1]);
+    p.in = pin[1];
+    p.out = pout[0];
+    p.err = perr[0];
+    return p;
+}
+
+static int wait_exit(pid_t pid)
+{
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+struct result {
+    int rc;          /* exit code */
+    char out[65536]; /* stdout */
+    char err[65536]; /* stderr */
+};
+
+/* Runs sluice to its end, feeding `input` (may be NULL) on stdin. */
+static void run(struct result *r, const char *const *args, const char *const *env,
+                const char *input)
+{
+    struct proc p = start(args, env);
+    if (input) cr_assert_eq(write(p.in, input, strlen(input)), (ssize_t)strlen(input));
+    close(p.in);
+    size_t no = 0, ne = 0;
+    struct pollfd pf[2] = {{.fd = p.out, .events = POLLIN}, {.fd = p.err, .events = POLLIN}};
+    int open_fds = 2;
+    while (open_fds) {
+        cr_assert_gt(poll(pf, 2, -1), 0);
+        for (int i = 0; i < 2; i++) {
+            if (pf[i].fd < 0 || !pf[i].revents) continue;
+            char *buf = i ? r->err : r->out;
+            size_t *len = i ? &ne : &no;
+            ssize_t got = read(pf[i].fd, buf + *len, sizeof r->out - 1 - *len);
+            if (got > 0) {
+                *len += (size_t)got;
+                continue;
+            }
+            close(pf[i].fd);
+            pf[i].fd = -1;
+            open_fds--;
+        }
+    }
+    r->out[no] = r->err[ne] = '\0';
+    r->rc = wait_exit(p.pid);
+}
+
+static char *slurp(const char *rel)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", configs_dir(), rel);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    static char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* ---- configs that are wrong ---------------------------------------------------------- */
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+Test(cli, every_bad_config_gives_its_exact_message_and_exit_1)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/bad", configs_dir());
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    struct dirent *de;
+    int cases = 0;
+    static struct result r;
+    while ((de = readdir(d))) {
+        if (!ends_with(de->d_name, ".yaml")) continue;
+        char yaml[512], expected[512];
+        snprintf(yaml, sizeof yaml, "bad/%s", de->d_name);
+        snprintf(expected, sizeof expected, "bad/%.*s.expected", (int)strlen(de->d_name) - 5,
+                 de->d_name);
+        run(&r, (const char *[]){"validate", yaml, NULL}, NULL, NULL);
+        cr_expect_eq(r.rc, 1, "%s: exit %d", yaml, r.rc);
+        cr_expect_str_empty(r.out, "%s: stdout %s", yaml, r.out);
+        cr_expect_str_eq(r.err, slurp(expected), "%s", yaml);
+        cases++;
+    }
+    closedir(d);
+    cr_assert_geq(cases, 20, "only %d bad configs", cases);
+}
+
+/* The regression corpus, fuzz finds included: loaded in this process with the built-in
+ * registry; each must fail cleanly (ASan watches the rest). */
+Test(cli, bad_corpus_loads_to_an_error_without_crashing)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/bad", configs_dir());
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    struct dirent *de;
+    struct sl_registry *reg = cli_registry(NULL);
+    int cases = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.' || ends_with(de->d_name, ".expected")) continue;
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct sl_error err = {0};
+        struct sl_config *cfg = sl_config_load(path, &err);
+        int rc = cfg ? 0 : err.code;
+        struct sl_pipeline_options o;
+        sl_pipeline_options_init(&o);
+        if (cfg) rc = sl_pipeline_options_from_config(&o, cfg, &err);
+        if (cfg && !rc) {
+            struct sl_pipeline *p = sl_pipeline_new(NULL, NULL, NULL);
+            rc = sl_pipeline_load_all(p, reg, cfg, NULL, NULL);
+            sl_pipeline_free(p);
+        }
+        sl_config_free(cfg);
+        cr_expect_neq(rc, 0, "%s loaded without an error", de->d_name);
+        cases++;
+    }
+    closedir(d);
+    sl_registry_free(reg);
+    cr_assert_geq(cases, 20);
+}
+
+Test(cli, warning_is_printed_and_the_config_is_valid)
+{
+    static struct result r;
+    run(&r, (const char *[]){"validate", "warn/unreachable.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 0);
+    cr_assert_str_eq(r.err, slurp("warn/unreachable.expected"));
+    cr_assert_str_eq(r.out, slurp("warn/unreachable.stdout"));
+}
+
+Test(cli, json_log_format_gives_one_object_per_problem)
+{
+    static struct result r;
+    run(&r, (const char *[]){"validate", "--log-format", "json", "bad/unknown_type.yaml", NULL},
+        NULL, NULL);
+    cr_assert_eq(r.rc, 1);
+    const char *want = "\",\"level\":\"error\",\"file\":\"bad/unknown_type.yaml\",\"line\":2,"
+                       "\"col\":15,\"stage\":\"gen\",\"msg\":\"unknown source type 'generat' "
+                       "(did you mean 'generate'?)\"}\n";
+    cr_assert(strncmp(r.err, "{\"time\":\"", 9) == 0, "%s", r.err);
+    char *end = strchr(r.err, '\n');
+    cr_assert_not_null(end);
+    size_t line_len = (size_t)(end - r.err) + 1;
+    cr_assert(line_len > strlen(want) &&
+                  strncmp(r.err + line_len - strlen(want), want, strlen(want)) == 0,
+              "%s", r.err);
+}
+
+Test(cli, json_log_format_makes_every_stderr_line_an_object)
+{
+    static struct result r;
+    run(&r, (const char *[]){"run", "--log-format", "json", "first.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 0);
+    int lines = 0;
+    for (char *line = r.err, *nl; (nl = strchr(line, '\n')); line = nl + 1, lines++) {
+        cr_assert(strncmp(line, "{\"time\":\"", 9) == 0 && nl[-1] == '}', "%.*s", (int)(nl - line),
+                  line);
+    }
+    cr_assert_eq(lines, 5, "%s", r.err); /* source done, three stages, the total */
+    cr_assert_not_null(strstr(r.err, "\"stage\":\"some\",\"msg\":\"summary: type=sample "
+                                     "kind=filter events_in=1000 events_out=100 dropped=900 "
+                                     "errors=0 time="));
+}
+
+/* ---- configs that are right ------------------------------------------------------------ */
+
+Test(cli, validate_and_graph_good_configs)
+{
+    static struct result r;
+    run(&r, (const char *[]){"validate", "first.yaml", "dag.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "first.yaml: valid: 3 stages, 2 edges\n"
+                            "dag.yaml: valid: 5 stages, 5 edges\n");
+    cr_assert_str_empty(r.err);
+    run(&r, (const char *[]){"graph", "dag.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 0);
+    cr_assert_str_eq(r.out, slurp("dag.dot"));
+    run(&r, (const char *[]){"graph", "first.yaml", NULL}, NULL, NULL);
+    cr_assert_str_eq(r.out, slurp("first.dot"));
+}
+
+/* The summary table without its TIME column (the last) and without the rate line. */
+static void table_of(const char *err, char *out, size_t size)
+{
+    const char *t = strstr(err, "STAGE ");
+    cr_assert_not_null(t, "no summary in: %s", err);
+    out[0] = '\0';
+    size_t n = 0;
+    for (const char *line = t, *nl; *line && (nl = strchr(line, '\n'));) {
+        const char *mark = strstr(line, " events in ");
+        if (mark && mark < nl) break; /* the rate line ends the table */
+        const char *last = nl;
+        while (last > line && last[-1] != ' ') last--; /* start of the last column */
+        while (last > line && last[-1] == ' ') last--;
+        n += (size_t)snprintf(out + n, size - n, "%.*s\n", (int)(last - line), line);
+        line = nl + 1;
+    }
+}
+
+Test(cli, env_interpolation_sets_the_count)
+{
+    static struct result r;
+    char table[2048];
+    run(&r, (const char *[]){"run", "first.yaml", NULL}, (const char *[]){"COUNT=250", NULL}, NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_str_empty(r.out);
+    cr_assert(strncmp(r.err,
+                      "sluice: info: stage 'web': source done: 250 events, all acknowledged\n",
+                      69) == 0,
+              "%s", r.err);
+    table_of(r.err, table, sizeof table);
+    cr_assert_str_eq(table,
+                     "STAGE  TYPE       KIND        EVENTS IN  EVENTS OUT   DROPPED    ERRORS\n"
+                     "web    generate   source            250         250         0         0\n"
+                     "some   sample     filter            250          25       225         0\n"
+                     "out    blackhole  sink               25          25         0         0\n");
+}
+
+Test(cli, set_overrides_values_and_stdin_reads_the_config)
+{
+    static struct result r;
+    char table[2048];
+    run(&r,
+        (const char *[]){"run", "--set", "sources.web.count=40", "-s", "transforms.some.rate=4",
+                         "--log-level", "warn", "-", NULL},
+        NULL, slurp("first.yaml"));
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    table_of(r.err, table, sizeof table);
+    cr_assert_str_eq(table,
+                     "STAGE  TYPE       KIND        EVENTS IN  EVENTS OUT   DROPPED    ERRORS\n"
+                     "web    generate   source             40          40         0         0\n"
+                     "some   sample     filter             40          10        30         0\n"
+                     "out    blackhole  sink               10          10         0         0\n");
+    run(&r, (const char *[]){"validate", "--set", "sources.web.count=many", "-", NULL}, NULL,
+        slurp("first.yaml"));
+    cr_assert_eq(r.rc, 1);
+    cr_assert_str_eq(r.err, "<stdin>: error: stage 'web': option 'count' expects an "
+                            "integer; found 'many'\n<stdin>: invalid: 1 error\n");
+}
+
+Test(cli, dry_run_builds_and_starts_nothing)
+{
+    static struct result r;
+    run(&r, (const char *[]){"run", "dag.yaml", "--dry-run", NULL}, NULL, NULL); /* flags last */
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "dry run: 5 stages, 5 edges built; nothing started\n");
+    cr_assert_str_empty(r.err);
+    run(&r, (const char *[]){"run", "-n", "bad/cycle.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 1);
+    cr_assert_str_eq(r.err,
+                     "bad/cycle.yaml:4:3: error: the stages form a cycle: a -> b -> c -> a\n");
+}
+
+/* ---- the command line --------------------------------------------------------------------- */
+
+Test(cli, usage_errors_exit_2_with_a_hint)
+{
+    static struct result r;
+    run(&r, (const char *[]){"rnu", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 2);
+    cr_assert_str_eq(r.err, "sluice: error: unknown command 'rnu' (did you mean 'run'?) (sluice "
+                            "--help lists them)\n");
+    run(&r, (const char *[]){"run", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 2);
+    cr_assert_str_eq(r.err, "sluice: error: missing argument: CONFIG (see sluice run --help)\n");
+    run(&r, (const char *[]){"validate", "--dry-run", "first.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 2);
+    cr_assert_str_eq(r.err, "sluice: error: option '--dry-run' does not apply to this command "
+                            "(see sluice validate --help)\n");
+    run(&r, (const char *[]){"run", "--log-level", "loud", "first.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 2);
+    run(&r, (const char *[]){"run", "--set", "novalue", "first.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 2);
+    cr_assert_str_eq(r.err, "sluice: error: --set expects KEY.PATH=VALUE; found 'novalue' (see "
+                            "sluice run --help)\n");
+    run(&r, (const char *[]){"run", "--bogus", "first.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 2);
+    cr_assert_str_eq(r.err, "sluice: error: unknown option '--bogus' (see sluice run --help)\n");
+    run(&r, (const char *[]){"describe", "blackhol", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 2);
+    cr_assert_str_eq(r.err, "sluice: error: unknown stage type 'blackhol' (did you mean "
+                            "'blackhole'?)\n");
+    run(&r, (const char *[]){"run", "missing.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 1);
+    cr_assert_str_eq(r.err, "missing.yaml: error: cannot open: No such file or directory\n");
+}
+
+Test(cli, help_and_version)
+{
+    static struct result r;
+    run(&r, (const char *[]){"--version", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 0);
+    cr_assert_str_eq(r.out, "sluice " SL_VERSION_STRING "\n");
+    run(&r, (const char *[]){"--help", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 0);
+    cr_assert_not_null(strstr(r.out, "Exit codes:\n  0    success"));
+    const char *cmds[] = {"run", "validate", "graph", "list", "describe"};
+    for (size_t i = 0; i < 5; i++) {
+        run(&r, (const char *[]){cmds[i], "--help", NULL}, NULL, NULL);
+        cr_assert_eq(r.rc, 0, "%s --help", cmds[i]);
+        cr_assert(strncmp(r.out, "Usage: sluice ", 14) == 0, "%s", r.out);
+        cr_assert_not_null(strstr(r.out, "  3    the run failed"), "%s --help", cmds[i]);
+    }
+}
+
+Test(cli, list_shows_exactly_the_registered_set_and_every_option_has_a_doc)
+{
+    static struct result r;
+    run(&r, (const char *[]){"list", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 0);
+    char *line = strchr(r.out, '\n') + 1; /* past the header */
+    size_t i = 0;
+    for (; *line; i++) {
+        const struct sl_stage_type *t = cli_builtin_at(i);
+        cr_assert_not_null(t, "sluice list shows more than the %zu built-ins", i);
+        cr_assert(strncmp(line, t->name, strlen(t->name)) == 0 && line[strlen(t->name)] == ' ',
+                  "line %zu: %s", i, line);
+        cr_assert(t->doc && *t->doc, "type %s has no doc", t->name);
+        for (const struct sl_option *o = t->options; o && o->name; o++)
+            cr_expect(o->doc && *o->doc, "option %s.%s has no doc", t->name, o->name);
+        line = strchr(line, '\n') + 1;
+    }
+    cr_assert_eq(i, cli_builtin_count());
+    for (i = 0; i < cli_builtin_count(); i++) {
+        run(&r, (const char *[]){"describe", cli_builtin_at(i)->name, NULL}, NULL, NULL);
+        cr_assert_eq(r.rc, 0);
+        for (const struct sl_option *o = cli_builtin_at(i)->options; o && o->name; o++)
+            cr_expect_not_null(strstr(r.out, o->doc), "describe misses %s", o->name);
+    }
+}
+
+/* ---- a live run: metrics, health, signals ------------------------------------------------ */
+
+/* Reads stderr lines until one contains `needle`; returns it (static buffer). */
+static const char *wait_line(struct proc *p, const char *needle)
+{
+    static char line[1024];
+    if (!p->err_lines) p->err_lines = fdopen(p->err, "r");
+    while (fgets(line, sizeof line, p->err_lines))
+        if (strstr(line, needle)) return line;
+    cr_assert_fail("sluice ended without printing '%s'", needle);
+    return NULL;
+}
+
+/* GET `path` from 127.0.0.1:port; returns the whole response (static buffer). */
+static const char *http_get(int port, const char *path)
+{
+    static char resp[65536];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0, "connect: %s", strerror(errno));
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
+    cr_assert_eq(write(fd, req, (size_t)n), n);
+    size_t len = 0;
+    ssize_t got;
+    while ((got = read(fd, resp + len, sizeof resp - 1 - len)) > 0) len += (size_t)got;
+    resp[len] = '\0';
+    close(fd);
+    return resp;
+}
+
+static void expect_metric(const char *body, const char *line)
+{
+    char want[512];
+    snprintf(want, sizeof want, "\n%s\n", line);
+    cr_expect_not_null(strstr(body, want), "missing metric line: %s", line);
+}
+
+Test(cli, metrics_are_exact_during_a_run_and_health_turns_503_on_sigterm)
+{
+    struct proc p = start((const char *[]){"run", "--quiet", "--metrics-addr", "127.0.0.1:0",
+                                           "--shutdown-delay", "3s", "metrics.yaml", NULL},
+                          NULL);
+    close(p.in);
+    int port = 0;
+    const char *l = wait_line(&p, "serving /metrics and /health on http://127.0.0.1:");
+    cr_assert_eq(sscanf(strstr(l, "127.0.0.1:") + 10, "%d", &port), 1);
+    wait_line(&p, "stage 'gen': source done: 1000 events, all acknowledged");
+    const char *m = http_get(port, "/metrics");
+    cr_assert(strncmp(m, "HTTP/1.0 200 OK\r\n", 17) == 0 || strncmp(m, "HTTP/1.1 200 OK", 15) == 0,
+              "%s", m);
+    cr_assert_not_null(strstr(m, "Content-Type: text/plain; version=0.0.4"));
+    expect_metric(m,
+                  "sluice_events_out_total{stage=\"gen\",type=\"generate\",kind=\"source\"} 1000");
+    expect_metric(
+        m, "sluice_acknowledged_total{stage=\"gen\",type=\"generate\",kind=\"source\"} 1000");
+    expect_metric(m, "sluice_events_out_total{stage=\"idle\",type=\"generate\",kind=\"source\"} 1");
+    expect_metric(m, "sluice_events_in_total{stage=\"out\",type=\"blackhole\",kind=\"sink\"} 1001");
+    expect_metric(m,
+                  "sluice_acknowledged_total{stage=\"out\",type=\"blackhole\",kind=\"sink\"} 1001");
+    expect_metric(m,
+                  "sluice_bytes_in_total{stage=\"out\",type=\"blackhole\",kind=\"sink\"} 190896");
+    expect_metric(m, "sluice_errors_total{stage=\"out\",type=\"blackhole\",kind=\"sink\"} 0");
+    expect_metric(m, "sluice_dropped_total{stage=\"out\",type=\"blackhole\",kind=\"sink\"} 0");
+    expect_metric(m,
+                  "sluice_queue_depth_batches{stage=\"out\",type=\"blackhole\",kind=\"sink\"} 0");
+    expect_metric(
+        m, "sluice_queue_capacity_batches{stage=\"out\",type=\"blackhole\",kind=\"sink\"} 16");
+    expect_metric(m, "sluice_stage_finished{stage=\"gen\",type=\"generate\",kind=\"source\"} 1");
+    expect_metric(m, "sluice_stage_finished{stage=\"idle\",type=\"generate\",kind=\"source\"} 0");
+    cr_expect_not_null(strstr(m, "\nprocess_resident_memory_bytes "));
+    cr_expect_not_null(strstr(m, "\nsluice_uptime_seconds "));
+    cr_assert_not_null(strstr(http_get(port, "/health"), " 200 OK"));
+    cr_assert_not_null(strstr(http_get(port, "/nowhere"), " 404 "));
+    kill(p.pid, SIGTERM);
+    wait_line(&p, "received SIGTERM: health is 503, stopping in 3000 ms");
+    cr_assert_not_null(strstr(http_get(port, "/health"), " 503 "));
+    wait_line(&p, "stage 'idle': source done: 1 event, all acknowledged");
+    cr_assert_eq(wait_exit(p.pid), 0);
+    fclose(p.err_lines);
+    close(p.out);
+}
+
+Test(cli, metrics_port_in_use_fails_the_run_with_exit_3)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(fd, 1), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    char addr[64], want[160];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(sa.sin_port));
+    static struct result r;
+    run(&r, (const char *[]){"run", "--metrics-addr", addr, "first.yaml", NULL}, NULL, NULL);
+    close(fd);
+    cr_assert_eq(r.rc, 3);
+    snprintf(want, sizeof want, "sluice: error: cannot listen on %s: Address already in use\n",
+             addr);
+    cr_assert_str_eq(r.err, want);
+    run(&r, (const char *[]){"run", "--metrics-addr", "9598", "first.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 2);
+    cr_assert_str_eq(r.err, "sluice: error: --metrics-addr expects HOST:PORT such as "
+                            "127.0.0.1:9598; found '9598' (see sluice run --help)\n");
+}
+
+Test(cli, second_signal_aborts_with_128_plus_signo)
+{
+    struct proc p = start((const char *[]){"run", "--stats-interval", "20ms", "--shutdown-delay",
+                                           "1h", "metrics.yaml", NULL},
+                          NULL);
+    close(p.in);
+    wait_line(&p, "stage 'gen': source done: 1000 events");
+    /* Not a terminal: the status comes as plain log lines at the interval. */
+    wait_line(&p, "dropped 0  errors 0  queue out 0/16\n");
+    kill(p.pid, SIGTERM);
+    wait_line(&p, "received SIGTERM");
+    kill(p.pid, SIGTERM);
+    wait_line(&p, "sluice: warning: second SIGTERM: aborting without draining");
+    cr_assert_eq(wait_exit(p.pid), 143);
+    fclose(p.err_lines);
+    close(p.out);
+}

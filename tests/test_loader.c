@@ -1,0 +1,189 @@
+/* Loading configs (issue 3): every problem of a config is reported at once, with its
+ * position, cycles are named stage by stage, unreachable stages are warned about,
+ * `buffer:` sizes input edges, and on_stage_done tells when a source is through. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "internal.h"
+
+static struct sl_pipeline *p;
+static struct sl_registry *reg;
+static char got[4096]; /* every report, one "level line:col [stage] msg" per line */
+
+static void setup(void)
+{
+    p = sl_pipeline_new(NULL, NULL, NULL);
+    reg = t_registry();
+    got[0] = '\0';
+}
+
+static void teardown(void)
+{
+    sl_pipeline_free(p);
+    sl_registry_free(reg);
+}
+
+TestSuite(loader, .init = setup, .fini = teardown, .timeout = 10);
+
+static void record(void *arg, enum sl_log_level level, const struct sl_error *e)
+{
+    (void)arg;
+    size_t n = strlen(got);
+    snprintf(got + n, sizeof got - n, "%s %d:%d [%s] %s\n", level == SL_LOG_WARN ? "W" : "E",
+             e->line, e->col, e->stage, e->msg);
+}
+
+static int load(const char *yaml)
+{
+    struct sl_config *c = t_config(yaml);
+    int rc = sl_pipeline_load_all(p, reg, c, record, NULL);
+    sl_config_free(c);
+    return rc;
+}
+
+Test(loader, every_error_is_reported_not_only_the_first)
+{
+    int rc = load("sources:\n"
+                  "  src: {type: t_countr}\n"
+                  "  src2: {type: t_counter, count: ten, cout: 5}\n"
+                  "sinks:\n"
+                  "  out: {type: t_collect, inputs: [src, nothing]}\n"
+                  "  out2: {type: t_collect, inputs: [src2, sc]}\n");
+    cr_assert_eq(rc, SL_ECONFIG);
+    cr_assert_str_eq(got, "E 2:15 [src] unknown source type 't_countr' (did you mean "
+                          "'t_counter'?)\n"
+                          "E 3:39 [src2] unknown option 'cout' for type 't_counter' (did you "
+                          "mean 'count'?)\n"
+                          "E 3:34 [src2] option 'count' expects an integer; found 'ten'\n"
+                          "E 5:40 [out] input 'nothing' names no stage\n"
+                          "E 6:42 [out2] input 'sc' names no stage (did you mean 'src'?)\n");
+}
+
+Test(loader, cycle_names_the_stages_on_it_in_order)
+{
+    int rc = load("sources:\n  src: {type: t_counter}\n"
+                  "transforms:\n"
+                  "  a: {type: t_pass, inputs: [src, c]}\n"
+                  "  b: {type: t_pass, inputs: [a]}\n"
+                  "  c: {type: t_pass, inputs: [b]}\n"
+                  "sinks:\n  out: {type: t_collect, inputs: [c]}\n");
+    cr_assert_eq(rc, SL_ECONFIG);
+    cr_assert_str_eq(got, "E 4:3 [] the stages form a cycle: a -> b -> c -> a\n");
+}
+
+Test(loader, stage_no_sink_reaches_is_a_warning)
+{
+    int rc = load("sources:\n  src: {type: t_counter}\n  lost: {type: t_counter}\n"
+                  "transforms:\n  dead: {type: t_pass, inputs: [lost]}\n"
+                  "sinks:\n  out: {type: t_collect, inputs: [src]}\n");
+    cr_assert_eq(rc, 0);
+    cr_assert_str_eq(got, "W 3:3 [lost] no sink reads from this stage: its events are discarded\n"
+                          "W 5:3 [dead] no sink reads from this stage: its events are discarded\n");
+}
+
+Test(loader, duplicate_names_across_sections)
+{
+    int rc = load("sources:\n  x: {type: t_counter}\n"
+                  "sinks:\n  x: {type: t_collect, inputs: [x]}\n");
+    cr_assert_eq(rc, SL_ECONFIG);
+    cr_assert_str_eq(got, "E 4:3 [] stage name 'x' is used twice (first at line 2)\n");
+}
+
+Test(loader, sink_without_inputs_and_missing_sections)
+{
+    int rc = load("sinks:\n  out:\n    type: t_collect\n");
+    cr_assert_eq(rc, SL_ECONFIG);
+    cr_assert_str_eq(got, "E 1:1 [] no 'sources:' section: a pipeline needs at least one source\n"
+                          "E 2:3 [out] a sink needs 'inputs': the stages it reads from\n");
+}
+
+Test(loader, empty_config)
+{
+    cr_assert_eq(load(""), SL_ECONFIG);
+    cr_assert_str_eq(got, "E 1:1 [] the config is empty: expected the sections 'sources:' and "
+                          "'sinks:' (and 'transforms:')\n");
+}
+
+Test(loader, enum_and_buffer_errors_suggest)
+{
+    int rc = load("sources:\n  src: {type: t_counter}\n"
+                  "sinks:\n  out: {type: t_collect, inputs: src, buffer: {max_batchs: 2}}\n");
+    cr_assert_eq(rc, SL_ECONFIG);
+    cr_assert_str_eq(got, "E 4:48 [out] unknown 'buffer' key 'max_batchs' (did you mean "
+                          "'max_batches'?)\n");
+}
+
+Test(loader, first_error_through_sl_pipeline_load)
+{
+    struct sl_config *c = t_config("sources:\n  src: {type: t_counter, batch: x}\n");
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_load(p, reg, c, &err), SL_ECONFIG);
+    cr_assert_str_eq(err.msg, "no 'sinks:' section: a pipeline needs at least one sink");
+    sl_config_free(c);
+}
+
+static int done_calls;
+static uint64_t acked_when_done;
+
+static void on_done(void *arg, struct sl_stage *s)
+{
+    (void)arg;
+    struct sl_stage_stats st;
+    sl_stage_stats(s, &st);
+    if (strcmp(sl_stage_name(s), "src") == 0) acked_when_done = st.acked;
+    done_calls++;
+}
+
+Test(loader, buffer_sets_edge_capacity_and_stage_done_is_told_after_acks)
+{
+    struct sl_pipeline_options o;
+    sl_pipeline_options_init(&o);
+    o.on_stage_done = on_done;
+    sl_pipeline_free(p);
+    p = sl_pipeline_new(NULL, &o, NULL);
+    cr_assert_eq(load("sources:\n  src: {type: t_counter, count: 500, batch: 10}\n"
+                      "sinks:\n  out:\n    type: t_collect\n    inputs: [src]\n    delay_ms: 1\n"
+                      "    buffer: {max_batches: 2, max_bytes: 1MiB}\n"),
+                 0, "%s", got);
+    struct sl_stage_stats st;
+    sl_stage_stats(sl_pipeline_find(p, "out"), &st);
+    cr_assert_eq(st.queue_capacity, 2);
+    cr_assert_eq(st.queue_max_bytes, 1u << 20);
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_run(p, &err), 0, "%s", err.msg);
+    cr_assert_eq(done_calls, 2);
+    cr_assert_eq(acked_when_done, 500);
+    /* Two queued batches, one held by the sink, one being made, one being acked. */
+    cr_assert_leq(sl_pipeline_peak_batches(p), 5);
+}
+
+Test(loader, input_accessors_walk_edges_back)
+{
+    cr_assert_eq(load("sources:\n  a: {type: t_counter}\n  b: {type: t_counter}\n"
+                      "transforms:\n  w: {type: t_window, inputs: [a]}\n"
+                      "sinks:\n  out: {type: t_collect, inputs: [b, w.odd]}\n"),
+                 0, "%s", got);
+    struct sl_stage *out = sl_pipeline_find(p, "out");
+    const char *port = NULL;
+    cr_assert_eq(sl_stage_input_count(out), 2);
+    cr_assert_str_eq(sl_stage_name(sl_stage_input_at(out, 0, &port)), "b");
+    cr_assert_str_eq(port, "");
+    cr_assert_str_eq(sl_stage_name(sl_stage_input_at(out, 1, &port)), "w");
+    cr_assert_str_eq(port, "odd");
+    cr_assert_null(sl_stage_input_at(out, 2, NULL));
+}
+
+Test(loader, unknown_pipeline_setting_suggests)
+{
+    struct sl_config *c = t_config("pipeline:\n  batch:\n    max_event: 10\n");
+    struct sl_pipeline_options o;
+    sl_pipeline_options_init(&o);
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_options_from_config(&o, c, &err), SL_ECONFIG);
+    cr_assert_str_eq(
+        err.msg, "unknown pipeline setting 'batch.max_event' (did you mean 'batch.max_events'?)");
+    cr_assert_eq(err.line, 3);
+    sl_config_free(c);
+}
