@@ -2,20 +2,26 @@
  * stages. Each is a plain sl_stage_type, registered with sl_registry_add() exactly as a
  * user's own stage would be; there is no back door.
  *
- * To add a built-in: include its header (connectors/X/X.h or stages/X.h), then add
- * `&sl_stage_X,` to the table below, in the group of its kind (sources, transforms and
+ * To add a built-in: include its header (connectors/X/X.h; the types of stages/ are all
+ * declared in <sluice/builtins.h>), then add `&sl_stage_X,` to the table below, in the group of its kind (sources, transforms and
  * filters, sinks). `sluice list` shows the table in this order, and tests/test_cli.c
  * checks that every option of every entry has a doc line. */
 #include "cli.h"
 
 #include "../connectors/blackhole/blackhole.h"
 #include "../connectors/generate/generate.h"
-#include "../stages/sample.h"
+#include <sluice/builtins.h>
 
 static const struct sl_stage_type *const builtins[] = {
     /* sources */
     &sl_stage_generate,
     /* transforms and filters */
+    &sl_stage_parse_json,
+    &sl_stage_parse_regex,
+    &sl_stage_parse_logfmt,
+    &sl_stage_parse_kv,
+    &sl_stage_parse_csv,
+    &sl_stage_parse_timestamp,
     &sl_stage_sample,
     /* sinks */
     &sl_stage_blackhole,

@@ -13,5 +13,6 @@ SL_API extern const struct sl_stage_type sl_stage_parse_logfmt; /* key=value "qu
 SL_API extern const struct sl_stage_type sl_stage_parse_kv; /* key/value, own separators */
 SL_API extern const struct sl_stage_type sl_stage_parse_csv; /* one CSV record, named columns */
 SL_API extern const struct sl_stage_type sl_stage_parse_timestamp; /* a field into the time */
+SL_API extern const struct sl_stage_type sl_stage_sample; /* keep 1 in N / a ratio, by key */
 
 #endif
