@@ -23,6 +23,8 @@ static const struct sl_stage_type *const builtins[] = {
     &sl_stage_parse_csv,
     &sl_stage_parse_timestamp,
     &sl_stage_sample,
+    &sl_stage_throttle,
+    &sl_stage_dedupe,
     /* sinks */
     &sl_stage_blackhole,
 };

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -33,17 +34,16 @@ static int mark_dead(struct sl_event *ev, const char *msg, size_t len)
     return sl_event_set(ev, "error", 5, &v);
 }
 
-int sl__stage_reject(struct sl_stage *stage, const struct sl__stage_errors *e, struct sl_event *ev,
-                     struct sl_emit *out, const char *fmt, ...)
+/* Formats the reason into `msg` (cap bytes); returns its length. */
+static size_t format_reason(char *msg, size_t cap, const char *fmt, va_list ap)
 {
-    char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    size_t len = n < 0 ? 0 : (size_t)n >= sizeof msg ? sizeof msg - 1 : (size_t)n;
-    if (e->mode == SL__STAGE_FAIL) return sl_stage_error(stage, SL_EPARSE, "%s", msg);
-    sl_stage_count_errors(stage, 1);
+    int n = vsnprintf(msg, cap, fmt, ap);
+    return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
+static int send_dead(struct sl_stage *stage, const struct sl__stage_errors *e, struct sl_event *ev,
+                     struct sl_emit *out, const char *msg, size_t len)
+{
     if (e->mode == SL__STAGE_DROP || e->port < 0) {
         sl_stage_count_dropped(stage, 1);
         return 0;
@@ -51,6 +51,40 @@ int sl__stage_reject(struct sl_stage *stage, const struct sl__stage_errors *e, s
     if (mark_dead(ev, msg, len) || sl_emit_to(out, e->port, ev))
         return sl_stage_error(stage, SL_ENOMEM, "out of memory");
     return 0;
+}
+
+int sl__stage_reject(struct sl_stage *stage, const struct sl__stage_errors *e, struct sl_event *ev,
+                     struct sl_emit *out, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    size_t len = format_reason(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (e->mode == SL__STAGE_FAIL) return sl_stage_error(stage, SL_EPARSE, "%s", msg);
+    sl_stage_count_errors(stage, 1);
+    return send_dead(stage, e, ev, out, msg, len);
+}
+
+int sl__stage_divert(struct sl_stage *stage, const struct sl__stage_errors *e, struct sl_event *ev,
+                     struct sl_emit *out, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    size_t len = format_reason(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return send_dead(stage, e, ev, out, msg, len);
+}
+
+int64_t sl__stage_clock_ms(struct sl_stage *stage, const struct sl_event *ev, int clock)
+{
+    if (clock != SL__STAGE_CLOCK_EVENT) return sl_stage_now_ms(stage);
+    int64_t t = sl_event_time(ev);
+    if (t) return t / 1000000 - (t % 1000000 < 0); /* floor, also before 1970 */
+    struct timespec ts; /* no event time: the wall clock, on the same scale */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- parser input ------------------------------------------------------------------------- */

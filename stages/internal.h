@@ -46,6 +46,31 @@ int sl__stage_errors_init(struct sl_stage *stage, struct sl__stage_errors *e, st
 int sl__stage_reject(struct sl_stage *stage, const struct sl__stage_errors *e, struct sl_event *ev,
                      struct sl_emit *out, const char *fmt, ...) SL_PRINTF(5, 6);
 
+/* Sends an event that a stage turns away on purpose (throttled, duplicate) by `e->mode`
+ * (drop or dead_letter only): counted as dropped, or emitted on the dead-letter port with
+ * field "error" set to the formatted reason. Not counted as an error. Returns 0 or a
+ * negative SL_E* code that map() returns. */
+int sl__stage_divert(struct sl_stage *stage, const struct sl__stage_errors *e, struct sl_event *ev,
+                     struct sl_emit *out, const char *fmt, ...) SL_PRINTF(5, 6);
+
+/* The choices of an `on_excess` / `on_duplicate` option (a subset of on_error). */
+#define SL__STAGE_DIVERT_CHOICES "drop|dead_letter"
+
+/* ---- clocks ---------------------------------------------------------------------------- */
+
+/* The values of a `clock` option. */
+enum sl__stage_clock {
+    SL__STAGE_CLOCK_PROCESSING = 0, /* the loop's monotonic clock when the event is seen */
+    SL__STAGE_CLOCK_EVENT = 1,      /* the event's time (the wall clock when it has none) */
+};
+
+#define SL__STAGE_CLOCK_CHOICES "processing|event"
+
+/* Milliseconds by `clock` for `ev`: processing time is the loop's monotonic clock; event
+ * time is the event's, since the epoch (the wall clock for an event without a time). A
+ * stage compares times of one clock only. */
+int64_t sl__stage_clock_ms(struct sl_stage *stage, const struct sl_event *ev, int clock);
+
 /* ---- what a parser reads --------------------------------------------------------------- */
 
 /* The bytes to parse: the payload when `field` is NULL, else the text of string field

@@ -14,5 +14,7 @@ SL_API extern const struct sl_stage_type sl_stage_parse_kv; /* key/value, own se
 SL_API extern const struct sl_stage_type sl_stage_parse_csv; /* one CSV record, named columns */
 SL_API extern const struct sl_stage_type sl_stage_parse_timestamp; /* a field into the time */
 SL_API extern const struct sl_stage_type sl_stage_sample; /* keep 1 in N / a ratio, by key */
+SL_API extern const struct sl_stage_type sl_stage_throttle; /* N events per window and key */
+SL_API extern const struct sl_stage_type sl_stage_dedupe;   /* drop recently seen keys */
 
 #endif
