@@ -25,6 +25,7 @@ static const struct sl_stage_type *const builtins[] = {
     &sl_stage_sample,
     &sl_stage_throttle,
     &sl_stage_dedupe,
+    &sl_stage_multiline,
     /* sinks */
     &sl_stage_blackhole,
 };

@@ -16,5 +16,6 @@ SL_API extern const struct sl_stage_type sl_stage_parse_timestamp; /* a field in
 SL_API extern const struct sl_stage_type sl_stage_sample; /* keep 1 in N / a ratio, by key */
 SL_API extern const struct sl_stage_type sl_stage_throttle; /* N events per window and key */
 SL_API extern const struct sl_stage_type sl_stage_dedupe;   /* drop recently seen keys */
+SL_API extern const struct sl_stage_type sl_stage_multiline; /* join lines into events */
 
 #endif
