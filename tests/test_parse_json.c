@@ -186,7 +186,7 @@ Test(parse_json, workers_give_the_same_events_in_order)
 /* Every JSONTestSuite document as one payload: y_ objects are indexed (and written back
  * byte for byte), y_ scalars and arrays are "not a JSON object", every n_ document is
  * rejected, and i_ documents go either way without a crash. */
-Test(parse_json, json_test_suite_files, .timeout = 60)
+Test(parse_json, json_test_suite_files)
 {
     char dir[1024];
     t_testdata(dir, sizeof dir, "JSONTestSuite/test_parsing");
