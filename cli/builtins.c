@@ -26,6 +26,9 @@ static const struct sl_stage_type *const builtins[] = {
     &sl_stage_throttle,
     &sl_stage_dedupe,
     &sl_stage_multiline,
+    &sl_stage_filter,
+    &sl_stage_route,
+    &sl_stage_remap,
     /* sinks */
     &sl_stage_blackhole,
 };

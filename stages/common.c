@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sluice/expr.h>
+
 #include "internal.h"
 
 /* ---- on_error ------------------------------------------------------------------------------ */
@@ -85,6 +87,30 @@ int64_t sl__stage_clock_ms(struct sl_stage *stage, const struct sl_event *ev, in
     struct timespec ts; /* no event time: the wall clock, on the same scale */
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- expressions in configs ------------------------------------------------------------------ */
+
+struct sl_expr *sl__stage_expr(const struct sl_config *node, const char *what,
+                               struct sl_error *err)
+{
+    const char *text = sl_config_kind(node) == SL_CFG_SCALAR ? sl_config_str(node) : NULL;
+    if (!text) {
+        sl_config_error(node, err, SL_ECONFIG, "%s: expected an expression", what);
+        return NULL;
+    }
+    struct sl_error e = {0};
+    struct sl_expr *x = sl_expr_compile(text, strlen(text), &e);
+    if (x) return x;
+    /* The position in the file: the node's, moved by the error's place in the text (past
+     * the first line of a multi-line scalar the column is the one inside the text). */
+    int line = sl_config_line(node) + (e.line > 1 ? e.line - 1 : 0);
+    int col = e.line > 1 ? e.col
+                         : sl_config_col(node) + (sl_config_quoted(node) ? 1 : 0) +
+                               (e.col > 0 ? e.col - 1 : 0);
+    sl_error_at(err, e.code == SL_ENOMEM ? SL_ENOMEM : SL_ECONFIG, sl_config_file(node), line, col,
+                "%s: %s", what, e.msg);
+    return NULL;
 }
 
 /* ---- parser input ------------------------------------------------------------------------- */

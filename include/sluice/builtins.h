@@ -17,5 +17,8 @@ SL_API extern const struct sl_stage_type sl_stage_sample; /* keep 1 in N / a rat
 SL_API extern const struct sl_stage_type sl_stage_throttle; /* N events per window and key */
 SL_API extern const struct sl_stage_type sl_stage_dedupe;   /* drop recently seen keys */
 SL_API extern const struct sl_stage_type sl_stage_multiline; /* join lines into events */
+SL_API extern const struct sl_stage_type sl_stage_filter;    /* keep where a condition holds */
+SL_API extern const struct sl_stage_type sl_stage_route;     /* named outputs by condition */
+SL_API extern const struct sl_stage_type sl_stage_remap;     /* set/rename/remove/copy fields */
 
 #endif
