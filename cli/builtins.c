@@ -29,6 +29,7 @@ static const struct sl_stage_type *const builtins[] = {
     &sl_stage_filter,
     &sl_stage_route,
     &sl_stage_remap,
+    &sl_stage_aggregate,
     /* sinks */
     &sl_stage_blackhole,
 };

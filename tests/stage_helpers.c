@@ -94,6 +94,12 @@ void t_lines_resume(struct sl_stage *lines)
     sl_stage_wake(lines);
 }
 
+static void lines_ack(struct sl_stage *s, struct sl_batch *b)
+{
+    struct t_lines *t = sl_stage_state(s);
+    t->acked += (int64_t)sl_batch_count(b);
+}
+
 static void lines_close(struct sl_stage *s)
 {
     struct t_lines *t = sl_stage_state(s);
@@ -111,6 +117,7 @@ const struct sl_stage_type t_lines = {
     .options = lines_options,
     .start = lines_start,
     .poll = lines_poll,
+    .ack = lines_ack,
     .close = lines_close,
 };
 
@@ -216,8 +223,8 @@ static enum sl_poll capture_write(struct sl_stage *s, struct sl_batch *b)
         c->times[c->n] = sl_event_time(ev);
         c->n++;
     }
-    sl_ack(b);
     if (c->on_write) c->on_write(s, c);
+    sl_ack(b);
     return SL_READY;
 }
 

@@ -26,6 +26,7 @@ struct t_lines {
     char *text;              /* all lines, '\n'-separated (owned) */
     size_t *off, *len;       /* each line */
     size_t n, next;          /* lines / next to emit */
+    int64_t acked;           /* events acknowledged back (ack hook) */
     bool paused;             /* waiting for t_lines_resume */
     bool resumed;            /* pause over */
 };
@@ -35,7 +36,7 @@ extern const struct sl_stage_type t_lines;
 void t_lines_resume(struct sl_stage *lines);
 
 /* Sink "t_capture": keeps a copy of everything it receives. `on_write` (test hook, may be
- * NULL) runs after each batch. fields[i] describes event i's fields as
+ * NULL) runs after each batch is recorded, before it is acknowledged. fields[i] describes event i's fields as
  * "name=T:text name=T:text", T being the type (N null, B bool, I int, F float, S string,
  * J raw JSON), text a string's decoded bytes, a number's text as written (or %lld / %.17g
  * once converted), a JSON value's raw text. When `paths` (NULL-terminated, set by the

@@ -20,5 +20,6 @@ SL_API extern const struct sl_stage_type sl_stage_multiline; /* join lines into 
 SL_API extern const struct sl_stage_type sl_stage_filter;    /* keep where a condition holds */
 SL_API extern const struct sl_stage_type sl_stage_route;     /* named outputs by condition */
 SL_API extern const struct sl_stage_type sl_stage_remap;     /* set/rename/remove/copy fields */
+SL_API extern const struct sl_stage_type sl_stage_aggregate; /* metrics per group and window */
 
 #endif
