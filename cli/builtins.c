@@ -2,18 +2,18 @@
  * stages. Each is a plain sl_stage_type, registered with sl_registry_add() exactly as a
  * user's own stage would be; there is no back door.
  *
- * To add a built-in: include its header (connectors/X/X.h; the types of stages/ are all
- * declared in <sluice/builtins.h>), then add `&sl_stage_X,` to the table below, in the group of its kind (sources, transforms and
+ * To add a built-in: declare it in include/sluice/builtins.h, then add
+ * `&sl_stage_X,` to the table below, in the group of its kind (sources, transforms and
  * filters, sinks). `sluice list` shows the table in this order, and tests/test_cli.c
  * checks that every option of every entry has a doc line. */
 #include "cli.h"
 
-#include "../connectors/blackhole/blackhole.h"
-#include "../connectors/generate/generate.h"
 #include <sluice/builtins.h>
 
 static const struct sl_stage_type *const builtins[] = {
     /* sources */
+    &sl_stage_file_source,
+    &sl_stage_stdin,
     &sl_stage_generate,
     /* transforms and filters */
     &sl_stage_parse_json,
@@ -31,6 +31,8 @@ static const struct sl_stage_type *const builtins[] = {
     &sl_stage_remap,
     &sl_stage_aggregate,
     /* sinks */
+    &sl_stage_file_sink,
+    &sl_stage_stdout,
     &sl_stage_blackhole,
 };
 

@@ -37,42 +37,6 @@ struct sdec {
     unsigned ul, ui; /* bytes in u / returned so far */
 };
 
-static int hexv(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') return (c | 0x20) - 'a' + 10;
-    return -1;
-}
-
-static long hex4(const char *s, size_t left)
-{
-    if (left < 4) return -1;
-    long v = 0;
-    for (int k = 0; k < 4; k++) {
-        int h = hexv(s[k]);
-        if (h < 0) return -1;
-        v = v * 16 + h;
-    }
-    return v;
-}
-
-static unsigned utf8(char *o, unsigned long cp)
-{
-    if (cp < 0x80) return o[0] = (char)cp, 1;
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6)), o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12)), o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18)), o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* Decodes the escape at d->s[d->i] == '\\' into d->u, the way sl_value_unescape() does
  * (lone surrogates become U+FFFD); an invalid escape stands for itself. */
 static void sdec_escape(struct sdec *d)
@@ -87,23 +51,15 @@ static void sdec_escape(struct sdec *d)
         d->ul = 1, d->i = i + 2;
         return;
     }
-    long hi = i + 1 < n && s[i + 1] == 'u' ? hex4(s + i + 2, n - i - 2) : -1;
-    if (hi < 0) {
+    size_t j = i + 1;
+    size_t ul = j < n && s[j] == 'u' ? sl__unescape_u(s, n, &j, d->u) : 0;
+    if (!ul) {
         d->u[0] = '\\';
         d->ul = 1, d->i = i + 1;
         return;
     }
-    i += 6;
-    if (hi >= 0xDC00 && hi <= 0xDFFF) hi = 0xFFFD;
-    if (hi >= 0xD800 && hi <= 0xDBFF) {
-        long lo = i + 1 < n && s[i] == '\\' && s[i + 1] == 'u' ? hex4(s + i + 2, n - i - 2) : -1;
-        if (lo >= 0xDC00 && lo <= 0xDFFF)
-            hi = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00), i += 6;
-        else
-            hi = 0xFFFD;
-    }
-    d->ul = utf8(d->u, (unsigned long)hi);
-    d->i = i;
+    d->ul = (unsigned)ul;
+    d->i = j;
 }
 
 static int sdec_next(struct sdec *d)

@@ -12,6 +12,8 @@
 #include <sluice/event.h>
 #include <sluice/expr.h>
 
+#include "internal.h"
+
 #define SL__EXPR_MAX_DEPTH 128  /* nesting limit, parse and tree alike */
 #define SL__EXPR_SCRATCH   8192 /* on-stack bytes per evaluation */
 #define SL__EXPR_MAX_ARGS  16   /* arguments of one function call */

@@ -58,70 +58,6 @@ const char *sl__lex_describe(const struct sl__lexer *lx, const struct sl__tok *t
 
 /* ---- strings ------------------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static long hex4(const char *s, size_t left)
-{
-    if (left < 4) return -1;
-    long v = 0;
-    for (int i = 0; i < 4; i++) {
-        int h = hexval(s[i]);
-        if (h < 0) return -1;
-        v = v * 16 + h;
-    }
-    return v;
-}
-
-static size_t put_utf8(char *o, unsigned long cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* Decodes \uXXXX at s[*i] == 'u' (a surrogate pair when there is one; a lone surrogate
- * becomes U+FFFD, as JSON field values do). Returns bytes written, or 0 when invalid. */
-static size_t escape_u(const char *s, size_t len, size_t *i, char *o)
-{
-    long hi = hex4(s + *i + 1, len - *i - 1);
-    if (hi < 0) return 0;
-    *i += 5;
-    if (hi >= 0xDC00 && hi <= 0xDFFF) hi = 0xFFFD;
-    if (hi >= 0xD800 && hi <= 0xDBFF) {
-        long lo = *i + 6 <= len && s[*i] == '\\' && s[*i + 1] == 'u' ? hex4(s + *i + 2, 4) : -1;
-        if (lo >= 0xDC00 && lo <= 0xDFFF) {
-            *i += 6;
-            hi = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-        } else {
-            hi = 0xFFFD;
-        }
-    }
-    return put_utf8(o, (unsigned long)hi);
-}
-
 static char simple_escape(char c)
 {
     switch (c) {
@@ -165,7 +101,7 @@ static int decode_string(struct sl__lexer *lx, size_t q, char *out, size_t *olen
             continue;
         }
         size_t at = i++;
-        size_t n = s[i] == 'u' ? escape_u(s, lx->len, &i, out + o) : 0;
+        size_t n = s[i] == 'u' ? sl__unescape_u(s, lx->len, &i, out + o) : 0;
         if (!n)
             return sl__lex_fail(lx, SL_EPARSE, at,
                                 "invalid escape '\\%c' in a string (expected \\\" \\' \\\\ \\/ "

@@ -10,6 +10,7 @@
 
 #include <sluice/json.h>
 
+#include "internal.h"
 #include "json_internal.h"
 
 typedef unsigned char uchar;
@@ -373,36 +374,6 @@ static int next_seg(const uchar *path, size_t len, size_t *pos, struct seg *seg)
     return 1;
 }
 
-static unsigned hex4(const uchar *p)
-{
-    return (unsigned)(hex_val(p[0]) << 12 | hex_val(p[1]) << 8 | hex_val(p[2]) << 4 |
-                      hex_val(p[3]));
-}
-
-static size_t put_utf8(uchar *o, unsigned cp)
-{
-    if (cp < 0x80) {
-        o[0] = (uchar)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (uchar)(0xC0 | cp >> 6);
-        o[1] = (uchar)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (uchar)(0xE0 | cp >> 12);
-        o[1] = (uchar)(0x80 | (cp >> 6 & 0x3F));
-        o[2] = (uchar)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (uchar)(0xF0 | cp >> 18);
-    o[1] = (uchar)(0x80 | (cp >> 12 & 0x3F));
-    o[2] = (uchar)(0x80 | (cp >> 6 & 0x3F));
-    o[3] = (uchar)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* Decodes the escape at *e (validated by the scanner) into o, as sl_value_unescape does:
  * a surrogate pair makes one code point, a lone surrogate U+FFFD. Returns the bytes. */
 static size_t unescape_one(const uchar **e, const uchar *end, uchar *o)
@@ -415,18 +386,10 @@ static size_t unescape_one(const uchar **e, const uchar *end, uchar *o)
         o[0] = simple[p[1] & 0x7F];
         return 1;
     }
-    unsigned cp = hex4(p + 2);
-    p += 6;
-    if (cp >= 0xD800 && cp <= 0xDBFF && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
-        unsigned lo = hex4(p + 2);
-        if (lo >= 0xDC00 && lo <= 0xDFFF) {
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            p += 6;
-        }
-    }
-    if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
-    *e = p;
-    return put_utf8(o, cp);
+    size_t i = 1; /* at the 'u' */
+    size_t n = sl__unescape_u((const char *)p, (size_t)(end - p), &i, (char *)o);
+    *e = p + i;
+    return n;
 }
 
 /* Compares a member name as it is in the text (`n` bytes, escaped or not) with the

@@ -222,6 +222,7 @@ struct sl_stage *sl__pipeline_add(struct sl_pipeline *p, const char *name,
     if (!rc) rc = rw ? rw : rb;
     if (!rc && type->init) {
         struct sl_error e = {0};
+        s->initialised = true; /* close() runs after init(), failed or not */
         rc = type->init(s, cfg, &e);
         if (rc) {
             snprintf(e.stage, sizeof e.stage, "%s", name);
@@ -234,7 +235,7 @@ struct sl_stage *sl__pipeline_add(struct sl_pipeline *p, const char *name,
             sl__report(r, SL_LOG_ERROR, &e);
         }
     }
-    if (!rc) s->initialised = true;
+    if (!rc && !type->init) s->initialised = true;
     if (!rc && (rc = add_stage_slot(p, s)) != 0)
         sl__report_at(r, SL_LOG_ERROR, rc, name, NULL, "out of memory");
     if (rc) {

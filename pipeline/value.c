@@ -6,6 +6,8 @@
 
 #include <sluice/event.h>
 
+#include "internal.h"
+
 struct sl_value sl_value_null(void)
 {
     return (struct sl_value){.type = SL_NULL};
@@ -85,71 +87,6 @@ int sl_value_number(struct sl_value *v)
     return 0;
 }
 
-static int hex4(const char *s, size_t left, unsigned *out)
-{
-    if (left < 4) return -1;
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static size_t put_utf8(char *o, unsigned cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* Decodes \uXXXX (with a following low surrogate when needed) at s[i] == 'u'. */
-static int unescape_u(const char *s, size_t len, size_t *i, unsigned *cp)
-{
-    unsigned hi;
-    if (hex4(s + *i + 1, len - *i - 1, &hi)) return -1;
-    *i += 5;
-    if (hi >= 0xDC00 && hi <= 0xDFFF) hi = 0xFFFD; /* lone low surrogate */
-    if (hi >= 0xD800 && hi <= 0xDBFF) {
-        unsigned lo;
-        if (*i + 1 < len && s[*i] == '\\' && s[*i + 1] == 'u' &&
-            !hex4(s + *i + 2, len - *i - 2, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
-            *i += 6;
-            hi = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-        } else {
-            hi = 0xFFFD; /* lone high surrogate */
-        }
-    }
-    *cp = hi;
-    return 0;
-}
-
 int sl_value_unescape(const struct sl_value *v, char *buf, size_t cap)
 {
     const char *s = v->s;
@@ -167,7 +104,7 @@ int sl_value_unescape(const struct sl_value *v, char *buf, size_t cap)
         }
         if (i + 1 >= len) return SL_EPARSE;
         char c = s[++i];
-        unsigned cp;
+        size_t n;
         switch (c) {
         case '"':
             buf[o++] = '"';
@@ -202,8 +139,8 @@ int sl_value_unescape(const struct sl_value *v, char *buf, size_t cap)
             i++;
             break;
         case 'u':
-            if (unescape_u(s, len, &i, &cp)) return SL_EPARSE;
-            o += put_utf8(buf + o, cp);
+            if (!(n = sl__unescape_u(s, len, &i, buf + o))) return SL_EPARSE;
+            o += n;
             break;
         default: return SL_EPARSE;
         }

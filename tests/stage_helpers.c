@@ -7,20 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- t_lines ------------------------------------------------------------------------------ */
+/* ---- t_text ------------------------------------------------------------------------------- */
 
 static const struct sl_option lines_options[] = {
-    {"lines", SL_OPT_LIST, NULL, 0, offsetof(struct t_lines, lines), "lines to emit"},
-    {"file", SL_OPT_STRING, NULL, 0, offsetof(struct t_lines, file), "file whose lines to emit"},
-    {"files", SL_OPT_LIST, NULL, 0, offsetof(struct t_lines, files), "files, one event each"},
-    {"batch", SL_OPT_INT, "100", 0, offsetof(struct t_lines, batch), "events per batch"},
-    {"pause_after", SL_OPT_INT, "0", 0, offsetof(struct t_lines, pause_after),
+    {"lines", SL_OPT_LIST, NULL, 0, offsetof(struct t_text, lines), "lines to emit"},
+    {"file", SL_OPT_STRING, NULL, 0, offsetof(struct t_text, file), "file whose lines to emit"},
+    {"files", SL_OPT_LIST, NULL, 0, offsetof(struct t_text, files), "files, one event each"},
+    {"batch", SL_OPT_INT, "100", 0, offsetof(struct t_text, batch), "events per batch"},
+    {"pause_after", SL_OPT_INT, "0", 0, offsetof(struct t_text, pause_after),
      "pause after this many lines until resumed"},
-    {"origin", SL_OPT_STRING, NULL, 0, offsetof(struct t_lines, origin), "origin of the events"},
+    {"origin", SL_OPT_STRING, NULL, 0, offsetof(struct t_text, origin), "origin of the events"},
     {0},
 };
 
-static void add_line(struct t_lines *t, size_t off, size_t len)
+static void add_line(struct t_text *t, size_t off, size_t len)
 {
     t->off = realloc(t->off, (t->n + 1) * sizeof *t->off);
     t->len = realloc(t->len, (t->n + 1) * sizeof *t->len);
@@ -31,7 +31,7 @@ static void add_line(struct t_lines *t, size_t off, size_t len)
 static int lines_start(struct sl_stage *s, struct sl_error *err)
 {
     (void)err;
-    struct t_lines *t = sl_stage_state(s);
+    struct t_text *t = sl_stage_state(s);
     size_t total = 0, flen = 0;
     char *fdata = t->file ? t_read_file(t->file, &flen) : NULL;
     for (size_t i = 0; i < t->lines.n; i++) total += strlen(t->lines.items[i]) + 1;
@@ -67,7 +67,7 @@ static int lines_start(struct sl_stage *s, struct sl_error *err)
 
 static enum sl_poll lines_poll(struct sl_stage *s, struct sl_batch **out)
 {
-    struct t_lines *t = sl_stage_state(s);
+    struct t_text *t = sl_stage_state(s);
     if (t->next >= t->n) return SL_DONE;
     if (t->pause_after && (int64_t)t->next >= t->pause_after && !t->resumed) {
         t->paused = true;
@@ -87,33 +87,33 @@ static enum sl_poll lines_poll(struct sl_stage *s, struct sl_batch **out)
     return SL_READY;
 }
 
-void t_lines_resume(struct sl_stage *lines)
+void t_text_resume(struct sl_stage *lines)
 {
-    struct t_lines *t = sl_stage_state(lines);
+    struct t_text *t = sl_stage_state(lines);
     t->resumed = true;
     sl_stage_wake(lines);
 }
 
 static void lines_ack(struct sl_stage *s, struct sl_batch *b)
 {
-    struct t_lines *t = sl_stage_state(s);
+    struct t_text *t = sl_stage_state(s);
     t->acked += (int64_t)sl_batch_count(b);
 }
 
 static void lines_close(struct sl_stage *s)
 {
-    struct t_lines *t = sl_stage_state(s);
+    struct t_text *t = sl_stage_state(s);
     free(t->text);
     free(t->off);
     free(t->len);
 }
 
-const struct sl_stage_type t_lines = {
+const struct sl_stage_type t_text = {
     .abi = SL_STAGE_ABI,
-    .name = "t_lines",
+    .name = "t_text",
     .kind = SL_SOURCE,
     .doc = "test source of text lines",
-    .state_size = sizeof(struct t_lines),
+    .state_size = sizeof(struct t_text),
     .options = lines_options,
     .start = lines_start,
     .poll = lines_poll,
@@ -307,8 +307,8 @@ struct sl_stage *t_stage(struct sl_pipeline *p, const char *name,
 
 struct sl_stage *t_add_lines(struct sl_pipeline *p, const char *const *lines)
 {
-    struct sl_stage *src = add(p, "src", &t_lines, NULL);
-    struct t_lines *t = sl_stage_state(src);
+    struct sl_stage *src = add(p, "src", &t_text, NULL);
+    struct t_text *t = sl_stage_state(src);
     size_t n = 0;
     while (lines[n]) n++;
     t->lines.n = n;
@@ -354,8 +354,8 @@ struct t_capture *t_run_dead_letter(struct sl_pipeline *p, const struct sl_stage
 struct t_capture *t_through(struct sl_pipeline *p, const struct sl_stage_type *type,
                             const char *yaml, const char *const *lines, struct sl_stage **stage)
 {
-    struct sl_stage *src = add(p, "src", &t_lines, NULL);
-    struct t_lines *t = sl_stage_state(src);
+    struct sl_stage *src = add(p, "src", &t_text, NULL);
+    struct t_text *t = sl_stage_state(src);
     size_t n = 0;
     while (lines[n]) n++;
     t->lines.n = n;

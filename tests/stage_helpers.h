@@ -10,13 +10,13 @@
 
 #include <sluice/sluice.h>
 
-/* Source "t_lines": one event per line, the payload being the line without its '\n'.
+/* Source "t_text": one event per line, the payload being the line without its '\n'.
  * Options: lines (a list of strings), file (a path: its lines follow those of `lines`),
  * files (a list of paths: each whole file is one more event, after the lines),
  * batch (events per batch, default 100), pause_after (after this many lines, answer
- * PENDING until t_lines_resume(); 0: never). Each event's origin is the stage's name, or
+ * PENDING until t_text_resume(); 0: never). Each event's origin is the stage's name, or
  * option `origin`, and its offset the line number (0-based). */
-struct t_lines {
+struct t_text {
     struct sl_list lines;    /* option */
     const char *file;        /* option */
     struct sl_list files;    /* option */
@@ -27,13 +27,13 @@ struct t_lines {
     size_t *off, *len;       /* each line */
     size_t n, next;          /* lines / next to emit */
     int64_t acked;           /* events acknowledged back (ack hook) */
-    bool paused;             /* waiting for t_lines_resume */
+    bool paused;             /* waiting for t_text_resume */
     bool resumed;            /* pause over */
 };
-extern const struct sl_stage_type t_lines;
+extern const struct sl_stage_type t_text;
 
-/* Lets a paused t_lines go on (it is woken). Loop thread. */
-void t_lines_resume(struct sl_stage *lines);
+/* Lets a paused t_text go on (it is woken). Loop thread. */
+void t_text_resume(struct sl_stage *lines);
 
 /* Sink "t_capture": keeps a copy of everything it receives. `on_write` (test hook, may be
  * NULL) runs after each batch is recorded, before it is acknowledged. fields[i] describes event i's fields as
@@ -68,7 +68,7 @@ void t_run_ok(struct sl_pipeline *p);
 struct t_capture *t_through(struct sl_pipeline *p, const struct sl_stage_type *type,
                             const char *yaml, const char *const *lines, struct sl_stage **stage);
 
-/* Adds source "src" (t_lines) emitting `lines` (NULL-terminated; borrowed, must outlive
+/* Adds source "src" (t_text) emitting `lines` (NULL-terminated; borrowed, must outlive
  * the run). */
 struct sl_stage *t_add_lines(struct sl_pipeline *p, const char *const *lines);
 

@@ -131,7 +131,7 @@ Test(aggregate, expressions_as_arguments_and_missing_values)
 static void resume(struct sl_stage *sink, struct t_capture *c)
 {
     (void)sink;
-    if (c->n >= 1) t_lines_resume(c->hook_arg);
+    if (c->n >= 1) t_text_resume(c->hook_arg);
 }
 
 Test(aggregate, the_processing_clock_closes_windows_on_time)
@@ -140,7 +140,7 @@ Test(aggregate, the_processing_clock_closes_windows_on_time)
                                     "{\"t\":5}", NULL};
     build("window: 50ms\nmetrics: {n: count}", l);
     struct sl_stage *src = sl_pipeline_find(p, "src");
-    ((struct t_lines *)sl_stage_state(src))->pause_after = 3;
+    ((struct t_text *)sl_stage_state(src))->pause_after = 3;
     struct t_capture *c = sl_stage_state(sl_pipeline_find(p, "out"));
     c->on_write = resume;
     c->hook_arg = src;
@@ -160,7 +160,7 @@ static int64_t acked_at_first_result;
 static void note_acks(struct sl_stage *sink, struct t_capture *c)
 {
     (void)sink;
-    if (c->batches == 1) acked_at_first_result = ((struct t_lines *)c->hook_arg)->acked;
+    if (c->batches == 1) acked_at_first_result = ((struct t_text *)c->hook_arg)->acked;
 }
 
 Test(aggregate, events_are_acknowledged_with_their_results)
@@ -168,14 +168,14 @@ Test(aggregate, events_are_acknowledged_with_their_results)
     static const char *const l[] = {"{\"t\":1}", "{\"t\":2}", "{\"t\":3}", "{\"t\":4}", NULL};
     build("clock: event\nmetrics: {n: count}", l);
     struct sl_stage *src = sl_pipeline_find(p, "src");
-    ((struct t_lines *)sl_stage_state(src))->batch = 1;
+    ((struct t_text *)sl_stage_state(src))->batch = 1;
     struct t_capture *c = sl_stage_state(sl_pipeline_find(p, "out"));
     c->on_write = note_acks;
     c->hook_arg = sl_stage_state(src);
     acked_at_first_result = -1;
     t_run_ok(p);
     cr_assert_eq(acked_at_first_result, 0, "nothing acknowledged before the result is");
-    cr_assert_eq(((struct t_lines *)sl_stage_state(src))->acked, 4);
+    cr_assert_eq(((struct t_text *)sl_stage_state(src))->acked, 4);
 }
 
 Test(aggregate, on_receipt_acknowledges_at_once)
@@ -183,7 +183,7 @@ Test(aggregate, on_receipt_acknowledges_at_once)
     static const char *const l[] = {"{\"t\":1}", "{\"t\":2}", "{\"t\":3}", "{\"t\":4}", NULL};
     build("clock: event\nacknowledge: on_receipt\nmetrics: {n: count}", l);
     struct sl_stage *src = sl_pipeline_find(p, "src");
-    ((struct t_lines *)sl_stage_state(src))->batch = 1;
+    ((struct t_text *)sl_stage_state(src))->batch = 1;
     struct t_capture *c = sl_stage_state(sl_pipeline_find(p, "out"));
     c->on_write = note_acks;
     c->hook_arg = sl_stage_state(src);

@@ -3,9 +3,8 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "../connectors/blackhole/blackhole.h"
-#include "../connectors/generate/generate.h"
 #include <sluice/builtins.h>
+
 #include "helpers.h"
 
 static struct sl_pipeline *p;

@@ -119,7 +119,7 @@ static void check_dataset(const char *example, const char *name, const char *con
 
     static const char *const none[] = {NULL};
     struct sl_stage *src = t_add_lines(p, none);
-    ((struct t_lines *)sl_stage_state(src))->file = path;
+    ((struct t_text *)sl_stage_state(src))->file = path;
     struct sl_stage *parse = sl_pipeline_add(p, "parse", &sl_stage_parse_regex, node, &err);
     cr_assert_not_null(parse, "%s", err.msg);
     sl_config_free(root);

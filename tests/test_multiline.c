@@ -78,11 +78,11 @@ Test(multiline, origins_are_joined_separately)
     static const char *const a[] = {"S a1", " a2", " a3", "S a4", NULL};
     static const char *const b[] = {"S b1", " b2", "S b3", " b4", NULL};
     struct sl_stage *sa = t_add_lines(p, a);
-    struct sl_stage *sb = t_stage(p, "src_b", &t_lines, "batch: 1\norigin: b.log");
-    struct t_lines *tb = sl_stage_state(sb);
+    struct sl_stage *sb = t_stage(p, "src_b", &t_text, "batch: 1\norigin: b.log");
+    struct t_text *tb = sl_stage_state(sb);
     tb->lines.n = 4;
     tb->lines.items = b;
-    ((struct t_lines *)sl_stage_state(sa))->batch = 1;
+    ((struct t_text *)sl_stage_state(sa))->batch = 1;
     struct sl_stage *ml = t_stage(p, "ml", &sl_stage_multiline, "start_pattern: '^S'");
     struct sl_stage *out = t_stage(p, "out", &t_capture, NULL);
     t_connect_port(p, sa, NULL, ml);
@@ -106,14 +106,14 @@ Test(multiline, origins_are_joined_separately)
 static void resume_source(struct sl_stage *sink, struct t_capture *c)
 {
     (void)sink;
-    if (c->n >= 1) t_lines_resume(c->hook_arg);
+    if (c->n >= 1) t_text_resume(c->hook_arg);
 }
 
 Test(multiline, a_pending_event_leaves_on_timeout)
 {
     static const char *const lines[] = {"S 1", " a", " b", "S 2", " c", NULL};
     struct sl_stage *src = t_add_lines(p, lines);
-    ((struct t_lines *)sl_stage_state(src))->pause_after = 3;
+    ((struct t_text *)sl_stage_state(src))->pause_after = 3;
     struct sl_stage *ml = t_stage(p, "ml", &sl_stage_multiline, "start_pattern: '^S'\ntimeout: 20ms");
     struct sl_stage *out = t_stage(p, "out", &t_capture, NULL);
     struct t_capture *c = sl_stage_state(out);
@@ -122,7 +122,7 @@ Test(multiline, a_pending_event_leaves_on_timeout)
     t_connect_port(p, src, NULL, ml);
     t_connect_port(p, ml, NULL, out);
     t_run_ok(p);
-    cr_assert(((struct t_lines *)sl_stage_state(src))->paused, "the source did pause");
+    cr_assert(((struct t_text *)sl_stage_state(src))->paused, "the source did pause");
     cr_assert_eq(c->n, 2);
     cr_assert_str_eq(c->payloads[0], "S 1\n a\n b");
     cr_assert_str_eq(c->payloads[1], "S 2\n c", "the last event leaves at the end of input");

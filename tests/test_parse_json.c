@@ -209,7 +209,7 @@ Test(parse_json, json_test_suite_files)
     cr_assert_geq(n, 300);
     static const char *const none[] = {NULL};
     struct sl_stage *src = t_add_lines(p, none);
-    struct t_lines *tl = sl_stage_state(src);
+    struct t_text *tl = sl_stage_state(src);
     tl->files.n = n;
     tl->files.items = files;
     struct sl_stage *st = t_stage(p, "stage", &sl_stage_parse_json, "on_error: dead_letter");

@@ -2,7 +2,7 @@
  * went through; with `print_interval` it logs the running totals from a timer. */
 #include <stddef.h>
 
-#include "blackhole.h"
+#include <sluice/builtins.h>
 
 #include <sluice/event.h>
 

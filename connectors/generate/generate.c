@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "generate.h"
+#include <sluice/builtins.h>
 
 #include <sluice/event.h>
 

@@ -1,25 +1,64 @@
-/* sluice: the built-in stage types. A program registers the ones it wants with
- * sl_registry_add(), exactly as it would its own types. Each is a constant table
- * (borrowed; lives as long as the program). */
+/* sluice: the built-in stage types.
+ *
+ * Each is an ordinary `const struct sl_stage_type`, registered with sl_registry_add()
+ * like any user's type (the CLI's registry lists them all). A source and a sink may
+ * share a name (`file`): the registry tells them apart by kind. The tables are
+ * immutable and valid for the life of the program. */
 #ifndef SLUICE_BUILTINS_H
 #define SLUICE_BUILTINS_H
 
 #include <sluice/stage.h>
 
+/* ---- connectors/file ------------------------------------------------------------------ */
+
+/* Source `file`: reads files named by paths or globs, follows them like `tail -F`
+ * (appends, new files, rotation by rename or truncation, deletion), one event per line,
+ * with per-file checkpoints of acknowledged offsets in SQLite. */
+SL_API extern const struct sl_stage_type sl_stage_file_source;
+
+/* Sink `file`: writes events to files whose path is a template (strftime fields from
+ * the event time, `{{field}}`), as json, text or csv, with rotation by size and time,
+ * configurable fsync, and acknowledgement only once written (and synced). */
+SL_API extern const struct sl_stage_type sl_stage_file_sink;
+
+/* Source `stdin`: one event per line of standard input (or another descriptor). */
+SL_API extern const struct sl_stage_type sl_stage_stdin;
+
+/* Sink `stdout`: writes events to standard output as json, text or csv. */
+SL_API extern const struct sl_stage_type sl_stage_stdout;
+
+/* ---- connectors/generate, connectors/blackhole ------------------------------------------- */
+
+/* Source `generate`: emits `count` lines (0: endlessly) in a realistic format (json,
+ * text, apache, syslog) from a seeded generator, or the literal `lines` round-robin, a
+ * batch every `interval` (0: as fast as the pipeline takes them). */
+SL_API extern const struct sl_stage_type sl_stage_generate;
+
+/* Sink `blackhole`: acknowledges every batch at once, counting events and bytes; with
+ * `print_interval` it logs the running totals. For benchmarks, dry runs and tests. */
+SL_API extern const struct sl_stage_type sl_stage_blackhole;
+
 /* ---- stages/: transforms and filters ---------------------------------------------------- */
-SL_API extern const struct sl_stage_type sl_stage_parse_json;  /* JSON object into fields */
-SL_API extern const struct sl_stage_type sl_stage_parse_regex; /* PCRE2 named groups */
-SL_API extern const struct sl_stage_type sl_stage_parse_logfmt; /* key=value "quoted" flag */
-SL_API extern const struct sl_stage_type sl_stage_parse_kv; /* key/value, own separators */
-SL_API extern const struct sl_stage_type sl_stage_parse_csv; /* one CSV record, named columns */
+
+/* Parsers: each turns the payload (or, with `field`, a string field) into fields, and
+ * handles what it cannot parse by `on_error: drop | dead_letter | fail`. */
+SL_API extern const struct sl_stage_type sl_stage_parse_json;      /* JSON object, zero-copy */
+SL_API extern const struct sl_stage_type sl_stage_parse_regex;     /* PCRE2 named groups */
+SL_API extern const struct sl_stage_type sl_stage_parse_logfmt;    /* key=value "quoted" flag */
+SL_API extern const struct sl_stage_type sl_stage_parse_kv;        /* key/value, own separators */
+SL_API extern const struct sl_stage_type sl_stage_parse_csv;       /* one record, named columns */
 SL_API extern const struct sl_stage_type sl_stage_parse_timestamp; /* a field into the time */
-SL_API extern const struct sl_stage_type sl_stage_sample; /* keep 1 in N / a ratio, by key */
-SL_API extern const struct sl_stage_type sl_stage_throttle; /* N events per window and key */
-SL_API extern const struct sl_stage_type sl_stage_dedupe;   /* drop recently seen keys */
+
+/* Expressions (expr.h): keep, route and reshape events. */
+SL_API extern const struct sl_stage_type sl_stage_filter; /* keep where a condition holds */
+SL_API extern const struct sl_stage_type sl_stage_route;  /* named outputs by condition */
+SL_API extern const struct sl_stage_type sl_stage_remap;  /* set/rename/remove/copy/keep_only */
+
+/* Volume and shape. */
+SL_API extern const struct sl_stage_type sl_stage_sample;    /* keep 1 in N / a ratio, by key */
+SL_API extern const struct sl_stage_type sl_stage_throttle;  /* N events per window and key */
+SL_API extern const struct sl_stage_type sl_stage_dedupe;    /* drop recently seen keys */
 SL_API extern const struct sl_stage_type sl_stage_multiline; /* join lines into events */
-SL_API extern const struct sl_stage_type sl_stage_filter;    /* keep where a condition holds */
-SL_API extern const struct sl_stage_type sl_stage_route;     /* named outputs by condition */
-SL_API extern const struct sl_stage_type sl_stage_remap;     /* set/rename/remove/copy fields */
 SL_API extern const struct sl_stage_type sl_stage_aggregate; /* metrics per group and window */
 
 #endif

@@ -43,8 +43,13 @@ static const struct sl_option synth_options[] = {
 };
 
 static const struct sl_stage_type synth = {
-    .abi = SL_STAGE_ABI, .name = "synth", .kind = SL_SOURCE, .doc = "synthetic events",
-    .state_size = sizeof(struct synth), .options = synth_options, .poll = synth_poll,
+    .abi = SL_STAGE_ABI,
+    .name = "synth",
+    .kind = SL_SOURCE,
+    .doc = "synthetic events",
+    .state_size = sizeof(struct synth),
+    .options = synth_options,
+    .poll = synth_poll,
 };
 
 struct heavy {
@@ -67,8 +72,13 @@ static const struct sl_option heavy_options[] = {
 };
 
 static const struct sl_stage_type pass = {
-    .abi = SL_STAGE_ABI, .name = "pass", .kind = SL_TRANSFORM, .doc = "pass-through",
-    .flags = SL_STAGE_PARALLEL, .state_size = sizeof(struct heavy), .options = heavy_options,
+    .abi = SL_STAGE_ABI,
+    .name = "pass",
+    .kind = SL_TRANSFORM,
+    .doc = "pass-through",
+    .flags = SL_STAGE_PARALLEL,
+    .state_size = sizeof(struct heavy),
+    .options = heavy_options,
     .map = pass_map,
 };
 
@@ -80,7 +90,10 @@ static bool keep_all(struct sl_stage *s, const struct sl_event *ev)
 }
 
 static const struct sl_stage_type keep = {
-    .abi = SL_STAGE_ABI, .name = "keep", .kind = SL_FILTER, .doc = "keeps non-empty events",
+    .abi = SL_STAGE_ABI,
+    .name = "keep",
+    .kind = SL_FILTER,
+    .doc = "keeps non-empty events",
     .keep = keep_all,
 };
 
@@ -93,8 +106,12 @@ static enum sl_poll count_write(struct sl_stage *s, struct sl_batch *b)
 }
 
 static const struct sl_stage_type counter = {
-    .abi = SL_STAGE_ABI, .name = "count", .kind = SL_SINK, .doc = "counts events",
-    .state_size = sizeof(int64_t), .write = count_write,
+    .abi = SL_STAGE_ABI,
+    .name = "count",
+    .kind = SL_SINK,
+    .doc = "counts events",
+    .state_size = sizeof(int64_t),
+    .write = count_write,
 };
 
 static double now_s(void)
@@ -115,8 +132,8 @@ static long peak_rss_kib(void)
     return v;
 }
 
-static struct sl_stage *add(struct sl_pipeline *p, const char *name,
-                            const struct sl_stage_type *t, const char *yaml)
+static struct sl_stage *add(struct sl_pipeline *p, const char *name, const struct sl_stage_type *t,
+                            const char *yaml)
 {
     struct sl_error err = {0};
     struct sl_config *cfg = yaml ? sl_config_parse(yaml, strlen(yaml), "bench", &err) : NULL;

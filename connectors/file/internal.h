@@ -1,0 +1,445 @@
+/* The file connector's private declarations, shared by the files of this folder only
+ * (and by its unit tests). Split by concern, as Fluent Bit's in_tail is:
+ *
+ *   lines.c       newline framing, oversize lines, UTF-8 check, event metadata
+ *   scan.c        glob/exclude discovery; rename, truncation and deletion decisions
+ *   watch.c       how changes are noticed: inotify or polling, one ops table each
+ *   checkpoint.c  per-file offsets in SQLite
+ *   source.c      the `file` source: reading, acks, timers       -> sl_stage_file_source
+ *   stdin.c       the `stdin` source                             -> sl_stage_stdin
+ *   template.c    path and text templates (strftime, {{field}})
+ *   encode.c      json / text / csv encodings into iovecs
+ *   outputs.c     open output files: LRU of descriptors, rotation
+ *   sink.c        the `file` sink: writes, retries, fsync         -> sl_stage_file_sink
+ *   stdout.c      the `stdout` sink                               -> sl_stage_stdout */
+#ifndef SLUICE_CONNECTORS_FILE_INTERNAL_H
+#define SLUICE_CONNECTORS_FILE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <sluice/event.h>
+#include <sluice/stage.h>
+
+/* ==== lines: framing shared by the file and stdin sources ============================ */
+
+enum { SL__FILE_OVERSIZE_TRUNCATE = 0, SL__FILE_OVERSIZE_DROP };
+enum { SL__FILE_ENC_BINARY = 0, SL__FILE_ENC_UTF8 };
+enum { SL__FILE_UTF8_REPLACE = 0, SL__FILE_UTF8_PASS, SL__FILE_UTF8_DROP };
+
+/* How lines become events. Filled by the stage from its options. */
+struct sl__file_lines {
+    struct sl_stage *stage; /* for counters */
+    uint64_t max_line;      /* longest line kept whole, in bytes (without the newline) */
+    int on_oversize;        /* SL__FILE_OVERSIZE_* */
+    int encoding;           /* SL__FILE_ENC_* */
+    int invalid_utf8;       /* SL__FILE_UTF8_*, when encoding is utf8 */
+    const char *host;       /* host name (stage lifetime); NULL: no host field */
+    const char *host_key;   /* field names; NULL: field not added */
+    const char *file_key;   /* file path field */
+    const char *offset_key; /* byte offset field */
+    uint64_t oversize;      /* lines longer than max_line seen */
+    uint64_t invalid;       /* lines with invalid UTF-8 seen */
+    uint64_t lines;         /* events emitted */
+};
+
+/* Per-stream framing state. Zero-filled before the first call. */
+struct sl__file_frame {
+    bool skipping; /* discarding the rest of an oversize line up to its newline */
+};
+
+/* Where the bytes come from, stamped on each event. */
+struct sl__file_origin {
+    const char *path; /* origin (valid as long as the batch) */
+    uint64_t base;    /* stream offset of buf[0] */
+    int64_t time_ns;  /* event time */
+};
+
+/* Splits `buf` (`n` bytes; events point into it, so it must live as long as `b`) into
+ * line events appended to `b` until the batch is full. A last line without a newline
+ * is emitted only when `eof`; a partial line longer than max_line is cut (or dropped)
+ * at once and the rest of it skipped. Returns the number of bytes consumed: the caller
+ * reads again from there (an unconsumed partial line is read again with what follows
+ * it). Returns 0 with n > 0 only when buf holds the start of one line without newline
+ * and not longer than max_line: the caller needs a larger buffer or more data. */
+size_t sl__file_lines_split(struct sl__file_lines *cfg, struct sl__file_frame *fr,
+                            struct sl_batch *b, const char *buf, size_t n, bool eof,
+                            const struct sl__file_origin *org);
+
+/* The wall clock in nanoseconds since the epoch (event times). */
+int64_t sl__file_now_ns(void);
+
+/* ==== checkpoints ===================================================================== */
+
+struct sl__file_ckpt; /* an open checkpoint database */
+
+/* One file's checkpoint: identity and the acknowledged offset. */
+struct sl__file_ckpt_row {
+    uint64_t dev, ino; /* identity on disk */
+    uint64_t fp;       /* hash of the first fp_len bytes */
+    uint32_t fp_len;   /* bytes hashed (up to SL__FILE_FP_MAX) */
+    uint64_t offset;   /* every byte before it is acknowledged */
+    char *path;        /* last known path (owned by the row) */
+    bool remove;       /* save: delete this row (the file is gone) */
+};
+
+#define SL__FILE_FP_MAX 256 /* bytes of a file's head that identify it with its inode */
+
+/* Opens (creating the file, its directory and the table) the database at `path`
+ * (borrowed) and loads the rows of `source` (borrowed, copied). Blocking: start() only.
+ * Returns 0 with *out owned (free: sl__file_ckpt_close), or SL_EIO with `err`. */
+int sl__file_ckpt_open(const char *path, const char *source, struct sl__file_ckpt **out,
+                       struct sl_error *err);
+
+/* The loaded row of file dev/ino (borrowed; valid until close), or NULL. */
+const struct sl__file_ckpt_row *sl__file_ckpt_find(const struct sl__file_ckpt *c, uint64_t dev,
+                                                   uint64_t ino);
+
+/* Writes `n` rows (borrowed) in one transaction. Blocking: an executor thread, or
+ * close(). Returns 0, or SL_EIO with the reason in `msg` (borrowed, `cap` bytes). */
+int sl__file_ckpt_save(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *rows, size_t n,
+                       char *msg, size_t cap);
+
+/* Closes the database. NULL is a no-op. */
+void sl__file_ckpt_close(struct sl__file_ckpt *c);
+
+/* FNV-1a over `n` bytes: the fingerprint hash. */
+uint64_t sl__file_hash(const void *data, size_t n);
+
+/* ==== the file source ================================================================= */
+
+enum sl__file_state {
+    SL__FILE_ACTIVE = 0, /* matched by the glob, followed */
+    SL__FILE_ROTATED,    /* renamed out of the glob: drained, closed after rotate_wait */
+    SL__FILE_DELETED,    /* unlinked: drained, then released */
+    SL__FILE_CLOSED,     /* fd closed; kept until its batches are acknowledged */
+};
+
+/* One tracked file. */
+struct sl__file {
+    struct sl__file *next;  /* all files of the source */
+    struct sl__file *hnext; /* path hash chain */
+    char *path;             /* current path (owned) */
+    uint64_t hpath;         /* hash of path */
+    int fd;                 /* -1 once closed */
+    uint64_t dev, ino;      /* identity */
+    uint64_t fp;            /* fingerprint of the first fp_len bytes */
+    uint32_t fp_len;        /* bytes fingerprinted */
+    uint64_t pos;           /* next byte to frame (start of a partial line) */
+    uint64_t size;          /* size at the last look */
+    uint64_t acked;         /* every byte before it is acknowledged downstream */
+    uint32_t gen;           /* truncation generation: older batches' acks ignored */
+    uint32_t refs;          /* batches in flight */
+    enum sl__file_state state;
+    struct sl__file *after;   /* the file this path held before: read this one only once
+                                 that one has been read to its end (rotation order) */
+    struct sl__file_frame fr; /* framing state */
+    int64_t partial_since;    /* ms (loop clock) a partial last line was first seen; 0 */
+    int64_t rotated_at;       /* ms when it left the glob */
+    bool readable;            /* may have bytes beyond pos: read it */
+    bool partial_due;         /* partial_line_timeout passed: emit the partial line */
+    bool final;               /* rotate_wait passed: drain once more, then release */
+    bool big_read;            /* the line at pos is longer than a block: read max_line */
+    bool seen;                /* found by the current scan */
+    bool dirty;               /* acked moved since the last checkpoint save */
+    bool forget;              /* the file was deleted: drop its checkpoint row */
+    bool stale;               /* superseded by a new file on the same inode: never saved */
+};
+
+enum { SL__FILE_FROM_BEGINNING = 0, SL__FILE_FROM_END };
+enum { SL__FILE_WATCH_AUTO = 0, SL__FILE_WATCH_INOTIFY, SL__FILE_WATCH_POLL };
+
+/* A batch in flight: which file and how far it reaches. */
+struct sl__file_flight {
+    uint64_t seq;       /* the batch cookie */
+    struct sl__file *f; /* the file it was read from (a reference) */
+    uint32_t gen;       /* f->gen when read */
+    uint64_t end;       /* offset just past its last line */
+};
+
+struct sl__file_watch_ops;
+
+/* The state of a `file` source: options first (filled by the schema), then runtime. */
+struct sl__file_src {
+    struct sl_list path;          /* option: paths or globs */
+    struct sl_list exclude;       /* option: globs to leave out */
+    int read_from;                /* option: SL__FILE_FROM_* */
+    bool follow;                  /* option: keep watching after EOF */
+    uint64_t max_line_bytes;      /* option */
+    int on_oversize;              /* option: SL__FILE_OVERSIZE_* */
+    int encoding;                 /* option: SL__FILE_ENC_* */
+    int invalid_utf8;             /* option: SL__FILE_UTF8_* */
+    int64_t partial_line_timeout; /* option, ms */
+    const char *checkpoint;       /* option: database path; NULL: data_dir/checkpoints.db */
+    int64_t checkpoint_interval;  /* option, ms */
+    int watch_mode;               /* option `watch`: SL__FILE_WATCH_* */
+    int64_t poll_interval;        /* option, ms */
+    int64_t rotate_wait;          /* option, ms */
+    uint64_t read_buffer;         /* option: bytes per read */
+    const char *host_key;         /* option: "" disables */
+    const char *file_key;         /* option */
+    const char *offset_key;       /* option */
+
+    struct sl_stage *stage;                /* this stage */
+    struct sl__file_lines lines;           /* framing settings and counters */
+    char host[256];                        /* host name */
+    char **globs;                          /* the path patterns, "./" prefixes removed */
+    size_t nglobs;                         /* entries in globs */
+    struct sl__file *files;                /* every tracked file */
+    struct sl__file **htab;                /* path hash table of ACTIVE/ROTATED files */
+    size_t hcap;                           /* buckets (power of two) */
+    size_t hcount;                         /* files in the table */
+    struct sl__file *cursor;               /* round-robin position */
+    bool rescan;                           /* a scan is due */
+    bool scanned;                          /* the first scan ran */
+    struct sl__file_flight *flights;       /* ring of batches in flight */
+    size_t fl_head, fl_count, fl_cap;      /* ring position, entries, capacity */
+    uint64_t next_seq;                     /* next batch cookie */
+    uint64_t batch_bytes;                  /* file bytes a full batch took (read sizing) */
+    struct sl__file_ckpt *ckpt;            /* checkpoint database */
+    char *ckpt_real;                       /* its real path: never read as a log */
+    bool ckpt_busy;                        /* a save is running on the executor */
+    struct sl_timer *ckpt_timer;           /* every checkpoint_interval */
+    struct sl_timer *partial_timer;        /* partial_line_timeout */
+    int64_t partial_deadline;              /* when partial_timer fires (ms), 0: idle */
+    struct sl_timer *rotate_timer;         /* rotate_wait */
+    int64_t rotate_deadline;               /* when rotate_timer fires (ms), 0: idle */
+    const struct sl__file_watch_ops *wops; /* how changes are noticed (follow) */
+    void *watch;                           /* the backend's state */
+    uint64_t truncations;                  /* counters, for tests and metrics */
+    uint64_t rotations;                    /* files that left the glob */
+    uint64_t deletions;                    /* files released because deleted */
+    uint64_t opened;                       /* files opened */
+    uint64_t scans;                        /* scans run */
+    uint64_t read_errors;                  /* failed reads */
+};
+
+/* scan.c: discovers files, recognises renamed, truncated and deleted ones. `initial`:
+ * the first scan of the run (read_from applies). Loop thread. */
+void sl__file_scan(struct sl__file_src *s, bool initial);
+
+/* scan.c: the tracked file now at `path` (borrowed), or NULL. */
+struct sl__file *sl__file_by_path(struct sl__file_src *s, const char *path);
+
+/* scan.c: takes `f` out of the path table (it left the glob or closed). */
+void sl__file_unhash(struct sl__file_src *s, struct sl__file *f);
+
+/* scan.c: `f` was truncated: starts it over at 0. */
+void sl__file_truncated(struct sl__file_src *s, struct sl__file *f);
+
+/* source.c: closes `f`'s descriptor; the record stays until its batches are acked. */
+void sl__file_release(struct sl__file_src *s, struct sl__file *f);
+
+/* source.c: makes `t` fire within `in_ms` (earlier if it is already due sooner);
+ * `*deadline` tracks when it fires (ms, 0: idle; the callback resets it). */
+void sl__file_arm(struct sl__file_src *s, struct sl_timer *t, int64_t *deadline, int64_t in_ms);
+
+/* source.c: files waiting for `f` (rotation order) may now be read. */
+void sl__file_unblock(struct sl__file_src *s, struct sl__file *f);
+
+/* source.c: `f` may have new bytes; wakes the source. */
+void sl__file_mark_readable(struct sl__file_src *s, struct sl__file *f);
+
+/* ==== watch backends: how a following source notices changes ======================== */
+
+/* A backend reports through sl__file_mark_readable() and by setting s->rescan, then
+ * wakes the stage. */
+struct sl__file_watch_ops {
+    const char *name; /* "inotify" or "poll" */
+    /* Starts noticing changes for `s`. Returns 0 or an SL_E* code with `err`. */
+    int (*start)(struct sl__file_src *s, struct sl_error *err);
+    /* Makes sure directory `dir` (borrowed) is watched; idempotent. */
+    void (*add_dir)(struct sl__file_src *s, const char *dir);
+    /* Stops and frees the backend state. */
+    void (*stop)(struct sl__file_src *s);
+};
+
+extern const struct sl__file_watch_ops sl__file_watch_inotify;
+extern const struct sl__file_watch_ops sl__file_watch_poll;
+
+/* ==== templates ======================================================================= */
+
+struct sl__file_tpl; /* a compiled template */
+
+enum {
+    SL__FILE_TPL_STRFTIME = 1u << 0, /* expand % fields from the event time */
+    SL__FILE_TPL_PATH = 1u << 1,     /* field values cannot add path separators */
+    SL__FILE_TPL_LENIENT = 1u << 2,  /* an absent field renders as nothing */
+};
+
+/* Compiles `text` (borrowed): `{{ name }}` is replaced by the event's field `name`
+ * (a plain field path: sl_event_get); with SL__FILE_TPL_STRFTIME, strftime fields
+ * (%Y, %m, ...) are expanded from the event time. Returns 0 with *out owned (free:
+ * sl__file_tpl_free), or SL_ECONFIG with `err`. This is the interim stand-in for the
+ * shared expression templates (sl_template_compile), kept behind this interface. */
+int sl__file_tpl_compile(const char *text, unsigned flags, bool local_time,
+                         struct sl__file_tpl **out, struct sl_error *err);
+
+/* True when the template renders the same text for every event. */
+bool sl__file_tpl_constant(const struct sl__file_tpl *t);
+
+/* Renders for `ev` into `buf` (borrowed, `cap` bytes, NUL-terminated). Returns the
+ * length, SL_ENOTFOUND when a field is absent (with SL__FILE_TPL_LENIENT: it renders
+ * as nothing and the length is returned), or SL_EINVAL when cap is too small. Either
+ * way `*missing` (may be NULL) names the first absent field (borrowed), else NULL. */
+int sl__file_tpl_render(struct sl__file_tpl *t, const struct sl_event *ev, char *buf, size_t cap,
+                        const char **missing);
+
+void sl__file_tpl_free(struct sl__file_tpl *t);
+
+/* ==== encodings ======================================================================= */
+
+enum { SL__FILE_ENCODE_JSON = 0, SL__FILE_ENCODE_TEXT, SL__FILE_ENCODE_CSV };
+
+#define SL__FILE_IOV_MAX 1024
+
+/* Bytes waiting to be written by one writev: spans of batch memory and of `scratch`. */
+struct sl__file_iobuf {
+    struct iovec iov[SL__FILE_IOV_MAX]; /* n used */
+    int n;                              /* iovecs in use */
+    size_t bytes;                       /* total bytes */
+    char *scratch;                      /* encoded bytes (owned) */
+    size_t used, cap;                   /* scratch in use / allocated */
+};
+
+/* How events become bytes (sink options). */
+struct sl__file_enc {
+    int encoding;               /* SL__FILE_ENCODE_* */
+    struct sl__file_tpl *text;  /* text: template, or NULL for the payload */
+    const struct sl_list *cols; /* csv: field names */
+    uint64_t missing;           /* template/csv fields that were absent */
+};
+
+/* Appends the encoding of `ev` (bytes + newline) to `io`, skipping its first `skip`
+ * bytes (resuming after a short write). Returns the full encoded length (before skip),
+ * SL_EAGAIN when `io` has no room left (write it out and call again), or SL_ENOMEM. */
+long sl__file_encode(struct sl__file_enc *e, const struct sl_event *ev, struct sl__file_iobuf *io,
+                     size_t skip);
+
+/* Appends `len` bytes of `s` to `io` through scratch (headers, newline repairs).
+ * Returns 0, SL_EAGAIN or SL_ENOMEM. */
+int sl__file_iobuf_copy(struct sl__file_iobuf *io, const char *s, size_t len);
+
+/* Empties `io` (keeps scratch). */
+void sl__file_iobuf_reset(struct sl__file_iobuf *io);
+
+/* Writes `s` as a JSON string body (escaped, without quotes) to `dst` (cap >= 6 *
+ * len). Returns the bytes written. Interim: to be replaced by sl_json_escape. */
+size_t sl__file_json_escape(const char *s, size_t len, char *dst);
+
+/* The CSV header line (column names + newline) for `e` into `io`. */
+int sl__file_encode_csv_header(struct sl__file_enc *e, struct sl__file_iobuf *io);
+
+/* Writes all of `io` to `fd`, retrying short writes. Returns the bytes written; on an
+ * error, the bytes written before it, with *err_no set (0 when all was written). The
+ * iovecs are advanced over what was written, so a second call writes the rest. */
+size_t sl__file_writev_all(int fd, struct sl__file_iobuf *io, int *err_no);
+
+/* ==== output files: the sink's descriptors ============================================ */
+
+/* One open output file. */
+struct sl__file_out {
+    struct sl__file_out *hnext;               /* hash chain */
+    struct sl__file_out *lru_prev, *lru_next; /* most recent first */
+    struct sl__file_out *dnext;               /* dirty list (written, not yet fsync'd) */
+    char *path;                               /* rendered path (owned) */
+    uint64_t hpath;                           /* hash of path */
+    int fd;                                   /* descriptor */
+    uint64_t size;                            /* bytes in the file */
+    int64_t opened_ms;                        /* loop clock at open (time rotation) */
+    unsigned refs;                            /* fsync jobs holding the descriptor */
+    unsigned next_rot;                        /* next rotation number, 0: not probed */
+    bool dirty;                               /* on the dirty list */
+    bool detached;                            /* rotated or evicted: close when unused */
+    bool needs_newline;                       /* ends without '\n' (a torn write): fix first */
+    bool needs_header;                        /* empty: write the csv header first */
+    bool synced_once;                         /* its directory entry has been synced */
+};
+
+/* The set of open output files. */
+struct sl__file_outs {
+    struct sl__file_out **htab;          /* path hash table (attached files only) */
+    size_t hcap;                         /* buckets */
+    struct sl__file_out *lru_head;       /* most recently used */
+    struct sl__file_out *lru_tail;       /* least recently used */
+    struct sl__file_out *dirty;          /* written since their last fsync */
+    struct sl__file_out *detached;       /* closed from the table, fd still open */
+    size_t open;                         /* attached files */
+    size_t max_open;                     /* LRU bound */
+    bool mkdirs;                         /* create missing directories */
+    bool csv_header;                     /* new files need a header */
+    uint64_t opened, evicted, rotations; /* counters */
+};
+
+/* The attached output for `path` (borrowed), opening (and creating) it if needed and
+ * evicting the least recently used beyond max_open. Returns 0 with *out (valid until
+ * it is detached and released), or -errno. */
+int sl__file_outs_get(struct sl__file_outs *o, const char *path, struct sl__file_out **out);
+
+/* Renames `h`'s file to "<path>.<n>" (the next free number) and detaches it, so the
+ * next get() opens a new file. Returns 0 or -errno. */
+int sl__file_outs_rotate(struct sl__file_outs *o, struct sl__file_out *h);
+
+/* Puts `h` on the dirty list (it needs an fsync). */
+void sl__file_outs_dirty(struct sl__file_outs *o, struct sl__file_out *h);
+
+/* Drops a reference taken by an fsync job; closes detached files nobody uses. */
+void sl__file_outs_unref(struct sl__file_outs *o, struct sl__file_out *h);
+
+/* Closes every file. */
+void sl__file_outs_close(struct sl__file_outs *o);
+
+/* ==== the file sink ================================================================== */
+
+enum { SL__FILE_FSYNC_NEVER = 0, SL__FILE_FSYNC_BATCH, SL__FILE_FSYNC_ALWAYS };
+
+/* The state of a `file` sink: options first (filled by the schema), then runtime. */
+struct sl__file_sink {
+    const char *path;          /* option: path template */
+    int encoding;              /* option: SL__FILE_ENCODE_* */
+    const char *text;          /* option `template`: text line template */
+    struct sl_list fields;     /* option: csv columns */
+    bool csv_header;           /* option */
+    int64_t max_open_files;    /* option */
+    uint64_t rotate_size;      /* option: bytes, 0: off */
+    int64_t rotate_interval;   /* option: ms, 0: off */
+    int fsync;                 /* option: SL__FILE_FSYNC_* */
+    int64_t retry_backoff;     /* option: first retry delay, ms */
+    int64_t retry_max_backoff; /* option: longest retry delay, ms */
+    bool mkdir;                /* option: create directories */
+    bool local_time;           /* option: strftime in local time */
+
+    struct sl_stage *stage;       /* this stage */
+    struct sl__file_tpl *ptpl;    /* compiled path */
+    bool constant_path;           /* ptpl renders the same for every event */
+    struct sl__file_enc enc;      /* encoding */
+    struct sl__file_outs outs;    /* open files */
+    struct sl__file_iobuf io;     /* the run being gathered */
+    char path_buf[4096];          /* rendered path */
+    char cached_path[4096];       /* path of `cached` */
+    struct sl__file_out *cached;  /* handle of the last path, NULL after a detach */
+    struct sl_batch *cur;         /* batch being written (our reference) */
+    size_t idx;                   /* committed: next event to write */
+    size_t skip;                  /* committed: bytes of event idx already written */
+    size_t next;                  /* next event to gather into the run */
+    struct sl__file_out *h;       /* file of the run */
+    size_t *lens;                 /* bytes of each event in the run */
+    size_t nlens, lens_cap;       /* entries */
+    bool run_nl;                  /* the run starts with a newline repair */
+    size_t run_hdr;               /* csv header bytes at the start of the run */
+    struct sl_timer *retry_timer; /* retry after an error */
+    int64_t backoff;              /* next retry delay, 0: not failing */
+    bool pending;                 /* write() answered PENDING: wake when ready */
+    struct sl_batch **waiting;    /* written, awaiting an fsync */
+    size_t nwaiting, waiting_cap; /* entries */
+    size_t syncing;               /* batches in the running fsync job */
+    bool fsync_busy;              /* an fsync job is running */
+    uint64_t write_errors;        /* failed attempts (open, write, rename) */
+    uint64_t missing;             /* events dropped: a path field was absent */
+    uint64_t fsyncs;              /* fsync jobs completed */
+};
+
+#endif

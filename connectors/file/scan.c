@@ -1,0 +1,323 @@
+/* Discovery: which files the source reads, and what happened to the ones it knows.
+ *
+ * A scan expands the globs and compares what it finds with the tracked files by
+ * identity (device + inode): a known inode under a new path was renamed (still in the
+ * glob: it simply goes on); a known path with a new inode was rotated, so the old file
+ * is drained (ROTATED, closed after rotate_wait) while the new one is opened; a tracked
+ * file no longer found was renamed away or deleted (st_nlink == 0: released once
+ * drained); a file smaller than the position reached was truncated and starts over. A
+ * new file resumes from its checkpoint when the row's identity and the fingerprint of
+ * its first bytes agree (an inode reused by a new file does not). */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <glob.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* ---- the path table ------------------------------------------------------------------ */
+
+static int hash_grow(struct sl__file_src *s)
+{
+    size_t cap = s->hcap ? s->hcap * 2 : 64;
+    struct sl__file **nt = calloc(cap, sizeof *nt);
+    if (!nt) return SL_ENOMEM;
+    for (size_t i = 0; i < s->hcap; i++)
+        for (struct sl__file *f = s->htab[i], *n; f; f = n) {
+            n = f->hnext;
+            f->hnext = nt[f->hpath & (cap - 1)];
+            nt[f->hpath & (cap - 1)] = f;
+        }
+    free(s->htab);
+    s->htab = nt;
+    s->hcap = cap;
+    return 0;
+}
+
+static void hash_insert(struct sl__file_src *s, struct sl__file *f)
+{
+    if ((s->hcount + 1) * 2 > s->hcap && hash_grow(s)) return; /* lookups fall back to scans */
+    f->hpath = sl__file_hash(f->path, strlen(f->path));
+    struct sl__file **b = &s->htab[f->hpath & (s->hcap - 1)];
+    f->hnext = *b;
+    *b = f;
+    s->hcount++;
+}
+
+void sl__file_unhash(struct sl__file_src *s, struct sl__file *f)
+{
+    if (!s->hcap) return;
+    for (struct sl__file **pp = &s->htab[f->hpath & (s->hcap - 1)]; *pp; pp = &(*pp)->hnext)
+        if (*pp == f) {
+            *pp = f->hnext;
+            f->hnext = NULL;
+            s->hcount--;
+            return;
+        }
+}
+
+struct sl__file *sl__file_by_path(struct sl__file_src *s, const char *path)
+{
+    if (!s->hcap) return NULL;
+    uint64_t h = sl__file_hash(path, strlen(path));
+    for (struct sl__file *f = s->htab[h & (s->hcap - 1)]; f; f = f->hnext)
+        if (f->hpath == h && strcmp(f->path, path) == 0) return f;
+    return NULL;
+}
+
+/* ---- identity ------------------------------------------------------------------------ */
+
+static struct sl__file *by_identity(struct sl__file_src *s, uint64_t dev, uint64_t ino)
+{
+    for (struct sl__file *f = s->files; f; f = f->next)
+        if (f->dev == dev && f->ino == ino && f->state != SL__FILE_DELETED && !f->forget &&
+            !f->stale)
+            return f;
+    return NULL;
+}
+
+/* Records of earlier files on this inode (deleted, or closed and since replaced) must not
+ * write or delete the row the new file now owns. */
+static void supersede(struct sl__file_src *s, uint64_t dev, uint64_t ino)
+{
+    for (struct sl__file *f = s->files; f; f = f->next)
+        if (f->dev == dev && f->ino == ino) {
+            f->stale = true;
+            f->forget = false;
+            f->dirty = false;
+        }
+}
+
+/* Hash of the first `len` bytes of `fd`, or false when it has fewer. */
+static bool head_hash(int fd, uint32_t len, uint64_t *out)
+{
+    char buf[SL__FILE_FP_MAX];
+    if (len > sizeof buf) return false;
+    ssize_t n = pread(fd, buf, len, 0);
+    if (n != (ssize_t)len) return false;
+    *out = sl__file_hash(buf, len);
+    return true;
+}
+
+static void fingerprint(struct sl__file *f)
+{
+    char buf[SL__FILE_FP_MAX];
+    ssize_t n = pread(f->fd, buf, sizeof buf, 0);
+    f->fp_len = n > 0 ? (uint32_t)n : 0;
+    f->fp = sl__file_hash(buf, f->fp_len);
+}
+
+/* Where a newly found file starts: its checkpoint, or read_from. */
+static uint64_t start_offset(struct sl__file_src *s, struct sl__file *f, bool initial)
+{
+    const struct sl__file_ckpt_row *r = sl__file_ckpt_find(s->ckpt, f->dev, f->ino);
+    uint64_t fp;
+    if (r && head_hash(f->fd, r->fp_len, &fp) && fp == r->fp) {
+        if (r->offset <= f->size) return r->offset;
+        sl_stage_log(s->stage, SL_LOG_WARN, "%s: shorter than its checkpoint, reading it again",
+                     f->path);
+        return 0;
+    }
+    if (r)
+        sl_stage_log(s->stage, SL_LOG_INFO, "%s: new file on a reused inode, reading it whole",
+                     f->path);
+    /* read_from applies to files present at start; files that appear later are new. */
+    return initial && s->read_from == SL__FILE_FROM_END ? f->size : 0;
+}
+
+/* The checkpoint database and its -wal, -shm and -journal files. */
+static bool is_checkpoint_file(const struct sl__file_src *s, const char *path)
+{
+    char *real = s->ckpt_real ? realpath(path, NULL) : NULL;
+    bool same = real && strncmp(real, s->ckpt_real, strlen(s->ckpt_real)) == 0;
+    free(real);
+    return same;
+}
+
+static struct sl__file *open_new(struct sl__file_src *s, const char *path, bool initial)
+{
+    if (is_checkpoint_file(s, path)) return NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0) {
+        sl_stage_log(s->stage, SL_LOG_WARN, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct sl__file *f = calloc(1, sizeof *f);
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || !f || !(f->path = strdup(path))) {
+        free(f);
+        close(fd);
+        return NULL;
+    }
+    supersede(s, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+    f->fd = fd;
+    f->dev = (uint64_t)st.st_dev;
+    f->ino = (uint64_t)st.st_ino;
+    f->size = (uint64_t)st.st_size;
+    f->seen = true;
+    fingerprint(f);
+    f->pos = f->acked = start_offset(s, f, initial);
+    f->dirty = true;
+    f->readable = true;
+    f->next = s->files;
+    s->files = f;
+    hash_insert(s, f);
+    s->opened++;
+    sl_stage_log(s->stage, SL_LOG_INFO, "reading %s from offset %llu", path,
+                 (unsigned long long)f->pos);
+    return f;
+}
+
+/* A closed file is back in the glob (renamed back): reopens it if it is still the same
+ * file, i.e. its first bytes agree; its inode may have been reused. */
+static bool reopen(struct sl__file *f, const char *path)
+{
+    uint64_t fp;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd >= 0 && head_hash(fd, f->fp_len, &fp) && fp == f->fp) {
+        f->fd = fd;
+        return true;
+    }
+    if (fd >= 0) close(fd);
+    return false;
+}
+
+/* A tracked file seen again at `path`. */
+static void seen_again(struct sl__file_src *s, struct sl__file *f, const char *path,
+                       const struct stat *st)
+{
+    f->seen = true;
+    if (strcmp(f->path, path) != 0 || f->state != SL__FILE_ACTIVE) {
+        char *np = strdup(path);
+        if (!np) return;
+        sl__file_unhash(s, f);
+        free(f->path);
+        f->path = np;
+        hash_insert(s, f);
+    }
+    f->state = SL__FILE_ACTIVE;
+    f->size = (uint64_t)st->st_size;
+    if (f->size < f->pos)
+        sl__file_truncated(s, f);
+    else if (f->size > f->pos)
+        sl__file_mark_readable(s, f);
+}
+
+void sl__file_truncated(struct sl__file_src *s, struct sl__file *f)
+{
+    sl_stage_log(s->stage, SL_LOG_INFO, "%s: truncated at %llu, reading from the start", f->path,
+                 (unsigned long long)f->pos);
+    f->pos = 0;
+    f->acked = 0;
+    f->gen++; /* acks of batches read before the truncation no longer move acked */
+    f->fr.skipping = false;
+    f->partial_since = 0;
+    f->partial_due = false;
+    f->big_read = false;
+    f->fp_len = 0;
+    f->dirty = true;
+    s->truncations++;
+    sl__file_mark_readable(s, f);
+}
+
+/* ---- the scan ------------------------------------------------------------------------ */
+
+static bool excluded(const struct sl__file_src *s, const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    for (size_t i = 0; i < s->exclude.n; i++) {
+        const char *pat = s->exclude.items[i];
+        const char *subject = strchr(pat, '/') ? path : base;
+        if (fnmatch(pat, subject, FNM_PATHNAME) == 0) return true;
+    }
+    return false;
+}
+
+static void consider(struct sl__file_src *s, const char *path, bool initial)
+{
+    struct stat st;
+    if (excluded(s, path) || stat(path, &st) || !S_ISREG(st.st_mode)) return;
+    struct sl__file *f = by_identity(s, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+    if (f && f->seen) return; /* matched by two patterns */
+    if (f && f->state == SL__FILE_CLOSED && !reopen(f, path)) f = NULL; /* a new file */
+    struct sl__file *old = sl__file_by_path(s, path);
+    if (old && old != f) sl__file_unhash(s, old); /* the path moved to another inode */
+    if (f) {
+        seen_again(s, f, path, &st);
+        return;
+    }
+    f = open_new(s, path, initial);
+    if (f && old && old->fd >= 0) f->after = old; /* rotated: the old file's rest first */
+}
+
+/* A followed file is no longer where the glob finds it: renamed away or deleted. */
+static void left_glob(struct sl__file_src *s, struct sl__file *f)
+{
+    struct stat st;
+    sl__file_unhash(s, f);
+    if (fstat(f->fd, &st) == 0 && st.st_nlink == 0) {
+        f->state = SL__FILE_DELETED;
+        f->forget = true;
+        s->deletions++;
+        sl_stage_log(s->stage, SL_LOG_INFO, "%s: deleted, releasing it once read", f->path);
+    } else {
+        f->state = SL__FILE_ROTATED;
+        f->rotated_at = sl_stage_now_ms(s->stage);
+        s->rotations++;
+        sl__file_arm(s, s->rotate_timer, &s->rotate_deadline, s->rotate_wait);
+        sl_stage_log(s->stage, SL_LOG_INFO, "%s: rotated, reading it to its end", f->path);
+    }
+    sl__file_mark_readable(s, f);
+}
+
+static bool has_magic(const char *p)
+{
+    return strpbrk(p, "*?[") != NULL;
+}
+
+/* Watches the directories a pattern can match files in, and its fixed prefix, where new
+ * matching directories appear. */
+static void watch_dirs(struct sl__file_src *s, const char *pattern)
+{
+    char *copy = strdup(pattern);
+    if (!copy) return;
+    char *dir = dirname(copy);
+    if (!has_magic(dir)) {
+        s->wops->add_dir(s, dir);
+        free(copy);
+        return;
+    }
+    glob_t g;
+    if (glob(dir, GLOB_ONLYDIR | GLOB_NOSORT, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) s->wops->add_dir(s, g.gl_pathv[i]);
+        globfree(&g);
+    }
+    char *magic = dir + strcspn(dir, "*?[");
+    while (magic > dir && *magic != '/') magic--;
+    *magic = '\0';
+    s->wops->add_dir(s, *dir ? dir : "/");
+    free(copy);
+}
+
+void sl__file_scan(struct sl__file_src *s, bool initial)
+{
+    s->scans++;
+    for (struct sl__file *f = s->files; f; f = f->next) f->seen = false;
+    for (size_t i = 0; i < s->nglobs; i++) {
+        glob_t g;
+        int rc = glob(s->globs[i], 0, NULL, &g);
+        for (size_t k = 0; rc == 0 && k < g.gl_pathc; k++) consider(s, g.gl_pathv[k], initial);
+        if (rc == 0) globfree(&g);
+        if (s->wops) watch_dirs(s, s->globs[i]);
+    }
+    for (struct sl__file *f = s->files; f; f = f->next)
+        if (f->state == SL__FILE_ACTIVE && !f->seen) left_glob(s, f);
+    for (struct sl__file *f = s->files; f; f = f->next)
+        if (f->after && !f->after->readable) f->after = NULL; /* nothing left to wait for */
+}

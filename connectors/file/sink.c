@@ -1,0 +1,522 @@
+/* The `file` sink: events to files named by a template, acknowledged once written (and
+ * synced, where configured).
+ *
+ * write() walks the batch in order. Consecutive events for the same file gather into
+ * one iobuf (iovecs over the batch's own bytes where the encoding allows) that one
+ * writev writes; a change of file, a full iobuf or a rotation writes the run out. The
+ * committed position (event index + bytes of that event already written) only moves by
+ * what the kernel took, so a short write or an error resumes exactly where it stopped:
+ * after a disk-full episode the output holds every line once, whole.
+ *
+ * Errors (open, write, rename) are retried from a timer with exponential backoff and
+ * jitter; meanwhile the sink answers PENDING, its queue fills and the sources stop.
+ * fsync: never (ack after write), batch (group commit: fsyncs on an executor thread
+ * cover every batch written before they started; batches are acked after), always
+ * (each batch synced before the next is written). An fsync failure fails the run:
+ * the kernel may have dropped the pages, so nothing is acknowledged and a restart
+ * replays. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sluice/builtins.h>
+#include <sluice/config.h>
+
+#include "internal.h"
+
+#define MAX_UNACKED 16 /* fsync batch: batches written and awaiting their fsync */
+
+/* ---- errors and retries ------------------------------------------------------------------- */
+
+static int64_t jitter(int64_t ms)
+{
+    return ms - ms / 4 + (int64_t)((uint64_t)random() % (uint64_t)(ms / 2 + 1));
+}
+
+/* Records a failed attempt and arms the retry. Returns SL_EAGAIN. */
+static int failed(struct sl__file_sink *k, const char *what, const char *path, int err)
+{
+    k->write_errors++;
+    sl_stage_count_errors(k->stage, 1);
+    k->backoff = k->backoff ? k->backoff * 2 : k->retry_backoff;
+    if (k->backoff > k->retry_max_backoff) k->backoff = k->retry_max_backoff;
+    int64_t delay = jitter(k->backoff);
+    sl_stage_log(k->stage, SL_LOG_WARN, "cannot %s %s: %s; retrying in %lld ms", what, path,
+                 strerror(err), (long long)delay);
+    sl_timer_start(k->retry_timer, delay, false);
+    return SL_EAGAIN;
+}
+
+/* ---- runs --------------------------------------------------------------------------------- */
+
+static int note_len(struct sl__file_sink *k, size_t len)
+{
+    if (k->nlens == k->lens_cap) {
+        size_t cap = k->lens_cap ? k->lens_cap * 2 : 256;
+        size_t *nl = realloc(k->lens, cap * sizeof *nl);
+        if (!nl) return SL_ENOMEM;
+        k->lens = nl;
+        k->lens_cap = cap;
+    }
+    k->lens[k->nlens++] = len;
+    return 0;
+}
+
+/* Starts a run for `h` at the committed position, with the file's pending repairs. */
+static int start_run(struct sl__file_sink *k, struct sl__file_out *h)
+{
+    k->h = h;
+    k->next = k->idx;
+    k->nlens = 0;
+    k->run_nl = h->needs_newline;
+    k->run_hdr = 0;
+    int rc = k->run_nl ? sl__file_iobuf_copy(&k->io, "\n", 1) : 0;
+    if (!rc && h->needs_header) {
+        size_t before = k->io.bytes;
+        rc = sl__file_encode_csv_header(&k->enc, &k->io);
+        k->run_hdr = k->io.bytes - before;
+    }
+    return rc;
+}
+
+/* Moves the committed position over the `w` bytes the kernel took of the run. */
+static void commit(struct sl__file_sink *k, size_t w, bool all)
+{
+    struct sl__file_out *h = k->h;
+    if (k->run_nl && w) {
+        h->needs_newline = false;
+        w--;
+    }
+    size_t hdr = w < k->run_hdr ? w : k->run_hdr;
+    w -= hdr;
+    if (k->run_hdr && hdr == k->run_hdr) h->needs_header = false;
+    if (all) {
+        k->idx = k->next;
+        k->skip = 0;
+        return;
+    }
+    size_t i = 0;
+    while (i < k->nlens && w >= k->lens[i]) w -= k->lens[i++];
+    if (i > 0) k->skip = 0;
+    k->idx += i;
+    k->skip += w;
+}
+
+/* Writes the gathered run. Returns 0 or SL_EAGAIN (retry armed). */
+static int write_run(struct sl__file_sink *k)
+{
+    if (!k->io.n) return 0;
+    int err;
+    size_t want = k->io.bytes;
+    size_t w = sl__file_writev_all(k->h->fd, &k->io, &err);
+    k->h->size += w;
+    if (w && k->fsync != SL__FILE_FSYNC_NEVER) sl__file_outs_dirty(&k->outs, k->h);
+    commit(k, w, w == want);
+    sl__file_iobuf_reset(&k->io);
+    k->nlens = 0;
+    k->next = k->idx;
+    return err ? failed(k, "write", k->h->path, err) : 0;
+}
+
+/* ---- targets ------------------------------------------------------------------------------ */
+
+/* The open file for `ev`. Returns 0, 1 when the event is dropped (a path field is
+ * missing), SL_EAGAIN (retry armed) or SL_ENOMEM. */
+static int target(struct sl__file_sink *k, const struct sl_event *ev, struct sl__file_out **out)
+{
+    const char *path = k->path;
+    if (!k->constant_path) {
+        const char *missing = NULL;
+        int n = sl__file_tpl_render(k->ptpl, ev, k->path_buf, sizeof k->path_buf, &missing);
+        if (n < 0) { /* the same event would fail again: drop it, counted */
+            if (!k->missing++)
+                sl_stage_log(k->stage, SL_LOG_WARN, "event dropped: %s%s",
+                             missing ? "no field " : "path longer than 4 KiB",
+                             missing ? missing : "");
+            sl_stage_count_dropped(k->stage, 1);
+            return 1;
+        }
+        path = k->path_buf;
+    }
+    if (k->cached && (k->constant_path || strcmp(path, k->cached_path) == 0)) {
+        *out = k->cached;
+        return 0;
+    }
+    /* Another file: the run (for the cached file) goes out first, as opening may evict
+     * and close the file it is for. */
+    int rc = write_run(k);
+    if (rc) return rc;
+    rc = sl__file_outs_get(&k->outs, path, out);
+    if (rc < 0) {
+        k->cached = NULL;
+        return failed(k, "open", path, -rc);
+    }
+    if (!(*out)->opened_ms) (*out)->opened_ms = sl_stage_now_ms(k->stage);
+    k->cached = *out;
+    snprintf(k->cached_path, sizeof k->cached_path, "%s", path);
+    return 0;
+}
+
+static bool rotation_due(struct sl__file_sink *k, struct sl__file_out *h, size_t pending)
+{
+    if (h->size + pending == 0) return false;
+    if (k->rotate_size && h->size + pending >= k->rotate_size) return true;
+    return k->rotate_interval && sl_stage_now_ms(k->stage) - h->opened_ms >= k->rotate_interval;
+}
+
+static int rotate(struct sl__file_sink *k, struct sl__file_out *h)
+{
+    int rc = write_run(k);
+    if (rc) return rc;
+    k->cached = NULL;
+    k->h = NULL;
+    rc = sl__file_outs_rotate(&k->outs, h);
+    return rc < 0 ? failed(k, "rotate", h->path, -rc) : 0;
+}
+
+/* ---- the write loop ------------------------------------------------------------------------ */
+
+/* Gathers event `k->next` into the run. Returns 0, SL_EAGAIN (retry armed) or SL_ENOMEM. */
+static int gather(struct sl__file_sink *k, const struct sl_event *ev)
+{
+    struct sl__file_out *h;
+    int rc = target(k, ev, &h);
+    if (rc == 1) { /* dropped: a zero-length member of the run keeps positions aligned */
+        if (!k->io.n) {
+            k->idx++;
+            k->next = k->idx;
+            return 0;
+        }
+        k->next++;
+        return note_len(k, 0);
+    }
+    if (rc) return rc;
+    if (k->io.n && h != k->h && (rc = write_run(k))) return rc;
+    if (rotation_due(k, h, k->io.n ? k->io.bytes : 0)) return rotate(k, h);
+    if (!k->io.n && (rc = start_run(k, h))) return rc;
+    size_t skip = k->next == k->idx ? k->skip : 0;
+    long len = sl__file_encode(&k->enc, ev, &k->io, skip);
+    if (len == SL_EAGAIN) return write_run(k); /* full: write, then gather it again */
+    if (len < 0) return (int)len;
+    k->next++;
+    return note_len(k, (size_t)len - skip);
+}
+
+/* Writes the rest of the current batch. Returns 0 when it is all written, SL_EAGAIN
+ * while waiting for a retry, or SL_ENOMEM. */
+static int pump(struct sl__file_sink *k)
+{
+    size_t n = sl_batch_count(k->cur);
+    while (k->next < n) {
+        int rc = gather(k, sl_batch_event_const(k->cur, k->next));
+        if (rc) return rc;
+    }
+    int rc = write_run(k);
+    if (rc) return rc;
+    if (k->backoff) {
+        sl_stage_log(k->stage, SL_LOG_INFO, "writing again after %llu failed attempts",
+                     (unsigned long long)k->write_errors);
+        k->backoff = 0;
+    }
+    return 0;
+}
+
+/* ---- fsync and acknowledgement -----------------------------------------------------------------
+ */
+
+struct fsync_job {
+    struct sl__file_sink *k;  /* the sink */
+    struct sl__file_out **hs; /* files to sync (references taken) */
+    int *fds;                 /* their descriptors */
+    char **dirs;              /* parent directories of new files (owned) */
+    size_t nh, nd;            /* entries */
+    struct sl_batch **bs;     /* batches acknowledged when done (owned array) */
+    size_t nb;                /* entries */
+    int err;                  /* first errno */
+};
+
+static void fsync_work(void *arg)
+{
+    struct fsync_job *j = arg;
+    for (size_t i = 0; i < j->nh; i++)
+        if (fdatasync(j->fds[i]) && !j->err) j->err = errno;
+    for (size_t i = 0; i < j->nd; i++) {
+        int fd = open(j->dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            fsync(fd);
+            close(fd);
+        }
+    }
+}
+
+static void maybe_wake(struct sl__file_sink *k)
+{
+    if (!k->pending || k->cur) return;
+    if (k->fsync == SL__FILE_FSYNC_ALWAYS && (k->fsync_busy || k->nwaiting)) return;
+    if (k->nwaiting + k->syncing >= MAX_UNACKED) return;
+    k->pending = false;
+    sl_stage_wake(k->stage);
+}
+
+static void start_fsync(struct sl__file_sink *k);
+
+static void free_job(struct fsync_job *j)
+{
+    for (size_t i = 0; i < j->nd; i++) free(j->dirs[i]);
+    free(j->dirs);
+    free(j->hs);
+    free(j->fds);
+    free(j->bs);
+    free(j);
+}
+
+static void fsync_done(struct sl_stage *stage, void *arg)
+{
+    struct fsync_job *j = arg;
+    struct sl__file_sink *k = j->k;
+    for (size_t i = 0; i < j->nh; i++) sl__file_outs_unref(&k->outs, j->hs[i]);
+    k->fsync_busy = false;
+    k->syncing = 0;
+    k->fsyncs++;
+    if (j->err) { /* the pages may be gone: acknowledge nothing, fail the run */
+        sl_stage_error(stage, SL_EIO, "fsync failed: %s", strerror(j->err));
+        /* The batches stay held, unacknowledged, until close() runs after the abort. */
+        struct sl_batch **all = realloc(j->bs, (j->nb + k->nwaiting + 1) * sizeof *all);
+        if (all) {
+            memcpy(all + j->nb, k->waiting, k->nwaiting * sizeof *all);
+            free(k->waiting);
+            k->waiting = all;
+            k->nwaiting = k->waiting_cap = j->nb + k->nwaiting;
+            j->bs = NULL;
+        }
+        free_job(j);
+        sl_stage_wake(stage);
+        return;
+    }
+    for (size_t i = 0; i < j->nb; i++) sl_ack(j->bs[i]);
+    free_job(j);
+    if (k->nwaiting) start_fsync(k);
+    maybe_wake(k);
+}
+
+static struct fsync_job *make_job(struct sl__file_sink *k)
+{
+    size_t nh = 0;
+    for (struct sl__file_out *h = k->outs.dirty; h; h = h->dnext) nh++;
+    struct fsync_job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->k = k;
+    j->hs = calloc(nh + 1, sizeof *j->hs);
+    j->fds = calloc(nh + 1, sizeof *j->fds);
+    j->dirs = calloc(nh + 1, sizeof *j->dirs);
+    if (!j->hs || !j->fds || !j->dirs) {
+        free_job(j);
+        return NULL;
+    }
+    for (struct sl__file_out *h = k->outs.dirty; h; h = h->dnext) {
+        h->dirty = false;
+        h->refs++;
+        j->hs[j->nh] = h;
+        j->fds[j->nh++] = h->fd;
+        if (h->opened_ms && !h->synced_once) { /* a new directory entry to make durable */
+            char *copy = strdup(h->path);
+            if (copy) j->dirs[j->nd++] = strdup(dirname(copy));
+            free(copy);
+            h->synced_once = true;
+        }
+    }
+    k->outs.dirty = NULL;
+    return j;
+}
+
+static void start_fsync(struct sl__file_sink *k)
+{
+    struct fsync_job *j = make_job(k);
+    if (j) {
+        j->bs = k->waiting;
+        j->nb = k->nwaiting;
+    }
+    if (!j || sl_stage_submit(k->stage, fsync_work, fsync_done, j)) {
+        if (j) {
+            j->bs = NULL;
+            for (size_t i = 0; i < j->nh; i++) sl__file_outs_dirty(&k->outs, j->hs[i]);
+            for (size_t i = 0; i < j->nh; i++) j->hs[i]->refs--;
+            free_job(j);
+        }
+        sl_stage_error(k->stage, SL_ENOMEM, "out of memory starting an fsync");
+        sl_stage_wake(k->stage);
+        return;
+    }
+    k->waiting = NULL;
+    k->nwaiting = k->waiting_cap = 0;
+    k->syncing = j->nb;
+    k->fsync_busy = true;
+}
+
+/* The current batch is written: acknowledge it now, or after its fsync. */
+static enum sl_poll finish_batch(struct sl__file_sink *k)
+{
+    struct sl_batch *b = k->cur;
+    k->cur = NULL;
+    if (k->fsync == SL__FILE_FSYNC_NEVER) {
+        sl_ack(b);
+        return SL_READY;
+    }
+    if (k->nwaiting == k->waiting_cap) {
+        size_t cap = k->waiting_cap ? k->waiting_cap * 2 : 8;
+        struct sl_batch **nw = realloc(k->waiting, cap * sizeof *nw);
+        if (!nw) {
+            k->cur = b;
+            sl_stage_error(k->stage, SL_ENOMEM, "out of memory");
+            return SL_ERROR;
+        }
+        k->waiting = nw;
+        k->waiting_cap = cap;
+    }
+    k->waiting[k->nwaiting++] = b;
+    if (!k->fsync_busy) start_fsync(k);
+    if (k->fsync == SL__FILE_FSYNC_ALWAYS || k->nwaiting + k->syncing >= MAX_UNACKED)
+        return SL_PENDING;
+    return SL_READY;
+}
+
+static enum sl_poll run_batch(struct sl__file_sink *k)
+{
+    int rc = pump(k);
+    if (rc == SL_EAGAIN) return SL_PENDING;
+    if (rc < 0) {
+        sl_stage_error(k->stage, rc, "cannot write: %s", sl_strerror(rc));
+        return SL_ERROR;
+    }
+    return finish_batch(k);
+}
+
+static enum sl_poll sink_write(struct sl_stage *stage, struct sl_batch *b)
+{
+    struct sl__file_sink *k = sl_stage_state(stage);
+    k->cur = b;
+    k->idx = k->next = k->skip = 0;
+    enum sl_poll r = run_batch(k);
+    if (r == SL_ERROR) k->cur = NULL; /* the runtime takes the batch back */
+    if (r == SL_PENDING) k->pending = true;
+    return r;
+}
+
+static void on_retry(struct sl_stage *stage, void *arg)
+{
+    (void)stage;
+    struct sl__file_sink *k = arg;
+    if (!k->cur) return;
+    enum sl_poll r = run_batch(k);
+    if (r == SL_ERROR) { /* k->cur stays held, unacknowledged, until close() */
+        sl_stage_wake(k->stage);
+        return;
+    }
+    if (r == SL_READY || !k->cur) maybe_wake(k);
+}
+
+/* ---- lifetime -------------------------------------------------------------------------------- */
+
+static int sink_init(struct sl_stage *stage, const struct sl_config *cfg, struct sl_error *err)
+{
+    struct sl__file_sink *k = sl_stage_state(stage);
+    k->stage = stage;
+    if (k->encoding == SL__FILE_ENCODE_CSV && (k->fields.n == 0 || !k->fields.items[0][0]))
+        return sl_config_error(cfg, err, SL_ECONFIG, "encoding csv needs 'fields'");
+    if (k->max_open_files < 1)
+        return sl_config_error(sl_config_get(cfg, "max_open_files"), err, SL_ECONFIG,
+                               "option 'max_open_files' must be at least 1");
+    /* Templates last: a failed init leaves nothing allocated behind. */
+    struct sl_error e = {0};
+    int rc = sl__file_tpl_compile(k->path, SL__FILE_TPL_STRFTIME | SL__FILE_TPL_PATH, k->local_time,
+                                  &k->ptpl, &e);
+    if (rc) return sl_config_error(sl_config_get(cfg, "path"), err, rc, "%s", e.msg);
+    if (k->text && (rc = sl__file_tpl_compile(k->text, SL__FILE_TPL_LENIENT, k->local_time,
+                                              &k->enc.text, &e))) {
+        sl__file_tpl_free(k->ptpl);
+        k->ptpl = NULL;
+        return sl_config_error(sl_config_get(cfg, "template"), err, rc, "%s", e.msg);
+    }
+    if (k->retry_backoff < 1) k->retry_backoff = 1;
+    if (k->retry_max_backoff < k->retry_backoff) k->retry_max_backoff = k->retry_backoff;
+    k->constant_path = sl__file_tpl_constant(k->ptpl);
+    k->enc.encoding = k->encoding;
+    k->enc.cols = &k->fields;
+    k->outs.max_open = (size_t)k->max_open_files;
+    k->outs.mkdirs = k->mkdir;
+    k->outs.csv_header = k->csv_header && k->encoding == SL__FILE_ENCODE_CSV;
+    return 0;
+}
+
+static int sink_start(struct sl_stage *stage, struct sl_error *err)
+{
+    struct sl__file_sink *k = sl_stage_state(stage);
+    k->retry_timer = sl_timer_new(stage, on_retry, k);
+    return k->retry_timer ? 0 : sl_error_set(err, SL_ENOMEM, "out of memory");
+}
+
+static void sink_close(struct sl_stage *stage)
+{
+    struct sl__file_sink *k = sl_stage_state(stage);
+    sl_timer_free(k->retry_timer);
+    if (k->cur) sl_batch_unref(k->cur); /* only after a failure: nothing is acked then */
+    for (size_t i = 0; i < k->nwaiting; i++) sl_batch_unref(k->waiting[i]);
+    free(k->waiting);
+    sl__file_outs_close(&k->outs);
+    free(k->io.scratch);
+    free(k->lens);
+    sl__file_tpl_free(k->ptpl);
+    sl__file_tpl_free(k->enc.text);
+}
+
+/* ---- the type -------------------------------------------------------------------------------- */
+
+#define OPT(field) offsetof(struct sl__file_sink, field)
+
+static const struct sl_option file_sink_options[] = {
+    {"path", SL_OPT_STRING, NULL, SL_REQUIRED, OPT(path),
+     "output path; strftime fields (%Y-%m-%d) from the event time, {{field}} from the event"},
+    {"encoding", SL_OPT_ENUM, "json", 0, OPT(encoding),
+     "json: untouched events as they came, changed ones from their fields; text; csv",
+     "json|text|csv"},
+    {"template", SL_OPT_STRING, NULL, 0, OPT(text),
+     "encoding text: the line to write, with {{field}} (default: the payload)"},
+    {"fields", SL_OPT_LIST, NULL, 0, OPT(fields), "encoding csv: the fields to write, in order"},
+    {"csv_header", SL_OPT_BOOL, "false", 0, OPT(csv_header),
+     "encoding csv: write the field names as the first line of a new file"},
+    {"max_open_files", SL_OPT_INT, "256", 0, OPT(max_open_files),
+     "descriptors kept open; the least recently used file is closed beyond this"},
+    {"rotate_size", SL_OPT_SIZE, "0", 0, OPT(rotate_size),
+     "rename a file to <path>.<n> once it reaches this size (0: never)"},
+    {"rotate_interval", SL_OPT_DURATION, "0", 0, OPT(rotate_interval),
+     "rename a file to <path>.<n> once it has been open this long (0: never)"},
+    {"fsync", SL_OPT_ENUM, "never", 0, OPT(fsync),
+     "never: ack after write; batch: group fsyncs, ack after; always: fsync every batch",
+     "never|batch|always"},
+    {"retry_backoff", SL_OPT_DURATION, "100ms", 0, OPT(retry_backoff),
+     "first delay before retrying a failed write (doubles each time, with jitter)"},
+    {"retry_max_backoff", SL_OPT_DURATION, "30s", 0, OPT(retry_max_backoff),
+     "longest delay between retries; writes are retried until they succeed"},
+    {"mkdir", SL_OPT_BOOL, "true", 0, OPT(mkdir), "create missing directories"},
+    {"local_time", SL_OPT_BOOL, "false", 0, OPT(local_time),
+     "strftime fields in local time instead of UTC"},
+    {0},
+};
+
+const struct sl_stage_type sl_stage_file_sink = {
+    .abi = SL_STAGE_ABI,
+    .name = "file",
+    .kind = SL_SINK,
+    .doc = "writes events to templated file paths, with rotation and fsync",
+    .state_size = sizeof(struct sl__file_sink),
+    .options = file_sink_options,
+    .init = sink_init,
+    .start = sink_start,
+    .write = sink_write,
+    .close = sink_close,
+};

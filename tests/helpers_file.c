@@ -1,0 +1,163 @@
+/* Helpers for the file connector's tests. See helpers_file.h. */
+#define _XOPEN_SOURCE 700
+#include "helpers_file.h"
+
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *copy(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+static void grow(struct t_lines *r)
+{
+    if (r->n < r->cap) return;
+    r->cap = r->cap ? r->cap * 2 : 256;
+    r->lines = realloc(r->lines, r->cap * sizeof *r->lines);
+    r->lens = realloc(r->lens, r->cap * sizeof *r->lens);
+    r->origins = realloc(r->origins, r->cap * sizeof *r->origins);
+    r->offsets = realloc(r->offsets, r->cap * sizeof *r->offsets);
+    r->truncated = realloc(r->truncated, r->cap * sizeof *r->truncated);
+    r->hosts = realloc(r->hosts, r->cap * sizeof *r->hosts);
+}
+
+static enum sl_poll lines_write(struct sl_stage *s, struct sl_batch *b)
+{
+    struct t_lines *r = sl_stage_state(s);
+    for (size_t i = 0; i < sl_batch_count(b); i++) {
+        const struct sl_event *ev = sl_batch_event_const(b, i);
+        size_t len;
+        const char *p = sl_event_payload(ev, &len);
+        grow(r);
+        r->lines[r->n] = copy(p ? p : "", p ? len : 0);
+        r->lens[r->n] = len;
+        const char *o = sl_event_origin(ev);
+        r->origins[r->n] = o ? copy(o, strlen(o)) : NULL;
+        r->offsets[r->n] = sl_event_offset(ev);
+        struct sl_value v;
+        r->truncated[r->n] = sl_event_get(ev, "truncated", 9, &v) == 0 && v.type == SL_BOOL && v.b;
+        r->hosts[r->n] =
+            sl_event_get(ev, "host", 4, &v) == 0 && v.type == SL_STRING ? copy(v.s, v.len) : NULL;
+        r->n++;
+    }
+    r->batches++;
+    sl_ack(b);
+    if (r->on_write) r->on_write(s, r);
+    return SL_READY;
+}
+
+static void lines_close(struct sl_stage *s)
+{
+    struct t_lines *r = sl_stage_state(s);
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->lines[i]);
+        free(r->origins[i]);
+        free(r->hosts[i]);
+    }
+    free(r->lines);
+    free(r->lens);
+    free(r->origins);
+    free(r->offsets);
+    free(r->truncated);
+    free(r->hosts);
+}
+
+const struct sl_stage_type t_lines = {
+    .abi = SL_STAGE_ABI,
+    .name = "t_lines",
+    .kind = SL_SINK,
+    .doc = "test sink recording payloads",
+    .state_size = sizeof(struct t_lines),
+    .write = lines_write,
+    .close = lines_close,
+};
+
+char *t_tmpdir(void)
+{
+    char tmpl[] = "/tmp/sluice-file-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    cr_assert_not_null(d, "mkdtemp");
+    return copy(d, strlen(d));
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(p);
+    return 0;
+}
+
+void t_rmtree(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void t_write(const char *path, const void *data, size_t len, bool append)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0644);
+    cr_assert_geq(fd, 0, "open %s", path);
+    cr_assert_eq(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+void t_writes(const char *path, const char *text, bool append)
+{
+    t_write(path, text, strlen(text), append);
+}
+
+char *t_read(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *d = malloc((size_t)n + 1);
+    cr_assert_eq(fread(d, 1, (size_t)n, f), (size_t)n);
+    d[n] = '\0';
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return d;
+}
+
+char *t_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+void t_write_numbers(const char *path, int first, int last, bool append)
+{
+    size_t cap = (size_t)(last - first) * 12 + 1, o = 0;
+    char *buf = malloc(cap);
+    for (int i = first; i < last; i++) o += (size_t)snprintf(buf + o, cap - o, "%d\n", i);
+    t_write(path, buf, o, append);
+    free(buf);
+}
+
+void t_assert_numbers_once(const struct t_lines *rec, int first, int last)
+{
+    size_t n = (size_t)(last - first);
+    int *count = calloc(n, sizeof *count);
+    for (size_t i = 0; i < rec->n; i++) {
+        char *end;
+        long v = strtol(rec->lines[i], &end, 10);
+        cr_assert(*end == '\0' && v >= first && v < last, "unexpected line '%s'", rec->lines[i]);
+        count[v - first]++;
+    }
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(count[i], 1, "line %d seen %d times", first + (int)i, count[i]);
+    cr_assert_eq(rec->n, n, "saw %zu lines, expected %zu", rec->n, n);
+    free(count);
+}

@@ -1,0 +1,52 @@
+/* Helpers for the file connector's tests: temporary directories, whole-file reads and
+ * writes, and a sink that records every line it receives. */
+#ifndef SLUICE_TEST_HELPERS_FILE_H
+#define SLUICE_TEST_HELPERS_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sluice/sluice.h>
+
+/* Sink "t_lines": keeps a copy of every payload (and its origin, offset and fields
+ * host/truncated) in arrival order, acks at once, and calls `on_write` (test hook, may
+ * be NULL) after each batch: follow tests drive their next step from there. */
+struct t_lines {
+    char **lines;      /* payloads, NUL-terminated copies */
+    size_t *lens;      /* payload lengths (payloads may hold NULs) */
+    char **origins;    /* sl_event_origin copies */
+    uint64_t *offsets; /* sl_event_offset */
+    bool *truncated;   /* field truncated == true */
+    char **hosts;      /* field host, or NULL */
+    size_t n, cap;     /* used / allocated */
+    int64_t batches;   /* write() calls */
+    void (*on_write)(struct sl_stage *stage, struct t_lines *rec); /* test hook */
+    void *arg;                                                     /* for the hook */
+};
+extern const struct sl_stage_type t_lines;
+
+/* A fresh directory under /tmp (owned string; remove with t_rmtree, then free). */
+char *t_tmpdir(void);
+
+/* Removes `path` and everything under it. */
+void t_rmtree(const char *path);
+
+/* Writes (or appends) `len` bytes to `path`; asserts success. */
+void t_write(const char *path, const void *data, size_t len, bool append);
+void t_writes(const char *path, const char *text, bool append);
+
+/* Reads a whole file (owned, NUL-terminated; *len may be NULL), or NULL if absent. */
+char *t_read(const char *path, size_t *len);
+
+/* A path joined from `dir` and `name` (owned). */
+char *t_path(const char *dir, const char *name);
+
+/* Writes numbered lines first..last-1 ("<n>\n") to path. */
+void t_write_numbers(const char *path, int first, int last, bool append);
+
+/* Asserts that the recorder saw exactly the numbers first..last-1, each once, in any
+ * order. */
+void t_assert_numbers_once(const struct t_lines *rec, int first, int last);
+
+#endif
