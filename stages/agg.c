@@ -66,8 +66,8 @@ int sl__stage_agg_add(struct sl__stage_agg_acc *a, enum sl__stage_agg_op op,
 {
     struct sl_value v = *v0;
     switch (op) {
-    case SL__AGG_COUNT:
-        if (v.type != SL_NULL) a->n++;
+    case SL__AGG_COUNT: /* count(level == "error") counts the errors */
+        if (v.type != SL_NULL && !(v.type == SL_BOOL && !v.b)) a->n++;
         return 0;
     case SL__AGG_DISTINCT: {
         if (v.type == SL_NULL) return 0;

@@ -10,7 +10,8 @@
 #include "internal.h"
 
 enum sl__stage_agg_op {
-    SL__AGG_COUNT = 0, /* events (or, with an argument, events where it is not null) */
+    SL__AGG_COUNT = 0, /* events (with an argument: events where it is neither null nor
+                          false, so count(level == "error") counts errors) */
     SL__AGG_SUM,       /* sum of the numbers */
     SL__AGG_MIN,       /* smallest number */
     SL__AGG_MAX,       /* largest number */

@@ -461,8 +461,9 @@ static const struct sl_option aggregate_options[] = {
     {"group_by", SL_OPT_LIST, NULL, 0, offsetof(struct aggregate, group_by),
      "fields (paths) whose values make a group; each result carries them; unset: one group"},
     {"metrics", SL_OPT_MAP, NULL, SL_REQUIRED, offsetof(struct aggregate, metrics),
-     "result fields, each count, count(x), sum(x), min(x), max(x), avg(x) or distinct(x), x "
-     "an expression, e.g. {n: count, p99ish: max(latency_ms), users: distinct(user_id)}"},
+     "result fields, each count, count(x) (events where x is neither null nor false), sum(x), "
+     "min(x), max(x), avg(x) or distinct(x), x an expression, e.g. {n: count, errors: "
+     "count(level == \"error\"), slowest: max(latency_ms), users: distinct(user_id)}"},
     {"clock", SL_OPT_ENUM, "processing", 0, offsetof(struct aggregate, clock),
      "processing: windows of arrival (wall clock), closed by a timer; event: windows of the "
      "events' own times",
