@@ -21,15 +21,15 @@ enum sl__stage_agg_op {
 
 /* One metric's running state for one group. */
 struct sl__stage_agg_acc {
-    uint64_t n;          /* values counted (events for a plain count) */
-    bool all_int;        /* every number so far was an integer */
-    int64_t isum;        /* sum while all_int (falls back to fsum on overflow) */
-    double fsum;         /* sum as a double */
-    int64_t imin, imax;  /* extremes while all_int */
-    double fmin, fmax;   /* extremes as doubles */
-    uint64_t *set;       /* distinct: open-addressing set of value hashes (owned) */
-    uint32_t set_cap;    /* slots in set (a power of two) */
-    uint32_t set_n;      /* hashes in set */
+    uint64_t n;         /* values counted (events for a plain count) */
+    bool all_int;       /* every number so far was an integer */
+    int64_t isum;       /* sum while all_int (falls back to fsum on overflow) */
+    double fsum;        /* sum as a double */
+    int64_t imin, imax; /* extremes while all_int */
+    double fmin, fmax;  /* extremes as doubles */
+    uint64_t *set;      /* distinct: open-addressing set of value hashes (owned) */
+    uint32_t set_cap;   /* slots in set (a power of two) */
+    uint32_t set_n;     /* hashes in set */
 };
 
 /* Adds `v` (borrowed) to `a` by `op`. Numbers may be SL_VALUE_TEXT. Returns 0 or

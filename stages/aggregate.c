@@ -48,14 +48,14 @@ struct group {
 };
 
 struct window {
-    int64_t start;           /* ms on the clock */
-    struct group **slots;    /* open addressing by key.h1 */
-    uint32_t cap, n;         /* slots (a power of two) / groups */
-    struct group *first;     /* groups in insertion order */
-    struct group *last;      /* the newest */
-    struct sl_batch **held;  /* batches of its events (acknowledge: on_output) */
-    size_t nheld, held_cap;  /* used / allocated */
-    struct chunk *mem;       /* memory of groups and copied values */
+    int64_t start;          /* ms on the clock */
+    struct group **slots;   /* open addressing by key.h1 */
+    uint32_t cap, n;        /* slots (a power of two) / groups */
+    struct group *first;    /* groups in insertion order */
+    struct group *last;     /* the newest */
+    struct sl_batch **held; /* batches of its events (acknowledge: on_output) */
+    size_t nheld, held_cap; /* used / allocated */
+    struct chunk *mem;      /* memory of groups and copied values */
 };
 
 struct aggregate {
@@ -379,8 +379,9 @@ static int aggregate_flush(struct sl_stage *s, struct sl_emit *out, bool end)
     if (end)
         rc = close_until(s, a, INT64_MAX, out);
     else if (a->clock == SL__STAGE_CLOCK_EVENT)
-        rc = sl_stage_now_ms(s) - a->last_arrival >= a->window_ms ? close_until(s, a, INT64_MAX, out)
-                                                                    : 0;
+        rc = sl_stage_now_ms(s) - a->last_arrival >= a->window_ms
+                 ? close_until(s, a, INT64_MAX, out)
+                 : 0;
     else
         rc = close_until(s, a, wall_ms(), out);
     if (rc) return sl_stage_error(s, SL_ENOMEM, "out of memory");
@@ -405,7 +406,8 @@ static int compile_metric(struct metric *m, const char *name, const struct sl_co
     struct sl_error e = {0};
     m->arg = sl_expr_compile(arg, len, &e);
     if (m->arg) return 0;
-    int c = sl_config_col(node) + (sl_config_quoted(node) ? 1 : 0) + (int)col + (e.col > 0 ? e.col - 1 : 0);
+    int c = sl_config_col(node) + (sl_config_quoted(node) ? 1 : 0) + (int)col +
+            (e.col > 0 ? e.col - 1 : 0);
     return sl_error_at(err, SL_ECONFIG, sl_config_file(node), sl_config_line(node), c,
                        "metric '%s': %s", name, e.msg);
 }

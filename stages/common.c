@@ -91,8 +91,7 @@ int64_t sl__stage_clock_ms(struct sl_stage *stage, const struct sl_event *ev, in
 
 /* ---- expressions in configs ------------------------------------------------------------------ */
 
-struct sl_expr *sl__stage_expr(const struct sl_config *node, const char *what,
-                               struct sl_error *err)
+struct sl_expr *sl__stage_expr(const struct sl_config *node, const char *what, struct sl_error *err)
 {
     const char *text = sl_config_kind(node) == SL_CFG_SCALAR ? sl_config_str(node) : NULL;
     if (!text) {
@@ -155,7 +154,8 @@ int sl__stage_put(struct sl_event *ev, const char *name, size_t len, const struc
     return merge ? sl_event_set(ev, name, len, v) : sl_event_add_field(ev, name, len, v);
 }
 
-/* ---- typing unquoted words -------------------------------------------------------------------- */
+/* ---- typing unquoted words --------------------------------------------------------------------
+ */
 
 static size_t digits(const char *s, size_t i, size_t len)
 {
@@ -199,8 +199,8 @@ struct sl_value sl__stage_infer(const char *s, size_t len)
     if (len && ((unsigned)(s[0] - '0') < 10 || s[0] == '-')) {
         int t = sl__stage_number_type(s, len);
         if (t != SL_STRING)
-            return (struct sl_value){.type = (uint8_t)t, .flags = SL_VALUE_TEXT, .s = s,
-                                     .len = (uint32_t)len};
+            return (struct sl_value){
+                .type = (uint8_t)t, .flags = SL_VALUE_TEXT, .s = s, .len = (uint32_t)len};
     }
     if (len == 4 && memcmp(s, "true", 4) == 0) return sl_value_bool(true);
     if (len == 5 && memcmp(s, "false", 5) == 0) return sl_value_bool(false);

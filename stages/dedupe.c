@@ -8,12 +8,12 @@
 #include "internal.h"
 
 struct dedupe {
-    struct sl_list fields;          /* option: key fields; none: the payload */
-    int64_t cache_size;             /* option: keys remembered */
-    int64_t max_age_ms;             /* option max_age; 0: no limit */
-    int clock;                      /* option: enum sl__stage_clock */
-    struct sl__stage_errors dup;    /* option on_duplicate, dead-letter port */
-    struct sl__stage_lru seen;      /* recent keys: time = first seen */
+    struct sl_list fields;       /* option: key fields; none: the payload */
+    int64_t cache_size;          /* option: keys remembered */
+    int64_t max_age_ms;          /* option max_age; 0: no limit */
+    int clock;                   /* option: enum sl__stage_clock */
+    struct sl__stage_errors dup; /* option on_duplicate, dead-letter port */
+    struct sl__stage_lru seen;   /* recent keys: time = first seen */
 };
 
 static int dedupe_map(struct sl_stage *s, struct sl_event *ev, struct sl_emit *out)

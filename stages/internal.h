@@ -132,8 +132,8 @@ struct sl__stage_kv_error {
  * are spans of `s`, which must live as long as the batch; quoted values ("...") holding
  * backslash escapes are decoded into the arena. Returns 0, SL_EPARSE with `e` filled
  * (pairs before the error were added), or SL_ENOMEM. */
-int sl__stage_kv_parse(const struct sl__stage_kv *o, struct sl_event *ev, const char *s,
-                       size_t len, bool merge, bool dry_run, struct sl__stage_kv_error *e);
+int sl__stage_kv_parse(const struct sl__stage_kv *o, struct sl_event *ev, const char *s, size_t len,
+                       bool merge, bool dry_run, struct sl__stage_kv_error *e);
 
 /* The map() of parse_logfmt and parse_kv: parses the payload or `field` with `o` and
  * emits the event, or rejects it by `errors`. Returns what map() returns. */

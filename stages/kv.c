@@ -105,8 +105,8 @@ static int read_value(const struct sl__stage_kv *o, const char *s, size_t len, s
     return 0;
 }
 
-int sl__stage_kv_parse(const struct sl__stage_kv *o, struct sl_event *ev, const char *s,
-                       size_t len, bool merge, bool dry_run, struct sl__stage_kv_error *e)
+int sl__stage_kv_parse(const struct sl__stage_kv *o, struct sl_event *ev, const char *s, size_t len,
+                       bool merge, bool dry_run, struct sl__stage_kv_error *e)
 {
     size_t i = 0;
     while (i < len) {

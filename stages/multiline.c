@@ -42,19 +42,19 @@ struct group {
 };
 
 struct multiline {
-    const char *start;        /* option start_pattern */
-    const char *cont;         /* option continuation_pattern */
-    const char *separator;    /* option: put between joined lines */
-    int64_t timeout_ms;       /* option timeout */
-    uint64_t max_bytes;       /* option */
-    pcre2_code *re;           /* the compiled pattern */
-    pcre2_match_data *md;     /* its match block (the stage runs on the loop only) */
-    size_t sep_len;           /* bytes of separator */
-    struct group *groups;     /* one per origin seen */
-    size_t ngroups;           /* groups in use */
-    struct sl_timer *timer;   /* emits events that waited `timeout` */
-    bool armed;               /* timer started */
-    struct sl_stage *stage;   /* for the timer */
+    const char *start;      /* option start_pattern */
+    const char *cont;       /* option continuation_pattern */
+    const char *separator;  /* option: put between joined lines */
+    int64_t timeout_ms;     /* option timeout */
+    uint64_t max_bytes;     /* option */
+    pcre2_code *re;         /* the compiled pattern */
+    pcre2_match_data *md;   /* its match block (the stage runs on the loop only) */
+    size_t sep_len;         /* bytes of separator */
+    struct group *groups;   /* one per origin seen */
+    size_t ngroups;         /* groups in use */
+    struct sl_timer *timer; /* emits events that waited `timeout` */
+    bool armed;             /* timer started */
+    struct sl_stage *stage; /* for the timer */
 };
 
 /* ---- groups ---------------------------------------------------------------------------------- */
@@ -94,8 +94,7 @@ static int append(struct multiline *m, struct group *g, struct sl_event *ev, str
     const char *p = sl_event_payload(ev, &len);
     if (!grow((void **)&g->lines, &g->cap, g->n + 1, sizeof *g->lines)) return SL_ENOMEM;
     if (g->nheld == 0 || g->held[g->nheld - 1] != in) {
-        if (!grow((void **)&g->held, &g->held_cap, g->nheld + 1, sizeof *g->held))
-            return SL_ENOMEM;
+        if (!grow((void **)&g->held, &g->held_cap, g->nheld + 1, sizeof *g->held)) return SL_ENOMEM;
         sl_batch_ref(in);
         g->held[g->nheld++] = in;
     }
@@ -222,9 +221,9 @@ static int multiline_init(struct sl_stage *s, const struct sl_config *cfg, struc
     if (!m->re) {
         char msg[160];
         pcre2_get_error_message(code, (PCRE2_UCHAR *)msg, sizeof msg);
-        return sl_config_error(sl_config_get(cfg, m->start ? "start_pattern" : "continuation_pattern"),
-                               err, SL_ECONFIG, "bad pattern: %s (near byte %zu)", msg,
-                               (size_t)off);
+        return sl_config_error(
+            sl_config_get(cfg, m->start ? "start_pattern" : "continuation_pattern"), err,
+            SL_ECONFIG, "bad pattern: %s (near byte %zu)", msg, (size_t)off);
     }
     pcre2_jit_compile(m->re, PCRE2_JIT_COMPLETE); /* pcre2_match uses it when it worked */
     m->md = pcre2_match_data_create_from_pattern(m->re, NULL);

@@ -24,8 +24,8 @@ static int parse_logfmt_init(struct sl_stage *s, const struct sl_config *cfg, st
 {
     (void)cfg;
     struct parse_logfmt *lf = sl_stage_state(s);
-    lf->kv = (struct sl__stage_kv){.field_blank = true, .kv_sep = "=", .kv_sep_len = 1,
-                                   .infer = lf->infer, .bare_keys = true};
+    lf->kv = (struct sl__stage_kv){
+        .field_blank = true, .kv_sep = "=", .kv_sep_len = 1, .infer = lf->infer, .bare_keys = true};
     return sl__stage_errors_init(s, &lf->errors, err);
 }
 

@@ -28,12 +28,12 @@ struct capture {
 };
 
 struct pattern {
-    pcre2_code *code;      /* compiled pattern */
-    bool jit;              /* JIT-compiled: match with pcre2_jit_match */
-    struct capture *caps;  /* its named groups */
-    uint32_t ncaps;        /* number of named groups */
-    char *inline_types;    /* "name\0conv" pairs found as (?<name:conv>), for init */
-    size_t inline_len;     /* bytes of inline_types */
+    pcre2_code *code;     /* compiled pattern */
+    bool jit;             /* JIT-compiled: match with pcre2_jit_match */
+    struct capture *caps; /* its named groups */
+    uint32_t ncaps;       /* number of named groups */
+    char *inline_types;   /* "name\0conv" pairs found as (?<name:conv>), for init */
+    size_t inline_len;    /* bytes of inline_types */
 };
 
 struct slot {
@@ -53,7 +53,8 @@ struct parse_regex {
     struct slot *slots;             /* per-thread scratch */
 };
 
-/* ---- matching --------------------------------------------------------------------------------- */
+/* ---- matching ---------------------------------------------------------------------------------
+ */
 
 static bool parse_int64(const char *s, size_t len, int64_t *out)
 {
@@ -71,15 +72,13 @@ static bool parse_int64(const char *s, size_t len, int64_t *out)
     return true;
 }
 
+/* A float as JSON or C writes it ("2.5", "-1e3", "7"): converted as event numbers are. */
 static bool parse_double(const char *s, size_t len, double *out)
 {
-    char buf[64];
-    if (len == 0 || len >= sizeof buf) return false;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    char *end;
-    *out = strtod(buf, &end);
-    return end == buf + len;
+    struct sl_value v = {.type = SL_FLOAT, .flags = SL_VALUE_TEXT, .s = s, .len = (uint32_t)len};
+    if (len == 0 || sl_value_number(&v)) return false;
+    *out = v.f;
+    return true;
 }
 
 static bool word_is(const char *s, size_t len, const char *w)
@@ -95,9 +94,11 @@ static bool convert(uint8_t conv, const char *s, size_t len, struct sl_value *v)
         return true;
     }
     switch (conv) {
-    case CONV_INT: v->type = SL_INT, v->flags = 0, v->s = NULL, v->len = 0;
+    case CONV_INT:
+        v->type = SL_INT, v->flags = 0, v->s = NULL, v->len = 0;
         return parse_int64(s, len, &v->i);
-    case CONV_FLOAT: v->type = SL_FLOAT, v->flags = 0, v->s = NULL, v->len = 0;
+    case CONV_FLOAT:
+        v->type = SL_FLOAT, v->flags = 0, v->s = NULL, v->len = 0;
         return parse_double(s, len, &v->f);
     case CONV_BOOL:
         if (word_is(s, len, "true") || word_is(s, len, "yes") || word_is(s, len, "on") ||
@@ -155,8 +156,10 @@ static int parse_regex_map(struct sl_stage *s, struct sl_event *ev, struct sl_em
         size_t a = ov[2 * cap->group], b = ov[2 * cap->group + 1];
         if (!convert(cap->conv, text + a, b - a, v))
             return sl__stage_reject(s, &pr->errors, ev, out, "capture '%.*s' is not %s: '%.*s'",
-                                    (int)cap->len, cap->name, cap->conv == CONV_INT ? "an int"
-                                    : cap->conv == CONV_FLOAT ? "a float" : "a bool",
+                                    (int)cap->len, cap->name,
+                                    cap->conv == CONV_INT     ? "an int"
+                                    : cap->conv == CONV_FLOAT ? "a float"
+                                                              : "a bool",
                                     (int)(b - a > 64 ? 64 : b - a), text + a);
     }
     bool merge = pr->field != NULL || sl_event_field_count(ev) > 0;
@@ -169,7 +172,8 @@ static int parse_regex_map(struct sl_stage *s, struct sl_event *ev, struct sl_em
     return sl_emit(out, ev) ? sl_stage_error(s, SL_ENOMEM, "out of memory") : 0;
 }
 
-/* ---- compiling --------------------------------------------------------------------------------- */
+/* ---- compiling ---------------------------------------------------------------------------------
+ */
 
 static int conv_index(const char *s, size_t len)
 {

@@ -21,10 +21,10 @@
 enum kind { K_RFC3339, K_UNIX, K_UNIX_MS, K_UNIX_US, K_UNIX_NS, K_STRPTIME };
 
 struct format {
-    enum kind kind;      /* how to read */
-    const char *fmt;     /* K_STRPTIME: the format (the option's string) */
-    bool has_zone;       /* K_STRPTIME: the format has %z */
-    size_t frac_at;      /* K_STRPTIME: offset of "%f" in fmt, or SIZE_MAX */
+    enum kind kind;  /* how to read */
+    const char *fmt; /* K_STRPTIME: the format (the option's string) */
+    bool has_zone;   /* K_STRPTIME: the format has %z */
+    size_t frac_at;  /* K_STRPTIME: offset of "%f" in fmt, or SIZE_MAX */
 };
 
 struct parse_timestamp {
@@ -196,8 +196,8 @@ static int64_t current_year(void)
     return tm.tm_year + 1900;
 }
 
-static bool with_strptime(const struct parse_timestamp *pt, const struct format *f,
-                          const char *s, size_t len, int64_t *out)
+static bool with_strptime(const struct parse_timestamp *pt, const struct format *f, const char *s,
+                          size_t len, int64_t *out)
 {
     char buf[256];
     if (len >= sizeof buf) return false;

@@ -22,11 +22,11 @@
 enum op_kind { OP_SET, OP_RENAME, OP_REMOVE, OP_COPY, OP_KEEP_ONLY };
 
 struct op {
-    enum op_kind kind;         /* what to do */
-    const char *a;             /* the field (set, remove) or `from` (rename, copy) */
-    const char *b;             /* `to` (rename, copy) */
-    size_t alen, blen;         /* bytes of a and b */
-    struct sl_expr *e;         /* set: the value (owned) */
+    enum op_kind kind;          /* what to do */
+    const char *a;              /* the field (set, remove) or `from` (rename, copy) */
+    const char *b;              /* `to` (rename, copy) */
+    size_t alen, blen;          /* bytes of a and b */
+    struct sl_expr *e;          /* set: the value (owned) */
     const struct sl_list *keep; /* keep_only: the names */
 };
 
@@ -213,7 +213,8 @@ const struct sl_stage_type sl_stage_remap = {
     .abi = SL_STAGE_ABI,
     .name = "remap",
     .kind = SL_TRANSFORM,
-    .doc = "set, rename, remove, copy or keep fields, in the order written; optionally re-serialize",
+    .doc =
+        "set, rename, remove, copy or keep fields, in the order written; optionally re-serialize",
     .flags = SL_STAGE_PARALLEL,
     .state_size = sizeof(struct remap),
     .options = remap_options,

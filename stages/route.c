@@ -30,7 +30,8 @@ static int route_map(struct sl_stage *s, struct sl_event *ev, struct sl_emit *ou
     bool matched = false;
     for (size_t i = 0; i < r->n; i++) {
         if (!sl_expr_test(r->outs[i].cond, ev)) continue;
-        if (sl_emit_to(out, r->outs[i].port, ev)) return sl_stage_error(s, SL_ENOMEM, "out of memory");
+        if (sl_emit_to(out, r->outs[i].port, ev))
+            return sl_stage_error(s, SL_ENOMEM, "out of memory");
         matched = true;
         if (r->first_match) break;
     }

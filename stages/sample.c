@@ -12,14 +12,14 @@
 #define ONE (1ull << 32) /* fixed-point 1.0 of the ratio accumulator */
 
 struct sample {
-    int64_t rate;        /* option: keep one in rate; 0 when unset */
-    double ratio;        /* option: fraction to keep */
-    struct sl_list key;  /* option: fields whose values make the key */
-    bool by_ratio;       /* `ratio` given (else `rate`) */
-    uint64_t seen;       /* events looked at (rate without key) */
-    uint64_t acc;        /* ratio without key: fixed-point accumulator */
-    uint64_t step;       /* ratio * ONE */
-    uint64_t threshold;  /* ratio with key: keep hashes below it */
+    int64_t rate;       /* option: keep one in rate; 0 when unset */
+    double ratio;       /* option: fraction to keep */
+    struct sl_list key; /* option: fields whose values make the key */
+    bool by_ratio;      /* `ratio` given (else `rate`) */
+    uint64_t seen;      /* events looked at (rate without key) */
+    uint64_t acc;       /* ratio without key: fixed-point accumulator */
+    uint64_t step;      /* ratio * ONE */
+    uint64_t threshold; /* ratio with key: keep hashes below it */
 };
 
 static bool choose(struct sample *sm, const struct sl_event *ev)
@@ -52,7 +52,8 @@ static int sample_init(struct sl_stage *s, const struct sl_config *cfg, struct s
                                rate ? "give either 'rate' or 'ratio', not both"
                                     : "missing option 'rate' or 'ratio' (type 'sample' needs one: "
                                       "keep one event in N, or a fraction of the events)");
-    if (rate && sm->rate < 1) return sl_error_set(err, SL_ECONFIG, "option 'rate' must be 1 or more");
+    if (rate && sm->rate < 1)
+        return sl_error_set(err, SL_ECONFIG, "option 'rate' must be 1 or more");
     if (ratio && !(sm->ratio >= 0 && sm->ratio <= 1))
         return sl_config_error(ratio, err, SL_ECONFIG, "option 'ratio' must be from 0 to 1");
     sm->by_ratio = ratio != NULL;

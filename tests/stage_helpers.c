@@ -255,7 +255,8 @@ const struct sl_stage_type t_capture = {
     .close = capture_close,
 };
 
-/* ---- running ---------------------------------------------------------------------------------- */
+/* ---- running ----------------------------------------------------------------------------------
+ */
 
 struct sl_pipeline *t_pipeline(void)
 {
@@ -299,8 +300,8 @@ void t_connect_port(struct sl_pipeline *p, struct sl_stage *from, const char *po
     cr_assert_eq(sl_pipeline_connect(p, from, port, to, &err), 0, "connect: %s", err.msg);
 }
 
-struct sl_stage *t_stage(struct sl_pipeline *p, const char *name,
-                         const struct sl_stage_type *type, const char *yaml)
+struct sl_stage *t_stage(struct sl_pipeline *p, const char *name, const struct sl_stage_type *type,
+                         const char *yaml)
 {
     return add(p, name, type, yaml);
 }

@@ -17,18 +17,18 @@
  * PENDING until t_text_resume(); 0: never). Each event's origin is the stage's name, or
  * option `origin`, and its offset the line number (0-based). */
 struct t_text {
-    struct sl_list lines;    /* option */
-    const char *file;        /* option */
-    struct sl_list files;    /* option */
-    int64_t batch;           /* option */
-    int64_t pause_after;     /* option */
-    const char *origin;      /* option */
-    char *text;              /* all lines, '\n'-separated (owned) */
-    size_t *off, *len;       /* each line */
-    size_t n, next;          /* lines / next to emit */
-    int64_t acked;           /* events acknowledged back (ack hook) */
-    bool paused;             /* waiting for t_text_resume */
-    bool resumed;            /* pause over */
+    struct sl_list lines; /* option */
+    const char *file;     /* option */
+    struct sl_list files; /* option */
+    int64_t batch;        /* option */
+    int64_t pause_after;  /* option */
+    const char *origin;   /* option */
+    char *text;           /* all lines, '\n'-separated (owned) */
+    size_t *off, *len;    /* each line */
+    size_t n, next;       /* lines / next to emit */
+    int64_t acked;        /* events acknowledged back (ack hook) */
+    bool paused;          /* waiting for t_text_resume */
+    bool resumed;         /* pause over */
 };
 extern const struct sl_stage_type t_text;
 
@@ -36,21 +36,21 @@ extern const struct sl_stage_type t_text;
 void t_text_resume(struct sl_stage *lines);
 
 /* Sink "t_capture": keeps a copy of everything it receives. `on_write` (test hook, may be
- * NULL) runs after each batch is recorded, before it is acknowledged. fields[i] describes event i's fields as
- * "name=T:text name=T:text", T being the type (N null, B bool, I int, F float, S string,
+ * NULL) runs after each batch is recorded, before it is acknowledged. fields[i] describes event i's
+ * fields as "name=T:text name=T:text", T being the type (N null, B bool, I int, F float, S string,
  * J raw JSON), text a string's decoded bytes, a number's text as written (or %lld / %.17g
  * once converted), a JSON value's raw text. When `paths` (NULL-terminated, set by the
  * test) is given, lookups[i] holds "path=T:text" (or "path=missing") for each. */
 struct t_capture {
-    char **payloads;           /* payloads, NUL-terminated copies */
-    char **json;               /* sl_event_write_json of each event */
-    char **fields;             /* field descriptions */
-    char **lookups;            /* sl_event_get of each of `paths` */
-    bool *in_payload;          /* every field span of the event points into its payload */
-    int64_t *times;            /* sl_event_time of each */
-    const char *const *paths;  /* set by the test before the run */
-    size_t n, cap;     /* used / allocated */
-    int64_t batches;   /* write() calls */
+    char **payloads;          /* payloads, NUL-terminated copies */
+    char **json;              /* sl_event_write_json of each event */
+    char **fields;            /* field descriptions */
+    char **lookups;           /* sl_event_get of each of `paths` */
+    bool *in_payload;         /* every field span of the event points into its payload */
+    int64_t *times;           /* sl_event_time of each */
+    const char *const *paths; /* set by the test before the run */
+    size_t n, cap;            /* used / allocated */
+    int64_t batches;          /* write() calls */
     void (*on_write)(struct sl_stage *, struct t_capture *); /* hook */
     void *hook_arg;                                          /* for the hook */
 };
@@ -89,8 +89,8 @@ struct t_capture *t_run_dead_letter(struct sl_pipeline *p, const struct sl_stage
                                     struct sl_stage **dead);
 
 /* Adds stage `name` of `type` with YAML options (may be NULL); asserts success. */
-struct sl_stage *t_stage(struct sl_pipeline *p, const char *name,
-                         const struct sl_stage_type *type, const char *yaml);
+struct sl_stage *t_stage(struct sl_pipeline *p, const char *name, const struct sl_stage_type *type,
+                         const char *yaml);
 
 /* Connects output `port` of `from` to `to`; asserts success. */
 void t_connect_port(struct sl_pipeline *p, struct sl_stage *from, const char *port,

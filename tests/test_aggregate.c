@@ -50,7 +50,7 @@ static const char *const lines[] = {
     NULL};
 
 #define METRICS                                                                                    \
-    "metrics:\n  n: count\n  total: sum(ms)\n  lo: min(ms)\n  hi: max(ms)\n  mean: avg(ms)\n"     \
+    "metrics:\n  n: count\n  total: sum(ms)\n  lo: min(ms)\n  hi: max(ms)\n  mean: avg(ms)\n"      \
     "  users: distinct(user)\n"
 
 Test(aggregate, event_time_windows_by_group)
@@ -136,8 +136,8 @@ static void resume(struct sl_stage *sink, struct t_capture *c)
 
 Test(aggregate, the_processing_clock_closes_windows_on_time)
 {
-    static const char *const l[] = {"{\"t\":1}", "{\"t\":2}", "{\"t\":3}", "{\"t\":4}",
-                                    "{\"t\":5}", NULL};
+    static const char *const l[] = {"{\"t\":1}", "{\"t\":2}", "{\"t\":3}",
+                                    "{\"t\":4}", "{\"t\":5}", NULL};
     build("window: 50ms\nmetrics: {n: count}", l);
     struct sl_stage *src = sl_pipeline_find(p, "src");
     ((struct t_text *)sl_stage_state(src))->pause_after = 3;
@@ -207,8 +207,9 @@ Test(aggregate, config_errors)
 {
     expect_error("metrics:\n  x: median(ms)",
                  "metric 'x': expected count, sum(x), min(x), max(x), avg(x) or distinct(x)", 2, 6);
-    expect_error("metrics:\n  x: sum", "metric 'x': this metric needs an argument, e.g. "
-                                      "sum(latency_ms)",
+    expect_error("metrics:\n  x: sum",
+                 "metric 'x': this metric needs an argument, e.g. "
+                 "sum(latency_ms)",
                  2, 6);
     expect_error("metrics:\n  x: 'sum(a +)'",
                  "metric 'x': expected an operand after '+', found end of expression", 2, 14);

@@ -36,8 +36,9 @@ static struct t_capture *run(const char *yaml, const char *const *lines, struct 
 
 Test(dedupe, identical_payloads_pass_once)
 {
-    static const char *const lines[] = {"{\"t\":1,\"a\":1}", "{\"t\":1,\"a\":2}", "{\"t\":1,\"a\":1}",
-                                        "{\"t\":1, \"a\":1}", "{\"t\":1,\"a\":2}", NULL};
+    static const char *const lines[] = {"{\"t\":1,\"a\":1}", "{\"t\":1,\"a\":2}",
+                                        "{\"t\":1,\"a\":1}", "{\"t\":1, \"a\":1}",
+                                        "{\"t\":1,\"a\":2}", NULL};
     struct sl_stage *st;
     struct t_capture *c = run("{}", lines, &st);
     cr_assert_eq(c->n, 3);
@@ -49,12 +50,12 @@ Test(dedupe, identical_payloads_pass_once)
 
 Test(dedupe, by_fields_with_types_and_escapes)
 {
-    static const char *const lines[] = {
-        "{\"t\":1,\"id\":\"x\",\"n\":1}", "{\"t\":2,\"id\":\"\\u0078\",\"n\":1}", /* same */
-        "{\"t\":3,\"id\":\"x\",\"n\":\"1\"}",                                   /* string 1 */
-        "{\"t\":4,\"n\":1}",                                                     /* no id */
-        "{\"t\":5,\"n\":1,\"other\":true}",                                      /* same */
-        NULL};
+    static const char *const lines[] = {"{\"t\":1,\"id\":\"x\",\"n\":1}",
+                                        "{\"t\":2,\"id\":\"\\u0078\",\"n\":1}", /* same */
+                                        "{\"t\":3,\"id\":\"x\",\"n\":\"1\"}",   /* string 1 */
+                                        "{\"t\":4,\"n\":1}",                    /* no id */
+                                        "{\"t\":5,\"n\":1,\"other\":true}",     /* same */
+                                        NULL};
     struct sl_stage *st;
     struct t_capture *c = run("fields: [id, n]", lines, &st);
     cr_assert_eq(c->n, 3);
@@ -65,8 +66,12 @@ Test(dedupe, by_fields_with_types_and_escapes)
 
 Test(dedupe, a_small_cache_forgets_the_least_recent_key)
 {
-    static const char *const lines[] = {"{\"t\":1,\"k\":1}", "{\"t\":1,\"k\":2}", "{\"t\":1,\"k\":1}",
-                                        "{\"t\":1,\"k\":3}", "{\"t\":1,\"k\":2}", "{\"t\":1,\"k\":1}",
+    static const char *const lines[] = {"{\"t\":1,\"k\":1}",
+                                        "{\"t\":1,\"k\":2}",
+                                        "{\"t\":1,\"k\":1}",
+                                        "{\"t\":1,\"k\":3}",
+                                        "{\"t\":1,\"k\":2}",
+                                        "{\"t\":1,\"k\":1}",
                                         NULL};
     struct sl_stage *st;
     /* cache 2: 1 in; 2 in; 1 dup (1 most recent); 3 in, evicts 2; 2 in again, evicts 1;
@@ -86,8 +91,9 @@ Test(dedupe, max_age_in_event_time_with_dead_letters)
     struct sl_stage *src = t_add_lines(p, lines);
     struct sl_stage *json = t_stage(p, "json", &sl_stage_parse_json, NULL);
     struct sl_stage *ts = t_stage(p, "ts", &sl_stage_parse_timestamp, "formats: unix\nfield: t");
-    struct sl_stage *dd = t_stage(p, "dd", &sl_stage_dedupe,
-                                  "fields: k\nmax_age: 10s\nclock: event\non_duplicate: dead_letter");
+    struct sl_stage *dd =
+        t_stage(p, "dd", &sl_stage_dedupe,
+                "fields: k\nmax_age: 10s\nclock: event\non_duplicate: dead_letter");
     struct sl_stage *out = t_stage(p, "out", &t_capture, NULL);
     struct sl_stage *dead = t_stage(p, "dead", &t_capture, NULL);
     t_connect_port(p, src, NULL, json);

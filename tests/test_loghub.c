@@ -166,8 +166,8 @@ Test(loghub, apache_every_field_matches_the_ground_truth)
 
 Test(loghub, hdfs_every_field_matches_the_ground_truth)
 {
-    static const char *const cols[] = {"Date", "Time", "Pid", "Level", "Component", "Content",
-                                       NULL};
+    static const char *const cols[] = {"Date",      "Time",    "Pid", "Level",
+                                       "Component", "Content", NULL};
     check_dataset("hdfs.yaml", "HDFS", cols, "Pid");
 }
 

@@ -22,20 +22,19 @@ static void teardown(void)
 
 TestSuite(multiline, .init = setup, .fini = teardown, .timeout = 30);
 
-static const char *const trace[] = {
-    "2024-01-02 10:00:00 INFO start",
-    "2024-01-02 10:00:01 ERROR boom",
-    "java.lang.IllegalStateException: bad",
-    "\tat a.B.c(B.java:10)",
-    "\tat a.B.main(B.java:3)",
-    "2024-01-02 10:00:02 INFO done",
-    NULL};
+static const char *const trace[] = {"2024-01-02 10:00:00 INFO start",
+                                    "2024-01-02 10:00:01 ERROR boom",
+                                    "java.lang.IllegalStateException: bad",
+                                    "\tat a.B.c(B.java:10)",
+                                    "\tat a.B.main(B.java:3)",
+                                    "2024-01-02 10:00:02 INFO done",
+                                    NULL};
 
 Test(multiline, start_pattern_joins_until_the_next_start)
 {
     struct sl_stage *st;
-    struct t_capture *c = t_through(p, &sl_stage_multiline,
-                                    "start_pattern: '^\\d{4}-\\d\\d-\\d\\d '", trace, &st);
+    struct t_capture *c =
+        t_through(p, &sl_stage_multiline, "start_pattern: '^\\d{4}-\\d\\d-\\d\\d '", trace, &st);
     cr_assert_eq(c->n, 3);
     cr_assert_str_eq(c->payloads[0], trace[0]);
     cr_assert_str_eq(c->payloads[1], "2024-01-02 10:00:01 ERROR boom\n"
@@ -51,9 +50,9 @@ Test(multiline, start_pattern_joins_until_the_next_start)
 
 Test(multiline, continuation_pattern_and_separator)
 {
-    struct t_capture *c = t_through(p, &sl_stage_multiline,
-                                    "continuation_pattern: '^(\\s|java\\.)'\nseparator: ' | '",
-                                    trace, NULL);
+    struct t_capture *c =
+        t_through(p, &sl_stage_multiline,
+                  "continuation_pattern: '^(\\s|java\\.)'\nseparator: ' | '", trace, NULL);
     cr_assert_eq(c->n, 3);
     cr_assert_str_eq(c->payloads[1], "2024-01-02 10:00:01 ERROR boom | "
                                      "java.lang.IllegalStateException: bad | "
@@ -62,8 +61,8 @@ Test(multiline, continuation_pattern_and_separator)
 
 Test(multiline, max_bytes_cuts_before_an_event_grows_too_big)
 {
-    static const char *const lines[] = {"S 1", " aaaa", " bbbb", " cccc", "S 2", " this one is long",
-                                        NULL};
+    static const char *const lines[] = {
+        "S 1", " aaaa", " bbbb", " cccc", "S 2", " this one is long", NULL};
     struct t_capture *c =
         t_through(p, &sl_stage_multiline, "start_pattern: '^S'\nmax_bytes: 16", lines, NULL);
     cr_assert_eq(c->n, 4);
@@ -114,7 +113,8 @@ Test(multiline, a_pending_event_leaves_on_timeout)
     static const char *const lines[] = {"S 1", " a", " b", "S 2", " c", NULL};
     struct sl_stage *src = t_add_lines(p, lines);
     ((struct t_text *)sl_stage_state(src))->pause_after = 3;
-    struct sl_stage *ml = t_stage(p, "ml", &sl_stage_multiline, "start_pattern: '^S'\ntimeout: 20ms");
+    struct sl_stage *ml =
+        t_stage(p, "ml", &sl_stage_multiline, "start_pattern: '^S'\ntimeout: 20ms");
     struct sl_stage *out = t_stage(p, "out", &t_capture, NULL);
     struct t_capture *c = sl_stage_state(out);
     c->on_write = resume_source;

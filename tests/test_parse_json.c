@@ -52,8 +52,7 @@ Test(parse_json, untouched_event_serialises_as_its_original_bytes)
 Test(parse_json, nested_values_are_reachable_by_path)
 {
     static const char *const lines[] = {
-        "{\"http\":{\"status\":404,\"hdr\":{\"x-id\":\"q1\"}},\"tags\":[\"a\",{\"k\":[7]}]}",
-        NULL};
+        "{\"http\":{\"status\":404,\"hdr\":{\"x-id\":\"q1\"}},\"tags\":[\"a\",{\"k\":[7]}]}", NULL};
     static const char *const paths[] = {"http.status", "http.hdr.x-id", "tags[0]", "tags[1].k[0]",
                                         "tags[2]",     "http.nope",     NULL};
     struct sl_stage *src = t_add_lines(p, lines);
@@ -75,8 +74,8 @@ Test(parse_json, escaped_member_names_are_decoded)
 
 Test(parse_json, bad_lines_are_dropped_and_counted_by_default)
 {
-    static const char *const lines[] = {"{\"a\":1}", "{\"a\":", "[1,2]", "", "not json",
-                                        "{\"b\":2} x", "{\"c\":3}", NULL};
+    static const char *const lines[] = {"{\"a\":1}", "{\"a\":",     "[1,2]",     "",
+                                        "not json",  "{\"b\":2} x", "{\"c\":3}", NULL};
     struct sl_stage *st;
     struct t_capture *c = t_through(p, &sl_stage_parse_json, NULL, lines, &st);
     cr_assert_eq(c->n, 2);
@@ -93,14 +92,15 @@ Test(parse_json, dead_letter_carries_the_raw_line_and_the_reason)
 {
     static const char *const lines[] = {"{\"a\":1}", "{\"a\":", "[1]", "", "{\"b\":2} x", NULL};
     struct sl_stage *dl = NULL;
-    struct t_capture *c = t_run_dead_letter(p, &sl_stage_parse_json, "on_error: dead_letter",
-                                            lines, &dl);
+    struct t_capture *c =
+        t_run_dead_letter(p, &sl_stage_parse_json, "on_error: dead_letter", lines, &dl);
     struct t_capture *d = sl_stage_state(dl);
     cr_assert_eq(c->n, 1);
     cr_assert_eq(d->n, 4);
     cr_assert_str_eq(d->payloads[0], "{\"a\":");
     cr_assert_str_eq(d->fields[0], "message=S:{\"a\": error=S:invalid JSON at byte 5");
-    cr_assert_str_eq(d->json[0], "{\"message\":\"{\\\"a\\\":\",\"error\":\"invalid JSON at byte 5\"}");
+    cr_assert_str_eq(d->json[0],
+                     "{\"message\":\"{\\\"a\\\":\",\"error\":\"invalid JSON at byte 5\"}");
     cr_assert_str_eq(d->fields[1], "message=S:[1] error=S:not a JSON object");
     cr_assert_str_eq(d->fields[2], "message=S: error=S:empty input: no JSON object");
     cr_assert_str_eq(d->fields[3], "message=S:{\"b\":2} x error=S:invalid JSON at byte 8");
@@ -130,8 +130,8 @@ Test(parse_json, field_mode_merges_the_members_of_a_string_field)
     struct sl_stage *src = t_add_lines(p, lines);
     struct sl_stage *first = t_stage(p, "first", &sl_stage_parse_json, NULL);
     t_connect_port(p, src, NULL, first);
-    struct t_capture *c = t_run_after(p, first, &sl_stage_parse_json,
-                                      "field: log\nremove_field: true", NULL);
+    struct t_capture *c =
+        t_run_after(p, first, &sl_stage_parse_json, "field: log\nremove_field: true", NULL);
     cr_assert_eq(c->n, 1);
     cr_assert_str_eq(c->fields[0], "ts=I:2 level=S:warn");
     cr_assert_str_eq(c->json[0], "{\"ts\":2,\"level\":\"warn\"}");
@@ -139,12 +139,13 @@ Test(parse_json, field_mode_merges_the_members_of_a_string_field)
 
 Test(parse_json, field_mode_with_a_bad_field_changes_nothing)
 {
-    static const char *const lines[] = {"{\"log\":\"{\\\"a\\\":1,\"}", "{\"x\":1}",
-                                        "{\"log\":5}", NULL};
+    static const char *const lines[] = {"{\"log\":\"{\\\"a\\\":1,\"}", "{\"x\":1}", "{\"log\":5}",
+                                        NULL};
     struct sl_stage *src = t_add_lines(p, lines);
     struct sl_stage *first = t_stage(p, "first", &sl_stage_parse_json, NULL);
     t_connect_port(p, src, NULL, first);
-    struct sl_stage *st = t_stage(p, "stage", &sl_stage_parse_json, "field: log\non_error: dead_letter");
+    struct sl_stage *st =
+        t_stage(p, "stage", &sl_stage_parse_json, "field: log\non_error: dead_letter");
     struct sl_stage *out = t_stage(p, "out", &t_capture, NULL);
     struct sl_stage *dl = t_stage(p, "dead", &t_capture, NULL);
     t_connect_port(p, first, NULL, st);
@@ -245,5 +246,6 @@ Test(parse_json, json_test_suite_files)
     cr_assert_geq(ok, 5);
     cr_assert_geq(bad, 180);
     for (size_t k = 0; k < c->n; k++)
-        cr_expect_str_eq(c->json[k], c->payloads[k], "accepted documents are written back as they are");
+        cr_expect_str_eq(c->json[k], c->payloads[k],
+                         "accepted documents are written back as they are");
 }

@@ -55,10 +55,12 @@ Test(parse_kv, logfmt_errors_are_rejected_with_their_position)
     cr_assert_eq(c->n, 1);
     cr_assert_str_eq(c->fields[0], "ok=I:1");
     cr_assert_eq(d->n, 5);
-    cr_assert_str_eq(d->fields[0], "message=S:a=\"open error=S:unterminated quoted value at byte 2");
+    cr_assert_str_eq(d->fields[0],
+                     "message=S:a=\"open error=S:unterminated quoted value at byte 2");
     cr_assert_str_eq(d->fields[1], "message=S:=x error=S:empty key at byte 0");
-    cr_assert_str_eq(d->fields[2],
-                     "message=S:a=\"q\"b error=S:expected a separator after a quoted value at byte 5");
+    cr_assert_str_eq(
+        d->fields[2],
+        "message=S:a=\"q\"b error=S:expected a separator after a quoted value at byte 5");
     cr_assert_str_eq(d->fields[3], "message=S: error=S:no key=value pairs at byte 0");
     cr_assert_str_eq(d->fields[4], "message=S:    error=S:no key=value pairs at byte 0");
 }
@@ -67,8 +69,8 @@ Test(parse_kv, custom_separators_and_trimming)
 {
     static const char *const lines[] = {"user: bob ; id: 7;; note: \"a; b\" ; expr: x:y",
                                         "a=1&b=two&c=", NULL};
-    struct t_capture *c = t_through(p, &sl_stage_parse_kv,
-                                    "field_separator: ';'\nkv_separator: ':'", lines, NULL);
+    struct t_capture *c =
+        t_through(p, &sl_stage_parse_kv, "field_separator: ';'\nkv_separator: ':'", lines, NULL);
     cr_assert_eq(c->n, 1, "the second line has no ':' pairs");
     cr_assert_str_eq(c->fields[0], "user=S:bob id=I:7 note=S:a; b expr=S:x:y");
 }
@@ -84,8 +86,8 @@ Test(parse_kv, ampersand_pairs)
 Test(parse_kv, multi_byte_separators)
 {
     static const char *const lines[] = {"x => 1 || y => two words || z =>", NULL};
-    struct t_capture *c = t_through(
-        p, &sl_stage_parse_kv, "field_separator: ' || '\nkv_separator: '=>'", lines, NULL);
+    struct t_capture *c = t_through(p, &sl_stage_parse_kv,
+                                    "field_separator: ' || '\nkv_separator: '=>'", lines, NULL);
     cr_assert_eq(c->n, 1);
     cr_assert_str_eq(c->fields[0], "x=I:1 y=S:two words z=S:");
 }
@@ -109,7 +111,8 @@ Test(parse_kv, field_mode_merges_and_a_bad_field_changes_nothing)
     static const char *const lines[] = {"{\"kv\":\"a=1 b=x\",\"a\":0}", "{\"kv\":\"a=1 =\"}", NULL};
     struct sl_stage *src = t_add_lines(p, lines);
     struct sl_stage *json = t_stage(p, "json", &sl_stage_parse_json, NULL);
-    struct sl_stage *kv = t_stage(p, "kv", &sl_stage_parse_logfmt, "field: kv\non_error: dead_letter");
+    struct sl_stage *kv =
+        t_stage(p, "kv", &sl_stage_parse_logfmt, "field: kv\non_error: dead_letter");
     struct sl_stage *out = t_stage(p, "out", &t_capture, NULL);
     struct sl_stage *dl = t_stage(p, "dead", &t_capture, NULL);
     t_connect_port(p, src, NULL, json);

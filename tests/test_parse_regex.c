@@ -61,8 +61,7 @@ Test(parse_regex, types_from_the_map_and_inline)
         "types: {a: int, b: float, d: bool}",
         lines, NULL);
     cr_assert_eq(c->n, 1);
-    cr_assert_str_eq(c->fields[0],
-                     "a=I:-12 b=F:2.5 c=B:true d=B:false e=I:7 f=F:1e3 g=S:x h=N:");
+    cr_assert_str_eq(c->fields[0], "a=I:-12 b=F:2.5 c=B:true d=B:false e=I:7 f=F:1e3 g=S:x h=N:");
     cr_assert_str_eq(c->json[0],
                      "{\"a\":-12,\"b\":2.5,\"c\":true,\"d\":false,\"e\":7,\"f\":1e3,\"g\":\"x\","
                      "\"h\":null}");
@@ -117,9 +116,9 @@ Test(parse_regex, workers_match_on_their_own_match_blocks)
         snprintf(text[i], sizeof text[i], "id=%d user=u%d", i, i % 13);
         lines[i] = text[i];
     }
-    struct t_capture *c = t_through(p, &sl_stage_parse_regex,
-                                    "workers: 3\npatterns: '^id=(?<id:int>\\d+) user=(?<user>\\w+)$'",
-                                    lines, NULL);
+    struct t_capture *c =
+        t_through(p, &sl_stage_parse_regex,
+                  "workers: 3\npatterns: '^id=(?<id:int>\\d+) user=(?<user>\\w+)$'", lines, NULL);
     cr_assert_eq(c->n, N);
     for (int i = 0; i < N; i++) {
         char want[64];

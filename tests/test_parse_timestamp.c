@@ -48,18 +48,16 @@ static struct t_capture *run(const char *yaml, const char *const *lines, struct 
 
 Test(parse_timestamp, rfc3339_forms)
 {
-    static const char *const lines[] = {
-        "{\"timestamp\":\"2024-01-02T03:04:05Z\"}",
-        "{\"timestamp\":\"2024-01-02T03:04:05.123456789+02:00\"}",
-        "{\"timestamp\":\"2024-01-02 03:04:05.5z\"}",
-        "{\"timestamp\":\"1969-12-31T23:59:59.25Z\"}",
-        "{\"timestamp\":\"2024-13-02T03:04:05Z\"}",
-        "{\"timestamp\":\"2024-01-02T03:04:05\"}",
-        "{\"other\":1}",
-        NULL};
+    static const char *const lines[] = {"{\"timestamp\":\"2024-01-02T03:04:05Z\"}",
+                                        "{\"timestamp\":\"2024-01-02T03:04:05.123456789+02:00\"}",
+                                        "{\"timestamp\":\"2024-01-02 03:04:05.5z\"}",
+                                        "{\"timestamp\":\"1969-12-31T23:59:59.25Z\"}",
+                                        "{\"timestamp\":\"2024-13-02T03:04:05Z\"}",
+                                        "{\"timestamp\":\"2024-01-02T03:04:05\"}",
+                                        "{\"other\":1}",
+                                        NULL};
     struct t_capture *dead;
-    struct t_capture *c =
-        run("target: '@timestamp'", lines, &dead);
+    struct t_capture *c = run("target: '@timestamp'", lines, &dead);
     cr_assert_eq(c->n, 4);
     cr_assert_eq(c->times[0], 1704164645 * NS);
     cr_assert_eq(c->times[1], 1704157445 * NS + 123456789);
@@ -100,10 +98,10 @@ Test(parse_timestamp, unix_times_as_numbers_and_strings)
 Test(parse_timestamp, strptime_formats_in_order_with_zone_and_fraction)
 {
     static const char *const lines[] = {
-        "{\"time\":\"Sun Dec 04 04:47:44 2005\"}",      /* Apache */
-        "{\"time\":\"04/Dec/2005:04:47:44 +0100\"}",    /* common log format */
-        "{\"time\":\"2024-01-02 03:04:05,123\"}",       /* log4j */
-        "{\"time\":\"2024-01-02T03:04:05Z\"}",          /* falls through to rfc3339 */
+        "{\"time\":\"Sun Dec 04 04:47:44 2005\"}",   /* Apache */
+        "{\"time\":\"04/Dec/2005:04:47:44 +0100\"}", /* common log format */
+        "{\"time\":\"2024-01-02 03:04:05,123\"}",    /* log4j */
+        "{\"time\":\"2024-01-02T03:04:05Z\"}",       /* falls through to rfc3339 */
         NULL};
     struct t_capture *dead;
     struct t_capture *c = run("field: time\n"
@@ -140,8 +138,12 @@ Test(parse_timestamp, a_format_without_a_year_takes_the_current_one)
     gmtime_r(&now, &tm);
     struct t_capture *c = run("field: t\nformats: '%b %d %H:%M:%S'", lines, &dead);
     cr_assert_eq(c->n, 1);
-    struct tm want = {.tm_year = tm.tm_year, .tm_mon = 11, .tm_mday = 10, .tm_hour = 6,
-                      .tm_min = 55, .tm_sec = 46};
+    struct tm want = {.tm_year = tm.tm_year,
+                      .tm_mon = 11,
+                      .tm_mday = 10,
+                      .tm_hour = 6,
+                      .tm_min = 55,
+                      .tm_sec = 46};
     cr_assert_eq(c->times[0], (int64_t)timegm(&want) * NS);
 }
 

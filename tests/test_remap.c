@@ -34,8 +34,8 @@ Test(remap, the_w2_reshape)
         "{\"ts\":\"2024-01-01T00:00:00Z\",\"level\":\"warn\",\"msg\":\"caf\\u00e9 \\\"x\\\"\","
         "\"user_id\":42,\"latency_ms\":1.50,\"http\":{\"status\":503}}",
         NULL};
-    struct t_capture *c = run("set: {env: '\"prod\"'}\nrename: {msg: message}\nremove: [user_id]",
-                              lines);
+    struct t_capture *c =
+        run("set: {env: '\"prod\"'}\nrename: {msg: message}\nremove: [user_id]", lines);
     cr_assert_eq(c->n, 1);
     cr_assert_str_eq(c->json[0], "{\"ts\":\"2024-01-01T00:00:00Z\",\"level\":\"warn\","
                                  "\"message\":\"caf\\u00e9 \\\"x\\\"\",\"latency_ms\":1.50,"
@@ -103,6 +103,6 @@ Test(remap, config_errors)
                  "set 'env': expected an operand after '==', found end of expression", 2, 16);
     expect_error("rename: {a: [x]}", "rename 'a': expected a field name", 1, 13);
     expect_error("inputs: [x]",
-                 "remap needs at least one of set, rename, remove, copy, keep_only or serialize",
-                 1, 1);
+                 "remap needs at least one of set, rename, remove, copy, keep_only or serialize", 1,
+                 1);
 }

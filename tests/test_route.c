@@ -20,9 +20,9 @@ static void teardown(void)
 
 TestSuite(route, .init = setup, .fini = teardown, .timeout = 30);
 
-static const char *const lines[] = {"{\"level\":\"error\",\"ms\":900}", "{\"level\":\"info\",\"ms\":5}",
-                                    "{\"level\":\"error\",\"ms\":1}", "{\"level\":\"warn\",\"ms\":800}",
-                                    NULL};
+static const char *const lines[] = {
+    "{\"level\":\"error\",\"ms\":900}", "{\"level\":\"info\",\"ms\":5}",
+    "{\"level\":\"error\",\"ms\":1}", "{\"level\":\"warn\",\"ms\":800}", NULL};
 
 /* lines -> parse_json -> route(yaml) -> one capture per output. */
 static void run(const char *yaml, struct t_capture **errors, struct t_capture **slow,

@@ -44,27 +44,31 @@ static uint32_t next(void)
 static int make_line(char *o, size_t cap, size_t i)
 {
     static const char *const services[] = {"checkout", "search", "auth", "catalog", "payments"};
-    static const char *const msgs[] = {"request done", "cache miss", "upstream timeout",
-                                       "user \\\"bob\\\" logged in", "caf\\u00e9 order accepted",
+    static const char *const msgs[] = {"request done",
+                                       "cache miss",
+                                       "upstream timeout",
+                                       "user \\\"bob\\\" logged in",
+                                       "caf\\u00e9 order accepted",
                                        "connection reset by peer"};
     static const char *const paths[] = {"/api/v1/orders", "/api/v1/login", "/healthz",
                                         "/api/v2/users/search"};
     static const char *const methods[] = {"GET", "GET", "POST", "PUT"};
     const char *level = i % 20 == 7 ? "error" : i % 10 == 3 ? "warn" : i % 3 ? "info" : "debug";
     unsigned r = next(), q = next();
-    return snprintf(o, cap,
-                    "{\"ts\":\"2024-01-%02uT%02u:%02u:%02u.%03uZ\",\"level\":\"%s\",\"service\":\"%s\","
-                    "\"msg\":\"%s\",\"user_id\":%u,\"latency_ms\":%u,\"http\":{\"method\":\"%s\","
-                    "\"path\":\"%s\",\"status\":%u},\"trace\":\"%08x%08x\"}",
-                    1 + (unsigned)(i / 86400000) % 28, (unsigned)(i / 3600000) % 24,
-                    (unsigned)(i / 60000) % 60, (unsigned)(i / 1000) % 60, (unsigned)(i % 1000),
-                    level, services[r % 5], msgs[r / 5 % 6], q % 1000000, r / 30 % 2000,
-                    methods[q / 7 % 4], paths[q / 28 % 4], r % 7 ? 200 : 503, r, q);
+    return snprintf(
+        o, cap,
+        "{\"ts\":\"2024-01-%02uT%02u:%02u:%02u.%03uZ\",\"level\":\"%s\",\"service\":\"%s\","
+        "\"msg\":\"%s\",\"user_id\":%u,\"latency_ms\":%u,\"http\":{\"method\":\"%s\","
+        "\"path\":\"%s\",\"status\":%u},\"trace\":\"%08x%08x\"}",
+        1 + (unsigned)(i / 86400000) % 28, (unsigned)(i / 3600000) % 24, (unsigned)(i / 60000) % 60,
+        (unsigned)(i / 1000) % 60, (unsigned)(i % 1000), level, services[r % 5], msgs[r / 5 % 6],
+        q % 1000000, r / 30 % 2000, methods[q / 7 % 4], paths[q / 28 % 4], r % 7 ? 200 : 503, r, q);
 }
 
 static struct lines generate(size_t n)
 {
-    struct lines l = {.buf = malloc(n * 256), .off = malloc(n * sizeof(size_t)),
+    struct lines l = {.buf = malloc(n * 256),
+                      .off = malloc(n * sizeof(size_t)),
                       .len = malloc(n * sizeof(uint32_t))};
     size_t pos = 0;
     for (size_t i = 0; i < n; i++) {
@@ -101,16 +105,19 @@ static enum sl_poll src_poll(struct sl_stage *s, struct sl_batch **out)
     return SL_READY;
 }
 
-static const struct sl_stage_type src_type = {
-    .abi = SL_STAGE_ABI, .name = "bench_src", .kind = SL_SOURCE, .doc = "lines from memory",
-    .state_size = sizeof(struct src), .poll = src_poll};
+static const struct sl_stage_type src_type = {.abi = SL_STAGE_ABI,
+                                              .name = "bench_src",
+                                              .kind = SL_SOURCE,
+                                              .doc = "lines from memory",
+                                              .state_size = sizeof(struct src),
+                                              .poll = src_poll};
 
 struct sink {
-    bool write;     /* serialise every event */
-    char *scratch;  /* where to */
-    size_t cap;     /* bytes of scratch */
-    size_t events;  /* received */
-    size_t bytes;   /* serialised */
+    bool write;    /* serialise every event */
+    char *scratch; /* where to */
+    size_t cap;    /* bytes of scratch */
+    size_t events; /* received */
+    size_t bytes;  /* serialised */
 };
 
 static enum sl_poll sink_write(struct sl_stage *s, struct sl_batch *b)
@@ -139,9 +146,13 @@ static void sink_close(struct sl_stage *s)
     free(k->scratch);
 }
 
-static const struct sl_stage_type sink_type = {
-    .abi = SL_STAGE_ABI, .name = "bench_sink", .kind = SL_SINK, .doc = "acks, may serialise",
-    .state_size = sizeof(struct sink), .write = sink_write, .close = sink_close};
+static const struct sl_stage_type sink_type = {.abi = SL_STAGE_ABI,
+                                               .name = "bench_sink",
+                                               .kind = SL_SINK,
+                                               .doc = "acks, may serialise",
+                                               .state_size = sizeof(struct sink),
+                                               .write = sink_write,
+                                               .close = sink_close};
 
 /* ---- cases --------------------------------------------------------------------------------- */
 
@@ -151,8 +162,8 @@ struct step {
 };
 
 struct bench_case {
-    const char *name;    /* what is measured */
-    bool write;          /* the sink serialises */
+    const char *name;     /* what is measured */
+    bool write;           /* the sink serialises */
     struct step steps[4]; /* the stages between source and sink */
 };
 
