@@ -63,11 +63,15 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
     *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
-static int64_t to_ns(int64_t y, unsigned mo, unsigned d, unsigned h, unsigned mi, unsigned s,
-                     int64_t frac_ns, int64_t offset_s)
+/* The time in ns, or false when it does not fit int64 (years before 1678 or after 2262). */
+static bool to_ns(int64_t y, unsigned mo, unsigned d, unsigned h, unsigned mi, unsigned s,
+                  int64_t frac_ns, int64_t offset_s, int64_t *out)
 {
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - offset_s;
-    return secs * NS + frac_ns;
+    if (y < -100000 || y > 100000) return false; /* keeps the day count itself in range */
+    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - offset_s, ns;
+    if (__builtin_mul_overflow(secs, NS, &ns) || __builtin_add_overflow(ns, frac_ns, out))
+        return false;
+    return true;
 }
 
 /* ---- readers ------------------------------------------------------------------------------ */
@@ -134,8 +138,7 @@ static bool rfc3339(const char *s, size_t len, int64_t *out)
     if (i != len || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 ||
         oh > 23 || om > 59)
         return false;
-    *out = to_ns(y, mo, d, h, mi, sec, frac, off);
-    return true;
+    return to_ns(y, mo, d, h, mi, sec, frac, off, out);
 }
 
 /* "[-]digits[.digits]" times `unit_ns`, exactly (a double would round 1704164645.25 s to
@@ -159,7 +162,8 @@ static bool decimal_time(const char *s, size_t len, int64_t unit_ns, int64_t *ou
         frac *= scale;
     }
     if (i != len) return false;
-    int64_t v = (int64_t)whole * unit_ns + frac;
+    int64_t v;
+    if (__builtin_add_overflow((int64_t)whole * unit_ns, frac, &v)) return false;
     *out = neg ? -v : v;
     return true;
 }
@@ -222,9 +226,8 @@ static bool with_strptime(const struct parse_timestamp *pt, const struct format 
     if (*p) return false; /* text left over: not this format */
     int64_t year = tm.tm_year == INT_MIN ? current_year() : (int64_t)tm.tm_year + 1900;
     int64_t off = f->has_zone ? tm.tm_gmtoff : pt->offset_s;
-    *out = to_ns(year, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday, (unsigned)tm.tm_hour,
-                 (unsigned)tm.tm_min, (unsigned)tm.tm_sec, frac, off);
-    return true;
+    return to_ns(year, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday, (unsigned)tm.tm_hour,
+                 (unsigned)tm.tm_min, (unsigned)tm.tm_sec, frac, off, out);
 }
 
 static bool read_time(const struct parse_timestamp *pt, const struct format *f,
