@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* ---- t_text ------------------------------------------------------------------------------- */
 
@@ -17,6 +19,8 @@ static const struct sl_option lines_options[] = {
     {"pause_after", SL_OPT_INT, "0", 0, offsetof(struct t_text, pause_after),
      "pause after this many lines until resumed"},
     {"origin", SL_OPT_STRING, NULL, 0, offsetof(struct t_text, origin), "origin of the events"},
+    {"borrow", SL_OPT_BOOL, "false", 0, offsetof(struct t_text, borrow),
+     "payloads point at the lines themselves"},
     {0},
 };
 
@@ -34,6 +38,11 @@ static int lines_start(struct sl_stage *s, struct sl_error *err)
     struct t_text *t = sl_stage_state(s);
     size_t total = 0, flen = 0;
     char *fdata = t->file ? t_read_file(t->file, &flen) : NULL;
+    if (t->borrow) { /* lines not terminated (guard pages): only their lengths */
+        for (size_t i = 0; i < t->lines.n; i++) add_line(t, 0, t->lens[i]);
+        t->text = malloc(1);
+        return 0;
+    }
     for (size_t i = 0; i < t->lines.n; i++) total += strlen(t->lines.items[i]) + 1;
     t->text = malloc(total + flen + 1);
     size_t pos = 0;
@@ -77,9 +86,13 @@ static enum sl_poll lines_poll(struct sl_stage *s, struct sl_batch **out)
     int64_t limit = t->pause_after && !t->resumed ? t->pause_after : INT64_MAX;
     for (int64_t k = 0; k < t->batch && t->next < t->n && (int64_t)t->next < limit; k++) {
         struct sl_event *ev = sl_batch_append(b);
-        char *p = sl_batch_alloc(b, t->len[t->next] + 1);
-        memcpy(p, t->text + t->off[t->next], t->len[t->next]);
-        sl_event_set_payload(ev, p, t->len[t->next]);
+        if (t->borrow && t->next < t->lines.n) { /* the test's own memory, guard pages */
+            sl_event_set_payload(ev, t->lines.items[t->next], t->len[t->next]);
+        } else {
+            char *p = sl_batch_alloc(b, t->len[t->next] + 1);
+            memcpy(p, t->text + t->off[t->next], t->len[t->next]);
+            sl_event_set_payload(ev, p, t->len[t->next]);
+        }
         sl_event_set_origin(ev, t->origin ? t->origin : sl_stage_name(s), t->next, -1);
         t->next++;
     }
@@ -390,6 +403,29 @@ char *t_read_file(const char *path, size_t *len)
     buf[n] = '\0';
     if (len) *len = (size_t)n;
     return buf;
+}
+
+static void *guards[4096];
+static size_t guard_sizes[4096], nguards;
+
+const char *t_guard_copy(const char *s, size_t len)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t data = (len + page - 1) / page * page;
+    char *m = mmap(NULL, data + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(m, MAP_FAILED);
+    cr_assert_eq(mprotect(m + data, page, PROT_NONE), 0);
+    cr_assert_lt(nguards, 4096);
+    guards[nguards] = m;
+    guard_sizes[nguards++] = data + page;
+    memcpy(m + data - len, s, len);
+    return m + data - len;
+}
+
+void t_guard_free_all(void)
+{
+    for (size_t i = 0; i < nguards; i++) munmap(guards[i], guard_sizes[i]);
+    nguards = 0;
 }
 
 const char *t_testdata(char *buf, size_t cap, const char *rel)

@@ -14,8 +14,9 @@
  * Options: lines (a list of strings), file (a path: its lines follow those of `lines`),
  * files (a list of paths: each whole file is one more event, after the lines),
  * batch (events per batch, default 100), pause_after (after this many lines, answer
- * PENDING until t_text_resume(); 0: never). Each event's origin is the stage's name, or
- * option `origin`, and its offset the line number (0-based). */
+ * PENDING until t_text_resume(); 0: never), borrow (payloads point at the `lines` items
+ * themselves, which must outlive the run: for guard-page tests). Each event's origin is
+ * the stage's name, or option `origin`, and its offset the line number (0-based). */
 struct t_text {
     struct sl_list lines; /* option */
     const char *file;     /* option */
@@ -23,6 +24,8 @@ struct t_text {
     int64_t batch;        /* option */
     int64_t pause_after;  /* option */
     const char *origin;   /* option */
+    bool borrow;          /* option: payloads point at the `lines` items, not copies */
+    const size_t *lens;   /* with borrow: the items' lengths (set by the test) */
     char *text;           /* all lines, '\n'-separated (owned) */
     size_t *off, *len;    /* each line */
     size_t n, next;       /* lines / next to emit */
@@ -104,6 +107,11 @@ struct sl_stage_stats t_stats(struct sl_stage *s);
 
 /* Reads the whole file at `path` into an owned NUL-terminated buffer (free); asserts. */
 char *t_read_file(const char *path, size_t *len);
+
+/* A copy of `len` bytes of `s` placed so that its last byte is the last one before a
+ * PROT_NONE page: reading past it crashes. Valid until t_guard_free_all(). */
+const char *t_guard_copy(const char *s, size_t len);
+void t_guard_free_all(void);
 
 /* `$SLUICE_TESTDATA/rel` into `buf` (borrowed, `cap` bytes); returns buf. */
 const char *t_testdata(char *buf, size_t cap, const char *rel);

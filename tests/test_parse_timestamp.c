@@ -164,3 +164,16 @@ Test(parse_timestamp, config_errors)
     cr_assert_str_eq(err.msg, "format 'iso' is neither rfc3339, unix, unix_ms, unix_us, unix_ns "
                               "nor a strptime format (with at most one %f)");
 }
+
+Test(parse_timestamp, issue5_times_outside_the_nanosecond_range_are_rejected)
+{
+    /* Found by fuzz_stages: a year past 2262 overflowed the nanoseconds. */
+    static const char *const lines[] = {"{\"t\":\"4048-01-02T03:04:05Z\"}",
+                                        "{\"t\":\"9223372036.999999999\"}",
+                                        "{\"t\":\"2262-04-11T23:47:16Z\"}", NULL};
+    struct t_capture *dead;
+    struct t_capture *c = run("field: t\nformats: [rfc3339, unix]", lines, &dead);
+    cr_assert_eq(c->n, 1);
+    cr_assert_eq(c->times[0], 9223372036000000000LL);
+    cr_assert_eq(dead->n, 2);
+}
