@@ -24,9 +24,11 @@ enum sl__stage_on_error {
 };
 
 #define SL__STAGE_ON_ERROR_CHOICES "drop|dead_letter|fail"
-#define SL__STAGE_ON_ERROR_DOC                                                                     \
-    "what to do with an event that fails: drop (counted), dead_letter (sent unchanged to output "  \
-    "'dead_letter' with the reason in field 'error') or fail (stop the pipeline)"
+/* The doc line of an `on_error` option; `what` says when it applies ("when the line is not
+ * JSON"). */
+#define SL__STAGE_ON_ERROR_DOC(what)                                                               \
+    what ": drop the event (counted), dead_letter (send it unchanged to output 'dead_letter' "     \
+         "with the reason in field 'error') or fail (stop the pipeline)"
 
 /* Error handling of one stage: the option's value and the dead-letter port. */
 struct sl__stage_errors {

@@ -228,6 +228,7 @@ static int multiline_init(struct sl_stage *s, const struct sl_config *cfg, struc
     pcre2_jit_compile(m->re, PCRE2_JIT_COMPLETE); /* pcre2_match uses it when it worked */
     m->md = pcre2_match_data_create_from_pattern(m->re, NULL);
     if (!m->md) return sl_error_set(err, SL_ENOMEM, "out of memory");
+    if (!m->separator) m->separator = "\n";
     m->sep_len = strlen(m->separator);
     m->stage = s;
     return 0;
@@ -262,8 +263,8 @@ static const struct sl_option multiline_options[] = {
     {"continuation_pattern", SL_OPT_STRING, NULL, 0, offsetof(struct multiline, cont),
      "instead of start_pattern: pattern of lines that continue the previous event (e.g. "
      "'^\\s' for indented stack frames); other lines begin a new one"},
-    {"separator", SL_OPT_STRING, "\n", 0, offsetof(struct multiline, separator),
-     "text put between the joined lines"},
+    {"separator", SL_OPT_STRING, NULL, 0, offsetof(struct multiline, separator),
+     "text put between the joined lines; unset: a line feed"},
     {"timeout", SL_OPT_DURATION, "1s", 0, offsetof(struct multiline, timeout_ms),
      "emit an event when no line came for it for this long"},
     {"max_bytes", SL_OPT_SIZE, "1MiB", 0, offsetof(struct multiline, max_bytes),

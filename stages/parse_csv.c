@@ -157,7 +157,8 @@ static const struct sl_option parse_csv_options[] = {
      "a record must have exactly one value per column (false: missing columns are left out, "
      "extra values ignored)"},
     {"on_error", SL_OPT_ENUM, "drop", 0, offsetof(struct parse_csv, errors.mode),
-     SL__STAGE_ON_ERROR_DOC " (bad quoting, wrong number of values)", SL__STAGE_ON_ERROR_CHOICES},
+     SL__STAGE_ON_ERROR_DOC("on bad quoting or a wrong number of values"),
+     SL__STAGE_ON_ERROR_CHOICES},
     {0},
 };
 

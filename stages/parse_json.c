@@ -91,7 +91,7 @@ static const struct sl_option parse_json_options[] = {
     {"remove_field", SL_OPT_BOOL, "false", 0, offsetof(struct parse_json, remove_field),
      "remove `field` from the event once it has been parsed"},
     {"on_error", SL_OPT_ENUM, "drop", 0, offsetof(struct parse_json, errors.mode),
-     SL__STAGE_ON_ERROR_DOC, SL__STAGE_ON_ERROR_CHOICES},
+     SL__STAGE_ON_ERROR_DOC("when the text is not a JSON object"), SL__STAGE_ON_ERROR_CHOICES},
     {0},
 };
 

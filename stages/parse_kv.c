@@ -59,7 +59,7 @@ static const struct sl_option parse_kv_options[] = {
     {"bare_keys", SL_OPT_BOOL, "false", 0, offsetof(struct parse_kv, bare_keys),
      "a key without a separator is the boolean true (false: it is an error)"},
     {"on_error", SL_OPT_ENUM, "drop", 0, offsetof(struct parse_kv, errors.mode),
-     SL__STAGE_ON_ERROR_DOC " (unterminated quote, empty key, no pairs)",
+     SL__STAGE_ON_ERROR_DOC("on an unterminated quote, an empty key or no pairs"),
      SL__STAGE_ON_ERROR_CHOICES},
     {0},
 };

@@ -35,7 +35,7 @@ static const struct sl_option parse_logfmt_options[] = {
     {"infer_types", SL_OPT_BOOL, "true", 0, offsetof(struct parse_logfmt, infer),
      "unquoted numbers become numbers and true/false booleans; quoted values stay strings"},
     {"on_error", SL_OPT_ENUM, "drop", 0, offsetof(struct parse_logfmt, errors.mode),
-     SL__STAGE_ON_ERROR_DOC " (unterminated quote, empty key, no pairs)",
+     SL__STAGE_ON_ERROR_DOC("on an unterminated quote, an empty key or no pairs"),
      SL__STAGE_ON_ERROR_CHOICES},
     {0},
 };

@@ -413,7 +413,7 @@ static const struct sl_option parse_regex_options[] = {
     {"types", SL_OPT_MAP, NULL, 0, offsetof(struct parse_regex, types),
      "types of groups by name, e.g. {latency: int, ratio: float}; same as (?<name:type>...)"},
     {"on_error", SL_OPT_ENUM, "drop", 0, offsetof(struct parse_regex, errors.mode),
-     SL__STAGE_ON_ERROR_DOC " (no pattern matched, or a capture did not convert)",
+     SL__STAGE_ON_ERROR_DOC("when no pattern matches or a capture does not convert"),
      SL__STAGE_ON_ERROR_CHOICES},
     {0},
 };

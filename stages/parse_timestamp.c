@@ -372,7 +372,8 @@ static const struct sl_option parse_timestamp_options[] = {
     {"target", SL_OPT_STRING, NULL, 0, offsetof(struct parse_timestamp, target),
      "field to receive the time as RFC 3339 UTC text (e.g. 2005-12-04T04:47:44.5Z); unset: none"},
     {"on_error", SL_OPT_ENUM, "drop", 0, offsetof(struct parse_timestamp, errors.mode),
-     SL__STAGE_ON_ERROR_DOC " (field missing, or no format matches)", SL__STAGE_ON_ERROR_CHOICES},
+     SL__STAGE_ON_ERROR_DOC("when the field is missing or no format matches"),
+     SL__STAGE_ON_ERROR_CHOICES},
     {0},
 };
 
