@@ -1,5 +1,6 @@
 /* remap: operations in config order, values kept in place, serialize, config errors. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <sluice/builtins.h>
@@ -105,4 +106,25 @@ Test(remap, config_errors)
     expect_error("inputs: [x]",
                  "remap needs at least one of set, rename, remove, copy, keep_only or serialize", 1,
                  1);
+}
+
+Test(remap, workers_build_strings_on_their_own_batches)
+{
+    enum { N = 3000 };
+    static char text[N][64];
+    static const char *lines[N + 1];
+    for (int i = 0; i < N; i++) {
+        snprintf(text[i], sizeof text[i], "{\"i\":%d,\"svc\":\"S%d\"}", i, i % 7);
+        lines[i] = text[i];
+    }
+    struct t_capture *c = run("workers: 2\nset: {key: 'concat(lower(svc), \"-\", to_string(i))'}\n"
+                              "serialize: true",
+                              lines);
+    cr_assert_eq(c->n, N);
+    for (int i = 0; i < N; i++) {
+        char want[96];
+        snprintf(want, sizeof want, "{\"i\":%d,\"svc\":\"S%d\",\"key\":\"s%d-%d\"}", i, i % 7,
+                 i % 7, i);
+        cr_assert_str_eq(c->payloads[i], want);
+    }
 }
