@@ -33,12 +33,12 @@ struct group {
     struct sl_batch **held;   /* batches the lines live in (one reference each) */
     size_t nheld, held_cap;   /* used / allocated */
     int64_t last_ms;          /* when the last line arrived */
-    const char *first_origin; /* metadata of the first line */
-    uint64_t offset;
-    int64_t time;
-    int32_t partition;
-    const char *key;
-    size_t key_len;
+    const char *first_origin; /* the first line's origin (in a held batch) */
+    uint64_t offset;          /* the first line's offset */
+    int64_t time;             /* the first line's time */
+    int32_t partition;        /* the first line's partition */
+    const char *key;          /* the first line's key (in a held batch), or NULL */
+    size_t key_len;           /* bytes of key */
 };
 
 struct multiline {
