@@ -21,9 +21,9 @@ static const char *opt_type_name(enum sl_opt_type t)
         [SL_OPT_STRING] = "string", [SL_OPT_INT] = "int",           [SL_OPT_FLOAT] = "float",
         [SL_OPT_BOOL] = "bool",     [SL_OPT_DURATION] = "duration", [SL_OPT_SIZE] = "size",
         [SL_OPT_ENUM] = "enum",     [SL_OPT_LIST] = "list",         [SL_OPT_MAP] = "map",
-        [SL_OPT_EXPR] = "expr",     [SL_OPT_ANY] = "any",
+        [SL_OPT_EXPR] = "expr",     [SL_OPT_ANY] = "any",           [SL_OPT_TEMPLATE] = "template",
     };
-    return t >= SL_OPT_STRING && t <= SL_OPT_ANY ? names[t] : "?";
+    return t >= SL_OPT_STRING && t <= SL_OPT_TEMPLATE ? names[t] : "?";
 }
 
 void cli_list(const struct sl_registry *reg, FILE *out)

@@ -32,6 +32,7 @@ void sl_event_set_payload(struct sl_event *ev, const char *data, size_t len)
     }
     ev->payload = data;
     ev->payload_len = (uint32_t)len;
+    ev->flags &= ~(uint32_t)SL__EV_PAYLOAD_PARSED; /* new bytes: a raw record again */
 }
 
 const char *sl_event_key(const struct sl_event *ev, size_t *len)
@@ -77,6 +78,16 @@ void sl_event_set_origin(struct sl_event *ev, const char *origin, uint64_t offse
     ev->origin = origin;
     ev->offset = offset;
     ev->partition = partition;
+}
+
+const char *sl_event_host(const struct sl_event *ev)
+{
+    return ev->host;
+}
+
+void sl_event_set_host(struct sl_event *ev, const char *host)
+{
+    ev->host = host;
 }
 
 char *sl_event_alloc(struct sl_event *ev, size_t size)
@@ -221,18 +232,18 @@ void sl_event_clear_fields(struct sl_event *ev)
 
 bool sl_event_fields_changed(const struct sl_event *ev)
 {
-    return (ev->flags & SL__EV_FIELDS_CHANGED) != 0;
+    return (ev->flags & (SL__EV_PAYLOAD_PARSED | SL__EV_FIELDS_CHANGED)) != SL__EV_PAYLOAD_PARSED;
 }
 
 void sl_event_fields_changed_mark(struct sl_event *ev)
 {
-    ev->flags |= SL__EV_FIELDS_CHANGED;
+    ev->flags |= SL__EV_FIELDS_CHANGED | SL__EV_PAYLOAD_PARSED;
 }
 
 void sl_event_fields_synced(struct sl_event *ev)
 {
     ev->flags &= ~(uint32_t)SL__EV_FIELDS_CHANGED;
-    ev->flags |= SL__EV_FIELDS_SYNCED;
+    ev->flags |= SL__EV_PAYLOAD_PARSED;
 }
 
 /* Splits "a.b[0]" after its first segment: the top-level name, then the rest. */

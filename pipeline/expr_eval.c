@@ -133,6 +133,14 @@ static bool fmt_number(struct sl__ctx *c, const struct sl_value *v, const char *
     return true;
 }
 
+size_t sl__text_decode(const struct sl_value *v, char *out)
+{
+    struct sdec d = sdec_of(v);
+    size_t n = 0;
+    for (int ch; (ch = sdec_next(&d)) >= 0;) out[n++] = (char)ch;
+    return n;
+}
+
 bool sl__text_of(struct sl__ctx *c, const struct sl_value *v, const char **s, size_t *len)
 {
     switch (v->type) {
@@ -140,10 +148,7 @@ bool sl__text_of(struct sl__ctx *c, const struct sl_value *v, const char **s, si
         if (v->flags & SL_VALUE_ESCAPED) {
             char *o = v->len ? sl__ctx_alloc(c, v->len) : NULL; /* decoding never grows */
             if (!o) return false;
-            struct sdec d = sdec_of(v);
-            size_t n = 0;
-            for (int ch; (ch = sdec_next(&d)) >= 0;) o[n++] = (char)ch;
-            *s = o, *len = n;
+            *s = o, *len = sl__text_decode(v, o);
             return true;
         }
         *s = v->s ? v->s : "", *len = v->len;

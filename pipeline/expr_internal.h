@@ -125,6 +125,10 @@ struct sl__ctx {
 /* Memory for a string built during evaluation, or NULL (the value then becomes null). */
 char *sl__ctx_alloc(struct sl__ctx *c, size_t size);
 
+/* Decodes the escaped string `v` into `out` (room for v->len bytes: decoding never
+ * grows) the way the text of a value is decoded. Returns the decoded length. */
+size_t sl__text_decode(const struct sl_value *v, char *out);
+
 /* The text of `v` (see expr.h), or false for null. `*s` may point into scratch. */
 bool sl__text_of(struct sl__ctx *c, const struct sl_value *v, const char **s, size_t *len);
 

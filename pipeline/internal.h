@@ -43,16 +43,19 @@ struct sl__field {
     struct sl_value v; /* the value; spans live in a batch arena or the payload */
 };
 
+/* The sync state of an event's fields with its payload (see sl_event_fields_changed()):
+ * in sync when PARSED is set and CHANGED is not. */
 enum {
-    SL__EV_FIELDS_CHANGED = 1u << 0, /* fields no longer match the payload */
-    SL__EV_FIELDS_SYNCED = 1u << 1,  /* declared the payload's JSON form (sl_event_fields_synced),
-                                        even with no fields: `{}` was parsed */
+    SL__EV_FIELDS_CHANGED = 1u << 0, /* a field was set, removed or renamed since the parse */
+    SL__EV_PAYLOAD_PARSED = 1u << 1, /* the fields hold the payload's content (a parser or a
+                                        serializer said so); unset: a raw record */
 };
 
 struct sl_event {
     const char *payload;          /* record bytes */
     const char *key;              /* optional key, NULL when none */
     const char *origin;           /* file path / topic, NULL when none */
+    const char *host;             /* host the event was read on, NULL when unknown */
     struct sl__field *fields;     /* field index, nfields used of fields_cap */
     struct sl_batch *batch;       /* batch whose arena this event allocates from */
     struct sl_batch *fields_home; /* batch whose arena holds `fields`; copy on write if

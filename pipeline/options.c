@@ -46,6 +46,7 @@ static const char *type_word(enum sl_opt_type t)
     case SL_OPT_MAP: return "a mapping";
     case SL_OPT_EXPR: return "an expression";
     case SL_OPT_ANY: return "a value";
+    case SL_OPT_TEMPLATE: return "a template";
     }
     return "a value";
 }
@@ -159,31 +160,43 @@ static void expr_free(void *e)
     sl_expr_free(e);
 }
 
-/* Compiles an expression option; errors point into the config file: the scalar's line
- * and column plus the position inside the expression (one more for an opening quote).
- * Past the first line of a multi-line scalar the indentation is not known, so the
- * column is the one inside the expression. */
-static int fill_expr(struct sl_stage *s, const char *opt_name, const struct sl_config *node,
-                     const char *text, struct sl_expr **out, struct sl__report *r)
+static void template_free(void *t)
+{
+    sl_template_free(t);
+}
+
+/* Reports a compile error `e` of option `opt_name`; it points into the config file: the
+ * scalar's line and column plus the position inside the text (one more for an opening
+ * quote). Past the first line of a multi-line scalar the indentation is not known, so
+ * the column is the one inside the text. */
+static int compile_error(struct sl_stage *s, const char *opt_name, const struct sl_config *node,
+                         const struct sl_error *e, struct sl__report *r)
+{
+    struct sl_error at = {.code = e->code == SL_ENOMEM ? SL_ENOMEM : SL_ECONFIG};
+    snprintf(at.stage, sizeof at.stage, "%s", s->name);
+    if (node) {
+        snprintf(at.file, sizeof at.file, "%s", sl_config_file(node));
+        at.line = sl_config_line(node) + (e->line > 1 ? e->line - 1 : 0);
+        at.col = e->line > 1 ? e->col
+                             : sl_config_col(node) + (sl_config_quoted(node) ? 1 : 0) +
+                                   (e->col > 0 ? e->col - 1 : 0);
+    }
+    snprintf(at.msg, sizeof at.msg, "option '%.64s': %.400s", opt_name, e->msg);
+    return sl__report(r, SL_LOG_ERROR, &at);
+}
+
+/* Compiles an expression or template option (`tpl`) into the pointer at `dst` (a
+ * struct sl_expr * or struct sl_template * field), owned by the stage. */
+static int fill_compiled(struct sl_stage *s, const char *opt_name, const struct sl_config *node,
+                         const char *text, bool tpl, char *dst, struct sl__report *r)
 {
     struct sl_error e = {0};
-    struct sl_expr *x = sl_expr_compile(text, strlen(text), &e);
-    if (!x) {
-        struct sl_error at = {.code = e.code == SL_ENOMEM ? SL_ENOMEM : SL_ECONFIG};
-        snprintf(at.stage, sizeof at.stage, "%s", s->name);
-        if (node) {
-            snprintf(at.file, sizeof at.file, "%s", sl_config_file(node));
-            at.line = sl_config_line(node) + (e.line > 1 ? e.line - 1 : 0);
-            at.col = e.line > 1 ? e.col
-                                : sl_config_col(node) + (sl_config_quoted(node) ? 1 : 0) +
-                                      (e.col > 0 ? e.col - 1 : 0);
-        }
-        snprintf(at.msg, sizeof at.msg, "option '%.64s': %.400s", opt_name, e.msg);
-        return sl__report(r, SL_LOG_ERROR, &at);
-    }
-    if (own(s, x, expr_free))
+    void *x = tpl ? (void *)sl_template_compile(text, strlen(text), &e)
+                  : (void *)sl_expr_compile(text, strlen(text), &e);
+    if (!x) return compile_error(s, opt_name, node, &e, r);
+    if (own(s, x, tpl ? template_free : expr_free))
         return sl__report_at(r, SL_LOG_ERROR, SL_ENOMEM, s->name, NULL, "out of memory");
-    *out = x;
+    memcpy(dst, &x, sizeof x);
     return 0;
 }
 
@@ -215,7 +228,9 @@ static int fill_one(struct sl_stage *s, const struct sl_option *o, const struct 
         *(const struct sl_config **)dst = node;
         return 0;
     case SL_OPT_ANY: *(const struct sl_config **)dst = node; return 0;
-    case SL_OPT_EXPR: return fill_expr(s, o->name, node, text, (struct sl_expr **)dst, r);
+    case SL_OPT_EXPR:
+    case SL_OPT_TEMPLATE:
+        return fill_compiled(s, o->name, node, text, o->type == SL_OPT_TEMPLATE, dst, r);
     default:
         if (fill_scalar(o->type, text, dst) == 0) return 0;
     }

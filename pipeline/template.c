@@ -105,3 +105,37 @@ size_t sl_template_render(const struct sl_template *t, struct sl_event *ev, char
     if (cap) buf[need < cap ? need : cap - 1] = '\0';
     return need;
 }
+
+/* One `{{ }}` for sl_template_each: evaluated read-only, its text handed to `fn`. */
+static int each_value(const struct sl_expr *x, const struct sl_event *ev, char *scratch,
+                      sl_template_piece_fn *fn, void *arg)
+{
+    struct sl__ctx c = {.ev = ev, .x = x, .buf = scratch, .cap = SL__EXPR_SCRATCH};
+    struct sl_value v;
+    const char *s;
+    size_t len;
+    sl__eval(x->root, &c, &v);
+    if (sl__text_of(&c, &v, &s, &len)) return fn(arg, SL_TEMPLATE_VALUE, s, len);
+    if (v.type != SL_STRING) return fn(arg, SL_TEMPLATE_NULL, NULL, 0);
+    if (v.len == 0) return fn(arg, SL_TEMPLATE_VALUE, "", 0);
+    /* An escaped field longer than what is left of the scratch: decoded on the heap, as
+     * the value exists and must not vanish (rare: strings of kilobytes with escapes). */
+    char *big = malloc(v.len);
+    if (!big) return SL_ENOMEM;
+    int rc = fn(arg, SL_TEMPLATE_VALUE, big, sl__text_decode(&v, big));
+    free(big);
+    return rc;
+}
+
+int sl_template_each(const struct sl_template *t, const struct sl_event *ev,
+                     sl_template_piece_fn *fn, void *arg)
+{
+    char scratch[SL__EXPR_SCRATCH]; /* reused by each hole: its text is consumed at once */
+    for (size_t i = 0; i < t->n; i++) {
+        const struct part *p = &t->parts[i];
+        int rc = p->x ? each_value(p->x, ev, scratch, fn, arg)
+                      : fn(arg, SL_TEMPLATE_TEXT, p->text, p->len);
+        if (rc) return rc;
+    }
+    return 0;
+}

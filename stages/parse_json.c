@@ -5,10 +5,11 @@
  * (`http.status`, `tags[0]`). Only member names holding escapes are decoded, into the
  * batch arena.
  *
- * An event that had no fields is indexed with sl_event_add_field and stays "in sync": a
- * sink writing JSON writes its original bytes. Parsing a field, or a payload into an
- * event that has fields already, merges the members by name (sl_event_set); the text is
- * validated first then, so that a malformed document changes nothing. */
+ * An event that had no fields is indexed with sl_event_add_field and declared "in sync"
+ * (event.h): a sink writing JSON writes its original bytes. Parsing a field, or a payload
+ * into an event that has fields already, merges the members by name (sl_event_set) and
+ * marks the event "parsed"; the text is validated first then, so that a malformed
+ * document changes nothing. */
 #include <stddef.h>
 #include <string.h>
 
@@ -72,7 +73,10 @@ static int parse_json_map(struct sl_stage *s, struct sl_event *ev, struct sl_emi
         sl_event_clear_fields(ev); /* a half-built index: the event had no fields before */
         return reject_text(s, pj, ev, out, text, len, off);
     }
-    if (!ix.merge) sl_event_fields_synced(ev); /* parsed, even `{}` with no fields */
+    if (ix.merge)
+        sl_event_fields_changed_mark(ev); /* the fields hold it, but are not its text */
+    else
+        sl_event_fields_synced(ev); /* the payload is their JSON text, even `{}` */
     if (pj->remove_field && pj->field) sl_event_remove(ev, pj->field, strlen(pj->field));
     return sl_emit(out, ev) ? sl_stage_error(s, SL_ENOMEM, "out of memory") : 0;
 }

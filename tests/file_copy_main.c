@@ -45,7 +45,7 @@ int main(int argc, char **argv)
              "path: \"%s\"\nfollow: %s\ncheckpoint_interval: 20ms\nhost_key: \"\"", argv[1],
              follow ? "true" : "false");
     struct sl_stage *src = add(p, "in", &sl_stage_file_source, yaml);
-    snprintf(yaml, sizeof yaml, "path: \"%s\"", argv[2]);
+    snprintf(yaml, sizeof yaml, "path: \"%s\"\nencoding: text", argv[2]);
     struct sl_stage *out = add(p, "out", &sl_stage_file_sink, yaml);
     int rc = src && out ? sl_pipeline_connect(p, src, NULL, out, &err) : 1;
     if (!rc) rc = sl_pipeline_catch_signals(p, NULL, NULL);

@@ -45,8 +45,8 @@ static enum sl_poll lines_write(struct sl_stage *s, struct sl_batch *b)
         r->offsets[r->n] = sl_event_offset(ev);
         struct sl_value v;
         r->truncated[r->n] = sl_event_get(ev, "truncated", 9, &v) == 0 && v.type == SL_BOOL && v.b;
-        r->hosts[r->n] =
-            sl_event_get(ev, "host", 4, &v) == 0 && v.type == SL_STRING ? copy(v.s, v.len) : NULL;
+        const char *h = sl_event_host(ev);
+        r->hosts[r->n] = h ? copy(h, strlen(h)) : NULL;
         r->n++;
     }
     r->batches++;

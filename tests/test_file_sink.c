@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <sluice/builtins.h>
+#include <sluice/json.h>
 
 #include "../connectors/file/internal.h"
 #include "helpers.h"
@@ -126,6 +127,13 @@ static void set_str(struct sl_event *ev, const char *name, const char *text)
     sl_event_set(ev, name, strlen(name), &v);
 }
 
+static int add_member(void *arg, const char *name, size_t len, bool escaped,
+                      const struct sl_value *v)
+{
+    (void)escaped;
+    return sl_event_add_field(arg, name, len, v);
+}
+
 /* Runs `src_type` (options src) -> file sink (options sink); `%s` is the directory. */
 static struct sl__file_sink *run_sink(const struct sl_stage_type *src_type, const char *src,
                                       const char *sink_fmt)
@@ -159,12 +167,13 @@ static void assert_file(const char *name, const char *want)
 /* ---- copies and templates ----------------------------------------------------------------------
  */
 
-Test(file_sink, untouched_events_are_copied_byte_for_byte)
+Test(file_sink, text_copies_lines_byte_for_byte)
 {
     char *in = t_path(dir, "in.log");
     t_write_numbers(in, 0, 100000, false);
     t_writes(in, "{\"json\": \"line\"}\nlast without newline", true);
-    run_sink(&sl_stage_file_source, "path: %s/in.log\nfollow: false", "path: %s/out/copy.log");
+    run_sink(&sl_stage_file_source, "path: %s/in.log\nfollow: false",
+             "path: %s/out/copy.log\nencoding: text");
     char *want = t_read(in, NULL);
     char *full = malloc(strlen(want) + 2);
     sprintf(full, "%s\n", want);
@@ -191,8 +200,9 @@ static void dated_event(struct sl_event *ev, int64_t i)
 Test(file_sink, path_template_from_event_time_and_fields)
 {
     make_event = dated_event;
-    struct sl__file_sink *k = run_sink(&t_make, "count: 7\nper_batch: 3",
-                                       "path: \"%s/logs/%%Y-%%m-%%d/{{ service }}.log\"");
+    struct sl__file_sink *k =
+        run_sink(&t_make, "count: 7\nper_batch: 3",
+                 "path: \"%s/logs/%%Y-%%m-%%d/{{ service }}.log\"\nencoding: text");
     assert_file("logs/2024-05-01/api.log", "{\"n\":0}\n");
     assert_file("logs/2024-05-02/db.log", "{\"n\":1}\n{\"n\":4}\n");
     assert_file("logs/2024-05-02/api.log", "{\"n\":3}\n{\"n\":6}\n");
@@ -204,13 +214,59 @@ Test(file_sink, path_template_from_event_time_and_fields)
     cr_assert_eq(st.acked, 7);
 }
 
+static void hostile_event(struct sl_event *ev, int64_t i)
+{
+    static const char *const vs[] = {"..", ".", "%Y", "a/../../b", "...", NULL, NULL};
+    static const char *const ws[] = {".", "x", "", "%m", "..", "x", "x"};
+    char text[8];
+    snprintf(text, sizeof text, "e%lld", (long long)i);
+    set_payload(ev, text);
+    sl_event_set_time(ev, 1714607999LL * 1000000000LL); /* 2024-05-01T23:59:59Z */
+    if (vs[i]) set_str(ev, "v", vs[i]);
+    if (i == 6) {
+        struct sl_value n = sl_value_int(7);
+        sl_event_set(ev, "v", 1, &n);
+    }
+    set_str(ev, "w", ws[i]);
+}
+
+Test(file_sink, path_values_cannot_climb_out_or_bring_strftime_fields)
+{
+    make_event = hostile_event;
+    struct sl__file_sink *k =
+        run_sink(&t_make, "count: 7", "path: \"%s/p/{{ v }}/.{{ w }}/%%Y.log\"\nencoding: text");
+    assert_file("p/__/._/2024.log", "e0\n");         /* ".." and ".{{.}}" stay inside */
+    assert_file("p/_/.x/2024.log", "e1\n");          /* "." is not a way to merge paths */
+    assert_file("p/%Y/2024.log", "e2\n");            /* a value's % is not a strftime field */
+    assert_file("p/a_.._.._b/.%m/2024.log", "e3\n"); /* its '/' cannot add directories */
+    assert_file("p/.../.../2024.log", "e4\n");       /* three dots are a plain name */
+    assert_file("p/7/.x/2024.log", "e6\n");          /* numbers are written as text */
+    cr_assert_eq(k->missing, 1);                     /* e5 had no v: dropped, counted */
+    struct sl_stage_stats st;
+    sl_stage_stats(sl_pipeline_find(p, "sink"), &st);
+    cr_assert_eq(st.dropped, 1);
+    char *up = t_path(dir, "2024.log");
+    cr_assert_neq(access(up, F_OK), 0, "a value climbed out of p/");
+    free(up);
+}
+
 /* ---- encodings
  * ------------------------------------------------------------------------------------- */
 
+/* Indexes `payload` the way a JSON parser does: its members as fields, then synced. */
+static void parsed_payload(struct sl_event *ev, const char *payload)
+{
+    set_payload(ev, payload);
+    size_t len;
+    const char *doc = sl_event_payload(ev, &len);
+    cr_assert_eq(sl_json_each_member(doc, len, add_member, ev, NULL), 0);
+    sl_event_fields_synced(ev);
+}
+
 static void typed_event(struct sl_event *ev, int64_t i)
 {
-    if (i == 0) { /* changed: serialised from its fields */
-        set_payload(ev, "{\"a\":1}");
+    if (i == 0) { /* parsed, then changed: serialised from its fields */
+        parsed_payload(ev, "{\"a\":1}");
         set_str(ev, "msg", "say \"hi\"\n\tback\\slash \x01");
         struct sl_value v = sl_value_int(-42);
         sl_event_set(ev, "int", 3, &v);
@@ -225,23 +281,64 @@ static void typed_event(struct sl_event *ev, int64_t i)
         v = sl_value_string("caf\\u00e9", 9);
         v.flags = SL_VALUE_ESCAPED;
         sl_event_set(ev, "esc", 3, &v);
-    } else if (i == 1) { /* untouched: its payload, whatever it is */
-        set_payload(ev, "{\"raw\": true}");
-    } else { /* a plain-text line with a field set: the line is kept as "message" */
+    } else if (i == 1) { /* parsed, untouched: its payload as it came */
+        parsed_payload(ev, "{\"raw\": true}");
+    } else if (i == 2) { /* a raw plain-text line with a field set: the line is "message" */
         set_payload(ev, "plain \"text\"");
         set_str(ev, "level", "warn");
+    } else { /* a raw line that looks like JSON: nobody parsed it, so it is a string */
+        set_payload(ev, "{\"raw\": true}");
     }
 }
 
-Test(file_sink, json_writes_untouched_payloads_and_serialises_changed_fields)
+Test(file_sink, json_writes_parsed_payloads_as_they_came_and_everything_else_as_json)
 {
     make_event = typed_event;
-    run_sink(&t_make, "count: 3", "path: %s/out.json");
+    run_sink(&t_make, "count: 4", "path: %s/out.json");
     assert_file("out.json",
-                "{\"msg\":\"say \\\"hi\\\"\\n\\tback\\\\slash \\u0001\",\"int\":-42,\"float\":2.5,"
-                "\"ok\":true,\"none\":null,\"list\":[1,{\"b\":2}],\"esc\":\"caf\\u00e9\"}\n"
+                "{\"a\":1,\"msg\":\"say \\\"hi\\\"\\n\\tback\\\\slash \\u0001\",\"int\":-42,"
+                "\"float\":2.5,\"ok\":true,\"none\":null,\"list\":[1,{\"b\":2}],"
+                "\"esc\":\"caf\\u00e9\"}\n"
                 "{\"raw\": true}\n"
-                "{\"message\":\"plain \\\"text\\\"\",\"level\":\"warn\"}\n");
+                "{\"message\":\"plain \\\"text\\\"\",\"level\":\"warn\"}\n"
+                "{\"message\":\"{\\\"raw\\\": true}\"}\n");
+}
+
+/* Lines as the file source reads them (raw, with the default `host` field), json-encoded
+ * by the file sink and by the stdout sink alike: every line is one valid JSON object. */
+Test(file_sink, json_of_raw_lines_from_the_file_source_is_valid_json)
+{
+    char *in = t_path(dir, "in.log");
+    t_writes(in, "plain text\n{\"looks\": \"like json\"}\n\ttab \"q\" caf\xc3\xa9 \xff\n\n", false);
+    run_sink(&sl_stage_file_source, "path: %s/in.log\nfollow: false", "path: %s/out.json");
+    assert_file("out.json", "{\"message\":\"plain text\"}\n"
+                            "{\"message\":\"{\\\"looks\\\": \\\"like json\\\"}\"}\n"
+                            "{\"message\":\"\\ttab \\\"q\\\" caf\xc3\xa9 \xef\xbf\xbd\"}\n"
+                            "{\"message\":\"\"}\n");
+    /* With host_key the host metadata becomes a field, written after the message. */
+    sl_pipeline_free(p);
+    struct sl_pipeline_options o;
+    sl_pipeline_options_init(&o);
+    o.data_dir = dir;
+    p = sl_pipeline_new(NULL, &o, NULL);
+    run_sink(&sl_stage_file_source,
+             "path: %s/in.log\nfollow: false\nhost_key: host\ncheckpoint: \"\"",
+             "path: %s/out2.json");
+    char host[256] = "", want[1024];
+    gethostname(host, sizeof host - 1);
+    snprintf(want, sizeof want,
+             "{\"message\":\"plain text\",\"host\":\"%s\"}\n"
+             "{\"message\":\"{\\\"looks\\\": \\\"like json\\\"}\",\"host\":\"%s\"}\n"
+             "{\"message\":\"\\ttab \\\"q\\\" caf\xc3\xa9 \xef\xbf\xbd\",\"host\":\"%s\"}\n"
+             "{\"message\":\"\",\"host\":\"%s\"}\n",
+             host, host, host, host);
+    assert_file("out2.json", want);
+    char *out = t_path(dir, "out2.json");
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "jq -c . < %s > /dev/null 2>&1", out);
+    cr_assert_eq(system(cmd), 0, "jq rejects %s", out);
+    free(out);
+    free(in);
 }
 
 static void csv_event(struct sl_event *ev, int64_t i)
@@ -303,7 +400,8 @@ static void lru(int max_open)
 {
     make_event = spread_event;
     char sink[128];
-    snprintf(sink, sizeof sink, "path: \"%%s/{{svc}}.log\"\nmax_open_files: %d", max_open);
+    snprintf(sink, sizeof sink, "path: \"%%s/{{svc}}.log\"\nmax_open_files: %d\nencoding: text",
+             max_open);
     struct sl__file_sink *k = run_sink(&t_make, "count: 1000\nper_batch: 64", sink);
     for (int s = 0; s < 5; s++) {
         char name[16], want[8192] = "";
@@ -367,8 +465,8 @@ static void number_event(struct sl_event *ev, int64_t i)
 Test(file_sink, rotation_by_size_keeps_every_line_in_order)
 {
     make_event = number_event;
-    struct sl__file_sink *k =
-        run_sink(&t_make, "count: 1000\nper_batch: 37", "path: %s/out.log\nrotate_size: 1KiB");
+    struct sl__file_sink *k = run_sink(&t_make, "count: 1000\nper_batch: 37",
+                                       "path: %s/out.log\nrotate_size: 1KiB\nencoding: text");
     int files;
     char *all = rotated_concat("out.log", &files);
     char want[16000];
@@ -391,7 +489,7 @@ Test(file_sink, rotation_by_time_keeps_every_line_in_order)
 {
     make_event = number_event;
     struct sl__file_sink *k = run_sink(&t_make, "count: 12\nper_batch: 1\ndelay_ms: 25",
-                                       "path: %s/out.log\nrotate_interval: 60ms");
+                                       "path: %s/out.log\nrotate_interval: 60ms\nencoding: text");
     int files;
     char *all = rotated_concat("out.log", &files);
     char want[512];
@@ -408,7 +506,7 @@ Test(file_sink, a_torn_last_line_is_closed_before_appending)
     char *out = t_path(dir, "out.log");
     t_writes(out, "whole\ntorn li", false);
     make_event = number_event;
-    run_sink(&t_make, "count: 2", "path: %s/out.log");
+    run_sink(&t_make, "count: 2", "path: %s/out.log\nencoding: text");
     assert_file("out.log", "whole\ntorn li\nline 000000\nline 000001\n");
     free(out);
 }
@@ -420,7 +518,7 @@ static void fsync_mode(const char *mode, int64_t *fsyncs)
 {
     make_event = number_event;
     char sink[256];
-    snprintf(sink, sizeof sink, "path: %%s/out.log\nfsync: %s", mode);
+    snprintf(sink, sizeof sink, "path: %%s/out.log\nfsync: %s\nencoding: text", mode);
     struct sl__file_sink *k = run_sink(&t_make, "count: 500\nper_batch: 10", sink);
     int files;
     char *all = rotated_concat("out.log", &files);
@@ -513,7 +611,7 @@ Test(file_sink, disk_full_is_retried_with_backoff_and_loses_nothing)
     sl_pipeline_free(p);
     p = sl_pipeline_new(NULL, &o, NULL);
     struct sl__file_sink *k = run_sink(&sl_stage_file_source, "path: %s/in.log\nfollow: false",
-                                       "path: %s/mnt/out.log\nretry_backoff: 5ms");
+                                       "path: %s/mnt/out.log\nretry_backoff: 5ms\nencoding: text");
     cr_assert_geq(k->write_errors, 3);
     cr_assert_eq(failures_seen, (int)k->write_errors);
     char *want = t_read(in, NULL);
@@ -549,7 +647,8 @@ Test(file_sink, open_errors_are_retried_until_the_directory_appears)
     p = sl_pipeline_new(NULL, &o, NULL);
     make_event = number_event;
     struct sl__file_sink *k =
-        run_sink(&t_make, "count: 3", "path: %s/late/out.log\nmkdir: false\nretry_backoff: 2ms");
+        run_sink(&t_make, "count: 3",
+                 "path: %s/late/out.log\nmkdir: false\nretry_backoff: 2ms\nencoding: text");
     cr_assert_eq(open_failures, 2);
     cr_assert_eq(k->write_errors, 2);
     assert_file("late/out.log", "line 000000\nline 000001\nline 000002\n");
@@ -573,12 +672,17 @@ static void config_error(const struct sl_stage_type *type, const char *yaml, con
 Test(file_sink, configuration_errors_name_the_stage_and_the_position)
 {
     config_error(&sl_stage_file_sink, "path: out.csv\nencoding: csv", "needs 'fields'", 1, 1);
-    config_error(&sl_stage_file_sink, "encoding: json\npath: \"{{svc\"", "without '}}'", 2, 7);
+    config_error(&sl_stage_file_sink, "encoding: json\npath: \"{{svc\"",
+                 "option 'path': expected '}}' to close the '{{' at line 1, column 1, found end of "
+                 "template",
+                 2, 13);
     config_error(&sl_stage_file_sink, "path: x\nfsync: sometimes",
                  "must be one of never, batch, always; found 'sometimes'", 2, 8);
     config_error(&sl_stage_file_source, "path: x\nread_buffer: 10", "between 4KiB", 2, 14);
     config_error(&sl_stage_file_source, "paht: x", "did you mean 'path'", 1, 1);
     config_error(&sl_stage_file_sink, "path: \"{{a}}\"\nencoding: text\ntemplate: \"{{\"",
-                 "without '}}'", 3, 11);
+                 "option 'template': expected an expression, found end of template", 3, 14);
+    config_error(&sl_stage_file_sink, "path: \"x/{{ null }}.log\"",
+                 "option 'path': a {{ }} is null", 1, 7);
     config_error(&sl_stage_stdout, "encoding: csv\ntemplate: \"{{x}}\"", "needs 'fields'", 1, 1);
 }

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sluice/builtins.h>
@@ -269,6 +271,73 @@ Test(file_source, renamed_file_is_recognised_by_its_identity)
     r = run_source("path: %s/*.log\nfollow: false");
     t_assert_numbers_once(r, 300, 350);
     free(a), free(b);
+}
+
+/* Runs the sqlite3 CLI on the checkpoint database `db` with `sql`; returns its output
+ * (owned) with every occurrence of the test directory removed. */
+static char *sqlite(const char *db, const char *sql)
+{
+    char *script = t_path(dir, "q.sql"), *out = t_path(dir, "q.out");
+    t_writes(script, sql, false);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "sqlite3 %s < %s > %s", db, script, out);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    char *text = t_read(out, NULL), *res = calloc(1, strlen(text) + 1);
+    size_t dl = strlen(dir), o = 0;
+    for (const char *q = text; *q;)
+        if (strncmp(q, dir, dl) == 0 && q[dl] == '/')
+            q += dl + 1;
+        else
+            res[o++] = *q++;
+    free(text), free(script), free(out);
+    return res;
+}
+
+/* Rows of files that are gone for longer than checkpoint_retention are deleted at start;
+ * the rows of files that are still there, of recent files and of other sources stay. */
+Test(file_source, checkpoints_of_files_gone_for_long_are_purged_at_start)
+{
+    char *live = t_path(dir, "live.log"), *outside = t_path(dir, "outside.txt");
+    char *db = t_path(dir, "ck.db");
+    t_write_numbers(live, 0, 100, false);
+    t_writes(outside, "not matched by the glob\n", false);
+    struct t_lines *r = run_source("path: %s/*.log\nfollow: false\ncheckpoint: %s/ck.db");
+    t_assert_numbers_once(r, 0, 100);
+    restart(0);
+    struct stat st;
+    cr_assert_eq(stat(outside, &st), 0);
+    char sql[2048];
+    long long old = (long long)time(NULL) - 30 * 86400, recent = (long long)time(NULL) - 60;
+    const char *cols = "INSERT INTO file_checkpoints (source, dev, ino, fp, fp_len, offset, path,"
+                       " updated) VALUES";
+    snprintf(sql, sizeof sql,
+             "UPDATE file_checkpoints SET updated = %lld;\n"
+             "%s ('src', 1, 1, 0, 0, 5, '%s/gone.log', %lld);\n"          /* gone, long ago */
+             "%s ('src', 1, 2, 0, 0, 5, '%s/gone2.log', %lld);\n"         /* gone, recently */
+             "%s ('src', %llu, %llu, 0, 0, 5, '%s/outside.txt', %lld);\n" /* still there */
+             "%s ('src', 1, 3, 0, 0, 5, '%s/live.log', %lld);\n"          /* path reused */
+             "%s ('other', 1, 4, 0, 0, 5, '%s/gone3.log', %lld);\n",      /* another source */
+             old, cols, dir, old, cols, dir, recent, cols, (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino, dir, old, cols, dir, old, cols, dir, old);
+    free(sqlite(db, sql));
+    const char *list = "SELECT source, path FROM file_checkpoints ORDER BY 1, 2, ino;\n";
+    char *before = sqlite(db, list);
+    r = run_source("path: %s/*.log\nfollow: false\ncheckpoint: %s/ck.db\ncheckpoint_retention: 0");
+    cr_assert_eq(r->n, 0, "the live file resumes at its end");
+    restart(0);
+    char *kept = sqlite(db, list);
+    cr_assert_str_eq(kept, before, "retention 0 keeps every row");
+    cr_assert_str_eq(kept, "other|gone3.log\nsrc|gone.log\nsrc|gone2.log\nsrc|live.log\n"
+                           "src|live.log\nsrc|outside.txt\n");
+    free(sqlite(db, "UPDATE file_checkpoints SET updated = updated - 30 * 86400"
+                    " WHERE path LIKE '%live.log';\n"));
+    t_write_numbers(live, 100, 150, true);
+    r = run_source("path: %s/*.log\nfollow: false\ncheckpoint: %s/ck.db");
+    t_assert_numbers_once(r, 100, 150); /* its row was kept: it resumed */
+    char *after = sqlite(db, list);
+    cr_assert_str_eq(after, "other|gone3.log\nsrc|gone2.log\nsrc|live.log\nsrc|outside.txt\n");
+    free(before), free(kept), free(after);
+    free(live), free(outside), free(db);
 }
 
 Test(file_source, recreated_file_is_read_from_its_start)

@@ -157,6 +157,37 @@ Test(file_stdio, stdout_writes_every_encoding)
     free(o);
 }
 
+/* The same rule as the file sink's: a raw line is {"message": line, fields}. */
+Test(file_stdio, stdout_json_of_raw_lines_is_valid_json)
+{
+    char *o = t_path(dir, "out.json");
+    int fd = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    struct sl_error err = {0};
+    cr_assert_eq(write_fd(fd, "plain \"q\"\n{\"a\":1}\n", NULL, &err), 0, "%s", err.msg);
+    close(fd);
+    char *got = t_read(o, NULL);
+    cr_assert_str_eq(got, "{\"message\":\"plain \\\"q\\\"\"}\n{\"message\":\"{\\\"a\\\":1}\"}\n");
+    free(got);
+    free(o);
+}
+
+Test(file_stdio, stdout_text_template_renders_expressions)
+{
+    char *o = t_path(dir, "out.txt");
+    int fd = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    struct sl_error err = {0};
+    cr_assert_eq(
+        write_fd(fd, "a\nb\n",
+                 "encoding: text\ntemplate: \"<{{ upper(\\\"x\\\") }}|{{ nope }}|{{ 1 + 1 }}>\"",
+                 &err),
+        0, "%s", err.msg);
+    close(fd);
+    char *got = t_read(o, NULL);
+    cr_assert_str_eq(got, "<X||2>\n<X||2>\n");
+    free(got);
+    free(o);
+}
+
 Test(file_stdio, stdout_csv_with_header)
 {
     char *o = t_path(dir, "out.csv");

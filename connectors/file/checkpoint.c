@@ -57,7 +57,7 @@ static void make_parent_dirs(const char *path)
 static int load_rows(struct sl__file_ckpt *c, struct sl_error *err)
 {
     sqlite3_stmt *st;
-    const char *q = "SELECT dev, ino, fp, fp_len, offset, path FROM file_checkpoints"
+    const char *q = "SELECT dev, ino, fp, fp_len, offset, path, updated FROM file_checkpoints"
                     " WHERE source = ?1";
     if (sqlite3_prepare_v2(c->db, q, -1, &st, NULL) != SQLITE_OK)
         return sl_error_set(err, SL_EIO, "checkpoints: %s", sqlite3_errmsg(c->db));
@@ -79,6 +79,7 @@ static int load_rows(struct sl__file_ckpt *c, struct sl_error *err)
         r->offset = (uint64_t)sqlite3_column_int64(st, 4);
         const unsigned char *p = sqlite3_column_text(st, 5);
         r->path = p ? strdup((const char *)p) : NULL;
+        r->updated = sqlite3_column_int64(st, 6);
     }
     sqlite3_finalize(st);
     return rc;
@@ -156,6 +157,42 @@ int sl__file_ckpt_save(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *
         snprintf(msg, cap, "checkpoint save failed: %s", sqlite3_errmsg(c->db));
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     }
+    return rc;
+}
+
+int sl__file_ckpt_purge(struct sl__file_ckpt *c,
+                        bool (*gone)(void *arg, const struct sl__file_ckpt_row *r), void *arg,
+                        size_t *purged, char *msg, size_t cap)
+{
+    *purged = 0;
+    struct sl__file_ckpt_row *del = calloc(c->nrows + 1, sizeof *del);
+    bool *drop = calloc(c->nrows + 1, sizeof *drop);
+    if (!del || !drop) {
+        free(del);
+        free(drop);
+        snprintf(msg, cap, "checkpoint purge: out of memory");
+        return SL_ENOMEM;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < c->nrows; i++) {
+        if (!(drop[i] = gone(arg, &c->rows[i]))) continue;
+        del[n] = c->rows[i]; /* the path stays owned by c->rows */
+        del[n++].remove = true;
+    }
+    int rc = sl__file_ckpt_save(c, del, n, msg, cap);
+    free(del);
+    if (!rc) { /* the deleted rows leave the loaded ones too */
+        size_t k = 0;
+        for (size_t i = 0; i < c->nrows; i++) {
+            if (drop[i])
+                free(c->rows[i].path);
+            else
+                c->rows[k++] = c->rows[i];
+        }
+        c->nrows = k;
+        *purged = n;
+    }
+    free(drop);
     return rc;
 }
 

@@ -1,19 +1,21 @@
 /* Encodings: how an event becomes a line of bytes, gathered into iovecs for writev.
  *
- * json: an event whose fields nobody changed is written as its original payload bytes,
- * without a copy: its iovec points into the batch. When consecutive payloads were
- * adjacent lines of one read block (separated by their original '\n'), they merge into
- * one iovec, so a file-to-file copy writes whole blocks per iovec. A changed event is
- * serialised from its fields into scratch memory. text: the payload, or a template.
- * csv: the listed fields, quoted per RFC 4180.
- *
- * The JSON string escaping here is an interim private copy, to be replaced by
- * sl_json_escape from <sluice/json.h> once it lands. */
+ * json: an event's JSON form as sl_event_write_json() defines it (event.h, "fields and
+ * the payload"). An event in sync (its payload is the JSON text of its fields: parsed
+ * and untouched) is written as its payload bytes without a copy: its iovec points into
+ * the batch, and when consecutive payloads were adjacent lines of one read block
+ * (separated by their original '\n') they merge into one iovec, so a parse-and-forward
+ * job writes whole blocks per iovec. Any other event is serialised by
+ * sl_event_write_json into scratch memory: a raw line as {"message": ..., fields}, so
+ * every line is valid JSON. text: the payload, or the `template` (sl_template_each).
+ * csv: the listed fields, quoted per RFC 4180. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+
+#include <sluice/json.h>
 
 #include "internal.h"
 
@@ -95,128 +97,20 @@ int sl__file_iobuf_copy(struct sl__file_iobuf *io, const char *s, size_t len)
     return n < 0 ? (int)n : 0;
 }
 
-size_t sl__file_json_escape(const char *s, size_t len, char *dst)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            dst[o++] = '\\';
-            dst[o++] = (char)c;
-        } else if (c < 0x20) {
-            const char *short_form = c == '\n' ? "\\n" : c == '\t' ? "\\t" : c == '\r' ? "\\r" : 0;
-            if (short_form) {
-                memcpy(dst + o, short_form, 2);
-                o += 2;
-            } else {
-                memcpy(dst + o, "\\u00", 4);
-                dst[o + 4] = hex[c >> 4];
-                dst[o + 5] = hex[c & 15];
-                o += 6;
-            }
-        } else {
-            dst[o++] = (char)c;
-        }
-    }
-    return o;
-}
-
 /* ---- json ------------------------------------------------------------------------------ */
 
-static size_t value_bound(const struct sl_value *v)
+/* An event that is not in sync, serialised into scratch (its JSON form and a newline). */
+static long encode_json(const struct sl_event *ev, struct sl__file_iobuf *io, size_t skip)
 {
-    switch (v->type) {
-    case SL_STRING: return (v->flags & SL_VALUE_ESCAPED ? v->len : 6 * (size_t)v->len) + 2;
-    case SL_JSON: return v->len;
-    case SL_INT:
-    case SL_FLOAT: return v->flags & SL_VALUE_TEXT ? v->len : 32;
-    default: return 5;
+    size_t room = io->cap - io->used; /* one byte of it is kept for the newline */
+    size_t n = sl_event_write_json(ev, room ? io->scratch + io->used : NULL, room ? room - 1 : 0);
+    if (n + 1 > room) { /* measured only: make room, then write */
+        int rc = reserve(io, n + 1);
+        if (rc) return rc;
+        sl_event_write_json(ev, io->scratch + io->used, n);
     }
-}
-
-static size_t json_value(const struct sl_value *v, char *d)
-{
-    int n = 0;
-    switch (v->type) {
-    case SL_STRING:
-        d[0] = '"';
-        if (v->flags & SL_VALUE_ESCAPED) { /* already JSON text */
-            memcpy(d + 1, v->s, v->len);
-            n = (int)v->len;
-        } else {
-            n = (int)sl__file_json_escape(v->s, v->len, d + 1);
-        }
-        d[n + 1] = '"';
-        return (size_t)n + 2;
-    case SL_JSON: memcpy(d, v->s, v->len); return v->len;
-    case SL_INT:
-    case SL_FLOAT:
-        if (v->flags & SL_VALUE_TEXT) {
-            memcpy(d, v->s, v->len);
-            return v->len;
-        }
-        if (v->type == SL_INT)
-            n = snprintf(d, 32, "%lld", (long long)v->i);
-        else if (v->f == v->f && v->f - v->f == 0)
-            n = snprintf(d, 32, "%.17g", v->f);
-        else
-            n = snprintf(d, 32, "null"); /* NaN and infinities have no JSON form */
-        return (size_t)n;
-    case SL_BOOL: memcpy(d, v->b ? "true" : "false", v->b ? 4 : 5); return v->b ? 4 : 5;
-    default: memcpy(d, "null", 4); return 4;
-    }
-}
-
-/* A payload that is not itself JSON text would be lost by writing the fields alone: it
- * goes in as "message" unless a field of that name exists. */
-static bool needs_message(const struct sl_event *ev, const char *p, size_t len)
-{
-    size_t i = 0;
-    while (i < len && (p[i] == ' ' || p[i] == '\t')) i++;
-    if (i == len || p[i] == '{' || p[i] == '[') return false;
-    struct sl_value v;
-    return sl_event_get(ev, "message", 7, &v) != 0;
-}
-
-static long encode_json_fields(const struct sl_event *ev, struct sl__file_iobuf *io, size_t skip)
-{
-    size_t plen, nf = sl_event_field_count(ev), need = 3;
-    const char *payload = sl_event_payload(ev, &plen);
-    bool msg = needs_message(ev, payload, plen);
-    if (msg) need += 12 + 6 * plen;
-    for (size_t i = 0; i < nf; i++) {
-        size_t nl;
-        struct sl_value v;
-        sl_event_field_at(ev, i, NULL, &nl, &v);
-        need += 6 * nl + 4 + value_bound(&v);
-    }
-    int rc = reserve(io, need);
-    if (rc) return rc;
-    char *d = io->scratch + io->used;
-    size_t o = 0;
-    d[o++] = '{';
-    if (msg) {
-        memcpy(d + o, "\"message\":\"", 11);
-        o += 11;
-        o += sl__file_json_escape(payload, plen, d + o);
-        d[o++] = '"';
-    }
-    for (size_t i = 0; i < nf; i++) {
-        const char *name;
-        size_t nl;
-        struct sl_value v;
-        sl_event_field_at(ev, i, &name, &nl, &v);
-        if (o > 1) d[o++] = ',';
-        d[o++] = '"';
-        o += sl__file_json_escape(name, nl, d + o);
-        d[o++] = '"';
-        d[o++] = ':';
-        o += json_value(&v, d + o);
-    }
-    d[o++] = '}';
-    d[o++] = '\n';
-    return commit(io, o, skip);
+    io->scratch[io->used + n] = '\n';
+    return commit(io, n + 1, skip);
 }
 
 /* ---- csv ----------------------------------------------------------------------------------- */
@@ -240,7 +134,16 @@ static size_t csv_cell(const char *s, size_t len, char *d)
     return o;
 }
 
-/* One field as CSV text at d (room: 2 * value_bound + 2). */
+/* Bytes a value's text takes before CSV quoting: a string's (decoded: never longer than
+ * its escaped form) or the JSON text of anything else. */
+static size_t value_bound(const struct sl_value *v)
+{
+    if (v->type == SL_STRING) return v->len;
+    if (v->type == SL_NULL) return 0;
+    return sl_json_write_value(v, NULL, 0);
+}
+
+/* One field as CSV text at d (room: 2 * value_bound + 2); tmp: value_bound bytes. */
 static size_t csv_value(const struct sl_value *v, char *d, char *tmp)
 {
     switch (v->type) {
@@ -250,7 +153,7 @@ static size_t csv_value(const struct sl_value *v, char *d, char *tmp)
     }
     case SL_NULL: return 0;
     default: {
-        size_t n = json_value(v, tmp);
+        size_t n = sl_json_write_value(v, tmp, value_bound(v));
         return csv_cell(tmp, n, d);
     }
     }
@@ -259,7 +162,7 @@ static size_t csv_value(const struct sl_value *v, char *d, char *tmp)
 static long encode_csv(struct sl__file_enc *e, const struct sl_event *ev, struct sl__file_iobuf *io,
                        size_t skip)
 {
-    size_t need = e->cols->n + 1, maxv = 32;
+    size_t need = e->cols->n + 1, maxv = 1;
     struct sl_value vals[e->cols->n];
     bool have[e->cols->n];
     for (size_t i = 0; i < e->cols->n; i++) {
@@ -304,21 +207,38 @@ int sl__file_encode_csv_header(struct sl__file_enc *e, struct sl__file_iobuf *io
 
 /* ---- text ---------------------------------------------------------------------------------- */
 
+/* Where a text template is rendered: scratch memory, measured when it does not fit. */
+struct text_out {
+    char *d;      /* output */
+    size_t room;  /* bytes at d */
+    size_t n;     /* bytes the rendering needs */
+    bool missing; /* a `{{ }}` was null */
+};
+
+static int text_piece(void *arg, enum sl_template_piece kind, const char *s, size_t len)
+{
+    struct text_out *o = arg;
+    if (kind == SL_TEMPLATE_NULL) o->missing = true; /* renders as nothing, counted */
+    if (len && o->n + len <= o->room) memcpy(o->d + o->n, s, len);
+    o->n += len;
+    return 0;
+}
+
 static long encode_text_template(struct sl__file_enc *e, const struct sl_event *ev,
                                  struct sl__file_iobuf *io, size_t skip)
 {
-    for (size_t want = 4096;; want *= 2) {
+    for (size_t want = 4096;;) {
         int rc = reserve(io, want);
         if (rc) return rc;
-        size_t room = io->cap - io->used;
-        const char *missing;
-        int n = sl__file_tpl_render(e->text, ev, io->scratch + io->used, room, &missing);
-        if (n >= 0 && (size_t)n < room) { /* absent fields rendered as nothing, counted */
-            if (missing) e->missing++;
-            io->scratch[io->used + (size_t)n] = '\n';
-            return commit(io, (size_t)n + 1, skip);
+        struct text_out o = {io->scratch + io->used, io->cap - io->used - 1, 0, false};
+        rc = sl_template_each(e->text, ev, text_piece, &o);
+        if (rc) return rc;
+        if (o.n <= o.room) {
+            if (o.missing) e->missing++;
+            io->scratch[io->used + o.n] = '\n';
+            return commit(io, o.n + 1, skip);
         }
-        if (want >= (64u << 20)) return SL_ENOMEM;
+        want = o.n + 1;
         if (io->used) return SL_EAGAIN; /* write out, then grow the empty scratch */
     }
 }
@@ -343,7 +263,7 @@ long sl__file_encode(struct sl__file_enc *e, const struct sl_event *ev, struct s
     switch (e->encoding) {
     case SL__FILE_ENCODE_CSV: return encode_csv(e, ev, io, skip);
     case SL__FILE_ENCODE_TEXT: return encode_text_template(e, ev, io, skip);
-    default: return encode_json_fields(ev, io, skip);
+    default: return encode_json(ev, io, skip);
     }
 }
 

@@ -7,7 +7,7 @@
  *   checkpoint.c  per-file offsets in SQLite
  *   source.c      the `file` source: reading, acks, timers       -> sl_stage_file_source
  *   stdin.c       the `stdin` source                             -> sl_stage_stdin
- *   template.c    path and text templates (strftime, {{field}})
+ *   path.c        the sink's path template: strftime fields, safe field values
  *   encode.c      json / text / csv encodings into iovecs
  *   outputs.c     open output files: LRU of descriptors, rotation
  *   sink.c        the `file` sink: writes, retries, fsync         -> sl_stage_file_sink
@@ -20,8 +20,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include <sluice/event.h>
+#include <sluice/expr.h>
 #include <sluice/stage.h>
 
 /* ==== lines: framing shared by the file and stdin sources ============================ */
@@ -83,6 +85,7 @@ struct sl__file_ckpt_row {
     uint32_t fp_len;   /* bytes hashed (up to SL__FILE_FP_MAX) */
     uint64_t offset;   /* every byte before it is acknowledged */
     char *path;        /* last known path (owned by the row) */
+    int64_t updated;   /* loaded rows: when last saved, seconds since the epoch */
     bool remove;       /* save: delete this row (the file is gone) */
 };
 
@@ -102,6 +105,13 @@ const struct sl__file_ckpt_row *sl__file_ckpt_find(const struct sl__file_ckpt *c
  * close(). Returns 0, or SL_EIO with the reason in `msg` (borrowed, `cap` bytes). */
 int sl__file_ckpt_save(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *rows, size_t n,
                        char *msg, size_t cap);
+
+/* Deletes the loaded rows for which `gone(arg, row)` (row borrowed) is true, in one
+ * transaction, and forgets them. Blocking: start() only. Returns 0 with *purged the number deleted,
+ * or SL_EIO/SL_ENOMEM with the reason in `msg` (`cap` bytes); nothing is forgotten then. */
+int sl__file_ckpt_purge(struct sl__file_ckpt *c,
+                        bool (*gone)(void *arg, const struct sl__file_ckpt_row *r), void *arg,
+                        size_t *purged, char *msg, size_t cap);
 
 /* Closes the database. NULL is a no-op. */
 void sl__file_ckpt_close(struct sl__file_ckpt *c);
@@ -175,6 +185,7 @@ struct sl__file_src {
     int64_t partial_line_timeout; /* option, ms */
     const char *checkpoint;       /* option: database path; NULL: data_dir/checkpoints.db */
     int64_t checkpoint_interval;  /* option, ms */
+    int64_t checkpoint_retention; /* option, ms: rows of files gone this long are purged */
     int watch_mode;               /* option `watch`: SL__FILE_WATCH_* */
     int64_t poll_interval;        /* option, ms */
     int64_t rotate_wait;          /* option, ms */
@@ -215,6 +226,7 @@ struct sl__file_src {
     uint64_t opened;                       /* files opened */
     uint64_t scans;                        /* scans run */
     uint64_t read_errors;                  /* failed reads */
+    uint64_t purged;                       /* checkpoint rows purged at start */
 };
 
 /* scan.c: discovers files, recognises renamed, truncated and deleted ones. `initial`:
@@ -260,35 +272,41 @@ struct sl__file_watch_ops {
 extern const struct sl__file_watch_ops sl__file_watch_inotify;
 extern const struct sl__file_watch_ops sl__file_watch_poll;
 
-/* ==== templates ======================================================================= */
+/* ==== paths: the file sink's path template ============================================ */
 
-struct sl__file_tpl; /* a compiled template */
+#define SL__FILE_PATH_MAX 4096 /* longest rendered path, NUL included */
 
-enum {
-    SL__FILE_TPL_STRFTIME = 1u << 0, /* expand % fields from the event time */
-    SL__FILE_TPL_PATH = 1u << 1,     /* field values cannot add path separators */
-    SL__FILE_TPL_LENIENT = 1u << 2,  /* an absent field renders as nothing */
+struct sl__file_lit; /* one literal part of a path template (path.c) */
+
+/* A path template: the compiled `path` option plus strftime fields and value rules. */
+struct sl__file_path {
+    const struct sl_template *t;  /* the template (borrowed: the runtime owns options) */
+    bool local_time;              /* strftime in local time, else UTC */
+    bool constant;                /* the same path for every event: render once */
+    struct sl__file_lit *lits;    /* the literal parts, in rendering order (owned) */
+    size_t nlits;                 /* entries in lits */
+    int64_t cached_sec;           /* second the strftime caches are for; INT64_MIN: none */
+    struct tm tm;                 /* that second, broken down */
+    bool mask[SL__FILE_PATH_MAX]; /* render scratch: which bytes came from values */
 };
 
-/* Compiles `text` (borrowed): `{{ name }}` is replaced by the event's field `name`
- * (a plain field path: sl_event_get); with SL__FILE_TPL_STRFTIME, strftime fields
- * (%Y, %m, ...) are expanded from the event time. Returns 0 with *out owned (free:
- * sl__file_tpl_free), or SL_ECONFIG with `err`. This is the interim stand-in for the
- * shared expression templates (sl_template_compile), kept behind this interface. */
-int sl__file_tpl_compile(const char *text, unsigned flags, bool local_time,
-                         struct sl__file_tpl **out, struct sl_error *err);
+/* Prepares `pt` for template `t` (borrowed; must outlive pt): finds the literal parts
+ * with strftime fields and whether the path is constant. Returns 0 or SL_ENOMEM (free
+ * with sl__file_path_free either way). Any thread; pt is used by one thread at a time. */
+int sl__file_path_init(struct sl__file_path *pt, const struct sl_template *t, bool local_time);
 
-/* True when the template renders the same text for every event. */
-bool sl__file_tpl_constant(const struct sl__file_tpl *t);
+/* Renders the path for `ev` (borrowed; NULL for a constant path) into `buf` (borrowed,
+ * `cap` bytes, NUL-terminated): strftime fields of the literal text from the event time
+ * (now when it has none), field values with '/' and NUL replaced by '_' and no "." or
+ * ".." component made of their bytes (see path.c). Returns the length; SL_ENOTFOUND
+ * when a `{{ }}` is null (a missing field), with `*hole` (may be NULL) its number,
+ * counting from 1; SL_EINVAL when the path is longer than cap - 1 or than
+ * SL__FILE_PATH_MAX - 1 bytes; SL_ENOMEM. */
+int sl__file_path_render(struct sl__file_path *pt, const struct sl_event *ev, char *buf, size_t cap,
+                         size_t *hole);
 
-/* Renders for `ev` into `buf` (borrowed, `cap` bytes, NUL-terminated). Returns the
- * length, SL_ENOTFOUND when a field is absent (with SL__FILE_TPL_LENIENT: it renders
- * as nothing and the length is returned), or SL_EINVAL when cap is too small. Either
- * way `*missing` (may be NULL) names the first absent field (borrowed), else NULL. */
-int sl__file_tpl_render(struct sl__file_tpl *t, const struct sl_event *ev, char *buf, size_t cap,
-                        const char **missing);
-
-void sl__file_tpl_free(struct sl__file_tpl *t);
+/* Frees what init allocated. Safe on a zeroed or failed-init pt. */
+void sl__file_path_free(struct sl__file_path *pt);
 
 /* ==== encodings ======================================================================= */
 
@@ -307,10 +325,10 @@ struct sl__file_iobuf {
 
 /* How events become bytes (sink options). */
 struct sl__file_enc {
-    int encoding;               /* SL__FILE_ENCODE_* */
-    struct sl__file_tpl *text;  /* text: template, or NULL for the payload */
-    const struct sl_list *cols; /* csv: field names */
-    uint64_t missing;           /* template/csv fields that were absent */
+    int encoding;                   /* SL__FILE_ENCODE_* */
+    const struct sl_template *text; /* text: template (borrowed: an option), NULL: payload */
+    const struct sl_list *cols;     /* csv: field names */
+    uint64_t missing;               /* template/csv fields that were absent */
 };
 
 /* Appends the encoding of `ev` (bytes + newline) to `io`, skipping its first `skip`
@@ -325,10 +343,6 @@ int sl__file_iobuf_copy(struct sl__file_iobuf *io, const char *s, size_t len);
 
 /* Empties `io` (keeps scratch). */
 void sl__file_iobuf_reset(struct sl__file_iobuf *io);
-
-/* Writes `s` as a JSON string body (escaped, without quotes) to `dst` (cap >= 6 *
- * len). Returns the bytes written. Interim: to be replaced by sl_json_escape. */
-size_t sl__file_json_escape(const char *s, size_t len, char *dst);
 
 /* The CSV header line (column names + newline) for `e` into `io`. */
 int sl__file_encode_csv_header(struct sl__file_enc *e, struct sl__file_iobuf *io);
@@ -398,9 +412,9 @@ enum { SL__FILE_FSYNC_NEVER = 0, SL__FILE_FSYNC_BATCH, SL__FILE_FSYNC_ALWAYS };
 
 /* The state of a `file` sink: options first (filled by the schema), then runtime. */
 struct sl__file_sink {
-    const char *path;          /* option: path template */
+    struct sl_template *path;  /* option: path template */
     int encoding;              /* option: SL__FILE_ENCODE_* */
-    const char *text;          /* option `template`: text line template */
+    struct sl_template *text;  /* option `template`: text line template */
     struct sl_list fields;     /* option: csv columns */
     bool csv_header;           /* option */
     int64_t max_open_files;    /* option */
@@ -412,34 +426,34 @@ struct sl__file_sink {
     bool mkdir;                /* option: create directories */
     bool local_time;           /* option: strftime in local time */
 
-    struct sl_stage *stage;       /* this stage */
-    struct sl__file_tpl *ptpl;    /* compiled path */
-    bool constant_path;           /* ptpl renders the same for every event */
-    struct sl__file_enc enc;      /* encoding */
-    struct sl__file_outs outs;    /* open files */
-    struct sl__file_iobuf io;     /* the run being gathered */
-    char path_buf[4096];          /* rendered path */
-    char cached_path[4096];       /* path of `cached` */
-    struct sl__file_out *cached;  /* handle of the last path, NULL after a detach */
-    struct sl_batch *cur;         /* batch being written (our reference) */
-    size_t idx;                   /* committed: next event to write */
-    size_t skip;                  /* committed: bytes of event idx already written */
-    size_t next;                  /* next event to gather into the run */
-    struct sl__file_out *h;       /* file of the run */
-    size_t *lens;                 /* bytes of each event in the run */
-    size_t nlens, lens_cap;       /* entries */
-    bool run_nl;                  /* the run starts with a newline repair */
-    size_t run_hdr;               /* csv header bytes at the start of the run */
-    struct sl_timer *retry_timer; /* retry after an error */
-    int64_t backoff;              /* next retry delay, 0: not failing */
-    bool pending;                 /* write() answered PENDING: wake when ready */
-    struct sl_batch **waiting;    /* written, awaiting an fsync */
-    size_t nwaiting, waiting_cap; /* entries */
-    size_t syncing;               /* batches in the running fsync job */
-    bool fsync_busy;              /* an fsync job is running */
-    uint64_t write_errors;        /* failed attempts (open, write, rename) */
-    uint64_t missing;             /* events dropped: a path field was absent */
-    uint64_t fsyncs;              /* fsync jobs completed */
+    struct sl_stage *stage;              /* this stage */
+    struct sl__file_path pathr;          /* the path's renderer */
+    bool constant_path;                  /* the path is the same for every event: path_buf */
+    struct sl__file_enc enc;             /* encoding */
+    struct sl__file_outs outs;           /* open files */
+    struct sl__file_iobuf io;            /* the run being gathered */
+    char path_buf[SL__FILE_PATH_MAX];    /* rendered path */
+    char cached_path[SL__FILE_PATH_MAX]; /* path of `cached` */
+    struct sl__file_out *cached;         /* handle of the last path, NULL after a detach */
+    struct sl_batch *cur;                /* batch being written (our reference) */
+    size_t idx;                          /* committed: next event to write */
+    size_t skip;                         /* committed: bytes of event idx already written */
+    size_t next;                         /* next event to gather into the run */
+    struct sl__file_out *h;              /* file of the run */
+    size_t *lens;                        /* bytes of each event in the run */
+    size_t nlens, lens_cap;              /* entries */
+    bool run_nl;                         /* the run starts with a newline repair */
+    size_t run_hdr;                      /* csv header bytes at the start of the run */
+    struct sl_timer *retry_timer;        /* retry after an error */
+    int64_t backoff;                     /* next retry delay, 0: not failing */
+    bool pending;                        /* write() answered PENDING: wake when ready */
+    struct sl_batch **waiting;           /* written, awaiting an fsync */
+    size_t nwaiting, waiting_cap;        /* entries */
+    size_t syncing;                      /* batches in the running fsync job */
+    bool fsync_busy;                     /* an fsync job is running */
+    uint64_t write_errors;               /* failed attempts (open, write, rename) */
+    uint64_t missing;                    /* events dropped: a path field was absent */
+    uint64_t fsyncs;                     /* fsync jobs completed */
 };
 
 #endif

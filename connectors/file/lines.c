@@ -100,6 +100,7 @@ static int add_fields(struct sl__file_lines *cfg, struct sl_event *ev,
 {
     struct sl_value v;
     int rc = 0;
+    sl_event_set_host(ev, cfg->host);
     if (cfg->host_key) {
         v = sl_value_string(cfg->host, strlen(cfg->host));
         rc |= sl_event_add_field(ev, cfg->host_key, strlen(cfg->host_key), &v);

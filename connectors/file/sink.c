@@ -125,23 +125,35 @@ static int write_run(struct sl__file_sink *k)
 
 /* ---- targets ------------------------------------------------------------------------------ */
 
+/* Logs the first dropped event of a kind; later ones are only counted. */
+static void note_drop(struct sl__file_sink *k, int rc, size_t hole)
+{
+    if (k->missing++) return;
+    if (rc == SL_ENOTFOUND)
+        sl_stage_log(k->stage, SL_LOG_WARN,
+                     "event dropped: {{ }} number %zu of the path is null (a missing field); "
+                     "later drops are only counted",
+                     hole);
+    else
+        sl_stage_log(k->stage, SL_LOG_WARN,
+                     "event dropped: path longer than %d bytes; later drops are only counted",
+                     SL__FILE_PATH_MAX - 1);
+}
+
 /* The open file for `ev`. Returns 0, 1 when the event is dropped (a path field is
  * missing), SL_EAGAIN (retry armed) or SL_ENOMEM. */
 static int target(struct sl__file_sink *k, const struct sl_event *ev, struct sl__file_out **out)
 {
-    const char *path = k->path;
+    const char *path = k->path_buf;
     if (!k->constant_path) {
-        const char *missing = NULL;
-        int n = sl__file_tpl_render(k->ptpl, ev, k->path_buf, sizeof k->path_buf, &missing);
+        size_t hole;
+        int n = sl__file_path_render(&k->pathr, ev, k->path_buf, sizeof k->path_buf, &hole);
+        if (n == SL_ENOMEM) return n;
         if (n < 0) { /* the same event would fail again: drop it, counted */
-            if (!k->missing++)
-                sl_stage_log(k->stage, SL_LOG_WARN, "event dropped: %s%s",
-                             missing ? "no field " : "path longer than 4 KiB",
-                             missing ? missing : "");
+            note_drop(k, n, hole);
             sl_stage_count_dropped(k->stage, 1);
             return 1;
         }
-        path = k->path_buf;
     }
     if (k->cached && (k->constant_path || strcmp(path, k->cached_path) == 0)) {
         *out = k->cached;
@@ -431,21 +443,29 @@ static int sink_init(struct sl_stage *stage, const struct sl_config *cfg, struct
     if (k->max_open_files < 1)
         return sl_config_error(sl_config_get(cfg, "max_open_files"), err, SL_ECONFIG,
                                "option 'max_open_files' must be at least 1");
-    /* Templates last: a failed init leaves nothing allocated behind. */
-    struct sl_error e = {0};
-    int rc = sl__file_tpl_compile(k->path, SL__FILE_TPL_STRFTIME | SL__FILE_TPL_PATH, k->local_time,
-                                  &k->ptpl, &e);
-    if (rc) return sl_config_error(sl_config_get(cfg, "path"), err, rc, "%s", e.msg);
-    if (k->text && (rc = sl__file_tpl_compile(k->text, SL__FILE_TPL_LENIENT, k->local_time,
-                                              &k->enc.text, &e))) {
-        sl__file_tpl_free(k->ptpl);
-        k->ptpl = NULL;
-        return sl_config_error(sl_config_get(cfg, "template"), err, rc, "%s", e.msg);
+    /* The path renderer last: a failed init leaves nothing allocated behind. */
+    int rc = sl__file_path_init(&k->pathr, k->path, k->local_time);
+    k->constant_path = k->pathr.constant;
+    if (!rc && k->constant_path) { /* rendered once, here: no event needed */
+        rc = sl__file_path_render(&k->pathr, NULL, k->path_buf, sizeof k->path_buf, NULL);
+        rc = rc == SL_ENOTFOUND ? sl_config_error(sl_config_get(cfg, "path"), err, SL_ECONFIG,
+                                                  "option 'path': a {{ }} is null")
+             : rc == SL_EINVAL
+                 ? sl_config_error(sl_config_get(cfg, "path"), err, SL_ECONFIG,
+                                   "option 'path': longer than %d bytes", SL__FILE_PATH_MAX - 1)
+             : rc < 0 ? sl_error_set(err, rc, "out of memory")
+                      : 0;
+    } else if (rc) {
+        rc = sl_error_set(err, rc, "out of memory");
+    }
+    if (rc) {
+        sl__file_path_free(&k->pathr);
+        return rc;
     }
     if (k->retry_backoff < 1) k->retry_backoff = 1;
     if (k->retry_max_backoff < k->retry_backoff) k->retry_max_backoff = k->retry_backoff;
-    k->constant_path = sl__file_tpl_constant(k->ptpl);
     k->enc.encoding = k->encoding;
+    k->enc.text = k->text;
     k->enc.cols = &k->fields;
     k->outs.max_open = (size_t)k->max_open_files;
     k->outs.mkdirs = k->mkdir;
@@ -470,8 +490,7 @@ static void sink_close(struct sl_stage *stage)
     sl__file_outs_close(&k->outs);
     free(k->io.scratch);
     free(k->lens);
-    sl__file_tpl_free(k->ptpl);
-    sl__file_tpl_free(k->enc.text);
+    sl__file_path_free(&k->pathr);
 }
 
 /* ---- the type -------------------------------------------------------------------------------- */
@@ -479,13 +498,16 @@ static void sink_close(struct sl_stage *stage)
 #define OPT(field) offsetof(struct sl__file_sink, field)
 
 static const struct sl_option file_sink_options[] = {
-    {"path", SL_OPT_STRING, NULL, SL_REQUIRED, OPT(path),
-     "output path; strftime fields (%Y-%m-%d) from the event time, {{field}} from the event"},
+    {"path", SL_OPT_TEMPLATE, NULL, SL_REQUIRED, OPT(path),
+     "output path: strftime fields (%Y-%m-%d) from the event time in its text, {{ expr }} "
+     "from the event; a value's '/' becomes '_' and it cannot form a '.' or '..' component; "
+     "an event whose {{ }} is null (missing field) is dropped and counted"},
     {"encoding", SL_OPT_ENUM, "json", 0, OPT(encoding),
-     "json: untouched events as they came, changed ones from their fields; text; csv",
+     "json: one JSON object a line (parsed, untouched events as they came; a raw line as "
+     "{\"message\": line, fields}); text: the payload or `template`; csv: `fields`",
      "json|text|csv"},
-    {"template", SL_OPT_STRING, NULL, 0, OPT(text),
-     "encoding text: the line to write, with {{field}} (default: the payload)"},
+    {"template", SL_OPT_TEMPLATE, NULL, 0, OPT(text),
+     "encoding text: the line to write, with {{ expr }} (null: nothing); default: the payload"},
     {"fields", SL_OPT_LIST, NULL, 0, OPT(fields), "encoding csv: the fields to write, in order"},
     {"csv_header", SL_OPT_BOOL, "false", 0, OPT(csv_header),
      "encoding csv: write the field names as the first line of a new file"},

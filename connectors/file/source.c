@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sluice/builtins.h>
@@ -491,6 +492,40 @@ static int open_checkpoints(struct sl__file_src *s, struct sl_error *err)
     return rc;
 }
 
+/* A checkpoint row whose file is gone: saved more than checkpoint_retention ago, no
+ * tracked file has its identity (the initial scan found none), and its last known path
+ * is gone or holds another file. A file that was only unreachable for a while (a mount
+ * that came back late) is read again from its start if its row was purged: duplicates,
+ * never loss; hence a retention of days, not seconds. */
+static bool row_gone(void *arg, const struct sl__file_ckpt_row *r)
+{
+    struct sl__file_src *s = arg;
+    if ((int64_t)time(NULL) * 1000 - r->updated * 1000 < s->checkpoint_retention) return false;
+    for (struct sl__file *f = s->files; f; f = f->next)
+        if (f->dev == r->dev && f->ino == r->ino) return false;
+    struct stat st;
+    return !r->path || stat(r->path, &st) != 0 || (uint64_t)st.st_dev != r->dev ||
+           (uint64_t)st.st_ino != r->ino;
+}
+
+/* Start, after the initial scan: rows of files gone for long are deleted (a file
+ * deleted while the source runs loses its row at once). */
+static void purge_checkpoints(struct sl__file_src *s)
+{
+    if (!s->ckpt || s->checkpoint_retention <= 0) return;
+    char msg[256];
+    size_t n;
+    if (sl__file_ckpt_purge(s->ckpt, row_gone, s, &n, msg, sizeof msg)) {
+        sl_stage_log(s->stage, SL_LOG_WARN, "%s", msg); /* they stay; no harm done */
+        return;
+    }
+    s->purged = n;
+    if (n)
+        sl_stage_log(s->stage, SL_LOG_INFO,
+                     "forgot the checkpoints of %zu files gone for over %lld s", n,
+                     (long long)(s->checkpoint_retention / 1000));
+}
+
 static int start_watch(struct sl__file_src *s, struct sl_error *err)
 {
     if (!s->follow) return 0;
@@ -522,6 +557,7 @@ static int file_start(struct sl_stage *stage, struct sl_error *err)
     if (rc) return rc;
     sl__file_scan(s, true);
     s->scanned = true;
+    purge_checkpoints(s);
     if (!s->files)
         sl_stage_log(stage, SL_LOG_WARN, "no file matches '%s'%s", s->path.items[0],
                      s->follow ? " yet" : "");
@@ -583,6 +619,9 @@ static const struct sl_option file_source_options[] = {
      "following: emit a last line without newline after it has waited this long"},
     {"checkpoint", SL_OPT_STRING, NULL, 0, OPT(checkpoint),
      "checkpoint database (default <data_dir>/checkpoints.db; \"\": no checkpoints)"},
+    {"checkpoint_retention", SL_OPT_DURATION, "7d", 0, OPT(checkpoint_retention),
+     "at start, forget the checkpoints of files gone (not found, path gone or reused) and "
+     "not saved for this long (0: keep them forever)"},
     {"checkpoint_interval", SL_OPT_DURATION, "1s", 0, OPT(checkpoint_interval),
      "how often acknowledged offsets are saved"},
     {"watch", SL_OPT_ENUM, "auto", 0, OPT(watch_mode),
@@ -593,8 +632,9 @@ static const struct sl_option file_source_options[] = {
     {"rotate_wait", SL_OPT_DURATION, "5s", 0, OPT(rotate_wait),
      "how long a file renamed away is still read for late writes before it is closed"},
     {"read_buffer", SL_OPT_SIZE, "256KiB", 0, OPT(read_buffer), "bytes per read"},
-    {"host_key", SL_OPT_STRING, "host", 0, OPT(host_key),
-     "field receiving the host name (\"\": none)"},
+    {"host_key", SL_OPT_STRING, "", 0, OPT(host_key),
+     "field receiving the host name, e.g. host (\"\": none; the host is always the event's "
+     "host metadata)"},
     {"file_key", SL_OPT_STRING, "", 0, OPT(file_key),
      "field receiving the file path (\"\": none; the path is always the event origin)"},
     {"offset_key", SL_OPT_STRING, "", 0, OPT(offset_key),

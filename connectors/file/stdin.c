@@ -187,8 +187,9 @@ static const struct sl_option stdin_options[] = {
      "with encoding utf8: replace bad sequences by U+FFFD, pass the line, or drop it",
      "replace|pass|drop"},
     {"read_buffer", SL_OPT_SIZE, "256KiB", 0, OPT(read_buffer), "bytes per read"},
-    {"host_key", SL_OPT_STRING, "host", 0, OPT(host_key),
-     "field receiving the host name (\"\": none)"},
+    {"host_key", SL_OPT_STRING, "", 0, OPT(host_key),
+     "field receiving the host name, e.g. host (\"\": none; the host is always the event's "
+     "host metadata)"},
     {0},
 };
 

@@ -20,11 +20,11 @@
 #include "internal.h"
 
 struct stdout_sink {
-    int encoding;          /* option: SL__FILE_ENCODE_* */
-    const char *text;      /* option `template` */
-    struct sl_list fields; /* option: csv columns */
-    bool csv_header;       /* option */
-    int64_t fd;            /* option: descriptor to write */
+    int encoding;             /* option: SL__FILE_ENCODE_* */
+    struct sl_template *text; /* option `template` */
+    struct sl_list fields;    /* option: csv columns */
+    bool csv_header;          /* option */
+    int64_t fd;               /* option: descriptor to write */
 
     struct sl_stage *stage;   /* this stage */
     struct sl__file_enc enc;  /* encoding (used by the job thread only while it runs) */
@@ -119,10 +119,8 @@ static int stdout_init(struct sl_stage *stage, const struct sl_config *cfg, stru
         return sl_config_error(sl_config_get(cfg, "fd"), err, SL_ECONFIG, "'fd' must be >= 0");
     if (o->encoding == SL__FILE_ENCODE_CSV && (o->fields.n == 0 || !o->fields.items[0][0]))
         return sl_config_error(cfg, err, SL_ECONFIG, "encoding csv needs 'fields'");
-    struct sl_error e = {0}; /* the template last: a failed init leaves nothing allocated */
-    if (o->text && sl__file_tpl_compile(o->text, SL__FILE_TPL_LENIENT, false, &o->enc.text, &e))
-        return sl_config_error(sl_config_get(cfg, "template"), err, SL_ECONFIG, "%s", e.msg);
     o->enc.encoding = o->encoding;
+    o->enc.text = o->text;
     o->enc.cols = &o->fields;
     return 0;
 }
@@ -132,17 +130,17 @@ static void stdout_close(struct sl_stage *stage)
     struct stdout_sink *o = sl_stage_state(stage);
     if (o->cur) sl_batch_unref(o->cur); /* only after a failure: the run was aborted */
     free(o->io.scratch);
-    sl__file_tpl_free(o->enc.text);
 }
 
 #define OPT(field) offsetof(struct stdout_sink, field)
 
 static const struct sl_option stdout_options[] = {
     {"encoding", SL_OPT_ENUM, "json", 0, OPT(encoding),
-     "json: untouched events as they came, changed ones from their fields; text; csv",
+     "json: one JSON object a line (parsed, untouched events as they came; a raw line as "
+     "{\"message\": line, fields}); text: the payload or `template`; csv: `fields`",
      "json|text|csv"},
-    {"template", SL_OPT_STRING, NULL, 0, OPT(text),
-     "encoding text: the line to write, with {{field}} (default: the payload)"},
+    {"template", SL_OPT_TEMPLATE, NULL, 0, OPT(text),
+     "encoding text: the line to write, with {{ expr }} (null: nothing); default: the payload"},
     {"fields", SL_OPT_LIST, NULL, 0, OPT(fields), "encoding csv: the fields to write, in order"},
     {"csv_header", SL_OPT_BOOL, "false", 0, OPT(csv_header),
      "encoding csv: write the field names first"},

@@ -17,8 +17,9 @@
 SL_API extern const struct sl_stage_type sl_stage_file_source;
 
 /* Sink `file`: writes events to files whose path is a template (strftime fields from
- * the event time, `{{field}}`), as json, text or csv, with rotation by size and time,
- * configurable fsync, and acknowledgement only once written (and synced). */
+ * the event time, `{{ expression }}` from the event), as json, text or csv, with rotation
+ * by size and time, configurable fsync, and acknowledgement only once written (and
+ * synced). */
 SL_API extern const struct sl_stage_type sl_stage_file_sink;
 
 /* Source `stdin`: one event per line of standard input (or another descriptor). */

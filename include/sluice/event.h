@@ -85,7 +85,9 @@ SL_API const char *sl_event_payload(const struct sl_event *ev, size_t *len);
 
 /* Points the payload at `data` (borrowed: it must stay valid as long as the batch, so
  * it is either sl_event_alloc() memory, memory of a batch the event depends on, or
- * static). Marks the event as rewritten. */
+ * static). The event becomes a raw record again: whatever a parser had declared about
+ * the old payload no longer holds (see "fields and the payload" below); a serializer
+ * that writes the payload from the fields calls sl_event_fields_synced() after this. */
 SL_API void sl_event_set_payload(struct sl_event *ev, const char *data, size_t len);
 
 /* The key (Kafka message key, routing key), or NULL with *len = 0. */
@@ -105,6 +107,13 @@ SL_API uint64_t sl_event_offset(const struct sl_event *ev);
 SL_API int32_t sl_event_partition(const struct sl_event *ev);
 SL_API void sl_event_set_origin(struct sl_event *ev, const char *origin, uint64_t offset,
                                 int32_t partition);
+
+/* The name of the host the event was read on (borrowed: sources keep it in their state;
+ * valid as long as the batch), or NULL when the source did not say. Metadata, like the
+ * origin: not a field, so it is not written with the event unless a stage copies it into
+ * one. */
+SL_API const char *sl_event_host(const struct sl_event *ev);
+SL_API void sl_event_set_host(struct sl_event *ev, const char *host);
 
 /* Allocates `size` bytes that live as long as the event's batch (the batch arena), for
  * new payloads and field values. Returns NULL only when memory is exhausted. */
@@ -136,8 +145,10 @@ SL_API int sl_event_rename(struct sl_event *ev, const char *from, size_t from_le
                            size_t to_len);
 
 /* Appends a field without looking for an existing one of that name: for parsers that
- * index a payload once. `name` must live as long as the batch. Does not mark the fields
- * as changed. Returns 0 or SL_ENOMEM. */
+ * index a payload once, and for sources adding their metadata fields (host, file) to a
+ * new event. `name` must live as long as the batch. Leaves the sync state as it is (a
+ * JSON parser calls sl_event_fields_synced() once it has indexed the payload). Returns 0
+ * or SL_ENOMEM. */
 SL_API int sl_event_add_field(struct sl_event *ev, const char *name, size_t len,
                               const struct sl_value *v);
 
@@ -150,19 +161,38 @@ SL_API int sl_event_field_at(const struct sl_event *ev, size_t i, const char **n
 /* Drops every field (the payload stays). */
 SL_API void sl_event_clear_fields(struct sl_event *ev);
 
-/* True when the payload no longer says what the fields say: a field was set, removed
- * or renamed (sl_event_set/remove/rename), or the fields were never the payload's JSON
- * form. Parsers of JSON payloads index with sl_event_add_field (fields stay in sync);
- * parsers of other formats (regex, logfmt, CSV) call sl_event_fields_changed_mark() once
- * they have added their fields, so that a JSON writer serialises the fields. */
+/* ---- fields and the payload ------------------------------------------------------------
+ *
+ * An event is in one of three states, which decide its JSON form (sl_event_write_json):
+ *
+ *   raw      the payload is a record nobody parsed (a line as a source read it); the
+ *            fields, if any, are beside it (a source's host or file name, fields a
+ *            stage set). JSON form: {"message":"<payload>", <fields>}. This is the state
+ *            of every new event and of any event after sl_event_set_payload().
+ *   in sync  the payload is the JSON text of exactly these fields: a JSON parser indexed
+ *            it (sl_event_add_field, then sl_event_fields_synced()) and nobody changed a
+ *            field since. JSON form: the payload bytes, untouched (zero copy).
+ *   parsed   the fields hold the payload's content but are no longer its JSON text: a
+ *            field was set, removed or renamed after the parse, or a parser of another
+ *            format (regex, logfmt, CSV), or a JSON parser merging into fields the event
+ *            already had, called sl_event_fields_changed_mark(). JSON form: the fields.
+ *
+ * sl_event_set/remove/rename/clear_fields move "in sync" to "parsed" and leave the other
+ * states as they are. */
+
+/* True unless the event is "in sync" (above): its payload is the JSON text of its
+ * fields, so that a JSON writer may write the payload as it is. A raw record is
+ * "changed" in this sense even when no field was ever set. */
 SL_API bool sl_event_fields_changed(const struct sl_event *ev);
 
-/* Marks the fields as not in sync with the payload (see above). */
+/* Declares that the fields hold the payload's content but are not its JSON text (state
+ * "parsed", above): parsers of formats other than JSON call it once they have added
+ * their fields, and so does a JSON parser that merged members into existing fields. */
 SL_API void sl_event_fields_changed_mark(struct sl_event *ev);
 
-/* Marks the fields as in sync with the payload again (a serializer calls it after it
- * has written the payload from the fields; a JSON parser after indexing a payload, so
- * that an empty object, with no fields, still counts as parsed). */
+/* Declares the payload to be the JSON text of the fields (state "in sync", above): a JSON
+ * parser calls it after indexing the payload into an event without fields (an empty
+ * object included), a serializer after writing the payload from the fields. */
 SL_API void sl_event_fields_synced(struct sl_event *ev);
 
 /* ---- batches --------------------------------------------------------------------- */

@@ -145,6 +145,39 @@ SL_API void sl_template_free(struct sl_template *t);
 SL_API size_t sl_template_render(const struct sl_template *t, struct sl_event *ev, char *buf,
                                  size_t cap);
 
+/* What a piece of a rendering is (sl_template_each). */
+enum sl_template_piece {
+    SL_TEMPLATE_TEXT = 0, /* literal text of the template */
+    SL_TEMPLATE_VALUE,    /* the text of one `{{ }}`'s value */
+    SL_TEMPLATE_NULL,     /* one `{{ }}` whose value is null or a missing field: no text */
+};
+
+/* Receives one piece of a rendering: `s` (borrowed, valid during the call only) holds
+ * `len` bytes (NULL and 0 for SL_TEMPLATE_NULL). Returns 0 to go on, anything else to
+ * stop the walk. */
+typedef int sl_template_piece_fn(void *arg, enum sl_template_piece kind, const char *s, size_t len);
+
+/* Renders `t` (borrowed) for `ev` (borrowed; may be NULL: every field is missing) piece
+ * by piece, for callers that treat values apart from literal text (a sink that keeps
+ * field values from adding path separators, or refuses missing fields): calls `fn`
+ * synchronously, in template order, with `arg` (passed through), once per literal part
+ * (SL_TEMPLATE_TEXT) and once per `{{ }}` (SL_TEMPLATE_VALUE with the text of its value,
+ * as sl_template_render writes it; SL_TEMPLATE_NULL when it is null). Empty literal
+ * parts are skipped.
+ *
+ * Unlike sl_template_render(), it never writes to `ev` or its batch, so it may run on any
+ * thread that may read the batch (an executor thread holding a reference to a batch other
+ * stages read at the same time): strings built by functions are limited to the 8 KiB
+ * scratch, per `{{ }}`, and one that does not fit renders as null; a field value needs
+ * no scratch, and an escaped string field longer than the scratch is decoded into heap
+ * memory freed before this returns.
+ *
+ * Returns 0 after the last piece; the first non-zero value `fn` returned (the walk
+ * stops there); or SL_ENOMEM when that heap memory could not be had (`fn` is not called
+ * for that piece). Any thread. */
+SL_API int sl_template_each(const struct sl_template *t, const struct sl_event *ev,
+                            sl_template_piece_fn *fn, void *arg);
+
 /* True when `t` (borrowed) renders the same text for every event (no `{{ }}`, or only
  * constant expressions): a sink can then render it once with any event. */
 SL_API bool sl_template_is_constant(const struct sl_template *t);

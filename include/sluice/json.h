@@ -129,14 +129,19 @@ SL_API size_t sl_json_write_member(const char *name, size_t name_len, const stru
 
 /* Writes event `ev` (borrowed) as one JSON object into `out` (borrowed, `cap` bytes; NULL
  * allowed with cap 0). Returns the bytes needed; writes only when they fit (as
- * sl_json_write_value). What it writes:
- *   - fields in sync with the payload (indexed by parse_json and not changed since,
+ * sl_json_write_value). What it writes depends on the event's state (event.h, "fields
+ * and the payload"):
+ *   - in sync (a JSON parser indexed the payload and nobody changed a field since;
  *     sl_event_fields_changed() false): the payload bytes, untouched;
- *   - changed fields: the fields in order, {"name":value,...};
- *   - no fields, never indexed and never changed (a raw line): {"message":"<payload>"};
- *     an event whose fields were all removed, or that was declared in sync with no fields
- *     (sl_event_fields_synced after parsing `{}`), is written from its fields: {}.
- * Does not NUL-terminate. Thread: whoever holds the event. */
+ *   - parsed, then changed, or parsed from another format: the fields in order,
+ *     {"name":value,...} ({} when there are none);
+ *   - raw (nobody parsed the payload: a line as read, with a source's host field, say):
+ *     {"message":"<payload>","name":value,...}: the payload as a JSON string first, then
+ *     the fields. "message" is left out when a field of that name exists (the field is
+ *     written in its place) or when the event has no payload (NULL: made of fields).
+ * So the result is always one valid JSON object, whatever the payload holds, except in
+ * the first case, where the payload is trusted to be the JSON text its parser validated.
+ * Does not NUL-terminate. Thread: whoever holds the event; reads it only. */
 SL_API size_t sl_event_write_json(const struct sl_event *ev, char *out, size_t cap);
 
 #endif

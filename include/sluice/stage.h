@@ -59,6 +59,8 @@ enum sl_opt_type {
     SL_OPT_MAP,        /* const struct sl_config *: a mapping, for the stage to read */
     SL_OPT_EXPR,       /* struct sl_expr *: compiled expression (owned by the runtime) */
     SL_OPT_ANY,        /* const struct sl_config *: any node */
+    SL_OPT_TEMPLATE,   /* struct sl_template *: compiled template, `{{ expr }}` holes
+                          (owned by the runtime; NULL if unset) */
 };
 
 /* Option flags. */

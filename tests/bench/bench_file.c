@@ -5,10 +5,14 @@
  *
  * Generates N (default 2,000,000) JSON lines of about 200 bytes (~400 MB) under DIR
  * (default /tmp), reads it once so that every contender reads from the page cache, then
- * times `cat in > out`, `cp in out` and a sluice pipeline (file source, follow: false ->
- * file sink, json encoding: untouched lines written as they came) each in a child
- * process, and prints MB/s, lines/s and the child's peak RSS. Each output is checked
- * against the input and deleted; the input is deleted at the end. */
+ * times `cat in > out`, `cp in out` and two sluice pipelines, each in a child process,
+ * and prints MB/s, lines/s and the child's peak RSS:
+ *   - sluice: file source (follow: false) -> file sink, `encoding: text`: the lines
+ *     written as they came (iovecs into the read blocks, merged across lines);
+ *   - sluice-json: the same with `encoding: json`: nobody parsed the lines, so each is
+ *     written as {"message":"<line>","host":"<host>"} (escaped into scratch memory).
+ * Each output is checked (byte for byte against the input; for json, the line count and
+ * the first line) and deleted; the input is deleted at the end. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,6 +26,7 @@
 #include <unistd.h>
 
 #include <sluice/builtins.h>
+#include <sluice/json.h>
 #include <sluice/sluice.h>
 
 struct result {
@@ -96,7 +101,8 @@ static void run_tool(struct result *r, const char *in, const char *out, bool cat
     reap(pid, t0, r);
 }
 
-static int sluice_copy(const char *in, const char *out, const char *data, long events, long bytes)
+static int sluice_copy(const char *in, const char *out, const char *data, long events, long bytes,
+                       const char *encoding)
 {
     struct sl_pipeline_options o;
     sl_pipeline_options_init(&o);
@@ -108,7 +114,7 @@ static int sluice_copy(const char *in, const char *out, const char *data, long e
     char yaml[8400];
     snprintf(yaml, sizeof yaml, "path: \"%s\"\nfollow: false", in);
     struct sl_config *c1 = sl_config_parse(yaml, strlen(yaml), "bench", &err);
-    snprintf(yaml, sizeof yaml, "path: \"%s\"", out);
+    snprintf(yaml, sizeof yaml, "path: \"%s\"\nencoding: %s", out, encoding);
     struct sl_config *c2 = sl_config_parse(yaml, strlen(yaml), "bench", &err);
     struct sl_stage *src = p ? sl_pipeline_add(p, "in", &sl_stage_file_source, c1, &err) : NULL;
     struct sl_stage *dst = src ? sl_pipeline_add(p, "out", &sl_stage_file_sink, c2, &err) : NULL;
@@ -122,11 +128,11 @@ static int sluice_copy(const char *in, const char *out, const char *data, long e
 }
 
 static void run_sluice(struct result *r, const char *in, const char *out, const char *data,
-                       long events, long bytes)
+                       long events, long bytes, const char *encoding)
 {
     double t0 = now_s();
     pid_t pid = fork();
-    if (pid == 0) _exit(sluice_copy(in, out, data, events, bytes));
+    if (pid == 0) _exit(sluice_copy(in, out, data, events, bytes, encoding));
     reap(pid, t0, r);
 }
 
@@ -153,11 +159,48 @@ static void check_same(const char *a, const char *b, off_t size)
     close(fb);
 }
 
+/* Removes the checkpoint database of a run from `dir`, so that the next run reads the
+ * input again. */
+static void remove_checkpoints(const char *dir)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    char ck[4300];
+    for (int i = 0; i < 3; i++) {
+        snprintf(ck, sizeof ck, "%s/checkpoints.db%s", dir, suffixes[i]);
+        unlink(ck);
+    }
+}
+
+/* Checks the json output `b` of input `a`: `lines` lines, the first one the input's first
+ * line as {"message": ..., "host": ...}. Exits on a difference. */
+static void check_json(const char *a, const char *b, long lines)
+{
+    FILE *fa = fopen(a, "r"), *fb = fopen(b, "r");
+    if (!fa || !fb) die("check");
+    char line[1024], got[4096], want[4096], host[256] = "";
+    if (!fgets(line, sizeof line, fa) || !fgets(got, sizeof got, fb)) die("check: empty");
+    gethostname(host, sizeof host - 1);
+    size_t n = strlen(line) - 1, o = (size_t)snprintf(want, sizeof want, "{\"message\":\"");
+    o += sl_json_escape(line, n, want + o);
+    snprintf(want + o, sizeof want - o, "\",\"host\":\"%s\"}\n", host);
+    long count = 1;
+    static char block[1 << 16];
+    for (size_t got_n; (got_n = fread(block, 1, sizeof block, fb)) > 0;)
+        for (char *q = block; (q = memchr(q, '\n', (size_t)(block + got_n - q))); q++) count++;
+    if (strcmp(got, want) || count != lines) {
+        fprintf(stderr, "bench_file: %s: %ld lines, first %s, expected %ld lines, first %s", b,
+                count, got, lines, want);
+        exit(1);
+    }
+    fclose(fa);
+    fclose(fb);
+}
+
 static void print(const struct result *r, off_t size, long lines, const struct result *cat)
 {
     double mb = (double)size / 1e6;
-    printf("%-8s %8.3f s %9.1f MB/s %11.0f lines/s %9.1f MiB RSS %7.2fx cat\n", r->name, r->seconds,
-           mb / r->seconds, (double)lines / r->seconds, (double)r->rss_kib / 1024,
+    printf("%-11s %8.3f s %9.1f MB/s %11.0f lines/s %9.1f MiB RSS %7.2fx cat\n", r->name,
+           r->seconds, mb / r->seconds, (double)lines / r->seconds, (double)r->rss_kib / 1024,
            cat->seconds / r->seconds);
 }
 
@@ -181,7 +224,8 @@ int main(int argc, char **argv)
     snprintf(in, sizeof in, "%s/in.log", dir);
     snprintf(out, sizeof out, "%s/out.log", dir);
     off_t size = generate(in, lines);
-    struct result warm = {"warm"}, cat = {"cat"}, cp = {"cp"}, sl = {"sluice"};
+    struct result warm = {"warm"}, cat = {"cat"}, cp = {"cp"}, sl = {"sluice"},
+                  slj = {"sluice-json"};
     run_tool(&warm, in, "/dev/null", true); /* the input is in the page cache from here */
     printf("input: %ld lines, %.1f MB, %s (from the page cache)\n", lines, (double)size / 1e6, in);
     run_tool(&cat, in, out, true);
@@ -190,20 +234,18 @@ int main(int argc, char **argv)
     run_tool(&cp, in, out, false);
     check_same(in, out, size);
     unlink(out);
-    run_sluice(&sl, in, out, dir, events, bytes);
+    run_sluice(&sl, in, out, dir, events, bytes, "text");
     check_same(in, out, size);
     unlink(out);
+    remove_checkpoints(dir);
+    run_sluice(&slj, in, out, dir, events, bytes, "json");
+    check_json(in, out, lines);
+    unlink(out);
+    remove_checkpoints(dir);
     print(&cat, size, lines, &cat);
     print(&cp, size, lines, &cat);
     print(&sl, size, lines, &cat);
-    char ck[4300];
-    snprintf(ck, sizeof ck, "%s/checkpoints.db", dir);
-    unlink(ck);
-    strcat(ck, "-wal");
-    unlink(ck);
-    ck[strlen(ck) - 4] = '\0';
-    strcat(ck, "-shm");
-    unlink(ck);
+    print(&slj, size, lines, &cat);
     unlink(in);
     rmdir(dir);
     return 0;
