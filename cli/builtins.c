@@ -10,15 +10,26 @@
 
 #include <sluice/builtins.h>
 
-#include "../stages/sample.h"
-
 static const struct sl_stage_type *const builtins[] = {
     /* sources */
     &sl_stage_file_source,
     &sl_stage_stdin,
     &sl_stage_generate,
     /* transforms and filters */
+    &sl_stage_parse_json,
+    &sl_stage_parse_regex,
+    &sl_stage_parse_logfmt,
+    &sl_stage_parse_kv,
+    &sl_stage_parse_csv,
+    &sl_stage_parse_timestamp,
     &sl_stage_sample,
+    &sl_stage_throttle,
+    &sl_stage_dedupe,
+    &sl_stage_multiline,
+    &sl_stage_filter,
+    &sl_stage_route,
+    &sl_stage_remap,
+    &sl_stage_aggregate,
     /* sinks */
     &sl_stage_file_sink,
     &sl_stage_stdout,

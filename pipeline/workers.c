@@ -33,11 +33,20 @@ struct sl__workers {
     uint32_t inflight;   /* jobs dispatched and not emitted */
     uint64_t next_seq;   /* number of the next dispatched job */
     uint64_t next_emit;  /* number of the next job to emit */
+    atomic_int started;  /* threads that have taken their number */
 };
+
+/* The stage whose worker this thread is, and the worker's number (1..N), for
+ * sl_stage_thread(). The only thread-local of the library: a worker serves one stage for
+ * its whole life, so the pair is written once, when the thread starts. */
+static _Thread_local const struct sl_stage *worker_stage;
+static _Thread_local int worker_number;
 
 static void *worker_main(void *arg)
 {
     struct sl__workers *w = arg;
+    worker_stage = w->s;
+    worker_number = atomic_fetch_add(&w->started, 1) + 1;
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (!w->todo_head && !w->quit) pthread_cond_wait(&w->cond, &w->lock);
@@ -161,6 +170,16 @@ static void dispatch(struct sl_stage *s, struct sl__workers *w)
         pthread_cond_signal(&w->cond);
         pthread_mutex_unlock(&w->lock);
     }
+}
+
+int sl_stage_threads(const struct sl_stage *stage)
+{
+    return stage->nworkers + 1;
+}
+
+int sl_stage_thread(const struct sl_stage *stage)
+{
+    return worker_stage == stage ? worker_number : 0;
 }
 
 void sl__workers_run(struct sl_stage *s)

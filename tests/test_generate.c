@@ -5,7 +5,6 @@
 
 #include <sluice/builtins.h>
 
-#include "../stages/sample.h"
 #include "helpers.h"
 
 static struct sl_pipeline *p;
@@ -159,7 +158,7 @@ Test(generate, bad_options_are_refused_at_init)
     c = t_config("{}");
     memset(&err, 0, sizeof err);
     cr_assert_null(sl_pipeline_add(p, "s", &sl_stage_sample, c, &err));
-    cr_assert_str_eq(err.msg, "missing option 'rate' (type 'sample' needs it: keep one event in "
-                              "this many, e.g. 10 keeps 10%)");
+    cr_assert_str_eq(err.msg, "missing option 'rate' or 'ratio' (type 'sample' needs one: keep "
+                              "one event in N, or a fraction of the events)");
     sl_config_free(c);
 }

@@ -64,7 +64,8 @@ static struct suite load_suite(void)
         cr_assert_lt(nl, sizeof s.docs[0].name);
         struct doc *doc = &s.docs[s.n++];
         memcpy(doc->name, e->d_name, nl + 1);
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        int pl = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        cr_assert_lt(pl, (int)sizeof path);
         doc->data = read_file(path, &doc->len);
     }
     closedir(d);

@@ -1,5 +1,7 @@
 /* `workers: N`: batches run on a thread pool and leave in the order they came. */
 #include <criterion/criterion.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 
 #include "helpers.h"
 #include "internal.h"
@@ -103,4 +105,73 @@ Test(workers, fan_out_after_workers_reaches_both_sinks)
         cr_assert_eq(ca->seen[i], (int64_t)i);
         cr_assert_eq(cb->seen[i], (int64_t)i);
     }
+}
+
+/* A parallel transform counting the events each thread number ran, with a slot per
+ * thread as a real stage would keep its scratch state. */
+struct probe {
+    int threads;             /* sl_stage_threads() seen in init */
+    _Atomic int64_t *counts; /* events per thread number */
+    atomic_int out_of_range; /* numbers outside 0..threads-1 */
+};
+
+static int probe_init(struct sl_stage *s, const struct sl_config *cfg, struct sl_error *err)
+{
+    (void)cfg, (void)err;
+    struct probe *pr = sl_stage_state(s);
+    pr->threads = sl_stage_threads(s);
+    pr->counts = calloc((size_t)pr->threads, sizeof *pr->counts);
+    return pr->counts ? 0 : SL_ENOMEM;
+}
+
+static int probe_map(struct sl_stage *s, struct sl_event *ev, struct sl_emit *out)
+{
+    struct probe *pr = sl_stage_state(s);
+    int t = sl_stage_thread(s);
+    if (t < 0 || t >= pr->threads)
+        atomic_fetch_add(&pr->out_of_range, 1);
+    else
+        atomic_fetch_add(&pr->counts[t], 1);
+    return sl_emit(out, ev);
+}
+
+static void probe_close(struct sl_stage *s)
+{
+    struct probe *pr = sl_stage_state(s);
+    free(pr->counts);
+}
+
+static const struct sl_stage_type probe_type = {
+    .abi = SL_STAGE_ABI,
+    .name = "probe",
+    .kind = SL_TRANSFORM,
+    .doc = "counts events per thread number",
+    .flags = SL_STAGE_PARALLEL,
+    .state_size = sizeof(struct probe),
+    .init = probe_init,
+    .map = probe_map,
+    .close = probe_close,
+};
+
+Test(workers, thread_numbers_index_per_thread_state)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 20000\nbatch: 50");
+    struct sl_stage *par = t_add(p, "par", &probe_type, "workers: 3");
+    struct sl_stage *seq = t_add(p, "seq", &probe_type, NULL);
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    t_connect(p, src, par);
+    t_connect(p, par, seq);
+    t_connect(p, seq, out);
+    run_ok();
+    struct probe *a = sl_stage_state(par), *b = sl_stage_state(seq);
+    cr_assert_eq(a->threads, 4);
+    cr_assert_eq(sl_stage_threads(par), 4);
+    cr_assert_eq(atomic_load(&a->out_of_range), 0);
+    cr_assert_eq(atomic_load(&a->counts[0]), 0, "the loop thread ran map() of a workers stage");
+    cr_assert_eq(atomic_load(&a->counts[1]) + atomic_load(&a->counts[2]) +
+                     atomic_load(&a->counts[3]),
+                 20000);
+    cr_assert_eq(b->threads, 1);
+    cr_assert_eq(atomic_load(&b->counts[0]), 20000);
+    cr_assert_eq(sl_stage_thread(par), 0, "the test's own thread is no worker");
 }

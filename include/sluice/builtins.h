@@ -39,4 +39,27 @@ SL_API extern const struct sl_stage_type sl_stage_generate;
  * `print_interval` it logs the running totals. For benchmarks, dry runs and tests. */
 SL_API extern const struct sl_stage_type sl_stage_blackhole;
 
+/* ---- stages/: transforms and filters ---------------------------------------------------- */
+
+/* Parsers: each turns the payload (or, with `field`, a string field) into fields, and
+ * handles what it cannot parse by `on_error: drop | dead_letter | fail`. */
+SL_API extern const struct sl_stage_type sl_stage_parse_json;      /* JSON object, zero-copy */
+SL_API extern const struct sl_stage_type sl_stage_parse_regex;     /* PCRE2 named groups */
+SL_API extern const struct sl_stage_type sl_stage_parse_logfmt;    /* key=value "quoted" flag */
+SL_API extern const struct sl_stage_type sl_stage_parse_kv;        /* key/value, own separators */
+SL_API extern const struct sl_stage_type sl_stage_parse_csv;       /* one record, named columns */
+SL_API extern const struct sl_stage_type sl_stage_parse_timestamp; /* a field into the time */
+
+/* Expressions (expr.h): keep, route and reshape events. */
+SL_API extern const struct sl_stage_type sl_stage_filter; /* keep where a condition holds */
+SL_API extern const struct sl_stage_type sl_stage_route;  /* named outputs by condition */
+SL_API extern const struct sl_stage_type sl_stage_remap;  /* set/rename/remove/copy/keep_only */
+
+/* Volume and shape. */
+SL_API extern const struct sl_stage_type sl_stage_sample;    /* keep 1 in N / a ratio, by key */
+SL_API extern const struct sl_stage_type sl_stage_throttle;  /* N events per window and key */
+SL_API extern const struct sl_stage_type sl_stage_dedupe;    /* drop recently seen keys */
+SL_API extern const struct sl_stage_type sl_stage_multiline; /* join lines into events */
+SL_API extern const struct sl_stage_type sl_stage_aggregate; /* metrics per group and window */
+
 #endif

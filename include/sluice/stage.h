@@ -160,6 +160,18 @@ SL_API const char *sl_stage_data_dir(const struct sl_stage *stage);
  * count once. Never calls back synchronously. */
 SL_API void sl_stage_wake(struct sl_stage *stage);
 
+/* How many threads may run this stage's map()/keep() at once: 1, or N + 1 for a
+ * `workers: N` stage (its N workers, and the loop thread for flush()). Known from init()
+ * on, so a stage can size per-thread scratch state (a regex match block, a buffer) in
+ * init() or start(). Any thread. */
+SL_API int sl_stage_threads(const struct sl_stage *stage);
+
+/* Which of those threads is calling, from 0 to sl_stage_threads() - 1: 1..N on the
+ * stage's own workers, 0 on any other thread (the loop thread). A parallel stage indexes
+ * its per-thread scratch state with it, without a lock: two threads running the stage at
+ * once always get different numbers. Any thread; cheap (a thread-local read). */
+SL_API int sl_stage_thread(const struct sl_stage *stage);
+
 /* Records why the stage fails (the pipeline stops with this message, naming the stage),
  * then return SL_ERROR / the code from the callback. A stage that fails outside its
  * callbacks (a timer, a completion) calls this and then sl_stage_wake(): the runtime

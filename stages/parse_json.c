@@ -1,0 +1,112 @@
+/* parse_json: indexes a JSON object (the payload, or a string field) into fields, in one
+ * pass and without copying: each field's value is a span into the payload, numbers stay
+ * text until someone asks for them, strings keep their escapes until someone compares
+ * or rewrites them, nested objects and arrays stay raw JSON reachable by path
+ * (`http.status`, `tags[0]`). Only member names holding escapes are decoded, into the
+ * batch arena.
+ *
+ * An event that had no fields is indexed with sl_event_add_field and declared "in sync"
+ * (event.h): a sink writing JSON writes its original bytes. Parsing a field, or a payload
+ * into an event that has fields already, merges the members by name (sl_event_set) and
+ * marks the event "parsed"; the text is validated first then, so that a malformed
+ * document changes nothing. */
+#include <stddef.h>
+#include <string.h>
+
+#include <sluice/json.h>
+
+#include "internal.h"
+
+struct parse_json {
+    const char *field;              /* option: string field to parse; NULL: the payload */
+    bool remove_field;              /* option: remove `field` once parsed */
+    struct sl__stage_errors errors; /* option on_error, dead-letter port */
+};
+
+struct indexer {
+    struct sl_event *ev; /* the event receiving the fields */
+    bool merge;          /* set by name instead of appending */
+};
+
+static int add_member(void *arg, const char *name, size_t len, bool escaped,
+                      const struct sl_value *v)
+{
+    struct indexer *ix = arg;
+    if (escaped) { /* rare: a name with \" or \u00e9 in it is decoded once, here */
+        struct sl_value raw = sl_value_string(name, len);
+        raw.flags = SL_VALUE_ESCAPED;
+        char *buf = sl_event_alloc(ix->ev, len);
+        if (!buf) return SL_ENOMEM;
+        int n = sl_value_unescape(&raw, buf, len);
+        if (n < 0) return SL_EPARSE;
+        name = buf;
+        len = (size_t)n;
+    }
+    return sl__stage_put(ix->ev, name, len, v, ix->merge);
+}
+
+static int reject_text(struct sl_stage *s, struct parse_json *pj, struct sl_event *ev,
+                       struct sl_emit *out, const char *text, size_t len, size_t off)
+{
+    size_t i = 0;
+    while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
+        i++;
+    if (i == len) return sl__stage_reject(s, &pj->errors, ev, out, "empty input: no JSON object");
+    if (text[i] != '{') return sl__stage_reject(s, &pj->errors, ev, out, "not a JSON object");
+    return sl__stage_reject(s, &pj->errors, ev, out, "invalid JSON at byte %zu", off);
+}
+
+static int parse_json_map(struct sl_stage *s, struct sl_event *ev, struct sl_emit *out)
+{
+    struct parse_json *pj = sl_stage_state(s);
+    const char *text;
+    size_t len, off = 0;
+    int rc = sl__stage_input(ev, pj->field, &text, &len);
+    if (rc == SL_ENOMEM) return sl_stage_error(s, rc, "out of memory");
+    if (rc) return sl__stage_reject(s, &pj->errors, ev, out, "%s", sl__stage_input_error(rc));
+    struct indexer ix = {ev, pj->field != NULL || sl_event_field_count(ev) > 0};
+    if (ix.merge && sl_json_validate(text, len, &off))
+        return reject_text(s, pj, ev, out, text, len, off);
+    rc = sl_json_each_member(text, len, add_member, &ix, &off);
+    if (rc == SL_ENOMEM) return sl_stage_error(s, rc, "out of memory");
+    if (rc) {
+        sl_event_clear_fields(ev); /* a half-built index: the event had no fields before */
+        return reject_text(s, pj, ev, out, text, len, off);
+    }
+    if (ix.merge)
+        sl_event_fields_changed_mark(ev); /* the fields hold it, but are not its text */
+    else
+        sl_event_fields_synced(ev); /* the payload is their JSON text, even `{}` */
+    if (pj->remove_field && pj->field) sl_event_remove(ev, pj->field, strlen(pj->field));
+    return sl_emit(out, ev) ? sl_stage_error(s, SL_ENOMEM, "out of memory") : 0;
+}
+
+static int parse_json_init(struct sl_stage *s, const struct sl_config *cfg, struct sl_error *err)
+{
+    (void)cfg;
+    struct parse_json *pj = sl_stage_state(s);
+    return sl__stage_errors_init(s, &pj->errors, err);
+}
+
+static const struct sl_option parse_json_options[] = {
+    {"field", SL_OPT_STRING, NULL, 0, offsetof(struct parse_json, field),
+     "string field holding the JSON object to parse (its members are merged into the event); "
+     "unset: the payload"},
+    {"remove_field", SL_OPT_BOOL, "false", 0, offsetof(struct parse_json, remove_field),
+     "remove `field` from the event once it has been parsed"},
+    {"on_error", SL_OPT_ENUM, "drop", 0, offsetof(struct parse_json, errors.mode),
+     SL__STAGE_ON_ERROR_DOC("when the text is not a JSON object"), SL__STAGE_ON_ERROR_CHOICES},
+    {0},
+};
+
+const struct sl_stage_type sl_stage_parse_json = {
+    .abi = SL_STAGE_ABI,
+    .name = "parse_json",
+    .kind = SL_TRANSFORM,
+    .doc = "parse a JSON object into fields, zero-copy (nested values reachable by path)",
+    .flags = SL_STAGE_PARALLEL,
+    .state_size = sizeof(struct parse_json),
+    .options = parse_json_options,
+    .init = parse_json_init,
+    .map = parse_json_map,
+};
