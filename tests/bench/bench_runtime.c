@@ -147,8 +147,8 @@ static struct sl_stage *add(struct sl_pipeline *p, const char *name, const struc
 }
 
 /* Runs source -> n transforms (of `mid`, options `mid_yaml`) [-> filter] -> sink. */
-static void run_chain(const char *label, long long events, int ntransforms, const char *mid_yaml,
-                      bool filter)
+static double run_chain(const char *label, long long events, int ntransforms, const char *mid_yaml,
+                        bool filter)
 {
     struct sl_pipeline *p = sl_pipeline_new(NULL, NULL, NULL);
     char yaml[64];
@@ -185,6 +185,7 @@ static void run_chain(const char *label, long long events, int ntransforms, cons
         exit(1);
     }
     sl_pipeline_free(p);
+    return dt * 1e9 / (double)got / stages;
 }
 
 int main(int argc, char **argv)
@@ -193,12 +194,16 @@ int main(int argc, char **argv)
     bool only_workers = argc > 2 && !strcmp(argv[2], "workers");
     printf("sluice runtime benchmark (default batch 1024 events, queues of 8 batches)\n");
     if (!only_workers) {
-        run_chain("source->pass->filter->sink", n, 1, NULL, true);
-        run_chain("source->8 x pass->sink", n, 8, NULL, false);
+        double a = run_chain("source->pass->filter->sink", n, 1, NULL, true);
+        double b = run_chain("source->8 x pass->sink", n, 8, NULL, false);
+        printf("runtime cost: %.1f and %.1f ns/event/stage (target: at most 20)\n", a, b);
     }
     long long heavy = n / 20;
-    run_chain("source->heavy(workers: 1)->sink", heavy, 1, "spin: 2000\nworkers: 1", false);
-    run_chain("source->heavy(workers: 2)->sink", heavy, 1, "spin: 2000\nworkers: 2", false);
+    double w1 =
+        run_chain("source->heavy(workers: 1)->sink", heavy, 1, "spin: 2000\nworkers: 1", false);
+    double w2 =
+        run_chain("source->heavy(workers: 2)->sink", heavy, 1, "spin: 2000\nworkers: 2", false);
+    printf("workers: 2 runs the CPU-heavy transform %.2fx as fast as workers: 1\n", w1 / w2);
     run_chain("source->heavy(no workers)->sink", heavy, 1, "spin: 2000", false);
     return 0;
 }
