@@ -361,6 +361,6 @@ Test(event, json_form_of_an_empty_parsed_object_is_its_bytes)
     struct sl_event *ev = sl_batch_append(b);
     sl_event_set_payload(ev, "{    }", 6);
     assert_json(ev, "{\"message\":\"{    }\"}"); /* a raw line */
-    sl_event_fields_synced(ev);                    /* a parser indexed an empty object */
+    sl_event_fields_synced(ev);                  /* a parser indexed an empty object */
     assert_json(ev, "{    }");
 }

@@ -88,9 +88,12 @@ static enum sl_poll lines_poll(struct sl_stage *s, struct sl_batch **out)
     return SL_READY;
 }
 
-static const struct sl_stage_type lines_type = {
-    .abi = SL_STAGE_ABI, .name = "fuzz_lines", .kind = SL_SOURCE, .doc = "the fuzz input's lines",
-    .state_size = sizeof(size_t), .poll = lines_poll};
+static const struct sl_stage_type lines_type = {.abi = SL_STAGE_ABI,
+                                                .name = "fuzz_lines",
+                                                .kind = SL_SOURCE,
+                                                .doc = "the fuzz input's lines",
+                                                .state_size = sizeof(size_t),
+                                                .poll = lines_poll};
 
 static enum sl_poll check_write(struct sl_stage *s, struct sl_batch *b)
 {
@@ -110,8 +113,11 @@ static enum sl_poll check_write(struct sl_stage *s, struct sl_batch *b)
 }
 
 static const struct sl_stage_type check_type = {
-    .abi = SL_STAGE_ABI, .name = "fuzz_check", .kind = SL_SINK,
-    .doc = "checks that every event serialises to valid JSON", .write = check_write};
+    .abi = SL_STAGE_ABI,
+    .name = "fuzz_check",
+    .kind = SL_SINK,
+    .doc = "checks that every event serialises to valid JSON",
+    .write = check_write};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
