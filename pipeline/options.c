@@ -165,35 +165,27 @@ static void template_free(void *t)
     sl_template_free(t);
 }
 
-/* Reports a compile error `e` of option `opt_name`; it points into the config file: the
- * scalar's line and column plus the position inside the text (one more for an opening
- * quote). Past the first line of a multi-line scalar the indentation is not known, so
- * the column is the one inside the text. */
-static int compile_error(struct sl_stage *s, const char *opt_name, const struct sl_config *node,
-                         const struct sl_error *e, struct sl__report *r)
-{
-    struct sl_error at = {.code = e->code == SL_ENOMEM ? SL_ENOMEM : SL_ECONFIG};
-    snprintf(at.stage, sizeof at.stage, "%s", s->name);
-    if (node) {
-        snprintf(at.file, sizeof at.file, "%s", sl_config_file(node));
-        at.line = sl_config_line(node) + (e->line > 1 ? e->line - 1 : 0);
-        at.col = e->line > 1 ? e->col
-                             : sl_config_col(node) + (sl_config_quoted(node) ? 1 : 0) +
-                                   (e->col > 0 ? e->col - 1 : 0);
-    }
-    snprintf(at.msg, sizeof at.msg, "option '%.64s': %.400s", opt_name, e->msg);
-    return sl__report(r, SL_LOG_ERROR, &at);
-}
-
 /* Compiles an expression or template option (`tpl`) into the pointer at `dst` (a
- * struct sl_expr * or struct sl_template * field), owned by the stage. */
+ * struct sl_expr * or struct sl_template * field), owned by the stage. A default (no
+ * node) has no position. */
 static int fill_compiled(struct sl_stage *s, const char *opt_name, const struct sl_config *node,
                          const char *text, bool tpl, char *dst, struct sl__report *r)
 {
     struct sl_error e = {0};
-    void *x = tpl ? (void *)sl_template_compile(text, strlen(text), &e)
-                  : (void *)sl_expr_compile(text, strlen(text), &e);
-    if (!x) return compile_error(s, opt_name, node, &e, r);
+    char what[96];
+    snprintf(what, sizeof what, "option '%.64s'", opt_name);
+    void *x;
+    if (node)
+        x = tpl ? (void *)sl_template_compile_config(node, what, &e)
+                : (void *)sl_expr_compile_config(node, what, &e);
+    else
+        x = tpl ? (void *)sl_template_compile(text, strlen(text), &e)
+                : (void *)sl_expr_compile(text, strlen(text), &e);
+    if (!x) {
+        snprintf(e.stage, sizeof e.stage, "%s", s->name);
+        if (!e.code) e.code = SL_ECONFIG;
+        return sl__report(r, SL_LOG_ERROR, &e);
+    }
     if (own(s, x, tpl ? template_free : expr_free))
         return sl__report_at(r, SL_LOG_ERROR, SL_ENOMEM, s->name, NULL, "out of memory");
     memcpy(dst, &x, sizeof x);

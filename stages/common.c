@@ -91,27 +91,6 @@ int64_t sl__stage_clock_ms(struct sl_stage *stage, const struct sl_event *ev, in
 
 /* ---- expressions in configs ------------------------------------------------------------------ */
 
-struct sl_expr *sl__stage_expr(const struct sl_config *node, const char *what, struct sl_error *err)
-{
-    const char *text = sl_config_kind(node) == SL_CFG_SCALAR ? sl_config_str(node) : NULL;
-    if (!text) {
-        sl_config_error(node, err, SL_ECONFIG, "%s: expected an expression", what);
-        return NULL;
-    }
-    struct sl_error e = {0};
-    struct sl_expr *x = sl_expr_compile(text, strlen(text), &e);
-    if (x) return x;
-    /* The position in the file: the node's, moved by the error's place in the text (past
-     * the first line of a multi-line scalar the column is the one inside the text). */
-    int line = sl_config_line(node) + (e.line > 1 ? e.line - 1 : 0);
-    int col = e.line > 1 ? e.col
-                         : sl_config_col(node) + (sl_config_quoted(node) ? 1 : 0) +
-                               (e.col > 0 ? e.col - 1 : 0);
-    sl_error_at(err, e.code == SL_ENOMEM ? SL_ENOMEM : SL_ECONFIG, sl_config_file(node), line, col,
-                "%s: %s", what, e.msg);
-    return NULL;
-}
-
 /* ---- parser input ------------------------------------------------------------------------- */
 
 int sl__stage_input(struct sl_event *ev, const char *field, const char **text, size_t *len)

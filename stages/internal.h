@@ -77,13 +77,6 @@ int64_t sl__stage_clock_ms(struct sl_stage *stage, const struct sl_event *ev, in
 
 struct sl_expr;
 
-/* Compiles the scalar config `node` as an expression (route conditions, remap's `set`).
- * Returns an owned expression (free: sl_expr_free), or NULL with `err` filled: SL_ECONFIG,
- * the position inside the config file of the error inside the expression, and "`what`:
- * <what the expression compiler said>". */
-struct sl_expr *sl__stage_expr(const struct sl_config *node, const char *what,
-                               struct sl_error *err);
-
 /* ---- what a parser reads --------------------------------------------------------------- */
 
 /* The bytes to parse: the payload when `field` is NULL, else the text of string field

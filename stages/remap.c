@@ -133,7 +133,7 @@ static int add_pairs(struct remap *r, enum op_kind kind, const struct sl_config 
         if (kind == OP_SET) {
             char what[128];
             snprintf(what, sizeof what, "set '%.100s'", key);
-            op->e = sl__stage_expr(val, what, err);
+            op->e = sl_expr_compile_config(val, what, err);
             if (!op->e) return err ? err->code : SL_ECONFIG;
             continue;
         }

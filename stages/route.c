@@ -67,7 +67,7 @@ static int route_init(struct sl_stage *s, const struct sl_config *cfg, struct sl
         if (check_name(key, name, err)) return SL_ECONFIG;
         char what[128];
         snprintf(what, sizeof what, "route '%.100s'", name);
-        r->outs[i].cond = sl__stage_expr(cond, what, err);
+        r->outs[i].cond = sl_expr_compile_config(cond, what, err);
         if (!r->outs[i].cond) return err ? err->code : SL_ECONFIG;
         r->n = i + 1;
         r->outs[i].port = sl_stage_add_output(s, name);

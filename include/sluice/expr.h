@@ -182,4 +182,17 @@ SL_API int sl_template_each(const struct sl_template *t, const struct sl_event *
  * constant expressions): a sink can then render it once with any event. */
 SL_API bool sl_template_is_constant(const struct sl_template *t);
 
+struct sl_config;
+
+/* Compiles the expression (or template) written in config scalar `node` (borrowed). On
+ * an error, `err` (borrowed, may be NULL) gets SL_ECONFIG, the position in the config
+ * file (the scalar's line:col moved by the error's place in the text) and the message
+ * prefixed by `what` (borrowed, e.g. "route 'errors'"), and NULL is returned; a node
+ * that is not a scalar is an error too. Returns an owned expression (free:
+ * sl_expr_free) or template (free: sl_template_free). Any thread. */
+SL_API struct sl_expr *sl_expr_compile_config(const struct sl_config *node, const char *what,
+                                              struct sl_error *err);
+SL_API struct sl_template *sl_template_compile_config(const struct sl_config *node,
+                                                      const char *what, struct sl_error *err);
+
 #endif
