@@ -127,6 +127,14 @@ void cli_metrics_render(struct sl_pipeline *p, double up, FILE *out)
             "# HELP sluice_live_batches Batches alive in the pipeline.\n"
             "# TYPE sluice_live_batches gauge\nsluice_live_batches %llu\n",
             (unsigned long long)sl_pipeline_live_batches(p));
+    int64_t mem_now, mem_peak;
+    sl_pipeline_memory(p, &mem_now, &mem_peak);
+    fprintf(out,
+            "# HELP sluice_batch_memory_bytes Memory held by batches (arenas, event arrays).\n"
+            "# TYPE sluice_batch_memory_bytes gauge\nsluice_batch_memory_bytes %lld\n"
+            "# HELP sluice_batch_memory_peak_bytes The most memory batches held at once.\n"
+            "# TYPE sluice_batch_memory_peak_bytes gauge\nsluice_batch_memory_peak_bytes %lld\n",
+            (long long)mem_now, (long long)mem_peak);
 }
 
 static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *text,

@@ -40,6 +40,7 @@ void *sl__arena_alloc(struct sl__arena *a, size_t size)
     n->next = a->head;
     a->head = n;
     a->total += n->size;
+    if (a->mem) sl__mem_count(a->mem, (int64_t)n->size);
     n->used = size;
     return n->data;
 }
@@ -56,6 +57,7 @@ void sl__arena_reset(struct sl__arena *a, size_t keep)
             pp = &c->next;
         } else {
             *pp = c->next;
+            if (a->mem) sl__mem_count(a->mem, -(int64_t)c->size);
             free(c);
         }
     }

@@ -14,12 +14,27 @@
 #define ARENA_KEEP  (1u << 20) /* arena bytes a pooled batch keeps */
 #define EVENTS_KEEP 8192       /* event slots a pooled batch keeps */
 
+static void raise_peak(atomic_int_fast64_t *peak, int64_t now)
+{
+    int64_t was = atomic_load(peak);
+    while (now > was && !atomic_compare_exchange_weak(peak, &was, now)) continue;
+}
+
 static void note_live(struct sl_pipeline *p)
 {
     uint64_t now = atomic_fetch_add(&p->live, 1) + 1;
     uint64_t peak = atomic_load(&p->peak_live);
-    while (now > peak && !atomic_compare_exchange_weak(&p->peak_live, &peak, now)) {
-    }
+    while (now > peak && !atomic_compare_exchange_weak(&p->peak_live, &peak, now)) continue;
+}
+
+void sl__mem_count(struct sl__memstat *mem, int64_t delta)
+{
+    raise_peak(&mem->peak, atomic_fetch_add(&mem->cur, delta) + delta);
+}
+
+static int64_t events_bytes(uint32_t cap)
+{
+    return (int64_t)cap * (int64_t)sizeof(struct sl_event);
 }
 
 struct sl_batch *sl__batch_get(struct sl_pipeline *p)
@@ -36,6 +51,7 @@ struct sl_batch *sl__batch_get(struct sl_pipeline *p)
         if (!b) return NULL;
     }
     b->p = p;
+    b->arena.mem = &p->mem;
     b->n = 0;
     b->bytes = 0;
     b->refs = 1;
@@ -47,6 +63,9 @@ struct sl_batch *sl__batch_get(struct sl_pipeline *p)
     b->seq = 0;
     b->cookie = 0;
     b->completed = false;
+    b->released = false;
+    b->holds = 0;
+    b->nacks = 0;
     note_live(p);
     return b;
 }
@@ -54,8 +73,10 @@ struct sl_batch *sl__batch_get(struct sl_pipeline *p)
 static void batch_destroy(struct sl_batch *b)
 {
     sl__arena_free(&b->arena);
+    if (b->events) sl__mem_count(&b->p->mem, -events_bytes(b->cap));
     free(b->events);
     free(b->more_parents);
+    free(b->acks);
     free(b);
 }
 
@@ -69,6 +90,7 @@ static void recycle(struct sl_batch *b)
     }
     sl__arena_reset(&b->arena, ARENA_KEEP);
     if (b->cap > EVENTS_KEEP) {
+        sl__mem_count(&p->mem, -events_bytes(b->cap));
         free(b->events);
         b->events = NULL;
         b->cap = 0;
@@ -101,6 +123,7 @@ int sl__batch_reserve(struct sl_batch *b, uint32_t n)
     while (cap < n) cap *= 2;
     struct sl_event *ev = realloc(b->events, (size_t)cap * sizeof *ev);
     if (!ev) return SL_ENOMEM;
+    sl__mem_count(&b->p->mem, events_bytes(cap) - events_bytes(b->cap));
     b->events = ev;
     b->cap = cap;
     return 0;
@@ -136,12 +159,12 @@ size_t sl_batch_count(const struct sl_batch *b)
 
 struct sl_event *sl_batch_event(struct sl_batch *b, size_t i)
 {
-    return i < b->n ? &b->events[i] : NULL;
+    return i < b->n && b->events ? &b->events[i] : NULL;
 }
 
 const struct sl_event *sl_batch_event_const(const struct sl_batch *b, size_t i)
 {
-    return i < b->n ? &b->events[i] : NULL;
+    return i < b->n && b->events ? &b->events[i] : NULL;
 }
 
 size_t sl_batch_bytes(const struct sl_batch *b)
@@ -194,14 +217,56 @@ static void release_parents(struct sl_batch *b)
                                                  : b->more_parents[i - SL__INLINE_PARENTS]);
 }
 
+static void complete(struct sl_batch *b)
+{
+    b->released = false;
+    b->completed = true; /* kept until the source has taken its acks in order */
+    sl__source_batch_completed(b);
+}
+
+void sl__ack_drop(struct sl_batch *src)
+{
+    if (--src->holds == 0 && src->released && !src->p->aborted) complete(src);
+}
+
+int sl__batch_hold_ack(struct sl_batch *b, struct sl_batch *src)
+{
+    if (b->nacks == b->acks_cap) {
+        uint32_t cap = b->acks_cap ? b->acks_cap * 2 : 8;
+        struct sl_batch **na = realloc(b->acks, cap * sizeof *na);
+        if (!na) return SL_ENOMEM;
+        b->acks = na;
+        b->acks_cap = cap;
+    }
+    src->holds++;
+    b->acks[b->nacks++] = src;
+    return 0;
+}
+
+static void release_acks(struct sl_batch *b)
+{
+    uint32_t n = b->nacks;
+    b->nacks = 0;
+    for (uint32_t i = 0; i < n; i++) sl__ack_drop(b->acks[i]);
+}
+
 void sl__batch_release(struct sl_batch *b)
 {
     if (!b || --b->refs > 0) return;
     release_parents(b);
+    release_acks(b);
     struct sl_batch *of = b->view_of;
     if (b->source && !b->p->aborted) {
-        b->completed = true; /* kept until the source has taken its acks in order */
-        sl__source_batch_completed(b);
+        if (b->holds) { /* its memory can go; its acknowledgement waits for the holds */
+            sl__arena_reset(&b->arena, 0);
+            sl__mem_count(&b->p->mem, -events_bytes(b->cap));
+            free(b->events);
+            b->events = NULL; /* sl_batch_count() still answers; the events are gone */
+            b->cap = 0;
+            b->released = true;
+            return;
+        }
+        complete(b);
         return;
     }
     if (!b->source) recycle(b); /* aborted source batches stay on their in-flight list */

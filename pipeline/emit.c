@@ -70,6 +70,12 @@ struct sl_event *sl_emit_new(struct sl_emit *e)
     return &e->fresh;
 }
 
+int sl_emit_ack_set(struct sl_emit *e, struct sl_ack_set *set)
+{
+    if (!e->acks && !(e->acks = sl_ack_set_new())) return SL_ENOMEM;
+    return sl__ack_set_move(e->acks, set);
+}
+
 struct sl_batch *sl_emit_input(struct sl_emit *e)
 {
     return e->in;
@@ -146,6 +152,7 @@ static int link_output(struct sl_emit *e, int port, struct sl_batch *b)
     if (e->in && b != e->in) rc |= sl__batch_add_parent(b, e->in);
     if (port > 0 && e->out[0]) rc |= sl__batch_add_parent(b, e->out[0]);
     for (uint32_t i = 0; i < e->nheld; i++) rc |= sl__batch_add_parent(b, e->held[i]);
+    if (e->acks) rc |= sl__ack_set_copy_to(e->acks, b);
     return rc;
 }
 
@@ -160,6 +167,9 @@ int sl__emit_finish(struct sl_emit *e, bool push)
     free(e->held);
     e->held = NULL;
     e->nheld = 0;
+    /* The outputs hold the moved acks now (or there are none and the acks go ahead). */
+    sl_ack_set_free(e->acks);
+    e->acks = NULL;
     if (e->in) {
         s->st.events_in += e->in_n;
         s->st.bytes_in += e->in_bytes;

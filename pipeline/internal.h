@@ -26,11 +26,19 @@ struct sl__chunk {
 };
 
 struct sl__arena {
-    struct sl__chunk *head; /* chunk being filled; NULL before the first allocation */
-    size_t total;           /* sum of chunk sizes, for pooling decisions */
+    struct sl__chunk *head;  /* chunk being filled; NULL before the first allocation */
+    size_t total;            /* sum of chunk sizes, for pooling decisions */
+    struct sl__memstat *mem; /* where chunk bytes are counted (the pipeline's), or NULL */
+};
+
+/* Bytes of batch memory (arena chunks, event arrays) in use, and the most ever. */
+struct sl__memstat {
+    atomic_int_fast64_t cur;  /* now */
+    atomic_int_fast64_t peak; /* maximum of cur */
 };
 
 void *sl__arena_alloc(struct sl__arena *a, size_t size);
+void sl__mem_count(struct sl__memstat *mem, int64_t delta); /* also raises the peak */
 /* Keeps at most `keep` bytes of chunks for reuse, emptied; frees the rest. */
 void sl__arena_reset(struct sl__arena *a, size_t keep);
 void sl__arena_free(struct sl__arena *a);
@@ -92,11 +100,22 @@ struct sl_batch {
     uint64_t seq;             /* source batches: production order */
     uint64_t cookie;          /* source-private */
     bool completed;           /* source batch: delivered, awaiting in-order ack */
+    bool released;            /* source batch: no references left, memory freed, but
+                                 `holds` keep its acknowledgement back */
+    uint32_t holds;           /* source batch: deferred acks (ack sets, batches' acks) */
+    uint32_t nacks, acks_cap; /* entries in acks / allocated */
+    struct sl_batch **acks;   /* source batches whose acks this batch holds back */
 };
 
 struct sl_batch *sl__batch_get(struct sl_pipeline *p); /* from the pool; any thread */
 int sl__batch_add_parent(struct sl_batch *b, struct sl_batch *parent); /* refs parent */
 void sl__batch_release(struct sl_batch *b); /* drop one ref (loop thread) */
+void sl__ack_drop(struct sl_batch *src);    /* one deferred ack of a source batch goes */
+int sl__ack_set_copy_to(const struct sl_ack_set *set, struct sl_batch *out);
+int sl__ack_set_move(struct sl_ack_set *to, struct sl_ack_set *from); /* from ends empty */
+void sl__ack_set_clear(struct sl_ack_set *set); /* drops every hold of the set */
+size_t sl__ack_set_count(const struct sl_ack_set *set);
+int sl__batch_hold_ack(struct sl_batch *b, struct sl_batch *src); /* b holds src's ack */
 struct sl_batch *sl__batch_view(struct sl_batch *b, struct sl_stage *sink);
 int sl__batch_reserve(struct sl_batch *b, uint32_t n);
 void sl__batch_pool_free(struct sl_pipeline *p);
@@ -198,6 +217,7 @@ struct sl_emit {
     struct sl_event fresh;    /* the event sl_emit_new() hands out */
     struct sl_batch **held;   /* batches adopted with sl_emit_hold (loop thread) */
     uint32_t nheld, held_cap; /* entries in held */
+    struct sl_ack_set *acks;  /* holds moved in with sl_emit_ack_set (loop thread) */
     bool in_place;            /* filter compacting `in` itself: out[0] == in */
     bool failed;              /* a dependency could not be recorded */
 };
@@ -257,6 +277,7 @@ struct sl_pipeline {
     uint32_t pool_count;            /* batches in pool */
     atomic_uint_fast64_t live;      /* batches alive (not in the pool) */
     atomic_uint_fast64_t peak_live; /* maximum of live */
+    struct sl__memstat mem;         /* bytes of batch memory (arenas, event arrays) */
     int64_t start_ms;               /* when the run began */
 };
 

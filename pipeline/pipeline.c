@@ -288,6 +288,13 @@ uint64_t sl_pipeline_live_batches(const struct sl_pipeline *p)
     return atomic_load(&((struct sl_pipeline *)p)->live);
 }
 
+void sl_pipeline_memory(const struct sl_pipeline *p, int64_t *now, int64_t *peak)
+{
+    struct sl_pipeline *q = (struct sl_pipeline *)p; /* atomics are read, not changed */
+    if (now) *now = atomic_load(&q->mem.cur);
+    if (peak) *peak = atomic_load(&q->mem.peak);
+}
+
 uint64_t sl_pipeline_peak_batches(const struct sl_pipeline *p)
 {
     return atomic_load(&((struct sl_pipeline *)p)->peak_live);

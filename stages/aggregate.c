@@ -12,12 +12,12 @@
  * length, and an event for a window already closed is dropped (counted). Every window
  * closes at the end of the input.
  *
- * Acknowledgement: by default (`acknowledge: on_output`) the stage holds the batches of a
- * window's events until the window's results are emitted, and the results hold them
- * downstream: nothing is acknowledged upstream before the aggregate that counts it, so a
- * crash loses nothing; the price is that the events of an open window stay in memory.
- * `acknowledge: on_receipt` lets them go at once (constant memory; a crash loses the
- * open windows). */
+ * Acknowledgement: by default (`acknowledge: on_output`) the acknowledgements of a
+ * window's events are held back (an ack set: their memory is freed at once) until the
+ * window's results are emitted, and the results hold them downstream: nothing is
+ * acknowledged upstream before the aggregate that counts it, so a crash loses nothing;
+ * a source's checkpoint simply waits for the window. `acknowledge: on_receipt` lets them
+ * go at once (a crash loses the open windows). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,14 +48,13 @@ struct group {
 };
 
 struct window {
-    int64_t start;          /* ms on the clock */
-    struct group **slots;   /* open addressing by key.h1 */
-    uint32_t cap, n;        /* slots (a power of two) / groups */
-    struct group *first;    /* groups in insertion order */
-    struct group *last;     /* the newest */
-    struct sl_batch **held; /* batches of its events (acknowledge: on_output) */
-    size_t nheld, held_cap; /* used / allocated */
-    struct chunk *mem;      /* memory of groups and copied values */
+    int64_t start;           /* ms on the clock */
+    struct group **slots;    /* open addressing by key.h1 */
+    uint32_t cap, n;         /* slots (a power of two) / groups */
+    struct group *first;     /* groups in insertion order */
+    struct group *last;      /* the newest */
+    struct sl_ack_set *acks; /* acks of its events, held back (acknowledge: on_output) */
+    struct chunk *mem;       /* memory of groups and copied values */
 };
 
 struct aggregate {
@@ -101,13 +100,12 @@ static void window_free(struct aggregate *a, struct window *w)
 {
     for (struct group *g = w->first; g; g = g->next)
         for (size_t i = 0; i < a->nm; i++) sl__stage_agg_free(&g->acc[i]);
-    for (size_t i = 0; i < w->nheld; i++) sl_batch_unref(w->held[i]);
+    sl_ack_set_free(w->acks);
     for (struct chunk *c = w->mem, *n; c; c = n) {
         n = c->next;
         free(c);
     }
     free(w->slots);
-    free(w->held);
 }
 
 /* ---- groups ----------------------------------------------------------------------------- */
@@ -277,7 +275,7 @@ static int close_oldest(struct sl_stage *s, struct aggregate *a, struct sl_emit 
     struct window *w = &a->wins[0];
     int rc = 0;
     for (const struct group *g = w->first; g && !rc; g = g->next) rc = emit_result(s, a, w, g, out);
-    for (size_t i = 0; i < w->nheld; i++) sl_emit_hold(out, w->held[i]); /* acked with results */
+    if (w->acks && !rc) rc = sl_emit_ack_set(out, w->acks); /* acked with the results */
     if (w->start + a->window_ms > a->closed_until) a->closed_until = w->start + a->window_ms;
     window_free(a, w);
     a->nwins--;
@@ -320,17 +318,8 @@ static void on_timer(struct sl_stage *s, void *arg)
 
 static int hold(struct window *w, struct sl_batch *in)
 {
-    if (w->nheld && w->held[w->nheld - 1] == in) return 0;
-    if (w->nheld == w->held_cap) {
-        size_t cap = w->held_cap ? w->held_cap * 2 : 16;
-        struct sl_batch **nh = realloc(w->held, cap * sizeof *nh);
-        if (!nh) return SL_ENOMEM;
-        w->held = nh;
-        w->held_cap = cap;
-    }
-    sl_batch_ref(in);
-    w->held[w->nheld++] = in;
-    return 0;
+    if (!w->acks && !(w->acks = sl_ack_set_new())) return SL_ENOMEM;
+    return sl_ack_set_add(w->acks, in);
 }
 
 static int accumulate(struct aggregate *a, struct group *g, struct sl_event *ev)
@@ -473,8 +462,8 @@ static const struct sl_option aggregate_options[] = {
     {"max_lateness", SL_OPT_DURATION, "0", 0, offsetof(struct aggregate, lateness_ms),
      "clock event: how far past a window's end newer events may go before it closes"},
     {"acknowledge", SL_OPT_ENUM, "on_output", 0, offsetof(struct aggregate, ack),
-     "on_output: events are acknowledged upstream with the results that count them (held in "
-     "memory meanwhile); on_receipt: at once (a crash loses open windows)",
+     "on_output: events are acknowledged upstream with the results that count them (their "
+     "memory is not kept); on_receipt: at once (a crash loses open windows)",
      "on_output|on_receipt"},
     {"max_groups", SL_OPT_INT, "100000", 0, offsetof(struct aggregate, max_groups),
      "groups per window; events of further groups are dropped (counted)"},

@@ -126,6 +126,7 @@ static enum sl_poll counter_poll(struct sl_stage *s, struct sl_batch **out)
     if (n <= 0) return SL_PENDING; /* the producer thread wakes us */
     if (n > c->batch) n = c->batch;
     struct sl_batch *b = sl_batch_new(s);
+    sl_batch_set_cookie(b, (uint64_t)c->next); /* the first number, for counter_ack */
     fill(s, b, n);
     consumed(c);
     *out = b;
@@ -135,7 +136,7 @@ static enum sl_poll counter_poll(struct sl_stage *s, struct sl_batch **out)
 static void counter_ack(struct sl_stage *s, struct sl_batch *b)
 {
     struct t_counter *c = sl_stage_state(s);
-    int64_t first = t_number(sl_batch_event_const(b, 0));
+    int64_t first = (int64_t)sl_batch_cookie(b);
     if (first <= c->last_ack_first) c->ack_out_of_order = true;
     c->last_ack_first = first;
     c->acked_events += (int64_t)sl_batch_count(b);

@@ -2,6 +2,8 @@
  * cross-thread wakeups. Each test runs the loop to its end and then checks counts. */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "helpers.h"
@@ -102,6 +104,9 @@ Test(sched, memory_stays_bounded_whatever_the_input_size)
      * source batches plus their derived batches. */
     cr_assert_leq(sl_pipeline_peak_batches(p), 24, "peak %llu batches",
                   (unsigned long long)sl_pipeline_peak_batches(p));
+    int64_t peak;
+    sl_pipeline_memory(p, NULL, &peak);
+    cr_assert_lt(peak, 16 << 20, "batch memory peaked at %lld bytes", (long long)peak);
 }
 
 static struct t_collect *slow_seen;
@@ -109,7 +114,7 @@ static struct t_collect *slow_seen;
 static void check_slow_saw_it(struct sl_stage *s, struct sl_batch *b)
 {
     (void)s;
-    int64_t last = t_number(sl_batch_event_const(b, sl_batch_count(b) - 1));
+    int64_t last = (int64_t)sl_batch_cookie(b) + (int64_t)sl_batch_count(b) - 1;
     cr_assert_gt((int64_t)slow_seen->acked, last, "acked upstream before the slow sink");
 }
 
@@ -408,4 +413,108 @@ Test(sched, sink_acking_after_its_flush_ends_the_run)
     struct holder *h = sl_stage_state(out);
     cr_assert_eq(h->acked, 3);
     cr_assert_eq(((struct t_counter *)sl_stage_state(src))->acked_events, 3);
+}
+
+/* A transform that answers for its events only at the end (like an aggregate window):
+ * it holds their acknowledgements in an ack set, not their memory. */
+struct deferrer {
+    struct sl_ack_set *acks; /* every input's acks */
+    int64_t sum;             /* of the numbers seen */
+    bool flushed;            /* flush(end) ran */
+    bool emit;               /* option: emit a result at the end (else just free the set) */
+};
+
+static int deferrer_map(struct sl_stage *s, struct sl_event *ev, struct sl_emit *out)
+{
+    struct deferrer *d = sl_stage_state(s);
+    if (!d->acks) d->acks = sl_ack_set_new();
+    d->sum += t_number(ev);
+    return sl_ack_set_add(d->acks, sl_emit_input(out));
+}
+
+static int deferrer_flush(struct sl_stage *s, struct sl_emit *out, bool end)
+{
+    struct deferrer *d = sl_stage_state(s);
+    if (!end) return 0;
+    d->flushed = true;
+    if (!d->emit) {
+        sl_ack_set_free(d->acks); /* consumed on purpose: the acks go ahead */
+        d->acks = NULL;
+        return 0;
+    }
+    struct sl_event *ev = sl_emit_new(out);
+    char *text = sl_event_alloc(ev, 24);
+    int len = snprintf(text, 24, "%lld", (long long)d->sum);
+    sl_event_set_payload(ev, text, (size_t)len);
+    int rc = sl_emit_ack_set(out, d->acks);
+    return rc ? rc : sl_emit(out, ev);
+}
+
+static void deferrer_close(struct sl_stage *s)
+{
+    struct deferrer *d = sl_stage_state(s);
+    sl_ack_set_free(d->acks);
+}
+
+static const struct sl_option deferrer_options[] = {
+    {"emit", SL_OPT_BOOL, "true", 0, offsetof(struct deferrer, emit), "emit a result"},
+    {0},
+};
+
+static const struct sl_stage_type deferrer = {
+    .abi = SL_STAGE_ABI,
+    .name = "deferrer",
+    .kind = SL_TRANSFORM,
+    .doc = "defers its acks",
+    .state_size = sizeof(struct deferrer),
+    .options = deferrer_options,
+    .map = deferrer_map,
+    .flush = deferrer_flush,
+    .close = deferrer_close,
+};
+
+static struct t_collect *result_sink;
+
+static void acked_only_after_the_result(struct sl_stage *s, struct sl_batch *b)
+{
+    (void)s, (void)b;
+    cr_assert_eq(result_sink->acked, 1, "a source batch was acked before the result was");
+}
+
+Test(sched, ack_sets_defer_acknowledgements_without_keeping_memory)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 100000\nbatch: 100");
+    struct sl_stage *d = t_add(p, "defer", &deferrer, NULL);
+    struct sl_stage *out = t_add(p, "out", &t_collect, "delay_ms: 1");
+    t_connect(p, src, d);
+    t_connect(p, d, out);
+    struct t_counter *c = sl_stage_state(src);
+    result_sink = sl_stage_state(out);
+    c->on_ack = acked_only_after_the_result;
+    run_ok();
+    cr_assert_eq(result_sink->nseen, 1);
+    cr_assert_eq(result_sink->seen[0], (int64_t)100000 * 99999 / 2);
+    cr_assert_eq(c->acked_events, 100000);
+    cr_assert_eq(c->acked_batches, 1000);
+    cr_assert_not(c->ack_out_of_order);
+    /* 1000 source batches waited for their acks; their memory did not. Kept, it would be
+     * over 100 MiB: each batch has a 64 KiB arena chunk and 1024 event slots. */
+    cr_assert_geq(sl_pipeline_peak_batches(p), 1000);
+    int64_t peak;
+    sl_pipeline_memory(p, NULL, &peak);
+    cr_assert_lt(peak, 8 << 20, "batch memory peaked at %lld bytes", (long long)peak);
+}
+
+Test(sched, freeing_an_ack_set_lets_the_acks_go)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 5000\nbatch: 50");
+    struct sl_stage *d = t_add(p, "defer", &deferrer, "emit: false");
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    t_connect(p, src, d);
+    t_connect(p, d, out);
+    run_ok();
+    struct t_counter *c = sl_stage_state(src);
+    cr_assert_eq(((struct t_collect *)sl_stage_state(out))->nseen, 0);
+    cr_assert_eq(c->acked_events, 5000);
+    cr_assert_not(c->ack_out_of_order);
 }

@@ -151,6 +151,11 @@ SL_API struct event_base *sl_pipeline_event_base(struct sl_pipeline *p);
  * clean end. For tests and leak checks. */
 SL_API uint64_t sl_pipeline_live_batches(const struct sl_pipeline *p);
 
+/* Bytes of memory the pipeline's batches hold now (arenas and event arrays), and the
+ * most they ever held, into `now` and `peak` (borrowed; either may be NULL). Any
+ * thread. */
+SL_API void sl_pipeline_memory(const struct sl_pipeline *p, int64_t *now, int64_t *peak);
+
 /* Peak of sl_pipeline_live_batches() during the run. */
 SL_API uint64_t sl_pipeline_peak_batches(const struct sl_pipeline *p);
 

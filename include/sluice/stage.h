@@ -127,7 +127,10 @@ struct sl_stage_type {
 
     /* Source: every event of `b` (one of its own batches) has been delivered by every
      * sink that got it (or dropped on purpose). Called in the order the source produced
-     * its batches: the place for checkpoints and offset commits. `b` is borrowed. */
+     * its batches: the place for checkpoints and offset commits. `b` is borrowed; its
+     * cookie (sl_batch_cookie) and count (sl_batch_count) are valid, its events may not
+     * be (a stage that deferred the acknowledgement with an ack set let the batch's
+     * memory go): keep what a checkpoint needs in the cookie. */
     void (*ack)(struct sl_stage *stage, struct sl_batch *b);
 
     /* Transform/filter: emit what the stage holds (multiline, aggregate windows). Called
@@ -223,6 +226,33 @@ SL_API struct sl_event *sl_emit_new(struct sl_emit *out);
  * from earlier batches (multiline, aggregate) and released them with sl_batch_unref()
  * only after adopting. Loop thread only. */
 SL_API void sl_emit_hold(struct sl_emit *out, struct sl_batch *b);
+
+/* ---- deferred acknowledgements --------------------------------------------------- */
+
+struct sl_ack_set; /* opaque: acknowledgements a stage holds back */
+
+/* An empty ack set. A stage that consumes events now and answers for them later (an
+ * aggregate window) adds each input batch to a set: the source batches those events
+ * came from are then not acknowledged to their source while the set holds them, but
+ * their memory is freed as soon as nothing reads it (unlike sl_emit_hold, which keeps
+ * the batch). Returns an owned set (free: sl_ack_set_free), NULL when out of memory.
+ * Loop thread only, like everything about ack sets. */
+SL_API struct sl_ack_set *sl_ack_set_new(void);
+
+/* Holds back the acknowledgement of every source batch `b` (borrowed) derives from.
+ * Cheap when called for every event: the events of one batch count once. Returns 0 or
+ * SL_ENOMEM. */
+SL_API int sl_ack_set_add(struct sl_ack_set *set, struct sl_batch *b);
+
+/* Moves what `set` holds to the batches this emit produces (they keep the acks back
+ * until they are acknowledged downstream); `set` (borrowed: the caller still frees it)
+ * is left empty, ready for reuse. When the emit produces nothing, the acks go ahead.
+ * Returns 0 or SL_ENOMEM. */
+SL_API int sl_emit_ack_set(struct sl_emit *out, struct sl_ack_set *set);
+
+/* Frees the set; what it still holds is acknowledged (consumed on purpose). NULL is a
+ * no-op. */
+SL_API void sl_ack_set_free(struct sl_ack_set *set);
 
 /* The batch map() is reading from (borrowed; valid during the map() call). */
 SL_API struct sl_batch *sl_emit_input(struct sl_emit *out);
