@@ -343,6 +343,11 @@ unsigned sl__edit_distance(const char *a, const char *b, unsigned max);
 const char *sl__nearest(const char *name, const char *const *candidates, size_t n);
 char *sl__strdup(const char *s);
 
+/* sl_json_get, without validating the rest of the text once the value is found when
+ * `validate` is false: for values a parser produced (memory-safe on any text). */
+int sl__json_get(const char *json, size_t len, const char *path, size_t path_len,
+                 struct sl_value *out, bool validate);
+
 /* The value of 4 hex digits at `s` (`left` bytes readable), or -1. */
 long sl__hex4(const char *s, size_t left);
 /* Writes code point `cp` as UTF-8 into `o` (room for 4); returns the bytes. */

@@ -455,8 +455,8 @@ miss:
     return p + 1;
 }
 
-int sl_json_get(const char *json, size_t len, const char *path, size_t path_len,
-                struct sl_value *out)
+int sl__json_get(const char *json, size_t len, const char *path, size_t path_len,
+                 struct sl_value *out, bool validate)
 {
     const uchar *pp = (const uchar *)path;
     size_t first = path_len && pp[0] == '.' ? 1 : 0, pos = first;
@@ -476,6 +476,10 @@ int sl_json_get(const char *json, size_t len, const char *path, size_t path_len,
         if (!(p = descend(&s, p, &f, &seg, &found))) return s.code;
     }
     if (found) p = value_at(&s, p, f.depth, &v, true);
+    if (p && found && !validate) { /* text a parser has checked already: done */
+        *out = v;
+        return 0;
+    }
     /* Whatever the outcome, finish the enclosing containers so that the whole text is
      * validated, then the document's end. */
     if (p && f.depth > 0) p = containers(&s, p, &f, 0, false);
@@ -484,4 +488,10 @@ int sl_json_get(const char *json, size_t len, const char *path, size_t path_len,
     if (!found) return SL_ENOTFOUND;
     *out = v;
     return 0;
+}
+
+int sl_json_get(const char *json, size_t len, const char *path, size_t path_len,
+                struct sl_value *out)
+{
+    return sl__json_get(json, len, path, path_len, out, true);
 }

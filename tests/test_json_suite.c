@@ -16,6 +16,8 @@
 
 #include <sluice/json.h>
 
+#include "internal.h"
+
 /* ---- the documents ----------------------------------------------------------------- */
 
 struct doc {
@@ -165,6 +167,13 @@ static int read_all(const char *s, size_t len, const char *what)
             cr_assert_eq(grc, SL_EPARSE, "%s: get '%s' gave %d", what, paths[i], grc);
         else
             cr_assert(grc == 0 || grc == SL_ENOTFOUND, "%s: get '%s' gave %d", what, paths[i], grc);
+        /* The unvalidated lookup (for parsed field values) agrees on valid text and stays
+         * inside any text: a found value lies within it. */
+        struct sl_value t;
+        int trc = sl__json_get(s, len, paths[i], strlen(paths[i]), &t, false);
+        if (!rc) cr_assert_eq(trc, grc, "%s: trusted get '%s' gave %d", what, paths[i], trc);
+        if (!trc && t.s)
+            cr_assert(t.s >= s && t.s + t.len <= s + len, "%s: value outside the text", what);
     }
     return rc;
 }

@@ -14,6 +14,8 @@
 
 #include <sluice/json.h>
 
+#include "../../pipeline/internal.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define CHECK(cond)                                                                                \
@@ -262,6 +264,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         else
             CHECK(grc == 0 || grc == SL_ENOTFOUND);
         if (grc == 0 && v.type == SL_JSON) CHECK(sl_json_validate(v.s, v.len, NULL) == 0);
+        struct sl_value t;
+        int trc = sl__json_get(s, size, paths[i], strlen(paths[i]), &t, false);
+        if (!rc) CHECK(trc == grc);
+        if (!trc && t.s) CHECK(t.s >= s && t.s + t.len <= s + size);
     }
 
     if (mrc == 0) {
