@@ -42,9 +42,45 @@ int sl__emit_arena(struct sl_emit *e)
     return out_batch(e, 0) ? 0 : SL_ENOMEM;
 }
 
+/* A map emitted more events than it has read: writing on in place would overwrite
+ * events not read yet, so what was written moves to an output batch of its own. */
+static int spill(struct sl_emit *e)
+{
+    struct sl_batch *in = e->in, *o = sl__batch_get(e->stage->p);
+    if (!o) return SL_ENOMEM;
+    if (sl__batch_reserve(o, in->n + 1)) {
+        sl__batch_release(o);
+        return SL_ENOMEM;
+    }
+    memcpy(o->events, in->events, e->w * sizeof *o->events);
+    for (uint32_t i = 0; i < e->w; i++) o->events[i].batch = o;
+    o->n = e->w;
+    o->bytes = e->wbytes;
+    e->out[0] = o;
+    e->in_place = false; /* `in` becomes o's parent, and is released as an input */
+    return 0;
+}
+
+/* Writes `ev` into the slot of `in` that was read already. */
+static void emit_in_place(struct sl_emit *e, const struct sl_event *ev)
+{
+    struct sl_event *slot = &e->in->events[e->w++];
+    if (slot != ev) *slot = *ev;
+    slot->batch = e->in;
+    e->wbytes += ev->payload_len;
+    if (ev != slot && ev->fields_home == ev->batch) ((struct sl_event *)ev)->fields_home = NULL;
+}
+
 int sl_emit_to(struct sl_emit *e, int port, const struct sl_event *ev)
 {
     if (port < 0 || (uint32_t)port >= e->stage->nports) return SL_EINVAL;
+    if (port == 0 && e->in_place) {
+        if (e->w <= e->r) {
+            emit_in_place(e, ev);
+            return 0;
+        }
+        if (spill(e)) return SL_ENOMEM;
+    }
     struct sl_batch *b = out_batch(e, port);
     if (!b || (b->n == b->cap && sl__batch_reserve(b, b->n + 1))) return SL_ENOMEM;
     struct sl_event *slot = &b->events[b->n++];
@@ -101,14 +137,23 @@ void sl_emit_hold(struct sl_emit *e, struct sl_batch *b)
 
 static int run_map(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e)
 {
-    if (sl__emit_arena(e)) return sl_stage_error(s, SL_ENOMEM, "out of memory");
+    if (e->in_place)
+        e->out[0] = in; /* new values go to its arena, events to its slots */
+    else if (sl__emit_arena(e))
+        return sl_stage_error(s, SL_ENOMEM, "out of memory");
     int (*map)(struct sl_stage *, struct sl_event *, struct sl_emit *) = s->type->map;
     struct sl_batch *arena = e->out[0];
-    for (uint32_t i = 0; i < in->n; i++) {
+    uint32_t n = in->n;
+    for (uint32_t i = 0; i < n; i++) {
+        e->r = i;
         e->scratch = in->events[i];
         e->scratch.batch = arena;
         int rc = map(s, &e->scratch, e);
         if (rc < 0) return rc;
+    }
+    if (e->in_place) {
+        in->n = e->w;
+        in->bytes = e->wbytes;
     }
     return 0;
 }
@@ -151,7 +196,8 @@ static int link_output(struct sl_emit *e, int port, struct sl_batch *b)
     int rc = 0;
     if (e->in && b != e->in) rc |= sl__batch_add_parent(b, e->in);
     if (port > 0 && e->out[0]) rc |= sl__batch_add_parent(b, e->out[0]);
-    for (uint32_t i = 0; i < e->nheld; i++) rc |= sl__batch_add_parent(b, e->held[i]);
+    for (uint32_t i = 0; i < e->nheld; i++) /* a batch is never its own parent */
+        if (e->held[i] != b) rc |= sl__batch_add_parent(b, e->held[i]);
     if (e->acks) rc |= sl__ack_set_copy_to(e->acks, b);
     return rc;
 }

@@ -218,7 +218,11 @@ struct sl_emit {
     struct sl_batch **held;   /* batches adopted with sl_emit_hold (loop thread) */
     uint32_t nheld, held_cap; /* entries in held */
     struct sl_ack_set *acks;  /* holds moved in with sl_emit_ack_set (loop thread) */
-    bool in_place;            /* filter compacting `in` itself: out[0] == in */
+    bool in_place;            /* nobody else holds `in`: it is the default output too,
+                                 compacted as events are emitted (out[0] == in) */
+    uint32_t r;               /* in place: the input event being mapped */
+    uint32_t w;               /* in place: the next slot of `in` to write */
+    uint64_t wbytes;          /* in place: payload bytes written */
     bool failed;              /* a dependency could not be recorded */
 };
 

@@ -227,9 +227,9 @@ static void process_batch(struct sl_stage *s, struct sl_batch *in)
     struct sl_batch *outs[s->nports];
     struct sl_emit e;
     sl__emit_init(&e, s, in, outs);
-    /* Compacting in place is safe only when no one else reads this batch; a source
-     * batch keeps all its events for the source's ack(). */
-    e.in_place = s->type->kind == SL_FILTER && in->refs == 1 && !in->source && !in->view_of;
+    /* Writing the output into the input is safe only when no one else reads this batch;
+     * a source batch keeps its events for the source. */
+    e.in_place = in->refs == 1 && !in->source && !in->view_of;
     int rc = sl__stage_process(s, in, &e);
     if (sl__emit_finish(&e, rc >= 0) && rc >= 0) rc = SL_ENOMEM;
     if (rc < 0) stage_failed(s, rc);

@@ -158,7 +158,7 @@ static void dispatch(struct sl_stage *s, struct sl__workers *w)
         j->rc = 0;
         j->done = false;
         sl__emit_init(&j->e, s, in, j->outs);
-        j->e.in_place = s->type->kind == SL_FILTER && in->refs == 1 && !in->source && !in->view_of;
+        j->e.in_place = in->refs == 1 && !in->source && !in->view_of;
         w->window[j->seq % w->size] = j;
         w->inflight++;
         pthread_mutex_lock(&w->lock);

@@ -518,3 +518,59 @@ Test(sched, freeing_an_ack_set_lets_the_acks_go)
     cr_assert_eq(c->acked_events, 5000);
     cr_assert_not(c->ack_out_of_order);
 }
+
+/* Behind a transform, a batch belongs to the next stage alone, which then writes its
+ * output into it (in place). These repeat earlier cases on such batches. */
+Test(sched, in_place_map_spills_when_it_emits_more_than_it_reads)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 3000\nbatch: 100");
+    struct sl_stage *pass = t_add(p, "pass", &t_pass, NULL);
+    struct sl_stage *dup = t_add(p, "dup", &t_pass, "dup: 3");
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    t_connect(p, src, pass);
+    t_connect(p, pass, dup);
+    t_connect(p, dup, out);
+    run_ok();
+    struct t_collect *c = sl_stage_state(out);
+    cr_assert_eq(c->nseen, 9000);
+    for (size_t i = 0; i < 9000; i++) cr_assert_eq(c->seen[i], (int64_t)i / 3);
+    cr_assert_eq(((struct t_counter *)sl_stage_state(src))->acked_events, 3000);
+}
+
+Test(sched, in_place_transform_with_ports_and_held_batches)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 105\nbatch: 7");
+    struct sl_stage *pass = t_add(p, "pass", &t_pass, NULL);
+    struct sl_stage *win = t_add(p, "win", &t_window, "size: 10");
+    struct sl_stage *sums = t_add(p, "sums", &t_collect, NULL);
+    struct sl_stage *odd = t_add(p, "odds", &t_collect, NULL);
+    struct sl_error err = {0};
+    t_connect(p, src, pass);
+    t_connect(p, pass, win);
+    t_connect(p, win, sums);
+    cr_assert_eq(sl_pipeline_connect(p, win, "odd", odd, &err), 0, "%s", err.msg);
+    run_ok();
+    struct t_collect *c = sl_stage_state(sums);
+    cr_assert_eq(c->nseen, 11);
+    for (int64_t w = 0; w < 10; w++) cr_assert_eq(c->seen[w], 100 * w + 45);
+    cr_assert_eq(c->seen[10], 100 + 101 + 102 + 103 + 104);
+    struct t_collect *o = sl_stage_state(odd);
+    cr_assert_eq(o->nseen, 52);
+    for (size_t i = 0; i < o->nseen; i++) cr_assert_eq(o->seen[i], 2 * (int64_t)i + 1);
+    cr_assert_eq(((struct t_counter *)sl_stage_state(src))->acked_events, 105);
+}
+
+Test(sched, in_place_map_on_workers_keeps_order)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 20000\nbatch: 50");
+    struct sl_stage *pass = t_add(p, "pass", &t_pass, NULL);
+    struct sl_stage *dup = t_add(p, "dup", &t_pass, "dup: 2\nworkers: 3");
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    t_connect(p, src, pass);
+    t_connect(p, pass, dup);
+    t_connect(p, dup, out);
+    run_ok();
+    struct t_collect *c = sl_stage_state(out);
+    cr_assert_eq(c->nseen, 40000);
+    for (size_t i = 0; i < 40000; i++) cr_assert_eq(c->seen[i], (int64_t)i / 2);
+}
