@@ -30,6 +30,11 @@ struct event_base *sl_stage_event_base(struct sl_stage *stage)
     return stage->p->base;
 }
 
+int64_t sl_stage_batch_timeout_ms(const struct sl_stage *stage)
+{
+    return stage->p->opt.batch_timeout_ms;
+}
+
 const char *sl_stage_data_dir(const struct sl_stage *stage)
 {
     return stage->p->opt.data_dir;

@@ -187,3 +187,30 @@ Test(loader, unknown_pipeline_setting_suggests)
     cr_assert_eq(err.line, 3);
     sl_config_free(c);
 }
+
+Test(loader, pipeline_settings_reach_the_stages)
+{
+    struct sl_config *c = t_config("pipeline:\n  batch: {max_events: 64, max_bytes: 4KiB, "
+                                   "timeout: 250ms}\n  queue: {max_batches: 3, max_bytes: "
+                                   "1MiB}\n  data_dir: /var/lib/x\n");
+    struct sl_pipeline_options o;
+    sl_pipeline_options_init(&o);
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_options_from_config(&o, c, &err), 0, "%s", err.msg);
+    cr_assert_eq(o.batch_max_events, 64);
+    cr_assert_eq(o.batch_max_bytes, 4096);
+    cr_assert_eq(o.queue_max_batches, 3);
+    cr_assert_eq(o.queue_max_bytes, 1 << 20);
+    struct sl_pipeline *q = sl_pipeline_new(NULL, &o, &err);
+    sl_config_free(c); /* the pipeline copied what it keeps */
+    struct sl_stage *s = t_add(q, "src", &t_counter, NULL);
+    cr_assert_eq(sl_stage_batch_timeout_ms(s), 250);
+    cr_assert_str_eq(sl_stage_data_dir(s), "/var/lib/x");
+    struct sl_batch *b = sl_batch_new(s);
+    for (int i = 0; i < 63; i++) sl_batch_append(b);
+    cr_assert_not(sl_batch_full(b));
+    sl_batch_append(b);
+    cr_assert(sl_batch_full(b), "64 events fill a batch");
+    sl_batch_unref(b);
+    sl_pipeline_free(q);
+}

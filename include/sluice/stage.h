@@ -155,6 +155,12 @@ SL_API const char *sl_stage_name(const struct sl_stage *stage);
 /* The event loop the stage runs on (borrowed), for fds and timers of its own. */
 SL_API struct event_base *sl_stage_event_base(struct sl_stage *stage);
 
+/* How long a source may hold a partial batch before it returns it (the pipeline's
+ * `batch.timeout`, milliseconds): a source that accumulates (Kafka messages arriving
+ * one by one) returns what it has when this has passed since the batch's first event.
+ * Sources that return what a read gave them hold nothing and need not ask. */
+SL_API int64_t sl_stage_batch_timeout_ms(const struct sl_stage *stage);
+
 /* The pipeline's directory for state files (checkpoints); never NULL. */
 SL_API const char *sl_stage_data_dir(const struct sl_stage *stage);
 
