@@ -236,6 +236,9 @@ int sl__stage_process(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e
 /* Links outputs to their inputs, pushes them downstream when `push` (else drops them)
  * and releases the input (loop thread). Returns 0 or SL_ENOMEM. */
 int sl__emit_finish(struct sl_emit *e, bool push);
+/* Finishes a run that returned `rc`: pushes its outputs, or, when it failed, fails the
+ * pipeline first, so that releasing the input acknowledges nothing. */
+void sl__finish_or_fail(struct sl_stage *s, struct sl_emit *e, int rc);
 
 /* ---- workers ------------------------------------------------------------------------- */
 

@@ -211,6 +211,15 @@ void sl__source_batch_completed(struct sl_batch *b)
 
 /* ---- transforms and filters ------------------------------------------------------------ */
 
+/* Pushes what a run of map/keep/flush produced, or, when it failed (rc < 0), fails the
+ * pipeline first: once it is aborted, releasing the input acknowledges nothing, so the
+ * events of a failed batch are never taken for consumed. */
+void sl__finish_or_fail(struct sl_stage *s, struct sl_emit *e, int rc)
+{
+    if (rc < 0) stage_failed(s, rc);
+    if (sl__emit_finish(e, rc >= 0) && rc >= 0) stage_failed(s, SL_ENOMEM);
+}
+
 static void flush_stage(struct sl_stage *s, bool end)
 {
     if (!s->type->flush) return;
@@ -218,8 +227,7 @@ static void flush_stage(struct sl_stage *s, bool end)
     struct sl_emit e;
     sl__emit_init(&e, s, NULL, outs);
     int rc = s->type->flush(s, &e, end);
-    if (sl__emit_finish(&e, rc >= 0) && rc >= 0) rc = SL_ENOMEM;
-    if (rc < 0) stage_failed(s, rc);
+    sl__finish_or_fail(s, &e, rc);
 }
 
 static void process_batch(struct sl_stage *s, struct sl_batch *in)
@@ -230,9 +238,7 @@ static void process_batch(struct sl_stage *s, struct sl_batch *in)
     /* Writing the output into the input is safe only when no one else reads this batch;
      * a source batch keeps its events for the source. */
     e.in_place = in->refs == 1 && !in->source && !in->view_of;
-    int rc = sl__stage_process(s, in, &e);
-    if (sl__emit_finish(&e, rc >= 0) && rc >= 0) rc = SL_ENOMEM;
-    if (rc < 0) stage_failed(s, rc);
+    sl__finish_or_fail(s, &e, sl__stage_process(s, in, &e));
 }
 
 static void end_input(struct sl_stage *s)

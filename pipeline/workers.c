@@ -132,14 +132,8 @@ static void emit_ready(struct sl_stage *s, struct sl__workers *w)
         w->window[w->next_emit % w->size] = NULL;
         w->next_emit++;
         w->inflight--;
-        int rc = j->rc;
-        if (sl__emit_finish(&j->e, rc >= 0) && rc >= 0) rc = SL_ENOMEM;
+        sl__finish_or_fail(s, &j->e, j->rc);
         free(j);
-        if (rc < 0) {
-            if (!atomic_load(&s->err_set)) sl_stage_error(s, rc, "stage failed");
-            sl__pipeline_fail(s->p, s, rc);
-            return;
-        }
     }
 }
 

@@ -496,6 +496,15 @@ Test(cli, metrics_are_exact_during_a_run_and_health_turns_503_on_sigterm)
     close(p.out);
 }
 
+Test(cli, a_stage_failing_during_the_run_exits_3_naming_it)
+{
+    static struct result r;
+    run(&r, (const char *[]){"run", "--quiet", "fail_run.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 3, "%s", r.err);
+    /* Nothing claims the source was acknowledged: the failed batch was not. */
+    cr_assert_str_eq(r.err, "sluice: error: stage 'parse': not a JSON object\n");
+}
+
 Test(cli, metrics_port_in_use_fails_the_run_with_exit_3)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
