@@ -389,10 +389,20 @@ static void check_reach(struct load *l)
             if (!seen[from->index]) seen[from->index] = 1, todo[n++] = from;
         }
     }
-    for (uint32_t i = 0; i < p->nstages; i++)
-        if (!seen[i])
-            sl__report_at(&l->r, SL_LOG_WARN, 0, p->stages[i]->name, key_of(l, p->stages[i]),
+    for (uint32_t i = 0; i < p->nstages; i++) {
+        struct sl_stage *s = p->stages[i];
+        if (!seen[i]) {
+            sl__report_at(&l->r, SL_LOG_WARN, 0, s->name, key_of(l, s),
                           "no sink reads from this stage: its events are discarded");
+            continue;
+        }
+        for (uint32_t k = 1; k < s->nports; k++) /* named outputs: dead_letter, routes */
+            if (!s->ports[k].nedges)
+                sl__report_at(&l->r, SL_LOG_WARN, 0, s->name, key_of(l, s),
+                              "nothing reads output '%s.%s': events sent there are dropped "
+                              "(counted)",
+                              s->name, s->ports[k].name);
+    }
 done:
     free(seen);
     free(todo);

@@ -83,6 +83,16 @@ Test(loader, stage_no_sink_reaches_is_a_warning)
                           "W 5:3 [dead] no sink reads from this stage: its events are discarded\n");
 }
 
+Test(loader, a_named_output_nothing_reads_is_a_warning)
+{
+    int rc = load("sources:\n  src: {type: t_counter}\n"
+                  "transforms:\n  win: {type: t_window, inputs: [src]}\n"
+                  "sinks:\n  out: {type: t_collect, inputs: [win]}\n");
+    cr_assert_eq(rc, 0);
+    cr_assert_str_eq(got, "W 4:3 [win] nothing reads output 'win.odd': events sent there are "
+                          "dropped (counted)\n");
+}
+
 Test(loader, duplicate_names_across_sections)
 {
     int rc = load("sources:\n  x: {type: t_counter}\n"

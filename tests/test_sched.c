@@ -600,3 +600,17 @@ Test(sched, a_batch_whose_processing_failed_on_a_worker_is_never_acknowledged)
     cr_assert_eq(sl_pipeline_run(p, &err), SL_EPARSE);
     cr_assert_eq(((struct t_counter *)sl_stage_state(src))->acked_events, 0);
 }
+
+Test(sched, events_sent_to_an_output_nobody_reads_are_counted_as_dropped)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 100\nbatch: 10");
+    struct sl_stage *win = t_add(p, "win", &t_window, "size: 10");
+    struct sl_stage *sums = t_add(p, "sums", &t_collect, NULL);
+    t_connect(p, src, win);
+    t_connect(p, win, sums); /* "odd" stays unconnected */
+    run_ok();
+    struct sl_stage_stats st;
+    sl_stage_stats(win, &st);
+    cr_assert_eq(st.dropped, 50, "the 50 odd numbers went nowhere");
+    cr_assert_eq(((struct t_counter *)sl_stage_state(src))->acked_events, 100);
+}
