@@ -37,6 +37,7 @@ SL_API const struct sl_config *sl_config_ref(const struct sl_config *node);
  * no-op. */
 SL_API void sl_config_free(const struct sl_config *node);
 
+/* What `node` (borrowed) is: a scalar, a mapping or a list. */
 SL_API enum sl_config_kind sl_config_kind(const struct sl_config *node);
 
 /* Scalar text, NUL-terminated (borrowed; valid with the document). NULL for maps and
