@@ -177,19 +177,9 @@ static void stdin_close(struct sl_stage *stage)
 
 static const struct sl_option stdin_options[] = {
     {"fd", SL_OPT_INT, "0", 0, OPT(fd), "descriptor to read (0: standard input)"},
-    {"max_line_bytes", SL_OPT_SIZE, "1MiB", 0, OPT(max_line_bytes),
-     "longest line kept whole; longer lines are cut or dropped (on_oversize)"},
-    {"on_oversize", SL_OPT_ENUM, "truncate", 0, OPT(on_oversize),
-     "a longer line is cut to max_line_bytes and flagged 'truncated', or dropped", "truncate|drop"},
-    {"encoding", SL_OPT_ENUM, "binary", 0, OPT(encoding),
-     "binary: bytes as they are; utf8: check lines (invalid_utf8)", "binary|utf8"},
-    {"invalid_utf8", SL_OPT_ENUM, "replace", 0, OPT(invalid_utf8),
-     "with encoding utf8: replace bad sequences by U+FFFD, pass the line, or drop it",
-     "replace|pass|drop"},
+    SL__FILE_LINE_OPTIONS(OPT),
     {"read_buffer", SL_OPT_SIZE, "256KiB", 0, OPT(read_buffer), "bytes per read"},
-    {"host_key", SL_OPT_STRING, "", 0, OPT(host_key),
-     "field receiving the host name, e.g. host (\"\": none; the host is always the event's "
-     "host metadata)"},
+    SL__FILE_HOST_OPTION(OPT),
     {0},
 };
 
