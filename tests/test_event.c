@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "internal.h"
+#include "runtime/internal.h"
 
 static struct sl_pipeline *p;
 static struct sl_stage *src;

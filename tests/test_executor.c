@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "helpers.h"
-#include "internal.h"
+#include "runtime/internal.h"
 
 /* A sink that "writes" each batch on an executor thread, then acks it in done(). */
 struct offloop {

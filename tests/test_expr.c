@@ -7,9 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "expr_internal.h"
+#include "expr/internal.h"
 #include "helpers.h"
-#include "internal.h"
 
 static struct sl_pipeline *p;
 static struct sl_batch *b;

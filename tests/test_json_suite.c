@@ -16,7 +16,7 @@
 
 #include <sluice/json.h>
 
-#include "internal.h"
+#include "json/internal.h"
 
 /* ---- the documents ----------------------------------------------------------------- */
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "internal.h"
+#include "config/internal.h"
 
 static struct sl_pipeline *p;
 static struct sl_registry *reg;

@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 
 #include "helpers.h"
-#include "internal.h"
+#include "runtime/internal.h"
 
 static struct sl_pipeline *p;
 static struct sl_stage *src;

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "internal.h"
+#include "runtime/internal.h"
 
 static struct sl_pipeline *p;
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "helpers.h"
-#include "internal.h"
+#include "runtime/internal.h"
 
 static struct sl_pipeline *p;
 

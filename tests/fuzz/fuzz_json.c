@@ -14,7 +14,7 @@
 
 #include <sluice/json.h>
 
-#include "../../pipeline/internal.h"
+#include "json/internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,0 +1,710 @@
+/* Config documents: YAML (libyaml's event parser) into a tree of positioned nodes, with
+ * ${VAR} and ${VAR:-default} taken from the environment. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yaml.h>
+
+#include "config/internal.h"
+
+#define MAX_DEPTH 64 /* deeper documents are refused rather than recursed into */
+
+struct doc {
+    atomic_int refs;          /* references to the document */
+    char *file;               /* origin, for positions */
+    struct sl_config **nodes; /* every node, for freeing */
+    size_t n, cap;            /* used / allocated */
+    struct sl_config *root;   /* top node */
+};
+
+struct sl_config {
+    struct doc *doc;          /* owner */
+    enum sl_config_kind kind; /* scalar, map or list */
+    char *str;                /* scalar text (NUL-terminated), NULL otherwise */
+    bool quoted;              /* scalar was quoted */
+    int line, col;            /* 1-based position */
+    struct sl_config **items; /* map values or list items */
+    struct sl_config **keys;  /* map keys (scalars) */
+    size_t n, cap;            /* entries used / allocated */
+};
+
+struct anchor {
+    char *name;             /* anchor name */
+    struct sl_config *node; /* what it names */
+};
+
+struct parse {
+    yaml_parser_t yp;       /* libyaml state */
+    struct doc *doc;        /* being built */
+    struct sl_error *err;   /* where errors go */
+    struct anchor *anchors; /* &name -> node */
+    size_t nanchors;        /* entries in anchors */
+    int failed;             /* an error was reported */
+};
+
+/* ---- nodes ----------------------------------------------------------------------------- */
+
+static struct sl_config *node_new(struct doc *d, enum sl_config_kind kind, int line, int col)
+{
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 32;
+        struct sl_config **nn = realloc(d->nodes, cap * sizeof *nn);
+        if (!nn) return NULL;
+        d->nodes = nn;
+        d->cap = cap;
+    }
+    struct sl_config *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->doc = d;
+    c->kind = kind;
+    c->line = line;
+    c->col = col;
+    d->nodes[d->n++] = c;
+    return c;
+}
+
+static int node_append(struct sl_config *c, struct sl_config *key, struct sl_config *item)
+{
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        struct sl_config **ni = realloc(c->items, cap * sizeof *ni);
+        if (!ni) return SL_ENOMEM;
+        c->items = ni;
+        if (c->kind == SL_CFG_MAP) {
+            struct sl_config **nk = realloc(c->keys, cap * sizeof *nk);
+            if (!nk) return SL_ENOMEM;
+            c->keys = nk;
+        }
+        c->cap = cap;
+    }
+    if (c->kind == SL_CFG_MAP) c->keys[c->n] = key;
+    c->items[c->n++] = item;
+    return 0;
+}
+
+static void doc_free(struct doc *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->nodes[i]->str);
+        free(d->nodes[i]->items);
+        free(d->nodes[i]->keys);
+        free(d->nodes[i]);
+    }
+    free(d->nodes);
+    free(d->file);
+    free(d);
+}
+
+static struct doc *doc_new(const char *file)
+{
+    struct doc *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    atomic_init(&d->refs, 1);
+    d->file = sl__strdup(file ? file : "<config>");
+    if (!d->file) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* ---- environment interpolation --------------------------------------------------------- */
+
+struct buf {
+    char *p;       /* bytes */
+    size_t n, cap; /* used / allocated */
+};
+
+static int buf_put(struct buf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) return SL_ENOMEM;
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+/* Expands one ${...} at `s` (after "${"), `close` pointing at its '}'. */
+static int expand_var(struct parse *ps, struct buf *out, const char *s, const char *close, int line,
+                      int col)
+{
+    const char *colon = memchr(s, ':', (size_t)(close - s));
+    const char *name_end = colon ? colon : close;
+    char name[256];
+    size_t nlen = (size_t)(name_end - s);
+    if (nlen == 0 || nlen >= sizeof name) {
+        ps->failed = 1;
+        return sl_error_at(ps->err, SL_ECONFIG, ps->doc->file, line, col,
+                           "invalid ${...}: expected a variable name");
+    }
+    memcpy(name, s, nlen);
+    name[nlen] = '\0';
+    const char *val = getenv(name);
+    bool has_default = colon && colon + 1 < close && colon[1] == '-';
+    if (val && (*val || !has_default)) return buf_put(out, val, strlen(val));
+    if (has_default) return buf_put(out, colon + 2, (size_t)(close - colon - 2));
+    ps->failed = 1;
+    return sl_error_at(ps->err, SL_ECONFIG, ps->doc->file, line, col,
+                       "environment variable '%s' is not set (give a default: ${%s:-value})", name,
+                       name);
+}
+
+static char *interpolate(struct parse *ps, const char *s, size_t len, int line, int col)
+{
+    struct buf out = {0};
+    if (buf_put(&out, "", 0)) return NULL;
+    for (size_t i = 0; i < len;) {
+        const char *d = memchr(s + i, '$', len - i);
+        size_t upto = d ? (size_t)(d - s) : len;
+        if (buf_put(&out, s + i, upto - i)) goto fail;
+        i = upto;
+        if (!d) break;
+        if (i + 2 < len && s[i + 1] == '$' && s[i + 2] == '{') { /* $${ is a literal ${ */
+            if (buf_put(&out, "${", 2)) goto fail;
+            i += 3;
+            continue;
+        }
+        if (i + 1 < len && s[i + 1] == '{') {
+            const char *close = memchr(s + i + 2, '}', len - i - 2);
+            if (!close) {
+                ps->failed = 1;
+                sl_error_at(ps->err, SL_ECONFIG, ps->doc->file, line, col,
+                            "unclosed ${ in '%.*s': expected '}'", (int)len, s);
+                goto fail;
+            }
+            if (expand_var(ps, &out, s + i + 2, close, line, col)) goto fail;
+            i = (size_t)(close - s) + 1;
+            continue;
+        }
+        if (buf_put(&out, "$", 1)) goto fail;
+        i++;
+    }
+    return out.p;
+fail:
+    free(out.p);
+    return NULL;
+}
+
+/* ---- building the tree from libyaml events -------------------------------------------- */
+
+static int yaml_fail(struct parse *ps)
+{
+    if (ps->failed) return SL_ECONFIG;
+    ps->failed = 1;
+    yaml_parser_t *yp = &ps->yp;
+    if (yp->error == YAML_MEMORY_ERROR) return sl_error_set(ps->err, SL_ENOMEM, "out of memory");
+    char where[64] = "";
+    if (yp->context)
+        snprintf(where, sizeof where, " that starts at %d:%d", (int)yp->context_mark.line + 1,
+                 (int)yp->context_mark.column + 1);
+    return sl_error_at(ps->err, SL_ECONFIG, ps->doc->file, (int)yp->problem_mark.line + 1,
+                       (int)yp->problem_mark.column + 1, "invalid YAML: %s%s%s%s",
+                       yp->problem ? yp->problem : "syntax error", yp->context ? " " : "",
+                       yp->context ? yp->context : "", where);
+}
+
+static int next_event(struct parse *ps, yaml_event_t *ev)
+{
+    if (ps->failed) return SL_ECONFIG;
+    if (!yaml_parser_parse(&ps->yp, ev)) return yaml_fail(ps);
+    return 0;
+}
+
+static int fail_at(struct parse *ps, int line, int col, const char *msg, const char *arg)
+{
+    if (ps->failed) return SL_ECONFIG;
+    ps->failed = 1;
+    return sl_error_at(ps->err, SL_ECONFIG, ps->doc->file, line, col, msg, arg);
+}
+
+static void remember_anchor(struct parse *ps, const yaml_char_t *name, struct sl_config *node)
+{
+    if (!name || !node) return;
+    struct anchor *na = realloc(ps->anchors, (ps->nanchors + 1) * sizeof *na);
+    if (!na) return;
+    ps->anchors = na;
+    na[ps->nanchors].name = sl__strdup((const char *)name);
+    na[ps->nanchors].node = node;
+    if (na[ps->nanchors].name) ps->nanchors++;
+}
+
+static struct sl_config *find_anchor(struct parse *ps, const yaml_char_t *name)
+{
+    for (size_t i = ps->nanchors; i-- > 0;)
+        if (strcmp(ps->anchors[i].name, (const char *)name) == 0) return ps->anchors[i].node;
+    return NULL;
+}
+
+static struct sl_config *parse_node(struct parse *ps, yaml_event_t *ev, int depth);
+
+static ssize_t map_find(const struct sl_config *m, const char *key)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->keys[i]->str, key) == 0) return (ssize_t)i;
+    return -1;
+}
+
+/* `<<: *base` merges the entries of base that the mapping does not set itself. */
+static int merge_into(struct parse *ps, struct sl_config *m, struct sl_config *src)
+{
+    if (src->kind == SL_CFG_LIST) {
+        for (size_t i = 0; i < src->n; i++)
+            if (merge_into(ps, m, src->items[i])) return SL_ECONFIG;
+        return 0;
+    }
+    if (src->kind != SL_CFG_MAP)
+        return fail_at(ps, src->line, src->col, "'<<' merges a mapping%s", "");
+    for (size_t i = 0; i < src->n; i++)
+        if (map_find(m, src->keys[i]->str) < 0 && node_append(m, src->keys[i], src->items[i]))
+            return SL_ENOMEM;
+    return 0;
+}
+
+static int parse_entry(struct parse *ps, struct sl_config *m, yaml_event_t *kev, int depth,
+                       struct sl_config **merges, size_t *nmerges)
+{
+    struct sl_config *key = parse_node(ps, kev, depth + 1);
+    if (!key) return SL_ECONFIG;
+    if (key->kind != SL_CFG_SCALAR)
+        return fail_at(ps, key->line, key->col, "a mapping key must be a plain name%s", "");
+    yaml_event_t vev;
+    if (next_event(ps, &vev)) return SL_ECONFIG;
+    struct sl_config *val = parse_node(ps, &vev, depth + 1);
+    if (!val) return SL_ECONFIG;
+    if (strcmp(key->str, "<<") == 0 && !key->quoted) {
+        if (*nmerges < 8) merges[(*nmerges)++] = val;
+        return 0;
+    }
+    ssize_t dup = map_find(m, key->str);
+    if (dup >= 0) {
+        if (ps->failed) return SL_ECONFIG;
+        ps->failed = 1;
+        return sl_error_at(ps->err, SL_ECONFIG, ps->doc->file, key->line, key->col,
+                           "duplicate key '%s' (first set at line %d)", key->str,
+                           m->keys[dup]->line);
+    }
+    return node_append(m, key, val);
+}
+
+static struct sl_config *parse_map(struct parse *ps, struct sl_config *m, int depth)
+{
+    struct sl_config *merges[8];
+    size_t nmerges = 0;
+    for (;;) {
+        yaml_event_t kev;
+        if (next_event(ps, &kev)) return NULL;
+        if (kev.type == YAML_MAPPING_END_EVENT) {
+            yaml_event_delete(&kev);
+            break;
+        }
+        if (parse_entry(ps, m, &kev, depth, merges, &nmerges)) return NULL;
+    }
+    for (size_t i = 0; i < nmerges; i++)
+        if (merge_into(ps, m, merges[i])) return NULL;
+    return m;
+}
+
+static struct sl_config *parse_list(struct parse *ps, struct sl_config *l, int depth)
+{
+    for (;;) {
+        yaml_event_t iev;
+        if (next_event(ps, &iev)) return NULL;
+        if (iev.type == YAML_SEQUENCE_END_EVENT) {
+            yaml_event_delete(&iev);
+            return l;
+        }
+        struct sl_config *item = parse_node(ps, &iev, depth + 1);
+        if (!item || node_append(l, NULL, item)) return NULL;
+    }
+}
+
+static struct sl_config *parse_scalar(struct parse *ps, yaml_event_t *ev, int line, int col)
+{
+    struct sl_config *c = node_new(ps->doc, SL_CFG_SCALAR, line, col);
+    if (!c) return NULL;
+    c->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+    const char *v = (const char *)ev->data.scalar.value;
+    size_t len = ev->data.scalar.length;
+    c->str = ev->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE
+                 ? sl__strdup(v) /* single quotes keep ${...} as written */
+                 : interpolate(ps, v, len, line, col);
+    if (!c->str) return NULL;
+    /* YAML's null spellings are an empty value. */
+    if (!c->quoted && (!strcmp(c->str, "~") || !strcmp(c->str, "null"))) c->str[0] = '\0';
+    remember_anchor(ps, ev->data.scalar.anchor, c);
+    return c;
+}
+
+static struct sl_config *parse_node(struct parse *ps, yaml_event_t *ev, int depth)
+{
+    int line = (int)ev->start_mark.line + 1, col = (int)ev->start_mark.column + 1;
+    struct sl_config *c = NULL;
+    if (depth > MAX_DEPTH) {
+        fail_at(ps, line, col, "nesting deeper than %s levels", "64");
+        yaml_event_delete(ev);
+        return NULL;
+    }
+    switch (ev->type) {
+    case YAML_SCALAR_EVENT: c = parse_scalar(ps, ev, line, col); break;
+    case YAML_ALIAS_EVENT:
+        c = find_anchor(ps, ev->data.alias.anchor);
+        if (!c) fail_at(ps, line, col, "unknown alias '*%s'", (const char *)ev->data.alias.anchor);
+        break;
+    case YAML_SEQUENCE_START_EVENT:
+        /* Anchors are known only once the node is complete: no node can contain itself. */
+        c = node_new(ps->doc, SL_CFG_LIST, line, col);
+        if (c) c = parse_list(ps, c, depth);
+        remember_anchor(ps, ev->data.sequence_start.anchor, c);
+        break;
+    case YAML_MAPPING_START_EVENT:
+        c = node_new(ps->doc, SL_CFG_MAP, line, col);
+        if (c) c = parse_map(ps, c, depth);
+        remember_anchor(ps, ev->data.mapping_start.anchor, c);
+        break;
+    default: fail_at(ps, line, col, "unexpected YAML structure%s", ""); break;
+    }
+    yaml_event_delete(ev);
+    if (!c && !ps->failed) {
+        ps->failed = 1;
+        sl_error_set(ps->err, SL_ENOMEM, "out of memory");
+    }
+    return c;
+}
+
+/* Reads the stream: zero documents (an empty mapping) or exactly one. */
+static struct sl_config *parse_stream(struct parse *ps)
+{
+    yaml_event_t ev;
+    if (next_event(ps, &ev)) return NULL; /* stream start */
+    yaml_event_delete(&ev);
+    if (next_event(ps, &ev)) return NULL;
+    if (ev.type == YAML_STREAM_END_EVENT) {
+        yaml_event_delete(&ev);
+        return node_new(ps->doc, SL_CFG_MAP, 1, 1);
+    }
+    yaml_event_delete(&ev); /* document start */
+    if (next_event(ps, &ev)) return NULL;
+    struct sl_config *root = parse_node(ps, &ev, 0);
+    if (!root) return NULL;
+    if (next_event(ps, &ev)) return NULL; /* document end */
+    yaml_event_delete(&ev);
+    if (next_event(ps, &ev)) return NULL;
+    bool more = ev.type != YAML_STREAM_END_EVENT;
+    int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
+    yaml_event_delete(&ev);
+    if (more) {
+        fail_at(ps, line, col, "expected one YAML document, found a second%s", "");
+        return NULL;
+    }
+    return root;
+}
+
+struct sl_config *sl_config_parse(const char *text, size_t len, const char *file,
+                                  struct sl_error *err)
+{
+    struct parse ps = {.err = err};
+    ps.doc = doc_new(file);
+    if (!ps.doc) {
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (!yaml_parser_initialize(&ps.yp)) {
+        doc_free(ps.doc);
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    yaml_parser_set_input_string(&ps.yp, (const unsigned char *)text, len);
+    struct sl_config *root = parse_stream(&ps);
+    yaml_parser_delete(&ps.yp);
+    for (size_t i = 0; i < ps.nanchors; i++) free(ps.anchors[i].name);
+    free(ps.anchors);
+    if (!root) {
+        doc_free(ps.doc);
+        return NULL;
+    }
+    ps.doc->root = root;
+    return root;
+}
+
+static char *read_all(FILE *f, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+        if (n == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) free(buf);
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (buf && ferror(f)) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+struct sl_config *sl_config_load(const char *path, struct sl_error *err)
+{
+    bool use_stdin = strcmp(path, "-") == 0;
+    FILE *f = use_stdin ? stdin : fopen(path, "rb");
+    if (!f) {
+        sl_error_at(err, SL_ECONFIG, path, 0, 0, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    size_t len = 0;
+    char *text = read_all(f, &len);
+    int saved = errno;
+    if (!use_stdin) fclose(f);
+    if (!text) {
+        sl_error_at(err, SL_ECONFIG, path, 0, 0, "cannot read: %s", strerror(saved));
+        return NULL;
+    }
+    struct sl_config *c = sl_config_parse(text, len, use_stdin ? "<stdin>" : path, err);
+    free(text);
+    return c;
+}
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+const struct sl_config *sl_config_ref(const struct sl_config *node)
+{
+    if (node) atomic_fetch_add(&node->doc->refs, 1);
+    return node;
+}
+
+void sl_config_free(const struct sl_config *node)
+{
+    if (node && atomic_fetch_sub(&node->doc->refs, 1) == 1) doc_free(node->doc);
+}
+
+enum sl_config_kind sl_config_kind(const struct sl_config *node)
+{
+    return node->kind;
+}
+
+const char *sl_config_str(const struct sl_config *node)
+{
+    return node && node->kind == SL_CFG_SCALAR ? node->str : NULL;
+}
+
+int sl_config_quoted(const struct sl_config *node)
+{
+    return node && node->quoted;
+}
+
+size_t sl_config_len(const struct sl_config *node)
+{
+    return node && node->kind != SL_CFG_SCALAR ? node->n : 0;
+}
+
+const struct sl_config *sl_config_at(const struct sl_config *node, size_t i, const char **key)
+{
+    if (!node || node->kind == SL_CFG_SCALAR || i >= node->n) return NULL;
+    if (key) *key = node->kind == SL_CFG_MAP ? node->keys[i]->str : NULL;
+    return node->items[i];
+}
+
+const struct sl_config *sl_config_key_at(const struct sl_config *node, size_t i)
+{
+    if (!node || node->kind != SL_CFG_MAP || i >= node->n) return NULL;
+    return node->keys[i];
+}
+
+const struct sl_config *sl_config_get(const struct sl_config *node, const char *key)
+{
+    if (!node || node->kind != SL_CFG_MAP) return NULL;
+    ssize_t i = map_find(node, key);
+    if (i >= 0) return node->items[i];
+    const char *dot = strchr(key, '.');
+    if (!dot) return NULL;
+    char head[256];
+    size_t hl = (size_t)(dot - key);
+    if (hl >= sizeof head) return NULL;
+    memcpy(head, key, hl);
+    head[hl] = '\0';
+    return sl_config_get(sl_config_get(node, head), dot + 1);
+}
+
+const char *sl_config_file(const struct sl_config *node)
+{
+    return node->doc->file;
+}
+
+int sl_config_line(const struct sl_config *node)
+{
+    return node->line;
+}
+
+int sl_config_col(const struct sl_config *node)
+{
+    return node->col;
+}
+
+int sl_config_error(const struct sl_config *node, struct sl_error *err, int code, const char *fmt,
+                    ...)
+{
+    if (!err) return code;
+    if (node) {
+        snprintf(err->file, sizeof err->file, "%s", node->doc->file);
+        err->line = node->line;
+        err->col = node->col;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    sl_error_setv(err, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* ---- overrides ----------------------------------------------------------------------------- */
+
+/* The value of an override: YAML flow syntax when it parses ("[a, b]", "{k: v}", "5"),
+ * else the text as it is. */
+static struct sl_config *override_value(struct doc *d, const char *value)
+{
+    struct sl_error ignored = {0};
+    struct sl_config *parsed = sl_config_parse(value, strlen(value), "--set", &ignored);
+    struct sl_config *c;
+    if (parsed && parsed->kind != SL_CFG_SCALAR && *value) {
+        /* Move the parsed nodes into `d`: they become part of the document. */
+        struct doc *pd = parsed->doc;
+        for (size_t i = 0; i < pd->n; i++) {
+            struct sl_config *n = pd->nodes[i];
+            if (d->n == d->cap) {
+                size_t cap = d->cap ? d->cap * 2 : 32;
+                struct sl_config **nn = realloc(d->nodes, cap * sizeof *nn);
+                if (!nn) return NULL;
+                d->nodes = nn;
+                d->cap = cap;
+            }
+            n->doc = d;
+            n->line = n->col = 0; /* an override has no place in the file */
+            d->nodes[d->n++] = n;
+        }
+        pd->n = 0;
+        doc_free(pd);
+        return parsed;
+    }
+    sl_config_free(parsed);
+    c = node_new(d, SL_CFG_SCALAR, 0, 0);
+    if (c && !(c->str = sl__strdup(value))) return NULL;
+    return c;
+}
+
+int sl_config_set(struct sl_config *root, const char *path, const char *value, struct sl_error *err)
+{
+    struct doc *d = root->doc;
+    struct sl_config *m = root;
+    const char *seg = path;
+    for (;;) {
+        if (m->kind != SL_CFG_MAP)
+            return sl_error_set(err, SL_ECONFIG, "--set %s: '%.*s' is not a mapping", path,
+                                (int)(seg - path - 1), path);
+        const char *dot = strchr(seg, '.');
+        size_t len = dot ? (size_t)(dot - seg) : strlen(seg);
+        if (len == 0) return sl_error_set(err, SL_ECONFIG, "--set %s: empty key", path);
+        char *key = strndup(seg, len);
+        if (!key) return sl_error_set(err, SL_ENOMEM, "out of memory");
+        ssize_t i = map_find(m, key);
+        struct sl_config *next = i >= 0 ? m->items[i] : NULL;
+        if (!next) {
+            struct sl_config *k = node_new(d, SL_CFG_SCALAR, 0, 0);
+            next = dot ? node_new(d, SL_CFG_MAP, 0, 0) : override_value(d, value);
+            if (!k || !next || node_append(m, k, next)) {
+                free(key);
+                return sl_error_set(err, SL_ENOMEM, "out of memory");
+            }
+            k->str = key;
+        } else {
+            free(key);
+            if (!dot) {
+                struct sl_config *v = override_value(d, value);
+                if (!v) return sl_error_set(err, SL_ENOMEM, "out of memory");
+                m->items[i] = v;
+            }
+        }
+        if (!dot) return 0;
+        m = next;
+        seg = dot + 1;
+    }
+}
+
+/* ---- typed scalars --------------------------------------------------------------------------- */
+
+struct unit {
+    const char *name; /* suffix */
+    double factor;    /* multiplier */
+};
+
+static int parse_with_units(const char *text, const struct unit *units, double *out)
+{
+    if (!text || !*text) return SL_ECONFIG;
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || errno || v < 0) return SL_ECONFIG;
+    while (*end == ' ') end++;
+    if (!*end) {
+        *out = v * units[0].factor; /* the first unit is the default */
+        return 0;
+    }
+    for (const struct unit *u = units + 1; u->name; u++)
+        if (strcmp(end, u->name) == 0) {
+            *out = v * u->factor;
+            return 0;
+        }
+    return SL_ECONFIG;
+}
+
+int sl_parse_duration(const char *text, long long *ms)
+{
+    static const struct unit units[] = {
+        {"", 1000},     {"ms", 1},       {"s", 1000},   {"m", 60000},  {"min", 60000},
+        {"h", 3600000}, {"d", 86400000}, {"us", 0.001}, {"sec", 1000}, {NULL, 0},
+    };
+    double v;
+    if (parse_with_units(text, units, &v) || v > 9.2e15) return SL_ECONFIG;
+    *ms = (long long)(v + 0.5);
+    return 0;
+}
+
+int sl_parse_size(const char *text, unsigned long long *bytes)
+{
+    static const struct unit units[] = {
+        {"", 1},
+        {"B", 1},
+        {"KiB", 1024.0},
+        {"MiB", 1048576.0},
+        {"GiB", 1073741824.0},
+        {"TiB", 1099511627776.0},
+        {"K", 1024.0},
+        {"M", 1048576.0},
+        {"G", 1073741824.0},
+        {"KB", 1e3},
+        {"MB", 1e6},
+        {"GB", 1e9},
+        {"TB", 1e12},
+        {"k", 1024.0},
+        {"kB", 1e3},
+        {NULL, 0},
+    };
+    double v;
+    if (parse_with_units(text, units, &v) || v > 1.8e19) return SL_ECONFIG;
+    *bytes = (unsigned long long)(v + 0.5);
+    return 0;
+}

@@ -1,0 +1,272 @@
+/* Events: payload, key, time, source metadata and the field index.
+ *
+ * Fields are an array in a batch arena. An event copied into another batch (every
+ * transform output is a copy) shares its parent's array until it changes a field: the
+ * first change copies the array into the event's own batch (copy on write), so a batch
+ * fanned out to two branches is never changed under the other branch. */
+#include <string.h>
+
+#include <sluice/json.h>
+
+#include "event/internal.h"
+
+void sl__event_init(struct sl_event *ev, struct sl_batch *b)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->batch = b;
+    ev->partition = -1;
+}
+
+const char *sl_event_payload(const struct sl_event *ev, size_t *len)
+{
+    if (len) *len = ev->payload_len;
+    return ev->payload;
+}
+
+void sl_event_set_payload(struct sl_event *ev, const char *data, size_t len)
+{
+    struct sl_batch *b = ev->batch;
+    if (ev >= b->events && ev < b->events + b->n) { /* not a transform's scratch copy */
+        b->bytes += len;
+        b->bytes -= ev->payload_len;
+    }
+    ev->payload = data;
+    ev->payload_len = (uint32_t)len;
+    ev->flags &= ~(uint32_t)SL__EV_PAYLOAD_PARSED; /* new bytes: a raw record again */
+}
+
+const char *sl_event_key(const struct sl_event *ev, size_t *len)
+{
+    if (len) *len = ev->key_len;
+    return ev->key;
+}
+
+void sl_event_set_key(struct sl_event *ev, const char *key, size_t len)
+{
+    ev->key = key;
+    ev->key_len = key ? (uint32_t)len : 0;
+}
+
+int64_t sl_event_time(const struct sl_event *ev)
+{
+    return ev->time;
+}
+
+void sl_event_set_time(struct sl_event *ev, int64_t ns)
+{
+    ev->time = ns;
+}
+
+const char *sl_event_origin(const struct sl_event *ev)
+{
+    return ev->origin;
+}
+
+uint64_t sl_event_offset(const struct sl_event *ev)
+{
+    return ev->offset;
+}
+
+int32_t sl_event_partition(const struct sl_event *ev)
+{
+    return ev->partition;
+}
+
+void sl_event_set_origin(struct sl_event *ev, const char *origin, uint64_t offset,
+                         int32_t partition)
+{
+    ev->origin = origin;
+    ev->offset = offset;
+    ev->partition = partition;
+}
+
+const char *sl_event_host(const struct sl_event *ev)
+{
+    return ev->host;
+}
+
+void sl_event_set_host(struct sl_event *ev, const char *host)
+{
+    ev->host = host;
+}
+
+char *sl_event_alloc(struct sl_event *ev, size_t size)
+{
+    return sl__arena_alloc(&ev->batch->arena, size ? size : 1);
+}
+
+const char *sl_event_strdup(struct sl_event *ev, const char *s, size_t len)
+{
+    char *d = sl_event_alloc(ev, len + 1);
+    if (!d) return NULL;
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
+
+/* ---- fields -------------------------------------------------------------------------- */
+
+static int find_field(const struct sl_event *ev, const char *name, size_t len)
+{
+    for (int i = 0; i < ev->nfields; i++) {
+        const struct sl__field *f = &ev->fields[i];
+        if (f->name_len == len && memcmp(f->name, name, len) == 0) return i;
+    }
+    return -1;
+}
+
+/* Makes the field array the event's own, with room for `extra` more fields. */
+static int own_fields(struct sl_event *ev, unsigned extra)
+{
+    unsigned need = ev->nfields + extra;
+    if (ev->fields_home == ev->batch && need <= ev->fields_cap) return 0;
+    if (need > UINT16_MAX) return SL_ENOMEM;
+    unsigned cap = ev->fields_cap ? ev->fields_cap : 8;
+    while (cap < need) cap *= 2;
+    if (cap > UINT16_MAX) cap = UINT16_MAX;
+    struct sl__field *nf = sl__arena_alloc(&ev->batch->arena, cap * sizeof *nf);
+    if (!nf) return SL_ENOMEM;
+    if (ev->nfields) memcpy(nf, ev->fields, ev->nfields * sizeof *nf);
+    ev->fields = nf;
+    ev->fields_cap = (uint16_t)cap;
+    ev->fields_home = ev->batch;
+    return 0;
+}
+
+/* Where the name bytes live: kept when they already live with the batch's data is not
+ * knowable here, so names are copied once into the arena (a few bytes). */
+static const char *arena_name(struct sl_event *ev, const char *name, size_t len)
+{
+    char *d = sl__arena_alloc(&ev->batch->arena, len + 1);
+    if (!d) return NULL;
+    memcpy(d, name, len);
+    d[len] = '\0';
+    return d;
+}
+
+int sl_event_add_field(struct sl_event *ev, const char *name, size_t len, const struct sl_value *v)
+{
+    if (own_fields(ev, 1)) return SL_ENOMEM;
+    struct sl__field *f = &ev->fields[ev->nfields++];
+    f->name = name;
+    f->name_len = (uint32_t)len;
+    f->v = *v;
+    return 0;
+}
+
+int sl_event_set(struct sl_event *ev, const char *name, size_t len, const struct sl_value *v)
+{
+    int i = find_field(ev, name, len);
+    if (own_fields(ev, i < 0 ? 1 : 0)) return SL_ENOMEM;
+    if (i >= 0) {
+        ev->fields[i].v = *v;
+    } else {
+        const char *n = arena_name(ev, name, len);
+        if (!n) return SL_ENOMEM;
+        struct sl__field *f = &ev->fields[ev->nfields++];
+        f->name = n;
+        f->name_len = (uint32_t)len;
+        f->v = *v;
+    }
+    ev->flags |= SL__EV_FIELDS_CHANGED;
+    return 0;
+}
+
+int sl_event_remove(struct sl_event *ev, const char *name, size_t len)
+{
+    int i = find_field(ev, name, len);
+    if (i < 0) return SL_ENOTFOUND;
+    if (own_fields(ev, 0)) return SL_ENOMEM;
+    memmove(&ev->fields[i], &ev->fields[i + 1],
+            (size_t)(ev->nfields - i - 1) * sizeof ev->fields[0]);
+    ev->nfields--;
+    ev->flags |= SL__EV_FIELDS_CHANGED;
+    return 0;
+}
+
+int sl_event_rename(struct sl_event *ev, const char *from, size_t from_len, const char *to,
+                    size_t to_len)
+{
+    int i = find_field(ev, from, from_len);
+    if (i < 0) return SL_ENOTFOUND;
+    if (own_fields(ev, 0)) return SL_ENOMEM;
+    int j = find_field(ev, to, to_len);
+    const char *n = arena_name(ev, to, to_len);
+    if (!n) return SL_ENOMEM;
+    ev->fields[i].name = n;
+    ev->fields[i].name_len = (uint32_t)to_len;
+    if (j >= 0 && j != i) { /* the old field of that name is replaced */
+        memmove(&ev->fields[j], &ev->fields[j + 1],
+                (size_t)(ev->nfields - j - 1) * sizeof ev->fields[0]);
+        ev->nfields--;
+    }
+    ev->flags |= SL__EV_FIELDS_CHANGED;
+    return 0;
+}
+
+size_t sl_event_field_count(const struct sl_event *ev)
+{
+    return ev->nfields;
+}
+
+int sl_event_field_at(const struct sl_event *ev, size_t i, const char **name, size_t *name_len,
+                      struct sl_value *value)
+{
+    if (i >= ev->nfields) return SL_ENOTFOUND;
+    const struct sl__field *f = &ev->fields[i];
+    if (name) *name = f->name;
+    if (name_len) *name_len = f->name_len;
+    if (value) *value = f->v;
+    return 0;
+}
+
+void sl_event_clear_fields(struct sl_event *ev)
+{
+    if (ev->nfields) ev->flags |= SL__EV_FIELDS_CHANGED;
+    ev->nfields = 0;
+    if (ev->fields_home != ev->batch) { /* never write into another batch's array */
+        ev->fields = NULL;
+        ev->fields_cap = 0;
+    }
+}
+
+bool sl_event_fields_changed(const struct sl_event *ev)
+{
+    return (ev->flags & (SL__EV_PAYLOAD_PARSED | SL__EV_FIELDS_CHANGED)) != SL__EV_PAYLOAD_PARSED;
+}
+
+void sl_event_fields_changed_mark(struct sl_event *ev)
+{
+    ev->flags |= SL__EV_FIELDS_CHANGED | SL__EV_PAYLOAD_PARSED;
+}
+
+void sl_event_fields_synced(struct sl_event *ev)
+{
+    ev->flags &= ~(uint32_t)SL__EV_FIELDS_CHANGED;
+    ev->flags |= SL__EV_PAYLOAD_PARSED;
+}
+
+/* Splits "a.b[0]" after its first segment: the top-level name, then the rest. */
+static size_t first_segment(const char *path, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (path[i] == '.' || path[i] == '[') return i;
+    return len;
+}
+
+int sl_event_get(const struct sl_event *ev, const char *path, size_t len, struct sl_value *out)
+{
+    int i = find_field(ev, path, len); /* a literal name wins, even one with dots */
+    if (i >= 0) {
+        *out = ev->fields[i].v;
+        return 0;
+    }
+    size_t head = first_segment(path, len);
+    if (head == len || head == 0) return SL_ENOTFOUND;
+    i = find_field(ev, path, head);
+    if (i < 0 || ev->fields[i].v.type != SL_JSON) return SL_ENOTFOUND;
+    const struct sl_value *v = &ev->fields[i].v;
+    /* Field values of type SL_JSON come from a parser that checked them: no need to
+     * validate the whole object again on every lookup. */
+    return sl__json_get(v->s, v->len, path + head, len - head, out, false);
+}

@@ -1,0 +1,169 @@
+/* The event model: arenas and the memory they count, events and their fields, batches
+ * with their reference counts, parents and deferred acknowledgements, ack sets.
+ *
+ * Depends on base/ and json/ (a raw event's fields are looked up in its JSON payload).
+ * It knows nothing of stages, queues or the scheduler: a batch reports the two moments
+ * the runtime cares about (a source batch is delivered; a sink acknowledged a batch)
+ * through the hooks of its struct sl__batch_home, which the runtime installs. */
+#ifndef SLUICE_PIPELINE_EVENT_INTERNAL_H
+#define SLUICE_PIPELINE_EVENT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sluice/event.h>
+#include <sluice/stage.h>
+
+#include "base/internal.h"
+#include "json/internal.h"
+
+/* ---- memory accounting ------------------------------------------------------------------ */
+
+/* Bytes of batch memory (arena chunks, event arrays) in use, and the most ever. */
+struct sl__memstat {
+    atomic_int_fast64_t cur;  /* now */
+    atomic_int_fast64_t peak; /* maximum of cur */
+};
+
+/* Adds `delta` (may be negative) to `mem`, raising its peak. Any thread. */
+void sl__mem_count(struct sl__memstat *mem, int64_t delta);
+
+/* ---- arena: bump allocation in chunks, freed all at once --------------------------------- */
+
+struct sl__chunk {
+    struct sl__chunk *next; /* older chunk */
+    size_t size;            /* usable bytes in data */
+    size_t used;            /* bytes handed out */
+    char data[];            /* the memory, 16-aligned by malloc */
+};
+
+struct sl__arena {
+    struct sl__chunk *head;  /* chunk being filled; NULL before the first allocation */
+    size_t total;            /* sum of chunk sizes, for pooling decisions */
+    struct sl__memstat *mem; /* where chunk bytes are counted, or NULL */
+};
+
+void *sl__arena_alloc(struct sl__arena *a, size_t size);
+/* Keeps at most `keep` bytes of chunks for reuse, emptied; frees the rest. */
+void sl__arena_reset(struct sl__arena *a, size_t keep);
+void sl__arena_free(struct sl__arena *a);
+
+/* ---- events and fields --------------------------------------------------------------- */
+
+struct sl__field {
+    const char *name;  /* not NUL-terminated */
+    uint32_t name_len; /* bytes of name */
+    struct sl_value v; /* the value; spans live in a batch arena or the payload */
+};
+
+/* The sync state of an event's fields with its payload (see sl_event_fields_changed()):
+ * in sync when PARSED is set and CHANGED is not. */
+enum {
+    SL__EV_FIELDS_CHANGED = 1u << 0, /* a field was set, removed or renamed since the parse */
+    SL__EV_PAYLOAD_PARSED = 1u << 1, /* the fields hold the payload's content (a parser or a
+                                        serializer said so); unset: a raw record */
+};
+
+struct sl_event {
+    const char *payload;          /* record bytes */
+    const char *key;              /* optional key, NULL when none */
+    const char *origin;           /* file path / topic, NULL when none */
+    const char *host;             /* host the event was read on, NULL when unknown */
+    struct sl__field *fields;     /* field index, nfields used of fields_cap */
+    struct sl_batch *batch;       /* batch whose arena this event allocates from */
+    struct sl_batch *fields_home; /* batch whose arena holds `fields`; copy on write if
+                                     it is not `batch` */
+    int64_t time;                 /* ns since the epoch, 0 = unknown */
+    uint64_t offset;              /* source offset */
+    uint32_t payload_len;         /* bytes of payload */
+    uint32_t key_len;             /* bytes of key */
+    int32_t partition;            /* Kafka partition, -1 = none */
+    uint16_t nfields;             /* fields in use */
+    uint16_t fields_cap;          /* fields allocated */
+    uint32_t flags;               /* SL__EV_* */
+};
+
+void sl__event_init(struct sl_event *ev, struct sl_batch *b);
+
+/* ---- where batches live ------------------------------------------------------------------ */
+
+/* The home of a pipeline's batches: their pool, their counters, their limits, and the
+ * hooks through which they tell the runtime what happened to them. The runtime embeds
+ * one in its pipeline and fills the hooks; nothing here calls the runtime otherwise. */
+struct sl__batch_home {
+    pthread_mutex_t pool_lock;      /* guards the pool (workers take batches) */
+    struct sl_batch *pool;          /* free batches */
+    uint32_t pool_count;            /* batches in pool */
+    atomic_uint_fast64_t live;      /* batches alive (not in the pool) */
+    atomic_uint_fast64_t peak_live; /* maximum of live */
+    struct sl__memstat mem;         /* bytes of batch memory (arenas, event arrays) */
+    uint32_t max_events;            /* a batch is full at this many events ... */
+    uint64_t max_bytes;             /* ... or payload bytes (sl_batch_full) */
+    bool aborted;                   /* the run was aborted: nothing is acknowledged any more
+                                       (source batches stay with their source, unreleased) */
+    /* A source batch is delivered: every batch derived from it was released and no
+     * deferred acknowledgement holds it. b->completed is set. Loop thread. */
+    void (*completed)(struct sl_batch *b);
+    /* Sink `sink` acknowledged `b` (its batch or a view of it) with sl_ack(), before the
+     * batch is released. Loop thread. */
+    void (*acked)(struct sl_stage *sink, struct sl_batch *b);
+};
+
+/* Prepares `h` (zeroed by the caller) with these limits; hooks are the caller's to set. */
+void sl__batch_home_init(struct sl__batch_home *h, uint32_t max_events, uint64_t max_bytes);
+/* Frees the pooled batches and the lock. */
+void sl__batch_home_free(struct sl__batch_home *h);
+
+/* ---- batches ------------------------------------------------------------------------- */
+
+#define SL__INLINE_PARENTS 2
+
+struct sl_batch {
+    struct sl__batch_home *home;                  /* pool, counters, hooks */
+    struct sl_event *events;                      /* n used of cap (malloc'd; aliased by views) */
+    uint32_t n, cap;                              /* events in use / allocated */
+    uint64_t bytes;                               /* sum of payload_len */
+    struct sl__arena arena;                       /* memory for payloads and fields */
+    int refs;                                     /* references; loop thread only */
+    uint32_t nparents;                            /* batches this one depends on */
+    uint32_t parents_cap;                         /* allocated slots in more_parents */
+    struct sl_batch *parents[SL__INLINE_PARENTS]; /* first parents */
+    struct sl_batch **more_parents;               /* the rest */
+    struct sl_stage *source;  /* the source that produced it; NULL for derived batches */
+    struct sl_stage *sink;    /* the sink holding it, for sl_ack() */
+    struct sl_batch *view_of; /* a view aliases this batch's events (sinks) */
+    struct sl_batch *next;    /* source in-flight list, or the pool */
+    uint64_t seq;             /* source batches: production order */
+    uint64_t cookie;          /* source-private */
+    bool completed;           /* source batch: delivered, awaiting in-order ack */
+    bool released;            /* source batch: no references left, memory freed, but
+                                 `holds` keep its acknowledgement back */
+    uint32_t holds;           /* source batch: deferred acks (ack sets, batches' acks) */
+    uint32_t nacks, acks_cap; /* entries in acks / allocated */
+    struct sl_batch **acks;   /* source batches whose acks this batch holds back */
+};
+
+struct sl_batch *sl__batch_get(struct sl__batch_home *h); /* from the pool; any thread */
+/* Makes room for `n` events. Returns 0 or SL_ENOMEM. Any thread owning `b`. */
+int sl__batch_reserve(struct sl_batch *b, uint32_t n);
+int sl__batch_add_parent(struct sl_batch *b, struct sl_batch *parent); /* refs parent */
+void sl__batch_release(struct sl_batch *b); /* drop one ref (loop thread) */
+/* A view of `b` for `sink`: the same events, acknowledged on its own. */
+struct sl_batch *sl__batch_view(struct sl_batch *b, struct sl_stage *sink);
+/* Returns a source batch that will never be acknowledged (a run torn down after an
+ * abort) to the pool. */
+void sl__batch_recycle(struct sl_batch *b);
+
+/* ---- deferred acknowledgements ------------------------------------------------------------ */
+
+void sl__ack_drop(struct sl_batch *src);                           /* one deferred ack goes */
+int sl__batch_hold_ack(struct sl_batch *b, struct sl_batch *src); /* b holds src's ack */
+int sl__ack_set_copy_to(const struct sl_ack_set *set, struct sl_batch *out);
+int sl__ack_set_move(struct sl_ack_set *to, struct sl_ack_set *from); /* from ends empty */
+void sl__ack_set_clear(struct sl_ack_set *set); /* drops every hold of the set */
+size_t sl__ack_set_count(const struct sl_ack_set *set);
+
+#endif

@@ -1,0 +1,19 @@
+/* JSON text and typed values: the reader (strict validation, zero-copy walks and
+ * lookups), the writer, and sl_value. Depends on base/ only; knows nothing of events. */
+#ifndef SLUICE_PIPELINE_JSON_INTERNAL_H
+#define SLUICE_PIPELINE_JSON_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <sluice/event.h>
+#include <sluice/json.h>
+
+#include "base/internal.h"
+
+/* sl_json_get, without validating the rest of the text once the value is found when
+ * `validate` is false: for values a parser produced (memory-safe on any text). */
+int sl__json_get(const char *json, size_t len, const char *path, size_t path_len,
+                 struct sl_value *out, bool validate);
+
+#endif

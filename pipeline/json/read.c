@@ -1,0 +1,497 @@
+/* The JSON reader: strict RFC 8259 validation and zero-copy member walks and lookups.
+ *
+ * One scanner serves every entry point. Scalars are read by small inline functions;
+ * containers by a state machine with an explicit bit stack (one bit per open container:
+ * object or array), so nesting costs 1 bit, not a C stack frame, and deep input can
+ * never overflow the stack. Every read checks `end` first: the input is not
+ * NUL-terminated and may end at an unmapped page. */
+#include <stdint.h>
+#include <string.h>
+
+#include <sluice/json.h>
+
+#include "json/internal.h"
+#include "json/scan.h"
+
+typedef unsigned char uchar;
+
+/* The bounds of a scan, and how it failed. */
+struct scan {
+    const uchar *end; /* one past the last input byte */
+    const uchar *err; /* where the text went wrong (set by fail) */
+    int code;         /* SL_EPARSE, or SL_EINVAL for an oversized value */
+};
+
+/* Open containers: bit d of `obj` is set when the container at depth d is an object. */
+struct frames {
+    uint64_t obj[SL_JSON_MAX_DEPTH / 64]; /* object/array bit per depth */
+    unsigned depth;                       /* containers open */
+};
+
+/* Records the error position and returns NULL, so that a scanner can `return fail(..)`. */
+static const uchar *fail(struct scan *s, const uchar *at)
+{
+    s->err = at;
+    s->code = SL_EPARSE;
+    return NULL;
+}
+
+static const bool ws_tab[256] = {[' '] = true, ['\t'] = true, ['\n'] = true, ['\r'] = true};
+
+/* Skips whitespace. Log lines rarely have any, so the first test is the common exit. */
+static inline const uchar *skip_ws(const uchar *p, const uchar *end)
+{
+    while (p < end && ws_tab[*p]) p++;
+    return p;
+}
+
+static inline bool is_digit(uchar c)
+{
+    return (unsigned)(c - '0') < 10;
+}
+
+static inline int hex_val(uchar c)
+{
+    if (is_digit(c)) return c - '0';
+    c |= 0x20;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* Checks the escape at p (*p == '\\') and returns the byte after it. */
+static const uchar *escape_end(struct scan *s, const uchar *p)
+{
+    const uchar *end = s->end;
+    if (++p == end) return fail(s, p);
+    switch (*p) {
+    case '"':
+    case '\\':
+    case '/':
+    case 'b':
+    case 'f':
+    case 'n':
+    case 'r':
+    case 't': return p + 1;
+    case 'u':
+        for (int i = 0; i < 4; i++) {
+            if (++p == end || hex_val(*p) < 0) return fail(s, p);
+        }
+        return p + 1;
+    default: return fail(s, p);
+    }
+}
+
+/* Scans a string body; p is just after the opening quote. Returns the byte after the
+ * closing quote, and sets *escaped when the body holds a backslash. */
+static inline const uchar *string_end(struct scan *s, const uchar *p, bool *escaped)
+{
+    const uchar *end = s->end;
+    for (;;) {
+        p = sl__json_scan_plain(p, end);
+        if (p == end) return fail(s, p);
+        uchar c = *p;
+        if (c == '"') return p + 1;
+        if (c == '\\') {
+            *escaped = true;
+            if (!(p = escape_end(s, p))) return NULL;
+        } else if (c < 0x20) {
+            return fail(s, p);
+        } else {
+            bool ok;
+            const uchar *q = sl__json_utf8(p, end, &ok);
+            if (!ok) return fail(s, q);
+            p = q;
+        }
+    }
+}
+
+static inline const uchar *digits_end(const uchar *p, const uchar *end)
+{
+    while (p < end && is_digit(*p)) p++;
+    return p;
+}
+
+/* Scans a number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?. Sets *is_float when
+ * it has a fraction or an exponent. What follows is the caller's business: "01" is the
+ * number "0" followed by a stray "1". */
+static inline const uchar *number_end(struct scan *s, const uchar *p, bool *is_float)
+{
+    const uchar *end = s->end;
+    if (*p == '-' && ++p == end) return fail(s, p);
+    if (*p == '0')
+        p++;
+    else if (is_digit(*p))
+        p = digits_end(p + 1, end);
+    else
+        return fail(s, p);
+    if (p < end && *p == '.') {
+        *is_float = true;
+        if (++p == end || !is_digit(*p)) return fail(s, p);
+        p = digits_end(p + 1, end);
+    }
+    if (p < end && (*p | 0x20) == 'e') {
+        *is_float = true;
+        if (++p < end && (*p == '+' || *p == '-')) p++;
+        if (p == end || !is_digit(*p)) return fail(s, p);
+        p = digits_end(p + 1, end);
+    }
+    return p;
+}
+
+/* Matches the literal `word` (true, false, null) at p, failing at the first wrong byte. */
+static inline const uchar *literal_end(struct scan *s, const uchar *p, const char *word, size_t n)
+{
+    if ((size_t)(s->end - p) >= n && memcmp(p, word, n) == 0) return p + n;
+    for (size_t i = 0;; i++) {
+        if (p + i == s->end || p[i] != (uchar)word[i]) return fail(s, p + i);
+    }
+}
+
+static inline void frames_push(struct frames *f, bool obj)
+{
+    uint64_t bit = 1ull << (f->depth % 64);
+    uint64_t *w = &f->obj[f->depth / 64];
+    *w = obj ? (*w | bit) : (*w & ~bit);
+    f->depth++;
+}
+
+static inline bool frames_top_is_obj(const struct frames *f)
+{
+    unsigned d = f->depth - 1;
+    return (f->obj[d / 64] >> (d % 64)) & 1;
+}
+
+/* Opens the container at p ('{' or '['): checks the depth limit, pushes it, and returns
+ * the first byte after the bracket and its whitespace. */
+static inline const uchar *container_open(struct scan *s, const uchar *p, struct frames *f)
+{
+    if (f->depth >= SL_JSON_MAX_DEPTH) return fail(s, p);
+    frames_push(f, *p == '{');
+    return skip_ws(p + 1, s->end);
+}
+
+/* Scans a member name and the ':' after it; p is at the opening quote (checked here).
+ * Sets *name_end to the closing quote and returns the first byte of the value. */
+static inline const uchar *member_name(struct scan *s, const uchar *p, bool *escaped,
+                                       const uchar **name_end)
+{
+    const uchar *end = s->end;
+    if (p == end || *p != '"') return fail(s, p);
+    if (!(p = string_end(s, p + 1, escaped))) return NULL;
+    *name_end = p - 1;
+    p = skip_ws(p, end);
+    if (p == end || *p != ':') return fail(s, p);
+    return skip_ws(p + 1, end);
+}
+
+/* The container grammar as a state machine over f's bit stack; gotos name the states.
+ * With `open`, p is at a bracket to open; otherwise p is just after a complete value
+ * inside the innermost open container. Runs until the container that brings the depth
+ * down to `stop` closes, and returns the byte after its closing bracket. Frames below
+ * `stop` are never read, so a caller may start with f->depth = stop and no bits set. */
+static const uchar *containers(struct scan *s, const uchar *p, struct frames *f, unsigned stop,
+                               bool open)
+{
+    const uchar *end = s->end;
+    const uchar *name_end;
+    bool esc, flt;
+    if (!open) goto after_value;
+open_container:
+    if (!(p = container_open(s, p, f))) return NULL;
+    if (p < end && *p == (frames_top_is_obj(f) ? '}' : ']')) goto close_container;
+    if (!frames_top_is_obj(f)) goto value;
+member:
+    if (!(p = member_name(s, p, &esc, &name_end))) return NULL;
+value:
+    if (p == end) return fail(s, p);
+    switch (*p) {
+    case '{':
+    case '[': goto open_container;
+    case '"': p = string_end(s, p + 1, &esc); break;
+    case 't': p = literal_end(s, p, "true", 4); break;
+    case 'f': p = literal_end(s, p, "false", 5); break;
+    case 'n': p = literal_end(s, p, "null", 4); break;
+    default: p = number_end(s, p, &flt); break;
+    }
+    if (!p) return NULL;
+after_value:
+    p = skip_ws(p, end);
+    if (p == end) return fail(s, p);
+    if (*p == ',') {
+        p = skip_ws(p + 1, end);
+        if (frames_top_is_obj(f)) goto member;
+        goto value;
+    }
+    if (*p != (frames_top_is_obj(f) ? '}' : ']')) return fail(s, p);
+close_container:
+    p++;
+    if (--f->depth == stop) return p;
+    goto after_value;
+}
+
+/* Reads the value at p (p < end, whitespace skipped) into *v; `depth` is the number of
+ * containers around it. Containers are validated and become SL_JSON spans. With `keep`,
+ * a value too long for sl_value.len is an error (SL_EINVAL); values only skipped over may
+ * be of any size (v->len is then meaningless). */
+static const uchar *value_at(struct scan *s, const uchar *p, unsigned depth, struct sl_value *v,
+                             bool keep)
+{
+    const uchar *start = p, *first = p;
+    bool esc = false, flt = false;
+    *v = (struct sl_value){.type = SL_NULL};
+    switch (*p) {
+    case '"':
+        if (!(p = string_end(s, p + 1, &esc))) return NULL;
+        v->type = SL_STRING;
+        v->flags = esc ? SL_VALUE_ESCAPED : 0;
+        start++;
+        break;
+    case '{':
+    case '[': {
+        struct frames f = {.depth = depth};
+        if (!(p = containers(s, p, &f, depth, true))) return NULL;
+        v->type = SL_JSON;
+        break;
+    }
+    case 't':
+    case 'f':
+        v->type = SL_BOOL;
+        v->b = *p == 't';
+        p = v->b ? literal_end(s, p, "true", 4) : literal_end(s, p, "false", 5);
+        return p;
+    case 'n': return literal_end(s, p, "null", 4);
+    default:
+        if (!(p = number_end(s, p, &flt))) return NULL;
+        v->type = flt ? SL_FLOAT : SL_INT;
+        v->flags = SL_VALUE_TEXT;
+        break;
+    }
+    size_t n = (size_t)(p - start) - (v->type == SL_STRING);
+    if (keep && n > UINT32_MAX) {
+        s->err = first;
+        s->code = SL_EINVAL;
+        return NULL;
+    }
+    v->s = (const char *)start;
+    v->len = (uint32_t)n;
+    return p;
+}
+
+/* Checks that nothing but whitespace follows the document. */
+static const uchar *document_end(struct scan *s, const uchar *p)
+{
+    p = skip_ws(p, s->end);
+    return p == s->end ? p : fail(s, p);
+}
+
+static int scan_error(const struct scan *s, const char *json, size_t *err_off)
+{
+    if (err_off) *err_off = (size_t)((const char *)s->err - json);
+    return s->code;
+}
+
+int sl_json_validate(const char *json, size_t len, size_t *err_off)
+{
+    const uchar *p = (const uchar *)json, *end = p + len;
+    struct scan s = {.end = end};
+    struct sl_value v;
+    p = skip_ws(p, end);
+    if (p == end)
+        p = fail(&s, p);
+    else if ((p = value_at(&s, p, 0, &v, false)))
+        p = document_end(&s, p);
+    return p ? 0 : scan_error(&s, json, err_off);
+}
+
+int sl_json_each_member(const char *json, size_t len,
+                        int (*fn)(void *arg, const char *name, size_t name_len, bool name_escaped,
+                                  const struct sl_value *v),
+                        void *arg, size_t *err_off)
+{
+    const uchar *p = (const uchar *)json, *end = p + len;
+    struct scan s = {.end = end};
+    struct sl_value v;
+    p = skip_ws(p, end);
+    if (p == end || *p != '{') goto failed;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == '}') goto done;
+    for (;;) {
+        bool esc = false;
+        const uchar *name = p + 1, *name_end;
+        if (!(p = member_name(&s, p, &esc, &name_end))) goto failed;
+        if (p == end) goto failed;
+        if (!(p = value_at(&s, p, 1, &v, true))) goto failed;
+        int rc = fn(arg, (const char *)name, (size_t)(name_end - name), esc, &v);
+        if (rc) return rc;
+        p = skip_ws(p, end);
+        if (p == end) goto failed;
+        if (*p == '}') break;
+        if (*p != ',') goto failed;
+        p = skip_ws(p + 1, end);
+    }
+done:
+    if (!(p = document_end(&s, p + 1))) return scan_error(&s, json, err_off);
+    return 0;
+failed:
+    if (!s.err) fail(&s, p);
+    return scan_error(&s, json, err_off);
+}
+
+/* ---- path lookup ------------------------------------------------------------------- */
+
+/* One step of a path: a member name, or an array index when `name` is NULL. */
+struct seg {
+    const uchar *name; /* member name bytes (in the path), or NULL */
+    size_t len;        /* bytes of name */
+    size_t index;      /* array index, saturated at SIZE_MAX */
+};
+
+/* Reads the segment at path[*pos] and the separator after it. Returns 1 with *seg, 0 at
+ * the end of the path, or SL_EINVAL for a malformed path. */
+static int next_seg(const uchar *path, size_t len, size_t *pos, struct seg *seg)
+{
+    size_t i = *pos;
+    if (i == len) return 0;
+    if (path[i] == '[') {
+        size_t idx = 0, start = ++i;
+        for (; i < len && is_digit(path[i]); i++) {
+            unsigned d = path[i] - '0';
+            idx = idx > (SIZE_MAX - d) / 10 ? SIZE_MAX : idx * 10 + d;
+        }
+        if (i == start || i == len || path[i] != ']') return SL_EINVAL;
+        i++;
+        if (i < len && path[i] != '.' && path[i] != '[') return SL_EINVAL;
+        *seg = (struct seg){.name = NULL, .index = idx};
+    } else {
+        size_t start = i;
+        while (i < len && path[i] != '.' && path[i] != '[') i++;
+        if (i == start) return SL_EINVAL;
+        *seg = (struct seg){.name = path + start, .len = i - start};
+    }
+    if (i < len && path[i] == '.' && (++i == len || path[i] == '.' || path[i] == '['))
+        return SL_EINVAL;
+    *pos = i;
+    return 1;
+}
+
+/* Decodes the escape at *e (validated by the scanner) into o, as sl_value_unescape does:
+ * a surrogate pair makes one code point, a lone surrogate U+FFFD. Returns the bytes. */
+static size_t unescape_one(const uchar **e, const uchar *end, uchar *o)
+{
+    const uchar *p = *e;
+    static const uchar simple[128] = {['"'] = '"',  ['\\'] = '\\', ['/'] = '/',  ['b'] = '\b',
+                                      ['f'] = '\f', ['n'] = '\n',  ['r'] = '\r', ['t'] = '\t'};
+    if (p[1] != 'u') {
+        *e = p + 2;
+        o[0] = simple[p[1] & 0x7F];
+        return 1;
+    }
+    size_t i = 1; /* at the 'u' */
+    size_t n = sl__unescape_u((const char *)p, (size_t)(end - p), &i, (char *)o);
+    *e = p + i;
+    return n;
+}
+
+/* Compares a member name as it is in the text (`n` bytes, escaped or not) with the
+ * decoded bytes of a path segment, decoding escapes on the fly (no buffer). */
+static bool name_eq(const uchar *name, size_t n, bool escaped, const struct seg *seg)
+{
+    if (!escaped) return n == seg->len && memcmp(name, seg->name, n) == 0;
+    const uchar *e = name, *end = name + n;
+    size_t j = 0;
+    while (e < end) {
+        uchar buf[4];
+        size_t k = 1;
+        if (*e == '\\')
+            k = unescape_one(&e, end, buf);
+        else
+            buf[0] = *e++;
+        if (seg->len - j < k || memcmp(seg->name + j, buf, k) != 0) return false;
+        j += k;
+    }
+    return j == seg->len;
+}
+
+/* Steps from the value at p (p < end) into the member or element that `seg` names. On a
+ * hit, returns the first byte of that value (< end) with its container pushed on f. On
+ * a miss (p is not the right kind of container, or it has no such member or element),
+ * clears *found and returns the byte after the value consumed, that container popped. */
+static const uchar *descend(struct scan *s, const uchar *p, struct frames *f, const struct seg *seg,
+                            bool *found)
+{
+    const uchar *end = s->end, *name_end;
+    bool obj = seg->name != NULL;
+    struct sl_value v;
+    if (*p != (obj ? '{' : '[')) {
+        *found = false;
+        return value_at(s, p, f->depth, &v, false);
+    }
+    if (!(p = container_open(s, p, f))) return NULL;
+    if (p < end && *p == (obj ? '}' : ']')) goto miss;
+    for (size_t i = 0;; i++) {
+        bool esc = false, hit;
+        const uchar *name = p + 1;
+        if (obj) {
+            if (!(p = member_name(s, p, &esc, &name_end))) return NULL;
+            hit = name_eq(name, (size_t)(name_end - name), esc, seg);
+        } else {
+            hit = i == seg->index;
+        }
+        if (p == end) return fail(s, p);
+        if (hit) return p;
+        if (!(p = value_at(s, p, f->depth, &v, false))) return NULL;
+        p = skip_ws(p, end);
+        if (p == end) return fail(s, p);
+        if (*p == ',') {
+            p = skip_ws(p + 1, end);
+            continue;
+        }
+        if (*p != (obj ? '}' : ']')) return fail(s, p);
+        goto miss;
+    }
+miss:
+    f->depth--;
+    *found = false;
+    return p + 1;
+}
+
+int sl__json_get(const char *json, size_t len, const char *path, size_t path_len,
+                 struct sl_value *out, bool validate)
+{
+    const uchar *pp = (const uchar *)path;
+    size_t first = path_len && pp[0] == '.' ? 1 : 0, pos = first;
+    struct seg seg;
+    int rc;
+    while ((rc = next_seg(pp, path_len, &pos, &seg)) == 1) continue;
+    if (rc < 0) return rc;
+
+    const uchar *p = (const uchar *)json, *end = p + len;
+    struct scan s = {.end = end};
+    struct frames f = {.depth = 0};
+    struct sl_value v;
+    bool found = true;
+    p = skip_ws(p, end);
+    if (p == end) return SL_EPARSE;
+    for (pos = first; found && next_seg(pp, path_len, &pos, &seg) == 1;) {
+        if (!(p = descend(&s, p, &f, &seg, &found))) return s.code;
+    }
+    if (found) p = value_at(&s, p, f.depth, &v, true);
+    if (p && found && !validate) { /* text a parser has checked already: done */
+        *out = v;
+        return 0;
+    }
+    /* Whatever the outcome, finish the enclosing containers so that the whole text is
+     * validated, then the document's end. */
+    if (p && f.depth > 0) p = containers(&s, p, &f, 0, false);
+    if (p) p = document_end(&s, p);
+    if (!p) return s.code;
+    if (!found) return SL_ENOTFOUND;
+    *out = v;
+    return 0;
+}
+
+int sl_json_get(const char *json, size_t len, const char *path, size_t path_len,
+                struct sl_value *out)
+{
+    return sl__json_get(json, len, path, path_len, out, true);
+}

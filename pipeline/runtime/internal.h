@@ -1,0 +1,216 @@
+/* The runtime: queues, stages, the scheduler on one libevent loop, workers, the
+ * executor, and the pipeline that holds them. Depends on base/ and event/; knows no
+ * config (config/ builds stages and calls in here) and no expression.
+ *
+ * The path of one batch, and of its acknowledgement back, is written down in
+ * docs/design.md. */
+#ifndef SLUICE_PIPELINE_RUNTIME_INTERNAL_H
+#define SLUICE_PIPELINE_RUNTIME_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sluice/event.h>
+#include <sluice/pipeline.h>
+#include <sluice/stage.h>
+
+#include "base/internal.h"
+#include "event/internal.h"
+
+struct event;
+
+/* ---- queues (one per edge) ----------------------------------------------------------- */
+
+struct sl_queue {
+    struct sl_batch **ring; /* ring_size slots */
+    uint32_t ring_size;     /* slots in ring (grows past cap only for a final flush) */
+    uint32_t cap;           /* capacity in batches */
+    uint32_t head;          /* index of the oldest */
+    uint32_t count;         /* batches queued */
+    uint64_t bytes;         /* payload bytes queued */
+    uint64_t max_bytes;     /* capacity in bytes */
+    struct sl_stage *from;  /* producer */
+    struct sl_stage *to;    /* consumer */
+    int port;               /* producer's output port */
+    bool closed;            /* producer has ended: no more pushes */
+};
+
+struct sl_queue *sl__queue_new(uint32_t max_batches, uint64_t max_bytes);
+void sl__queue_free(struct sl_queue *q); /* releases queued batches */
+bool sl__queue_has_room(const struct sl_queue *q);
+int sl__queue_push(struct sl_queue *q, struct sl_batch *b); /* takes a reference */
+struct sl_batch *sl__queue_pop(struct sl_queue *q);         /* gives the reference */
+
+/* ---- stages -------------------------------------------------------------------------- */
+
+struct sl__port {
+    char *name;              /* "" for the default output */
+    struct sl_queue **edges; /* consumers */
+    uint32_t nedges;         /* number of edges */
+};
+
+struct sl__workers; /* pipeline/workers.c */
+
+struct sl__owned {
+    void *ptr;          /* memory the stage's options point into */
+    void (*fn)(void *); /* how to free it */
+};
+
+struct sl_stage {
+    struct sl_pipeline *p;            /* owner */
+    const struct sl_stage_type *type; /* callbacks and schema */
+    char *name;                       /* unique in the pipeline */
+    void *state;                      /* type->state_size bytes */
+    const struct sl_config *cfg;      /* config node, or NULL (config/ holds a reference to
+                                         its document in `owned`) */
+    struct sl__owned *owned;          /* option memory to free (lists, expressions) */
+    uint32_t nowned;                  /* entries in owned */
+    struct sl__port *ports;           /* outputs; port 0 is the default */
+    uint32_t nports;                  /* number of outputs */
+    struct sl_queue **inputs;         /* input edges */
+    uint32_t ninputs;                 /* number of input edges */
+    uint32_t rr;                      /* round-robin position among inputs */
+    uint32_t index;                   /* position in the pipeline */
+    int nworkers;                     /* 0: map/keep on the loop */
+    uint32_t buf_batches;             /* `buffer.max_batches` of input edges, 0: default */
+    uint64_t buf_bytes;               /* `buffer.max_bytes` of input edges, 0: default */
+    bool done_told;                   /* on_stage_done was called */
+    struct sl__workers *workers;      /* thread pool when nworkers > 0 */
+
+    struct sl_stage *next_ready; /* ready list link */
+    bool scheduled;              /* on the ready list */
+    bool pending;                /* waiting for sl_stage_wake() */
+    bool initialised;            /* init() succeeded: close() needed */
+    bool started;                /* start() ran */
+    bool input_ended;            /* all inputs closed and drained, flush(end) done */
+    bool finished;               /* the stage has ended */
+    bool flush_req;              /* transform: flush(end=false) owed after a wake */
+    atomic_int wake_req;         /* sl_stage_wake() since the last run */
+    atomic_int work_ready;       /* a worker finished a job */
+    atomic_int err_set;          /* err holds a reason */
+
+    uint32_t outstanding;           /* sink: batches written and not acked */
+    struct sl_batch *inflight_head; /* source: batches not yet acked, oldest first */
+    struct sl_batch *inflight_tail; /* source: newest */
+    uint64_t next_seq;              /* source: next batch number */
+
+    struct sl_stage_stats st;     /* counters (dropped/errors via atomics below) */
+    atomic_uint_fast64_t dropped; /* events dropped on purpose */
+    atomic_uint_fast64_t errors;  /* events that failed */
+    pthread_mutex_t err_lock;     /* guards err (workers may fail) */
+    struct sl_error err;          /* why the stage failed */
+};
+
+/* A new stage `name` (borrowed, copied) of `type` (borrowed): zeroed state, the default
+ * output port; not yet in the pipeline. NULL when memory is exhausted. */
+struct sl_stage *sl__stage_new(struct sl_pipeline *p, const char *name,
+                               const struct sl_stage_type *type);
+/* Puts `s` (taken) in the pipeline, after its stages. Returns 0 or SL_ENOMEM. */
+int sl__pipeline_insert(struct sl_pipeline *p, struct sl_stage *s);
+/* Frees `ptr` with `fn` when the stage is freed (after close()); on SL_ENOMEM it is freed
+ * now. For what the stage's options point into. */
+int sl__stage_own(struct sl_stage *s, void *ptr, void (*fn)(void *));
+void sl__stage_free(struct sl_stage *s);
+bool sl__stage_outputs_have_room(const struct sl_stage *s);
+
+/* ---- transform output ---------------------------------------------------------------- */
+
+struct sl_emit {
+    struct sl_stage *stage;   /* the transform */
+    struct sl_batch *in;      /* input batch (the stage's reference), NULL in flush() */
+    uint32_t in_n;            /* events in `in` before processing */
+    uint64_t in_bytes;        /* payload bytes in `in` before processing */
+    struct sl_batch **out;    /* one output batch per port, created on first use */
+    struct sl_event scratch;  /* the writable copy map() receives */
+    struct sl_event fresh;    /* the event sl_emit_new() hands out */
+    struct sl_batch **held;   /* batches adopted with sl_emit_hold (loop thread) */
+    uint32_t nheld, held_cap; /* entries in held */
+    struct sl_ack_set *acks;  /* holds moved in with sl_emit_ack_set (loop thread) */
+    bool in_place;            /* nobody else holds `in`: it is the default output too,
+                                 compacted as events are emitted (out[0] == in) */
+    uint32_t r;               /* in place: the input event being mapped */
+    uint32_t w;               /* in place: the next slot of `in` to write */
+    uint64_t wbytes;          /* in place: payload bytes written */
+    bool failed;              /* a dependency could not be recorded */
+};
+
+/* Prepares `e` for stage `s` over `in` (NULL for flush), writing to `outs` (nports
+ * slots). */
+void sl__emit_init(struct sl_emit *e, struct sl_stage *s, struct sl_batch *in,
+                   struct sl_batch **outs);
+int sl__emit_arena(struct sl_emit *e); /* makes out[0] exist: the arena for new values */
+/* Runs map()/keep() over `in` into e->out[]; 0 or the stage's error code. */
+int sl__stage_process(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e);
+/* Links outputs to their inputs, pushes them downstream when `push` (else drops them)
+ * and releases the input (loop thread). Returns 0 or SL_ENOMEM. */
+int sl__emit_finish(struct sl_emit *e, bool push);
+/* Finishes a run that returned `rc`: pushes its outputs, or, when it failed, fails the
+ * pipeline first, so that releasing the input acknowledges nothing. */
+void sl__finish_or_fail(struct sl_stage *s, struct sl_emit *e, int rc);
+
+/* ---- workers ------------------------------------------------------------------------- */
+
+int sl__workers_start(struct sl_stage *s, struct sl_error *err);
+void sl__workers_stop(struct sl_stage *s);
+/* Collects finished jobs, emits in order, dispatches new ones; true when idle. */
+void sl__workers_run(struct sl_stage *s);
+bool sl__workers_idle(const struct sl_stage *s);
+
+/* ---- the pipeline ---------------------------------------------------------------------- */
+
+struct sl_pipeline {
+    struct event_base *base;        /* the loop */
+    bool own_base;                  /* free it with the pipeline */
+    struct sl_pipeline_options opt; /* settings (data_dir copied) */
+    struct sl_stage **stages;       /* all stages, in the order added */
+    uint32_t nstages, stages_cap;   /* used / allocated */
+    struct sl_queue **queues;       /* all edges */
+    uint32_t nqueues, queues_cap;   /* used / allocated */
+
+    struct sl_stage *ready_head; /* stages to run, FIFO */
+    struct sl_stage *ready_tail;
+    struct event *run_ev;                /* activated when the ready list is non-empty */
+    bool run_armed;                      /* run_ev is active */
+    uint64_t rounds;                     /* on_run callbacks so far (tests check idling) */
+    struct event *wake_ev;               /* eventfd watcher for cross-thread wakeups */
+    int wake_fd;                         /* eventfd */
+    atomic_int wake_signalled;           /* a write to wake_fd is pending */
+    pthread_t loop_thread;               /* where the loop runs */
+    struct event *sig_ev[2];             /* SIGINT, SIGTERM watchers */
+    int signals_seen;                    /* count of stop signals */
+    void (*on_signal)(void *, int, int); /* CLI hook */
+    void *on_signal_arg;
+
+    atomic_int stop_req; /* sl_pipeline_stop() from another thread */
+    bool started, running, looping, stopping, done, failed;
+    struct sl_error err; /* first failure */
+
+    struct sl__executor *executor;  /* sl_stage_submit threads, started on first use */
+    atomic_int executor_done;       /* a task finished: run done callbacks */
+    struct sl__batch_home batches;  /* pool, counters, memory; `aborted`: nothing more is
+                                       acknowledged */
+    int64_t start_ms;               /* when the run began */
+};
+
+void sl__schedule(struct sl_stage *s);
+void sl__sched_arm(struct sl_pipeline *p); /* runs the ready list at the loop's next turn */
+void sl__source_batch_completed(struct sl_batch *b);        /* the batch home's hooks */
+void sl__sink_acked(struct sl_stage *s, struct sl_batch *v);
+void sl__pipeline_fail(struct sl_pipeline *p, struct sl_stage *s, int code);
+void sl__push_port(struct sl_stage *s, int port, struct sl_batch *b); /* takes b's ref */
+void sl__wake_loop(struct sl_stage *s);             /* any thread: run s (work_ready) */
+void sl__wake_pipeline(struct sl_pipeline *p);      /* any thread: poke the loop */
+void sl__executor_run_done(struct sl_pipeline *p);  /* loop: run finished tasks' done */
+void sl__executor_stop(struct sl_pipeline *p);      /* finish all tasks, join threads */
+struct sl_batch *sl__pop_input(struct sl_stage *s); /* next input batch, round-robin */
+/* Finds a cycle: fills `path` (room for nstages + 1) with the stages on it, the first
+ * repeated at the end, and returns their number (0: no cycle, < 0: SL_ENOMEM). */
+int sl__find_cycle(struct sl_pipeline *p, struct sl_stage **path);
+int sl__sched_init(struct sl_pipeline *p);
+void sl__log(struct sl_pipeline *p, const struct sl_stage *s, enum sl_log_level level,
+             const char *fmt, ...) SL_PRINTF(4, 5);
+
+#endif

@@ -1,0 +1,375 @@
+/* Building a pipeline: stages, edges, graph checks, start and teardown. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "runtime/internal.h"
+
+void sl_pipeline_options_init(struct sl_pipeline_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->batch_max_events = 1024;
+    o->batch_max_bytes = 1u << 20;
+    o->batch_timeout_ms = 100;
+    o->queue_max_batches = 8;
+    o->queue_max_bytes = 8u << 20;
+    o->data_dir = ".";
+    o->executor_threads = 4;
+}
+
+struct sl_pipeline *sl_pipeline_new(struct event_base *base, const struct sl_pipeline_options *opts,
+                                    struct sl_error *err)
+{
+    struct sl_pipeline *p = calloc(1, sizeof *p);
+    if (!p) goto fail_alloc;
+    if (opts)
+        p->opt = *opts;
+    else
+        sl_pipeline_options_init(&p->opt);
+    if (!p->opt.batch_max_events) p->opt.batch_max_events = 1024;
+    if (!p->opt.queue_max_batches) p->opt.queue_max_batches = 1;
+    p->opt.data_dir = sl__strdup(p->opt.data_dir ? p->opt.data_dir : ".");
+    if (!p->opt.data_dir) goto fail_dir;
+    sl__batch_home_init(&p->batches, p->opt.batch_max_events, p->opt.batch_max_bytes);
+    p->batches.completed = sl__source_batch_completed;
+    p->batches.acked = sl__sink_acked;
+    p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->wake_fd < 0) goto fail_fd;
+    p->base = base;
+    if (!base) {
+        p->base = event_base_new();
+        p->own_base = true;
+        if (!p->base) goto fail_base;
+    }
+    if (sl__sched_init(p)) goto fail_sched;
+    p->loop_thread = pthread_self();
+    return p;
+
+fail_sched:
+fail_base:
+fail_fd:
+    sl_pipeline_free(p);
+    sl_error_set(err, SL_ENOMEM, "cannot create the pipeline: %s", strerror(errno));
+    return NULL;
+fail_dir:
+    free(p);
+fail_alloc:
+    sl_error_set(err, SL_ENOMEM, "out of memory");
+    return NULL;
+}
+
+/* Returns a source's batches that were never acknowledged (the run was aborted) to the
+ * pool. */
+static void free_inflight(struct sl_stage *s)
+{
+    while (s->inflight_head) {
+        struct sl_batch *b = s->inflight_head;
+        s->inflight_head = b->next;
+        sl__batch_recycle(b);
+    }
+    s->inflight_tail = NULL;
+}
+
+void sl_pipeline_free(struct sl_pipeline *p)
+{
+    if (!p) return;
+    if (!p->done && p->started) {
+        p->batches.aborted = true; /* nothing more is acknowledged while tearing down */
+        p->done = true;
+    }
+    p->batches.aborted = p->batches.aborted || !p->done || p->failed;
+    for (uint32_t i = 0; i < p->nstages; i++)
+        if (p->stages[i]->workers) sl__workers_stop(p->stages[i]);
+    sl__executor_stop(p); /* every pending done() runs before any close() */
+    for (uint32_t i = 0; i < p->nqueues; i++) sl__queue_free(p->queues[i]);
+    for (uint32_t i = 0; i < p->nstages; i++) {
+        struct sl_stage *s = p->stages[i];
+        if (s->initialised && s->type->close) s->type->close(s);
+        s->initialised = false;
+    }
+    for (uint32_t i = 0; i < p->nstages; i++) {
+        free_inflight(p->stages[i]);
+        sl__stage_free(p->stages[i]);
+    }
+    free(p->stages);
+    free(p->queues);
+    for (int i = 0; i < 2; i++)
+        if (p->sig_ev[i]) event_free(p->sig_ev[i]);
+    if (p->run_ev) event_free(p->run_ev);
+    if (p->wake_ev) event_free(p->wake_ev);
+    if (p->wake_fd >= 0) close(p->wake_fd);
+    if (p->own_base && p->base) event_base_free(p->base);
+    sl__batch_home_free(&p->batches);
+    free((char *)p->opt.data_dir);
+    free(p);
+}
+
+/* ---- stages ---------------------------------------------------------------------------- */
+
+int sl__pipeline_insert(struct sl_pipeline *p, struct sl_stage *s)
+{
+    if (p->nstages == p->stages_cap) {
+        uint32_t cap = p->stages_cap ? p->stages_cap * 2 : 8;
+        struct sl_stage **ns = realloc(p->stages, cap * sizeof *ns);
+        if (!ns) return SL_ENOMEM;
+        p->stages = ns;
+        p->stages_cap = cap;
+    }
+    s->index = p->nstages;
+    p->stages[p->nstages++] = s;
+    return 0;
+}
+
+struct sl_stage *sl__stage_new(struct sl_pipeline *p, const char *name,
+                               const struct sl_stage_type *type)
+{
+    struct sl_stage *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->p = p;
+    s->type = type;
+    pthread_mutex_init(&s->err_lock, NULL);
+    s->name = sl__strdup(name);
+    s->state = calloc(1, type->state_size ? type->state_size : 1);
+    s->ports = calloc(1, sizeof *s->ports);
+    if (s->ports) {
+        s->nports = 1;
+        s->ports[0].name = sl__strdup("");
+    }
+    if (!s->name || !s->state || !s->ports || !s->ports[0].name) {
+        sl__stage_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+struct sl_stage *sl_pipeline_find(struct sl_pipeline *p, const char *name)
+{
+    for (uint32_t i = 0; i < p->nstages; i++)
+        if (strcmp(p->stages[i]->name, name) == 0) return p->stages[i];
+    return NULL;
+}
+
+size_t sl_pipeline_stage_count(const struct sl_pipeline *p)
+{
+    return p->nstages;
+}
+
+struct sl_stage *sl_pipeline_stage_at(struct sl_pipeline *p, size_t i)
+{
+    return i < p->nstages ? p->stages[i] : NULL;
+}
+
+struct event_base *sl_pipeline_event_base(struct sl_pipeline *p)
+{
+    return p->base;
+}
+
+bool sl_pipeline_done(const struct sl_pipeline *p)
+{
+    return p->done;
+}
+
+uint64_t sl_pipeline_live_batches(const struct sl_pipeline *p)
+{
+    return atomic_load(&((struct sl_pipeline *)p)->batches.live);
+}
+
+void sl_pipeline_memory(const struct sl_pipeline *p, int64_t *now, int64_t *peak)
+{
+    struct sl_pipeline *q = (struct sl_pipeline *)p; /* atomics are read, not changed */
+    if (now) *now = atomic_load(&q->batches.mem.cur);
+    if (peak) *peak = atomic_load(&q->batches.mem.peak);
+}
+
+uint64_t sl_pipeline_peak_batches(const struct sl_pipeline *p)
+{
+    return atomic_load(&((struct sl_pipeline *)p)->batches.peak_live);
+}
+
+/* ---- edges ----------------------------------------------------------------------------- */
+
+static int grow(void **arr, uint32_t n, size_t elem)
+{
+    void *na = realloc(*arr, (n + 1) * elem);
+    if (!na) return SL_ENOMEM;
+    *arr = na;
+    return 0;
+}
+
+int sl_pipeline_connect(struct sl_pipeline *p, struct sl_stage *from, const char *port,
+                        struct sl_stage *to, struct sl_error *err)
+{
+    if (p->started) return sl_error_set(err, SL_EINVAL, "edges are fixed once the run starts");
+    if (from->type->kind == SL_SINK)
+        return sl_error_set(err, SL_EINVAL, "'%s' is a sink and has no output", from->name);
+    if (to->type->kind == SL_SOURCE)
+        return sl_error_set(err, SL_EINVAL, "'%s' is a source and takes no input", to->name);
+    int pi = sl_stage_output(from, port);
+    if (pi < 0)
+        return sl_error_set(err, SL_ENOTFOUND, "stage '%s' has no output '%s'", from->name,
+                            port ? port : "");
+    struct sl__port *pt = &from->ports[pi];
+    struct sl_queue *q = sl__queue_new(to->buf_batches ? to->buf_batches : p->opt.queue_max_batches,
+                                       to->buf_bytes ? to->buf_bytes : p->opt.queue_max_bytes);
+    if (!q || grow((void **)&pt->edges, pt->nedges, sizeof *pt->edges) ||
+        grow((void **)&to->inputs, to->ninputs, sizeof *to->inputs) ||
+        grow((void **)&p->queues, p->nqueues, sizeof *p->queues)) {
+        sl__queue_free(q);
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    }
+    q->from = from;
+    q->to = to;
+    q->port = pi;
+    pt->edges[pt->nedges++] = q;
+    to->inputs[to->ninputs++] = q;
+    p->queues[p->nqueues++] = q;
+    return 0;
+}
+
+/* ---- start ----------------------------------------------------------------------------- */
+
+size_t sl_stage_input_count(const struct sl_stage *stage)
+{
+    return stage->ninputs;
+}
+
+struct sl_stage *sl_stage_input_at(const struct sl_stage *stage, size_t i, const char **port)
+{
+    if (i >= stage->ninputs) return NULL;
+    const struct sl_queue *q = stage->inputs[i];
+    if (port) *port = q->from->ports[q->port].name;
+    return q->from;
+}
+
+/* The stage at the end of the k-th outgoing edge of `s`, counting over all ports, or
+ * NULL past the last. */
+static struct sl_stage *out_edge(const struct sl_stage *s, uint32_t k)
+{
+    for (uint32_t i = 0; i < s->nports; i++) {
+        if (k < s->ports[i].nedges) return s->ports[i].edges[k]->to;
+        k -= s->ports[i].nedges;
+    }
+    return NULL;
+}
+
+/* Iterative depth-first search (a config may have more stages than a stack has
+ * frames). mark: 0 unseen, 1 on the current path, 2 done. */
+int sl__find_cycle(struct sl_pipeline *p, struct sl_stage **path)
+{
+    uint32_t n = p->nstages;
+    uint8_t *mark = calloc(n ? n : 1, 1);
+    uint32_t *cursor = calloc(n ? n : 1, sizeof *cursor);
+    struct sl_stage **stack = calloc(n ? n : 1, sizeof *stack);
+    int found = 0;
+    if (!mark || !cursor || !stack) found = SL_ENOMEM;
+    for (uint32_t root = 0; !found && root < n; root++) {
+        if (mark[root]) continue;
+        uint32_t depth = 0;
+        stack[depth++] = p->stages[root];
+        mark[root] = 1;
+        while (depth && !found) {
+            struct sl_stage *s = stack[depth - 1];
+            struct sl_stage *t = out_edge(s, cursor[s->index]++);
+            if (!t) {
+                mark[s->index] = 2;
+                depth--;
+            } else if (mark[t->index] == 0) {
+                mark[t->index] = 1;
+                stack[depth++] = t;
+            } else if (mark[t->index] == 1) {
+                uint32_t from = 0;
+                while (stack[from] != t) from++;
+                for (uint32_t i = from; i < depth; i++) path[found++] = stack[i];
+                path[found++] = t;
+            }
+        }
+    }
+    free(mark);
+    free(cursor);
+    free(stack);
+    return found;
+}
+
+/* Writes "a -> b -> a" for a cycle of `n` entries into `buf`. */
+static void cycle_text(struct sl_stage **path, int n, char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && len < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? " -> " : "", path[i]->name);
+}
+
+static int check_graph(struct sl_pipeline *p, struct sl_error *err)
+{
+    for (uint32_t i = 0; i < p->nstages; i++) {
+        struct sl_stage *s = p->stages[i];
+        if (s->type->kind != SL_SOURCE && s->ninputs == 0) {
+            if (err) snprintf(err->stage, sizeof err->stage, "%s", s->name);
+            return sl_error_set(err, SL_ECONFIG, "stage '%s' has no inputs", s->name);
+        }
+    }
+    struct sl_stage **path = malloc((p->nstages + 1) * sizeof *path);
+    if (!path) return sl_error_set(err, SL_ENOMEM, "out of memory");
+    int n = sl__find_cycle(p, path);
+    char text[400];
+    if (n > 0) cycle_text(path, n, text, sizeof text);
+    free(path);
+    if (n < 0) return sl_error_set(err, SL_ENOMEM, "out of memory");
+    if (n > 0) return sl_error_set(err, SL_ECONFIG, "the stages form a cycle: %s", text);
+    return 0;
+}
+
+int sl_pipeline_start(struct sl_pipeline *p, struct sl_error *err)
+{
+    if (p->started) return 0;
+    int rc = check_graph(p, err);
+    if (rc) return rc;
+    p->loop_thread = pthread_self();
+    p->start_ms = sl__now_ns() / 1000000;
+    for (uint32_t i = 0; i < p->nstages; i++) {
+        struct sl_stage *s = p->stages[i];
+        if (s->type->start && (rc = s->type->start(s, err)) != 0) goto fail_stage;
+        s->started = true;
+        if (s->nworkers && (rc = sl__workers_start(s, err)) != 0) goto fail_stage;
+        continue;
+    fail_stage:
+        if (err) {
+            snprintf(err->stage, sizeof err->stage, "%s", s->name);
+            if (!err->code) err->code = rc;
+        }
+        return rc;
+    }
+    p->started = true;
+    p->running = true;
+    for (uint32_t i = 0; i < p->nstages; i++) sl__schedule(p->stages[i]);
+    return 0;
+}
+
+int sl_pipeline_run(struct sl_pipeline *p, struct sl_error *err)
+{
+    int rc = p->started ? 0 : sl_pipeline_start(p, err);
+    if (rc) return rc;
+    p->looping = true;
+    sl__sched_arm(p); /* what start() scheduled */
+    while (!p->done) {
+        if (event_base_loop(p->base, EVLOOP_ONCE) < 0) {
+            p->looping = false;
+            return sl_error_set(err, SL_EIO, "event loop failed: %s", strerror(errno));
+        }
+    }
+    p->looping = false;
+    for (int i = 0; i < 2; i++) {
+        if (p->sig_ev[i]) event_free(p->sig_ev[i]);
+        p->sig_ev[i] = NULL;
+    }
+    if (p->failed) {
+        if (err) *err = p->err;
+        return p->err.code;
+    }
+    if (p->batches.aborted) return sl_error_set(err, SL_ESTOPPED, "pipeline aborted");
+    return 0;
+}
