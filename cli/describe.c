@@ -41,18 +41,17 @@ void cli_list(const struct sl_registry *reg, FILE *out)
     }
 }
 
-static void describe_one(const struct sl_stage_type *t, FILE *out)
+/* Prints option tables as one table: name, type, default, doc, and the choices or range
+ * on a line of their own. */
+static void print_options(const struct sl_option *const *tables, size_t n, FILE *out)
 {
-    fprintf(out, "%s (%s): %s\n", t->name, cli_kind_name(t->kind), t->doc ? t->doc : "");
     size_t w = 6;
-    for (const struct sl_option *o = t->options; o && o->name; o++)
-        if (strlen(o->name) > w) w = strlen(o->name);
-    if (!t->options || !t->options[0].name) {
-        fputs("\nno options\n", out);
-    } else {
-        fprintf(out, "\n%-*s  %-8s  %-10s  %s\n", (int)w, "OPTION", "TYPE", "DEFAULT",
-                "DESCRIPTION");
-        for (const struct sl_option *o = t->options; o && o->name; o++) {
+    for (size_t t = 0; t < n; t++)
+        for (const struct sl_option *o = tables[t]; o && o->name; o++)
+            if (strlen(o->name) > w) w = strlen(o->name);
+    fprintf(out, "%-*s  %-8s  %-10s  %s\n", (int)w, "OPTION", "TYPE", "DEFAULT", "DESCRIPTION");
+    for (size_t t = 0; t < n; t++)
+        for (const struct sl_option *o = tables[t]; o && o->name; o++) {
             const char *def = o->flags & SL_REQUIRED ? "(required)" : o->def ? o->def : "-";
             fprintf(out, "%-*s  %-8s  %-10s  %s\n", (int)w, o->name, opt_type_name(o->type),
                     *def ? def : "\"\"", o->doc);
@@ -62,13 +61,32 @@ static void describe_one(const struct sl_stage_type *t, FILE *out)
                     fputs(*c == '|' ? ", " : (char[]){*c, 0}, out);
                 fputc('\n', out);
             }
+            if (o->range) fprintf(out, "%-*s  %-8s  %-10s  range: %s\n", (int)w, "", "", "", o->range);
         }
-    }
-    fputs("\nevery stage also takes: type", out);
-    if (t->kind != SL_SOURCE)
-        fputs(", inputs (list of stage names), buffer {max_batches, max_bytes}", out);
-    if (t->flags & SL_STAGE_PARALLEL) fputs(", workers (threads)", out);
-    fputs("\n", out);
+}
+
+static void describe_one(const struct sl_stage_type *t, FILE *out)
+{
+    fprintf(out, "%s (%s): %s\n\n", t->name, cli_kind_name(t->kind), t->doc ? t->doc : "");
+    if (!t->options || !t->options[0].name)
+        fputs("no options of its own\n", out);
+    else
+        print_options(&t->options, 1, out);
+    const struct sl_option *rt[SL_RUNTIME_OPTION_TABLES];
+    size_t n = sl_stage_runtime_options(t, rt);
+    fprintf(out, "\nread by the runtime for every %s%s: type%s\n", cli_kind_name(t->kind),
+            t->map_async ? " (asynchronous)" : "", t->kind != SL_SOURCE ? ", inputs (stage names)" : "");
+    if (n) print_options(rt, n, out);
+}
+
+/* `sluice describe pipeline`: the settings of the `pipeline:` section. */
+static void describe_pipeline(FILE *out)
+{
+    const struct sl_option *settings = sl_pipeline_settings();
+    fputs("pipeline: the settings of a config's `pipeline:` section (batch.max_events may also be "
+          "written batch: {max_events: N})\n\n",
+          out);
+    print_options(&settings, 1, out);
 }
 
 int cli_describe(const struct sl_registry *reg, const char *type, FILE *out)
@@ -81,6 +99,10 @@ int cli_describe(const struct sl_registry *reg, const char *type, FILE *out)
         describe_one(t, out);
     }
     if (found) return CLI_OK;
+    if (strcmp(type, "pipeline") == 0) {
+        describe_pipeline(out);
+        return CLI_OK;
+    }
     const char *near = sl_registry_suggest(reg, type);
     if (near)
         cli_log(SL_LOG_ERROR, NULL, "unknown stage type '%s' (did you mean '%s'?)", type, near);

@@ -45,7 +45,7 @@ static const struct command commands[] = {
     {"graph", "[OPTIONS] CONFIG", "print the pipeline as Graphviz DOT (| dot -Tsvg > p.svg)", "", 1,
      1, true},
     {"list", "", "list the stage types", "", 0, 0, false},
-    {"describe", "TYPE", "show a stage type's options", "", 1, 1, false},
+    {"describe", "TYPE", "show a stage type's options (or the pipeline settings: describe pipeline)", "", 1, 1, false},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof *commands)

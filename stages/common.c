@@ -21,21 +21,6 @@ int sl__stage_errors_init(struct sl_stage *stage, struct sl__stage_errors *e, st
     return 0;
 }
 
-/* Sets field "error" (and "message" for a raw line) on a dead letter. */
-static int mark_dead(struct sl_event *ev, const char *msg, size_t len)
-{
-    if (sl_event_field_count(ev) == 0) {
-        size_t plen;
-        const char *payload = sl_event_payload(ev, &plen);
-        struct sl_value m = sl_value_string(payload ? payload : "", payload ? plen : 0);
-        if (sl_event_set(ev, "message", 7, &m)) return SL_ENOMEM;
-    }
-    const char *copy = sl_event_strdup(ev, msg, len);
-    if (!copy) return SL_ENOMEM;
-    struct sl_value v = sl_value_string(copy, len);
-    return sl_event_set(ev, "error", 5, &v);
-}
-
 /* Formats the reason into `msg` (cap bytes); returns its length. */
 static size_t format_reason(char *msg, size_t cap, const char *fmt, va_list ap)
 {
@@ -50,7 +35,7 @@ static int send_dead(struct sl_stage *stage, const struct sl__stage_errors *e, s
         sl_stage_count_dropped(stage, 1);
         return 0;
     }
-    if (mark_dead(ev, msg, len) || sl_emit_to(out, e->port, ev))
+    if (sl_event_set_error(ev, msg, len) || sl_emit_to(out, e->port, ev))
         return sl_stage_error(stage, SL_ENOMEM, "out of memory");
     return 0;
 }

@@ -1,7 +1,8 @@
 /* filter: keeps the events for which `condition` holds. The condition is compiled once
  * when the config loads (errors point into the config); testing it allocates nothing and
- * compares raw spans (`level == "error"` is a length check and a memcmp). Thread-safe:
- * `workers: N` runs it on N threads. */
+ * compares raw spans (`level == "error"` is a length check and a memcmp). An event on
+ * which it cannot be evaluated (a limit of the expression was reached) goes to the
+ * runtime's `on_error`. Thread-safe: `workers: N` runs it on N threads. */
 #include <stddef.h>
 
 #include <sluice/expr.h>
@@ -12,10 +13,10 @@ struct filter {
     struct sl_expr *cond; /* option condition (owned by the runtime) */
 };
 
-static bool filter_keep(struct sl_stage *s, const struct sl_event *ev)
+static int filter_keep(struct sl_stage *s, const struct sl_event *ev, struct sl_error *why)
 {
     const struct filter *f = sl_stage_state(s);
-    return sl_expr_test(f->cond, ev);
+    return sl_expr_check(f->cond, ev, why);
 }
 
 static const struct sl_option filter_options[] = {

@@ -35,8 +35,9 @@ static bool choose(struct sample *sm, const struct sl_event *ev)
     return true;
 }
 
-static bool sample_keep(struct sl_stage *s, const struct sl_event *ev)
+static int sample_keep(struct sl_stage *s, const struct sl_event *ev, struct sl_error *why)
 {
+    (void)why;
     bool keep = choose(sl_stage_state(s), ev);
     if (!keep) sl_stage_count_dropped(s, 1);
     return keep;

@@ -313,9 +313,9 @@ const struct sl_stage_type t_pass = {
     .map = pass_map,
 };
 
-static bool even_keep(struct sl_stage *s, const struct sl_event *ev)
+static int even_keep(struct sl_stage *s, const struct sl_event *ev, struct sl_error *why)
 {
-    (void)s;
+    (void)s, (void)why;
     return t_number(ev) % 2 == 0;
 }
 

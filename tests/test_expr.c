@@ -637,8 +637,9 @@ struct cond {
     struct sl_expr *also; /* option with a default */
 };
 
-static bool cond_keep(struct sl_stage *s, const struct sl_event *e)
+static int cond_keep(struct sl_stage *s, const struct sl_event *e, struct sl_error *why)
 {
+    (void)why;
     struct cond *c = sl_stage_state(s);
     return sl_expr_test(c->cond, e) && sl_expr_test(c->also, e);
 }

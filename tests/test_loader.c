@@ -121,8 +121,8 @@ Test(loader, enum_and_buffer_errors_suggest)
     int rc = load("sources:\n  src: {type: t_counter}\n"
                   "sinks:\n  out: {type: t_collect, inputs: src, buffer: {max_batchs: 2}}\n");
     cr_assert_eq(rc, SL_ECONFIG);
-    cr_assert_str_eq(got, "E 4:48 [out] unknown 'buffer' key 'max_batchs' (did you mean "
-                          "'max_batches'?)\n");
+    cr_assert_str_eq(got, "E 4:48 [out] unknown option 'buffer.max_batchs' for type 't_collect' "
+                          "(did you mean 'buffer.max_batches'?)\n");
 }
 
 Test(loader, first_error_through_sl_pipeline_load)

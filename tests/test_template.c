@@ -221,9 +221,9 @@ struct tpl_opts {
     struct sl_template *unset; /* NULL */
 };
 
-static bool tpl_keep(struct sl_stage *s, const struct sl_event *e)
+static int tpl_keep(struct sl_stage *s, const struct sl_event *e, struct sl_error *why)
 {
-    (void)s, (void)e;
+    (void)s, (void)e, (void)why;
     return true;
 }
 

@@ -31,7 +31,8 @@
     XX(ETYPE, -10, "wrong type")                                                                   \
     XX(EAGAIN, -11, "temporarily unavailable")                                                     \
     XX(ESTOPPED, -12, "stopped")                                                                   \
-    XX(EBUSY, -13, "resource busy")
+    XX(EBUSY, -13, "resource busy")                                                                \
+    XX(ELIMIT, -14, "limit reached")
 
 enum sl_errno {
 #define SL_ERRNO_ENUM_(name, code, text) SL_##name = (code),

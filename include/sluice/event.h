@@ -161,6 +161,11 @@ SL_API int sl_event_field_at(const struct sl_event *ev, size_t i, const char **n
 /* Drops every field (the payload stays). */
 SL_API void sl_event_clear_fields(struct sl_event *ev);
 
+/* Makes `ev` a dead letter: sets field "error" to `msg` (borrowed, `len` bytes; copied)
+ * and, when the event has no fields (a raw record), field "message" to its payload, so
+ * that the line is kept whole beside the reason. Returns 0 or SL_ENOMEM. */
+SL_API int sl_event_set_error(struct sl_event *ev, const char *msg, size_t len);
+
 /* ---- fields and the payload ------------------------------------------------------------
  *
  * An event is in one of three states, which decide its JSON form (sl_event_write_json):

@@ -20,14 +20,18 @@ struct sl_config;   /* config.h */
 
 /* Pipeline-wide settings (the `pipeline:` section of a config). */
 struct sl_pipeline_options {
-    uint32_t batch_max_events;  /* events per batch a source fills (default 1024) */
+    int64_t batch_max_events;   /* events per batch a source fills (default 1024) */
     uint64_t batch_max_bytes;   /* payload bytes per batch (default 1 MiB) */
     int64_t batch_timeout_ms;   /* how long a source may hold a partial batch (default 100) */
-    uint32_t queue_max_batches; /* capacity of each edge in batches (default 8) */
+    int64_t queue_max_batches;  /* capacity of each edge in batches (default 8) */
     uint64_t queue_max_bytes;   /* capacity of each edge in payload bytes (default 8 MiB) */
     const char *data_dir;       /* directory for state (borrowed, copied; default "."),
                                    e.g. checkpoints */
-    uint32_t executor_threads;  /* threads for sl_stage_submit() (default 4) */
+    int64_t executor_threads;   /* threads for sl_stage_submit() (default 0: twice the
+                                   cores, at least 4) */
+    int64_t shutdown_timeout_ms; /* after a graceful stop, how long what is in flight may
+                                    take to drain before the run is aborted (nothing more
+                                    is acknowledged; a restart replays it) (default 30000) */
     /* Receives the pipeline's log lines (stage may be NULL); NULL: discard. Loop thread. */
     void (*log)(void *arg, enum sl_log_level level, const char *stage, const char *msg);
     void *log_arg; /* passed to log */
@@ -127,6 +131,8 @@ struct sl_stage_stats {
     uint64_t batches_out;     /* batches passed downstream */
     uint64_t dropped;         /* events dropped on purpose (on_error: drop, oversize...) */
     uint64_t errors;          /* events that failed */
+    uint64_t retries;         /* sinks: writes answered SL_RETRY and tried again */
+    uint32_t in_flight;       /* asynchronous transforms: calls started, not finished */
     uint64_t acked;           /* sources: events acknowledged end to end; sinks: events acked */
     uint32_t queue_batches;   /* batches waiting in the stage's input queues */
     uint32_t queue_capacity;  /* capacity of its input queues in batches */
@@ -159,9 +165,16 @@ SL_API void sl_pipeline_memory(const struct sl_pipeline *p, int64_t *now, int64_
 /* Peak of sl_pipeline_live_batches() during the run. */
 SL_API uint64_t sl_pipeline_peak_batches(const struct sl_pipeline *p);
 
+/* The schema of the `pipeline:` section (offsets into struct sl_pipeline_options), ending
+ * with an all-zero entry: what sl_pipeline_options_from_config() reads, and what
+ * `sluice describe pipeline` prints. */
+SL_API const struct sl_option *sl_pipeline_settings(void);
+
 /* Reads the `pipeline:` section of config `root` (borrowed) into `opts` (borrowed; fields
- * not set in the config are left as they are). String fields point into `root`, valid
- * while it is. Returns 0 or SL_ECONFIG with `err` (file:line:col). */
+ * not set in the config are left as they are) by the schema of sl_pipeline_settings():
+ * unknown settings and values of the wrong type or out of range are errors. String
+ * fields point into `root`, valid while it is. Returns 0 or SL_ECONFIG with `err`
+ * (file:line:col). */
 SL_API int sl_pipeline_options_from_config(struct sl_pipeline_options *opts,
                                            const struct sl_config *root, struct sl_error *err);
 

@@ -6,8 +6,17 @@
  * transform maps each event to zero or more events; a filter keeps or drops each event;
  * a sink takes batches with write() and acknowledges each with sl_ack() once durable.
  *
+ * An asynchronous transform (map_async instead of map) starts work for each event and
+ * finishes it later, from any thread, with sl_async_done(): a lookup in a database, a
+ * call to a service.
+ *
  * The runtime never calls a stage from two threads at once, except map()/keep() of a
- * type flagged SL_STAGE_PARALLEL when the config asks for `workers: N`. */
+ * type flagged SL_STAGE_PARALLEL when the config asks for `workers: N`.
+ *
+ * Besides a type's own options, the runtime reads a few keys of every stage's config
+ * itself (sl_stage_runtime_options): `buffer` (input queues), `workers` (parallel types),
+ * `retry` (sinks), `max_in_flight` and `ordered` (asynchronous transforms), `on_error`
+ * (filters and asynchronous transforms). */
 #ifndef SLUICE_STAGE_H
 #define SLUICE_STAGE_H
 
@@ -21,10 +30,11 @@
 struct event_base; /* libevent */
 struct sl_config;  /* config node (config.h) */
 struct sl_emit;    /* opaque: where a transform's output goes */
+struct sl_async;   /* opaque: one event's work in flight (map_async) */
 struct sl_expr;    /* compiled expression (expr.h) */
 
-/* The version of struct sl_stage_type this header describes. */
-#define SL_STAGE_ABI 1
+/* The version of struct sl_stage_type (and struct sl_option) this header describes. */
+#define SL_STAGE_ABI 2
 
 enum sl_kind {
     SL_SOURCE = 0, /* produces batches: poll() */
@@ -40,6 +50,11 @@ enum sl_poll {
     SL_PENDING = 1, /* the stage will call sl_stage_wake() when it can go on; write: the
                        batch was taken, but send no more until then */
     SL_DONE = 2,    /* poll: the source has ended (end of stream); write: not used */
+    SL_RETRY = 3,   /* write: the batch was not taken, for a reason that may pass (a full
+                       disk, a broker down, a locked database; say which with sl_retry()).
+                       The runtime offers the same batch again after a backoff from the
+                       stage's `retry` options, before any other, while its queue fills
+                       and the sources wait. The sink may keep how far it got. */
     SL_ERROR = -1,  /* the stage failed; it has said why with sl_stage_error(); write:
                        the batch goes back to the runtime, unacknowledged */
 };
@@ -68,15 +83,21 @@ enum {
     SL_REQUIRED = 1u << 0, /* a config without this option is an error */
 };
 
-/* One declared option. A type's options end with an all-zero entry. */
+/* One declared option. A type's options end with an all-zero entry. The registry checks
+ * the table when the type is added (sl_registry_add): types, docs, defaults and ranges
+ * that parse, unique names, and every value inside `state_size`. */
 struct sl_option {
-    const char *name;      /* the key in the config */
+    const char *name;      /* the key in the config; a dotted name ("retry.max") is also
+                              spelled as a nested mapping (retry: {max: 5s}) */
     enum sl_opt_type type; /* how the value is checked and stored */
     const char *def;       /* default as a config would spell it; NULL: none */
     unsigned flags;        /* SL_REQUIRED */
     size_t offset;         /* offsetof(state struct, field) receiving the value */
     const char *doc;       /* one line for `sluice describe`; never empty */
     const char *choices;   /* SL_OPT_ENUM: allowed values separated by '|' */
+    const char *range;     /* INT, FLOAT, DURATION, SIZE: "min..max" spelled like the
+                              values ("1..65536", "1ms..1h"); a side may be empty
+                              ("1.." : at least 1); NULL: any value */
 };
 
 /* A list of strings (SL_OPT_LIST), valid for the stage's lifetime. */
@@ -118,8 +139,20 @@ struct sl_stage_type {
      * Returns 0, or an SL_E* code (after sl_stage_error) to fail the pipeline. */
     int (*map)(struct sl_stage *stage, struct sl_event *ev, struct sl_emit *out);
 
-    /* Filter: true keeps the event. */
-    bool (*keep)(struct sl_stage *stage, const struct sl_event *ev);
+    /* Asynchronous transform, instead of map(): starts the work for one event and
+     * returns 0; `ev` (the stage's own writable copy) and `call` stay valid until the
+     * stage finishes the call with sl_async_done() (exactly once, from any thread). The
+     * runtime starts at most `max_in_flight` calls at once (reaching it holds the
+     * inputs back), passes results on in input order (`ordered: true`) or as they
+     * finish, and ends the stage's input only when every call has finished. Returns 0,
+     * or an SL_E* code (after sl_stage_error) to fail the pipeline. Loop thread. */
+    int (*map_async)(struct sl_stage *stage, struct sl_event *ev, struct sl_async *call);
+
+    /* Filter: 1 keeps the event, 0 drops it. An event that cannot be evaluated (a
+     * limit was reached) answers an SL_E* code with the reason in `why` (borrowed;
+     * fill it with sl_error_set): the event then goes to the stage's `on_error`
+     * (drop, dead_letter or fail), counted as an error. */
+    int (*keep)(struct sl_stage *stage, const struct sl_event *ev, struct sl_error *why);
 
     /* Sink: takes one reference to `b`; the sink releases it with sl_ack() once the
      * events are durable (possibly later, from the loop thread). */
@@ -180,6 +213,15 @@ SL_API int sl_stage_threads(const struct sl_stage *stage);
  * its per-thread scratch state with it, without a lock: two threads running the stage at
  * once always get different numbers. Any thread; cheap (a thread-local read). */
 SL_API int sl_stage_thread(const struct sl_stage *stage);
+
+/* The options the runtime reads from a stage's config beside its type's own, for a stage
+ * of `type` (borrowed): fills `out` with the tables that apply (each ends with an
+ * all-zero entry) and returns how many (at most SL_RUNTIME_OPTION_TABLES). The values
+ * are the runtime's; a type's own options may not reuse these names. For documentation
+ * (`sluice describe`). Any thread. */
+#define SL_RUNTIME_OPTION_TABLES 4
+SL_API size_t sl_stage_runtime_options(const struct sl_stage_type *type,
+                                       const struct sl_option *out[SL_RUNTIME_OPTION_TABLES]);
 
 /* Records why the stage fails (the pipeline stops with this message, naming the stage),
  * then return SL_ERROR / the code from the callback. A stage that fails outside its
@@ -263,6 +305,56 @@ SL_API void sl_ack_set_free(struct sl_ack_set *set);
 /* The batch map() is reading from (borrowed; valid during the map() call). */
 SL_API struct sl_batch *sl_emit_input(struct sl_emit *out);
 
+/* ---- asynchronous transforms ------------------------------------------------------ */
+
+/* How an asynchronous call ended (sl_async_done). */
+enum sl_async_result {
+    SL_ASYNC_OK = 0,   /* the event goes on, as the stage left it */
+    SL_ASYNC_DROP = 1, /* the event is dropped on purpose (counted as dropped) */
+};
+
+/* Finishes `call` (from map_async): its event goes on or is dropped, by `result`.
+ * Change the event (sl_event_set...) before this, on the loop thread (a completion of
+ * sl_stage_submit runs there); after it, neither `call` nor the event may be touched.
+ * Any thread. */
+SL_API void sl_async_done(struct sl_async *call, enum sl_async_result result);
+
+/* Finishes `call` as failed for this event alone (the service said no, the lookup key
+ * is malformed): the event goes to the stage's `on_error` (drop, dead_letter with the
+ * formatted reason in field `error`, or fail the pipeline), counted as an error. Any
+ * thread. */
+SL_API void sl_async_fail(struct sl_async *call, int code, const char *fmt, ...) SL_PRINTF(3, 4);
+
+/* The stage `call` belongs to. Any thread. */
+SL_API struct sl_stage *sl_async_stage(const struct sl_async *call);
+
+/* ---- retries ------------------------------------------------------------------------- */
+
+/* Says why a sink cannot take a batch now, for the log line the runtime writes with
+ * the delay before the next attempt, and returns SL_RETRY: `return sl_retry(stage,
+ * "cannot write %s: %s", path, strerror(errno));`. Loop thread. */
+SL_API enum sl_poll sl_retry(struct sl_stage *stage, const char *fmt, ...) SL_PRINTF(2, 3);
+
+/* Exponential backoff with full jitter, for the runtime's retries and for stages that
+ * retry inside themselves: attempt k (from 0) waits a uniformly random time in
+ * [0, min(max_ms, initial_ms * 2^k)]. Fill with sl_backoff_init(); not thread-safe
+ * (one per retrying thing). */
+struct sl_backoff {
+    int64_t initial_ms; /* the first attempt's ceiling */
+    int64_t max_ms;     /* the cap of every ceiling */
+    uint32_t attempt;   /* attempts made since the last reset */
+    uint64_t rng;       /* jitter state */
+};
+
+/* Prepares `b` (borrowed) with these bounds (initial_ms >= 1; max_ms >= initial_ms). */
+SL_API void sl_backoff_init(struct sl_backoff *b, int64_t initial_ms, int64_t max_ms);
+
+/* The delay before the next attempt, in milliseconds, and counts the attempt. */
+SL_API int64_t sl_backoff_next(struct sl_backoff *b);
+
+/* Forgets the attempts (after a success): the next delay is drawn from initial_ms. */
+SL_API void sl_backoff_reset(struct sl_backoff *b);
+
 /* ---- blocking work off the loop -------------------------------------------------- */
 
 typedef void sl_work_fn(void *arg);                         /* runs on an executor thread */
@@ -270,9 +362,11 @@ typedef void sl_done_fn(struct sl_stage *stage, void *arg); /* runs on the loop 
 
 /* Runs `work(arg)` on one of the pipeline's executor threads (fsync, SQLite, anything
  * that blocks), then `done(stage, arg)` on the loop thread: asyncio's run_in_executor.
- * Tasks may finish in any order. `done` may be NULL. The runtime runs every pending
- * `done` before it calls close(), also when the run failed. Returns 0, or SL_ENOMEM
- * (then neither callback is called). Loop thread only. */
+ * Tasks may finish in any order. `done` may be NULL. A stage's input does not end (no
+ * flush(end = true)) while a task it submitted has not run its `done`; the runtime runs
+ * every pending `done` before it calls close(), also when the run failed. The pool has
+ * the pipeline's `executor_threads`. Returns 0, or SL_ENOMEM (then neither callback is
+ * called). Loop thread only. */
 SL_API int sl_stage_submit(struct sl_stage *stage, sl_work_fn *work, sl_done_fn *done, void *arg);
 
 /* ---- timers ----------------------------------------------------------------------- */

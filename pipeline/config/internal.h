@@ -38,8 +38,9 @@ int sl__report_at(struct sl__report *r, enum sl_log_level level, int code, const
 
 /* ---- options ------------------------------------------------------------------------- */
 
-/* Fills s->state from s->cfg by the type's schema, telling every problem to `r`.
- * Returns 0 or the first error's code. */
+/* Fills s->state from s->cfg by the type's schema, and s->conf by the runtime's tables
+ * that apply to the type (settings.c), telling every problem to `r`. Returns 0 or the
+ * first error's code. */
 int sl__options_fill(struct sl_stage *s, struct sl__report *r);
 
 /* Adds a stage as sl_pipeline_add does, telling each problem to `r`. */
@@ -47,7 +48,39 @@ struct sl_stage *sl__pipeline_add(struct sl_pipeline *p, const char *name,
                                   const struct sl_stage_type *type, const struct sl_config *cfg,
                                   struct sl__report *r);
 
-/* True for the runtime's own per-stage keys (type, inputs, workers, buffer). */
-bool sl__is_runtime_key(const char *key);
+/* Checks a stage type before it is used: its ABI, name, kind, the callback of its kind,
+ * and its option table (sl__schema_check). Returns 0 or SL_EINVAL with `err`. */
+int sl__type_check(const struct sl_stage_type *t, struct sl_error *err);
+
+/* Index of `text` among the '|'-separated `choices`, or -1. */
+int sl__enum_index(const char *choices, const char *text);
+
+/* Converts `text` for the plain scalar types (int, float, bool, duration, size) into
+ * `dst` (the option's C type). Returns 0, or -1 when the text is not a value of it. */
+int sl__option_scalar(enum sl_opt_type type, const char *text, void *dst);
+
+/* An option's range, parsed. */
+struct sl__range {
+    bool has_lo, has_hi;            /* which sides are bounded */
+    double lo, hi;                  /* the bounds, in the option's units */
+    char lo_text[32], hi_text[32];  /* as spelled, for messages */
+};
+
+/* Parses o->range into `out` (unbounded when NULL). Returns 0, or -1 when it is not
+ * "min..max" in the option's spelling with min <= max. */
+int sl__option_range(const struct sl_option *o, struct sl__range *out);
+
+/* Checks an option table given by a stage type (or the runtime) before it is used:
+ * names unique and not the runtime's own keys of `type` (may be NULL), known types,
+ * docs, choices, defaults and ranges that parse, and every value inside `state_size`
+ * bytes at its alignment. `owner` names the table in the message. Returns 0 or
+ * SL_EINVAL with `err`. */
+int sl__schema_check(const struct sl_option *opts, size_t state_size,
+                     const struct sl_stage_type *type, const char *owner, struct sl_error *err);
+
+/* When `key` (a path: "retry.max") is one of the runtime's keys that does not apply to
+ * a stage of type `t`, writes why into `msg` and returns true. */
+bool sl__runtime_key_misuse(const struct sl_stage_type *t, const char *key, char *msg,
+                            size_t cap);
 
 #endif

@@ -1,4 +1,5 @@
-/* Building a pipeline from a config document: the `pipeline:` settings, then the stages
+/* Building a pipeline from a config document (the `pipeline:` settings are read before,
+ * by sl_pipeline_options_from_config, as the pipeline is made with them): the stages
  * of `sources:`, `transforms:` and `sinks:`, then the edges their `inputs:` name, then
  * the checks on the whole graph. A load goes on after an error, so that `sluice
  * validate` can list every problem at once; a stage that failed is remembered by name,
@@ -24,99 +25,6 @@ static const struct section sections[] = {
 };
 
 static const char *const top_keys[] = {"pipeline", "sources", "transforms", "sinks"};
-
-/* ---- pipeline-wide settings ------------------------------------------------------------------ */
-
-struct setting {
-    const char *path; /* dotted key under `pipeline:` */
-    const char *what; /* expected value, for messages */
-};
-
-static const struct setting settings[] = {
-    {"batch.max_events", "a positive number"},     {"batch.max_bytes", "a size such as 1MiB"},
-    {"batch.timeout", "a duration such as 100ms"}, {"queue.max_batches", "a positive number"},
-    {"queue.max_bytes", "a size such as 8MiB"},    {"data_dir", "a directory path"},
-};
-
-#define NSETTINGS (sizeof settings / sizeof *settings)
-
-/* Every leaf under `pipeline:` must be a known setting ("batch: {max_events: 10}" and
- * "batch.max_events: 10" both spell batch.max_events). */
-static int check_settings(const struct sl_config *m, const char *prefix, struct sl_error *err)
-{
-    const char *names[NSETTINGS];
-    for (size_t k = 0; k < NSETTINGS; k++) names[k] = settings[k].path;
-    for (size_t i = 0; i < sl_config_len(m); i++) {
-        const char *key;
-        const struct sl_config *v = sl_config_at(m, i, &key);
-        char path[128];
-        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", key);
-        bool leaf = false, inner = false;
-        size_t pl = strlen(path);
-        for (size_t k = 0; k < NSETTINGS; k++) {
-            leaf |= strcmp(settings[k].path, path) == 0;
-            inner |= strncmp(settings[k].path, path, pl) == 0 && settings[k].path[pl] == '.';
-        }
-        if (inner && sl_config_kind(v) == SL_CFG_MAP) {
-            int rc = check_settings(v, path, err);
-            if (rc) return rc;
-            continue;
-        }
-        if (leaf) continue;
-        const char *near = sl__nearest(path, names, NSETTINGS);
-        return sl_config_error(sl_config_key_at(m, i), err, SL_ECONFIG,
-                               "unknown pipeline setting '%s'%s%s%s", path,
-                               near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
-    }
-    return 0;
-}
-
-static int opt_u64(const struct sl_config *root, const char *path, bool size, uint64_t *out,
-                   struct sl_error *err)
-{
-    const struct sl_config *n = sl_config_get(root, path);
-    if (!n) return 0;
-    const char *t = sl_config_str(n);
-    unsigned long long v;
-    if (!t || sl_parse_size(t, &v) || v == 0)
-        return sl_config_error(n, err, SL_ECONFIG, "'%s' expects %s", path,
-                               size ? "a size such as 64KiB or 1MiB" : "a positive number");
-    *out = v;
-    return 0;
-}
-
-int sl_pipeline_options_from_config(struct sl_pipeline_options *o, const struct sl_config *root,
-                                    struct sl_error *err)
-{
-    const struct sl_config *pc = sl_config_get(root, "pipeline");
-    if (!pc) return 0;
-    if (sl_config_kind(pc) != SL_CFG_MAP)
-        return sl_config_error(pc, err, SL_ECONFIG, "'pipeline' must be a mapping");
-    int rc = check_settings(pc, "", err);
-    uint64_t v = o->batch_max_events;
-    if (!rc) rc = opt_u64(pc, "batch.max_events", false, &v, err);
-    o->batch_max_events = (uint32_t)(v > 1000000 ? 1000000 : v);
-    v = o->queue_max_batches;
-    if (!rc) rc = opt_u64(pc, "queue.max_batches", false, &v, err);
-    o->queue_max_batches = (uint32_t)(v > 65536 ? 65536 : v);
-    if (!rc) rc = opt_u64(pc, "batch.max_bytes", true, &o->batch_max_bytes, err);
-    if (!rc) rc = opt_u64(pc, "queue.max_bytes", true, &o->queue_max_bytes, err);
-    const struct sl_config *t = sl_config_get(pc, "batch.timeout");
-    long long ms;
-    if (!rc && t) {
-        if (!sl_config_str(t) || sl_parse_duration(sl_config_str(t), &ms))
-            return sl_config_error(t, err, SL_ECONFIG,
-                                   "'batch.timeout' expects a duration such as 100ms");
-        o->batch_timeout_ms = ms;
-    }
-    const struct sl_config *d = sl_config_get(pc, "data_dir");
-    if (!rc && d) {
-        if (!sl_config_str(d) || !*sl_config_str(d))
-            return sl_config_error(d, err, SL_ECONFIG, "'data_dir' expects a directory path");
-        o->data_dir = sl_config_str(d);
-    }
-    return rc;
-}
 
 /* ---- the state of one load ---------------------------------------------------------------------
  */

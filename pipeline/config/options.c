@@ -1,6 +1,11 @@
-/* The option schema is the only option parser: it checks a stage's config against its
- * type's sl_option table and writes typed values into the stage state. */
+/* The option schema is the only option parser: it checks a config mapping against
+ * sl_option tables and writes typed values where the tables point. A stage's options
+ * (its type's table, and the runtime's own keys: settings.c) and the `pipeline:`
+ * section go through here alike, so every value is checked, ranged and reported at its
+ * line:col the same way. Dotted names ("retry.max") are also written as nested
+ * mappings (retry: {max: 5s}). */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,14 +14,20 @@
 
 #include "config/internal.h"
 
-static const char *const runtime_keys[] = {"type", "inputs", "workers", "buffer"};
+#define MAX_TABLES (1 + SL_RUNTIME_OPTION_TABLES)
 
-bool sl__is_runtime_key(const char *key)
-{
-    for (size_t i = 0; i < sizeof runtime_keys / sizeof *runtime_keys; i++)
-        if (strcmp(key, runtime_keys[i]) == 0) return true;
-    return false;
-}
+/* One application of option tables to one config mapping. */
+struct schema {
+    const struct sl_option *tables[MAX_TABLES]; /* option tables, each ending all-zero */
+    void *bases[MAX_TABLES];                    /* where each table's values are written */
+    size_t n;                                   /* tables in use */
+    const struct sl_config *cfg;                /* the mapping; NULL: nothing set */
+    struct sl_stage *stage;                     /* owns compiled values and is named in
+                                                   messages; NULL for `pipeline:` */
+    const char *what;                           /* "option" or "pipeline setting" */
+    bool defaults;                              /* write the defaults of absent options */
+    struct sl__report *r;                       /* where problems go */
+};
 
 static const char *type_word(enum sl_opt_type t)
 {
@@ -37,8 +48,23 @@ static const char *type_word(enum sl_opt_type t)
     return "a value";
 }
 
-/* Index of `text` among the '|'-separated `choices`, or -1. */
-static int enum_index(const char *choices, const char *text)
+static int problem(const struct schema *sc, const struct sl_config *node, const char *fmt, ...)
+    SL_PRINTF(3, 4);
+
+static int problem(const struct schema *sc, const struct sl_config *node, const char *fmt, ...)
+{
+    char msg[480];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return sl__report_at(sc->r, SL_LOG_ERROR, SL_ECONFIG, sc->stage ? sc->stage->name : NULL,
+                         node ? node : sc->cfg, "%s", msg);
+}
+
+/* ---- scalar values ----------------------------------------------------------------------- */
+
+int sl__enum_index(const char *choices, const char *text)
 {
     size_t tl = strlen(text);
     int idx = 0;
@@ -52,55 +78,7 @@ static int enum_index(const char *choices, const char *text)
     return -1;
 }
 
-/* "must be one of a, b, c; found 'x' (did you mean 'y'?)" */
-static int enum_error(struct sl_stage *s, const struct sl_option *o, const struct sl_config *node,
-                      const char *text, struct sl__report *r)
-{
-    char list[256] = "", names[256];
-    const char *cand[32];
-    size_t n = 0;
-    snprintf(names, sizeof names, "%s", o->choices);
-    for (char *c = names, *bar; c && n < 32; c = bar ? bar + 1 : NULL) {
-        bar = strchr(c, '|');
-        if (bar) *bar = '\0';
-        cand[n++] = c;
-        size_t l = strlen(list), cl = strlen(c);
-        if (l + cl + 3 >= sizeof list) continue;
-        if (n > 1) memcpy(list + l, ", ", 2), l += 2;
-        memcpy(list + l, c, cl + 1);
-    }
-    const char *near = sl__nearest(text, cand, n);
-    return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, node ? node : s->cfg,
-                         "option '%s' must be one of %s; found '%s'%s%s%s", o->name, list, text,
-                         near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
-}
-
-static int fill_list(struct sl_stage *s, const struct sl_config *node, const char *text,
-                     struct sl_list *out, struct sl__report *r)
-{
-    size_t n = node && sl_config_kind(node) == SL_CFG_LIST ? sl_config_len(node) : 1;
-    const char **items = calloc(n ? n : 1, sizeof *items);
-    if (!items || sl__stage_own(s, items, free))
-        return sl__report_at(r, SL_LOG_ERROR, SL_ENOMEM, s->name, NULL, "out of memory");
-    if (node && sl_config_kind(node) == SL_CFG_LIST) {
-        for (size_t i = 0; i < n; i++) {
-            const struct sl_config *it = sl_config_at(node, i, NULL);
-            if (sl_config_kind(it) != SL_CFG_SCALAR)
-                return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, it,
-                                     "expected a plain value in the list");
-            items[i] = sl_config_str(it);
-        }
-    } else {
-        items[0] = text;
-    }
-    out->n = n;
-    out->items = items;
-    return 0;
-}
-
-/* Converts `text` for the plain scalar types (int, float, bool, duration, size) into
- * `dst`. Returns 0, or -1 when the text is not a value of that type. */
-static int fill_scalar(enum sl_opt_type type, const char *text, void *dst)
+int sl__option_scalar(enum sl_opt_type type, const char *text, void *dst)
 {
     char *end = NULL;
     errno = 0;
@@ -114,7 +92,7 @@ static int fill_scalar(enum sl_opt_type type, const char *text, void *dst)
     }
     case SL_OPT_FLOAT: {
         double v = strtod(text, &end);
-        if (*end || errno) return -1;
+        if (*end || errno || !isfinite(v)) return -1;
         *(double *)dst = v;
         return 0;
     }
@@ -141,6 +119,106 @@ static int fill_scalar(enum sl_opt_type type, const char *text, void *dst)
     }
 }
 
+/* The scalar at `p` (of an INT, FLOAT, DURATION or SIZE option) as a double. */
+static double as_double(enum sl_opt_type type, const void *p)
+{
+    switch (type) {
+    case SL_OPT_FLOAT: return *(const double *)p;
+    case SL_OPT_SIZE: return (double)*(const uint64_t *)p;
+    default: return (double)*(const int64_t *)p;
+    }
+}
+
+int sl__option_range(const struct sl_option *o, struct sl__range *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!o->range) return 0;
+    const char *dots = strstr(o->range, "..");
+    size_t ll = dots ? (size_t)(dots - o->range) : 0;
+    if (!dots || ll >= sizeof out->lo_text || strlen(dots + 2) >= sizeof out->hi_text) return -1;
+    memcpy(out->lo_text, o->range, ll);
+    snprintf(out->hi_text, sizeof out->hi_text, "%s", dots + 2);
+    union {
+        int64_t i;
+        uint64_t u;
+        double f;
+    } v;
+    if (ll) {
+        if (sl__option_scalar(o->type, out->lo_text, &v)) return -1;
+        out->has_lo = true;
+        out->lo = as_double(o->type, &v);
+    }
+    if (out->hi_text[0]) {
+        if (sl__option_scalar(o->type, out->hi_text, &v)) return -1;
+        out->has_hi = true;
+        out->hi = as_double(o->type, &v);
+    }
+    return out->has_lo && out->has_hi && out->lo > out->hi ? -1 : 0;
+}
+
+/* Checks the value just written at `dst` against the option's range. */
+static int check_range(const struct schema *sc, const struct sl_option *o,
+                       const struct sl_config *node, const char *text, const void *dst)
+{
+    struct sl__range rg;
+    if (!o->range || sl__option_range(o, &rg)) return 0; /* tables are checked when added */
+    double v = as_double(o->type, dst);
+    if ((!rg.has_lo || v >= rg.lo) && (!rg.has_hi || v <= rg.hi)) return 0;
+    if (rg.has_lo && rg.has_hi)
+        return problem(sc, node, "%s '%s' must be from %s to %s; found '%s'", sc->what, o->name,
+                       rg.lo_text, rg.hi_text, text);
+    return problem(sc, node, "%s '%s' must be %s or %s; found '%s'", sc->what, o->name,
+                   rg.has_lo ? rg.lo_text : rg.hi_text, rg.has_lo ? "more" : "less", text);
+}
+
+/* ---- structured values ------------------------------------------------------------------- */
+
+/* "must be one of a, b, c; found 'x' (did you mean 'y'?)" */
+static int enum_error(const struct schema *sc, const struct sl_option *o,
+                      const struct sl_config *node, const char *text)
+{
+    char list[256] = "", names[256];
+    const char *cand[32];
+    size_t n = 0;
+    snprintf(names, sizeof names, "%s", o->choices);
+    for (char *c = names, *bar; c && n < 32; c = bar ? bar + 1 : NULL) {
+        bar = strchr(c, '|');
+        if (bar) *bar = '\0';
+        cand[n++] = c;
+        size_t l = strlen(list), cl = strlen(c);
+        if (l + cl + 3 >= sizeof list) continue;
+        if (n > 1) memcpy(list + l, ", ", 2), l += 2;
+        memcpy(list + l, c, cl + 1);
+    }
+    const char *near = sl__nearest(text, cand, n);
+    return problem(sc, node, "%s '%s' must be one of %s; found '%s'%s%s%s", sc->what, o->name,
+                   list, text, near ? " (did you mean '" : "", near ? near : "",
+                   near ? "'?)" : "");
+}
+
+static int fill_list(const struct schema *sc, const struct sl_config *node, const char *text,
+                     struct sl_list *out)
+{
+    size_t n = node && sl_config_kind(node) == SL_CFG_LIST ? sl_config_len(node) : 1;
+    const char **items = calloc(n ? n : 1, sizeof *items);
+    if (!items || sl__stage_own(sc->stage, items, free))
+        return sl__report_at(sc->r, SL_LOG_ERROR, SL_ENOMEM, sc->stage->name, NULL,
+                             "out of memory");
+    if (node && sl_config_kind(node) == SL_CFG_LIST) {
+        for (size_t i = 0; i < n; i++) {
+            const struct sl_config *it = sl_config_at(node, i, NULL);
+            if (sl_config_kind(it) != SL_CFG_SCALAR)
+                return problem(sc, it, "expected a plain value in the list");
+            items[i] = sl_config_str(it);
+        }
+    } else {
+        items[0] = text;
+    }
+    out->n = n;
+    out->items = items;
+    return 0;
+}
+
 static void expr_free(void *e)
 {
     sl_expr_free(e);
@@ -154,8 +232,8 @@ static void template_free(void *t)
 /* Compiles an expression or template option (`tpl`) into the pointer at `dst` (a
  * struct sl_expr * or struct sl_template * field), owned by the stage. A default (no
  * node) has no position. */
-static int fill_compiled(struct sl_stage *s, const char *opt_name, const struct sl_config *node,
-                         const char *text, bool tpl, char *dst, struct sl__report *r)
+static int fill_compiled(const struct schema *sc, const char *opt_name,
+                         const struct sl_config *node, const char *text, bool tpl, char *dst)
 {
     struct sl_error e = {0};
     char what[96];
@@ -168,111 +246,179 @@ static int fill_compiled(struct sl_stage *s, const char *opt_name, const struct 
         x = tpl ? (void *)sl_template_compile(text, strlen(text), &e)
                 : (void *)sl_expr_compile(text, strlen(text), &e);
     if (!x) {
-        snprintf(e.stage, sizeof e.stage, "%s", s->name);
+        snprintf(e.stage, sizeof e.stage, "%s", sc->stage->name);
         if (!e.code) e.code = SL_ECONFIG;
-        return sl__report(r, SL_LOG_ERROR, &e);
+        return sl__report(sc->r, SL_LOG_ERROR, &e);
     }
-    if (sl__stage_own(s, x, tpl ? template_free : expr_free))
-        return sl__report_at(r, SL_LOG_ERROR, SL_ENOMEM, s->name, NULL, "out of memory");
+    if (sl__stage_own(sc->stage, x, tpl ? template_free : expr_free))
+        return sl__report_at(sc->r, SL_LOG_ERROR, SL_ENOMEM, sc->stage->name, NULL,
+                             "out of memory");
     memcpy(dst, &x, sizeof x);
     return 0;
 }
 
-/* Writes one option's value (from `node`, or the default `text` when node is NULL). */
-static int fill_one(struct sl_stage *s, const struct sl_option *o, const struct sl_config *node,
-                    const char *text, struct sl__report *r)
+/* ---- one option -------------------------------------------------------------------------- */
+
+static int not_scalar(const struct schema *sc, const struct sl_option *o,
+                      const struct sl_config *node)
 {
-    char *dst = (char *)s->state + o->offset;
-    const struct sl_config *at = node ? node : s->cfg;
+    return problem(sc, node, "%s '%s' expects %s; found a %s", sc->what, o->name,
+                   type_word(o->type), sl_config_kind(node) == SL_CFG_LIST ? "list" : "mapping");
+}
+
+/* Writes one option's value (from `node`, or the default `text` when node is NULL) at
+ * `base` + its offset. */
+static int fill_one(const struct schema *sc, void *base, const struct sl_option *o,
+                    const struct sl_config *node, const char *text)
+{
+    char *dst = (char *)base + o->offset;
     bool structured = o->type == SL_OPT_LIST || o->type == SL_OPT_MAP || o->type == SL_OPT_ANY;
     bool scalar = !node || sl_config_kind(node) == SL_CFG_SCALAR;
-    if (!scalar && !structured)
-        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, at,
-                             "option '%s' expects %s; found a %s", o->name, type_word(o->type),
-                             sl_config_kind(node) == SL_CFG_LIST ? "list" : "mapping");
+    if (!scalar && !structured) return not_scalar(sc, o, node);
     switch (o->type) {
     case SL_OPT_STRING: *(const char **)dst = text; return 0;
     case SL_OPT_ENUM: {
-        int i = enum_index(o->choices, text);
-        if (i < 0) return enum_error(s, o, node, text, r);
+        int i = sl__enum_index(o->choices, text);
+        if (i < 0) return enum_error(sc, o, node, text);
         *(int *)dst = i;
         return 0;
     }
     case SL_OPT_LIST:
-        if (node && sl_config_kind(node) == SL_CFG_MAP) break;
-        return fill_list(s, node, text, (struct sl_list *)dst, r);
+        if (node && sl_config_kind(node) == SL_CFG_MAP) return not_scalar(sc, o, node);
+        return fill_list(sc, node, text, (struct sl_list *)dst);
     case SL_OPT_MAP:
-        if (node && sl_config_kind(node) != SL_CFG_MAP) break;
+        if (node && sl_config_kind(node) == SL_CFG_LIST) return not_scalar(sc, o, node);
+        if (node && sl_config_kind(node) == SL_CFG_SCALAR)
+            return problem(sc, node, "%s '%s' expects a mapping; found '%s'", sc->what, o->name,
+                           text);
         *(const struct sl_config **)dst = node;
         return 0;
     case SL_OPT_ANY: *(const struct sl_config **)dst = node; return 0;
     case SL_OPT_EXPR:
     case SL_OPT_TEMPLATE:
-        return fill_compiled(s, o->name, node, text, o->type == SL_OPT_TEMPLATE, dst, r);
+        return fill_compiled(sc, o->name, node, text, o->type == SL_OPT_TEMPLATE, dst);
     default:
-        if (fill_scalar(o->type, text, dst) == 0) return 0;
+        if (sl__option_scalar(o->type, text, dst) == 0) return check_range(sc, o, node, text, dst);
     }
-    if (!scalar)
-        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, at,
-                             "option '%s' expects %s; found a %s", o->name, type_word(o->type),
-                             sl_config_kind(node) == SL_CFG_LIST ? "list" : "mapping");
-    if (!text)
-        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, at, "option '%s' expects %s",
-                             o->name, type_word(o->type));
-    return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, at,
-                         "option '%s' expects %s; found '%s'", o->name, type_word(o->type), text);
+    if (!text) return problem(sc, node, "%s '%s' expects %s", sc->what, o->name, type_word(o->type));
+    return problem(sc, node, "%s '%s' expects %s; found '%s'", sc->what, o->name,
+                   type_word(o->type), text);
 }
 
-/* Unknown keys are errors, with the nearest known option as a hint. Every unknown key
- * is reported; returns the first error's code. */
-static int check_keys(struct sl_stage *s, struct sl__report *r)
+/* ---- keys -------------------------------------------------------------------------------- */
+
+/* The option called `path`, or NULL; `*prefix` tells whether some option name continues
+ * `path` with a dot (so that `path` may be a mapping of them). */
+static const struct sl_option *find_option(const struct schema *sc, const char *path,
+                                           bool *prefix)
 {
-    const char *names[128];
-    size_t n = 0;
-    for (const struct sl_option *o = s->type->options; o && o->name && n < 124; o++)
-        names[n++] = o->name;
-    size_t nopts = n;
-    for (size_t i = 0; i < sizeof runtime_keys / sizeof *runtime_keys; i++)
-        names[n++] = runtime_keys[i]; /* `input:` means `inputs:` */
+    size_t pl = strlen(path);
+    *prefix = false;
+    for (size_t t = 0; t < sc->n; t++)
+        for (const struct sl_option *o = sc->tables[t]; o->name; o++) {
+            if (strcmp(o->name, path) == 0) return o;
+            *prefix |= strncmp(o->name, path, pl) == 0 && o->name[pl] == '.';
+        }
+    return NULL;
+}
+
+static int unknown_key(const struct schema *sc, const struct sl_config *key,
+                       const struct sl_config *value, const char *path)
+{
+    char why[200];
+    if (sc->stage && sl__runtime_key_misuse(sc->stage->type, path, why, sizeof why))
+        return problem(sc, value, "%s", why);
+    size_t n = 2;
+    for (size_t t = 0; t < sc->n; t++)
+        for (const struct sl_option *o = sc->tables[t]; o->name; o++) n++;
+    const char **names = malloc(n * sizeof *names);
+    const char *near = NULL;
+    if (names) {
+        size_t k = 0;
+        for (size_t t = 0; t < sc->n; t++)
+            for (const struct sl_option *o = sc->tables[t]; o->name; o++) names[k++] = o->name;
+        if (sc->stage) names[k++] = "inputs", names[k++] = "type"; /* `input:` means inputs */
+        near = sl__nearest(path, names, k);
+        free(names);
+    }
+    char type[96] = "";
+    if (sc->stage) snprintf(type, sizeof type, " for type '%s'", sc->stage->type->name);
+    return problem(sc, key, "unknown %s '%s'%s%s%s%s", sc->what, path, type,
+                   near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+}
+
+/* Every key of `map` (under `prefix`) must name an option, or be a mapping of options
+ * whose names continue it. Every unknown key is reported; returns the first error. */
+static int check_keys(const struct schema *sc, const struct sl_config *map, const char *prefix)
+{
     int rc = 0;
-    for (size_t i = 0; i < sl_config_len(s->cfg); i++) {
+    for (size_t i = 0; i < sl_config_len(map); i++) {
         const char *key;
-        sl_config_at(s->cfg, i, &key);
-        if (sl__is_runtime_key(key)) continue;
-        bool known = false;
-        for (size_t k = 0; k < nopts && !known; k++) known = strcmp(names[k], key) == 0;
-        if (known) continue;
-        const char *near = sl__nearest(key, names, n);
-        const struct sl_config *kn = sl_config_key_at(s->cfg, i);
-        int e = near ? sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, kn,
-                                     "unknown option '%s' for type '%s' (did you mean '%s'?)", key,
-                                     s->type->name, near)
-                     : sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, kn,
-                                     "unknown option '%s' for type '%s'", key, s->type->name);
+        const struct sl_config *v = sl_config_at(map, i, &key);
+        if (!*prefix && sc->stage && (!strcmp(key, "type") || !strcmp(key, "inputs"))) continue;
+        char path[256];
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", key);
+        bool more;
+        int e = 0;
+        if (find_option(sc, path, &more)) continue;
+        if (more && sl_config_kind(v) == SL_CFG_MAP)
+            e = check_keys(sc, v, path);
+        else if (more)
+            e = problem(sc, v, "%s '%s' expects a mapping of its settings", sc->what, path);
+        else
+            e = unknown_key(sc, sl_config_key_at(map, i), v, path);
         if (!rc) rc = e;
     }
     return rc;
 }
 
+static int fill(const struct schema *sc)
+{
+    if (sc->cfg && sl_config_kind(sc->cfg) != SL_CFG_MAP)
+        return problem(sc, sc->cfg, sc->stage ? "a stage must be a mapping with a 'type'"
+                                              : "'pipeline' must be a mapping");
+    int rc = sc->cfg ? check_keys(sc, sc->cfg, "") : 0;
+    for (size_t t = 0; t < sc->n; t++)
+        for (const struct sl_option *o = sc->tables[t]; o->name; o++) {
+            const struct sl_config *node = sc->cfg ? sl_config_get(sc->cfg, o->name) : NULL;
+            const char *text = node ? sl_config_str(node) : o->def;
+            int e = 0;
+            if (!node && (o->flags & SL_REQUIRED))
+                e = problem(sc, NULL, "missing %s '%s' (type '%s' needs it: %s)", sc->what,
+                            o->name, sc->stage ? sc->stage->type->name : "?", o->doc);
+            else if (node || (sc->defaults && o->def))
+                e = fill_one(sc, sc->bases[t], o, node, text);
+            if (!rc) rc = e;
+        }
+    return rc;
+}
+
 int sl__options_fill(struct sl_stage *s, struct sl__report *r)
 {
-    if (s->cfg && sl_config_kind(s->cfg) != SL_CFG_MAP)
-        return sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, s->cfg,
-                             "a stage must be a mapping with a 'type'");
-    int rc = s->cfg ? check_keys(s, r) : 0;
-    for (const struct sl_option *o = s->type->options; o && o->name; o++) {
-        const struct sl_config *node = s->cfg ? sl_config_get(s->cfg, o->name) : NULL;
-        const char *text = node ? sl_config_str(node) : o->def;
-        int e = 0;
-        if (!node && !o->def) {
-            if (o->flags & SL_REQUIRED)
-                e = sl__report_at(r, SL_LOG_ERROR, SL_ECONFIG, s->name, s->cfg,
-                                  "missing option '%s' (type '%s' needs it: %s)", o->name,
-                                  s->type->name, o->doc);
-        } else {
-            e = fill_one(s, o, node, text, r);
-        }
-        if (!rc) rc = e;
+    struct schema sc = {.cfg = s->cfg, .stage = s, .what = "option", .defaults = true, .r = r};
+    sc.tables[0] = s->type->options ? s->type->options : (const struct sl_option[]){{0}};
+    sc.bases[0] = s->state;
+    const struct sl_option *rt[SL_RUNTIME_OPTION_TABLES];
+    size_t n = sl_stage_runtime_options(s->type, rt);
+    for (size_t i = 0; i < n; i++) {
+        sc.tables[1 + i] = rt[i];
+        sc.bases[1 + i] = &s->conf;
     }
+    sc.n = 1 + n;
+    return fill(&sc);
+}
+
+int sl_pipeline_options_from_config(struct sl_pipeline_options *o, const struct sl_config *root,
+                                    struct sl_error *err)
+{
+    const struct sl_config *pc = sl_config_get(root, "pipeline");
+    if (!pc) return 0;
+    struct sl_error first = {0};
+    struct sl__report r = {.first = &first};
+    struct schema sc = {.cfg = pc, .what = "pipeline setting", .r = &r, .n = 1};
+    sc.tables[0] = sl_pipeline_settings();
+    sc.bases[0] = o;
+    int rc = fill(&sc);
+    if (rc && err) *err = first;
     return rc;
 }

@@ -1,4 +1,5 @@
 /* The registry of stage types: name -> type, filled by the CLI or a user's program. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,36 +28,35 @@ static bool has_callback(const struct sl_stage_type *t)
 {
     switch (t->kind) {
     case SL_SOURCE: return t->poll != NULL;
-    case SL_TRANSFORM: return t->map != NULL;
+    case SL_TRANSFORM: return (t->map != NULL) != (t->map_async != NULL); /* one of them */
     case SL_FILTER: return t->keep != NULL;
     case SL_SINK: return t->write != NULL;
     }
     return false;
 }
 
-static int check_type(const struct sl_stage_type *t, struct sl_error *err)
+int sl__type_check(const struct sl_stage_type *t, struct sl_error *err)
 {
     if (t->abi != SL_STAGE_ABI)
         return sl_error_set(err, SL_EINVAL, "stage type '%s': abi %d, this library speaks %d",
                             t->name ? t->name : "?", t->abi, SL_STAGE_ABI);
     if (!t->name || !*t->name) return sl_error_set(err, SL_EINVAL, "stage type without a name");
+    if (t->kind < SL_SOURCE || t->kind > SL_SINK)
+        return sl_error_set(err, SL_EINVAL, "stage type '%s': unknown kind %d", t->name,
+                            (int)t->kind);
     if (!has_callback(t))
-        return sl_error_set(err, SL_EINVAL, "stage type '%s' lacks the callback of its kind",
+        return sl_error_set(err, SL_EINVAL,
+                            "stage type '%s' lacks the callback of its kind (a transform has "
+                            "map or map_async, not both)",
                             t->name);
-    for (const struct sl_option *o = t->options; o && o->name; o++) {
-        if (!o->type || !o->doc || !*o->doc)
-            return sl_error_set(err, SL_EINVAL, "stage type '%s': option '%s' needs a type and doc",
-                                t->name, o->name);
-        if (o->type == SL_OPT_ENUM && (!o->choices || !*o->choices))
-            return sl_error_set(err, SL_EINVAL, "stage type '%s': enum option '%s' has no choices",
-                                t->name, o->name);
-    }
-    return 0;
+    char who[96];
+    snprintf(who, sizeof who, "stage type '%.64s'", t->name);
+    return sl__schema_check(t->options, t->state_size, t, who, err);
 }
 
 int sl_registry_add(struct sl_registry *reg, const struct sl_stage_type *type, struct sl_error *err)
 {
-    int rc = check_type(type, err);
+    int rc = sl__type_check(type, err);
     if (rc) return rc;
     if (sl_registry_find(reg, type->name, (int)type->kind))
         return sl_error_set(err, SL_EEXIST, "stage type '%s' is registered already", type->name);

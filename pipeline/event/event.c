@@ -204,6 +204,20 @@ int sl_event_rename(struct sl_event *ev, const char *from, size_t from_len, cons
     return 0;
 }
 
+int sl_event_set_error(struct sl_event *ev, const char *msg, size_t len)
+{
+    if (sl_event_field_count(ev) == 0) {
+        size_t plen;
+        const char *payload = sl_event_payload(ev, &plen);
+        struct sl_value m = sl_value_string(payload ? payload : "", payload ? plen : 0);
+        if (sl_event_set(ev, "message", 7, &m)) return SL_ENOMEM;
+    }
+    const char *copy = sl_event_strdup(ev, msg, len);
+    if (!copy) return SL_ENOMEM;
+    struct sl_value v = sl_value_string(copy, len);
+    return sl_event_set(ev, "error", 5, &v);
+}
+
 size_t sl_event_field_count(const struct sl_event *ev)
 {
     return ev->nfields;

@@ -21,8 +21,10 @@ char *sl__ctx_alloc(struct sl__ctx *c, size_t size)
         m = sl_event_alloc(c->wev, size);
     else if (c->pool)
         m = sl__pool_alloc(c->pool, size);
-    else
+    else {
+        c->limit = "a string built by the expression exceeds its 8 KiB scratch";
         return NULL; /* sl_expr_test: the value becomes null, as documented */
+    }
     if (!m) c->nomem = true;
     return m;
 }
@@ -334,11 +336,17 @@ static pcre2_match_data *thread_match_data(void)
     return md;
 }
 
-bool sl__regex_match(const struct sl__ctx *c, const pcre2_code *re, const char *s, size_t len)
+bool sl__regex_match(struct sl__ctx *c, const pcre2_code *re, const char *s, size_t len)
 {
     pcre2_match_data *md = thread_match_data();
-    if (!md) return false;
+    if (!md) {
+        c->limit = "no memory for a regex match";
+        return false;
+    }
     int rc = pcre2_match(re, (PCRE2_SPTR)(len ? s : ""), len, 0, 0, md, c->x ? c->x->mctx : NULL);
+    if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+        rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT)
+        c->limit = "a regex reached its match limit";
     return rc >= 0; /* 0: matched, ovector too small for the groups */
 }
 
@@ -498,6 +506,16 @@ static __attribute__((noinline)) bool test_with_scratch(const struct sl_expr *e,
     char scratch[SL__EXPR_SCRATCH];
     struct sl__ctx c = {.ev = ev, .x = e, .buf = scratch, .cap = sizeof scratch};
     return test(e->root, &c);
+}
+
+int sl_expr_check(const struct sl_expr *e, const struct sl_event *ev, struct sl_error *why)
+{
+    char scratch[SL__EXPR_SCRATCH];
+    struct sl__ctx c = {.ev = ev, .x = e, .buf = scratch, .cap = sizeof scratch};
+    bool yes = e->root->op == SL__OP_FIELD_EQ ? field_eq(e->root, &c) : test(e->root, &c);
+    if (c.limit) return sl_error_set(why, SL_ELIMIT, "the condition cannot be evaluated: %s",
+                                     c.limit);
+    return yes;
 }
 
 bool sl_expr_test(const struct sl_expr *e, const struct sl_event *ev)

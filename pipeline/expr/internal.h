@@ -121,6 +121,8 @@ struct sl__ctx {
     char *buf;                 /* scratch */
     size_t cap, used;          /* scratch size / bytes handed out */
     bool nomem;                /* an arena allocation failed */
+    const char *limit;         /* why a value became null for want of room or time (the
+                                  scratch is full, a regex hit its match limit), or NULL */
 };
 
 /* Memory for a string built during evaluation, or NULL (the value then becomes null). */
@@ -149,7 +151,7 @@ const struct sl__func *sl__func_find(const char *name, size_t len);
 /* Suggests a known function name close to `name` (NUL-terminated), or NULL. */
 const char *sl__func_nearest(const char *name);
 /* The regex match on text, with the thread's match block. */
-bool sl__regex_match(const struct sl__ctx *c, const pcre2_code *re, const char *s, size_t len);
+bool sl__regex_match(struct sl__ctx *c, const pcre2_code *re, const char *s, size_t len);
 
 /* ---- lexer (expr_lex.c) ------------------------------------------------------------ */
 

@@ -158,26 +158,52 @@ static int run_map(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e)
     return 0;
 }
 
-static int run_keep(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e)
+int sl__emit_dead_letter(struct sl_emit *e, const struct sl_event *ev, const char *msg)
 {
-    bool (*keep)(struct sl_stage *, const struct sl_event *) = s->type->keep;
-    if (e->in_place) { /* nobody else sees `in`: compact it */
-        uint32_t w = 0;
-        uint64_t bytes = 0;
-        for (uint32_t r = 0; r < in->n; r++) {
-            if (!keep(s, &in->events[r])) continue;
-            if (w != r) in->events[w] = in->events[r];
-            bytes += in->events[w++].payload_len;
-        }
-        in->n = w;
-        in->bytes = bytes;
-        e->out[0] = in;
+    struct sl_stage *s = e->stage;
+    sl_stage_count_errors(s, 1);
+    if (s->dl_port < 0) { /* on_error: drop */
+        sl_stage_count_dropped(s, 1);
         return 0;
     }
+    if (sl_emit_to(e, s->dl_port, ev)) return sl_stage_error(s, SL_ENOMEM, "out of memory");
+    struct sl_batch *dl = e->out[s->dl_port];
+    if (sl_event_set_error(&dl->events[dl->n - 1], msg, strlen(msg)))
+        return sl_stage_error(s, SL_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* A filter could not evaluate `ev` (keep() answered `rc` < 0): the stage's on_error. */
+static int keep_failed(struct sl_emit *e, const struct sl_event *ev, int rc,
+                       const struct sl_error *why)
+{
+    const char *msg = why->code && why->msg[0] ? why->msg : sl_strerror(rc);
+    if (e->stage->conf.on_error == SL__ON_ERROR_FAIL) return sl_stage_error(e->stage, rc, "%s", msg);
+    return sl__emit_dead_letter(e, ev, msg);
+}
+
+static int run_keep(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e)
+{
+    int (*keep)(struct sl_stage *, const struct sl_event *, struct sl_error *) = s->type->keep;
+    struct sl_error why; /* filled by keep() only when it fails */
+    uint32_t w = 0;
+    uint64_t bytes = 0;
+    if (e->in_place) e->out[0] = in; /* nobody else sees `in`: compact it */
     for (uint32_t r = 0; r < in->n; r++) {
-        if (!keep(s, &in->events[r])) continue;
-        int rc = sl_emit_to(e, 0, &in->events[r]);
-        if (rc < 0) return sl_stage_error(s, rc, "out of memory");
+        why.code = 0;
+        int k = keep(s, &in->events[r], &why);
+        if (k < 0 && (k = keep_failed(e, &in->events[r], k, &why)) < 0) return k;
+        if (k == 0) continue;
+        if (!e->in_place) {
+            if (sl_emit_to(e, 0, &in->events[r])) return sl_stage_error(s, SL_ENOMEM, "out of memory");
+            continue;
+        }
+        if (w != r) in->events[w] = in->events[r];
+        bytes += in->events[w++].payload_len;
+    }
+    if (e->in_place) {
+        in->n = w;
+        in->bytes = bytes;
     }
     return 0;
 }

@@ -2,6 +2,7 @@
  * use. Finished tasks wait on a list until the loop thread runs their `done` callbacks,
  * woken through the pipeline's eventfd. */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "runtime/internal.h"
 
@@ -54,7 +55,11 @@ static void *executor_main(void *arg)
 static int executor_start(struct sl_pipeline *p)
 {
     struct sl__executor *x = calloc(1, sizeof *x);
-    int n = p->opt.executor_threads ? (int)p->opt.executor_threads : 4;
+    int n = (int)p->opt.executor_threads;
+    if (!n) { /* blocking work waits more than it computes: twice the cores */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores > 2 ? (int)cores * 2 : 4;
+    }
     if (!x || !(x->threads = calloc((size_t)n, sizeof *x->threads))) {
         free(x);
         return SL_ENOMEM;

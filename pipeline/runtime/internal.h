@@ -54,6 +54,23 @@ struct sl__port {
 
 struct sl__workers; /* pipeline/workers.c */
 
+/* The runtime's own options of a stage, written by the schemas of config/settings.c
+ * (sl_stage_runtime_options) from the stage's config. */
+struct sl__stage_conf {
+    int64_t workers;        /* `workers`: threads for map/keep; 0: on the loop thread */
+    int64_t buf_batches;    /* `buffer.max_batches` of input edges; 0: the pipeline's */
+    uint64_t buf_bytes;     /* `buffer.max_bytes` of input edges; 0: the pipeline's */
+    int64_t retry_initial;  /* `retry.initial`, ms (sinks) */
+    int64_t retry_max;      /* `retry.max`, ms */
+    int64_t retry_attempts; /* `retry.attempts`; 0: forever */
+    int64_t max_in_flight;  /* `max_in_flight`: async calls at once */
+    bool ordered;           /* `ordered`: async results in input order */
+    int on_error;           /* `on_error`: enum sl__on_error (filters, async transforms) */
+};
+
+/* The values of the runtime's `on_error`. */
+enum sl__on_error { SL__ON_ERROR_DROP = 0, SL__ON_ERROR_DEAD_LETTER, SL__ON_ERROR_FAIL };
+
 struct sl__owned {
     void *ptr;          /* memory the stage's options point into */
     void (*fn)(void *); /* how to free it */
@@ -74,9 +91,10 @@ struct sl_stage {
     uint32_t ninputs;                 /* number of input edges */
     uint32_t rr;                      /* round-robin position among inputs */
     uint32_t index;                   /* position in the pipeline */
-    int nworkers;                     /* 0: map/keep on the loop */
-    uint32_t buf_batches;             /* `buffer.max_batches` of input edges, 0: default */
-    uint64_t buf_bytes;               /* `buffer.max_bytes` of input edges, 0: default */
+    struct sl__stage_conf conf;       /* the runtime's options of the stage */
+    int nworkers;                     /* conf.workers once started; 0: map/keep on the loop */
+    int dl_port;                      /* output "dead_letter" the runtime sends events to
+                                         (filters, async transforms), or -1 */
     bool done_told;                   /* on_stage_done was called */
     struct sl__workers *workers;      /* thread pool when nworkers > 0 */
 
@@ -142,6 +160,9 @@ struct sl_emit {
 void sl__emit_init(struct sl_emit *e, struct sl_stage *s, struct sl_batch *in,
                    struct sl_batch **outs);
 int sl__emit_arena(struct sl_emit *e); /* makes out[0] exist: the arena for new values */
+/* Sends `ev` (a copy of it) to the stage's on_error, which is drop or dead_letter (with
+ * `msg` in field "error"), counting it as an error. Returns 0 or SL_ENOMEM. */
+int sl__emit_dead_letter(struct sl_emit *e, const struct sl_event *ev, const char *msg);
 /* Runs map()/keep() over `in` into e->out[]; 0 or the stage's error code. */
 int sl__stage_process(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e);
 /* Links outputs to their inputs, pushes them downstream when `push` (else drops them)

@@ -18,7 +18,23 @@ void sl_pipeline_options_init(struct sl_pipeline_options *o)
     o->queue_max_batches = 8;
     o->queue_max_bytes = 8u << 20;
     o->data_dir = ".";
-    o->executor_threads = 4;
+    o->executor_threads = 0; /* twice the cores, at least 4 */
+    o->shutdown_timeout_ms = 30000;
+}
+
+/* The limits a program's options must keep (a config's are checked by their schema,
+ * with line:col, before they get here). Returns what is wrong, or NULL. */
+static const char *check_options(const struct sl_pipeline_options *o)
+{
+    if (o->batch_max_events < 1 || o->batch_max_events > 1000000)
+        return "batch_max_events must be from 1 to 1000000";
+    if (o->queue_max_batches < 1 || o->queue_max_batches > 65536)
+        return "queue_max_batches must be from 1 to 65536";
+    if (!o->batch_max_bytes || !o->queue_max_bytes) return "byte limits must be at least 1";
+    if (o->batch_timeout_ms < 0 || o->shutdown_timeout_ms < 0) return "durations cannot be negative";
+    if (o->executor_threads < 0 || o->executor_threads > 1024)
+        return "executor_threads must be from 0 to 1024";
+    return NULL;
 }
 
 struct sl_pipeline *sl_pipeline_new(struct event_base *base, const struct sl_pipeline_options *opts,
@@ -30,8 +46,12 @@ struct sl_pipeline *sl_pipeline_new(struct event_base *base, const struct sl_pip
         p->opt = *opts;
     else
         sl_pipeline_options_init(&p->opt);
-    if (!p->opt.batch_max_events) p->opt.batch_max_events = 1024;
-    if (!p->opt.queue_max_batches) p->opt.queue_max_batches = 1;
+    const char *bad = check_options(&p->opt);
+    if (bad) {
+        free(p);
+        sl_error_set(err, SL_EINVAL, "pipeline options: %s", bad);
+        return NULL;
+    }
     p->opt.data_dir = sl__strdup(p->opt.data_dir ? p->opt.data_dir : ".");
     if (!p->opt.data_dir) goto fail_dir;
     sl__batch_home_init(&p->batches, p->opt.batch_max_events, p->opt.batch_max_bytes);
@@ -131,6 +151,7 @@ struct sl_stage *sl__stage_new(struct sl_pipeline *p, const char *name,
     if (!s) return NULL;
     s->p = p;
     s->type = type;
+    s->dl_port = -1;
     pthread_mutex_init(&s->err_lock, NULL);
     s->name = sl__strdup(name);
     s->state = calloc(1, type->state_size ? type->state_size : 1);
@@ -213,8 +234,9 @@ int sl_pipeline_connect(struct sl_pipeline *p, struct sl_stage *from, const char
         return sl_error_set(err, SL_ENOTFOUND, "stage '%s' has no output '%s'", from->name,
                             port ? port : "");
     struct sl__port *pt = &from->ports[pi];
-    struct sl_queue *q = sl__queue_new(to->buf_batches ? to->buf_batches : p->opt.queue_max_batches,
-                                       to->buf_bytes ? to->buf_bytes : p->opt.queue_max_bytes);
+    int64_t batches = to->conf.buf_batches ? to->conf.buf_batches : p->opt.queue_max_batches;
+    uint64_t bytes = to->conf.buf_bytes ? to->conf.buf_bytes : p->opt.queue_max_bytes;
+    struct sl_queue *q = sl__queue_new((uint32_t)batches, bytes);
     if (!q || grow((void **)&pt->edges, pt->nedges, sizeof *pt->edges) ||
         grow((void **)&to->inputs, to->ninputs, sizeof *to->inputs) ||
         grow((void **)&p->queues, p->nqueues, sizeof *p->queues)) {

@@ -82,9 +82,9 @@ static const struct sl_stage_type pass = {
     .map = pass_map,
 };
 
-static bool keep_all(struct sl_stage *s, const struct sl_event *ev)
+static int keep_all(struct sl_stage *s, const struct sl_event *ev, struct sl_error *why)
 {
-    (void)s;
+    (void)s, (void)why;
     size_t len;
     return sl_event_payload(ev, &len) != NULL && len > 0;
 }
