@@ -241,12 +241,11 @@ Test(registry, an_option_written_outside_the_state_is_refused)
 
 Test(registry, defaults_ranges_and_names_must_hold)
 {
-    static const struct sl_option bad_default[] = {
-        {"n", SL_OPT_INT, "ten", 0, 0, "a number"}, {0}};
+    static const struct sl_option bad_default[] = {{"n", SL_OPT_INT, "ten", 0, 0, "a number"}, {0}};
     cr_assert_str_eq(refusal(bad_default, 16),
                      "stage type 'x': option 'n': default 'ten' is not a value of its type");
-    static const struct sl_option bad_choice[] = {
-        {"n", SL_OPT_ENUM, "c", 0, 0, "a choice", "a|b"}, {0}};
+    static const struct sl_option bad_choice[] = {{"n", SL_OPT_ENUM, "c", 0, 0, "a choice", "a|b"},
+                                                  {0}};
     cr_assert_str_eq(refusal(bad_choice, 16),
                      "stage type 'x': option 'n': default 'c' is not one of its choices");
     static const struct sl_option bad_range[] = {
@@ -267,8 +266,8 @@ Test(registry, defaults_ranges_and_names_must_hold)
 /* A sink's table may not reuse the runtime's `retry` keys. */
 Test(registry, a_sink_option_may_not_shadow_retry)
 {
-    static const struct sl_option shadow[] = {
-        {"retry.max", SL_OPT_DURATION, "1s", 0, 0, "mine"}, {0}};
+    static const struct sl_option shadow[] = {{"retry.max", SL_OPT_DURATION, "1s", 0, 0, "mine"},
+                                              {0}};
     struct sl_registry *reg = sl_registry_new();
     struct sl_error err = {0};
     struct sl_stage_type t = {.abi = SL_STAGE_ABI,
@@ -278,7 +277,8 @@ Test(registry, a_sink_option_may_not_shadow_retry)
                               .state_size = 16,
                               .options = shadow};
     cr_assert_eq(sl_registry_add(reg, &t, &err), SL_EINVAL);
-    cr_assert_str_eq(err.msg, "stage type 's': option 'retry.max' is a key the runtime reads itself");
+    cr_assert_str_eq(err.msg,
+                     "stage type 's': option 'retry.max' is a key the runtime reads itself");
     sl_registry_free(reg);
 }
 
@@ -293,16 +293,19 @@ Test(options, a_table_of_200_options_is_read_whole)
     static char names[200][8];
     for (int i = 0; i < 200; i++) {
         snprintf(names[i], sizeof names[i], "opt%03d", i);
-        opts[i] = (struct sl_option){names[i], SL_OPT_INT, "0", 0,
+        opts[i] = (struct sl_option){names[i],
+                                     SL_OPT_INT,
+                                     "0",
+                                     0,
                                      offsetof(struct many, v) + (size_t)i * sizeof(int64_t),
                                      "one of many"};
     }
-    struct sl_stage_type t = {.abi = SL_STAGE_ABI,
-                              .name = "many",
-                              .kind = SL_SOURCE,
-                              .poll = never,
-                              .state_size = sizeof(struct many),
-                              .options = opts};
+    static struct sl_stage_type t = {.abi = SL_STAGE_ABI, /* outlives the test: teardown */
+                                     .name = "many",
+                                     .kind = SL_SOURCE,
+                                     .poll = never,
+                                     .state_size = sizeof(struct many),
+                                     .options = opts};
     struct sl_stage *s = t_add(p, "m", &t, "opt199: 7\nopt000: 3\n");
     struct many *m = sl_stage_state(s);
     cr_assert_eq(m->v[199], 7);
@@ -385,8 +388,8 @@ Test(settings, a_value_out_of_range_is_an_error_not_a_clamp)
 
 Test(settings, dotted_and_nested_spellings_are_one_setting)
 {
-    struct sl_config *c =
-        t_config("pipeline:\n  executor_threads: 3\n  shutdown_timeout: 2s\n  batch.timeout: 5ms\n");
+    struct sl_config *c = t_config(
+        "pipeline:\n  executor_threads: 3\n  shutdown_timeout: 2s\n  batch.timeout: 5ms\n");
     struct sl_pipeline_options o;
     sl_pipeline_options_init(&o);
     struct sl_error err = {0};
