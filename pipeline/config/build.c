@@ -49,7 +49,8 @@ struct sl_stage *sl__pipeline_add(struct sl_pipeline *p, const char *name,
     if (!rc && s->conf.on_error == SL__ON_ERROR_DEAD_LETTER &&
         (type->kind == SL_FILTER || type->map_async)) { /* the runtime sends them there */
         s->dl_port = sl_stage_add_output(s, "dead_letter");
-        if (s->dl_port < 0) rc = sl__report_at(r, SL_LOG_ERROR, SL_ENOMEM, name, NULL, "out of memory");
+        if (s->dl_port < 0)
+            rc = sl__report_at(r, SL_LOG_ERROR, SL_ENOMEM, name, NULL, "out of memory");
     }
     if (!rc && type->init) {
         struct sl_error e = {0};
@@ -86,4 +87,3 @@ struct sl_stage *sl_pipeline_add(struct sl_pipeline *p, const char *name,
     if (!s && err) *err = first;
     return s;
 }
-

@@ -191,9 +191,8 @@ static int enum_error(const struct schema *sc, const struct sl_option *o,
         memcpy(list + l, c, cl + 1);
     }
     const char *near = sl__nearest(text, cand, n);
-    return problem(sc, node, "%s '%s' must be one of %s; found '%s'%s%s%s", sc->what, o->name,
-                   list, text, near ? " (did you mean '" : "", near ? near : "",
-                   near ? "'?)" : "");
+    return problem(sc, node, "%s '%s' must be one of %s; found '%s'%s%s%s", sc->what, o->name, list,
+                   text, near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
 }
 
 static int fill_list(const struct schema *sc, const struct sl_config *node, const char *text,
@@ -300,7 +299,8 @@ static int fill_one(const struct schema *sc, void *base, const struct sl_option 
     default:
         if (sl__option_scalar(o->type, text, dst) == 0) return check_range(sc, o, node, text, dst);
     }
-    if (!text) return problem(sc, node, "%s '%s' expects %s", sc->what, o->name, type_word(o->type));
+    if (!text)
+        return problem(sc, node, "%s '%s' expects %s", sc->what, o->name, type_word(o->type));
     return problem(sc, node, "%s '%s' expects %s; found '%s'", sc->what, o->name,
                    type_word(o->type), text);
 }
@@ -309,8 +309,7 @@ static int fill_one(const struct schema *sc, void *base, const struct sl_option 
 
 /* The option called `path`, or NULL; `*prefix` tells whether some option name continues
  * `path` with a dot (so that `path` may be a mapping of them). */
-static const struct sl_option *find_option(const struct schema *sc, const char *path,
-                                           bool *prefix)
+static const struct sl_option *find_option(const struct schema *sc, const char *path, bool *prefix)
 {
     size_t pl = strlen(path);
     *prefix = false;
@@ -375,8 +374,9 @@ static int check_keys(const struct schema *sc, const struct sl_config *map, cons
 static int fill(const struct schema *sc)
 {
     if (sc->cfg && sl_config_kind(sc->cfg) != SL_CFG_MAP)
-        return problem(sc, sc->cfg, sc->stage ? "a stage must be a mapping with a 'type'"
-                                              : "'pipeline' must be a mapping");
+        return problem(sc, sc->cfg,
+                       sc->stage ? "a stage must be a mapping with a 'type'"
+                                 : "'pipeline' must be a mapping");
     int rc = sc->cfg ? check_keys(sc, sc->cfg, "") : 0;
     for (size_t t = 0; t < sc->n; t++)
         for (const struct sl_option *o = sc->tables[t]; o->name; o++) {
@@ -384,8 +384,8 @@ static int fill(const struct schema *sc)
             const char *text = node ? sl_config_str(node) : o->def;
             int e = 0;
             if (!node && (o->flags & SL_REQUIRED))
-                e = problem(sc, NULL, "missing %s '%s' (type '%s' needs it: %s)", sc->what,
-                            o->name, sc->stage ? sc->stage->type->name : "?", o->doc);
+                e = problem(sc, NULL, "missing %s '%s' (type '%s' needs it: %s)", sc->what, o->name,
+                            sc->stage ? sc->stage->type->name : "?", o->doc);
             else if (node || (sc->defaults && o->def))
                 e = fill_one(sc, sc->bases[t], o, node, text);
             if (!rc) rc = e;

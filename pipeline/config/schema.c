@@ -66,8 +66,8 @@ static bool runtime_name(const struct sl_stage_type *type, const char *name)
     return false;
 }
 
-static int check_one(const struct sl_option *o, size_t state_size,
-                     const struct sl_stage_type *type, const char *who, struct sl_error *err)
+static int check_one(const struct sl_option *o, size_t state_size, const struct sl_stage_type *type,
+                     const char *who, struct sl_error *err)
 {
     size_t align = 1, size = value_size(o->type, &align);
     struct sl__range rg;
@@ -88,8 +88,8 @@ static int check_one(const struct sl_option *o, size_t state_size,
         return sl_error_set(err, SL_EINVAL, "%s: option '%s' is required and has a default", who,
                             o->name);
     if (o->def && !default_parses(o))
-        return sl_error_set(err, SL_EINVAL, "%s: option '%s': default '%s' is not %s", who,
-                            o->name, o->def,
+        return sl_error_set(err, SL_EINVAL, "%s: option '%s': default '%s' is not %s", who, o->name,
+                            o->def,
                             o->type == SL_OPT_ENUM ? "one of its choices" : "a value of its type");
     if (o->range && (!numeric(o->type) || sl__option_range(o, &rg)))
         return sl_error_set(err, SL_EINVAL, "%s: option '%s': range '%s' is not min..max of %s",

@@ -26,8 +26,7 @@ static const struct sl_option pipeline_settings[] = {
     {"data_dir", SL_OPT_STRING, ".", 0, PIPE(data_dir),
      "directory for state files (the file source's checkpoints.db)"},
     {"executor_threads", SL_OPT_INT, "0", 0, PIPE(executor_threads),
-     "threads for blocking work (fsync, SQLite); 0: twice the cores, at least 4", NULL,
-     "0..1024"},
+     "threads for blocking work (fsync, SQLite); 0: twice the cores, at least 4", NULL, "0..1024"},
     {"shutdown_timeout", SL_OPT_DURATION, "30s", 0, PIPE(shutdown_timeout_ms),
      "after SIGINT/SIGTERM, how long what is in flight may take to drain before the run "
      "is aborted (unacknowledged events are replayed by the next run)",
@@ -46,8 +45,8 @@ const struct sl_option *sl_pipeline_settings(void)
 
 static const struct sl_option buffer_options[] = {
     {"buffer.max_batches", SL_OPT_INT, NULL, 0, CONF(buf_batches),
-     "capacity of the stage's input queues in batches (default: pipeline queue.max_batches)",
-     NULL, "1..65536"},
+     "capacity of the stage's input queues in batches (default: pipeline queue.max_batches)", NULL,
+     "1..65536"},
     {"buffer.max_bytes", SL_OPT_SIZE, NULL, 0, CONF(buf_bytes),
      "capacity of the stage's input queues in payload bytes (default: pipeline "
      "queue.max_bytes)",
@@ -57,8 +56,7 @@ static const struct sl_option buffer_options[] = {
 
 static const struct sl_option workers_options[] = {
     {"workers", SL_OPT_INT, "0", 0, CONF(workers),
-     "threads running this stage's batches, order kept (0: on the loop thread)", NULL,
-     "0..256"},
+     "threads running this stage's batches, order kept (0: on the loop thread)", NULL, "0..256"},
     {0},
 };
 
@@ -67,11 +65,10 @@ static const struct sl_option retry_options[] = {
      "ceiling of the first delay before a write is tried again (doubles each attempt, full "
      "jitter)",
      NULL, "1ms.."},
-    {"retry.max", SL_OPT_DURATION, "30s", 0, CONF(retry_max),
-     "cap of the delay between attempts", NULL, "1ms.."},
+    {"retry.max", SL_OPT_DURATION, "30s", 0, CONF(retry_max), "cap of the delay between attempts",
+     NULL, "1ms.."},
     {"retry.attempts", SL_OPT_INT, "0", 0, CONF(retry_attempts),
-     "attempts before the run fails (0: retry until it works; nothing is dropped)", NULL,
-     "0.."},
+     "attempts before the run fails (0: retry until it works; nothing is dropped)", NULL, "0.."},
     {0},
 };
 
@@ -117,8 +114,7 @@ static bool key_is(const char *key, const char *word)
     return strncmp(key, word, n) == 0 && (key[n] == '\0' || key[n] == '.');
 }
 
-bool sl__runtime_key_misuse(const struct sl_stage_type *t, const char *key, char *msg,
-                            size_t cap)
+bool sl__runtime_key_misuse(const struct sl_stage_type *t, const char *key, char *msg, size_t cap)
 {
     const char *n = t->name;
     if (key_is(key, "buffer") && t->kind == SL_SOURCE)

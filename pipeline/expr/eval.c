@@ -513,8 +513,8 @@ int sl_expr_check(const struct sl_expr *e, const struct sl_event *ev, struct sl_
     char scratch[SL__EXPR_SCRATCH];
     struct sl__ctx c = {.ev = ev, .x = e, .buf = scratch, .cap = sizeof scratch};
     bool yes = e->root->op == SL__OP_FIELD_EQ ? field_eq(e->root, &c) : test(e->root, &c);
-    if (c.limit) return sl_error_set(why, SL_ELIMIT, "the condition cannot be evaluated: %s",
-                                     c.limit);
+    if (c.limit)
+        return sl_error_set(why, SL_ELIMIT, "the condition cannot be evaluated: %s", c.limit);
     return yes;
 }
 

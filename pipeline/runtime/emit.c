@@ -178,7 +178,8 @@ static int keep_failed(struct sl_emit *e, const struct sl_event *ev, int rc,
                        const struct sl_error *why)
 {
     const char *msg = why->code && why->msg[0] ? why->msg : sl_strerror(rc);
-    if (e->stage->conf.on_error == SL__ON_ERROR_FAIL) return sl_stage_error(e->stage, rc, "%s", msg);
+    if (e->stage->conf.on_error == SL__ON_ERROR_FAIL)
+        return sl_stage_error(e->stage, rc, "%s", msg);
     return sl__emit_dead_letter(e, ev, msg);
 }
 
@@ -195,7 +196,8 @@ static int run_keep(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e)
         if (k < 0 && (k = keep_failed(e, &in->events[r], k, &why)) < 0) return k;
         if (k == 0) continue;
         if (!e->in_place) {
-            if (sl_emit_to(e, 0, &in->events[r])) return sl_stage_error(s, SL_ENOMEM, "out of memory");
+            if (sl_emit_to(e, 0, &in->events[r]))
+                return sl_stage_error(s, SL_ENOMEM, "out of memory");
             continue;
         }
         if (w != r) in->events[w] = in->events[r];

@@ -52,7 +52,8 @@ struct sl__port {
     uint32_t nedges;         /* number of edges */
 };
 
-struct sl__workers; /* pipeline/workers.c */
+struct sl__workers; /* runtime/workers.c */
+struct sl__async;   /* runtime/async.c */
 
 /* The runtime's own options of a stage, written by the schemas of config/settings.c
  * (sl_stage_runtime_options) from the stage's config. */
@@ -97,6 +98,8 @@ struct sl_stage {
                                          (filters, async transforms), or -1 */
     bool done_told;                   /* on_stage_done was called */
     struct sl__workers *workers;      /* thread pool when nworkers > 0 */
+    struct sl__async *async;          /* map_async stages: the calls being worked on */
+    uint32_t submitted;               /* sl_stage_submit() tasks whose done has not run */
 
     struct sl_stage *next_ready; /* ready list link */
     bool scheduled;              /* on the ready list */
@@ -180,6 +183,14 @@ void sl__workers_stop(struct sl_stage *s);
 void sl__workers_run(struct sl_stage *s);
 bool sl__workers_idle(const struct sl_stage *s);
 
+/* ---- asynchronous transforms (async.c) -------------------------------------------------- */
+
+int sl__async_start(struct sl_stage *s); /* 0 or SL_ENOMEM */
+void sl__async_free(struct sl_stage *s); /* releases what is open, unacknowledged */
+/* Collects finished calls, passes results on, starts new calls (loop thread). */
+void sl__async_run(struct sl_stage *s);
+bool sl__async_idle(const struct sl_stage *s); /* nothing is being worked on */
+
 /* ---- the pipeline ---------------------------------------------------------------------- */
 
 struct sl_pipeline {
@@ -201,6 +212,7 @@ struct sl_pipeline {
     atomic_int wake_signalled;           /* a write to wake_fd is pending */
     pthread_t loop_thread;               /* where the loop runs */
     struct event *sig_ev[2];             /* SIGINT, SIGTERM watchers */
+    struct event *stop_ev;               /* shutdown_timeout after a graceful stop */
     int signals_seen;                    /* count of stop signals */
     void (*on_signal)(void *, int, int); /* CLI hook */
     void *on_signal_arg;

@@ -31,7 +31,8 @@ static const char *check_options(const struct sl_pipeline_options *o)
     if (o->queue_max_batches < 1 || o->queue_max_batches > 65536)
         return "queue_max_batches must be from 1 to 65536";
     if (!o->batch_max_bytes || !o->queue_max_bytes) return "byte limits must be at least 1";
-    if (o->batch_timeout_ms < 0 || o->shutdown_timeout_ms < 0) return "durations cannot be negative";
+    if (o->batch_timeout_ms < 0 || o->shutdown_timeout_ms < 0)
+        return "durations cannot be negative";
     if (o->executor_threads < 0 || o->executor_threads > 1024)
         return "executor_threads must be from 0 to 1024";
     return NULL;
@@ -111,6 +112,8 @@ void sl_pipeline_free(struct sl_pipeline *p)
         if (s->initialised && s->type->close) s->type->close(s);
         s->initialised = false;
     }
+    for (uint32_t i = 0; i < p->nstages; i++) /* before the batches their calls read */
+        sl__async_free(p->stages[i]);
     for (uint32_t i = 0; i < p->nstages; i++) {
         free_inflight(p->stages[i]);
         sl__stage_free(p->stages[i]);
@@ -120,6 +123,7 @@ void sl_pipeline_free(struct sl_pipeline *p)
     for (int i = 0; i < 2; i++)
         if (p->sig_ev[i]) event_free(p->sig_ev[i]);
     if (p->run_ev) event_free(p->run_ev);
+    if (p->stop_ev) event_free(p->stop_ev);
     if (p->wake_ev) event_free(p->wake_ev);
     if (p->wake_fd >= 0) close(p->wake_fd);
     if (p->own_base && p->base) event_base_free(p->base);
@@ -357,6 +361,10 @@ int sl_pipeline_start(struct sl_pipeline *p, struct sl_error *err)
         if (s->type->start && (rc = s->type->start(s, err)) != 0) goto fail_stage;
         s->started = true;
         if (s->nworkers && (rc = sl__workers_start(s, err)) != 0) goto fail_stage;
+        if (s->type->map_async && (rc = sl__async_start(s)) != 0) {
+            sl_error_set(err, rc, "out of memory");
+            goto fail_stage;
+        }
         continue;
     fail_stage:
         if (err) {

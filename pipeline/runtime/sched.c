@@ -243,10 +243,14 @@ static void process_batch(struct sl_stage *s, struct sl_batch *in)
     sl__finish_or_fail(s, &e, sl__stage_process(s, in, &e));
 }
 
+/* Ends a stage's input once it is all consumed and nothing the stage started is still
+ * working: no job on its workers, no asynchronous call, no sl_stage_submit() task whose
+ * done has not run (that done may emit, or wake the stage to). Then flush(end = true). */
 static void end_input(struct sl_stage *s)
 {
     if (s->input_ended || !inputs_drained(s)) return;
     if (s->workers && !sl__workers_idle(s)) return;
+    if (!sl__async_idle(s) || s->submitted) return;
     s->input_ended = true;
     if (s->type->kind == SL_SINK) {
         if (s->type->flush) {
@@ -293,6 +297,18 @@ static void run_parallel(struct sl_stage *s, bool woken)
         flush_stage(s, false);
     }
     if (sl__workers_idle(s)) end_input(s);
+}
+
+static void run_async(struct sl_stage *s, bool woken)
+{
+    if (woken) s->flush_req = true;
+    sl__async_run(s);
+    if (s->p->done) return;
+    if (s->flush_req && sl__async_idle(s) && sl__stage_outputs_have_room(s)) {
+        s->flush_req = false;
+        flush_stage(s, false);
+    }
+    if (sl__async_idle(s)) end_input(s);
 }
 
 /* Called by workers.c on the loop thread. */
@@ -382,6 +398,7 @@ static void complete(struct sl_pipeline *p)
 {
     if (p->done) return;
     p->done = true;
+    if (p->stop_ev) event_del(p->stop_ev); /* an embedding loop must not wait for it */
     if (p->looping) event_base_loopbreak(p->base);
     if (p->opt.on_done) p->opt.on_done(p->opt.on_done_arg, p->failed ? p->err.code : 0);
 }
@@ -393,11 +410,34 @@ void sl_pipeline_abort(struct sl_pipeline *p)
     complete(p);
 }
 
+/* The graceful stop took longer than shutdown_timeout: what is still in flight is not
+ * acknowledged (the next run replays it), and the run fails saying so. */
+static void stop_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct sl_pipeline *p = arg;
+    if (p->done) return;
+    uint64_t unacked = 0;
+    for (uint32_t i = 0; i < p->nstages; i++)
+        if (p->stages[i]->type->kind == SL_SOURCE)
+            unacked += p->stages[i]->st.events_in - p->stages[i]->st.acked;
+    snprintf(p->err.msg, sizeof p->err.msg,
+             "stopping took longer than shutdown_timeout (%lld ms): aborted with %llu events "
+             "unacknowledged (the next run replays them)",
+             (long long)p->opt.shutdown_timeout_ms, (unsigned long long)unacked);
+    sl__pipeline_fail(p, NULL, SL_ESTOPPED);
+}
+
 static void stop_now(struct sl_pipeline *p)
 {
     if (p->stopping || p->done) return;
     p->stopping = true;
     sl__log(p, NULL, SL_LOG_INFO, "stopping: draining what is in flight");
+    int64_t ms = p->opt.shutdown_timeout_ms;
+    if (ms > 0 && (p->stop_ev = evtimer_new(p->base, stop_deadline, p))) {
+        struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000};
+        evtimer_add(p->stop_ev, &tv);
+    }
     for (uint32_t i = 0; i < p->nstages; i++) {
         struct sl_stage *s = p->stages[i];
         if (s->type->kind == SL_SOURCE) finish_stage(s);
@@ -431,6 +471,8 @@ static void run_stage(struct sl_stage *s)
     default:
         if (s->workers)
             run_parallel(s, woken);
+        else if (s->async)
+            run_async(s, woken);
         else
             run_transform(s, woken);
     }

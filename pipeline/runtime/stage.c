@@ -242,6 +242,7 @@ void sl__stage_free(struct sl_stage *s)
     if (!s) return;
     if (s->workers) sl__workers_stop(s);
     if (s->initialised && s->type->close) s->type->close(s);
+    sl__async_free(s);
     for (uint32_t i = 0; i < s->nowned; i++) s->owned[i].fn(s->owned[i].ptr);
     free(s->owned);
     for (uint32_t i = 0; i < s->nports; i++) {
