@@ -29,7 +29,7 @@ static const struct sl_option pipeline_settings[] = {
      "threads for blocking work (fsync, SQLite); 0: twice the cores, at least 4", NULL, "0..1024"},
     {"shutdown_timeout", SL_OPT_DURATION, "30s", 0, PIPE(shutdown_timeout_ms),
      "after SIGINT/SIGTERM, how long what is in flight may take to drain before the run "
-     "is aborted (unacknowledged events are replayed by the next run)",
+     "is aborted (unacknowledged events are replayed by the next run); 0: no limit",
      NULL, "0.."},
     {0},
 };
