@@ -633,6 +633,33 @@ Test(expr, a_string_beyond_the_scratch_cannot_be_evaluated)
     cr_assert(v.type == SL_BOOL && v.b);
 }
 
+/* A limit reached in one operand of && or || is moot when another operand decides the
+ * answer without reaching one: `a || b` with b true is true whatever a would have been.
+ * sl_expr_test's answers stay as they were; only the doubt is dropped. */
+Test(expr, a_limit_that_cannot_change_the_answer_is_not_an_error)
+{
+    static char big[10001];
+    memset(big, 'x', 10000);
+    struct sl_event *e = new_event();
+    add(e, "msg", str(runaway(30)));
+    add(e, "level", str("error"));
+    add(e, "big", str(big));
+    checks("msg =~ /(a+)+$/ || level == \"error\"", e, true, 1, NULL);
+    checks("upper(big) == \"X\" || level == \"error\"", e, true, 1, NULL);
+    checks("msg =~ /(a+)+$/ && level == \"warn\"", e, false, 0, NULL);
+    checks("!(msg =~ /(a+)+$/) && level == \"warn\"", e, false, 0, NULL);
+    checks("!(msg =~ /(a+)+$/ || level == \"error\")", e, false, 0, NULL);
+    checks("(msg =~ /(a+)+$/ || level == \"error\") == true", e, true, 1, NULL);
+    /* ... but not when the other operands leave the answer open. */
+    checks("msg =~ /(a+)+$/ || level == \"warn\"", e, false, SL_ELIMIT, REGEX_LIMIT);
+    checks("!(msg =~ /(a+)+$/) || level == \"warn\"", e, true, SL_ELIMIT, REGEX_LIMIT);
+    checks("msg =~ /(a+)+$/ && level == \"error\"", e, false, SL_ELIMIT, REGEX_LIMIT);
+    checks("(msg =~ /(a+)+$/ || level == \"warn\") && level == \"error\"", e, false, SL_ELIMIT,
+           REGEX_LIMIT);
+    checks("level == \"error\" && (upper(big) == \"X\" || msg =~ /(a+)+$/)", e, false, SL_ELIMIT,
+           SCRATCH_LIMIT);
+}
+
 /* ---- compile errors
  * --------------------------------------------------------------------------------- */
 
