@@ -660,6 +660,19 @@ Test(expr, a_limit_that_cannot_change_the_answer_is_not_an_error)
            SCRATCH_LIMIT);
 }
 
+/* A constant is folded when the expression compiles, but not one whose value a limit
+ * decided: each evaluation meets the limit again and says so. */
+Test(expr, a_constant_that_reaches_a_limit_is_not_folded_into_an_answer)
+{
+    char src[128];
+    snprintf(src, sizeof src, "\"%s\" =~ /(a+)+$/", runaway(30));
+    checks(src, ev, false, SL_ELIMIT, REGEX_LIMIT);
+    cr_assert_not(sl__expr_constant(cx(src), NULL));
+    snprintf(src, sizeof src, "\"%s\" =~ /(a+)+$/", runaway(8));
+    checks(src, ev, false, 0, NULL);
+    cr_assert(sl__expr_constant(cx(src), NULL));
+}
+
 /* ---- compile errors
  * --------------------------------------------------------------------------------- */
 
