@@ -1,13 +1,15 @@
 /* filter: expressions over parsed events, untouched output bytes, workers, config errors
  * pointing into the file; events a condition cannot evaluate (a regex at its match limit)
- * through on_error drop, dead_letter and fail, on the loop and on workers, in place and on
- * shared batches. */
+ * and a keep() that fails, through on_error drop, dead_letter and fail, on the loop and on
+ * workers, in place and on shared batches. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sluice/builtins.h>
 
+#include "helpers.h"
 #include "stage_helpers.h"
 
 static struct sl_pipeline *p;
@@ -321,4 +323,148 @@ Test(filter, a_shared_input_batch_with_on_error_drop_gives_the_same_outputs)
     struct filtered f = run_mixed(RUNAWAY_CONDITION, true);
     expect_kept(f.out);
     expect_stats(f.stage, MIXED / 5, MIXED / 5, MIXED / 5);
+}
+
+/* ---- a filter type of the test's own that fails on some events --------------------------- */
+
+/* Filter "t_sevens" on lines holding numbers: keeps the even ones; cannot judge multiples
+ * of 7: SL_EPARSE with the reason in `why`, except, with option `silent`, for the odd
+ * ones (7, 21...), which answer the bare code and leave `why` as they found it. */
+struct sevens {
+    bool silent; /* option */
+};
+
+static int sevens_keep(struct sl_stage *s, const struct sl_event *ev, struct sl_error *why)
+{
+    const struct sevens *t = sl_stage_state(s);
+    int64_t n = t_number(ev);
+    if (n % 7 == 0 && t->silent && n % 2) return SL_EPARSE;
+    if (n % 7 == 0) return sl_error_set(why, SL_EPARSE, "%lld is a multiple of 7", (long long)n);
+    return n % 2 == 0;
+}
+
+static const struct sl_option sevens_options[] = {
+    {"silent", SL_OPT_BOOL, "false", 0, offsetof(struct sevens, silent),
+     "odd multiples of 7 fail without a reason"},
+    {0},
+};
+
+static const struct sl_stage_type t_sevens = {
+    .abi = SL_STAGE_ABI,
+    .name = "t_sevens",
+    .kind = SL_FILTER,
+    .doc = "test filter failing on multiples of 7",
+    .flags = SL_STAGE_PARALLEL,
+    .state_size = sizeof(struct sevens),
+    .options = sevens_options,
+    .keep = sevens_keep,
+};
+
+enum { NUMBERS = 50 };
+static char number_text[NUMBERS][8];
+static const char *numbers[NUMBERS + 1];
+
+/* Lines "1" to "50", raw (no fields), 5 per batch. */
+static struct sl_stage *add_numbers(void)
+{
+    for (int i = 0; i < NUMBERS; i++) {
+        snprintf(number_text[i], sizeof number_text[i], "%d", i + 1);
+        numbers[i] = number_text[i];
+    }
+    struct sl_stage *src = t_add_lines(p, numbers);
+    ((struct t_text *)sl_stage_state(src))->batch = 5;
+    return src;
+}
+
+/* src -> stage (t_sevens, `yaml`) -> out, stage.dead_letter -> dead; runs it. */
+static struct filtered run_sevens(const char *yaml)
+{
+    struct filtered f = {.src = add_numbers()};
+    f.stage = t_stage(p, "stage", &t_sevens, yaml);
+    struct sl_stage *out = t_stage(p, "out", &t_capture, NULL);
+    struct sl_stage *dead = t_stage(p, "dead", &t_capture, NULL);
+    t_connect_port(p, f.src, NULL, f.stage);
+    t_connect_port(p, f.stage, NULL, out);
+    t_connect_port(p, f.stage, "dead_letter", dead);
+    t_run_ok(p);
+    f.out = sl_stage_state(out);
+    f.dead = sl_stage_state(dead);
+    return f;
+}
+
+/* Kept: the even numbers but 14, 28, 42; dead: the seven multiples of 7, in order, the
+ * raw line kept whole in field `message` beside the reason. */
+static void expect_sevens(const struct filtered *f, bool silent)
+{
+    size_t k = 0;
+    for (int n = 2; n <= NUMBERS; n += 2) {
+        if (n % 7 == 0) continue;
+        cr_assert_lt(k, f->out->n);
+        cr_assert_eq(atoi(f->out->payloads[k++]), n);
+    }
+    cr_assert_eq(f->out->n, k);
+    cr_assert_eq(f->dead->n, NUMBERS / 7);
+    for (k = 0; k < f->dead->n; k++) {
+        int n = 7 * (int)(k + 1);
+        char reason[64], fields[128], json[160];
+        if (silent && n % 2)
+            snprintf(reason, sizeof reason, "%s", sl_strerror(SL_EPARSE));
+        else
+            snprintf(reason, sizeof reason, "%d is a multiple of 7", n);
+        snprintf(fields, sizeof fields, "message=S:%d error=S:%s", n, reason);
+        snprintf(json, sizeof json, "{\"message\":\"%d\",\"error\":\"%s\"}", n, reason);
+        cr_assert_str_eq(f->dead->payloads[k], numbers[n - 1]);
+        cr_assert_str_eq(f->dead->fields[k], fields);
+        cr_assert_str_eq(f->dead->json[k], json);
+    }
+    struct sl_stage_stats s = t_stats(f->stage);
+    cr_assert_eq(s.events_in, NUMBERS);
+    cr_assert_eq(s.errors, NUMBERS / 7);
+    cr_assert_eq(s.dropped, 0);
+}
+
+Test(filter, a_keep_that_fails_sends_the_raw_line_and_its_reason_to_the_dead_letter_output)
+{
+    struct filtered f = run_sevens("on_error: dead_letter");
+    expect_sevens(&f, false);
+}
+
+Test(filter, a_keep_that_fails_without_a_reason_gets_the_text_of_its_code)
+{
+    struct filtered f = run_sevens("on_error: dead_letter\nsilent: true");
+    expect_sevens(&f, true); /* 21 gets "malformed data", not what 14 said before it */
+}
+
+Test(filter, a_keep_that_fails_on_workers_sends_its_dead_letters_in_order)
+{
+    struct filtered f = run_sevens("on_error: dead_letter\nsilent: true\nworkers: 2");
+    expect_sevens(&f, true);
+}
+
+/* on_error: fail on the first multiple of 7, in the second batch (6 to 10). */
+static void expect_sevens_fail(const char *yaml, const char *reason)
+{
+    struct sl_stage *src = add_numbers();
+    struct sl_stage *st = t_stage(p, "sevens", &t_sevens, yaml);
+    struct sl_stage *out = t_stage(p, "out", &t_capture, NULL);
+    t_connect_port(p, src, NULL, st);
+    t_connect_port(p, st, NULL, out);
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_run(p, &err), SL_EPARSE, "%s", err.msg);
+    cr_assert_str_eq(err.stage, "sevens");
+    cr_assert_str_eq(err.msg, reason);
+    int64_t acked = ((struct t_text *)sl_stage_state(src))->acked;
+    cr_assert(acked == 0 || acked == 5, "acked %lld: past the failed batch", (long long)acked);
+    struct t_capture *c = sl_stage_state(out);
+    cr_assert_leq(c->n, 2, "the sink got %zu events: more than the first batch", c->n);
+}
+
+Test(filter, a_keep_that_fails_with_on_error_fail_stops_the_run_with_its_reason)
+{
+    expect_sevens_fail("on_error: fail", "7 is a multiple of 7");
+}
+
+Test(filter, a_keep_that_fails_silently_on_workers_stops_the_run_with_the_code_text)
+{
+    expect_sevens_fail("on_error: fail\nsilent: true\nworkers: 2", "malformed data");
 }
