@@ -468,3 +468,34 @@ Test(filter, a_keep_that_fails_silently_on_workers_stops_the_run_with_the_code_t
 {
     expect_sevens_fail("on_error: fail\nsilent: true\nworkers: 2", "malformed data");
 }
+
+/* The other limit: a string a function builds beyond the 8 KiB scratch. */
+Test(filter, a_string_beyond_the_scratch_sends_the_event_to_the_dead_letter_output)
+{
+    static char big[10100];
+    int n = snprintf(big, sizeof big, "{\"msg\":\"");
+    memset(big + n, 't', 10000);
+    snprintf(big + n + 10000, sizeof big - (size_t)n - 10000, "\"}");
+    static const char *const wide[] = {"{\"msg\":\"timeout\"}", big, "{\"msg\":\"ok\"}", NULL};
+    static const char *const paths[] = {"error", NULL};
+    struct sl_stage *src = t_add_lines(p, wide);
+    struct sl_stage *json = t_stage(p, "json", &sl_stage_parse_json, NULL);
+    struct sl_stage *dead = t_stage(p, "dead", &t_capture, NULL);
+    struct t_capture *d = sl_stage_state(dead);
+    d->paths = paths;
+    t_connect_port(p, src, NULL, json);
+    struct sl_stage *st = t_stage(p, "stage", &sl_stage_filter,
+                                  "condition: upper(msg) == \"TIMEOUT\"\non_error: dead_letter");
+    t_connect_port(p, json, NULL, st);
+    t_connect_port(p, st, "dead_letter", dead);
+    struct sl_stage *out = t_stage(p, "out", &t_capture, NULL);
+    t_connect_port(p, st, NULL, out);
+    t_run_ok(p);
+    struct t_capture *c = sl_stage_state(out);
+    cr_assert_eq(c->n, 1);
+    cr_assert_str_eq(c->payloads[0], wide[0]);
+    cr_assert_eq(d->n, 1);
+    cr_assert_str_eq(d->payloads[0], big);
+    cr_assert_str_eq(d->lookups[0], "error=S:the condition cannot be evaluated: a string built by "
+                                    "the expression exceeds its 8 KiB scratch");
+}
