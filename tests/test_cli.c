@@ -405,11 +405,31 @@ Test(cli, list_shows_exactly_the_registered_set_and_every_option_has_a_doc)
     }
     cr_assert_eq(i, cli_builtin_count());
     for (i = 0; i < cli_builtin_count(); i++) {
-        run(&r, (const char *[]){"describe", cli_builtin_at(i)->name, NULL}, NULL, NULL);
+        const struct sl_stage_type *t = cli_builtin_at(i);
+        run(&r, (const char *[]){"describe", t->name, NULL}, NULL, NULL);
         cr_assert_eq(r.rc, 0);
-        for (const struct sl_option *o = cli_builtin_at(i)->options; o && o->name; o++)
+        for (const struct sl_option *o = t->options; o && o->name; o++)
             cr_expect_not_null(strstr(r.out, o->doc), "describe misses %s", o->name);
+        const struct sl_option *rt[SL_RUNTIME_OPTION_TABLES];
+        size_t nt = sl_stage_runtime_options(t, rt);
+        for (size_t k = 0; k < nt; k++)
+            for (const struct sl_option *o = rt[k]; o->name; o++)
+                cr_expect_not_null(strstr(r.out, o->doc), "describe %s misses %s", t->name,
+                                   o->name);
     }
+}
+
+Test(cli, describe_filter_lists_on_error_with_its_choices)
+{
+    static struct result r;
+    run(&r, (const char *[]){"describe", "filter", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 0);
+    const char *line = strstr(r.out, "\non_error ");
+    cr_assert_not_null(line, "%s", r.out);
+    char option[512], choices[256];
+    cr_assert_eq(sscanf(line + 1, "%511[^\n]\n%255[^\n]", option, choices), 2, "%s", line);
+    cr_assert(strstr(option, " enum ") && strstr(option, " drop "), "type, default: %s", option);
+    cr_assert_str_eq(choices + strspn(choices, " "), "one of: drop, dead_letter, fail");
 }
 
 /* ---- a live run: metrics, health, signals ------------------------------------------------ */

@@ -116,11 +116,17 @@ static struct sl_value ev_value(const char *src)
     return v;
 }
 
-/* A condition: sl_expr_test and sl_expr_eval must agree. */
+/* A condition: sl_expr_test, sl_expr_check and sl_expr_eval must agree (no condition on
+ * the standard event reaches a limit: check answers 1 or 0 and leaves `why` alone). */
 static void is(const char *src, bool want)
 {
-    bool got = sl_expr_test(cx(src), ev);
+    struct sl_expr *x = cx(src);
+    bool got = sl_expr_test(x, ev);
     cr_assert_eq(got, want, "`%s` tested %d, expected %d", src, got, want);
+    struct sl_error why = {0};
+    int checked = sl_expr_check(x, ev, &why);
+    cr_assert_eq(checked, want, "`%s` checked %d, expected %d (%s)", src, checked, want, why.msg);
+    cr_assert_eq(why.code, 0, "`%s`: %s", src, why.msg);
     struct sl_value v = ev_value(src);
     cr_assert_eq(v.type, SL_BOOL, "`%s` gave type %d", src, v.type);
     cr_assert_eq(v.b, want, "`%s` evaluated to %d", src, v.b);
@@ -515,6 +521,156 @@ Test(expr, results_larger_than_the_scratch)
     cr_assert(sl_expr_test(cx("bigesc > \"\\nyyy\""), e)); /* comparisons decode as they go */
     cr_assert_eq(sl_expr_eval(cx("upper(big)"), e, &v), 0);
     cr_assert(v.type == SL_STRING && v.len == 10000 && v.s[9999] == 'X');
+}
+
+/* ---- conditions that cannot be evaluated (sl_expr_check)
+ * ------------------------------------------------------------ */
+
+#define REGEX_LIMIT "the condition cannot be evaluated: a regex reached its match limit"
+#define SCRATCH_LIMIT                                                                              \
+    "the condition cannot be evaluated: a string built by the expression exceeds its 8 KiB "       \
+    "scratch"
+
+/* `src` on `e`: sl_expr_test answers `tested`; sl_expr_check answers `checked` (1, 0 or
+ * SL_ELIMIT), with `reason` in `why` for SL_ELIMIT and `why` untouched otherwise. */
+static void checks(const char *src, const struct sl_event *e, bool tested, int checked,
+                   const char *reason)
+{
+    struct sl_expr *x = cx(src);
+    bool t = sl_expr_test(x, e);
+    cr_assert_eq(t, tested, "`%s` tested %d, expected %d", src, t, tested);
+    struct sl_error why = {0};
+    int c = sl_expr_check(x, e, &why);
+    cr_assert_eq(c, checked, "`%s` checked %d, expected %d (%s)", src, c, checked, why.msg);
+    if (checked != SL_ELIMIT) {
+        cr_assert_eq(why.code, 0, "`%s`: %s", src, why.msg);
+        return;
+    }
+    cr_assert_eq(why.code, SL_ELIMIT, "`%s`", src);
+    cr_assert_str_eq(why.msg, reason, "`%s`", src);
+}
+
+/* A run of `n` 'a's ending with 'b': `(a+)+$` tries every way of splitting the run
+ * (2^n) before it fails. */
+static const char *runaway(int n)
+{
+    static char s[4][128];
+    static int next;
+    char *r = s[next++ % 4];
+    memset(r, 'a', (size_t)n);
+    r[n] = 'b';
+    r[n + 1] = '\0';
+    return r;
+}
+
+Test(expr, check_treats_missing_fields_and_failed_functions_as_null_not_as_errors)
+{
+    struct sl_event *raw = new_event(); /* no fields at all */
+    checks("level == \"error\"", raw, false, 0, NULL);
+    checks("level != \"error\"", raw, true, 1, NULL);
+    checks("missing =~ /(a+)+$/", ev, false, 0, NULL);
+    checks("upper(missing) == \"X\"", ev, false, 0, NULL);
+    checks("concat(missing, level) == \"error\"", ev, true, 1, NULL);
+    checks("len(missing) == null", ev, true, 1, NULL);
+    checks("http.nope[2] > 1 || !exists(tags[9])", ev, true, 1, NULL);
+    checks("to_int(level) == null && substr(level, missing) == null", ev, true, 1, NULL);
+    checks("latency_ms / zero == null", ev, true, 1, NULL);
+}
+
+Test(expr, a_regex_that_reaches_the_match_limit_cannot_be_evaluated)
+{
+    struct sl_event *e = new_event();
+    add(e, "msg", str(runaway(30)));
+    add(e, "level", str("error"));
+    /* The limit must hold with the JIT too, which keeps its own count of the same limit:
+     * this regex is JIT-compiled whenever the library has a JIT. */
+    struct sl_expr *x = cx("msg =~ /(a+)+$/");
+    uint32_t has_jit = 0;
+    size_t jit_size = 0;
+    pcre2_config(PCRE2_CONFIG_JIT, &has_jit);
+    cr_assert_eq(pcre2_pattern_info(x->root->re, PCRE2_INFO_JITSIZE, &jit_size), 0);
+    cr_assert_eq(jit_size > 0, has_jit != 0, "JIT available %u, used %zu", has_jit, jit_size);
+    checks("msg =~ /(a+)+$/", e, false, SL_ELIMIT, REGEX_LIMIT);
+    checks("msg !~ /(a+)+$/", e, true, SL_ELIMIT, REGEX_LIMIT);
+    checks("level == \"error\" && msg =~ /(a+)+$/", e, false, SL_ELIMIT, REGEX_LIMIT);
+    checks("!(msg =~ /(a+)+$/)", e, true, SL_ELIMIT, REGEX_LIMIT);
+    checks("upper(msg) =~ /(A+)+$/", e, false, SL_ELIMIT, REGEX_LIMIT);
+    /* The same regex on inputs it settles within the limit. */
+    struct sl_event *short_run = new_event();
+    add(short_run, "msg", str(runaway(8)));
+    checks("msg =~ /(a+)+$/", short_run, false, 0, NULL);
+    struct sl_event *all_a = new_event();
+    add(all_a, "msg", str("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+    checks("msg =~ /(a+)+$/", all_a, true, 1, NULL);
+}
+
+Test(expr, a_string_beyond_the_scratch_cannot_be_evaluated)
+{
+    static char big[10001], half[5001], bigesc[10003];
+    memset(big, 'x', 10000);
+    memset(half, 'x', 5000);
+    memcpy(bigesc, "\\n", 2);
+    memset(bigesc + 2, 'y', 10000);
+    struct sl_event *e = new_event();
+    add(e, "big", str(big));
+    add(e, "half", str(half));
+    add(e, "bigesc", esc(bigesc));
+    checks("upper(big) == \"X\"", e, false, SL_ELIMIT, SCRATCH_LIMIT);
+    checks("lower(big) != \"x\"", e, true, SL_ELIMIT, SCRATCH_LIMIT); /* null != "x" */
+    checks("concat(big, \"!\") ends_with \"!\"", e, false, SL_ELIMIT, SCRATCH_LIMIT);
+    checks("len(upper(big)) == 10000", e, false, SL_ELIMIT, SCRATCH_LIMIT);
+    checks("bigesc starts_with \"\\nyyy\"", e, false, SL_ELIMIT, SCRATCH_LIMIT);
+    /* The scratch serves the whole evaluation: two 5000-byte results do not both fit. */
+    checks("upper(half) == \"x\" || lower(half) == \"x\"", e, false, SL_ELIMIT, SCRATCH_LIMIT);
+    /* What needs no scratch: plain fields in place, comparisons decoding as they go. */
+    checks("big contains \"xxx\" && len(big) == 10000", e, true, 1, NULL);
+    checks("bigesc > \"\\nyyy\"", e, true, 1, NULL);
+    checks("upper(substr(big, 0, 4)) == \"XXXX\"", e, true, 1, NULL);
+    checks("upper(half) == \"x\"", e, false, 0, NULL);
+    /* sl_expr_eval has the batch arena, and gets the answers right. */
+    struct sl_value v;
+    cr_assert_eq(sl_expr_eval(cx("len(upper(big)) == 10000"), e, &v), 0);
+    cr_assert(v.type == SL_BOOL && v.b);
+}
+
+/* A limit reached in one operand of && or || is moot when another operand decides the
+ * answer without reaching one: `a || b` with b true is true whatever a would have been.
+ * sl_expr_test's answers stay as they were; only the doubt is dropped. */
+Test(expr, a_limit_that_cannot_change_the_answer_is_not_an_error)
+{
+    static char big[10001];
+    memset(big, 'x', 10000);
+    struct sl_event *e = new_event();
+    add(e, "msg", str(runaway(30)));
+    add(e, "level", str("error"));
+    add(e, "big", str(big));
+    checks("msg =~ /(a+)+$/ || level == \"error\"", e, true, 1, NULL);
+    checks("upper(big) == \"X\" || level == \"error\"", e, true, 1, NULL);
+    checks("msg =~ /(a+)+$/ && level == \"warn\"", e, false, 0, NULL);
+    checks("!(msg =~ /(a+)+$/) && level == \"warn\"", e, false, 0, NULL);
+    checks("!(msg =~ /(a+)+$/ || level == \"error\")", e, false, 0, NULL);
+    checks("(msg =~ /(a+)+$/ || level == \"error\") == true", e, true, 1, NULL);
+    /* ... but not when the other operands leave the answer open. */
+    checks("msg =~ /(a+)+$/ || level == \"warn\"", e, false, SL_ELIMIT, REGEX_LIMIT);
+    checks("!(msg =~ /(a+)+$/) || level == \"warn\"", e, true, SL_ELIMIT, REGEX_LIMIT);
+    checks("msg =~ /(a+)+$/ && level == \"error\"", e, false, SL_ELIMIT, REGEX_LIMIT);
+    checks("(msg =~ /(a+)+$/ || level == \"warn\") && level == \"error\"", e, false, SL_ELIMIT,
+           REGEX_LIMIT);
+    checks("level == \"error\" && (upper(big) == \"X\" || msg =~ /(a+)+$/)", e, false, SL_ELIMIT,
+           SCRATCH_LIMIT);
+}
+
+/* A constant is folded when the expression compiles, but not one whose value a limit
+ * decided: each evaluation meets the limit again and says so. */
+Test(expr, a_constant_that_reaches_a_limit_is_not_folded_into_an_answer)
+{
+    char src[128];
+    snprintf(src, sizeof src, "\"%s\" =~ /(a+)+$/", runaway(30));
+    checks(src, ev, false, SL_ELIMIT, REGEX_LIMIT);
+    cr_assert_not(sl__expr_constant(cx(src), NULL));
+    snprintf(src, sizeof src, "\"%s\" =~ /(a+)+$/", runaway(8));
+    checks(src, ev, false, 0, NULL);
+    cr_assert(sl__expr_constant(cx(src), NULL));
 }
 
 /* ---- compile errors

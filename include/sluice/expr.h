@@ -115,8 +115,9 @@ SL_API bool sl_expr_test(const struct sl_expr *e, const struct sl_event *ev);
 /* As sl_expr_test, but tells a false condition from one that could not be evaluated:
  * returns 1 (true), 0 (false), or SL_ELIMIT with the reason in `why` (borrowed; may be
  * NULL) when a value became null for want of room or time (a string beyond the scratch,
- * a regex that reached its match limit), so that a filter can send the event to its
- * `on_error` rather than drop it as false. Any thread, as sl_expr_test(). */
+ * a regex that reached its match limit) and the answer depends on it (`a || b` with b
+ * true is 1 whatever a is), so that a filter can send the event to its `on_error`
+ * rather than drop it as false. Any thread, as sl_expr_test(). */
 SL_API int sl_expr_check(const struct sl_expr *e, const struct sl_event *ev, struct sl_error *why);
 
 /* Evaluates `e` (borrowed) on `ev` (borrowed) into `*out` (borrowed). The spans of

@@ -432,19 +432,58 @@ static inline bool test_kid(const struct sl__node *k, struct sl__ctx *c)
     return k->op == SL__OP_FIELD_EQ ? field_eq(k, c) : test(k, c);
 }
 
+/* && (`decides` false) and || (`decides` true): the first operand that answers `decides`
+ * gives the answer. An operand that reached a limit (c->limit) may have answered wrongly,
+ * which leaves the answer in doubt, unless another operand decides it without reaching
+ * one: then the limit is moot (`a || b` with b true is true whatever a is).
+ *
+ * decide_in_doubt() goes on once a limit was met, before the node (`outer`) or by an
+ * operand before kids[i] (`doubt`; `decided`: an operand so far answered `decides`): it
+ * walks on past an answer in doubt to look for a sure one. The answer is the
+ * short-circuit one either way, and the first limit met is the one reported. */
+static __attribute__((noinline, cold)) bool decide_in_doubt(const struct sl__node *n,
+                                                            struct sl__ctx *c, bool decides,
+                                                            uint32_t i, const char *outer,
+                                                            const char *doubt, bool decided)
+{
+    for (; i < n->n; i++) {
+        c->limit = NULL;
+        bool v = test_kid(n->kids[i], c);
+        if (v == decides && !c->limit) {
+            c->limit = outer;
+            return decides;
+        }
+        if (!doubt) doubt = c->limit;
+        decided |= v == decides;
+    }
+    c->limit = outer ? outer : doubt;
+    return decided ? decides : !decides;
+}
+
+static inline __attribute__((always_inline)) bool decide(const struct sl__node *n,
+                                                         struct sl__ctx *c, bool decides)
+{
+    if (c->limit) return decide_in_doubt(n, c, decides, 0, c->limit, NULL, false);
+    for (uint32_t i = 0; i < n->n; i++) {
+        const struct sl__node *k = n->kids[i];
+        if (k->op == SL__OP_FIELD_EQ) { /* the hot path; it meets no limit */
+            if (field_eq(k, c) == decides) return decides;
+            continue;
+        }
+        bool v = test(k, c);
+        if (c->limit) return decide_in_doubt(n, c, decides, i + 1, NULL, c->limit, v == decides);
+        if (v == decides) return decides;
+    }
+    return !decides;
+}
+
 static bool test(const struct sl__node *n, struct sl__ctx *c)
 {
     switch (n->op) {
     case SL__OP_FIELD_EQ: return field_eq(n, c);
     case SL__OP_FIELD_NE: return !field_eq(n, c);
-    case SL__OP_AND:
-        for (uint32_t i = 0; i < n->n; i++)
-            if (!test_kid(n->kids[i], c)) return false;
-        return true;
-    case SL__OP_OR:
-        for (uint32_t i = 0; i < n->n; i++)
-            if (test_kid(n->kids[i], c)) return true;
-        return false;
+    case SL__OP_AND: return decide(n, c, false);
+    case SL__OP_OR: return decide(n, c, true);
     case SL__OP_NOT: return !test_kid(n->a, c);
     case SL__OP_EXISTS: {
         struct sl_value v;

@@ -183,7 +183,8 @@ static bool is_lit(const node_t *n)
     return n && n->op == SL__OP_LIT;
 }
 
-/* Replaces `n` by its value when all its operands are constants and it is pure. */
+/* Replaces `n` by its value when all its operands are constants and it is pure, unless a
+ * limit decided the value (then each evaluation meets it, and sl_expr_check says so). */
 static node_t *fold(struct parser *p, node_t *n)
 {
     if (!n) return NULL;
@@ -196,6 +197,7 @@ static node_t *fold(struct parser *p, node_t *n)
     struct sl_value v;
     sl__eval(n, &c, &v);
     if (c.nomem) return nomem(p);
+    if (c.limit) return n;
     n->op = SL__OP_LIT;
     n->ty = ty_of(&v);
     n->lit = v;
