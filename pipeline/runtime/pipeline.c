@@ -110,6 +110,7 @@ void sl_pipeline_free(struct sl_pipeline *p)
         struct sl_stage *s = p->stages[i];
         if (s->initialised && s->type->close) s->type->close(s);
         s->initialised = false;
+        sl__retry_free(s); /* a batch held for its retry may be a source's: before free_inflight */
     }
     for (uint32_t i = 0; i < p->nstages; i++) {
         free_inflight(p->stages[i]);
