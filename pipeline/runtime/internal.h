@@ -119,7 +119,7 @@ struct sl_stage {
     uint32_t retry_failures;        /* sink: attempts of retry_batch that failed so far */
     struct sl_backoff backoff;      /* sink: delays between attempts (`retry` options) */
     struct sl_timer *retry_timer;   /* sink: offers retry_batch again; made on first use */
-    char retry_why[256];            /* sink: sl_retry()'s reason for the last SL_RETRY */
+    char retry_why[512];            /* sink: sl_retry()'s reason for the last SL_RETRY */
     struct sl_batch *inflight_head; /* source: batches not yet acked, oldest first */
     struct sl_batch *inflight_tail; /* source: newest */
     uint64_t next_seq;              /* source: next batch number */
