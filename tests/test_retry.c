@@ -352,6 +352,18 @@ Test(retry, a_sink_that_never_takes_the_batch_fails_the_run_after_retry_attempts
         log_line(SL_LOG_ERROR, "out: gave up after 3 attempts: cannot write batch 0: device busy"));
 }
 
+Test(retry, one_attempt_allowed_fails_at_the_first_refusal_without_retrying)
+{
+    struct flaky *f = build("count: 10\nbatch: 10", "at: 0\nrefuse: 1\nretry: {attempts: 1}");
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_run(p, &err), SL_EIO);
+    cr_assert_str_eq(err.msg, "gave up after 1 attempt: cannot write batch 0: device busy");
+    cr_assert_eq(f->offers, 1);
+    cr_assert_eq(stats_of("out").retries, 0);
+    cr_assert_eq(log_count(SL_LOG_WARN), 0);
+    cr_assert_eq(((struct t_counter *)sl_stage_state(src_stage))->acked_batches, 0);
+}
+
 Test(retry, twenty_retries_capped_at_4ms_end_quickly_and_leave_the_loop_idle)
 {
     struct flaky *f =

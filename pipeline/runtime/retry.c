@@ -19,14 +19,13 @@ static void retry_fired(struct sl_stage *s, void *arg)
     sl__schedule(s); /* run_sink offers retry_batch first */
 }
 
-/* Fails the pipeline with the last reason, then lets the batch go: the pipeline is
- * aborted by then, so releasing it acknowledges nothing. */
-static void give_up(struct sl_stage *s, const char *why)
+/* Fails the pipeline (the stage's error says why), then lets the held batch go: the
+ * pipeline is aborted by then, so releasing it acknowledges nothing. */
+static void fail_held(struct sl_stage *s, int code)
 {
     struct sl_batch *v = s->retry_batch;
     s->retry_batch = NULL;
-    sl_stage_error(s, SL_EIO, "gave up after %u attempts: %s", s->retry_failures, why);
-    sl__pipeline_fail(s->p, s, SL_EIO);
+    sl__pipeline_fail(s->p, s, code);
     s->outstanding--;
     sl__batch_release(v);
 }
@@ -36,13 +35,16 @@ void sl__retry_hold(struct sl_stage *s, struct sl_batch *v)
     const char *why = s->retry_why[0] ? s->retry_why : "the sink asked to try again later";
     s->retry_batch = v;
     s->retry_failures++;
-    if (s->conf.retry_attempts > 0 && s->retry_failures >= (uint64_t)s->conf.retry_attempts) {
-        give_up(s, why);
+    uint32_t n = s->retry_failures;
+    if (s->conf.retry_attempts > 0 && n >= (uint64_t)s->conf.retry_attempts) {
+        sl_stage_error(s, SL_EIO, "gave up after %u attempt%s: %s", n, n == 1 ? "" : "s", why);
+        fail_held(s, SL_EIO);
         return;
     }
     if (!s->retry_timer) { /* the first retry of the run */
         if (!(s->retry_timer = sl_timer_new(s, retry_fired, NULL))) {
-            give_up(s, "out of memory arming the retry timer");
+            sl_stage_error(s, SL_ENOMEM, "out of memory arming a retry after: %s", why);
+            fail_held(s, SL_ENOMEM);
             return;
         }
         sl_backoff_init(&s->backoff, s->conf.retry_initial, s->conf.retry_max);
@@ -53,7 +55,7 @@ void sl__retry_hold(struct sl_stage *s, struct sl_batch *v)
     if (s->conf.retry_attempts > 0)
         snprintf(of, sizeof of, " of %lld", (long long)s->conf.retry_attempts);
     sl__log(s->p, s, SL_LOG_WARN, "%s; retrying in %lld ms (attempt %u%s)", why, (long long)delay,
-            s->retry_failures + 1, of);
+            n + 1, of);
     s->retry_why[0] = '\0'; /* a later SL_RETRY without sl_retry() must not repeat it */
     s->retry_armed = true;
     sl_timer_start(s->retry_timer, delay, false);
@@ -81,7 +83,7 @@ void sl__retry_succeeded(struct sl_stage *s)
 
 void sl__retry_free(struct sl_stage *s)
 {
-    if (s->retry_batch) { /* only after an abort: nothing is acknowledged then */
+    if (s->retry_batch) { /* only once the run was aborted or failed: nothing is acked */
         s->outstanding--;
         sl__batch_release(s->retry_batch);
         s->retry_batch = NULL;
