@@ -55,6 +55,7 @@ static const struct family families[] = {
     {"sluice_bytes_in_total", "counter", "Payload bytes received by the stage."},
     {"sluice_bytes_out_total", "counter", "Payload bytes passed downstream."},
     {"sluice_errors_total", "counter", "Events that failed in the stage."},
+    {"sluice_retries_total", "counter", "Writes a sink answered SL_RETRY for and tried again."},
     {"sluice_dropped_total", "counter", "Events the stage dropped on purpose."},
     {"sluice_acknowledged_total", "counter",
      "Events acknowledged (sources: end to end; sinks: durable)."},
@@ -73,12 +74,13 @@ static uint64_t value(const struct sl_stage_stats *st, size_t k)
     case 2: return st->bytes_in;
     case 3: return st->bytes_out;
     case 4: return st->errors;
-    case 5: return st->dropped;
-    case 6: return st->acked;
-    case 7: return st->queue_batches;
-    case 8: return st->queue_capacity;
-    case 9: return st->queue_bytes;
-    case 10: return st->queue_max_bytes;
+    case 5: return st->retries;
+    case 6: return st->dropped;
+    case 7: return st->acked;
+    case 8: return st->queue_batches;
+    case 9: return st->queue_capacity;
+    case 10: return st->queue_bytes;
+    case 11: return st->queue_max_bytes;
     default: return st->finished;
     }
 }

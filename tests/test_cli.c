@@ -496,6 +496,9 @@ Test(cli, metrics_are_exact_during_a_run_and_health_turns_503_on_sigterm)
     expect_metric(m,
                   "sluice_bytes_in_total{stage=\"out\",type=\"blackhole\",kind=\"sink\"} 190896");
     expect_metric(m, "sluice_errors_total{stage=\"out\",type=\"blackhole\",kind=\"sink\"} 0");
+    expect_metric(m, "sluice_retries_total{stage=\"out\",type=\"blackhole\",kind=\"sink\"} 0");
+    cr_expect_not_null(strstr(m, "\n# HELP sluice_retries_total Writes a sink answered SL_RETRY "
+                                 "for and tried again.\n# TYPE sluice_retries_total counter\n"));
     expect_metric(m, "sluice_dropped_total{stage=\"out\",type=\"blackhole\",kind=\"sink\"} 0");
     expect_metric(m,
                   "sluice_queue_depth_batches{stage=\"out\",type=\"blackhole\",kind=\"sink\"} 0");
@@ -523,6 +526,26 @@ Test(cli, a_stage_failing_during_the_run_exits_3_naming_it)
     cr_assert_eq(r.rc, 3, "%s", r.err);
     /* Nothing claims the source was acknowledged: the failed batch was not. */
     cr_assert_str_eq(r.err, "sluice: error: stage 'parse': not a JSON object\n");
+}
+
+Test(cli, a_sink_out_of_retry_attempts_exits_3_with_its_last_reason)
+{
+    static struct result r;
+    run(&r, (const char *[]){"run", "--quiet", "retry_give_up.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 3, "%s", r.err);
+    const char *why = "cannot open no-such-directory/out.log: No such file or directory";
+    char want[256];
+    for (int k = 2; k <= 3; k++) { /* the delay between is drawn: not compared */
+        snprintf(want, sizeof want, "sluice: warning: stage 'out': %s; retrying in ", why);
+        const char *line = strstr(r.err, want);
+        for (int i = 2; line && i < k; i++) line = strstr(line + 1, want);
+        cr_assert_not_null(line, "no warning for attempt %d:\n%s", k, r.err);
+        snprintf(want, sizeof want, " ms (attempt %d of 3)\n", k);
+        cr_assert_not_null(strstr(line, want), "%s", r.err);
+    }
+    snprintf(want, sizeof want, "sluice: error: stage 'out': gave up after 3 attempts: %s\n", why);
+    size_t n = strlen(r.err), w = strlen(want);
+    cr_assert(n >= w && strcmp(r.err + n - w, want) == 0, "%s", r.err);
 }
 
 Test(cli, metrics_port_in_use_fails_the_run_with_exit_3)

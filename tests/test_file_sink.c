@@ -612,8 +612,9 @@ Test(file_sink, disk_full_is_retried_with_backoff_and_loses_nothing)
     o.log = disk_log;
     sl_pipeline_free(p);
     p = sl_pipeline_new(NULL, &o, NULL);
-    struct sl__file_sink *k = run_sink(&sl_stage_file_source, "path: %s/in.log\nfollow: false",
-                                       "path: %s/mnt/out.log\nretry_backoff: 5ms\nencoding: text");
+    struct sl__file_sink *k =
+        run_sink(&sl_stage_file_source, "path: %s/in.log\nfollow: false",
+                 "path: %s/mnt/out.log\nretry: {initial: 5ms}\nencoding: text");
     cr_assert_geq(k->write_errors, 3);
     cr_assert_eq(failures_seen, (int)k->write_errors);
     char *want = t_read(in, NULL);
@@ -621,6 +622,8 @@ Test(file_sink, disk_full_is_retried_with_backoff_and_loses_nothing)
     struct sl_stage_stats st;
     sl_stage_stats(sl_pipeline_find(p, "sink"), &st);
     cr_assert_eq(st.errors, k->write_errors);
+    cr_assert_eq(st.retries, k->write_errors, "each failed attempt went through SL_RETRY");
+    cr_assert_eq(st.events_in, 100000, "a retried batch is counted once");
     free(want);
     free(in);
     free(mnt);
@@ -631,29 +634,78 @@ Test(file_sink, disk_full_is_retried_with_backoff_and_loses_nothing)
 
 static char *late_dir; /* created by the log hook after two failed opens */
 static int open_failures;
+static bool writing_again; /* the runtime logged that writes go on */
 
 static void open_log(void *arg, enum sl_log_level level, const char *stage, const char *msg)
 {
     (void)arg, (void)stage;
     if (level == SL_LOG_WARN && strstr(msg, "cannot open") && ++open_failures == 2)
         cr_assert_eq(mkdir(late_dir, 0755), 0);
+    if (level == SL_LOG_INFO && strcmp(msg, "writing again after 2 failed attempts") == 0)
+        writing_again = true;
 }
 
-Test(file_sink, open_errors_are_retried_until_the_directory_appears)
+static void late_pipeline(void)
 {
     late_dir = t_path(dir, "late");
+    open_failures = 0;
+    writing_again = false;
     struct sl_pipeline_options o;
     sl_pipeline_options_init(&o);
     o.log = open_log;
     sl_pipeline_free(p);
     p = sl_pipeline_new(NULL, &o, NULL);
+}
+
+Test(file_sink, open_errors_are_retried_until_the_directory_appears)
+{
+    late_pipeline();
     make_event = number_event;
     struct sl__file_sink *k =
         run_sink(&t_make, "count: 3",
-                 "path: %s/late/out.log\nmkdir: false\nretry_backoff: 2ms\nencoding: text");
+                 "path: %s/late/out.log\nmkdir: false\nretry: {initial: 2ms}\nencoding: text");
     cr_assert_eq(open_failures, 2);
     cr_assert_eq(k->write_errors, 2);
     assert_file("late/out.log", "line 000000\nline 000001\nline 000002\n");
+    struct sl_stage_stats st;
+    sl_stage_stats(sl_pipeline_find(p, "sink"), &st);
+    cr_assert_eq(st.retries, 2, "the runtime retried the batch twice");
+    cr_assert_eq(st.errors, 2);
+    cr_assert(writing_again);
+    free(late_dir);
+}
+
+static void split_event(struct sl_event *ev, int64_t i)
+{
+    number_event(ev, i);
+    set_str(ev, "d", i < 5 ? "early" : "late");
+}
+
+/* One batch: events 0..4 go to early/, 5..9 to late/, missing until two opens failed.
+ * The batch fails halfway; offered again, it goes on from event 5 (not from 0), so each
+ * line is in its file once. */
+Test(file_sink, a_batch_failing_halfway_resumes_where_it_stopped_when_offered_again)
+{
+    late_pipeline();
+    char *early = t_path(dir, "early");
+    cr_assert_eq(mkdir(early, 0755), 0);
+    make_event = split_event;
+    struct sl__file_sink *k =
+        run_sink(&t_make, "count: 10\nper_batch: 10",
+                 "path: \"%s/{{d}}/out.log\"\nmkdir: false\nretry: {initial: 2ms}\nencoding: text");
+    cr_assert_eq(open_failures, 2);
+    cr_assert_eq(k->write_errors, 2);
+    assert_file("early/out.log",
+                "line 000000\nline 000001\nline 000002\nline 000003\nline 000004\n");
+    assert_file("late/out.log",
+                "line 000005\nline 000006\nline 000007\nline 000008\nline 000009\n");
+    struct sl_stage_stats st;
+    sl_stage_stats(sl_pipeline_find(p, "sink"), &st);
+    cr_assert_eq(st.retries, 2);
+    cr_assert_eq(st.batches_in, 1);
+    cr_assert_eq(st.events_in, 10);
+    cr_assert_eq(st.acked, 10);
+    free(early);
     free(late_dir);
 }
 

@@ -412,19 +412,17 @@ enum { SL__FILE_FSYNC_NEVER = 0, SL__FILE_FSYNC_BATCH, SL__FILE_FSYNC_ALWAYS };
 
 /* The state of a `file` sink: options first (filled by the schema), then runtime. */
 struct sl__file_sink {
-    struct sl_template *path;  /* option: path template */
-    int encoding;              /* option: SL__FILE_ENCODE_* */
-    struct sl_template *text;  /* option `template`: text line template */
-    struct sl_list fields;     /* option: csv columns */
-    bool csv_header;           /* option */
-    int64_t max_open_files;    /* option */
-    uint64_t rotate_size;      /* option: bytes, 0: off */
-    int64_t rotate_interval;   /* option: ms, 0: off */
-    int fsync;                 /* option: SL__FILE_FSYNC_* */
-    int64_t retry_backoff;     /* option: first retry delay, ms */
-    int64_t retry_max_backoff; /* option: longest retry delay, ms */
-    bool mkdir;                /* option: create directories */
-    bool local_time;           /* option: strftime in local time */
+    struct sl_template *path; /* option: path template */
+    int encoding;             /* option: SL__FILE_ENCODE_* */
+    struct sl_template *text; /* option `template`: text line template */
+    struct sl_list fields;    /* option: csv columns */
+    bool csv_header;          /* option */
+    int64_t max_open_files;   /* option */
+    uint64_t rotate_size;     /* option: bytes, 0: off */
+    int64_t rotate_interval;  /* option: ms, 0: off */
+    int fsync;                /* option: SL__FILE_FSYNC_* */
+    bool mkdir;               /* option: create directories */
+    bool local_time;          /* option: strftime in local time */
 
     struct sl_stage *stage;              /* this stage */
     struct sl__file_path pathr;          /* the path's renderer */
@@ -435,7 +433,11 @@ struct sl__file_sink {
     char path_buf[SL__FILE_PATH_MAX];    /* rendered path */
     char cached_path[SL__FILE_PATH_MAX]; /* path of `cached` */
     struct sl__file_out *cached;         /* handle of the last path, NULL after a detach */
-    struct sl_batch *cur;                /* batch being written (our reference) */
+    struct sl_batch *cur;                /* batch being written (borrowed in write(); after
+                                            an SL_RETRY only compared: the runtime holds
+                                            it and offers it again) */
+    bool resume;                         /* write() answered SL_RETRY for `cur`: its next
+                                            offer goes on from idx/skip */
     size_t idx;                          /* committed: next event to write */
     size_t skip;                         /* committed: bytes of event idx already written */
     size_t next;                         /* next event to gather into the run */
@@ -444,8 +446,6 @@ struct sl__file_sink {
     size_t nlens, lens_cap;              /* entries */
     bool run_nl;                         /* the run starts with a newline repair */
     size_t run_hdr;                      /* csv header bytes at the start of the run */
-    struct sl_timer *retry_timer;        /* retry after an error */
-    int64_t backoff;                     /* next retry delay, 0: not failing */
     bool pending;                        /* write() answered PENDING: wake when ready */
     struct sl_batch **waiting;           /* written, awaiting an fsync */
     size_t nwaiting, waiting_cap;        /* entries */

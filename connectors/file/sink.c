@@ -8,8 +8,10 @@
  * what the kernel took, so a short write or an error resumes exactly where it stopped:
  * after a disk-full episode the output holds every line once, whole.
  *
- * Errors (open, write, rename) are retried from a timer with exponential backoff and
- * jitter; meanwhile the sink answers PENDING, its queue fills and the sources stop.
+ * Errors (open, write, rename) answer SL_RETRY with the reason (sl_retry): the runtime
+ * keeps the batch and offers the same one again after the stage's `retry` backoff, before
+ * any other, while the queue fills and the sources stop. The committed position stays,
+ * so the next offer resumes where the kernel stopped.
  * fsync: never (ack after write), batch (group commit: fsyncs on an executor thread
  * cover every batch written before they started; batches are acked after), always
  * (each batch synced before the next is written). An fsync failure fails the run:
@@ -31,24 +33,15 @@
 
 #define MAX_UNACKED 16 /* fsync batch: batches written and awaiting their fsync */
 
-/* ---- errors and retries ------------------------------------------------------------------- */
+/* ---- errors ------------------------------------------------------------------------------- */
 
-static int64_t jitter(int64_t ms)
-{
-    return ms - ms / 4 + (int64_t)((uint64_t)random() % (uint64_t)(ms / 2 + 1));
-}
-
-/* Records a failed attempt and arms the retry. Returns SL_EAGAIN. */
+/* Records a failed attempt and its reason, for write() to answer SL_RETRY (the runtime
+ * logs the reason with its delay). Returns SL_EAGAIN. */
 static int failed(struct sl__file_sink *k, const char *what, const char *path, int err)
 {
     k->write_errors++;
     sl_stage_count_errors(k->stage, 1);
-    k->backoff = k->backoff ? k->backoff * 2 : k->retry_backoff;
-    if (k->backoff > k->retry_max_backoff) k->backoff = k->retry_max_backoff;
-    int64_t delay = jitter(k->backoff);
-    sl_stage_log(k->stage, SL_LOG_WARN, "cannot %s %s: %s; retrying in %lld ms", what, path,
-                 strerror(err), (long long)delay);
-    sl_timer_start(k->retry_timer, delay, false);
+    sl_retry(k->stage, "cannot %s %s: %s", what, path, strerror(err));
     return SL_EAGAIN;
 }
 
@@ -107,7 +100,7 @@ static void commit(struct sl__file_sink *k, size_t w, bool all)
     k->skip += w;
 }
 
-/* Writes the gathered run. Returns 0 or SL_EAGAIN (retry armed). */
+/* Writes the gathered run. Returns 0 or SL_EAGAIN (failed: retry). */
 static int write_run(struct sl__file_sink *k)
 {
     if (!k->io.n) return 0;
@@ -141,7 +134,7 @@ static void note_drop(struct sl__file_sink *k, int rc, size_t hole)
 }
 
 /* The open file for `ev`. Returns 0, 1 when the event is dropped (a path field is
- * missing), SL_EAGAIN (retry armed) or SL_ENOMEM. */
+ * missing), SL_EAGAIN (failed: retry) or SL_ENOMEM. */
 static int target(struct sl__file_sink *k, const struct sl_event *ev, struct sl__file_out **out)
 {
     const char *path = k->path_buf;
@@ -193,7 +186,7 @@ static int rotate(struct sl__file_sink *k, struct sl__file_out *h)
 
 /* ---- the write loop ------------------------------------------------------------------------ */
 
-/* Gathers event `k->next` into the run. Returns 0, SL_EAGAIN (retry armed) or SL_ENOMEM. */
+/* Gathers event `k->next` into the run. Returns 0, SL_EAGAIN (failed: retry) or SL_ENOMEM. */
 static int gather(struct sl__file_sink *k, const struct sl_event *ev)
 {
     struct sl__file_out *h;
@@ -220,7 +213,7 @@ static int gather(struct sl__file_sink *k, const struct sl_event *ev)
 }
 
 /* Writes the rest of the current batch. Returns 0 when it is all written, SL_EAGAIN
- * while waiting for a retry, or SL_ENOMEM. */
+ * when a write failed (the position stays for the retry), or SL_ENOMEM. */
 static int pump(struct sl__file_sink *k)
 {
     size_t n = sl_batch_count(k->cur);
@@ -228,14 +221,7 @@ static int pump(struct sl__file_sink *k)
         int rc = gather(k, sl_batch_event_const(k->cur, k->next));
         if (rc) return rc;
     }
-    int rc = write_run(k);
-    if (rc) return rc;
-    if (k->backoff) {
-        sl_stage_log(k->stage, SL_LOG_INFO, "writing again after %llu failed attempts",
-                     (unsigned long long)k->write_errors);
-        k->backoff = 0;
-    }
-    return 0;
+    return write_run(k);
 }
 
 /* ---- fsync and acknowledgement -----------------------------------------------------------------
@@ -268,7 +254,7 @@ static void fsync_work(void *arg)
 
 static void maybe_wake(struct sl__file_sink *k)
 {
-    if (!k->pending || k->cur) return;
+    if (!k->pending) return;
     if (k->fsync == SL__FILE_FSYNC_ALWAYS && (k->fsync_busy || k->nwaiting)) return;
     if (k->nwaiting + k->syncing >= MAX_UNACKED) return;
     k->pending = false;
@@ -382,8 +368,7 @@ static enum sl_poll finish_batch(struct sl__file_sink *k)
     if (k->nwaiting == k->waiting_cap) {
         size_t cap = k->waiting_cap ? k->waiting_cap * 2 : 8;
         struct sl_batch **nw = realloc(k->waiting, cap * sizeof *nw);
-        if (!nw) {
-            k->cur = b;
+        if (!nw) { /* the runtime takes the batch back */
             sl_stage_error(k->stage, SL_ENOMEM, "out of memory");
             return SL_ERROR;
         }
@@ -397,39 +382,32 @@ static enum sl_poll finish_batch(struct sl__file_sink *k)
     return SL_READY;
 }
 
-static enum sl_poll run_batch(struct sl__file_sink *k)
-{
-    int rc = pump(k);
-    if (rc == SL_EAGAIN) return SL_PENDING;
-    if (rc < 0) {
-        sl_stage_error(k->stage, rc, "cannot write: %s", sl_strerror(rc));
-        return SL_ERROR;
-    }
-    return finish_batch(k);
-}
-
 static enum sl_poll sink_write(struct sl_stage *stage, struct sl_batch *b)
 {
     struct sl__file_sink *k = sl_stage_state(stage);
-    k->cur = b;
-    k->idx = k->next = k->skip = 0;
-    enum sl_poll r = run_batch(k);
-    if (r == SL_ERROR) k->cur = NULL; /* the runtime takes the batch back */
+    if (k->resume && b == k->cur) {
+        /* The batch of our last SL_RETRY, offered again (the runtime sends it before any
+         * other): go on from the committed position. The failed run was written out or
+         * dropped, so gathering starts there too. */
+        k->next = k->idx;
+    } else {
+        k->cur = b;
+        k->idx = k->next = k->skip = 0;
+    }
+    k->resume = false;
+    int rc = pump(k);
+    if (rc == SL_EAGAIN) { /* the runtime keeps the batch; we keep only where we were */
+        k->resume = true;
+        return SL_RETRY;
+    }
+    if (rc < 0) {
+        k->cur = NULL; /* the runtime takes the batch back */
+        sl_stage_error(stage, rc, "cannot write: %s", sl_strerror(rc));
+        return SL_ERROR;
+    }
+    enum sl_poll r = finish_batch(k);
     if (r == SL_PENDING) k->pending = true;
     return r;
-}
-
-static void on_retry(struct sl_stage *stage, void *arg)
-{
-    (void)stage;
-    struct sl__file_sink *k = arg;
-    if (!k->cur) return;
-    enum sl_poll r = run_batch(k);
-    if (r == SL_ERROR) { /* k->cur stays held, unacknowledged, until close() */
-        sl_stage_wake(k->stage);
-        return;
-    }
-    if (r == SL_READY || !k->cur) maybe_wake(k);
 }
 
 /* ---- lifetime -------------------------------------------------------------------------------- */
@@ -462,8 +440,6 @@ static int sink_init(struct sl_stage *stage, const struct sl_config *cfg, struct
         sl__file_path_free(&k->pathr);
         return rc;
     }
-    if (k->retry_backoff < 1) k->retry_backoff = 1;
-    if (k->retry_max_backoff < k->retry_backoff) k->retry_max_backoff = k->retry_backoff;
     k->enc.encoding = k->encoding;
     k->enc.text = k->text;
     k->enc.cols = &k->fields;
@@ -473,18 +449,9 @@ static int sink_init(struct sl_stage *stage, const struct sl_config *cfg, struct
     return 0;
 }
 
-static int sink_start(struct sl_stage *stage, struct sl_error *err)
-{
-    struct sl__file_sink *k = sl_stage_state(stage);
-    k->retry_timer = sl_timer_new(stage, on_retry, k);
-    return k->retry_timer ? 0 : sl_error_set(err, SL_ENOMEM, "out of memory");
-}
-
 static void sink_close(struct sl_stage *stage)
 {
     struct sl__file_sink *k = sl_stage_state(stage);
-    sl_timer_free(k->retry_timer);
-    if (k->cur) sl_batch_unref(k->cur); /* only after a failure: nothing is acked then */
     for (size_t i = 0; i < k->nwaiting; i++) sl_batch_unref(k->waiting[i]);
     free(k->waiting);
     sl__file_outs_close(&k->outs);
@@ -520,10 +487,6 @@ static const struct sl_option file_sink_options[] = {
     {"fsync", SL_OPT_ENUM, "never", 0, OPT(fsync),
      "never: ack after write; batch: group fsyncs, ack after; always: fsync every batch",
      "never|batch|always"},
-    {"retry_backoff", SL_OPT_DURATION, "100ms", 0, OPT(retry_backoff),
-     "first delay before retrying a failed write (doubles each time, with jitter)"},
-    {"retry_max_backoff", SL_OPT_DURATION, "30s", 0, OPT(retry_max_backoff),
-     "longest delay between retries; writes are retried until they succeed"},
     {"mkdir", SL_OPT_BOOL, "true", 0, OPT(mkdir), "create missing directories"},
     {"local_time", SL_OPT_BOOL, "false", 0, OPT(local_time),
      "strftime fields in local time instead of UTC"},
@@ -538,7 +501,6 @@ const struct sl_stage_type sl_stage_file_sink = {
     .state_size = sizeof(struct sl__file_sink),
     .options = file_sink_options,
     .init = sink_init,
-    .start = sink_start,
     .write = sink_write,
     .close = sink_close,
 };

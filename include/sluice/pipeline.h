@@ -131,7 +131,7 @@ struct sl_stage_stats {
     uint64_t batches_out;     /* batches passed downstream */
     uint64_t dropped;         /* events dropped on purpose (on_error: drop, oversize...) */
     uint64_t errors;          /* events that failed */
-    uint64_t retries;         /* sinks: writes answered SL_RETRY and tried again */
+    uint64_t retries;         /* sinks: writes answered SL_RETRY and scheduled again */
     uint32_t in_flight;       /* asynchronous transforms: calls started, not finished */
     uint64_t acked;           /* sources: events acknowledged end to end; sinks: events acked */
     uint32_t queue_batches;   /* batches waiting in the stage's input queues */

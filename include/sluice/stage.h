@@ -155,7 +155,8 @@ struct sl_stage_type {
     int (*keep)(struct sl_stage *stage, const struct sl_event *ev, struct sl_error *why);
 
     /* Sink: takes one reference to `b`; the sink releases it with sl_ack() once the
-     * events are durable (possibly later, from the loop thread). */
+     * events are durable (possibly later, from the loop thread). Answering SL_RETRY or
+     * SL_ERROR, it takes nothing: the runtime keeps the reference. */
     enum sl_poll (*write)(struct sl_stage *stage, struct sl_batch *b);
 
     /* Source: every event of `b` (one of its own batches) has been delivered by every

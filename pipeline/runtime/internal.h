@@ -113,7 +113,16 @@ struct sl_stage {
     atomic_int work_ready;       /* a worker finished a job */
     atomic_int err_set;          /* err holds a reason */
 
-    uint32_t outstanding;           /* sink: batches written and not acked */
+    uint32_t outstanding;           /* sink: batches written and not acked (a batch held
+                                       for its retry counts until it is taken or failed) */
+    struct sl_batch *retry_batch;   /* sink: the batch write() answered SL_RETRY for, the
+                                       runtime's reference, offered again before any
+                                       other; NULL: none (retry.c) */
+    bool retry_armed;               /* sink: retry_timer runs; the sink is not run */
+    uint32_t retry_failures;        /* sink: attempts of retry_batch that failed so far */
+    struct sl_backoff backoff;      /* sink: delays between attempts (`retry` options) */
+    struct sl_timer *retry_timer;   /* sink: offers retry_batch again; made on first use */
+    char retry_why[512];            /* sink: sl_retry()'s reason for the last SL_RETRY */
     struct sl_batch *inflight_head; /* source: batches not yet acked, oldest first */
     struct sl_batch *inflight_tail; /* source: newest */
     uint64_t next_seq;              /* source: next batch number */
@@ -174,6 +183,26 @@ int sl__emit_finish(struct sl_emit *e, bool push);
 /* Finishes a run that returned `rc`: pushes its outputs, or, when it failed, fails the
  * pipeline first, so that releasing the input acknowledges nothing. */
 void sl__finish_or_fail(struct sl_stage *s, struct sl_emit *e, int rc);
+
+/* ---- sink retries (retry.c) ------------------------------------------------------------ */
+
+/* write() answered SL_RETRY for `v` (the batch as the sink got it; the caller's reference
+ * passes to the runtime): counts the failed attempt, then either arms the retry timer
+ * (logging the sink's reason, the delay and the attempt) or, once `retry.attempts`
+ * attempts have failed, fails the pipeline and releases `v` unacknowledged. Loop thread. */
+void sl__retry_hold(struct sl_stage *s, struct sl_batch *v);
+/* True while a held batch waits for its timer: the sink is not to be run. */
+bool sl__retry_waiting(const struct sl_stage *s);
+/* The held batch whose timer has fired (the reference passes to the caller, who offers
+ * it to write() at once), or NULL. Counters are not touched: the batch was counted when
+ * it was first taken from the queue. */
+struct sl_batch *sl__retry_take(struct sl_stage *s);
+/* write() took a batch: after failed attempts, logs that writing goes on and resets the
+ * backoff. */
+void sl__retry_succeeded(struct sl_stage *s);
+/* Releases a held batch without acknowledging it (the pipeline is aborted or torn down)
+ * and frees the timer. Before the sources' in-flight batches are recycled. */
+void sl__retry_free(struct sl_stage *s);
 
 /* ---- workers ------------------------------------------------------------------------- */
 

@@ -111,6 +111,7 @@ void sl_pipeline_free(struct sl_pipeline *p)
         struct sl_stage *s = p->stages[i];
         if (s->initialised && s->type->close) s->type->close(s);
         s->initialised = false;
+        sl__retry_free(s); /* a batch held for its retry may be a source's: before free_inflight */
     }
     for (uint32_t i = 0; i < p->nstages; i++) /* before the batches their calls read */
         sl__async_free(p->stages[i]);

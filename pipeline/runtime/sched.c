@@ -319,35 +319,52 @@ struct sl_batch *sl__pop_input(struct sl_stage *s)
 
 /* ---- sinks ------------------------------------------------------------------------------ */
 
+/* Takes the next input batch for sink `s` and counts it (once: a retried batch comes
+ * from sl__retry_take instead). NULL when there is none now, after ending the input if
+ * it is drained, or when the run failed. */
+static struct sl_batch *sink_input(struct sl_stage *s)
+{
+    struct sl_batch *b = pop_input(s);
+    if (!b) {
+        end_input(s);
+        if (s->input_ended && s->outstanding == 0) finish_stage(s);
+        return NULL;
+    }
+    /* A batch shared with another branch goes to the sink as a view, so that each
+     * sink's sl_ack() is told apart. */
+    struct sl_batch *v = b->refs == 1 ? b : sl__batch_view(b, s);
+    if (!v) {
+        sl__batch_release(b);
+        stage_failed(s, sl_stage_error(s, SL_ENOMEM, "out of memory"));
+        return NULL;
+    }
+    if (v != b) sl__batch_release(b);
+    v->sink = s;
+    s->st.events_in += v->n;
+    s->st.bytes_in += v->bytes;
+    s->st.batches_in++;
+    s->outstanding++;
+    return v;
+}
+
 static void run_sink(struct sl_stage *s)
 {
+    /* While a batch waits for its retry, the sink is left alone: its timer runs it. */
+    if (sl__retry_waiting(s)) return;
     if (s->input_ended) { /* flushed: done once the last acknowledgement is in */
         if (s->outstanding == 0) finish_stage(s);
         return;
     }
     for (int i = 0; i < STAGE_BURST; i++) {
         if (s->pending || s->p->done) return;
-        struct sl_batch *b = pop_input(s);
-        if (!b) {
-            end_input(s);
-            if (s->input_ended && s->outstanding == 0) finish_stage(s);
-            return;
-        }
-        /* A batch shared with another branch goes to the sink as a view, so that each
-         * sink's sl_ack() is told apart. */
-        struct sl_batch *v = b->refs == 1 ? b : sl__batch_view(b, s);
-        if (!v) {
-            sl__batch_release(b);
-            stage_failed(s, sl_stage_error(s, SL_ENOMEM, "out of memory"));
-            return;
-        }
-        if (v != b) sl__batch_release(b);
-        v->sink = s;
-        s->st.events_in += v->n;
-        s->st.bytes_in += v->bytes;
-        s->st.batches_in++;
-        s->outstanding++;
+        struct sl_batch *v = sl__retry_take(s); /* before any other batch */
+        if (!v && !(v = sink_input(s))) return;
         enum sl_poll r = s->type->write(s, v);
+        if (r == SL_RETRY) { /* not taken: the runtime keeps it for the next attempt */
+            sl__retry_hold(s, v);
+            return;
+        }
+        if (r != SL_ERROR) sl__retry_succeeded(s);
         if (r == SL_PENDING) {
             if (atomic_exchange(&s->wake_req, 0)) continue;
             s->pending = true;

@@ -1,5 +1,5 @@
-/* What a stage can ask of the runtime: its state, wakeups, errors, output ports,
- * counters, logging and timers. */
+/* What a stage can ask of the runtime: its state, wakeups, errors, retries, output
+ * ports, counters, logging and timers. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +63,16 @@ int sl_stage_error(struct sl_stage *stage, int code, const char *fmt, ...)
     }
     pthread_mutex_unlock(&stage->err_lock);
     return code;
+}
+
+enum sl_poll sl_retry(struct sl_stage *stage, const char *fmt, ...)
+{
+    /* Loop thread, inside write(): the runtime reads it as soon as write() returns. */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(stage->retry_why, sizeof stage->retry_why, fmt, ap);
+    va_end(ap);
+    return SL_RETRY;
 }
 
 int sl_stage_add_output(struct sl_stage *stage, const char *name)
@@ -243,6 +253,7 @@ void sl__stage_free(struct sl_stage *s)
     if (s->workers) sl__workers_stop(s);
     if (s->initialised && s->type->close) s->type->close(s);
     sl__async_free(s);
+    sl__retry_free(s);
     for (uint32_t i = 0; i < s->nowned; i++) s->owned[i].fn(s->owned[i].ptr);
     free(s->owned);
     for (uint32_t i = 0; i < s->nports; i++) {
