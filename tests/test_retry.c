@@ -483,3 +483,29 @@ Test(retry, a_batch_shared_with_another_sink_is_retried_alone_and_acked_after_bo
     cr_assert_eq(stats_of("out").retries, 2);
     cr_assert_eq(stats_of("fast").retries, 0);
 }
+
+/* A sink that never recovers cannot hold a stop forever: after shutdown_timeout the run
+ * fails, naming how many events were left unacknowledged, and acknowledges none of them. */
+Test(retry, a_stop_outlasting_shutdown_timeout_fails_and_names_what_is_left)
+{
+    sl_pipeline_free(p);
+    struct sl_pipeline_options o;
+    sl_pipeline_options_init(&o);
+    o.queue_max_batches = 4;
+    o.shutdown_timeout_ms = 50;
+    struct sl_error err = {0};
+    p = sl_pipeline_new(NULL, &o, &err);
+    struct flaky *f = build("count: 0\nbatch: 10", "at: 50\nrefuse: 100000\nstop: true\n"
+                                                   "retry: {initial: 5ms, max: 5ms}");
+    cr_assert_eq(sl_pipeline_run(p, &err), SL_ESTOPPED);
+    struct sl_stage_stats src = stats_of("src");
+    cr_assert_gt(src.events_in, src.acked);
+    char want[300];
+    snprintf(want, sizeof want,
+             "stopping took longer than shutdown_timeout (50 ms): aborted with %llu events "
+             "unacknowledged (the next run replays them)",
+             (unsigned long long)(src.events_in - src.acked));
+    cr_assert_str_eq(err.msg, want);
+    cr_assert_eq(src.acked, 50, "everything before the refused batch, nothing after");
+    cr_assert_geq(f->offers, 2, "it was retried while the stop waited");
+}

@@ -71,6 +71,19 @@ static void emit_in_place(struct sl_emit *e, const struct sl_event *ev)
     if (ev != slot && ev->fields_home == ev->batch) ((struct sl_event *)ev)->fields_home = NULL;
 }
 
+/* Appends a copy of `ev` to output `port` (not in place); the copy shares `ev`'s field
+ * array until it changes a field (copy on write). Returns the copy, or NULL. */
+static struct sl_event *copy_out(struct sl_emit *e, int port, const struct sl_event *ev)
+{
+    struct sl_batch *b = out_batch(e, port);
+    if (!b || (b->n == b->cap && sl__batch_reserve(b, b->n + 1))) return NULL;
+    struct sl_event *slot = &b->events[b->n++];
+    *slot = *ev;
+    slot->batch = b;
+    b->bytes += ev->payload_len;
+    return slot;
+}
+
 int sl_emit_to(struct sl_emit *e, int port, const struct sl_event *ev)
 {
     if (port < 0 || (uint32_t)port >= e->stage->nports) return SL_EINVAL;
@@ -81,15 +94,10 @@ int sl_emit_to(struct sl_emit *e, int port, const struct sl_event *ev)
         }
         if (spill(e)) return SL_ENOMEM;
     }
-    struct sl_batch *b = out_batch(e, port);
-    if (!b || (b->n == b->cap && sl__batch_reserve(b, b->n + 1))) return SL_ENOMEM;
-    struct sl_event *slot = &b->events[b->n++];
-    *slot = *ev;
-    slot->batch = b;
-    b->bytes += ev->payload_len;
-    /* The copy now owns a field array the source event also points at: make the source
-     * copy on its next change, so that emitting one event twice gives two independent
-     * events. */
+    if (!copy_out(e, port, ev)) return SL_ENOMEM;
+    /* The copy now owns a field array the source event (the stage's own writable copy)
+     * also points at: make the source copy on its next change, so that emitting one
+     * event twice gives two independent events. */
     if (ev->fields_home == ev->batch) ((struct sl_event *)ev)->fields_home = NULL;
     return 0;
 }
@@ -166,9 +174,9 @@ int sl__emit_dead_letter(struct sl_emit *e, const struct sl_event *ev, const cha
         sl_stage_count_dropped(s, 1);
         return 0;
     }
-    if (sl_emit_to(e, s->dl_port, ev)) return sl_stage_error(s, SL_ENOMEM, "out of memory");
-    struct sl_batch *dl = e->out[s->dl_port];
-    if (sl_event_set_error(&dl->events[dl->n - 1], msg, strlen(msg)))
+    /* A copy, and `ev` untouched: it may be an event of a batch other branches read. */
+    struct sl_event *copy = copy_out(e, s->dl_port, ev);
+    if (!copy || sl_event_set_error(copy, msg, strlen(msg)))
         return sl_stage_error(s, SL_ENOMEM, "out of memory");
     return 0;
 }
@@ -196,7 +204,7 @@ static int run_keep(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e)
         if (k < 0 && (k = keep_failed(e, &in->events[r], k, &why)) < 0) return k;
         if (k == 0) continue;
         if (!e->in_place) {
-            if (sl_emit_to(e, 0, &in->events[r]))
+            if (!copy_out(e, 0, &in->events[r])) /* `in` may be read by other branches */
                 return sl_stage_error(s, SL_ENOMEM, "out of memory");
             continue;
         }
