@@ -191,30 +191,45 @@ static int keep_failed(struct sl_emit *e, const struct sl_event *ev, int rc,
     return sl__emit_dead_letter(e, ev, msg);
 }
 
+/* Tests event `r` of `in`: 1 keep, 0 drop, < 0 a failure of the stage. An event the
+ * filter cannot evaluate goes to on_error here; `why` is left cleared for the next. */
+static inline int test_one(struct sl_stage *s, struct sl_emit *e, struct sl_event *ev,
+                           struct sl_error *why)
+{
+    int k = s->type->keep(s, ev, why);
+    if (k >= 0) return k;
+    k = keep_failed(e, ev, k, why);
+    why->code = 0;
+    why->msg[0] = '\0';
+    return k;
+}
+
 static int run_keep(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e)
 {
-    int (*keep)(struct sl_stage *, const struct sl_event *, struct sl_error *) = s->type->keep;
     struct sl_error why; /* filled by keep() only when it fails */
+    why.code = 0;
+    why.msg[0] = '\0';
+    if (!e->in_place) { /* `in` may be read by other branches: copy what is kept */
+        for (uint32_t r = 0; r < in->n; r++) {
+            int k = test_one(s, e, &in->events[r], &why);
+            if (k < 0) return k;
+            if (k && !copy_out(e, 0, &in->events[r]))
+                return sl_stage_error(s, SL_ENOMEM, "out of memory");
+        }
+        return 0;
+    }
+    e->out[0] = in; /* nobody else sees `in`: compact it */
     uint32_t w = 0;
     uint64_t bytes = 0;
-    if (e->in_place) e->out[0] = in; /* nobody else sees `in`: compact it */
     for (uint32_t r = 0; r < in->n; r++) {
-        why.code = 0;
-        int k = keep(s, &in->events[r], &why);
-        if (k < 0 && (k = keep_failed(e, &in->events[r], k, &why)) < 0) return k;
+        int k = test_one(s, e, &in->events[r], &why);
+        if (k < 0) return k;
         if (k == 0) continue;
-        if (!e->in_place) {
-            if (!copy_out(e, 0, &in->events[r])) /* `in` may be read by other branches */
-                return sl_stage_error(s, SL_ENOMEM, "out of memory");
-            continue;
-        }
         if (w != r) in->events[w] = in->events[r];
         bytes += in->events[w++].payload_len;
     }
-    if (e->in_place) {
-        in->n = w;
-        in->bytes = bytes;
-    }
+    in->n = w;
+    in->bytes = bytes;
     return 0;
 }
 
