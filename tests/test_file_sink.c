@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sluice/builtins.h>
@@ -630,49 +631,33 @@ Test(file_sink, disk_full_is_retried_with_backoff_and_loses_nothing)
     free(filler);
 }
 
-/* ---- open errors and configuration errors ------------------------------------------------- */
+/* ---- errors that pass and errors that do not ------------------------------------------------ */
 
-static char *late_dir; /* created by the log hook after two failed opens */
-static int open_failures;
+static int write_failures; /* "cannot write" lines the runtime logged */
 static bool writing_again; /* the runtime logged that writes go on */
 
-static void open_log(void *arg, enum sl_log_level level, const char *stage, const char *msg)
+/* Lifts the file size limit after the second failed write: the "disk" has room again. */
+static void fsize_log(void *arg, enum sl_log_level level, const char *stage, const char *msg)
 {
     (void)arg, (void)stage;
-    if (level == SL_LOG_WARN && strstr(msg, "cannot open") && ++open_failures == 2)
-        cr_assert_eq(mkdir(late_dir, 0755), 0);
+    if (level == SL_LOG_WARN && strstr(msg, "cannot write") && strstr(msg, "File too large") &&
+        ++write_failures == 2) {
+        struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+        cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    }
     if (level == SL_LOG_INFO && strcmp(msg, "writing again after 2 failed attempts") == 0)
         writing_again = true;
 }
 
-static void late_pipeline(void)
+static void logging_pipeline(void (*log)(void *, enum sl_log_level, const char *, const char *))
 {
-    late_dir = t_path(dir, "late");
-    open_failures = 0;
+    write_failures = 0;
     writing_again = false;
     struct sl_pipeline_options o;
     sl_pipeline_options_init(&o);
-    o.log = open_log;
+    o.log = log;
     sl_pipeline_free(p);
     p = sl_pipeline_new(NULL, &o, NULL);
-}
-
-Test(file_sink, open_errors_are_retried_until_the_directory_appears)
-{
-    late_pipeline();
-    make_event = number_event;
-    struct sl__file_sink *k =
-        run_sink(&t_make, "count: 3",
-                 "path: %s/late/out.log\nmkdir: false\nretry: {initial: 2ms}\nencoding: text");
-    cr_assert_eq(open_failures, 2);
-    cr_assert_eq(k->write_errors, 2);
-    assert_file("late/out.log", "line 000000\nline 000001\nline 000002\n");
-    struct sl_stage_stats st;
-    sl_stage_stats(sl_pipeline_find(p, "sink"), &st);
-    cr_assert_eq(st.retries, 2, "the runtime retried the batch twice");
-    cr_assert_eq(st.errors, 2);
-    cr_assert(writing_again);
-    free(late_dir);
 }
 
 static void split_event(struct sl_event *ev, int64_t i)
@@ -681,23 +666,31 @@ static void split_event(struct sl_event *ev, int64_t i)
     set_str(ev, "d", i < 5 ? "early" : "late");
 }
 
-/* One batch: events 0..4 go to early/, 5..9 to late/, missing until two opens failed.
- * The batch fails halfway; offered again, it goes on from event 5 (not from 0), so each
- * line is in its file once. */
+/* One batch: events 0..4 go to early/, 5..9 to late/, whose file is already at the
+ * process's file size limit (RLIMIT_FSIZE: writes fail with EFBIG, a transient error
+ * like a full disk) until two writes failed. The batch fails halfway; offered again, it
+ * goes on from event 5 (not from 0), so each line is in its file once. */
 Test(file_sink, a_batch_failing_halfway_resumes_where_it_stopped_when_offered_again)
 {
-    late_pipeline();
-    char *early = t_path(dir, "early");
+    logging_pipeline(fsize_log);
+    char *early = t_path(dir, "early"), *late = t_path(dir, "late");
     cr_assert_eq(mkdir(early, 0755), 0);
+    cr_assert_eq(mkdir(late, 0755), 0);
+    char *late_file = t_path(dir, "late/out.log");
+    t_writes(late_file, "an old line of sixty bytes, already there before the run..\n", false);
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {60, RLIM_INFINITY}; /* early/out.log gets exactly 60 bytes */
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
     make_event = split_event;
     struct sl__file_sink *k =
         run_sink(&t_make, "count: 10\nper_batch: 10",
-                 "path: \"%s/{{d}}/out.log\"\nmkdir: false\nretry: {initial: 2ms}\nencoding: text");
-    cr_assert_eq(open_failures, 2);
+                 "path: \"%s/{{d}}/out.log\"\nretry: {initial: 2ms}\nencoding: text");
+    cr_assert_eq(write_failures, 2);
     cr_assert_eq(k->write_errors, 2);
     assert_file("early/out.log",
                 "line 000000\nline 000001\nline 000002\nline 000003\nline 000004\n");
     assert_file("late/out.log",
+                "an old line of sixty bytes, already there before the run..\n"
                 "line 000005\nline 000006\nline 000007\nline 000008\nline 000009\n");
     struct sl_stage_stats st;
     sl_stage_stats(sl_pipeline_find(p, "sink"), &st);
@@ -705,8 +698,87 @@ Test(file_sink, a_batch_failing_halfway_resumes_where_it_stopped_when_offered_ag
     cr_assert_eq(st.batches_in, 1);
     cr_assert_eq(st.events_in, 10);
     cr_assert_eq(st.acked, 10);
+    cr_assert(writing_again);
     free(early);
-    free(late_dir);
+    free(late);
+    free(late_file);
+}
+
+/* Runs t_make -> file sink (`sink_fmt`, %s the directory), which must fail at once;
+ * returns the pipeline's error. */
+static struct sl_error run_failing(const char *sink_fmt)
+{
+    char yaml[1024];
+    make_event = number_event;
+    struct sl_stage *s = t_add(p, "src", &t_make, "count: 3");
+    snprintf(yaml, sizeof yaml, sink_fmt, dir);
+    struct sl_stage *k = t_add(p, "sink", &sl_stage_file_sink, yaml);
+    t_connect(p, s, k);
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_run(p, &err), SL_EIO, "%s", err.msg);
+    struct sl_stage_stats st;
+    sl_stage_stats(k, &st);
+    cr_assert_eq(st.retries, 0, "a permanent error is not retried");
+    cr_assert_eq(st.acked, 0);
+    cr_assert_eq(st.errors, 1);
+    return err;
+}
+
+Test(file_sink, a_missing_directory_it_may_not_create_fails_the_stage_at_once)
+{
+    struct sl_error err = run_failing("path: %s/missing/out.log\nmkdir: false\nencoding: text");
+    char want[600];
+    snprintf(want, sizeof want,
+             "cannot open %s/missing/out.log: No such file or directory (not retried: it would "
+             "fail again)",
+             dir);
+    cr_assert_str_eq(err.msg, want);
+    cr_assert_str_eq(err.stage, "sink");
+}
+
+/* A directory the sink cannot create says why ("permission denied"), not what the open
+ * then found ("no such file"). Root creates directories anywhere, so the run happens in
+ * a child process that drops to nobody; it sends back the run's code and message. */
+Test(file_sink, a_directory_it_cannot_create_reports_permission_denied)
+{
+    char *ro = t_path(dir, "readonly");
+    cr_assert_eq(mkdir(ro, 0555), 0);
+    cr_assert_eq(chmod(dir, 0755), 0);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        if (geteuid() == 0 && setuid(65534) != 0) _exit(2);
+        make_event = number_event;
+        struct sl_stage *s = t_add(p, "src", &t_make, "count: 3");
+        char yaml[1024];
+        snprintf(yaml, sizeof yaml, "path: %s/readonly/sub/out.log\nencoding: text", dir);
+        struct sl_stage *k = t_add(p, "sink", &sl_stage_file_sink, yaml);
+        t_connect(p, s, k);
+        struct sl_error err = {0};
+        int rc = sl_pipeline_run(p, &err);
+        struct sl_stage_stats st;
+        sl_stage_stats(k, &st);
+        dprintf(fds[1], "%d %llu %s", rc, (unsigned long long)st.retries, err.msg);
+        _exit(0);
+    }
+    close(fds[1]);
+    char got[700] = "";
+    ssize_t n = read(fds[0], got, sizeof got - 1);
+    close(fds[0]);
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    cr_assert_gt(n, 0);
+    char want[700];
+    snprintf(want, sizeof want,
+             "%d 0 cannot open %s/readonly/sub/out.log: Permission denied (not retried: it would "
+             "fail again)",
+             SL_EIO, dir);
+    cr_assert_str_eq(got, want);
+    free(ro);
 }
 
 static void config_error(const struct sl_stage_type *type, const char *yaml, const char *want,

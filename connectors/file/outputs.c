@@ -99,16 +99,20 @@ static void drop_detached(struct sl__file_outs *o, struct sl__file_out *h)
 
 /* ---- opening ------------------------------------------------------------------------------- */
 
-static void make_parent_dirs(const char *path)
+/* Creates the missing directories of `path`. Returns 0, or the errno of the first mkdir
+ * that failed for another reason than EEXIST (the reason the open will then fail). */
+static int make_parent_dirs(const char *path)
 {
     char buf[4096];
+    int first = 0;
     snprintf(buf, sizeof buf, "%s", path);
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = '\0';
-        mkdir(buf, 0755); /* EEXIST is fine; other failures show at open */
+        if (mkdir(buf, 0755) && errno != EEXIST && !first) first = errno;
         *p = '/';
     }
+    return first;
 }
 
 static int open_file(struct sl__file_outs *o, const char *path)
@@ -116,8 +120,9 @@ static int open_file(struct sl__file_outs *o, const char *path)
     int flags = O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY;
     int fd = open(path, flags, 0644);
     if (fd < 0 && errno == ENOENT && o->mkdirs) {
-        make_parent_dirs(path);
+        int why = make_parent_dirs(path);
         fd = open(path, flags, 0644);
+        if (fd < 0 && errno == ENOENT && why) return -why; /* "permission denied", say */
     }
     if (fd < 0 && errno == EACCES) /* write-only file: no torn-line check possible */
         fd = open(path, (flags & ~O_RDWR) | O_WRONLY, 0644);

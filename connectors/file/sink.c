@@ -35,12 +35,43 @@
 
 /* ---- errors ------------------------------------------------------------------------------- */
 
-/* Records a failed attempt and its reason, for write() to answer SL_RETRY (the runtime
- * logs the reason with its delay). Returns SL_EAGAIN. */
+/* True for errors that may pass with time: a full disk or quota, an I/O error, a file
+ * size limit, descriptors or memory running short. Anything else (permission denied, a
+ * read-only file system, a missing directory the sink may not create, a path component
+ * that is not a directory) will fail the same way on every attempt. */
+static bool transient(int err)
+{
+    switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+    case EIO:
+    case EAGAIN:
+    case EINTR:
+    case EFBIG:
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case ENOBUFS:
+    case EBUSY:
+    case ETXTBSY:
+    case ESTALE:
+    case ETIMEDOUT: return true;
+    default: return false;
+    }
+}
+
+/* Records a failed attempt and its reason. A transient error answers SL_RETRY through
+ * write() (the runtime logs the reason with its delay): returns SL_EAGAIN. A permanent
+ * one fails the stage at once, naming the path: returns SL_EIO. */
 static int failed(struct sl__file_sink *k, const char *what, const char *path, int err)
 {
     k->write_errors++;
     sl_stage_count_errors(k->stage, 1);
+    if (!transient(err))
+        return sl_stage_error(k->stage, SL_EIO,
+                              "cannot %s %s: %s (not retried: it would fail "
+                              "again)",
+                              what, path, strerror(err));
     sl_retry(k->stage, "cannot %s %s: %s", what, path, strerror(err));
     return SL_EAGAIN;
 }
