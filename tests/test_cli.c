@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -531,10 +532,19 @@ Test(cli, a_stage_failing_during_the_run_exits_3_naming_it)
 Test(cli, a_sink_out_of_retry_attempts_exits_3_with_its_last_reason)
 {
     static struct result r;
-    run(&r, (const char *[]){"run", "--quiet", "retry_give_up.yaml", NULL}, NULL, NULL);
+    char dir[] = "/tmp/sluice-cli-XXXXXX", env[64], why[160], want[256];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(env, sizeof env, "OUT=%s", dir);
+    /* sluice inherits a file size limit of 0 and the ignored SIGXFSZ: writes fail, EFBIG */
+    struct rlimit old, zero = {0, RLIM_INFINITY};
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_IGN);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &zero), 0);
+    run(&r, (const char *[]){"run", "--quiet", "retry_give_up.yaml", NULL},
+        (const char *[]){env, NULL}, NULL);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
     cr_assert_eq(r.rc, 3, "%s", r.err);
-    const char *why = "cannot open no-such-directory/out.log: No such file or directory";
-    char want[256];
+    snprintf(why, sizeof why, "cannot write %s/out.log: File too large", dir);
     for (int k = 2; k <= 3; k++) { /* the delay between is drawn: not compared */
         snprintf(want, sizeof want, "sluice: warning: stage 'out': %s; retrying in ", why);
         const char *line = strstr(r.err, want);
@@ -546,6 +556,9 @@ Test(cli, a_sink_out_of_retry_attempts_exits_3_with_its_last_reason)
     snprintf(want, sizeof want, "sluice: error: stage 'out': gave up after 3 attempts: %s\n", why);
     size_t n = strlen(r.err), w = strlen(want);
     cr_assert(n >= w && strcmp(r.err + n - w, want) == 0, "%s", r.err);
+    snprintf(want, sizeof want, "%s/out.log", dir);
+    unlink(want);
+    rmdir(dir);
 }
 
 Test(cli, metrics_port_in_use_fails_the_run_with_exit_3)
