@@ -1,6 +1,7 @@
 /* Config documents: YAML with positions, ${VAR} interpolation, errors, overrides,
  * durations and sizes, and the messages for broken YAML. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -259,4 +260,35 @@ Test(config, inputs_ending_at_a_guard_page_are_never_overread)
         size_t len = strlen(cases[i]);
         for (size_t cut = 0; cut <= len; cut++) parse_at_guard_page(cases[i], cut);
     }
+}
+
+/* A mapping of thousands of keys is indexed as it is parsed: lookups find every key,
+ * dotted paths walk through it, and a duplicate far down is still reported. */
+Test(config, large_mappings_find_every_key_and_report_duplicates)
+{
+    size_t cap = 5000 * 24 + 64, len = 0;
+    char *text = malloc(cap);
+    len += (size_t)snprintf(text + len, cap - len, "big:\n");
+    for (int i = 0; i < 5000; i++)
+        len += (size_t)snprintf(text + len, cap - len, "  key%d: {v: %d}\n", i, i * 7);
+    struct sl_error err = {0};
+    struct sl_config *c = sl_config_parse(text, len, "big.yaml", &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    const struct sl_config *big = sl_config_get(c, "big");
+    cr_assert_eq(sl_config_len(big), 5000);
+    for (int i = 0; i < 5000; i += 499) {
+        char path[64];
+        snprintf(path, sizeof path, "big.key%d.v", i);
+        const struct sl_config *v = sl_config_get(c, path);
+        cr_assert_not_null(v, "%s", path);
+        cr_assert_eq(atoi(sl_config_str(v)), i * 7);
+    }
+    cr_assert_null(sl_config_get(big, "key5000"));
+    cr_assert_null(sl_config_get(big, "key"));
+    sl_config_free(c);
+    len += (size_t)snprintf(text + len, cap - len, "  key4321: again\n");
+    cr_assert_null(sl_config_parse(text, len, "big.yaml", &err));
+    cr_assert_str_eq(err.msg, "duplicate key 'key4321' (first set at line 4323)");
+    cr_assert_eq(err.line, 5002);
+    free(text);
 }

@@ -3,6 +3,7 @@
 #ifndef SLUICE_PIPELINE_BASE_INTERNAL_H
 #define SLUICE_PIPELINE_BASE_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,5 +31,26 @@ size_t sl__utf8_put(char *o, unsigned long cp);
  * follows) into `o` (room for 4), advancing *i past it; a lone surrogate gives U+FFFD.
  * Returns the bytes written, or 0 when the hex digits are invalid (*i unchanged). */
 size_t sl__unescape_u(const char *s, size_t len, size_t *i, char *o);
+
+/* ---- a hash index of names (index.c) ------------------------------------------------- */
+
+/* The name of entry `entry` of the caller's table, `*len` bytes (borrowed). */
+typedef const char *sl__index_name_fn(void *arg, uint32_t entry, size_t *len);
+
+/* Maps names to entry numbers of a table the caller keeps (the index holds numbers
+ * only). Zero it with sl__index_init; free with sl__index_free. Not thread-safe. */
+struct sl__index {
+    uint32_t *slots;            /* entry + 1, 0: empty; cap slots */
+    uint32_t cap, n;            /* slots (a power of two) / entries */
+    sl__index_name_fn *name_of; /* the caller's names */
+    void *arg;                  /* passed to name_of */
+};
+
+void sl__index_init(struct sl__index *x, sl__index_name_fn *name_of, void *arg);
+/* Adds entry `entry` (its name from name_of). Returns 0 or SL_ENOMEM. */
+int sl__index_add(struct sl__index *x, uint32_t entry);
+/* The entry named `key` (`len` bytes), or -1. With several of one name, one of them. */
+int64_t sl__index_find(const struct sl__index *x, const char *key, size_t len);
+void sl__index_free(struct sl__index *x);
 
 #endif

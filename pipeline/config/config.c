@@ -28,7 +28,11 @@ struct sl_config {
     struct sl_config **items; /* map values or list items */
     struct sl_config **keys;  /* map keys (scalars) */
     size_t n, cap;            /* entries used / allocated */
+    struct sl__index *index;  /* maps of more than INDEX_FROM keys: key -> entry, built as
+                                 they grow (never on a lookup: documents are shared) */
 };
+
+#define INDEX_FROM 16
 
 struct anchor {
     char *name;             /* anchor name */
@@ -65,6 +69,26 @@ static struct sl_config *node_new(struct doc *d, enum sl_config_kind kind, int l
     return c;
 }
 
+static const char *key_name(void *arg, uint32_t i, size_t *len)
+{
+    const struct sl_config *m = arg;
+    *len = strlen(m->keys[i]->str);
+    return m->keys[i]->str;
+}
+
+/* Keeps the key index of a large map up to date with its last entry. */
+static int index_last(struct sl_config *m)
+{
+    if (m->n <= INDEX_FROM) return 0;
+    if (!m->index) {
+        if (!(m->index = malloc(sizeof *m->index))) return SL_ENOMEM;
+        sl__index_init(m->index, key_name, m);
+        for (size_t i = 0; i + 1 < m->n; i++)
+            if (sl__index_add(m->index, (uint32_t)i)) return SL_ENOMEM;
+    }
+    return sl__index_add(m->index, (uint32_t)(m->n - 1));
+}
+
 static int node_append(struct sl_config *c, struct sl_config *key, struct sl_config *item)
 {
     if (c->n == c->cap) {
@@ -81,7 +105,7 @@ static int node_append(struct sl_config *c, struct sl_config *key, struct sl_con
     }
     if (c->kind == SL_CFG_MAP) c->keys[c->n] = key;
     c->items[c->n++] = item;
-    return 0;
+    return c->kind == SL_CFG_MAP ? index_last(c) : 0;
 }
 
 static void doc_free(struct doc *d)
@@ -90,6 +114,8 @@ static void doc_free(struct doc *d)
         free(d->nodes[i]->str);
         free(d->nodes[i]->items);
         free(d->nodes[i]->keys);
+        if (d->nodes[i]->index) sl__index_free(d->nodes[i]->index);
+        free(d->nodes[i]->index);
         free(d->nodes[i]);
     }
     free(d->nodes);
@@ -248,6 +274,7 @@ static struct sl_config *parse_node(struct parse *ps, yaml_event_t *ev, int dept
 
 static ssize_t map_find(const struct sl_config *m, const char *key)
 {
+    if (m->index) return (ssize_t)sl__index_find(m->index, key, strlen(key));
     for (size_t i = 0; i < m->n; i++)
         if (strcmp(m->keys[i]->str, key) == 0) return (ssize_t)i;
     return -1;

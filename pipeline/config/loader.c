@@ -43,13 +43,20 @@ struct load {
     struct sl__report r;           /* where problems go */
     struct entry *e;               /* every declared stage, in config order */
     size_t n, cap;                 /* used / allocated */
+    struct sl__index names;        /* stage name -> entry */
 };
 
 static const struct entry *find_entry(const struct load *l, const char *name, size_t len)
 {
-    for (size_t i = 0; i < l->n; i++)
-        if (strlen(l->e[i].name) == len && memcmp(l->e[i].name, name, len) == 0) return &l->e[i];
-    return NULL;
+    int64_t i = sl__index_find(&l->names, name, len);
+    return i < 0 ? NULL : &l->e[i];
+}
+
+static const char *entry_name(void *arg, uint32_t i, size_t *len)
+{
+    const struct load *l = arg;
+    *len = strlen(l->e[i].name);
+    return l->e[i].name;
 }
 
 static int push_entry(struct load *l, const struct entry *e)
@@ -61,7 +68,10 @@ static int push_entry(struct load *l, const struct entry *e)
         l->e = ne;
         l->cap = cap;
     }
-    l->e[l->n++] = *e;
+    l->e[l->n] = *e;
+    if (sl__index_add(&l->names, (uint32_t)l->n))
+        return sl__report_at(&l->r, SL_LOG_ERROR, SL_ENOMEM, NULL, NULL, "out of memory");
+    l->n++;
     return 0;
 }
 
@@ -372,6 +382,7 @@ int sl_pipeline_load_all(struct sl_pipeline *p, const struct sl_registry *reg,
     struct load l = {.p = p, .reg = reg, .r = {.fn = report, .arg = arg}};
     struct sl_error first = {0};
     l.r.first = &first;
+    sl__index_init(&l.names, entry_name, &l);
     if (check_top(&l, root)) {
         check_ends(&l, root);
         for (size_t s = 0; s < 3; s++) load_section(&l, root, &sections[s]);
@@ -380,6 +391,7 @@ int sl_pipeline_load_all(struct sl_pipeline *p, const struct sl_registry *reg,
         if (!l.r.errors) check_reach(&l);
     }
     free(l.e);
+    sl__index_free(&l.names);
     return l.r.errors ? first.code : 0;
 }
 

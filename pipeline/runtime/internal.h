@@ -227,6 +227,7 @@ struct sl_pipeline {
     bool own_base;                  /* free it with the pipeline */
     struct sl_pipeline_options opt; /* settings (data_dir copied) */
     struct sl_stage **stages;       /* all stages, in the order added */
+    struct sl__index names;         /* stage name -> position in stages */
     uint32_t nstages, stages_cap;   /* used / allocated */
     struct sl_queue **queues;       /* all edges */
     uint32_t nqueues, queues_cap;   /* used / allocated */

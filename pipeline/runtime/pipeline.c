@@ -38,6 +38,13 @@ static const char *check_options(const struct sl_pipeline_options *o)
     return NULL;
 }
 
+static const char *stage_name(void *arg, uint32_t i, size_t *len)
+{
+    const struct sl_pipeline *p = arg;
+    *len = strlen(p->stages[i]->name);
+    return p->stages[i]->name;
+}
+
 struct sl_pipeline *sl_pipeline_new(struct event_base *base, const struct sl_pipeline_options *opts,
                                     struct sl_error *err)
 {
@@ -55,6 +62,7 @@ struct sl_pipeline *sl_pipeline_new(struct event_base *base, const struct sl_pip
     }
     p->opt.data_dir = sl__strdup(p->opt.data_dir ? p->opt.data_dir : ".");
     if (!p->opt.data_dir) goto fail_dir;
+    sl__index_init(&p->names, stage_name, p);
     sl__batch_home_init(&p->batches, p->opt.batch_max_events, p->opt.batch_max_bytes);
     p->batches.completed = sl__source_batch_completed;
     p->batches.acked = sl__sink_acked;
@@ -120,6 +128,7 @@ void sl_pipeline_free(struct sl_pipeline *p)
         sl__stage_free(p->stages[i]);
     }
     free(p->stages);
+    sl__index_free(&p->names);
     free(p->queues);
     for (int i = 0; i < 2; i++)
         if (p->sig_ev[i]) event_free(p->sig_ev[i]);
@@ -144,8 +153,11 @@ int sl__pipeline_insert(struct sl_pipeline *p, struct sl_stage *s)
         p->stages = ns;
         p->stages_cap = cap;
     }
+    if (sl__index_find(&p->names, s->name, strlen(s->name)) >= 0) return SL_EEXIST;
     s->index = p->nstages;
-    p->stages[p->nstages++] = s;
+    p->stages[p->nstages] = s;
+    if (sl__index_add(&p->names, p->nstages)) return SL_ENOMEM;
+    p->nstages++;
     return 0;
 }
 
@@ -174,9 +186,8 @@ struct sl_stage *sl__stage_new(struct sl_pipeline *p, const char *name,
 
 struct sl_stage *sl_pipeline_find(struct sl_pipeline *p, const char *name)
 {
-    for (uint32_t i = 0; i < p->nstages; i++)
-        if (strcmp(p->stages[i]->name, name) == 0) return p->stages[i];
-    return NULL;
+    int64_t i = sl__index_find(&p->names, name, strlen(name));
+    return i < 0 ? NULL : p->stages[i];
 }
 
 size_t sl_pipeline_stage_count(const struct sl_pipeline *p)
@@ -218,9 +229,13 @@ uint64_t sl_pipeline_peak_batches(const struct sl_pipeline *p)
 
 /* ---- edges ----------------------------------------------------------------------------- */
 
+/* Makes room for entry `n` of an array whose capacity is its count rounded up to a power
+ * of two (at least 4): it doubles when the count reaches one, so n adds cost O(n). */
 static int grow(void **arr, uint32_t n, size_t elem)
 {
-    void *na = realloc(*arr, (n + 1) * elem);
+    if (n % 4 || (n >= 4 && (n & (n - 1)))) return 0; /* room remains */
+    size_t cap = n < 4 ? 4 : (size_t)n * 2;
+    void *na = realloc(*arr, cap * elem);
     if (!na) return SL_ENOMEM;
     *arr = na;
     return 0;
