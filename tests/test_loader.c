@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "config/internal.h"
@@ -223,4 +224,58 @@ Test(loader, pipeline_settings_reach_the_stages)
     cr_assert(sl_batch_full(b), "64 events fill a batch");
     sl_batch_unref(b);
     sl_pipeline_free(q);
+}
+
+/* ---- data_dir is held by one run ------------------------------------------------------ */
+
+/* t_collect, asking for data_dir when it starts. */
+static struct sl_stage_type t_stateful;
+
+static int keeps_state_start(struct sl_stage *s, struct sl_error *err)
+{
+    cr_assert_not_null(sl_stage_data_dir(s)); /* where its state would go */
+    return t_collect.start ? t_collect.start(s, err) : 0;
+}
+
+static struct sl_pipeline *stateful(const char *data_dir, bool with_state)
+{
+    t_stateful = t_collect;
+    t_stateful.name = "t_stateful";
+    t_stateful.start = keeps_state_start;
+    struct sl_pipeline_options o;
+    sl_pipeline_options_init(&o);
+    o.data_dir = data_dir;
+    struct sl_error err = {0};
+    struct sl_pipeline *q = sl_pipeline_new(NULL, &o, &err);
+    struct sl_stage *src = t_add(q, "src", &t_counter, "count: 1");
+    struct sl_stage *out = t_add(q, "out", with_state ? &t_stateful : &t_collect, NULL);
+    t_connect(q, src, out);
+    return q;
+}
+
+Test(loader, a_second_run_on_one_data_dir_is_refused_naming_the_first)
+{
+    char dir[] = "/tmp/sluice-lock-XXXXXX", lock[64];
+    cr_assert_not_null(mkdtemp(dir));
+    struct sl_pipeline *first = stateful(dir, true), *second = stateful(dir, true);
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_start(first, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_pipeline_start(second, &err), SL_EBUSY);
+    char want[400];
+    snprintf(want, sizeof want,
+             "data_dir '%s' is in use by another run (pid %ld, %s/sluice.lock): two runs on one "
+             "data_dir would both deliver everything; give each its own",
+             dir, (long)getpid(), dir);
+    cr_assert_str_eq(err.msg, want);
+    struct sl_pipeline *stateless = stateful(dir, false); /* keeps nothing there: runs */
+    cr_assert_eq(sl_pipeline_run(stateless, &err), 0, "%s", err.msg);
+    sl_pipeline_free(stateless);
+    sl_pipeline_free(second);
+    sl_pipeline_free(first); /* the lock goes with the run */
+    struct sl_pipeline *third = stateful(dir, true);
+    cr_assert_eq(sl_pipeline_run(third, &err), 0, "third: %s", err.msg);
+    sl_pipeline_free(third);
+    snprintf(lock, sizeof lock, "%s/sluice.lock", dir);
+    unlink(lock);
+    rmdir(dir);
 }

@@ -256,6 +256,8 @@ struct sl_pipeline {
     struct sl__batch_home batches;  /* pool, counters, memory; `aborted`: nothing more is
                                        acknowledged */
     int64_t start_ms;               /* when the run began */
+    bool dir_wanted;                /* a stage asked for data_dir: lock it to run */
+    int dir_lock;                   /* fd holding the lock on data_dir, -1: none */
 };
 
 void sl__schedule(struct sl_stage *s);

@@ -2,7 +2,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -66,6 +69,7 @@ struct sl_pipeline *sl_pipeline_new(struct event_base *base, const struct sl_pip
     sl__batch_home_init(&p->batches, p->opt.batch_max_events, p->opt.batch_max_bytes);
     p->batches.completed = sl__source_batch_completed;
     p->batches.acked = sl__sink_acked;
+    p->dir_lock = -1;
     p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (p->wake_fd < 0) goto fail_fd;
     p->base = base;
@@ -136,6 +140,7 @@ void sl_pipeline_free(struct sl_pipeline *p)
     if (p->stop_ev) event_free(p->stop_ev);
     if (p->wake_ev) event_free(p->wake_ev);
     if (p->wake_fd >= 0) close(p->wake_fd);
+    if (p->dir_lock >= 0) close(p->dir_lock); /* releases the lock */
     if (p->own_base && p->base) event_base_free(p->base);
     sl__batch_home_free(&p->batches);
     free((char *)p->opt.data_dir);
@@ -365,6 +370,42 @@ static int check_graph(struct sl_pipeline *p, struct sl_error *err)
     return 0;
 }
 
+/* Two runs on one data_dir would both read from the same checkpoints and deliver
+ * everything twice: the first run that keeps state there holds an advisory lock on
+ * `<data_dir>/sluice.lock` (with its pid in it) until the pipeline is freed; a second
+ * is refused, naming the holder. Returns 0 or SL_EBUSY / SL_EIO with `err`. */
+static int lock_data_dir(struct sl_pipeline *p, struct sl_error *err)
+{
+    if (!p->dir_wanted || p->dir_lock >= 0) return 0;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/sluice.lock", p->opt.data_dir);
+    mkdir(p->opt.data_dir, 0755); /* a real failure shows at open */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return sl_error_set(err, SL_EIO, "cannot lock data_dir '%s': %s: %s", p->opt.data_dir, path,
+                            strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        if (e != EWOULDBLOCK)
+            return sl_error_set(err, SL_EIO, "cannot lock %s: %s", path, strerror(e));
+        return sl_error_set(err, SL_EBUSY,
+                            "data_dir '%s' is in use by another run (pid %s, %s): two runs on "
+                            "one data_dir would both deliver everything; give each its own",
+                            p->opt.data_dir, *pid ? pid : "unknown", path);
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    ssize_t w = ftruncate(fd, 0) == 0 ? pwrite(fd, pid, (size_t)len, 0) : -1;
+    (void)w; /* the pid is only informative */
+    p->dir_lock = fd;
+    return 0;
+}
+
 int sl_pipeline_start(struct sl_pipeline *p, struct sl_error *err)
 {
     if (p->started) return 0;
@@ -374,8 +415,10 @@ int sl_pipeline_start(struct sl_pipeline *p, struct sl_error *err)
     p->start_ms = sl__now_ns() / 1000000;
     for (uint32_t i = 0; i < p->nstages; i++) {
         struct sl_stage *s = p->stages[i];
+        if ((rc = lock_data_dir(p, err)) != 0) return rc; /* wanted by an init() */
         if (s->type->start && (rc = s->type->start(s, err)) != 0) goto fail_stage;
         s->started = true;
+        if ((rc = lock_data_dir(p, err)) != 0) return rc; /* wanted by that start() */
         if (s->nworkers && (rc = sl__workers_start(s, err)) != 0) goto fail_stage;
         if (s->type->map_async && (rc = sl__async_start(s)) != 0) {
             sl_error_set(err, rc, "out of memory");

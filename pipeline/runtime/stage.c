@@ -37,6 +37,7 @@ int64_t sl_stage_batch_timeout_ms(const struct sl_stage *stage)
 
 const char *sl_stage_data_dir(const struct sl_stage *stage)
 {
+    stage->p->dir_wanted = true; /* the run will hold data_dir's lock (pipeline.c) */
     return stage->p->opt.data_dir;
 }
 
