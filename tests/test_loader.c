@@ -263,7 +263,7 @@ Test(loader, a_second_run_on_one_data_dir_is_refused_naming_the_first)
     cr_assert_eq(sl_pipeline_start(second, &err), SL_EBUSY);
     char want[400];
     snprintf(want, sizeof want,
-             "data_dir '%s' is in use by another run (pid %ld, %s/sluice.lock): two runs on one "
+             "data_dir '%s' is in use by another run (pid %ld, %s/.sluice.lock): two runs on one "
              "data_dir would both deliver everything; give each its own",
              dir, (long)getpid(), dir);
     cr_assert_str_eq(err.msg, want);
@@ -275,7 +275,7 @@ Test(loader, a_second_run_on_one_data_dir_is_refused_naming_the_first)
     struct sl_pipeline *third = stateful(dir, true);
     cr_assert_eq(sl_pipeline_run(third, &err), 0, "third: %s", err.msg);
     sl_pipeline_free(third);
-    snprintf(lock, sizeof lock, "%s/sluice.lock", dir);
+    snprintf(lock, sizeof lock, "%s/.sluice.lock", dir);
     unlink(lock);
     rmdir(dir);
 }

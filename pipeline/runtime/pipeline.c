@@ -372,13 +372,14 @@ static int check_graph(struct sl_pipeline *p, struct sl_error *err)
 
 /* Two runs on one data_dir would both read from the same checkpoints and deliver
  * everything twice: the first run that keeps state there holds an advisory lock on
- * `<data_dir>/sluice.lock` (with its pid in it) until the pipeline is freed; a second
- * is refused, naming the holder. Returns 0 or SL_EBUSY / SL_EIO with `err`. */
+ * `<data_dir>/.sluice.lock` (hidden, so that a glob `*` over data_dir does not read it;
+ * the holder's pid inside) until the pipeline is freed; a second is refused, naming the
+ * holder. Returns 0 or SL_EBUSY / SL_EIO with `err`. */
 static int lock_data_dir(struct sl_pipeline *p, struct sl_error *err)
 {
     if (!p->dir_wanted || p->dir_lock >= 0) return 0;
     char path[4200];
-    snprintf(path, sizeof path, "%s/sluice.lock", p->opt.data_dir);
+    snprintf(path, sizeof path, "%s/.sluice.lock", p->opt.data_dir);
     mkdir(p->opt.data_dir, 0755); /* a real failure shows at open */
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
