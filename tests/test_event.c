@@ -193,7 +193,7 @@ Test(event, copy_on_write_leaves_the_input_batch_untouched)
     struct sl_batch *outs[1];
     struct sl_emit e;
     sl__emit_init(&e, t, b, outs);
-    cr_assert_eq(sl__stage_process(t, b, &e), 0);
+    cr_assert_eq(sl__stage_process(t, b, &e, NULL), 0);
     struct sl_batch *out = outs[0];
     cr_assert_eq(sl_batch_count(out), 1);
     assert_str(get(sl_batch_event(out, 0), "level"), "changed");

@@ -1,6 +1,7 @@
 /* The scheduler: backpressure, fan-out, fan-in, end of stream, failures, signals,
  * cross-thread wakeups. Each test runs the loop to its end and then checks counts. */
 #include <criterion/criterion.h>
+#include <time.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -611,4 +612,94 @@ Test(sched, events_sent_to_an_output_nobody_reads_are_counted_as_dropped)
     sl_stage_stats(win, &st);
     cr_assert_eq(st.dropped, 50, "the 50 odd numbers went nowhere");
     cr_assert_eq(((struct t_counter *)sl_stage_state(src))->acked_events, 100);
+}
+
+/* ---- a slow stage does not hold the loop ---------------------------------------------- */
+
+/* "t_slow": a transform (or, as t_slow_filter, a filter) that takes 3 ms an event, and
+ * notes for each event how often the loop's 1 ms timer had fired by then. */
+static int64_t ticks;           /* the loop's timer fires */
+static int64_t seen_ticks[256]; /* ticks when event i was processed */
+static int nslow;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void spin_3ms(const struct sl_event *ev)
+{
+    int64_t end = mono_ms() + 3;
+    while (mono_ms() < end) continue;
+    if (nslow < 256) seen_ticks[nslow++] = ticks;
+    (void)ev;
+}
+
+static int slow_map(struct sl_stage *s, struct sl_event *ev, struct sl_emit *out)
+{
+    (void)s;
+    spin_3ms(ev);
+    return sl_emit(out, ev);
+}
+
+static int slow_keep(struct sl_stage *s, const struct sl_event *ev, struct sl_error *why)
+{
+    (void)s, (void)why;
+    spin_3ms(ev);
+    return t_number(ev) % 2 == 0;
+}
+
+static const struct sl_stage_type t_slow = {.abi = SL_STAGE_ABI,
+                                            .name = "t_slow",
+                                            .kind = SL_TRANSFORM,
+                                            .doc = "3 ms an event",
+                                            .map = slow_map};
+static const struct sl_stage_type t_slow_filter = {.abi = SL_STAGE_ABI,
+                                                   .name = "t_slow_filter",
+                                                   .kind = SL_FILTER,
+                                                   .doc = "3 ms an event",
+                                                   .keep = slow_keep};
+
+static void tick(struct sl_stage *s, void *arg)
+{
+    (void)s, (void)arg;
+    ticks++;
+}
+
+/* One batch of 60 events, 180 ms of work: without slices the loop would not turn once
+ * in it (every event would see the same tick count); with 5 ms slices it turns every
+ * one or two events. Every event still arrives once, in order. */
+static void assert_sliced(const struct sl_stage_type *slow, int64_t want_out)
+{
+    ticks = 0, nslow = 0;
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 60\nbatch: 60");
+    struct sl_stage *mid = t_add(p, "slow", slow, NULL);
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    t_connect(p, src, mid);
+    t_connect(p, mid, out);
+    cr_assert_eq(sl_pipeline_start(p, NULL), 0);
+    struct sl_timer *t = sl_timer_new(src, tick, NULL);
+    sl_timer_start(t, 1, true);
+    run_ok();
+    sl_timer_free(t);
+    cr_assert_eq(nslow, 60);
+    int turns = 0;
+    for (int i = 1; i < nslow; i++) turns += seen_ticks[i] != seen_ticks[i - 1];
+    cr_assert_geq(turns, 20, "the loop turned %d times in a 180 ms batch", turns);
+    struct t_collect *c = sl_stage_state(out);
+    cr_assert_eq((int64_t)c->nseen, want_out);
+    for (size_t i = 0; i < c->nseen; i++)
+        cr_assert_eq(c->seen[i], want_out == 60 ? (int64_t)i : (int64_t)(2 * i));
+}
+
+Test(sched, a_slow_transform_gives_the_loop_back_between_slices_of_a_batch)
+{
+    assert_sliced(&t_slow, 60);
+}
+
+Test(sched, a_slow_filter_gives_the_loop_back_between_slices_of_a_batch)
+{
+    assert_sliced(&t_slow_filter, 30);
 }

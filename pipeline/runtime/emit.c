@@ -143,21 +143,32 @@ void sl_emit_hold(struct sl_emit *e, struct sl_batch *b)
 
 /* ---- running map/keep ------------------------------------------------------------------ */
 
-static int run_map(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e)
+/* One slice of map() over `in`, from event e->next on (0 at the start of a batch).
+ * Returns 0 when the batch is through, SL__PAUSED when the slice was spent, or the
+ * stage's error. */
+static int run_map(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e,
+                   struct sl__slice *slice)
 {
-    if (e->in_place)
-        e->out[0] = in; /* new values go to its arena, events to its slots */
-    else if (sl__emit_arena(e))
-        return sl_stage_error(s, SL_ENOMEM, "out of memory");
+    if (e->next == 0) {
+        if (e->in_place)
+            e->out[0] = in; /* new values go to its arena, events to its slots */
+        else if (sl__emit_arena(e))
+            return sl_stage_error(s, SL_ENOMEM, "out of memory");
+        e->arena = e->out[0];
+    }
     int (*map)(struct sl_stage *, struct sl_event *, struct sl_emit *) = s->type->map;
-    struct sl_batch *arena = e->out[0];
+    struct sl_batch *arena = e->arena;
     uint32_t n = in->n;
-    for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t i = e->next; i < n; i++) {
         e->r = i;
         e->scratch = in->events[i];
         e->scratch.batch = arena;
         int rc = map(s, &e->scratch, e);
         if (rc < 0) return rc;
+        if (i + 1 < n && sl__slice_spent(slice)) {
+            e->next = i + 1;
+            return SL__PAUSED;
+        }
     }
     if (e->in_place) {
         in->n = e->w;
@@ -204,39 +215,49 @@ static inline int test_one(struct sl_stage *s, struct sl_emit *e, struct sl_even
     return k;
 }
 
-static int run_keep(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e)
+/* One slice of keep() over `in`, from event e->next on; returns as run_map. */
+static int run_keep(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e,
+                    struct sl__slice *slice)
 {
     struct sl_error why; /* filled by keep() only when it fails */
     why.code = 0;
     why.msg[0] = '\0';
+    uint32_t n = in->n;
     if (!e->in_place) { /* `in` may be read by other branches: copy what is kept */
-        for (uint32_t r = 0; r < in->n; r++) {
+        for (uint32_t r = e->next; r < n; r++) {
             int k = test_one(s, e, &in->events[r], &why);
             if (k < 0) return k;
             if (k && !copy_out(e, 0, &in->events[r]))
                 return sl_stage_error(s, SL_ENOMEM, "out of memory");
+            if (r + 1 < n && sl__slice_spent(slice)) return e->next = r + 1, SL__PAUSED;
         }
         return 0;
     }
     e->out[0] = in; /* nobody else sees `in`: compact it */
-    uint32_t w = 0;
-    uint64_t bytes = 0;
-    for (uint32_t r = 0; r < in->n; r++) {
+    uint32_t w = e->w;
+    uint64_t bytes = e->wbytes;
+    for (uint32_t r = e->next; r < n; r++) {
         int k = test_one(s, e, &in->events[r], &why);
         if (k < 0) return k;
-        if (k == 0) continue;
-        if (w != r) in->events[w] = in->events[r];
-        bytes += in->events[w++].payload_len;
+        if (k) {
+            if (w != r) in->events[w] = in->events[r];
+            bytes += in->events[w++].payload_len;
+        }
+        if (r + 1 < n && sl__slice_spent(slice)) {
+            e->next = r + 1, e->w = w, e->wbytes = bytes;
+            return SL__PAUSED;
+        }
     }
     in->n = w;
     in->bytes = bytes;
     return 0;
 }
 
-int sl__stage_process(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e)
+int sl__stage_process(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e,
+                      struct sl__slice *slice)
 {
-    if (s->type->kind == SL_FILTER) return run_keep(s, in, e);
-    return run_map(s, in, e);
+    if (s->type->kind == SL_FILTER) return run_keep(s, in, e, slice);
+    return run_map(s, in, e, slice);
 }
 
 /* ---- linking and pushing (loop thread) -------------------------------------------------- */

@@ -54,6 +54,7 @@ struct sl__port {
 
 struct sl__workers; /* runtime/workers.c */
 struct sl__async;   /* runtime/async.c */
+struct sl__cont;    /* runtime/slice.c */
 
 /* The runtime's own options of a stage, written by the schemas of config/settings.c
  * (sl_stage_runtime_options) from the stage's config. */
@@ -100,6 +101,8 @@ struct sl_stage {
     struct sl__workers *workers;      /* thread pool when nworkers > 0 */
     struct sl__async *async;          /* map_async stages: the calls being worked on */
     uint32_t submitted;               /* sl_stage_submit() tasks whose done has not run */
+    struct sl__cont *cont;            /* a batch half processed by a paused slice */
+    uint32_t slice_every;             /* events between two looks at the clock (adapted) */
 
     struct sl_stage *next_ready; /* ready list link */
     bool scheduled;              /* on the ready list */
@@ -164,6 +167,8 @@ struct sl_emit {
     uint32_t r;               /* in place: the input event being mapped */
     uint32_t w;               /* in place: the next slot of `in` to write */
     uint64_t wbytes;          /* in place: payload bytes written */
+    uint32_t next;            /* the first input event not processed yet (slices) */
+    struct sl_batch *arena;   /* where map() values go: the batch its events live in */
     bool failed;              /* a dependency could not be recorded */
 };
 
@@ -175,8 +180,39 @@ int sl__emit_arena(struct sl_emit *e); /* makes out[0] exist: the arena for new 
 /* Sends `ev` (a copy of it) to the stage's on_error, which is drop or dead_letter (with
  * `msg` in field "error"), counting it as an error. Returns 0 or SL_ENOMEM. */
 int sl__emit_dead_letter(struct sl_emit *e, const struct sl_event *ev, const char *msg);
-/* Runs map()/keep() over `in` into e->out[]; 0 or the stage's error code. */
-int sl__stage_process(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e);
+/* ---- slices of the loop thread (slice.c) ------------------------------------------------ */
+
+/* A slice of the loop thread: map()/keep() over a batch stop when it is spent and go on
+ * at the next turn, after libevent served fds, timers and signals, so that one slow
+ * stage cannot hold the loop (signals, /health) for the length of a batch. */
+struct sl__slice {
+    int64_t deadline; /* ns: the slice ends */
+    uint32_t *every;  /* check the clock every this many events (the stage's, adapted) */
+    uint32_t left;    /* events until the next check */
+    int64_t last;     /* ns of the last check */
+};
+
+#define SL__PAUSED 1 /* sl__stage_process: the slice was spent; call again to go on */
+
+/* True when the slice is spent (cheap: the clock is read every `*every` events, and
+ * `every` adapts to the stage's speed). NULL (workers) is never spent. */
+bool sl__slice_check(struct sl__slice *sl);
+static inline bool sl__slice_spent(struct sl__slice *sl)
+{
+    return sl && --sl->left == 0 && sl__slice_check(sl);
+}
+
+/* Runs map()/keep() over `in` (NULL: goes on with the batch a slice paused) within the
+ * round's time, then pushes the outputs. Returns false when it paused (the stage must
+ * run again), true when the batch is through. Loop thread. */
+bool sl__process_sliced(struct sl_stage *s, struct sl_batch *in);
+bool sl__paused(const struct sl_stage *s); /* a batch is half processed */
+void sl__slice_free(struct sl_stage *s);   /* releases a paused batch, unacknowledged */
+
+/* Runs map()/keep() over `in` into e->out[] from event e->next; 0, SL__PAUSED (a
+ * `slice`, NULL for whole batches, was spent) or the stage's error code. */
+int sl__stage_process(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e,
+                      struct sl__slice *slice);
 /* Links outputs to their inputs, pushes them downstream when `push` (else drops them)
  * and releases the input (loop thread). Returns 0 or SL_ENOMEM. */
 int sl__emit_finish(struct sl_emit *e, bool push);
@@ -251,18 +287,19 @@ struct sl_pipeline {
     bool started, running, looping, stopping, done, failed;
     struct sl_error err; /* first failure */
 
-    struct sl__executor *executor;  /* sl_stage_submit threads, started on first use */
-    atomic_int executor_done;       /* a task finished: run done callbacks */
-    struct sl__batch_home batches;  /* pool, counters, memory; `aborted`: nothing more is
-                                       acknowledged */
-    int64_t start_ms;               /* when the run began */
-    bool dir_wanted;                /* a stage asked for data_dir: lock it to run */
-    int dir_lock;                   /* fd holding the lock on data_dir, -1: none */
+    struct sl__executor *executor; /* sl_stage_submit threads, started on first use */
+    atomic_int executor_done;      /* a task finished: run done callbacks */
+    struct sl__batch_home batches; /* pool, counters, memory; `aborted`: nothing more is
+                                      acknowledged */
+    int64_t start_ms;              /* when the run began */
+    int64_t round_deadline;        /* ns: when the current round of stage runs yields */
+    bool dir_wanted;               /* a stage asked for data_dir: lock it to run */
+    int dir_lock;                  /* fd holding the lock on data_dir, -1: none */
 };
 
 void sl__schedule(struct sl_stage *s);
 void sl__sched_arm(struct sl_pipeline *p); /* runs the ready list at the loop's next turn */
-void sl__source_batch_completed(struct sl_batch *b);        /* the batch home's hooks */
+void sl__source_batch_completed(struct sl_batch *b); /* the batch home's hooks */
 void sl__sink_acked(struct sl_stage *s, struct sl_batch *v);
 void sl__pipeline_fail(struct sl_pipeline *p, struct sl_stage *s, int code);
 void sl__push_port(struct sl_stage *s, int port, struct sl_batch *b); /* takes b's ref */

@@ -125,8 +125,10 @@ void sl_pipeline_free(struct sl_pipeline *p)
         s->initialised = false;
         sl__retry_free(s); /* a batch held for its retry may be a source's: before free_inflight */
     }
-    for (uint32_t i = 0; i < p->nstages; i++) /* before the batches their calls read */
+    for (uint32_t i = 0; i < p->nstages; i++) { /* before the batches their calls read */
         sl__async_free(p->stages[i]);
+        sl__slice_free(p->stages[i]);
+    }
     for (uint32_t i = 0; i < p->nstages; i++) {
         free_inflight(p->stages[i]);
         sl__stage_free(p->stages[i]);

@@ -16,8 +16,9 @@
 
 #include "runtime/internal.h"
 
-#define ROUND_BUDGET 256 /* stage runs per loop callback before yielding to libevent */
-#define STAGE_BURST  8   /* batches a stage handles per run */
+#define ROUND_BUDGET 256     /* stage runs per loop callback before yielding to libevent */
+#define ROUND_NS     5000000 /* and at most this long: fds, signals and /health wait no more */
+#define STAGE_BURST  8       /* batches a stage handles per run */
 
 static void finish_stage(struct sl_stage *s);
 static void complete(struct sl_pipeline *p);
@@ -232,23 +233,12 @@ static void flush_stage(struct sl_stage *s, bool end)
     sl__finish_or_fail(s, &e, rc);
 }
 
-static void process_batch(struct sl_stage *s, struct sl_batch *in)
-{
-    struct sl_batch *outs[s->nports];
-    struct sl_emit e;
-    sl__emit_init(&e, s, in, outs);
-    /* Writing the output into the input is safe only when no one else reads this batch;
-     * a source batch keeps its events for the source. */
-    e.in_place = in->refs == 1 && !in->source && !in->view_of;
-    sl__finish_or_fail(s, &e, sl__stage_process(s, in, &e));
-}
-
 /* Ends a stage's input once it is all consumed and nothing the stage started is still
  * working: no job on its workers, no asynchronous call, no sl_stage_submit() task whose
  * done has not run (that done may emit, or wake the stage to). Then flush(end = true). */
 static void end_input(struct sl_stage *s)
 {
-    if (s->input_ended || !inputs_drained(s)) return;
+    if (s->input_ended || !inputs_drained(s) || sl__paused(s)) return;
     if (s->workers && !sl__workers_idle(s)) return;
     if (!sl__async_idle(s) || s->submitted) return;
     s->input_ended = true;
@@ -272,6 +262,10 @@ static void run_transform(struct sl_stage *s, bool woken)
     if (woken) s->flush_req = true;
     for (int i = 0; i < STAGE_BURST; i++) {
         if (s->p->done || !sl__stage_outputs_have_room(s)) return;
+        if (sl__paused(s)) { /* a slice stopped mid-batch: go on with it first */
+            if (!sl__process_sliced(s, NULL)) break;
+            continue;
+        }
         if (s->flush_req) {
             s->flush_req = false;
             flush_stage(s, false);
@@ -282,7 +276,7 @@ static void run_transform(struct sl_stage *s, bool woken)
             end_input(s);
             return;
         }
-        process_batch(s, b);
+        if (!sl__process_sliced(s, b)) break; /* the round is spent: after the loop's turn */
     }
     sl__schedule(s);
 }
@@ -502,9 +496,12 @@ static void on_run(evutil_socket_t fd, short what, void *arg)
     struct sl_pipeline *p = arg;
     p->run_armed = false;
     p->rounds++;
+    p->round_deadline = sl__now_ns() + ROUND_NS;
     struct sl_stage *s;
-    for (int budget = ROUND_BUDGET; budget > 0 && !p->done && (s = pop_ready(p)); budget--)
+    for (int budget = ROUND_BUDGET; budget > 0 && !p->done && (s = pop_ready(p)); budget--) {
         run_stage(s);
+        if (sl__now_ns() >= p->round_deadline) break;
+    }
     if (p->ready_head) sl__sched_arm(p);
 }
 

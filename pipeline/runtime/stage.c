@@ -254,6 +254,7 @@ void sl__stage_free(struct sl_stage *s)
     if (s->workers) sl__workers_stop(s);
     if (s->initialised && s->type->close) s->type->close(s);
     sl__async_free(s);
+    sl__slice_free(s);
     sl__retry_free(s);
     for (uint32_t i = 0; i < s->nowned; i++) s->owned[i].fn(s->owned[i].ptr);
     free(s->owned);

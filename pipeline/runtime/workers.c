@@ -55,7 +55,7 @@ static void *worker_main(void *arg)
         w->todo_head = j->next;
         if (!w->todo_head) w->todo_tail = NULL;
         pthread_mutex_unlock(&w->lock);
-        int rc = sl__stage_process(w->s, j->e.in, &j->e);
+        int rc = sl__stage_process(w->s, j->e.in, &j->e, NULL); /* off the loop: whole */
         pthread_mutex_lock(&w->lock);
         j->rc = rc;
         j->done = true;
