@@ -143,9 +143,9 @@ void sl_emit_hold(struct sl_emit *e, struct sl_batch *b)
 
 /* ---- running map/keep ------------------------------------------------------------------ */
 
-/* One slice of map() over `in`, from event e->next on (0 at the start of a batch).
- * Returns 0 when the batch is through, SL__PAUSED when the slice was spent, or the
- * stage's error. */
+/* One slice of map() over `in`, from event e->next on (0 at the start of a batch), in
+ * spans between two looks at the clock. Returns 0 when the batch is through,
+ * SL__PAUSED when the slice was spent, or the stage's error. */
 static int run_map(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e,
                    struct sl__slice *slice)
 {
@@ -158,17 +158,16 @@ static int run_map(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e,
     }
     int (*map)(struct sl_stage *, struct sl_event *, struct sl_emit *) = s->type->map;
     struct sl_batch *arena = e->arena;
-    uint32_t n = in->n;
-    for (uint32_t i = e->next; i < n; i++) {
-        e->r = i;
-        e->scratch = in->events[i];
-        e->scratch.batch = arena;
-        int rc = map(s, &e->scratch, e);
-        if (rc < 0) return rc;
-        if (i + 1 < n && sl__slice_spent(slice)) {
-            e->next = i + 1;
-            return SL__PAUSED;
+    uint32_t n = in->n, i = e->next;
+    while (i < n) {
+        for (uint32_t end = sl__slice_span(slice, i, n); i < end; i++) {
+            e->r = i;
+            e->scratch = in->events[i];
+            e->scratch.batch = arena;
+            int rc = map(s, &e->scratch, e);
+            if (rc < 0) return rc;
         }
+        if (i < n && sl__slice_check(slice)) return e->next = i, SL__PAUSED;
     }
     if (e->in_place) {
         in->n = e->w;
@@ -222,34 +221,33 @@ static int run_keep(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e,
     struct sl_error why; /* filled by keep() only when it fails */
     why.code = 0;
     why.msg[0] = '\0';
-    uint32_t n = in->n;
-    if (!e->in_place) { /* `in` may be read by other branches: copy what is kept */
-        for (uint32_t r = e->next; r < n; r++) {
-            int k = test_one(s, e, &in->events[r], &why);
-            if (k < 0) return k;
-            if (k && !copy_out(e, 0, &in->events[r]))
-                return sl_stage_error(s, SL_ENOMEM, "out of memory");
-            if (r + 1 < n && sl__slice_spent(slice)) return e->next = r + 1, SL__PAUSED;
-        }
-        return 0;
-    }
-    e->out[0] = in; /* nobody else sees `in`: compact it */
-    uint32_t w = e->w;
+    uint32_t n = in->n, r = e->next, w = e->w;
     uint64_t bytes = e->wbytes;
-    for (uint32_t r = e->next; r < n; r++) {
-        int k = test_one(s, e, &in->events[r], &why);
-        if (k < 0) return k;
-        if (k) {
+    if (e->in_place) e->out[0] = in; /* nobody else sees `in`: compact it */
+    while (r < n) {
+        for (uint32_t end = sl__slice_span(slice, r, n); r < end; r++) {
+            int k = test_one(s, e, &in->events[r], &why);
+            if (k <= 0) {
+                if (k < 0) return k;
+                continue;
+            }
+            if (!e->in_place) { /* `in` may be read by other branches: copy what is kept */
+                if (!copy_out(e, 0, &in->events[r]))
+                    return sl_stage_error(s, SL_ENOMEM, "out of memory");
+                continue;
+            }
             if (w != r) in->events[w] = in->events[r];
             bytes += in->events[w++].payload_len;
         }
-        if (r + 1 < n && sl__slice_spent(slice)) {
-            e->next = r + 1, e->w = w, e->wbytes = bytes;
+        if (r < n && sl__slice_check(slice)) {
+            e->next = r, e->w = w, e->wbytes = bytes;
             return SL__PAUSED;
         }
     }
-    in->n = w;
-    in->bytes = bytes;
+    if (e->in_place) {
+        in->n = w;
+        in->bytes = bytes;
+    }
     return 0;
 }
 

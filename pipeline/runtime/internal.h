@@ -187,20 +187,22 @@ int sl__emit_dead_letter(struct sl_emit *e, const struct sl_event *ev, const cha
  * stage cannot hold the loop (signals, /health) for the length of a batch. */
 struct sl__slice {
     int64_t deadline; /* ns: the slice ends */
-    uint32_t *every;  /* check the clock every this many events (the stage's, adapted) */
-    uint32_t left;    /* events until the next check */
-    int64_t last;     /* ns of the last check */
+    uint32_t *every;  /* look at the clock every this many events (the stage's, adapted) */
+    int64_t last;     /* ns of the last look */
 };
 
 #define SL__PAUSED 1 /* sl__stage_process: the slice was spent; call again to go on */
 
-/* True when the slice is spent (cheap: the clock is read every `*every` events, and
- * `every` adapts to the stage's speed). NULL (workers) is never spent. */
-bool sl__slice_check(struct sl__slice *sl);
-static inline bool sl__slice_spent(struct sl__slice *sl)
+/* The end of the next span of events from `i` (of `n`) to run before looking at the
+ * clock: `every` events on (the stage's, adapted), all of them without a slice. */
+static inline uint32_t sl__slice_span(const struct sl__slice *sl, uint32_t i, uint32_t n)
 {
-    return sl && --sl->left == 0 && sl__slice_check(sl);
+    return !sl || n - i <= *sl->every ? n : i + *sl->every;
 }
+
+/* Looks at the clock after a span; true when the slice is spent. Adapts `every` to the
+ * stage's speed. NULL (workers: a whole batch) is never spent. */
+bool sl__slice_check(struct sl__slice *sl);
 
 /* Runs map()/keep() over `in` (NULL: goes on with the batch a slice paused) within the
  * round's time, then pushes the outputs. Returns false when it paused (the stage must

@@ -25,6 +25,7 @@ struct sl__cont {
 
 bool sl__slice_check(struct sl__slice *sl)
 {
+    if (!sl) return false;
     int64_t now = sl__now_ns(), gap = now - sl->last;
     uint32_t every = *sl->every;
     if (gap > GAP_LONG_NS && every > 1)
@@ -32,7 +33,6 @@ bool sl__slice_check(struct sl__slice *sl)
     else if (gap < GAP_SHORT_NS && every < EVERY_MAX)
         every *= 2;
     *sl->every = every;
-    sl->left = every;
     sl->last = now;
     return now >= sl->deadline;
 }
@@ -63,10 +63,8 @@ bool sl__process_sliced(struct sl_stage *s, struct sl_batch *in)
         c->e.in_place = in->refs == 1 && !in->source && !in->view_of;
     }
     if (!s->slice_every) s->slice_every = 1;
-    struct sl__slice slice = {.deadline = s->p->round_deadline,
-                              .every = &s->slice_every,
-                              .left = s->slice_every,
-                              .last = sl__now_ns()};
+    struct sl__slice slice = {
+        .deadline = s->p->round_deadline, .every = &s->slice_every, .last = sl__now_ns()};
     int rc = sl__stage_process(s, c->e.in, &c->e, &slice);
     c->active = rc == SL__PAUSED;
     if (c->active) return false;
