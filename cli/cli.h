@@ -103,4 +103,17 @@ int cli_cmd_run(const struct cli_opts *o);
 int cli_cmd_validate(const struct cli_opts *o);
 int cli_cmd_graph(const struct cli_opts *o);
 
+/* ---- signals (signals.c) ------------------------------------------------------------ */
+
+struct event_base;
+struct cli_signals;
+
+/* Catches SIGINT and SIGTERM: the first is told to `on_first(arg, signo)` on the loop of
+ * `base`; a second one writes a warning and exits with 128 + signo from the handler,
+ * whatever the loop is doing. NULL when the pipe or the event cannot be made. */
+struct cli_signals *cli_signals_start(struct event_base *base, void (*on_first)(void *, int),
+                                      void *arg);
+/* Puts the previous handlers back and frees `s` (NULL is a no-op). */
+void cli_signals_free(struct cli_signals *s);
+
 #endif

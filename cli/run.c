@@ -1,10 +1,10 @@
 /* `sluice run`, `sluice validate` and `sluice graph`: load a config (with --set
  * overrides), report every problem, then run it, check it or draw it.
  *
- * A run installs its own SIGINT/SIGTERM handlers on the pipeline's loop: the first
- * signal turns /health to 503, waits --shutdown-delay (so that load balancers and
- * scrapers notice), then stops the sources and drains; a second signal aborts at once
- * and the program exits with 128 + the signal number. */
+ * A run installs its own SIGINT/SIGTERM handlers (signals.c): the first signal turns
+ * /health to 503, waits --shutdown-delay (so that load balancers and scrapers notice),
+ * then stops the sources and drains; a second signal ends the process at once, from the
+ * handler, with 128 + the signal number. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,10 +193,8 @@ struct run {
     struct loaded l;          /* the pipeline */
     const struct cli_opts *o; /* the command line */
     struct cli_metrics *m;    /* NULL without --metrics-addr */
-    struct event *sig[2];     /* SIGINT, SIGTERM */
+    struct cli_signals *sig;  /* SIGINT, SIGTERM (a second one exits from its handler) */
     struct event *delay;      /* --shutdown-delay timer */
-    int signals;              /* signals received */
-    int abort_signo;          /* the signal that aborted the run, 0: none */
 };
 
 static void stop_now(evutil_socket_t fd, short what, void *arg)
@@ -206,17 +204,11 @@ static void stop_now(evutil_socket_t fd, short what, void *arg)
     sl_pipeline_stop(r->l.p); /* the runtime logs that it drains */
 }
 
-static void on_signal(evutil_socket_t signo, short what, void *arg)
+/* The first SIGINT/SIGTERM, on the loop (signals.c handles the second). */
+static void on_signal(void *arg, int signo)
 {
-    (void)what;
     struct run *r = arg;
     const char *name = signo == SIGINT ? "SIGINT" : "SIGTERM";
-    if (++r->signals > 1) {
-        cli_log(SL_LOG_WARN, NULL, "second %s: aborting without draining", name);
-        r->abort_signo = (int)signo;
-        sl_pipeline_abort(r->l.p);
-        return;
-    }
     cli_metrics_shutting_down(r->m);
     if (r->o->shutdown_delay_ms > 0) {
         cli_log(SL_LOG_INFO, NULL, "received %s: health is 503, stopping in %lld ms", name,
@@ -233,20 +225,14 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
 static int setup_signals(struct run *r)
 {
     struct event_base *base = sl_pipeline_event_base(r->l.p);
-    static const int signos[2] = {SIGINT, SIGTERM};
     r->delay = evtimer_new(base, stop_now, r);
-    if (!r->delay) return -1;
-    for (int i = 0; i < 2; i++) {
-        r->sig[i] = evsignal_new(base, signos[i], on_signal, r);
-        if (!r->sig[i] || evsignal_add(r->sig[i], NULL)) return -1;
-    }
-    return 0;
+    r->sig = r->delay ? cli_signals_start(base, on_signal, r) : NULL;
+    return r->sig ? 0 : -1;
 }
 
 static void teardown(struct run *r)
 {
-    for (int i = 0; i < 2; i++)
-        if (r->sig[i]) event_free(r->sig[i]);
+    cli_signals_free(r->sig);
     if (r->delay) event_free(r->delay);
     cli_metrics_free(r->m);
     loaded_free(&r->l);
@@ -270,7 +256,6 @@ static int run_loop(struct run *r)
     int rc = sl_pipeline_run(r->l.p, &err);
     cli_status_stop(st);
     if (!o->quiet) cli_summary(r->l.p, now_s() - t0, stderr);
-    if (r->abort_signo) return CLI_ESIGNAL + r->abort_signo;
     if (rc) { /* the runtime has logged a stage's failure; say what else failed */
         if (!r->l.logged.errors)
             cli_log(SL_LOG_ERROR, err.stage, "%s", err.msg[0] ? err.msg : sl_strerror(rc));

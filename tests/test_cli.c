@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -599,6 +600,46 @@ Test(cli, second_signal_aborts_with_128_plus_signo)
     kill(p.pid, SIGTERM);
     wait_line(&p, "sluice: warning: second SIGTERM: aborting without draining");
     cr_assert_eq(wait_exit(p.pid), 143);
+    fclose(p.err_lines);
+    close(p.out);
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A regex at its match limit costs ~35 ms an event: a batch of them is seconds of work.
+ * The loop still turns between slices, so /health answers at once (before slices, it
+ * waited for the batch: over 10 s), and a second SIGINT ends the process from its
+ * handler while the stage works (before, signals waited for the batch too). The bound
+ * is generous for a shared machine; the figure is in the closing note. */
+Test(cli, a_slow_stage_leaves_health_answering_and_a_second_signal_ends_it)
+{
+    struct proc p = start((const char *[]){"run", "--quiet", "--metrics-addr", "127.0.0.1:0",
+                                           "slow_regex.yaml", NULL},
+                          NULL);
+    close(p.in);
+    int port = 0;
+    const char *l = wait_line(&p, "serving /metrics and /health on http://127.0.0.1:");
+    cr_assert_eq(sscanf(strstr(l, "127.0.0.1:") + 10, "%d", &port), 1);
+    double worst = 0;
+    for (int i = 0; i < 10; i++) {
+        double t0 = mono_s();
+        cr_assert_not_null(strstr(http_get(port, "/health"), " 200 OK"));
+        double took = mono_s() - t0;
+        if (took > worst) worst = took;
+    }
+    cr_assert_lt(worst, 1.0, "/health took %.3f s under a slow stage", worst);
+    kill(p.pid, SIGINT);
+    wait_line(&p, "received SIGINT");
+    double t0 = mono_s();
+    kill(p.pid, SIGINT);
+    wait_line(&p, "sluice: warning: second SIGINT: aborting without draining");
+    cr_assert_eq(wait_exit(p.pid), 130);
+    cr_assert_lt(mono_s() - t0, 2.0, "the second SIGINT took %.3f s", mono_s() - t0);
     fclose(p.err_lines);
     close(p.out);
 }
