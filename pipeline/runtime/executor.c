@@ -91,7 +91,7 @@ int sl_stage_submit(struct sl_stage *stage, sl_work_fn *work, sl_done_fn *done, 
     x->outstanding++;
     pthread_cond_signal(&x->cond);
     pthread_mutex_unlock(&x->lock);
-    stage->submitted++;
+    sl__stage_hold(stage);
     return 0;
 }
 
@@ -106,9 +106,7 @@ void sl__executor_run_done(struct sl_pipeline *p)
     while (t) {
         struct task *next = t->next;
         if (t->done) t->done(t->stage, t->arg);
-        /* Its input may have been waiting for this task to end (end_input). */
-        struct sl_stage *st = t->stage;
-        if (--st->submitted == 0 && st->type->kind != SL_SOURCE) sl__schedule(st);
+        sl__stage_unhold(t->stage);
         pthread_mutex_lock(&x->lock);
         x->outstanding--;
         pthread_mutex_unlock(&x->lock);

@@ -147,6 +147,10 @@ int sl__pipeline_insert(struct sl_pipeline *p, struct sl_stage *s);
  * now. For what the stage's options point into. */
 int sl__stage_own(struct sl_stage *s, void *ptr, void (*fn)(void *));
 void sl__stage_free(struct sl_stage *s);
+/* Work the stage has out (executor tasks, database requests): its input does not end
+ * while any is (end_input); the last one to go reschedules it. Loop thread. */
+void sl__stage_hold(struct sl_stage *s);
+void sl__stage_unhold(struct sl_stage *s);
 bool sl__stage_outputs_have_room(const struct sl_stage *s);
 
 /* ---- transform output ---------------------------------------------------------------- */
@@ -260,6 +264,25 @@ bool sl__async_idle(const struct sl_stage *s); /* nothing is being worked on */
 
 /* ---- the pipeline ---------------------------------------------------------------------- */
 
+/* Something a pipeline owns for its stages and frees with them: a database pool. */
+struct sl__resource {
+    struct sl__resource *next; /* the next one made */
+    char *key;                 /* what it is ("sqlite:/var/lib/x.db"), unique */
+    void *ptr;                 /* the resource */
+    void (*stop)(void *ptr);   /* before the executor stops and any stage closes: ends
+                                  what waits (the done callbacks run); may be NULL */
+    void (*free)(void *ptr);   /* after every stage closed */
+};
+
+/* The resource `key` of `p`, or NULL. */
+void *sl__resource_find(struct sl_pipeline *p, const char *key);
+/* Adds resource `key` (copied) -> `ptr`. Returns 0 or SL_ENOMEM (then `ptr` is not
+ * taken). Loop thread. */
+int sl__resource_add(struct sl_pipeline *p, const char *key, void *ptr, void (*stop)(void *),
+                     void (*free_fn)(void *));
+/* The first resource, for walks along ->next. */
+struct sl__resource *sl__resources(struct sl_pipeline *p);
+
 struct sl_pipeline {
     struct event_base *base;        /* the loop */
     bool own_base;                  /* free it with the pipeline */
@@ -289,14 +312,15 @@ struct sl_pipeline {
     bool started, running, looping, stopping, done, failed;
     struct sl_error err; /* first failure */
 
-    struct sl__executor *executor; /* sl_stage_submit threads, started on first use */
-    atomic_int executor_done;      /* a task finished: run done callbacks */
-    struct sl__batch_home batches; /* pool, counters, memory; `aborted`: nothing more is
-                                      acknowledged */
-    int64_t start_ms;              /* when the run began */
-    int64_t round_deadline;        /* ns: when the current round of stage runs yields */
-    bool dir_wanted;               /* a stage asked for data_dir: lock it to run */
-    int dir_lock;                  /* fd holding the lock on data_dir, -1: none */
+    struct sl__executor *executor;  /* sl_stage_submit threads, started on first use */
+    atomic_int executor_done;       /* a task finished: run done callbacks */
+    struct sl__batch_home batches;  /* pool, counters, memory; `aborted`: nothing more is
+                                       acknowledged */
+    int64_t start_ms;               /* when the run began */
+    int64_t round_deadline;         /* ns: when the current round of stage runs yields */
+    struct sl__resource *resources; /* database pools..., in the order made */
+    bool dir_wanted;                /* a stage asked for data_dir: lock it to run */
+    int dir_lock;                   /* fd holding the lock on data_dir, -1: none */
 };
 
 void sl__schedule(struct sl_stage *s);

@@ -117,6 +117,8 @@ void sl_pipeline_free(struct sl_pipeline *p)
     p->batches.aborted = p->batches.aborted || !p->done || p->failed;
     for (uint32_t i = 0; i < p->nstages; i++)
         if (p->stages[i]->workers) sl__workers_stop(p->stages[i]);
+    for (struct sl__resource *r = p->resources; r; r = r->next) /* what waits: its done() */
+        if (r->stop) r->stop(r->ptr);
     sl__executor_stop(p); /* every pending done() runs before any close() */
     for (uint32_t i = 0; i < p->nqueues; i++) sl__queue_free(p->queues[i]);
     for (uint32_t i = 0; i < p->nstages; i++) {
@@ -132,6 +134,13 @@ void sl_pipeline_free(struct sl_pipeline *p)
     for (uint32_t i = 0; i < p->nstages; i++) {
         free_inflight(p->stages[i]);
         sl__stage_free(p->stages[i]);
+    }
+    while (p->resources) { /* after every close(): stages may use them until then */
+        struct sl__resource *r = p->resources;
+        p->resources = r->next;
+        r->free(r->ptr);
+        free(r->key);
+        free(r);
     }
     free(p->stages);
     sl__index_free(&p->names);
@@ -232,6 +241,36 @@ void sl_pipeline_memory(const struct sl_pipeline *p, int64_t *now, int64_t *peak
 uint64_t sl_pipeline_peak_batches(const struct sl_pipeline *p)
 {
     return atomic_load(&((struct sl_pipeline *)p)->batches.peak_live);
+}
+
+/* ---- resources ------------------------------------------------------------------------ */
+
+void *sl__resource_find(struct sl_pipeline *p, const char *key)
+{
+    for (struct sl__resource *r = p->resources; r; r = r->next)
+        if (strcmp(r->key, key) == 0) return r->ptr;
+    return NULL;
+}
+
+int sl__resource_add(struct sl_pipeline *p, const char *key, void *ptr, void (*stop)(void *),
+                     void (*free_fn)(void *))
+{
+    struct sl__resource *r = calloc(1, sizeof *r), **end = &p->resources;
+    if (!r || !(r->key = sl__strdup(key))) {
+        free(r);
+        return SL_ENOMEM;
+    }
+    r->ptr = ptr;
+    r->stop = stop;
+    r->free = free_fn;
+    while (*end) end = &(*end)->next;
+    *end = r;
+    return 0;
+}
+
+struct sl__resource *sl__resources(struct sl_pipeline *p)
+{
+    return p->resources;
 }
 
 /* ---- edges ----------------------------------------------------------------------------- */

@@ -232,6 +232,19 @@ void sl_timer_free(struct sl_timer *t)
     free(t);
 }
 
+/* ---- work the stage has out ----------------------------------------------------------- */
+
+void sl__stage_hold(struct sl_stage *s)
+{
+    s->submitted++;
+}
+
+void sl__stage_unhold(struct sl_stage *s)
+{
+    /* Its input may have been waiting for this work to end (end_input). */
+    if (--s->submitted == 0 && s->type->kind != SL_SOURCE) sl__schedule(s);
+}
+
 /* ---- stage lifetime ------------------------------------------------------------------------ */
 
 int sl__stage_own(struct sl_stage *s, void *ptr, void (*fn)(void *))
