@@ -5,7 +5,8 @@
  *   scan.c        glob/exclude discovery; rename, truncation and deletion decisions
  *   watch.c       how changes are noticed: inotify or polling, one ops table each
  *   checkpoint.c  per-file offsets in SQLite
- *   source.c      the `file` source: reading, acks, timers       -> sl_stage_file_source
+ *   source.c      the `file` source: reading, timers, lifetime   -> sl_stage_file_source
+ *   acks.c        the `file` source's acks and checkpoint saves
  *   stdin.c       the `stdin` source                             -> sl_stage_stdin
  *   path.c        the sink's path template: strftime fields, safe field values
  *   encode.c      json / text / csv encodings into iovecs
@@ -254,6 +255,23 @@ void sl__file_unblock(struct sl__file_src *s, struct sl__file *f);
 
 /* source.c: `f` may have new bytes; wakes the source. */
 void sl__file_mark_readable(struct sl__file_src *s, struct sl__file *f);
+
+/* acks.c: records that batch `b` holds lines of `f` up to f->pos (its cookie names the
+ * entry). Returns 0 or SL_ENOMEM. */
+int sl__file_track(struct sl__file_src *s, struct sl__file *f, struct sl_batch *b);
+
+/* acks.c: the type's ack(): moves acknowledged offsets in production order. */
+void sl__file_ack(struct sl_stage *stage, struct sl_batch *b);
+
+/* acks.c: the checkpoint_interval timer: saves changed offsets on an executor thread and
+ * frees closed files that are done with. */
+void sl__file_on_ckpt_timer(struct sl_stage *stage, void *arg);
+
+/* acks.c: saves what changed, blocking (close(), after the loop has stopped). */
+void sl__file_save_final(struct sl__file_src *s);
+
+/* acks.c: reports bytes read of the files' sizes (sl_stage_set_progress). */
+void sl__file_progress(struct sl__file_src *s);
 
 /* ==== watch backends: how a following source notices changes ======================== */
 

@@ -5,9 +5,8 @@
  * position; lines are events pointing into that block. A partial last line is not
  * carried over: the position stays at its start and the next read begins there, so no
  * per-file buffer exists and memory is bounded by the batches alone. A batch holds lines
- * of one file; its cookie names an entry of a ring of batches in flight (file, end
- * offset), and ack() moves the file's acknowledged offset in production order. A timer
- * saves changed offsets to SQLite on an executor thread every checkpoint_interval.
+ * of one file; its cookie names an entry of a ring of batches in flight, and acks.c moves
+ * the file's acknowledged offset and saves checkpoints.
  *
  * Following: scan.c decides what the files are, watch.c notices change, and a file is
  * read whenever it is marked readable. Nothing runs while nothing changes. */
@@ -190,37 +189,6 @@ static void read_file(struct sl__file_src *s, struct sl__file *f, struct sl_batc
     }
 }
 
-/* Records which file and offsets batch `b` covers, for ack(). */
-static int track(struct sl__file_src *s, struct sl__file *f, struct sl_batch *b)
-{
-    if (s->fl_count == s->fl_cap) {
-        size_t cap = s->fl_cap ? s->fl_cap * 2 : 16;
-        struct sl__file_flight *nf = malloc(cap * sizeof *nf);
-        if (!nf) return SL_ENOMEM;
-        for (size_t i = 0; i < s->fl_count; i++) nf[i] = s->flights[(s->fl_head + i) % s->fl_cap];
-        free(s->flights);
-        s->flights = nf;
-        s->fl_cap = cap;
-        s->fl_head = 0;
-    }
-    uint64_t seq = s->next_seq++;
-    s->flights[(s->fl_head + s->fl_count++) % s->fl_cap] =
-        (struct sl__file_flight){.seq = seq, .f = f, .gen = f->gen, .end = f->pos};
-    f->refs++;
-    sl_batch_set_cookie(b, seq);
-    return 0;
-}
-
-static void update_progress(struct sl__file_src *s)
-{
-    uint64_t done = 0, total = 0;
-    for (const struct sl__file *f = s->files; f; f = f->next) {
-        done += f->pos;
-        total += f->size;
-    }
-    sl_stage_set_progress(s->stage, done, total);
-}
-
 static enum sl_poll file_poll(struct sl_stage *stage, struct sl_batch **out)
 {
     struct sl__file_src *s = sl_stage_state(stage);
@@ -234,7 +202,7 @@ static enum sl_poll file_poll(struct sl_stage *stage, struct sl_batch **out)
         if (!b) return sl_stage_error(stage, SL_ENOMEM, "out of memory"), SL_ERROR;
         read_file(s, f, b);
         if (sl_batch_count(b)) {
-            if (track(s, f, b)) {
+            if (sl__file_track(s, f, b)) {
                 sl_batch_unref(b);
                 return sl_stage_error(stage, SL_ENOMEM, "out of memory"), SL_ERROR;
             }
@@ -249,141 +217,10 @@ static enum sl_poll file_poll(struct sl_stage *stage, struct sl_batch **out)
         if (f->readable) return SL_READY; /* skipped a lot without an event: yield */
     }
     if (!s->follow && all_closed(s)) {
-        update_progress(s);
+        sl__file_progress(s);
         return SL_DONE;
     }
     return SL_PENDING;
-}
-
-/* ---- acknowledgements and checkpoints ------------------------------------------------- */
-
-static void file_ack(struct sl_stage *stage, struct sl_batch *b)
-{
-    struct sl__file_src *s = sl_stage_state(stage);
-    uint64_t seq = sl_batch_cookie(b);
-    while (s->fl_count) {
-        struct sl__file_flight *e = &s->flights[s->fl_head];
-        if (e->seq > seq) break;
-        struct sl__file *f = e->f;
-        if (e->seq == seq && e->gen == f->gen && e->end > f->acked) f->acked = e->end;
-        if (--f->refs == 0) f->acked = f->pos; /* nothing in flight: all before pos is done */
-        f->dirty = true;
-        s->fl_head = (s->fl_head + 1) % s->fl_cap;
-        s->fl_count--;
-    }
-}
-
-struct save_job {
-    struct sl__file_src *s;         /* the source (its ckpt is used by one job at a time) */
-    struct sl__file_ckpt_row *rows; /* owned, with their paths */
-    size_t n;                       /* rows */
-    int rc;                         /* result */
-    char msg[256];                  /* reason on failure */
-};
-
-static void refresh_fingerprint(struct sl__file *f)
-{
-    if (f->fd < 0 || f->fp_len >= SL__FILE_FP_MAX || f->size <= f->fp_len) return;
-    char buf[SL__FILE_FP_MAX];
-    ssize_t n = pread(f->fd, buf, sizeof buf, 0);
-    if (n <= 0) return;
-    f->fp_len = (uint32_t)n;
-    f->fp = sl__file_hash(buf, (size_t)n);
-}
-
-/* Snapshots the changed files as rows. Returns the number, 0 when nothing changed. */
-static size_t collect_rows(struct sl__file_src *s, struct sl__file_ckpt_row **out)
-{
-    size_t n = 0, k = 0;
-    for (struct sl__file *f = s->files; f; f = f->next) n += f->dirty && !f->stale;
-    if (!n || !(*out = calloc(n, sizeof **out))) return 0;
-    for (struct sl__file *f = s->files; f; f = f->next) {
-        if (!f->dirty || f->stale) continue;
-        refresh_fingerprint(f);
-        (*out)[k++] = (struct sl__file_ckpt_row){.dev = f->dev,
-                                                 .ino = f->ino,
-                                                 .fp = f->fp,
-                                                 .fp_len = f->fp_len,
-                                                 .offset = f->acked,
-                                                 .path = strdup(f->path),
-                                                 .remove = f->forget &&
-                                                           f->state == SL__FILE_CLOSED && !f->refs};
-        f->dirty = false;
-    }
-    return k;
-}
-
-static void free_rows(struct sl__file_ckpt_row *rows, size_t n)
-{
-    for (size_t i = 0; i < n; i++) free(rows[i].path);
-    free(rows);
-}
-
-/* Frees closed files whose last state is saved and whose batches are all acknowledged. */
-static void collect_garbage(struct sl__file_src *s)
-{
-    for (struct sl__file **pp = &s->files; *pp;) {
-        struct sl__file *f = *pp;
-        if (f->state == SL__FILE_CLOSED && !f->refs && (!f->dirty || f->stale)) {
-            *pp = f->next;
-            if (s->cursor == f) s->cursor = NULL;
-            free(f->path);
-            free(f);
-        } else {
-            pp = &f->next;
-        }
-    }
-}
-
-static void save_work(void *arg)
-{
-    struct save_job *j = arg;
-    j->rc = sl__file_ckpt_save(j->s->ckpt, j->rows, j->n, j->msg, sizeof j->msg);
-}
-
-static void save_done(struct sl_stage *stage, void *arg)
-{
-    struct save_job *j = arg;
-    struct sl__file_src *s = j->s;
-    s->ckpt_busy = false;
-    if (j->rc) {
-        sl_stage_log(stage, SL_LOG_WARN, "%s (retrying)", j->msg);
-        for (struct sl__file *f = s->files; f; f = f->next) f->dirty = !f->stale;
-    } else {
-        collect_garbage(s);
-    }
-    free_rows(j->rows, j->n);
-    free(j);
-}
-
-static void on_ckpt_timer(struct sl_stage *stage, void *arg)
-{
-    struct sl__file_src *s = arg;
-    update_progress(s);
-    if (!s->ckpt) { /* no database: only closed files to free */
-        for (struct sl__file *f = s->files; f; f = f->next) f->dirty = false;
-        collect_garbage(s);
-        return;
-    }
-    if (s->ckpt_busy) return;
-    struct save_job *j = calloc(1, sizeof *j);
-    if (!j) return;
-    j->s = s;
-    j->n = collect_rows(s, &j->rows);
-    if (!j->n) {
-        free(j);
-        collect_garbage(s);
-        return;
-    }
-    s->ckpt_busy = true;
-    if (sl_stage_submit(stage, save_work, save_done, j)) {
-        s->ckpt_busy = false;
-        for (size_t i = 0; i < j->n; i++) /* try again next tick */
-            for (struct sl__file *f = s->files; f; f = f->next)
-                if (f->dev == j->rows[i].dev && f->ino == j->rows[i].ino) f->dirty = !f->stale;
-        free_rows(j->rows, j->n);
-        free(j);
-    }
 }
 
 /* ---- timers ----------------------------------------------------------------------------- */
@@ -478,7 +315,7 @@ static void setup_lines(struct sl__file_src *s)
 
 static int open_checkpoints(struct sl__file_src *s, struct sl_error *err)
 {
-    if (!(s->ckpt_timer = sl_timer_new(s->stage, on_ckpt_timer, s)))
+    if (!(s->ckpt_timer = sl_timer_new(s->stage, sl__file_on_ckpt_timer, s)))
         return sl_error_set(err, SL_ENOMEM, "out of memory");
     sl_timer_start(s->ckpt_timer, s->checkpoint_interval, true);
     if (s->checkpoint && !*s->checkpoint) return 0; /* checkpoint: "" turns them off */
@@ -571,15 +408,8 @@ static void file_close(struct sl_stage *stage)
     sl_timer_free(s->ckpt_timer);
     sl_timer_free(s->partial_timer);
     sl_timer_free(s->rotate_timer);
-    if (s->ckpt) { /* the loop has stopped: the last save may block here */
-        struct sl__file_ckpt_row *rows = NULL;
-        size_t n = collect_rows(s, &rows);
-        char msg[256];
-        if (n && sl__file_ckpt_save(s->ckpt, rows, n, msg, sizeof msg))
-            sl_stage_log(stage, SL_LOG_ERROR, "%s", msg);
-        free_rows(rows, n);
-        sl__file_ckpt_close(s->ckpt);
-    }
+    sl__file_save_final(s);
+    sl__file_ckpt_close(s->ckpt);
     while (s->files) {
         struct sl__file *f = s->files;
         s->files = f->next;
@@ -642,6 +472,6 @@ const struct sl_stage_type sl_stage_file_source = {
     .init = file_init,
     .start = file_start,
     .poll = file_poll,
-    .ack = file_ack,
+    .ack = sl__file_ack,
     .close = file_close,
 };
