@@ -161,3 +161,26 @@ void t_assert_numbers_once(const struct t_lines *rec, int first, int last)
     cr_assert_eq(rec->n, n, "saw %zu lines, expected %zu", rec->n, n);
     free(count);
 }
+
+char *t_log_text;
+static size_t log_len;
+
+void t_log_capture(void *arg, enum sl_log_level level, const char *stage, const char *msg)
+{
+    (void)arg;
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    char line[4096];
+    int n = snprintf(line, sizeof line, "%s %s: %s\n", names[level], stage ? stage : "-", msg);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof line) n = sizeof line - 1;
+    t_log_text = realloc(t_log_text, log_len + (size_t)n + 1);
+    memcpy(t_log_text + log_len, line, (size_t)n + 1);
+    log_len += (size_t)n;
+}
+
+void t_log_clear(void)
+{
+    free(t_log_text);
+    t_log_text = NULL;
+    log_len = 0;
+}

@@ -45,6 +45,12 @@ char *t_path(const char *dir, const char *name);
 /* Writes numbered lines first..last-1 ("<n>\n") to path. */
 void t_write_numbers(const char *path, int first, int last, bool append);
 
+/* A pipeline log callback (sl_pipeline_options.log) that appends "level stage: msg\n"
+ * to t_log_text (owned by the helpers; t_log_clear empties it). */
+extern char *t_log_text;
+void t_log_capture(void *arg, enum sl_log_level level, const char *stage, const char *msg);
+void t_log_clear(void);
+
 /* Asserts that the recorder saw exactly the numbers first..last-1, each once, in any
  * order. */
 void t_assert_numbers_once(const struct t_lines *rec, int first, int last);

@@ -23,6 +23,7 @@ static struct sl_pipeline *new_pipeline(uint32_t batch_events)
     struct sl_pipeline_options o;
     sl_pipeline_options_init(&o);
     o.data_dir = dir;
+    o.log = t_log_capture;
     if (batch_events) o.batch_max_events = batch_events;
     struct sl_error err = {0};
     struct sl_pipeline *np = sl_pipeline_new(NULL, &o, &err);
@@ -41,6 +42,7 @@ static void teardown(void)
     sl_pipeline_free(p);
     t_rmtree(dir);
     free(dir);
+    t_log_clear();
 }
 
 TestSuite(file_source, .init = setup, .fini = teardown, .timeout = 30);
@@ -401,4 +403,65 @@ Test(file_source, a_glob_over_the_data_directory_skips_the_checkpoint_database)
     r = run_source("path: %s/*\nfollow: false");
     t_assert_numbers_once(r, 100, 110);
     free(a);
+}
+
+/* ---- files that cannot be read ------------------------------------------------------- */
+
+/* The tests run as root, and root reads a file whatever its mode or its directory's (a
+ * file in a directory of mode 000 too), and opens a FIFO without error. What fails for
+ * root as for anyone is a path that cannot be resolved: a symbolic link to itself
+ * (ELOOP), which a glob still matches as a directory entry, and a path through a regular
+ * file (ENOTDIR). They take the same road as EACCES: open() or stat() fails with errno. */
+
+/* file source (opts, `%s` = dir) -> t_lines, run to its end; returns the run's code. */
+static int run_failing(const char *opts_fmt, struct sl_error *err)
+{
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, opts_fmt, dir, dir);
+    struct sl_stage *src = t_add(p, "src", &sl_stage_file_source, yaml);
+    t_connect(p, src, t_add(p, "out", &t_lines, NULL));
+    return sl_pipeline_run(p, err);
+}
+
+Test(file_source, an_unreadable_file_fails_a_run_that_does_not_follow)
+{
+    char *loop = t_path(dir, "loop.log");
+    cr_assert_eq(symlink("loop.log", loop), 0);
+    struct sl_error err = {0};
+    cr_assert_eq(run_failing("path: %s/*.log\nfollow: false", &err), SL_EIO);
+    char want[1024];
+    snprintf(want, sizeof want, "cannot open %s: Too many levels of symbolic links", loop);
+    cr_assert_str_eq(err.msg, want);
+    cr_assert_str_eq(err.stage, "src");
+    cr_assert_null(strstr(t_log_text ? t_log_text : "", "no file matches"), "%s", t_log_text);
+    free(loop);
+}
+
+Test(file_source, a_path_through_a_regular_file_fails_with_its_reason)
+{
+    char *f = t_path(dir, "file");
+    t_writes(f, "not a directory\n", false);
+    struct sl_error err = {0};
+    cr_assert_eq(run_failing("path: %s/file/app.log\nfollow: false", &err), SL_EIO);
+    char want[1024];
+    snprintf(want, sizeof want, "cannot open %s/app.log: Not a directory", f);
+    cr_assert_str_eq(err.msg, want);
+    free(f);
+}
+
+Test(file_source, an_unreadable_file_beside_readable_ones_is_reported_and_the_others_read)
+{
+    char *loop = t_path(dir, "loop.log"), *a = t_path(dir, "a.log");
+    cr_assert_eq(symlink("loop.log", loop), 0);
+    t_write_numbers(a, 0, 100, false);
+    struct t_lines *r = run_source("path: %s/*.log\nfollow: false");
+    t_assert_numbers_once(r, 0, 100);
+    char want[1024];
+    snprintf(want, sizeof want, "warn src: cannot open %s: Too many levels of symbolic links\n",
+             loop);
+    cr_assert_not_null(strstr(t_log_text, want), "%s", t_log_text);
+    struct sl_stage_stats st;
+    sl_stage_stats(sl_pipeline_find(p, "src"), &st);
+    cr_assert_eq(st.errors, 1);
+    free(loop), free(a);
 }

@@ -228,6 +228,9 @@ struct sl__file_src {
     uint64_t scans;                        /* scans run */
     uint64_t read_errors;                  /* failed reads */
     uint64_t purged;                       /* checkpoint rows purged at start */
+    char **unreadable;                     /* matched paths that cannot be read (reported) */
+    size_t nunreadable, unreadable_cap;    /* entries */
+    char unreadable_why[1024];             /* why the first of them could not be read */
 };
 
 /* scan.c: discovers files, recognises renamed, truncated and deleted ones. `initial`:

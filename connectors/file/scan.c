@@ -13,6 +13,7 @@
 #include <fnmatch.h>
 #include <glob.h>
 #include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -68,6 +69,46 @@ struct sl__file *sl__file_by_path(struct sl__file_src *s, const char *path)
     for (struct sl__file *f = s->htab[h & (s->hcap - 1)]; f; f = f->hnext)
         if (f->hpath == h && strcmp(f->path, path) == 0) return f;
     return NULL;
+}
+
+static bool has_magic(const char *p)
+{
+    return strpbrk(p, "*?[") != NULL;
+}
+
+/* ---- files that cannot be read --------------------------------------------------------- */
+
+/* `path` matched but cannot be read, because `why`: logged and counted once per path (a
+ * following source rescans), the first reason kept for the run's failure. */
+static void unreadable(struct sl__file_src *s, const char *path, const char *why)
+{
+    for (size_t i = 0; i < s->nunreadable; i++)
+        if (strcmp(s->unreadable[i], path) == 0) return;
+    if (s->nunreadable == s->unreadable_cap) {
+        size_t cap = s->unreadable_cap ? s->unreadable_cap * 2 : 4;
+        char **n = realloc(s->unreadable, cap * sizeof *n);
+        if (!n) return;
+        s->unreadable = n;
+        s->unreadable_cap = cap;
+    }
+    char *copy = strdup(path);
+    if (!copy) return;
+    s->unreadable[s->nunreadable++] = copy;
+    sl_stage_count_errors(s->stage, 1);
+    sl_stage_log(s->stage, SL_LOG_WARN, "cannot open %s: %s", path, why);
+    if (!s->unreadable_why[0])
+        snprintf(s->unreadable_why, sizeof s->unreadable_why, "cannot open %s: %s", path, why);
+}
+
+/* `path` could be opened: a later failure is reported again. */
+static void readable(struct sl__file_src *s, const char *path)
+{
+    for (size_t i = 0; i < s->nunreadable; i++)
+        if (strcmp(s->unreadable[i], path) == 0) {
+            free(s->unreadable[i]);
+            s->unreadable[i] = s->unreadable[--s->nunreadable];
+            return;
+        }
 }
 
 /* ---- identity ------------------------------------------------------------------------ */
@@ -145,9 +186,10 @@ static struct sl__file *open_new(struct sl__file_src *s, const char *path, bool 
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     struct stat st;
     if (fd < 0) {
-        sl_stage_log(s->stage, SL_LOG_WARN, "cannot open %s: %s", path, strerror(errno));
+        if (errno != ENOENT) unreadable(s, path, strerror(errno)); /* ENOENT: gone since */
         return NULL;
     }
+    readable(s, path);
     struct sl__file *f = calloc(1, sizeof *f);
     if (fstat(fd, &st) || !S_ISREG(st.st_mode) || !f || !(f->path = strdup(path))) {
         free(f);
@@ -239,10 +281,26 @@ static bool excluded(const struct sl__file_src *s, const char *path)
     return false;
 }
 
+/* stat() of a matched path failed: a dangling symbolic link or an unresolvable path is
+ * reported; a file that is simply gone since the glob saw it (rotation) is not. */
+static void stat_failed(struct sl__file_src *s, const char *path)
+{
+    struct stat lst;
+    if (errno != ENOENT)
+        unreadable(s, path, strerror(errno));
+    else if (lstat(path, &lst) == 0)
+        unreadable(s, path, "No such file or directory (a dangling symbolic link)");
+}
+
 static void consider(struct sl__file_src *s, const char *path, bool initial)
 {
     struct stat st;
-    if (excluded(s, path) || stat(path, &st) || !S_ISREG(st.st_mode)) return;
+    if (excluded(s, path)) return;
+    if (stat(path, &st)) {
+        stat_failed(s, path);
+        return;
+    }
+    if (!S_ISREG(st.st_mode)) return;
     struct sl__file *f = by_identity(s, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
     if (f && f->seen) return; /* matched by two patterns */
     if (f && f->state == SL__FILE_CLOSED && !reopen(f, path)) f = NULL; /* a new file */
@@ -276,11 +334,6 @@ static void left_glob(struct sl__file_src *s, struct sl__file *f)
     sl__file_mark_readable(s, f);
 }
 
-static bool has_magic(const char *p)
-{
-    return strpbrk(p, "*?[") != NULL;
-}
-
 /* Watches the directories a pattern can match files in, and its fixed prefix, where new
  * matching directories appear. */
 static void watch_dirs(struct sl__file_src *s, const char *pattern)
@@ -305,15 +358,37 @@ static void watch_dirs(struct sl__file_src *s, const char *pattern)
     free(copy);
 }
 
+/* glob()'s error callback has no argument: the source being scanned (loop thread). */
+static _Thread_local struct sl__file_src *scanning;
+
+/* A directory the pattern goes through cannot be read (EACCES for anyone but root). */
+static int glob_error(const char *epath, int eerrno)
+{
+    if (scanning && eerrno != ENOENT) unreadable(scanning, epath, strerror(eerrno));
+    return 0; /* go on with the rest */
+}
+
+/* A pattern matched nothing: a literal path says why when it is not simply absent (a
+ * component that is a regular file: ENOTDIR; a loop of links: ELOOP; EACCES). */
+static void no_match(struct sl__file_src *s, const char *pattern)
+{
+    struct stat st;
+    if (!has_magic(pattern) && stat(pattern, &st) && errno != ENOENT)
+        unreadable(s, pattern, strerror(errno));
+}
+
 void sl__file_scan(struct sl__file_src *s, bool initial)
 {
     s->scans++;
     for (struct sl__file *f = s->files; f; f = f->next) f->seen = false;
     for (size_t i = 0; i < s->nglobs; i++) {
         glob_t g;
-        int rc = glob(s->globs[i], 0, NULL, &g);
+        scanning = s;
+        int rc = glob(s->globs[i], 0, glob_error, &g);
+        scanning = NULL;
         for (size_t k = 0; rc == 0 && k < g.gl_pathc; k++) consider(s, g.gl_pathv[k], initial);
         if (rc == 0) globfree(&g);
+        if (rc == GLOB_NOMATCH) no_match(s, s->globs[i]);
         if (s->wops) watch_dirs(s, s->globs[i]);
     }
     for (struct sl__file *f = s->files; f; f = f->next)

@@ -218,6 +218,8 @@ static enum sl_poll file_poll(struct sl_stage *stage, struct sl_batch **out)
     }
     if (!s->follow && all_closed(s)) {
         sl__file_progress(s);
+        if (!s->opened && s->unreadable_why[0]) /* files matched, none could be read */
+            return sl_stage_error(stage, SL_EIO, "%s", s->unreadable_why), SL_ERROR;
         return SL_DONE;
     }
     return SL_PENDING;
@@ -395,7 +397,7 @@ static int file_start(struct sl_stage *stage, struct sl_error *err)
     sl__file_scan(s, true);
     s->scanned = true;
     purge_checkpoints(s);
-    if (!s->files)
+    if (!s->files && !s->nunreadable) /* unreadable ones were reported with their reason */
         sl_stage_log(stage, SL_LOG_WARN, "no file matches '%s'%s", s->path.items[0],
                      s->follow ? " yet" : "");
     return 0;
@@ -418,6 +420,8 @@ static void file_close(struct sl_stage *stage)
         free(f);
     }
     free(s->ckpt_real);
+    for (size_t i = 0; i < s->nunreadable; i++) free(s->unreadable[i]);
+    free(s->unreadable);
     for (size_t i = 0; i < s->nglobs; i++) free(s->globs[i]);
     free(s->globs);
     free(s->flights);
