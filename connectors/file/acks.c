@@ -2,9 +2,12 @@
  *
  * Each batch the source emits is one entry of a ring of batches in flight (file,
  * generation, end offset); ack() takes entries in production order and moves each file's
- * acknowledged offset. Changed offsets are saved to SQLite by a job on an executor thread
- * every checkpoint_interval (a timer), and once more, blocking, at close(). A record whose
- * file is closed is freed once its batches are acknowledged and its last state saved. */
+ * acknowledged offset. Changed offsets are saved to SQLite by a job on an executor thread:
+ * every checkpoint_interval (a timer), sooner when checkpoint_bytes of acknowledged data
+ * wait to be saved, right after the first acknowledgement of the run, and once more,
+ * blocking, at close(). What a kill -9 replays is thus bounded by the smaller of the two
+ * (plus what was in flight). A record whose file is closed is freed once its batches are
+ * acknowledged and its last state saved. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,11 +45,22 @@ void sl__file_ack(struct sl_stage *stage, struct sl_batch *b)
         struct sl__file_flight *e = &s->flights[s->fl_head];
         if (e->seq > seq) break;
         struct sl__file *f = e->f;
+        uint64_t was = f->acked;
         if (e->seq == seq && e->gen == f->gen && e->end > f->acked) f->acked = e->end;
         if (--f->refs == 0) f->acked = f->pos; /* nothing in flight: all before pos is done */
+        if (f->acked > was) s->unsaved += f->acked - was;
         f->dirty = true;
         s->fl_head = (s->fl_head + 1) % s->fl_cap;
         s->fl_count--;
+    }
+    /* The first acknowledgement of the run is saved at once (a run killed within the
+     * interval must not start over), then every checkpoint_bytes besides the interval.
+     * The save starts from poll(): ack() also runs from done callbacks while the pipeline
+     * stops its executor, and a busy pipeline may not give timers a turn for long. */
+    if (s->ckpt && (!s->acked_once || (s->checkpoint_bytes && s->unsaved >= s->checkpoint_bytes))) {
+        s->acked_once = true;
+        s->save_wanted = true;
+        sl_stage_wake(stage);
     }
 }
 
@@ -126,25 +140,66 @@ static void save_work(void *arg)
 {
     struct save_job *j = arg;
     j->rc = sl__file_ckpt_save(j->s->ckpt, j->rows, j->n, j->msg, sizeof j->msg);
+    atomic_store(&j->s->saving, false); /* the database is free for the next save */
 }
 
 static void save_done(struct sl_stage *stage, void *arg)
 {
     struct save_job *j = arg;
     struct sl__file_src *s = j->s;
-    s->ckpt_busy = false;
+    s->save_jobs--;
     if (j->rc) {
         sl_stage_log(stage, SL_LOG_WARN, "%s (retrying)", j->msg);
         for (struct sl__file *f = s->files; f; f = f->next) f->dirty = !f->stale;
-    } else {
+    } else if (!s->save_jobs) { /* a later job may still fail and need the records */
         collect_garbage(s);
     }
     free_rows(j->rows, j->n);
     free(j);
+    if (s->save_wanted) sl_stage_wake(stage); /* asked for while the database was busy */
+}
+
+/* Starts a save of what changed on an executor thread. One save writes at a time; the
+ * next may start as soon as the previous one's work is over, before its done callback
+ * has run (a busy loop runs those late). */
+static void start_save(struct sl__file_src *s)
+{
+    if (atomic_load(&s->saving)) {
+        s->save_wanted = true;
+        return;
+    }
+    s->save_wanted = false;
+    struct save_job *j = calloc(1, sizeof *j);
+    if (!j) return;
+    j->s = s;
+    j->n = collect_rows(s, &j->rows);
+    if (!j->n) {
+        free(j);
+        if (!s->save_jobs) collect_garbage(s);
+        return;
+    }
+    s->unsaved = 0;
+    atomic_store(&s->saving, true);
+    s->save_jobs++;
+    if (sl_stage_submit(s->stage, save_work, save_done, j)) {
+        atomic_store(&s->saving, false);
+        s->save_jobs--;
+        for (size_t i = 0; i < j->n; i++) /* try again next tick */
+            for (struct sl__file *f = s->files; f; f = f->next)
+                if (f->dev == j->rows[i].dev && f->ino == j->rows[i].ino) f->dirty = !f->stale;
+        free_rows(j->rows, j->n);
+        free(j);
+    }
+}
+
+void sl__file_save_if_wanted(struct sl__file_src *s)
+{
+    if (s->save_wanted && !atomic_load(&s->saving)) start_save(s);
 }
 
 void sl__file_on_ckpt_timer(struct sl_stage *stage, void *arg)
 {
+    (void)stage;
     struct sl__file_src *s = arg;
     sl__file_progress(s);
     if (!s->ckpt) { /* no database: only closed files to free */
@@ -152,25 +207,7 @@ void sl__file_on_ckpt_timer(struct sl_stage *stage, void *arg)
         collect_garbage(s);
         return;
     }
-    if (s->ckpt_busy) return;
-    struct save_job *j = calloc(1, sizeof *j);
-    if (!j) return;
-    j->s = s;
-    j->n = collect_rows(s, &j->rows);
-    if (!j->n) {
-        free(j);
-        collect_garbage(s);
-        return;
-    }
-    s->ckpt_busy = true;
-    if (sl_stage_submit(stage, save_work, save_done, j)) {
-        s->ckpt_busy = false;
-        for (size_t i = 0; i < j->n; i++) /* try again next tick */
-            for (struct sl__file *f = s->files; f; f = f->next)
-                if (f->dev == j->rows[i].dev && f->ino == j->rows[i].ino) f->dirty = !f->stale;
-        free_rows(j->rows, j->n);
-        free(j);
-    }
+    start_save(s);
 }
 
 void sl__file_save_final(struct sl__file_src *s)

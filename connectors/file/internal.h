@@ -16,6 +16,7 @@
 #ifndef SLUICE_CONNECTORS_FILE_INTERNAL_H
 #define SLUICE_CONNECTORS_FILE_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -186,6 +187,7 @@ struct sl__file_src {
     int64_t partial_line_timeout; /* option, ms */
     const char *checkpoint;       /* option: database path; NULL: data_dir/checkpoints.db */
     int64_t checkpoint_interval;  /* option, ms */
+    uint64_t checkpoint_bytes;    /* option: save once this much is acknowledged, 0: off */
     int64_t checkpoint_retention; /* option, ms: rows of files gone this long are purged */
     int watch_mode;               /* option `watch`: SL__FILE_WATCH_* */
     int64_t poll_interval;        /* option, ms */
@@ -213,7 +215,11 @@ struct sl__file_src {
     uint64_t batch_bytes;                  /* file bytes a full batch took (read sizing) */
     struct sl__file_ckpt *ckpt;            /* checkpoint database */
     char *ckpt_real;                       /* its real path: never read as a log */
-    bool ckpt_busy;                        /* a save is running on the executor */
+    atomic_bool saving;                    /* a save's work runs on the executor */
+    unsigned save_jobs;                    /* saves whose done callback has not run */
+    bool save_wanted;                      /* a save is due: the next poll starts it */
+    bool acked_once;                       /* the first acknowledgement has come */
+    uint64_t unsaved;                      /* bytes acknowledged since the last save began */
     struct sl_timer *ckpt_timer;           /* every checkpoint_interval */
     struct sl_timer *partial_timer;        /* partial_line_timeout */
     int64_t partial_deadline;              /* when partial_timer fires (ms), 0: idle */
@@ -269,6 +275,10 @@ void sl__file_ack(struct sl_stage *stage, struct sl_batch *b);
 /* acks.c: the checkpoint_interval timer: saves changed offsets on an executor thread and
  * frees closed files that are done with. */
 void sl__file_on_ckpt_timer(struct sl_stage *stage, void *arg);
+
+/* acks.c: starts the save that ack() found due (first ack, checkpoint_bytes), unless one
+ * is writing. Called by poll(). */
+void sl__file_save_if_wanted(struct sl__file_src *s);
 
 /* acks.c: saves what changed, blocking (close(), after the loop has stopped). */
 void sl__file_save_final(struct sl__file_src *s);

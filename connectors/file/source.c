@@ -192,6 +192,7 @@ static void read_file(struct sl__file_src *s, struct sl__file *f, struct sl_batc
 static enum sl_poll file_poll(struct sl_stage *stage, struct sl_batch **out)
 {
     struct sl__file_src *s = sl_stage_state(stage);
+    sl__file_save_if_wanted(s);
     if (s->rescan) {
         s->rescan = false;
         sl__file_scan(s, false);
@@ -449,7 +450,10 @@ static const struct sl_option file_source_options[] = {
      "at start, forget the checkpoints of files gone (not found, path gone or reused) and "
      "not saved for this long (0: keep them forever)"},
     {"checkpoint_interval", SL_OPT_DURATION, "1s", 0, OPT(checkpoint_interval),
-     "how often acknowledged offsets are saved"},
+     "how often acknowledged offsets are saved (the first one is saved at once)"},
+    {"checkpoint_bytes", SL_OPT_SIZE, "8MiB", 0, OPT(checkpoint_bytes),
+     "also save once this much has been acknowledged since the last save: bounds what a "
+     "crash replays (0: the interval alone)"},
     {"watch", SL_OPT_ENUM, "auto", 0, OPT(watch_mode),
      "how changes are noticed when following: inotify, poll, or auto (inotify if it works)",
      "auto|inotify|poll"},
