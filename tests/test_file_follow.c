@@ -48,26 +48,12 @@ static void teardown(void)
 
 TestSuite(file_follow, .init = setup, .fini = teardown, .timeout = 60);
 
-static const char *const modes[] = {"watch: inotify", "watch: poll\npoll_interval: 20ms"};
-
 /* file source (follow) with `opts` (`%s` = dir) -> t_lines with hook `fn`; runs to the
- * stop and returns the recorder. */
+ * stop and returns the recorder (helpers_file.h). */
 static struct t_lines *follow(int mode, const char *opts,
                               void (*fn)(struct sl_stage *, struct t_lines *))
 {
-    char yaml[2048], body[1024];
-    snprintf(body, sizeof body, opts, dir, dir);
-    snprintf(yaml, sizeof yaml, "%s\nfollow: true\nrotate_wait: 100ms\n%s", body, modes[mode]);
-    struct sl_stage *src = t_add(p, "src", &sl_stage_file_source, yaml);
-    struct sl_stage *out = t_add(p, "out", &t_lines, NULL);
-    t_connect(p, src, out);
-    struct t_lines *r = sl_stage_state(out);
-    r->on_write = fn;
-    struct sl_error err = {0};
-    int rc = sl_pipeline_run(p, &err);
-    cr_assert_eq(rc, 0, "run: %s", err.msg);
-    cr_assert_eq(sl_pipeline_live_batches(p), 0);
-    return r;
+    return t_follow(p, dir, mode, opts, fn);
 }
 
 static struct sl__file_src *src_state(void)
@@ -507,7 +493,7 @@ static void idle_follow(int mode)
     char *a = in_dir("a.log");
     t_write_numbers(a, 0, 10, false);
     char yaml[1024];
-    snprintf(yaml, sizeof yaml, "path: %s/a.log\nfollow: true\n%s", dir, modes[mode]);
+    snprintf(yaml, sizeof yaml, "path: %s/a.log\nfollow: true\n%s", dir, t_follow_modes[mode]);
     struct sl_stage *src = t_add(p, "src", &sl_stage_file_source, yaml);
     struct sl_stage *out = t_add(p, "out", &t_lines, NULL);
     t_connect(p, src, out);

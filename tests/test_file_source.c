@@ -357,6 +357,46 @@ Test(file_source, recreated_file_is_read_from_its_start)
     free(a), free(ck);
 }
 
+/* A file shorter than a fingerprint (256 bytes) is identified by its inode and all of its
+ * bytes: the file that takes its inode after it is deleted, starting with the same bytes
+ * and longer, is a new file read whole, not the old one grown. */
+Test(file_source, a_reused_inode_is_not_taken_for_the_short_file_it_held)
+{
+    char *a = t_path(dir, "a.log");
+    t_writes(a, "start\n", false);
+    struct t_lines *r = run_source("path: %s/a.log\nfollow: false");
+    cr_assert_eq(r->n, 1);
+    restart(0);
+    struct stat before, after;
+    cr_assert_eq(stat(a, &before), 0);
+    cr_assert_eq(unlink(a), 0);
+    t_writes(a, "start\nsecond\nthird\n", false);
+    cr_assert_eq(stat(a, &after), 0);
+    r = run_source("path: %s/a.log\nfollow: false");
+    if (before.st_ino != after.st_ino) cr_skip_test("the filesystem gave a new inode");
+    cr_assert_eq(r->n, 3, "a new file on the inode: read from its start");
+    cr_assert_str_eq(r->lines[0], "start");
+    cr_assert_str_eq(r->lines[2], "third");
+    free(a);
+}
+
+/* copytruncate while sluice is stopped, with the copies in the glob: the copy holds the
+ * first bytes the checkpoint of app.log has, and is read from that checkpoint's offset on
+ * (the lines app.log got after the last run); app.log, whose first bytes changed, is read
+ * from its start. */
+Test(file_source, a_copy_made_while_stopped_is_read_from_where_its_original_was)
+{
+    char *a = t_path(dir, "app.log"), *a1 = t_path(dir, "app.log.1");
+    t_write_numbers(a, 0, 100, false);
+    t_assert_numbers_once(run_source("path: %s/app.log*\nfollow: false"), 0, 100);
+    restart(0);
+    t_write_numbers(a, 100, 150, true);
+    t_copy(a, a1);
+    t_write_numbers(a, 150, 400, false);
+    t_assert_numbers_once(run_source("path: %s/app.log*\nfollow: false"), 100, 400);
+    free(a), free(a1);
+}
+
 Test(file_source, read_from_end_skips_what_exists_at_the_first_start)
 {
     char *a = t_path(dir, "a.log");

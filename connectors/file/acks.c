@@ -72,16 +72,6 @@ struct save_job {
     char msg[256];                  /* reason on failure */
 };
 
-static void refresh_fingerprint(struct sl__file *f)
-{
-    if (f->fd < 0 || f->fp_len >= SL__FILE_FP_MAX || f->size <= f->fp_len) return;
-    char buf[SL__FILE_FP_MAX];
-    ssize_t n = pread(f->fd, buf, sizeof buf, 0);
-    if (n <= 0) return;
-    f->fp_len = (uint32_t)n;
-    f->fp = sl__file_hash(buf, (size_t)n);
-}
-
 void sl__file_progress(struct sl__file_src *s)
 {
     uint64_t done = 0, total = 0;
@@ -100,7 +90,6 @@ static size_t collect_rows(struct sl__file_src *s, struct sl__file_ckpt_row **ou
     if (!n || !(*out = calloc(n, sizeof **out))) return 0;
     for (struct sl__file *f = s->files; f; f = f->next) {
         if (!f->dirty || f->stale) continue;
-        refresh_fingerprint(f);
         (*out)[k++] = (struct sl__file_ckpt_row){.dev = f->dev,
                                                  .ino = f->ino,
                                                  .fp = f->fp,
@@ -120,12 +109,15 @@ static void free_rows(struct sl__file_ckpt_row *rows, size_t n)
     free(rows);
 }
 
-/* Frees closed files whose last state is saved and whose batches are all acknowledged. */
+/* Frees closed files whose last state is saved and whose batches are all acknowledged;
+ * the earlier content of a truncated file waits rotate_wait for a copy to take it over. */
 static void collect_garbage(struct sl__file_src *s)
 {
+    int64_t now = sl_stage_now_ms(s->stage);
     for (struct sl__file **pp = &s->files; *pp;) {
         struct sl__file *f = *pp;
-        if (f->state == SL__FILE_CLOSED && !f->refs && (!f->dirty || f->stale)) {
+        bool waiting = f->retired && now - f->rotated_at < s->rotate_wait;
+        if (f->state == SL__FILE_CLOSED && !f->refs && (!f->dirty || f->stale) && !waiting) {
             *pp = f->next;
             if (s->cursor == f) s->cursor = NULL;
             free(f->path);
@@ -151,8 +143,9 @@ static void save_done(struct sl_stage *stage, void *arg)
     if (j->rc) {
         sl_stage_log(stage, SL_LOG_WARN, "%s (retrying)", j->msg);
         for (struct sl__file *f = s->files; f; f = f->next) f->dirty = !f->stale;
-    } else if (!s->save_jobs) { /* a later job may still fail and need the records */
-        collect_garbage(s);
+    } else {
+        sl__file_ckpt_apply(s->ckpt, j->rows, j->n);
+        if (!s->save_jobs) collect_garbage(s); /* a later job may fail and need the records */
     }
     free_rows(j->rows, j->n);
     free(j);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -126,6 +127,48 @@ const struct sl__file_ckpt_row *sl__file_ckpt_find(const struct sl__file_ckpt *c
     for (size_t i = 0; c && i < c->nrows; i++)
         if (c->rows[i].dev == dev && c->rows[i].ino == ino) return &c->rows[i];
     return NULL;
+}
+
+size_t sl__file_ckpt_rows(const struct sl__file_ckpt *c, const struct sl__file_ckpt_row **rows)
+{
+    *rows = c ? c->rows : NULL;
+    return c ? c->nrows : 0;
+}
+
+/* Makes loaded row `r` what `w` says (its path copied; the old one freed). */
+static void set_row(struct sl__file_ckpt_row *r, const struct sl__file_ckpt_row *w, char *path)
+{
+    free(r->path);
+    *r = *w;
+    r->path = path;
+    r->updated = (int64_t)time(NULL);
+    r->remove = false;
+}
+
+void sl__file_ckpt_apply(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *rows, size_t n)
+{
+    for (size_t i = 0; c && i < n; i++) {
+        const struct sl__file_ckpt_row *w = &rows[i];
+        size_t k = 0;
+        while (k < c->nrows && (c->rows[k].dev != w->dev || c->rows[k].ino != w->ino)) k++;
+        if (w->remove) {
+            if (k == c->nrows) continue;
+            free(c->rows[k].path);
+            c->rows[k] = c->rows[--c->nrows];
+            continue;
+        }
+        char *path = w->path ? strdup(w->path) : NULL;
+        if (k == c->nrows) {
+            struct sl__file_ckpt_row *nr = realloc(c->rows, (c->nrows + 1) * sizeof *nr);
+            if (!nr) { /* the database has it; only this run's copy judgements miss it */
+                free(path);
+                continue;
+            }
+            c->rows = nr;
+            c->rows[c->nrows++] = (struct sl__file_ckpt_row){0};
+        }
+        set_row(&c->rows[k], w, path);
+    }
 }
 
 static int save_row(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *r)

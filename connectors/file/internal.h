@@ -3,6 +3,7 @@
  *
  *   lines.c       newline framing, oversize lines, UTF-8 check, event metadata
  *   scan.c        glob/exclude discovery; rename, truncation and deletion decisions
+ *   identity.c    fingerprints: the same file, new content on an inode, copies
  *   watch.c       how changes are noticed: inotify or polling, one ops table each
  *   checkpoint.c  per-file offsets in SQLite
  *   source.c      the `file` source: reading, timers, lifetime   -> sl_stage_file_source
@@ -103,6 +104,14 @@ int sl__file_ckpt_open(const char *path, const char *source, struct sl__file_ckp
 const struct sl__file_ckpt_row *sl__file_ckpt_find(const struct sl__file_ckpt *c, uint64_t dev,
                                                    uint64_t ino);
 
+/* The loaded rows (borrowed; valid until the next apply, purge or close): the rows of the
+ * source at open, kept as saves change them. Returns how many. */
+size_t sl__file_ckpt_rows(const struct sl__file_ckpt *c, const struct sl__file_ckpt_row **rows);
+
+/* After a successful save of `n` rows (borrowed): makes the loaded rows match what the
+ * database now holds. Loop thread (never while a save of `c` runs elsewhere on them). */
+void sl__file_ckpt_apply(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *rows, size_t n);
+
 /* Writes `n` rows (borrowed) in one transaction. Blocking: an executor thread, or
  * close(). Returns 0, or SL_EIO with the reason in `msg` (borrowed, `cap` bytes). */
 int sl__file_ckpt_save(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *rows, size_t n,
@@ -132,19 +141,21 @@ enum sl__file_state {
 
 /* One tracked file. */
 struct sl__file {
-    struct sl__file *next;  /* all files of the source */
-    struct sl__file *hnext; /* path hash chain */
-    char *path;             /* current path (owned) */
-    uint64_t hpath;         /* hash of path */
-    int fd;                 /* -1 once closed */
-    uint64_t dev, ino;      /* identity */
-    uint64_t fp;            /* fingerprint of the first fp_len bytes */
-    uint32_t fp_len;        /* bytes fingerprinted */
-    uint64_t pos;           /* next byte to frame (start of a partial line) */
-    uint64_t size;          /* size at the last look */
-    uint64_t acked;         /* every byte before it is acknowledged downstream */
-    uint32_t gen;           /* truncation generation: older batches' acks ignored */
-    uint32_t refs;          /* batches in flight */
+    struct sl__file *next;               /* all files of the source */
+    struct sl__file *hnext;              /* path hash chain */
+    char *path;                          /* current path (owned) */
+    uint64_t hpath;                      /* hash of path */
+    int fd;                              /* -1 once closed */
+    uint64_t dev, ino;                   /* identity */
+    uint64_t fp;                         /* fingerprint: hash of the first fp_len bytes */
+    uint32_t fp_len;                     /* bytes fingerprinted (identity.c) */
+    unsigned char head[SL__FILE_FP_MAX]; /* those bytes */
+    int64_t mtime_ns;                    /* modification time at the last look */
+    uint64_t pos;                        /* next byte to frame (start of a partial line) */
+    uint64_t size;                       /* size at the last look */
+    uint64_t acked;                      /* every byte before it is acknowledged downstream */
+    uint32_t gen;                        /* truncation generation: older batches' acks ignored */
+    uint32_t refs;                       /* batches in flight */
     enum sl__file_state state;
     struct sl__file *after;   /* the file this path held before: read this one only once
                                  that one has been read to its end (rotation order) */
@@ -159,6 +170,10 @@ struct sl__file {
     bool dirty;               /* acked moved since the last checkpoint save */
     bool forget;              /* the file was deleted: drop its checkpoint row */
     bool stale;               /* superseded by a new file on the same inode: never saved */
+    bool retired;             /* an earlier content of a truncated file, for its copy */
+    bool undecided;           /* too short to tell whether it is a copy: not read yet */
+    bool decide_now;          /* undecided for partial_line_timeout: read it as itself */
+    int64_t undecided_since;  /* ms it was found undecided; 0 */
 };
 
 enum { SL__FILE_FROM_BEGINNING = 0, SL__FILE_FROM_END };
@@ -234,6 +249,8 @@ struct sl__file_src {
     uint64_t scans;                        /* scans run */
     uint64_t read_errors;                  /* failed reads */
     uint64_t purged;                       /* checkpoint rows purged at start */
+    uint64_t missed;                       /* contents that may have been missed */
+    uint64_t copies;                       /* files recognised as copies of known ones */
     char **unreadable;                     /* matched paths that cannot be read (reported) */
     size_t nunreadable, unreadable_cap;    /* entries */
     char unreadable_why[1024];             /* why the first of them could not be read */
@@ -249,8 +266,34 @@ struct sl__file *sl__file_by_path(struct sl__file_src *s, const char *path);
 /* scan.c: takes `f` out of the path table (it left the glob or closed). */
 void sl__file_unhash(struct sl__file_src *s, struct sl__file *f);
 
-/* scan.c: `f` was truncated: starts it over at 0. */
-void sl__file_truncated(struct sl__file_src *s, struct sl__file *f);
+/* identity.c: takes the first bytes of f->fd as its fingerprint. */
+void sl__file_fingerprint(struct sl__file *f);
+
+/* identity.c: whether `fd` (`size` bytes now) holds the file of fingerprint fp/fp_len: a
+ * full one matches its first bytes; a short one, exactly all of its bytes. */
+bool sl__file_same(uint64_t fp, uint32_t fp_len, int fd, uint64_t size);
+
+/* identity.c: whether the first bytes of open file `f` differ from its fingerprint (new
+ * content on the same inode); a short fingerprint grows with the file meanwhile. */
+bool sl__file_head_changed(struct sl__file *f);
+
+/* identity.c: `f` holds new content (`shrunk`: found smaller than the position; else its
+ * first bytes changed): keeps the old content's state aside for a copy, starts over at 0. */
+void sl__file_new_content(struct sl__file_src *s, struct sl__file *f, bool shrunk);
+
+enum sl__file_settled {
+    SL__FILE_SETTLED_NEW = 0, /* a file of its own: f->pos untouched */
+    SL__FILE_SETTLED_COPY,    /* a copy: f->pos/acked set where its content was read to */
+    SL__FILE_UNDECIDED,       /* may be a copy being written: not to be read yet */
+};
+
+/* identity.c: decides whether file `f` (found, no checkpoint of its own) is a copy of a
+ * known content; `force`: never wait (too short to tell means its own file). */
+enum sl__file_settled sl__file_settle(struct sl__file_src *s, struct sl__file *f, bool force);
+
+/* identity.c: where file `f`, just opened, starts: its checkpoint, the offset of the
+ * content it copies, read_from (`initial`: the first scan), or 0. */
+void sl__file_place(struct sl__file_src *s, struct sl__file *f, bool initial);
 
 /* source.c: closes `f`'s descriptor; the record stays until its batches are acked. */
 void sl__file_release(struct sl__file_src *s, struct sl__file *f);

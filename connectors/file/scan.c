@@ -1,13 +1,14 @@
 /* Discovery: which files the source reads, and what happened to the ones it knows.
  *
  * A scan expands the globs and compares what it finds with the tracked files by
- * identity (device + inode): a known inode under a new path was renamed (still in the
- * glob: it simply goes on); a known path with a new inode was rotated, so the old file
- * is drained (ROTATED, closed after rotate_wait) while the new one is opened; a tracked
- * file no longer found was renamed away or deleted (st_nlink == 0: released once
- * drained); a file smaller than the position reached was truncated and starts over. A
- * new file resumes from its checkpoint when the row's identity and the fingerprint of
- * its first bytes agree (an inode reused by a new file does not). */
+ * identity (device + inode, checked against the first bytes: identity.c): a known inode
+ * under a new path was renamed (still in the glob: it simply goes on); a known path with
+ * a new inode was rotated, so the old file is drained (ROTATED, closed after
+ * rotate_wait) while the new one is opened; a tracked file no longer found was renamed
+ * away or deleted (st_nlink == 0: released once drained); a file smaller than the
+ * position reached was truncated, and one whose first bytes changed holds new content:
+ * both start over. A new file starts where identity.c places it: its checkpoint, the
+ * offset of the content it is a copy of, or read_from. */
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -134,41 +135,9 @@ static void supersede(struct sl__file_src *s, uint64_t dev, uint64_t ino)
         }
 }
 
-/* Hash of the first `len` bytes of `fd`, or false when it has fewer. */
-static bool head_hash(int fd, uint32_t len, uint64_t *out)
+static int64_t mtime_ns(const struct stat *st)
 {
-    char buf[SL__FILE_FP_MAX];
-    if (len > sizeof buf) return false;
-    ssize_t n = pread(fd, buf, len, 0);
-    if (n != (ssize_t)len) return false;
-    *out = sl__file_hash(buf, len);
-    return true;
-}
-
-static void fingerprint(struct sl__file *f)
-{
-    char buf[SL__FILE_FP_MAX];
-    ssize_t n = pread(f->fd, buf, sizeof buf, 0);
-    f->fp_len = n > 0 ? (uint32_t)n : 0;
-    f->fp = sl__file_hash(buf, f->fp_len);
-}
-
-/* Where a newly found file starts: its checkpoint, or read_from. */
-static uint64_t start_offset(struct sl__file_src *s, struct sl__file *f, bool initial)
-{
-    const struct sl__file_ckpt_row *r = sl__file_ckpt_find(s->ckpt, f->dev, f->ino);
-    uint64_t fp;
-    if (r && head_hash(f->fd, r->fp_len, &fp) && fp == r->fp) {
-        if (r->offset <= f->size) return r->offset;
-        sl_stage_log(s->stage, SL_LOG_WARN, "%s: shorter than its checkpoint, reading it again",
-                     f->path);
-        return 0;
-    }
-    if (r)
-        sl_stage_log(s->stage, SL_LOG_INFO, "%s: new file on a reused inode, reading it whole",
-                     f->path);
-    /* read_from applies to files present at start; files that appear later are new. */
-    return initial && s->read_from == SL__FILE_FROM_END ? f->size : 0;
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
 /* The checkpoint database and its -wal, -shm and -journal files. */
@@ -201,27 +170,36 @@ static struct sl__file *open_new(struct sl__file_src *s, const char *path, bool 
     f->dev = (uint64_t)st.st_dev;
     f->ino = (uint64_t)st.st_ino;
     f->size = (uint64_t)st.st_size;
+    f->mtime_ns = mtime_ns(&st);
     f->seen = true;
-    fingerprint(f);
-    f->pos = f->acked = start_offset(s, f, initial);
-    f->dirty = true;
-    f->readable = true;
-    f->next = s->files;
+    sl__file_fingerprint(f);
+    f->next = s->files; /* before place(): a copy's content is looked for among the others */
     s->files = f;
+    sl__file_place(s, f, initial);
+    f->dirty = true;
+    f->readable = !f->undecided;
     hash_insert(s, f);
     s->opened++;
-    sl_stage_log(s->stage, SL_LOG_INFO, "reading %s from offset %llu", path,
-                 (unsigned long long)f->pos);
+    if (f->undecided)
+        sl_stage_log(s->stage, SL_LOG_INFO,
+                     "%s: its %u bytes begin like a known file: waiting for %d to tell whether "
+                     "it is a copy",
+                     path, (unsigned)f->fp_len, SL__FILE_FP_MAX);
+    else
+        sl_stage_log(s->stage, SL_LOG_INFO, "reading %s from offset %llu", path,
+                     (unsigned long long)f->pos);
     return f;
 }
 
 /* A closed file is back in the glob (renamed back): reopens it if it is still the same
- * file, i.e. its first bytes agree; its inode may have been reused. */
+ * file, i.e. its first bytes agree (identity.c); its inode may have been reused. */
 static bool reopen(struct sl__file *f, const char *path)
 {
-    uint64_t fp;
+    struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd >= 0 && head_hash(fd, f->fp_len, &fp) && fp == f->fp) {
+    if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_dev == f->dev &&
+        (uint64_t)st.st_ino == f->ino &&
+        sl__file_same(f->fp, f->fp_len, fd, (uint64_t)st.st_size)) {
         f->fd = fd;
         return true;
     }
@@ -229,7 +207,8 @@ static bool reopen(struct sl__file *f, const char *path)
     return false;
 }
 
-/* A tracked file seen again at `path`. */
+/* A tracked file seen again at `path`: renamed, grown, truncated, or new content on the
+ * same inode (its first bytes changed since the last look). */
 static void seen_again(struct sl__file_src *s, struct sl__file *f, const char *path,
                        const struct stat *st)
 {
@@ -243,28 +222,15 @@ static void seen_again(struct sl__file_src *s, struct sl__file *f, const char *p
         hash_insert(s, f);
     }
     f->state = SL__FILE_ACTIVE;
+    bool changed = (uint64_t)st->st_size != f->size || mtime_ns(st) != f->mtime_ns;
     f->size = (uint64_t)st->st_size;
+    f->mtime_ns = mtime_ns(st);
     if (f->size < f->pos)
-        sl__file_truncated(s, f);
-    else if (f->size > f->pos)
+        sl__file_new_content(s, f, true);
+    else if (changed && !f->undecided && sl__file_head_changed(f))
+        sl__file_new_content(s, f, false);
+    else if (f->size > f->pos || (changed && f->undecided))
         sl__file_mark_readable(s, f);
-}
-
-void sl__file_truncated(struct sl__file_src *s, struct sl__file *f)
-{
-    sl_stage_log(s->stage, SL_LOG_INFO, "%s: truncated at %llu, reading from the start", f->path,
-                 (unsigned long long)f->pos);
-    f->pos = 0;
-    f->acked = 0;
-    f->gen++; /* acks of batches read before the truncation no longer move acked */
-    f->fr.skipping = false;
-    f->partial_since = 0;
-    f->partial_due = false;
-    f->big_read = false;
-    f->fp_len = 0;
-    f->dirty = true;
-    s->truncations++;
-    sl__file_mark_readable(s, f);
 }
 
 /* ---- the scan ------------------------------------------------------------------------ */

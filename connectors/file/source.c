@@ -6,7 +6,9 @@
  * carried over: the position stays at its start and the next read begins there, so no
  * per-file buffer exists and memory is bounded by the batches alone. A batch holds lines
  * of one file; its cookie names an entry of a ring of batches in flight, and acks.c moves
- * the file's acknowledged offset and saves checkpoints.
+ * the file's acknowledged offset and saves checkpoints. Before reading on, the file's
+ * first bytes are compared with its fingerprint (identity.c): new content on the same
+ * inode is read from 0.
  *
  * Following: scan.c decides what the files are, watch.c notices change, and a file is
  * read whenever it is marked readable. Nothing runs while nothing changes. */
@@ -128,7 +130,7 @@ static bool check_truncated(struct sl__file_src *s, struct sl__file *f)
     if (!s->follow || f->state != SL__FILE_ACTIVE || fstat(f->fd, &st)) return false;
     f->size = (uint64_t)st.st_size;
     if (f->size >= f->pos) return false;
-    sl__file_truncated(s, f);
+    sl__file_new_content(s, f, true);
     return true;
 }
 
@@ -149,12 +151,33 @@ static const char *batch_strdup(struct sl_batch *b, const char *s)
     return d;
 }
 
+/* Before reading on from f->pos: is it still the content read so far? A file too short to
+ * tell whether it is a copy is decided first, with what it holds now. Returns false when
+ * it is not to be read yet. */
+static bool ready_to_read(struct sl__file_src *s, struct sl__file *f)
+{
+    if (f->undecided) {
+        struct stat st;
+        if (fstat(f->fd, &st) == 0) f->size = (uint64_t)st.st_size;
+        sl__file_fingerprint(f);
+        if (sl__file_settle(s, f, f->decide_now) == SL__FILE_UNDECIDED) {
+            f->readable = false;
+            return false;
+        }
+        sl_stage_log(s->stage, SL_LOG_INFO, "reading %s from offset %llu", f->path,
+                     (unsigned long long)f->pos);
+    } else if (sl__file_head_changed(f)) {
+        sl__file_new_content(s, f, false);
+    }
+    return true;
+}
+
 /* Reads lines of `f` into `b` until the batch is full or the file has no more now. */
 static void read_file(struct sl__file_src *s, struct sl__file *f, struct sl_batch *b)
 {
     struct sl__file_origin org = {.path = batch_strdup(b, f->path), .time_ns = sl__file_now_ns()};
     uint64_t first = f->pos;
-    if (!org.path) return;
+    if (!org.path || !ready_to_read(s, f)) return;
     for (int blocks = 0; blocks < MAX_BLOCKS_PER_POLL; blocks++) {
         size_t cap = f->big_read ? (size_t)s->max_line_bytes + 1 : read_size(s, f->pos - first);
         char *buf = sl_batch_alloc(b, cap);
@@ -235,10 +258,12 @@ static void on_partial_timer(struct sl_stage *stage, void *arg)
     int64_t now = sl_stage_now_ms(stage), next = -1;
     s->partial_deadline = 0;
     for (struct sl__file *f = s->files; f; f = f->next) {
-        if (!f->partial_since || f->partial_due) continue;
-        int64_t left = f->partial_since + s->partial_line_timeout - now;
+        bool undecided = f->undecided && !f->decide_now;
+        if ((!f->partial_since || f->partial_due) && !undecided) continue;
+        int64_t since = undecided ? f->undecided_since : f->partial_since;
+        int64_t left = since + s->partial_line_timeout - now;
         if (left <= 0) {
-            f->partial_due = true;
+            *(undecided ? &f->decide_now : &f->partial_due) = true;
             sl__file_mark_readable(s, f);
         } else if (next < 0 || left < next) {
             next = left;
