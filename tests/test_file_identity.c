@@ -338,3 +338,86 @@ Test(file_identity, a_reused_inode_holds_a_new_file_poll)
 {
     inode_reuse(1);
 }
+
+/* ---- generations never seen ------------------------------------------------------------------ */
+
+/* Two create-style rotations to one name while the source cannot look: the second file
+ * lives and is renamed away (onto the first one's name) unseen. The source cannot read
+ * it, but says so: a warning and the `missed` counter. */
+static void two_rotations_step(struct sl_stage *s, struct t_lines *r)
+{
+    (void)s;
+    char *a = in_dir("app.log"), *a1 = in_dir("app.log.1");
+    if (step == 0 && r->n >= 100) {
+        step++;
+        cr_assert_eq(rename(a, a1), 0);
+        t_write_numbers(a, 1000, 1100, false); /* never seen */
+        cr_assert_eq(rename(a, a1), 0);
+        t_write_numbers(a, 100, 200, false);
+    } else if (step == 1 && r->n >= 200) {
+        sl_pipeline_stop(p);
+    }
+    free(a), free(a1);
+}
+
+static void missed_generation(int mode)
+{
+    char *a = in_dir("app.log");
+    t_write_numbers(a, 0, 100, false);
+    struct t_lines *r = follow(mode, "path: %s/app.log", two_rotations_step);
+    t_assert_numbers_once(r, 0, 200);
+    cr_assert_eq(src_state()->missed, 1);
+    struct sl_stage_stats st;
+    sl_stage_stats(sl_pipeline_find(p, "src"), &st);
+    cr_assert_eq(st.errors, 1);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "warn src: %s: 1 file may have held this path between two looks, unseen (", a);
+    cr_assert_not_null(strstr(t_log_text, want), "%s", t_log_text);
+    free(a);
+}
+
+Test(file_identity, a_generation_rotated_away_unseen_is_reported_inotify)
+{
+    missed_generation(0);
+}
+Test(file_identity, a_generation_rotated_away_unseen_is_reported_poll)
+{
+    missed_generation(1);
+}
+
+/* The same rotations with the rotated names in the glob: nothing is missed, nothing said. */
+static void two_rotations_in_glob_step(struct sl_stage *s, struct t_lines *r)
+{
+    (void)s;
+    char *a = in_dir("app.log"), *a1 = in_dir("app.log.1");
+    if (step == 0 && r->n >= 100) {
+        step++;
+        cr_assert_eq(rename(a, a1), 0);
+        t_write_numbers(a, 100, 200, false);
+        cr_assert_eq(rename(a, a1), 0);
+        t_write_numbers(a, 200, 300, false);
+    } else if (step == 1 && r->n >= 300) {
+        sl_pipeline_stop(p);
+    }
+    free(a), free(a1);
+}
+
+static void nothing_missed_in_glob(int mode)
+{
+    char *a = in_dir("app.log");
+    t_write_numbers(a, 0, 100, false);
+    struct t_lines *r = follow(mode, "path: %s/app.log*", two_rotations_in_glob_step);
+    t_assert_numbers_once(r, 0, 300);
+    cr_assert_eq(src_state()->missed, 0, "%s", t_log_text);
+    free(a);
+}
+
+Test(file_identity, rotations_the_glob_covers_miss_nothing_inotify)
+{
+    nothing_missed_in_glob(0);
+}
+Test(file_identity, rotations_the_glob_covers_miss_nothing_poll)
+{
+    nothing_missed_in_glob(1);
+}

@@ -14,7 +14,7 @@
  *    as copytruncate does under a busy writer): the file's first bytes no longer match
  *    its fingerprint. Checked before every read and whenever a scan sees it changed; the
  *    file is then read from 0, and what the old content got beyond the offset reached
- *    may have been missed: logged and counted (`missed`).
+ *    may have been missed: logged and counted (`missed`, and the stage's errors).
  *  - A copy: another inode with the same full fingerprint as a file read (or being read)
  *    in this run or known to the checkpoints. It holds that file's bytes up to some
  *    offset, so it is read from the offset acknowledged for that content: an exact copy
@@ -120,6 +120,7 @@ void sl__file_new_content(struct sl__file_src *s, struct sl__file *f, bool shrun
                      f->path, (unsigned long long)f->pos);
     } else {
         s->missed++;
+        sl_stage_count_errors(s->stage, 1);
         sl_stage_log(s->stage, SL_LOG_WARN,
                      "%s: truncated and written again since it was read (its first bytes "
                      "changed): reading it from the start; what it held after offset %llu may "

@@ -5,6 +5,7 @@
  *   scan.c        glob/exclude discovery; rename, truncation and deletion decisions
  *   identity.c    fingerprints: the same file, new content on an inode, copies
  *   watch.c       how changes are noticed: inotify or polling, one ops table each
+ *   rotation.c    files that held a followed path between two looks, unseen
  *   checkpoint.c  per-file offsets in SQLite
  *   source.c      the `file` source: reading, timers, lifetime   -> sl_stage_file_source
  *   acks.c        the `file` source's acks and checkpoint saves
@@ -251,6 +252,9 @@ struct sl__file_src {
     uint64_t purged;                       /* checkpoint rows purged at start */
     uint64_t missed;                       /* contents that may have been missed */
     uint64_t copies;                       /* files recognised as copies of known ones */
+    struct sl__file_suspect *suspects;     /* this scan: paths other files may have held */
+    size_t nsuspects, suspects_cap;        /* entries */
+    unsigned found_new;                    /* this scan: new files at paths new to it */
     char **unreadable;                     /* matched paths that cannot be read (reported) */
     size_t nunreadable, unreadable_cap;    /* entries */
     char unreadable_why[1024];             /* why the first of them could not be read */
@@ -329,6 +333,17 @@ void sl__file_save_final(struct sl__file_src *s);
 /* acks.c: reports bytes read of the files' sizes (sl_stage_set_progress). */
 void sl__file_progress(struct sl__file_src *s);
 
+/* rotation.c: the scan found a new file at `path` (borrowed), replacing `old` (NULL: no
+ * tracked file was there): notes whether other files may have held the path unseen. */
+void sl__file_note_new(struct sl__file_src *s, const char *path, struct sl__file *old);
+
+/* rotation.c: the scan is over: logs and counts (`missed`) the files that may have held a
+ * followed path unseen, and forgets what the watch backend noted since the last scan. */
+void sl__file_report_missed(struct sl__file_src *s);
+
+/* rotation.c: frees the suspects list (close). */
+void sl__file_suspects_free(struct sl__file_src *s);
+
 /* ==== watch backends: how a following source notices changes ======================== */
 
 /* A backend reports through sl__file_mark_readable() and by setting s->rescan, then
@@ -341,6 +356,11 @@ struct sl__file_watch_ops {
     void (*add_dir)(struct sl__file_src *s, const char *dir);
     /* Stops and frees the backend state. */
     void (*stop)(struct sl__file_src *s);
+    /* How many times `path` (borrowed) was created since the last scan; 0 when the
+     * backend cannot tell. May be NULL. */
+    unsigned (*created)(struct sl__file_src *s, const char *path);
+    /* The scan is over: forget what created() counted. May be NULL. */
+    void (*scanned)(struct sl__file_src *s);
 };
 
 extern const struct sl__file_watch_ops sl__file_watch_inotify;

@@ -277,6 +277,7 @@ static void consider(struct sl__file_src *s, const char *path, bool initial)
         return;
     }
     f = open_new(s, path, initial);
+    if (f && !initial) sl__file_note_new(s, path, old);
     if (f && old && old->fd >= 0) f->after = old; /* rotated: the old file's rest first */
 }
 
@@ -361,4 +362,5 @@ void sl__file_scan(struct sl__file_src *s, bool initial)
         if (f->state == SL__FILE_ACTIVE && !f->seen) left_glob(s, f);
     for (struct sl__file *f = s->files; f; f = f->next)
         if (f->after && !f->after->readable) f->after = NULL; /* nothing left to wait for */
+    sl__file_report_missed(s);
 }

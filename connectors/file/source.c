@@ -446,6 +446,7 @@ static void file_close(struct sl_stage *stage)
         free(f);
     }
     free(s->ckpt_real);
+    sl__file_suspects_free(s);
     for (size_t i = 0; i < s->nunreadable; i++) free(s->unreadable[i]);
     free(s->unreadable);
     for (size_t i = 0; i < s->nglobs; i++) free(s->globs[i]);

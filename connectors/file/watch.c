@@ -27,11 +27,18 @@ struct watched_dir {
     char *dir; /* the path it was added as (owned) */
 };
 
+struct creation {
+    char *path; /* a path the globs match (owned) */
+    unsigned n; /* times it was created since the last scan */
+};
+
 struct inotify_watch {
     int fd;                   /* inotify instance */
     struct event *ev;         /* read event on fd */
     struct watched_dir *dirs; /* n used of cap */
     size_t n, cap;            /* entries */
+    struct creation *made;    /* paths created since the last scan */
+    size_t nmade, made_cap;   /* entries */
     struct sl_timer *retry;   /* rescans while a directory could not be watched */
     bool missing;             /* a directory could not be watched at the last scan */
 };
@@ -64,6 +71,39 @@ static bool matches_glob(const struct sl__file_src *s, const char *path)
     return false;
 }
 
+static void count_creation(struct inotify_watch *w, const char *path)
+{
+    for (size_t i = 0; i < w->nmade; i++)
+        if (strcmp(w->made[i].path, path) == 0) {
+            w->made[i].n++;
+            return;
+        }
+    if (w->nmade == w->made_cap) {
+        size_t cap = w->made_cap ? w->made_cap * 2 : 8;
+        struct creation *nm = realloc(w->made, cap * sizeof *nm);
+        if (!nm) return;
+        w->made = nm;
+        w->made_cap = cap;
+    }
+    char *copy = strdup(path);
+    if (copy) w->made[w->nmade++] = (struct creation){.path = copy, .n = 1};
+}
+
+static unsigned inotify_created(struct sl__file_src *s, const char *path)
+{
+    struct inotify_watch *w = s->watch;
+    for (size_t i = 0; w && i < w->nmade; i++)
+        if (strcmp(w->made[i].path, path) == 0) return w->made[i].n;
+    return 0;
+}
+
+static void inotify_scanned(struct sl__file_src *s)
+{
+    struct inotify_watch *w = s->watch;
+    for (size_t i = 0; w && i < w->nmade; i++) free(w->made[i].path);
+    if (w) w->nmade = 0;
+}
+
 /* One event: which file may have grown, or whether the set of files may have changed. */
 static void on_event(struct sl__file_src *s, struct inotify_watch *w,
                      const struct inotify_event *ev)
@@ -94,6 +134,10 @@ static void on_event(struct sl__file_src *s, struct inotify_watch *w,
     if ((ev->mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)) &&
         (matches_glob(s, path) || sl__file_by_path(s, path) || (ev->mask & IN_ISDIR)))
         s->rescan = true;
+    /* Created more than once before the next scan: files unseen (a file renamed to it may
+     * be one the glob follows, so only creations count; rotation.c) */
+    if ((ev->mask & IN_CREATE) && !(ev->mask & IN_ISDIR) && matches_glob(s, path))
+        count_creation(w, path);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -135,6 +179,8 @@ static void inotify_stop(struct sl__file_src *s)
     if (w->fd >= 0) close(w->fd);
     for (size_t i = 0; i < w->n; i++) free(w->dirs[i].dir);
     free(w->dirs);
+    inotify_scanned(s);
+    free(w->made);
     free(w);
     s->watch = NULL;
 }
@@ -189,6 +235,8 @@ const struct sl__file_watch_ops sl__file_watch_inotify = {
     .start = inotify_start,
     .add_dir = inotify_add_dir,
     .stop = inotify_stop,
+    .created = inotify_created,
+    .scanned = inotify_scanned,
 };
 
 /* ---- polling ------------------------------------------------------------------------- */
