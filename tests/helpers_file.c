@@ -221,8 +221,8 @@ struct t_lines *t_follow(struct sl_pipeline *p, const char *dir, int mode, const
 {
     char yaml[2048], body[1024];
     snprintf(body, sizeof body, opts, dir, dir);
-    snprintf(yaml, sizeof yaml, "%s\nfollow: true\nrotate_wait: 100ms\n%s", body,
-             t_follow_modes[mode]);
+    snprintf(yaml, sizeof yaml, "%s\nfollow: true\n%s%s", body,
+             strstr(opts, "rotate_wait:") ? "" : "rotate_wait: 100ms\n", t_follow_modes[mode]);
     struct sl_stage *src = t_add(p, "src", &sl_stage_file_source, yaml);
     struct sl_stage *out = t_add(p, "out", &t_lines, NULL);
     t_connect(p, src, out);

@@ -51,7 +51,7 @@ void t_write_numbers(const char *path, int first, int last, bool append);
 /* How the follow tests watch: [0] inotify, [1] poll every 20 ms (YAML lines). */
 extern const char *const t_follow_modes[2];
 
-/* Builds file source (follow, rotate_wait 100ms, watch by `mode`, more options `opts`
+/* Builds file source (follow, rotate_wait 100ms unless `opts` says, watch by `mode`, options `opts`
  * with `%s` = dir) -> t_lines in `p`, with `fn` as the sink's write hook, and runs it to
  * its stop. `fn` is also called every 5 ms with a NULL stage, for steps that wait on the
  * source itself rather than on lines delivered; after 10 s the pipeline is stopped, so

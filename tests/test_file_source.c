@@ -14,6 +14,7 @@
 
 #include "helpers.h"
 #include "helpers_file.h"
+#include "../connectors/file/internal.h"
 
 static char *dir;
 static struct sl_pipeline *p;
@@ -340,6 +341,34 @@ Test(file_source, checkpoints_of_files_gone_for_long_are_purged_at_start)
     cr_assert_str_eq(after, "other|gone3.log\nsrc|gone2.log\nsrc|live.log\nsrc|outside.txt\n");
     free(before), free(kept), free(after);
     free(live), free(outside), free(db);
+}
+
+/* A database made before rows said whether a file was renamed away gets the column, and
+ * its rows are used as they are. */
+Test(file_source, a_checkpoint_database_without_the_rotated_column_is_upgraded)
+{
+    char *a = t_path(dir, "a.log"), *db = t_path(dir, "old.db");
+    t_write_numbers(a, 0, 100, false);
+    struct stat st;
+    cr_assert_eq(stat(a, &st), 0);
+    size_t len;
+    char *text = t_read(a, &len);
+    char sql[2048];
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE file_checkpoints (source TEXT NOT NULL, dev INTEGER NOT NULL,"
+             " ino INTEGER NOT NULL, fp INTEGER NOT NULL, fp_len INTEGER NOT NULL,"
+             " offset INTEGER NOT NULL, path TEXT, updated INTEGER NOT NULL,"
+             " PRIMARY KEY (source, dev, ino));\n"
+             "INSERT INTO file_checkpoints VALUES ('src', %llu, %llu, %lld, 256, 140, '%s', 0);\n",
+             (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+             (long long)sl__file_hash(text, 256), a);
+    free(sqlite(db, sql));
+    struct t_lines *r = run_source("path: %s/a.log\nfollow: false\ncheckpoint: %s/old.db");
+    t_assert_numbers_once(r, 50, 100); /* byte 140 is where line 50 starts */
+    restart(0);
+    char *rows = sqlite(db, "SELECT offset, rotated FROM file_checkpoints;\n");
+    cr_assert_str_eq(rows, "290|0\n");
+    free(rows), free(text), free(a), free(db);
 }
 
 Test(file_source, recreated_file_is_read_from_its_start)

@@ -82,6 +82,18 @@ void sl__file_progress(struct sl__file_src *s)
     sl_stage_set_progress(s->stage, done, total);
 }
 
+/* Where a file renamed out of the glob is now (it may have been renamed again since). */
+static const char *renamed_path(struct sl__file *f)
+{
+    char buf[4096];
+    if (f->fd < 0 && f->now_at) return f->now_at;
+    const char *now = sl__file_current_path(f, buf, sizeof buf);
+    char *copy = strdup(now);
+    if (!copy) return f->now_at ? f->now_at : f->path;
+    free(f->now_at);
+    return f->now_at = copy;
+}
+
 /* Snapshots the changed files as rows. Returns the number, 0 when nothing changed. */
 static size_t collect_rows(struct sl__file_src *s, struct sl__file_ckpt_row **out)
 {
@@ -90,14 +102,16 @@ static size_t collect_rows(struct sl__file_src *s, struct sl__file_ckpt_row **ou
     if (!n || !(*out = calloc(n, sizeof **out))) return 0;
     for (struct sl__file *f = s->files; f; f = f->next) {
         if (!f->dirty || f->stale) continue;
-        (*out)[k++] = (struct sl__file_ckpt_row){.dev = f->dev,
-                                                 .ino = f->ino,
-                                                 .fp = f->fp,
-                                                 .fp_len = f->fp_len,
-                                                 .offset = f->acked,
-                                                 .path = strdup(f->path),
-                                                 .remove = f->forget &&
-                                                           f->state == SL__FILE_CLOSED && !f->refs};
+        bool done = f->state == SL__FILE_CLOSED && !f->refs;
+        (*out)[k++] = (struct sl__file_ckpt_row){
+            .dev = f->dev,
+            .ino = f->ino,
+            .fp = f->fp,
+            .fp_len = f->fp_len,
+            .offset = f->acked,
+            .path = strdup(f->renamed ? renamed_path(f) : f->path),
+            .rotated = f->renamed && !done, /* the next run finishes it */
+            .remove = f->forget && done};
         f->dirty = false;
     }
     return k;
@@ -120,8 +134,7 @@ static void collect_garbage(struct sl__file_src *s)
         if (f->state == SL__FILE_CLOSED && !f->refs && (!f->dirty || f->stale) && !waiting) {
             *pp = f->next;
             if (s->cursor == f) s->cursor = NULL;
-            free(f->path);
-            free(f);
+            sl__file_free(f);
         } else {
             pp = &f->next;
         }
@@ -183,6 +196,13 @@ static void start_save(struct sl__file_src *s)
         free_rows(j->rows, j->n);
         free(j);
     }
+}
+
+void sl__file_save_soon(struct sl__file_src *s)
+{
+    if (!s->ckpt) return;
+    s->save_wanted = true;
+    sl_stage_wake(s->stage);
 }
 
 void sl__file_save_if_wanted(struct sl__file_src *s)

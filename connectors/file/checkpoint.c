@@ -39,8 +39,23 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS file_checkpoints ("
     " source TEXT NOT NULL, dev INTEGER NOT NULL, ino INTEGER NOT NULL,"
     " fp INTEGER NOT NULL, fp_len INTEGER NOT NULL, offset INTEGER NOT NULL,"
-    " path TEXT, updated INTEGER NOT NULL,"
+    " path TEXT, updated INTEGER NOT NULL, rotated INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (source, dev, ino));";
+
+/* Databases made before the `rotated` column get it (0: an ordinary row). */
+static int add_rotated_column(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT rotated FROM file_checkpoints LIMIT 0", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_finalize(st);
+        return SQLITE_OK;
+    }
+    return sqlite3_exec(db,
+                        "ALTER TABLE file_checkpoints ADD COLUMN rotated INTEGER NOT NULL "
+                        "DEFAULT 0",
+                        NULL, NULL, NULL);
+}
 
 /* mkdir -p of the directory part of `path`. */
 static void make_parent_dirs(const char *path)
@@ -58,8 +73,8 @@ static void make_parent_dirs(const char *path)
 static int load_rows(struct sl__file_ckpt *c, struct sl_error *err)
 {
     sqlite3_stmt *st;
-    const char *q = "SELECT dev, ino, fp, fp_len, offset, path, updated FROM file_checkpoints"
-                    " WHERE source = ?1";
+    const char *q = "SELECT dev, ino, fp, fp_len, offset, path, updated, rotated"
+                    " FROM file_checkpoints WHERE source = ?1";
     if (sqlite3_prepare_v2(c->db, q, -1, &st, NULL) != SQLITE_OK)
         return sl_error_set(err, SL_EIO, "checkpoints: %s", sqlite3_errmsg(c->db));
     sqlite3_bind_text(st, 1, c->source, -1, SQLITE_STATIC);
@@ -81,6 +96,7 @@ static int load_rows(struct sl__file_ckpt *c, struct sl_error *err)
         const unsigned char *p = sqlite3_column_text(st, 5);
         r->path = p ? strdup((const char *)p) : NULL;
         r->updated = sqlite3_column_int64(st, 6);
+        r->rotated = sqlite3_column_int64(st, 7) != 0;
     }
     sqlite3_finalize(st);
     return rc;
@@ -98,11 +114,14 @@ int sl__file_ckpt_open(const char *path, const char *source, struct sl__file_ckp
     int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) goto fail_db;
     sqlite3_busy_timeout(c->db, 5000);
-    if (sqlite3_exec(c->db, schema, NULL, NULL, NULL) != SQLITE_OK) goto fail_db;
+    if (sqlite3_exec(c->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+        add_rotated_column(c->db) != SQLITE_OK)
+        goto fail_db;
     const char *up = "INSERT INTO file_checkpoints (source, dev, ino, fp, fp_len, offset, path,"
-                     " updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, strftime('%s','now'))"
+                     " updated, rotated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+                     " strftime('%s','now'), ?8)"
                      " ON CONFLICT (source, dev, ino) DO UPDATE SET fp = ?4, fp_len = ?5,"
-                     " offset = ?6, path = ?7, updated = strftime('%s','now')";
+                     " offset = ?6, path = ?7, updated = strftime('%s','now'), rotated = ?8";
     const char *del = "DELETE FROM file_checkpoints WHERE source = ?1 AND dev = ?2 AND ino = ?3";
     if (sqlite3_prepare_v2(c->db, up, -1, &c->upsert, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(c->db, del, -1, &c->del, NULL) != SQLITE_OK)
@@ -183,6 +202,7 @@ static int save_row(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *r)
         sqlite3_bind_int64(st, 5, (sqlite3_int64)r->fp_len);
         sqlite3_bind_int64(st, 6, (sqlite3_int64)r->offset);
         sqlite3_bind_text(st, 7, r->path, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 8, r->rotated);
     }
     int rc = sqlite3_step(st);
     sqlite3_clear_bindings(st);

@@ -90,6 +90,7 @@ struct sl__file_ckpt_row {
     uint64_t offset;   /* every byte before it is acknowledged */
     char *path;        /* last known path (owned by the row) */
     int64_t updated;   /* loaded rows: when last saved, seconds since the epoch */
+    bool rotated;      /* renamed out of the glob, not done with: path is its new name */
     bool remove;       /* save: delete this row (the file is gone) */
 };
 
@@ -172,6 +173,9 @@ struct sl__file {
     bool forget;              /* the file was deleted: drop its checkpoint row */
     bool stale;               /* superseded by a new file on the same inode: never saved */
     bool retired;             /* an earlier content of a truncated file, for its copy */
+    bool renamed;             /* renamed out of the glob, not done with (saved as rotated) */
+    char *now_at;             /* renamed: its path when last looked at (owned), or NULL */
+    int wd;                   /* the watch backend's watch of this file alone, 0: none */
     bool undecided;           /* too short to tell whether it is a copy: not read yet */
     bool decide_now;          /* undecided for partial_line_timeout: read it as itself */
     int64_t undecided_since;  /* ms it was found undecided; 0 */
@@ -299,6 +303,9 @@ enum sl__file_settled sl__file_settle(struct sl__file_src *s, struct sl__file *f
  * content it copies, read_from (`initial`: the first scan), or 0. */
 void sl__file_place(struct sl__file_src *s, struct sl__file *f, bool initial);
 
+/* source.c: frees record `f` (taken out of the list by the caller). */
+void sl__file_free(struct sl__file *f);
+
 /* source.c: closes `f`'s descriptor; the record stays until its batches are acked. */
 void sl__file_release(struct sl__file_src *s, struct sl__file *f);
 
@@ -341,6 +348,33 @@ void sl__file_note_new(struct sl__file_src *s, const char *path, struct sl__file
  * followed path unseen, and forgets what the watch backend noted since the last scan. */
 void sl__file_report_missed(struct sl__file_src *s);
 
+/* rotation.c: at start, after the first scan: files renamed out of the glob and not done
+ * with when the last run ended (their rows say rotated, or a crash came before a save
+ * did: their inode is found under another name in their directory) are read on from
+ * their checkpoint, as renamed files: to their end, then for rotate_wait. */
+void sl__file_resume_renamed(struct sl__file_src *s);
+
+/* rotation.c: `f` was renamed out of the glob: ROTATED, drained, followed for late
+ * writes until rotate_wait has passed, and saved as such. */
+void sl__file_renamed_away(struct sl__file_src *s, struct sl__file *f);
+
+/* rotation.c: `f`, renamed away, is back under a path of the glob: an ordinary file. */
+void sl__file_renamed_done(struct sl__file_src *s, struct sl__file *f);
+
+/* rotation.c: stops following `f` alone (it is released). */
+void sl__file_unwatch(struct sl__file_src *s, struct sl__file *f);
+
+/* rotation.c: the path of open file `f` now (it may have been renamed again), into `buf`
+ * (`cap` bytes); f->path when it cannot be told. Returns buf. */
+const char *sl__file_current_path(const struct sl__file *f, char *buf, size_t cap);
+
+/* acks.c: asks for a save at the next poll (a state worth saving at once). */
+void sl__file_save_soon(struct sl__file_src *s);
+
+/* scan.c: opens `path` (borrowed) as a file found outside the globs: placed by its
+ * checkpoint like any other, not in the path table. Returns the record or NULL. */
+struct sl__file *sl__file_open_outside(struct sl__file_src *s, const char *path);
+
 /* rotation.c: frees the suspects list (close). */
 void sl__file_suspects_free(struct sl__file_src *s);
 
@@ -361,6 +395,11 @@ struct sl__file_watch_ops {
     unsigned (*created)(struct sl__file_src *s, const char *path);
     /* The scan is over: forget what created() counted. May be NULL. */
     void (*scanned)(struct sl__file_src *s);
+    /* Follows the writes to open file `f`, which left the watched paths (renamed away);
+     * sets f->wd. May be NULL: the scans look at such files (fstat). */
+    void (*watch_file)(struct sl__file_src *s, struct sl__file *f);
+    /* Stops following `f` alone (released, or back in the glob); clears f->wd. */
+    void (*unwatch_file)(struct sl__file_src *s, struct sl__file *f);
 };
 
 extern const struct sl__file_watch_ops sl__file_watch_inotify;

@@ -191,6 +191,13 @@ static struct sl__file *open_new(struct sl__file_src *s, const char *path, bool 
     return f;
 }
 
+struct sl__file *sl__file_open_outside(struct sl__file_src *s, const char *path)
+{
+    struct sl__file *f = open_new(s, path, false);
+    if (f) sl__file_unhash(s, f);
+    return f;
+}
+
 /* A closed file is back in the glob (renamed back): reopens it if it is still the same
  * file, i.e. its first bytes agree (identity.c); its inode may have been reused. */
 static bool reopen(struct sl__file *f, const char *path)
@@ -221,6 +228,7 @@ static void seen_again(struct sl__file_src *s, struct sl__file *f, const char *p
         f->path = np;
         hash_insert(s, f);
     }
+    if (f->renamed) sl__file_renamed_done(s, f); /* back in the glob */
     f->state = SL__FILE_ACTIVE;
     bool changed = (uint64_t)st->st_size != f->size || mtime_ns(st) != f->mtime_ns;
     f->size = (uint64_t)st->st_size;
@@ -292,13 +300,24 @@ static void left_glob(struct sl__file_src *s, struct sl__file *f)
         s->deletions++;
         sl_stage_log(s->stage, SL_LOG_INFO, "%s: deleted, releasing it once read", f->path);
     } else {
-        f->state = SL__FILE_ROTATED;
-        f->rotated_at = sl_stage_now_ms(s->stage);
         s->rotations++;
-        sl__file_arm(s, s->rotate_timer, &s->rotate_deadline, s->rotate_wait);
         sl_stage_log(s->stage, SL_LOG_INFO, "%s: rotated, reading it to its end", f->path);
+        sl__file_renamed_away(s, f);
     }
     sl__file_mark_readable(s, f);
+}
+
+/* Files renamed out of the glob get no directory event once they are elsewhere: a scan
+ * looks at them too (the poll backend, which watches no file alone). */
+static void look_at_renamed(struct sl__file_src *s)
+{
+    struct stat st;
+    for (struct sl__file *f = s->files; f; f = f->next)
+        if (f->state == SL__FILE_ROTATED && f->fd >= 0 && fstat(f->fd, &st) == 0 &&
+            (uint64_t)st.st_size > f->pos) {
+            f->size = (uint64_t)st.st_size;
+            sl__file_mark_readable(s, f);
+        }
 }
 
 /* Watches the directories a pattern can match files in, and its fixed prefix, where new
@@ -362,5 +381,6 @@ void sl__file_scan(struct sl__file_src *s, bool initial)
         if (f->state == SL__FILE_ACTIVE && !f->seen) left_glob(s, f);
     for (struct sl__file *f = s->files; f; f = f->next)
         if (f->after && !f->after->readable) f->after = NULL; /* nothing left to wait for */
+    look_at_renamed(s);
     sl__file_report_missed(s);
 }

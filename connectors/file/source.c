@@ -55,8 +55,17 @@ void sl__file_unblock(struct sl__file_src *s, struct sl__file *f)
         }
 }
 
+void sl__file_free(struct sl__file *f)
+{
+    if (f->fd >= 0) close(f->fd);
+    free(f->now_at);
+    free(f->path);
+    free(f);
+}
+
 void sl__file_release(struct sl__file_src *s, struct sl__file *f)
 {
+    sl__file_unwatch(s, f); /* a renamed file stays `renamed` until its batches are acked */
     if (f->fd >= 0) close(f->fd);
     f->fd = -1;
     f->state = SL__FILE_CLOSED;
@@ -422,6 +431,7 @@ static int file_start(struct sl_stage *stage, struct sl_error *err)
     if (rc) return rc;
     sl__file_scan(s, true);
     s->scanned = true;
+    sl__file_resume_renamed(s);
     purge_checkpoints(s);
     if (!s->files && !s->nunreadable) /* unreadable ones were reported with their reason */
         sl_stage_log(stage, SL_LOG_WARN, "no file matches '%s'%s", s->path.items[0],
@@ -441,9 +451,7 @@ static void file_close(struct sl_stage *stage)
     while (s->files) {
         struct sl__file *f = s->files;
         s->files = f->next;
-        if (f->fd >= 0) close(f->fd);
-        free(f->path);
-        free(f);
+        sl__file_free(f);
     }
     free(s->ckpt_real);
     sl__file_suspects_free(s);
@@ -486,7 +494,8 @@ static const struct sl_option file_source_options[] = {
     {"poll_interval", SL_OPT_DURATION, "1s", 0, OPT(poll_interval),
      "rescan period with watch: poll (and for directories inotify cannot watch yet)"},
     {"rotate_wait", SL_OPT_DURATION, "5s", 0, OPT(rotate_wait),
-     "how long a file renamed away is still read for late writes before it is closed"},
+     "how long a file renamed out of the glob is still followed (late writes read as they "
+     "come) before it is closed; a run ending sooner leaves it to the next"},
     {"read_buffer", SL_OPT_SIZE, "256KiB", 0, OPT(read_buffer), "bytes per read"},
     SL__FILE_HOST_OPTION(OPT),
     {"file_key", SL_OPT_STRING, "", 0, OPT(file_key),
