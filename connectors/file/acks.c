@@ -7,9 +7,11 @@
  * wait to be saved, right after the first acknowledgement of the run, and once more,
  * blocking, at close(). What a kill -9 replays is thus bounded by the smaller of the two
  * (plus what was in flight). A record whose file is closed is freed once its batches are
- * acknowledged and its last state saved. */
+ * acknowledged and its last state saved. At start, rows of files long gone are purged. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -232,4 +234,40 @@ void sl__file_save_final(struct sl__file_src *s)
     if (n && sl__file_ckpt_save(s->ckpt, rows, n, msg, sizeof msg))
         sl_stage_log(s->stage, SL_LOG_ERROR, "%s", msg);
     free_rows(rows, n);
+}
+
+/* ---- at start ---------------------------------------------------------------------- */
+
+/* A checkpoint row whose file is gone: saved more than checkpoint_retention ago, no
+ * tracked file has its identity (the initial scan found none), and its last known path
+ * is gone or holds another file. A file that was only unreachable for a while (a mount
+ * that came back late) is read again from its start if its row was purged: duplicates,
+ * never loss; hence a retention of days, not seconds. */
+static bool row_gone(void *arg, const struct sl__file_ckpt_row *r)
+{
+    struct sl__file_src *s = arg;
+    if ((int64_t)time(NULL) * 1000 - r->updated * 1000 < s->checkpoint_retention) return false;
+    for (struct sl__file *f = s->files; f; f = f->next)
+        if (f->dev == r->dev && f->ino == r->ino) return false;
+    struct stat st;
+    return !r->path || stat(r->path, &st) != 0 || (uint64_t)st.st_dev != r->dev ||
+           (uint64_t)st.st_ino != r->ino;
+}
+
+/* Start, after the initial scan: rows of files gone for long are deleted (a file
+ * deleted while the source runs loses its row at once). */
+void sl__file_purge_checkpoints(struct sl__file_src *s)
+{
+    if (!s->ckpt || s->checkpoint_retention <= 0) return;
+    char msg[256];
+    size_t n;
+    if (sl__file_ckpt_purge(s->ckpt, row_gone, s, &n, msg, sizeof msg)) {
+        sl_stage_log(s->stage, SL_LOG_WARN, "%s", msg); /* they stay; no harm done */
+        return;
+    }
+    s->purged = n;
+    if (n)
+        sl_stage_log(s->stage, SL_LOG_INFO,
+                     "forgot the checkpoints of %zu files gone for over %lld s", n,
+                     (long long)(s->checkpoint_retention / 1000));
 }

@@ -103,6 +103,26 @@ void sl__file_renamed_away(struct sl__file_src *s, struct sl__file *f)
     sl__file_save_soon(s); /* where it went, before a crash can forget it */
 }
 
+/* Rotated files that have had rotate_wait to receive their last writes are drained once
+ * more and released. */
+void sl__file_on_rotate_timer(struct sl_stage *stage, void *arg)
+{
+    struct sl__file_src *s = arg;
+    int64_t now = sl_stage_now_ms(stage), next = -1;
+    s->rotate_deadline = 0;
+    for (struct sl__file *f = s->files; f; f = f->next) {
+        if (f->state != SL__FILE_ROTATED || f->final) continue;
+        int64_t left = f->rotated_at + s->rotate_wait - now;
+        if (left <= 0) {
+            f->final = true;
+            sl__file_mark_readable(s, f);
+        } else if (next < 0 || left < next) {
+            next = left;
+        }
+    }
+    if (next >= 0) sl__file_arm(s, s->rotate_timer, &s->rotate_deadline, next);
+}
+
 void sl__file_unwatch(struct sl__file_src *s, struct sl__file *f)
 {
     if (f->wd && s->wops && s->wops->unwatch_file) s->wops->unwatch_file(s, f);

@@ -281,26 +281,6 @@ static void on_partial_timer(struct sl_stage *stage, void *arg)
     if (next >= 0) sl__file_arm(s, s->partial_timer, &s->partial_deadline, next);
 }
 
-/* Rotated files that have had rotate_wait to receive their last writes are drained once
- * more and released. */
-static void on_rotate_timer(struct sl_stage *stage, void *arg)
-{
-    struct sl__file_src *s = arg;
-    int64_t now = sl_stage_now_ms(stage), next = -1;
-    s->rotate_deadline = 0;
-    for (struct sl__file *f = s->files; f; f = f->next) {
-        if (f->state != SL__FILE_ROTATED || f->final) continue;
-        int64_t left = f->rotated_at + s->rotate_wait - now;
-        if (left <= 0) {
-            f->final = true;
-            sl__file_mark_readable(s, f);
-        } else if (next < 0 || left < next) {
-            next = left;
-        }
-    }
-    if (next >= 0) sl__file_arm(s, s->rotate_timer, &s->rotate_deadline, next);
-}
-
 /* ---- lifetime ----------------------------------------------------------------------------- */
 
 static int file_init(struct sl_stage *stage, const struct sl_config *cfg, struct sl_error *err)
@@ -366,40 +346,6 @@ static int open_checkpoints(struct sl__file_src *s, struct sl_error *err)
     return rc;
 }
 
-/* A checkpoint row whose file is gone: saved more than checkpoint_retention ago, no
- * tracked file has its identity (the initial scan found none), and its last known path
- * is gone or holds another file. A file that was only unreachable for a while (a mount
- * that came back late) is read again from its start if its row was purged: duplicates,
- * never loss; hence a retention of days, not seconds. */
-static bool row_gone(void *arg, const struct sl__file_ckpt_row *r)
-{
-    struct sl__file_src *s = arg;
-    if ((int64_t)time(NULL) * 1000 - r->updated * 1000 < s->checkpoint_retention) return false;
-    for (struct sl__file *f = s->files; f; f = f->next)
-        if (f->dev == r->dev && f->ino == r->ino) return false;
-    struct stat st;
-    return !r->path || stat(r->path, &st) != 0 || (uint64_t)st.st_dev != r->dev ||
-           (uint64_t)st.st_ino != r->ino;
-}
-
-/* Start, after the initial scan: rows of files gone for long are deleted (a file
- * deleted while the source runs loses its row at once). */
-static void purge_checkpoints(struct sl__file_src *s)
-{
-    if (!s->ckpt || s->checkpoint_retention <= 0) return;
-    char msg[256];
-    size_t n;
-    if (sl__file_ckpt_purge(s->ckpt, row_gone, s, &n, msg, sizeof msg)) {
-        sl_stage_log(s->stage, SL_LOG_WARN, "%s", msg); /* they stay; no harm done */
-        return;
-    }
-    s->purged = n;
-    if (n)
-        sl_stage_log(s->stage, SL_LOG_INFO,
-                     "forgot the checkpoints of %zu files gone for over %lld s", n,
-                     (long long)(s->checkpoint_retention / 1000));
-}
-
 static int start_watch(struct sl__file_src *s, struct sl_error *err)
 {
     if (!s->follow) return 0;
@@ -424,7 +370,7 @@ static int file_start(struct sl_stage *stage, struct sl_error *err)
     if (make_globs(s)) return sl_error_set(err, SL_ENOMEM, "out of memory");
     setup_lines(s);
     s->partial_timer = sl_timer_new(stage, on_partial_timer, s);
-    s->rotate_timer = sl_timer_new(stage, on_rotate_timer, s);
+    s->rotate_timer = sl_timer_new(stage, sl__file_on_rotate_timer, s);
     if (!s->partial_timer || !s->rotate_timer) return sl_error_set(err, SL_ENOMEM, "out of memory");
     int rc = open_checkpoints(s, err);
     if (!rc) rc = start_watch(s, err);
@@ -432,7 +378,7 @@ static int file_start(struct sl_stage *stage, struct sl_error *err)
     sl__file_scan(s, true);
     s->scanned = true;
     sl__file_resume_renamed(s);
-    purge_checkpoints(s);
+    sl__file_purge_checkpoints(s);
     if (!s->files && !s->nunreadable) /* unreadable ones were reported with their reason */
         sl_stage_log(stage, SL_LOG_WARN, "no file matches '%s'%s", s->path.items[0],
                      s->follow ? " yet" : "");
