@@ -52,8 +52,7 @@ static pid_t spawn(const char *bin, const char *in, const char *out, const char 
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
-        execl(bin, bin, in, out, data, "once", getenv("T_CKPT") ? getenv("T_CKPT") : CKPT_OPTION,
-              (char *)NULL);
+        execl(bin, bin, in, out, data, "once", CKPT_OPTION, (char *)NULL);
         _exit(127);
     }
     return pid;
