@@ -179,6 +179,56 @@ Test(file_identity, a_copy_of_what_was_read_is_skipped_poll)
     copy_of_what_was_read(1);
 }
 
+/* Every generation of this log begins with the same 300-byte banner: the new app.log of
+ * a create-style rotation has the first 256 bytes of the renamed one, yet it is no copy
+ * of it (what follows the banner differs), and is read whole. */
+static const char *banner(void)
+{
+    static char b[301];
+    memset(b, '=', 299);
+    b[299] = '\n';
+    return b;
+}
+
+static void banner_step(struct sl_stage *s, struct t_lines *r)
+{
+    (void)s;
+    char *a = in_dir("app.log"), *a1 = in_dir("app.log.1");
+    if (step == 0 && r->n >= 101) {
+        step++;
+        cr_assert_eq(rename(a, a1), 0);
+        t_writes(a, banner(), false);
+        t_write_numbers(a, 100, 200, true);
+    } else if (step == 1 && r->n >= 202) {
+        sl_pipeline_stop(p);
+    }
+    free(a), free(a1);
+}
+
+static void same_banner(int mode)
+{
+    char *a = in_dir("app.log");
+    t_writes(a, banner(), false);
+    t_write_numbers(a, 0, 100, true);
+    struct t_lines *r = follow(mode, "path: %s/app.log", banner_step);
+    cr_assert_eq(r->n, 202, "%s", t_log_text);
+    int numbers[200] = {0};
+    for (size_t i = 0; i < r->n; i++)
+        if (r->lines[i][0] != '=') numbers[atoi(r->lines[i])]++;
+    for (int i = 0; i < 200; i++) cr_assert_eq(numbers[i], 1, "line %d", i);
+    cr_assert_eq(src_state()->copies, 0);
+    free(a);
+}
+
+Test(file_identity, a_new_generation_with_the_same_banner_is_no_copy_inotify)
+{
+    same_banner(0);
+}
+Test(file_identity, a_new_generation_with_the_same_banner_is_no_copy_poll)
+{
+    same_banner(1);
+}
+
 /* The copy is found while it is being written, shorter than a fingerprint: its bytes
  * begin like a known file, so the source waits for it to grow before it decides. */
 static void growing_copy_step(struct sl_stage *s, struct t_lines *r)

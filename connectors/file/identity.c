@@ -27,8 +27,11 @@
  *    written: it is not read until it has 256 bytes or has not been decided for
  *    partial_line_timeout, then it is read as a file of its own.
  *
- * Two files with the same first 256 bytes and different contents after them (a banner
- * longer than that) are taken for copies: give such logs distinct first lines. */
+ * Files that begin alike (a banner longer than 256 bytes at the top of every generation)
+ * are told apart from copies when the original is open: the 256 bytes before the offset
+ * must agree too. Against a checkpoint row (a copy found at start) or the retired content
+ * of a truncated file, the first bytes are all there is: give such logs distinct first
+ * lines, or the new one may be taken for a copy. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,14 +166,40 @@ static void take_over(struct sl__file_src *s, struct sl__file *f, struct sl__fil
                  f->path, old->path, (unsigned long long)f->pos);
 }
 
-/* The furthest offset acknowledged for f's content in another file of this run or a
- * checkpoint row of another file. Returns false when none holds it. */
+/* Whether `f` and open file `g` (same first bytes) also hold the same bytes just before
+ * offset `off` in `f`: a copy, not a file that only begins alike (a banner). */
+static bool same_before(const struct sl__file *f, const struct sl__file *g, uint64_t off)
+{
+    if (off > f->size) off = f->size;
+    if (off <= SL__FILE_FP_MAX) return true; /* the first bytes are all there is */
+    unsigned char a[SL__FILE_FP_MAX], b[SL__FILE_FP_MAX];
+    off_t at = (off_t)(off - SL__FILE_FP_MAX);
+    return pread(f->fd, a, sizeof a, at) == (ssize_t)sizeof a &&
+           pread(g->fd, b, sizeof b, at) == (ssize_t)sizeof b && memcmp(a, b, sizeof a) == 0;
+}
+
+/* Row `r` (a full fingerprint) is of a file this run follows with that same content: its
+ * record, checked above, knows better. (A record on the inode with other first bytes
+ * holds new content: the row is all that is left of the old one.) */
+static bool tracked_live(const struct sl__file_src *s, const struct sl__file_ckpt_row *r)
+{
+    for (const struct sl__file *g = s->files; g; g = g->next)
+        if (g->dev == r->dev && g->ino == r->ino && !g->stale && g->fp_len == SL__FILE_FP_MAX &&
+            g->fp == r->fp)
+            return true;
+    return false;
+}
+
+/* The furthest offset acknowledged for f's content in another file of this run (checked
+ * before that offset too when that file is open) or a checkpoint row of another file.
+ * Returns false when none holds it. */
 static bool copy_offset(struct sl__file_src *s, const struct sl__file *f, uint64_t *off,
                         const char **of)
 {
     bool found = false;
     for (const struct sl__file *g = s->files; g; g = g->next)
-        if (g != f && !g->undecided && same_head(g, f) && (!found || g->acked > *off)) {
+        if (g != f && !g->undecided && same_head(g, f) && (!found || g->acked > *off) &&
+            (g->fd < 0 || same_before(f, g, g->acked))) {
             *off = g->acked, *of = g->path;
             found = true;
         }
@@ -179,7 +208,7 @@ static bool copy_offset(struct sl__file_src *s, const struct sl__file *f, uint64
     for (size_t i = 0; i < n; i++) {
         const struct sl__file_ckpt_row *r = &rows[i];
         if ((r->dev == f->dev && r->ino == f->ino) || r->fp_len != SL__FILE_FP_MAX ||
-            r->fp != f->fp || (found && r->offset <= *off))
+            r->fp != f->fp || (found && r->offset <= *off) || tracked_live(s, r))
             continue;
         *off = r->offset, *of = r->path ? r->path : "a checkpoint";
         found = true;
