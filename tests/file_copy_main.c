@@ -1,11 +1,12 @@
 /* file_copy: a file -> file pipeline built with the C API, for the crash-restart test
  * (killed with SIGKILL at random points, then run again) and by hand.
  *
- *   file_copy INPUT-GLOB OUTPUT-PATH DATA-DIR [follow]
+ *   file_copy INPUT-GLOB OUTPUT-PATH DATA-DIR [follow|once [SOURCE-OPTIONS]]
  *
- * Reads INPUT-GLOB from the beginning (checkpoints in DATA-DIR/checkpoints.db, saved
- * every 20 ms) and appends every line to OUTPUT-PATH. Without `follow` it ends when the
- * input is read; exit status 0 on success. */
+ * Reads INPUT-GLOB from the beginning (checkpoints in DATA-DIR/checkpoints.db, saved as
+ * the source's options say: the defaults, or SOURCE-OPTIONS, YAML lines such as
+ * "checkpoint_bytes: 1MiB") and appends every line to OUTPUT-PATH. Without `follow` it
+ * ends when the input is read; exit status 0 on success. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,8 @@ static struct sl_stage *add(struct sl_pipeline *p, const char *name,
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: file_copy INPUT-GLOB OUTPUT-PATH DATA-DIR [follow]\n");
+        fprintf(stderr, "usage: file_copy INPUT-GLOB OUTPUT-PATH DATA-DIR [follow|once "
+                        "[SOURCE-OPTIONS]]\n");
         return 2;
     }
     bool follow = argc > 4 && strcmp(argv[4], "follow") == 0;
@@ -41,9 +43,8 @@ int main(int argc, char **argv)
         return 1;
     }
     char yaml[8192];
-    snprintf(yaml, sizeof yaml,
-             "path: \"%s\"\nfollow: %s\ncheckpoint_interval: 20ms\nhost_key: \"\"", argv[1],
-             follow ? "true" : "false");
+    snprintf(yaml, sizeof yaml, "path: \"%s\"\nfollow: %s\nhost_key: \"\"\n%s", argv[1],
+             follow ? "true" : "false", argc > 5 ? argv[5] : "");
     struct sl_stage *src = add(p, "in", &sl_stage_file_source, yaml);
     snprintf(yaml, sizeof yaml, "path: \"%s\"\nencoding: text", argv[2]);
     struct sl_stage *out = add(p, "out", &sl_stage_file_sink, yaml);

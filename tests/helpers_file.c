@@ -1,14 +1,18 @@
 /* Helpers for the file connector's tests. See helpers_file.h. */
 #define _XOPEN_SOURCE 700
 #include "helpers_file.h"
+#include "helpers.h"
 
 #include <criterion/criterion.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sluice/builtins.h>
 
 static char *copy(const char *s, size_t n)
 {
@@ -129,6 +133,15 @@ char *t_read(const char *path, size_t *len)
     return d;
 }
 
+void t_copy(const char *from, const char *to)
+{
+    size_t len;
+    char *data = t_read(from, &len);
+    cr_assert_not_null(data, "read %s", from);
+    t_write(to, data, len, false);
+    free(data);
+}
+
 char *t_path(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -160,4 +173,72 @@ void t_assert_numbers_once(const struct t_lines *rec, int first, int last)
         cr_assert_eq(count[i], 1, "line %d seen %d times", first + (int)i, count[i]);
     cr_assert_eq(rec->n, n, "saw %zu lines, expected %zu", rec->n, n);
     free(count);
+}
+
+char *t_log_text;
+static size_t log_len;
+
+void t_log_capture(void *arg, enum sl_log_level level, const char *stage, const char *msg)
+{
+    (void)arg;
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    char line[4096];
+    int n = snprintf(line, sizeof line, "%s %s: %s\n", names[level], stage ? stage : "-", msg);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof line) n = sizeof line - 1;
+    t_log_text = realloc(t_log_text, log_len + (size_t)n + 1);
+    memcpy(t_log_text + log_len, line, (size_t)n + 1);
+    log_len += (size_t)n;
+}
+
+void t_log_clear(void)
+{
+    free(t_log_text);
+    t_log_text = NULL;
+    log_len = 0;
+}
+
+const char *const t_follow_modes[2] = {"watch: inotify", "watch: poll\npoll_interval: 20ms"};
+
+#define WATCHDOG_S 10
+
+static struct t_lines *follow_rec;
+
+static void follow_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    if (follow_rec->on_write) follow_rec->on_write(NULL, follow_rec);
+}
+
+static void follow_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    sl_pipeline_stop(arg);
+}
+
+struct t_lines *t_follow(struct sl_pipeline *p, const char *dir, int mode, const char *opts,
+                         void (*fn)(struct sl_stage *, struct t_lines *))
+{
+    char yaml[2048], body[1024];
+    snprintf(body, sizeof body, opts, dir, dir);
+    snprintf(yaml, sizeof yaml, "%s\nfollow: true\n%s%s", body,
+             strstr(opts, "rotate_wait:") ? "" : "rotate_wait: 100ms\n", t_follow_modes[mode]);
+    struct sl_stage *src = t_add(p, "src", &sl_stage_file_source, yaml);
+    struct sl_stage *out = t_add(p, "out", &t_lines, NULL);
+    t_connect(p, src, out);
+    struct t_lines *r = follow_rec = sl_stage_state(out);
+    r->on_write = fn;
+    struct event_base *base = sl_pipeline_event_base(p);
+    struct event *ticker = event_new(base, -1, EV_PERSIST, follow_tick, NULL);
+    struct event *dog = evtimer_new(base, follow_watchdog, p);
+    struct timeval every = {0, 5000}, limit = {WATCHDOG_S, 0};
+    event_add(ticker, &every);
+    evtimer_add(dog, &limit);
+    struct sl_error err = {0};
+    int rc = sl_pipeline_run(p, &err);
+    event_free(ticker);
+    event_free(dog);
+    cr_assert_eq(rc, 0, "run: %s", err.msg);
+    cr_assert_eq(sl_pipeline_live_batches(p), 0);
+    return r;
 }

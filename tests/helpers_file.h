@@ -39,11 +39,32 @@ void t_writes(const char *path, const char *text, bool append);
 /* Reads a whole file (owned, NUL-terminated; *len may be NULL), or NULL if absent. */
 char *t_read(const char *path, size_t *len);
 
+/* Copies file `from` to `to` (created or truncated), as `cp` does; asserts success. */
+void t_copy(const char *from, const char *to);
+
 /* A path joined from `dir` and `name` (owned). */
 char *t_path(const char *dir, const char *name);
 
 /* Writes numbered lines first..last-1 ("<n>\n") to path. */
 void t_write_numbers(const char *path, int first, int last, bool append);
+
+/* How the follow tests watch: [0] inotify, [1] poll every 20 ms (YAML lines). */
+extern const char *const t_follow_modes[2];
+
+/* Builds file source (follow, rotate_wait 100ms unless `opts` says, watch by `mode`, options `opts`
+ * with `%s` = dir) -> t_lines in `p`, with `fn` as the sink's write hook, and runs it to
+ * its stop. `fn` is also called every 5 ms with a NULL stage, for steps that wait on the
+ * source itself rather than on lines delivered; after 10 s the pipeline is stopped, so
+ * that a test whose lines never all come fails on its assertions instead of hanging.
+ * Returns the recorder. */
+struct t_lines *t_follow(struct sl_pipeline *p, const char *dir, int mode, const char *opts,
+                         void (*fn)(struct sl_stage *, struct t_lines *));
+
+/* A pipeline log callback (sl_pipeline_options.log) that appends "level stage: msg\n"
+ * to t_log_text (owned by the helpers; t_log_clear empties it). */
+extern char *t_log_text;
+void t_log_capture(void *arg, enum sl_log_level level, const char *stage, const char *msg);
+void t_log_clear(void);
 
 /* Asserts that the recorder saw exactly the numbers first..last-1, each once, in any
  * order. */

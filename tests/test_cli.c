@@ -562,6 +562,18 @@ Test(cli, a_sink_out_of_retry_attempts_exits_3_with_its_last_reason)
     rmdir(dir);
 }
 
+Test(cli, a_file_source_with_nothing_readable_exits_3_with_the_reason)
+{
+    static struct result r;
+    run(&r, (const char *[]){"run", "--quiet", "unreadable_file.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 3, "%s", r.err);
+    /* each unreadable path is warned about as it is found; the first fails the run */
+    cr_assert_str_eq(r.err, "sluice: warning: stage 'logs': cannot open "
+                            "unreadable_file.yaml/app.log: Not a directory\n"
+                            "sluice: error: stage 'logs': cannot open "
+                            "unreadable_file.yaml/app.log: Not a directory\n");
+}
+
 Test(cli, metrics_port_in_use_fails_the_run_with_exit_3)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

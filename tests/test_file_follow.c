@@ -31,6 +31,7 @@ static void setup(void)
     struct sl_pipeline_options o;
     sl_pipeline_options_init(&o);
     o.data_dir = dir;
+    o.log = t_log_capture;
     struct sl_error err = {0};
     p = sl_pipeline_new(NULL, &o, &err);
     cr_assert_not_null(p, "%s", err.msg);
@@ -42,30 +43,17 @@ static void teardown(void)
     sl_pipeline_free(p);
     t_rmtree(dir);
     free(dir);
+    t_log_clear();
 }
 
 TestSuite(file_follow, .init = setup, .fini = teardown, .timeout = 60);
 
-static const char *const modes[] = {"watch: inotify", "watch: poll\npoll_interval: 20ms"};
-
 /* file source (follow) with `opts` (`%s` = dir) -> t_lines with hook `fn`; runs to the
- * stop and returns the recorder. */
+ * stop and returns the recorder (helpers_file.h). */
 static struct t_lines *follow(int mode, const char *opts,
                               void (*fn)(struct sl_stage *, struct t_lines *))
 {
-    char yaml[2048], body[1024];
-    snprintf(body, sizeof body, opts, dir, dir);
-    snprintf(yaml, sizeof yaml, "%s\nfollow: true\nrotate_wait: 100ms\n%s", body, modes[mode]);
-    struct sl_stage *src = t_add(p, "src", &sl_stage_file_source, yaml);
-    struct sl_stage *out = t_add(p, "out", &t_lines, NULL);
-    t_connect(p, src, out);
-    struct t_lines *r = sl_stage_state(out);
-    r->on_write = fn;
-    struct sl_error err = {0};
-    int rc = sl_pipeline_run(p, &err);
-    cr_assert_eq(rc, 0, "run: %s", err.msg);
-    cr_assert_eq(sl_pipeline_live_batches(p), 0);
-    return r;
+    return t_follow(p, dir, mode, opts, fn);
 }
 
 static struct sl__file_src *src_state(void)
@@ -441,6 +429,49 @@ Test(file_follow, deleted_file_is_drained_and_released_poll)
     deleted_file(1);
 }
 
+/* ---- a file that cannot be read ------------------------------------------------------------ */
+
+static void unreadable_step(struct sl_stage *s, struct t_lines *r)
+{
+    (void)s;
+    char *b = in_dir("b.log");
+    if (step == 0 && r->n >= 10) {
+        step++;
+        t_write_numbers(b, 10, 20, false); /* found by a later scan */
+    } else if (step == 1 && r->n >= 20) {
+        sl_pipeline_stop(p);
+    }
+    free(b);
+}
+
+/* Root can read any file, so the unreadable one is a symbolic link to itself (ELOOP; see
+ * test_file_source.c): reported with its reason once, not at every rescan. */
+static void unreadable_once(int mode)
+{
+    char *a = in_dir("a.log"), *loop = in_dir("loop.log");
+    t_write_numbers(a, 0, 10, false);
+    cr_assert_eq(symlink("loop.log", loop), 0);
+    struct t_lines *r = follow(mode, "path: %s/*.log", unreadable_step);
+    t_assert_numbers_once(r, 0, 20);
+    char want[1024];
+    snprintf(want, sizeof want, "warn src: cannot open %s: Too many levels of symbolic links\n",
+             loop);
+    const char *at = strstr(t_log_text, want);
+    cr_assert_not_null(at, "%s", t_log_text);
+    cr_assert_null(strstr(at + 1, want), "reported twice:\n%s", t_log_text);
+    cr_assert_geq(src_state()->scans, 2);
+    free(a), free(loop);
+}
+
+Test(file_follow, an_unreadable_file_is_reported_once_inotify)
+{
+    unreadable_once(0);
+}
+Test(file_follow, an_unreadable_file_is_reported_once_poll)
+{
+    unreadable_once(1);
+}
+
 /* ---- idle costs nothing ---------------------------------------------------------------------- */
 
 static double cpu_seconds(void)
@@ -462,7 +493,7 @@ static void idle_follow(int mode)
     char *a = in_dir("a.log");
     t_write_numbers(a, 0, 10, false);
     char yaml[1024];
-    snprintf(yaml, sizeof yaml, "path: %s/a.log\nfollow: true\n%s", dir, modes[mode]);
+    snprintf(yaml, sizeof yaml, "path: %s/a.log\nfollow: true\n%s", dir, t_follow_modes[mode]);
     struct sl_stage *src = t_add(p, "src", &sl_stage_file_source, yaml);
     struct sl_stage *out = t_add(p, "out", &t_lines, NULL);
     t_connect(p, src, out);

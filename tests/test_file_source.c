@@ -14,6 +14,7 @@
 
 #include "helpers.h"
 #include "helpers_file.h"
+#include "../connectors/file/internal.h"
 
 static char *dir;
 static struct sl_pipeline *p;
@@ -23,6 +24,7 @@ static struct sl_pipeline *new_pipeline(uint32_t batch_events)
     struct sl_pipeline_options o;
     sl_pipeline_options_init(&o);
     o.data_dir = dir;
+    o.log = t_log_capture;
     if (batch_events) o.batch_max_events = batch_events;
     struct sl_error err = {0};
     struct sl_pipeline *np = sl_pipeline_new(NULL, &o, &err);
@@ -41,6 +43,7 @@ static void teardown(void)
     sl_pipeline_free(p);
     t_rmtree(dir);
     free(dir);
+    t_log_clear();
 }
 
 TestSuite(file_source, .init = setup, .fini = teardown, .timeout = 30);
@@ -340,6 +343,34 @@ Test(file_source, checkpoints_of_files_gone_for_long_are_purged_at_start)
     free(live), free(outside), free(db);
 }
 
+/* A database made before rows said whether a file was renamed away gets the column, and
+ * its rows are used as they are. */
+Test(file_source, a_checkpoint_database_without_the_rotated_column_is_upgraded)
+{
+    char *a = t_path(dir, "a.log"), *db = t_path(dir, "old.db");
+    t_write_numbers(a, 0, 100, false);
+    struct stat st;
+    cr_assert_eq(stat(a, &st), 0);
+    size_t len;
+    char *text = t_read(a, &len);
+    char sql[2048];
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE file_checkpoints (source TEXT NOT NULL, dev INTEGER NOT NULL,"
+             " ino INTEGER NOT NULL, fp INTEGER NOT NULL, fp_len INTEGER NOT NULL,"
+             " offset INTEGER NOT NULL, path TEXT, updated INTEGER NOT NULL,"
+             " PRIMARY KEY (source, dev, ino));\n"
+             "INSERT INTO file_checkpoints VALUES ('src', %llu, %llu, %lld, 256, 140, '%s', 0);\n",
+             (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+             (long long)sl__file_hash(text, 256), a);
+    free(sqlite(db, sql));
+    struct t_lines *r = run_source("path: %s/a.log\nfollow: false\ncheckpoint: %s/old.db");
+    t_assert_numbers_once(r, 50, 100); /* byte 140 is where line 50 starts */
+    restart(0);
+    char *rows = sqlite(db, "SELECT offset, rotated FROM file_checkpoints;\n");
+    cr_assert_str_eq(rows, "290|0\n");
+    free(rows), free(text), free(a), free(db);
+}
+
 Test(file_source, recreated_file_is_read_from_its_start)
 {
     char *a = t_path(dir, "a.log"), *ck = t_path(dir, "state/ck.db");
@@ -353,6 +384,46 @@ Test(file_source, recreated_file_is_read_from_its_start)
     t_assert_numbers_once(r, 5000, 5400);
     cr_assert(access(ck, F_OK) == 0);
     free(a), free(ck);
+}
+
+/* A file shorter than a fingerprint (256 bytes) is identified by its inode and all of its
+ * bytes: the file that takes its inode after it is deleted, starting with the same bytes
+ * and longer, is a new file read whole, not the old one grown. */
+Test(file_source, a_reused_inode_is_not_taken_for_the_short_file_it_held)
+{
+    char *a = t_path(dir, "a.log");
+    t_writes(a, "start\n", false);
+    struct t_lines *r = run_source("path: %s/a.log\nfollow: false");
+    cr_assert_eq(r->n, 1);
+    restart(0);
+    struct stat before, after;
+    cr_assert_eq(stat(a, &before), 0);
+    cr_assert_eq(unlink(a), 0);
+    t_writes(a, "start\nsecond\nthird\n", false);
+    cr_assert_eq(stat(a, &after), 0);
+    r = run_source("path: %s/a.log\nfollow: false");
+    if (before.st_ino != after.st_ino) cr_skip_test("the filesystem gave a new inode");
+    cr_assert_eq(r->n, 3, "a new file on the inode: read from its start");
+    cr_assert_str_eq(r->lines[0], "start");
+    cr_assert_str_eq(r->lines[2], "third");
+    free(a);
+}
+
+/* copytruncate while sluice is stopped, with the copies in the glob: the copy holds the
+ * first bytes the checkpoint of app.log has, and is read from that checkpoint's offset on
+ * (the lines app.log got after the last run); app.log, whose first bytes changed, is read
+ * from its start. */
+Test(file_source, a_copy_made_while_stopped_is_read_from_where_its_original_was)
+{
+    char *a = t_path(dir, "app.log"), *a1 = t_path(dir, "app.log.1");
+    t_write_numbers(a, 0, 100, false);
+    t_assert_numbers_once(run_source("path: %s/app.log*\nfollow: false"), 0, 100);
+    restart(0);
+    t_write_numbers(a, 100, 150, true);
+    t_copy(a, a1);
+    t_write_numbers(a, 150, 400, false);
+    t_assert_numbers_once(run_source("path: %s/app.log*\nfollow: false"), 100, 400);
+    free(a), free(a1);
 }
 
 Test(file_source, read_from_end_skips_what_exists_at_the_first_start)
@@ -401,4 +472,65 @@ Test(file_source, a_glob_over_the_data_directory_skips_the_checkpoint_database)
     r = run_source("path: %s/*\nfollow: false");
     t_assert_numbers_once(r, 100, 110);
     free(a);
+}
+
+/* ---- files that cannot be read ------------------------------------------------------- */
+
+/* The tests run as root, and root reads a file whatever its mode or its directory's (a
+ * file in a directory of mode 000 too), and opens a FIFO without error. What fails for
+ * root as for anyone is a path that cannot be resolved: a symbolic link to itself
+ * (ELOOP), which a glob still matches as a directory entry, and a path through a regular
+ * file (ENOTDIR). They take the same road as EACCES: open() or stat() fails with errno. */
+
+/* file source (opts, `%s` = dir) -> t_lines, run to its end; returns the run's code. */
+static int run_failing(const char *opts_fmt, struct sl_error *err)
+{
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, opts_fmt, dir, dir);
+    struct sl_stage *src = t_add(p, "src", &sl_stage_file_source, yaml);
+    t_connect(p, src, t_add(p, "out", &t_lines, NULL));
+    return sl_pipeline_run(p, err);
+}
+
+Test(file_source, an_unreadable_file_fails_a_run_that_does_not_follow)
+{
+    char *loop = t_path(dir, "loop.log");
+    cr_assert_eq(symlink("loop.log", loop), 0);
+    struct sl_error err = {0};
+    cr_assert_eq(run_failing("path: %s/*.log\nfollow: false", &err), SL_EIO);
+    char want[1024];
+    snprintf(want, sizeof want, "cannot open %s: Too many levels of symbolic links", loop);
+    cr_assert_str_eq(err.msg, want);
+    cr_assert_str_eq(err.stage, "src");
+    cr_assert_null(strstr(t_log_text ? t_log_text : "", "no file matches"), "%s", t_log_text);
+    free(loop);
+}
+
+Test(file_source, a_path_through_a_regular_file_fails_with_its_reason)
+{
+    char *f = t_path(dir, "file");
+    t_writes(f, "not a directory\n", false);
+    struct sl_error err = {0};
+    cr_assert_eq(run_failing("path: %s/file/app.log\nfollow: false", &err), SL_EIO);
+    char want[1024];
+    snprintf(want, sizeof want, "cannot open %s/app.log: Not a directory", f);
+    cr_assert_str_eq(err.msg, want);
+    free(f);
+}
+
+Test(file_source, an_unreadable_file_beside_readable_ones_is_reported_and_the_others_read)
+{
+    char *loop = t_path(dir, "loop.log"), *a = t_path(dir, "a.log");
+    cr_assert_eq(symlink("loop.log", loop), 0);
+    t_write_numbers(a, 0, 100, false);
+    struct t_lines *r = run_source("path: %s/*.log\nfollow: false");
+    t_assert_numbers_once(r, 0, 100);
+    char want[1024];
+    snprintf(want, sizeof want, "warn src: cannot open %s: Too many levels of symbolic links\n",
+             loop);
+    cr_assert_not_null(strstr(t_log_text, want), "%s", t_log_text);
+    struct sl_stage_stats st;
+    sl_stage_stats(sl_pipeline_find(p, "src"), &st);
+    cr_assert_eq(st.errors, 1);
+    free(loop), free(a);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -38,8 +39,23 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS file_checkpoints ("
     " source TEXT NOT NULL, dev INTEGER NOT NULL, ino INTEGER NOT NULL,"
     " fp INTEGER NOT NULL, fp_len INTEGER NOT NULL, offset INTEGER NOT NULL,"
-    " path TEXT, updated INTEGER NOT NULL,"
+    " path TEXT, updated INTEGER NOT NULL, rotated INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (source, dev, ino));";
+
+/* Databases made before the `rotated` column get it (0: an ordinary row). */
+static int add_rotated_column(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT rotated FROM file_checkpoints LIMIT 0", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_finalize(st);
+        return SQLITE_OK;
+    }
+    return sqlite3_exec(db,
+                        "ALTER TABLE file_checkpoints ADD COLUMN rotated INTEGER NOT NULL "
+                        "DEFAULT 0",
+                        NULL, NULL, NULL);
+}
 
 /* mkdir -p of the directory part of `path`. */
 static void make_parent_dirs(const char *path)
@@ -57,8 +73,8 @@ static void make_parent_dirs(const char *path)
 static int load_rows(struct sl__file_ckpt *c, struct sl_error *err)
 {
     sqlite3_stmt *st;
-    const char *q = "SELECT dev, ino, fp, fp_len, offset, path, updated FROM file_checkpoints"
-                    " WHERE source = ?1";
+    const char *q = "SELECT dev, ino, fp, fp_len, offset, path, updated, rotated"
+                    " FROM file_checkpoints WHERE source = ?1";
     if (sqlite3_prepare_v2(c->db, q, -1, &st, NULL) != SQLITE_OK)
         return sl_error_set(err, SL_EIO, "checkpoints: %s", sqlite3_errmsg(c->db));
     sqlite3_bind_text(st, 1, c->source, -1, SQLITE_STATIC);
@@ -80,6 +96,7 @@ static int load_rows(struct sl__file_ckpt *c, struct sl_error *err)
         const unsigned char *p = sqlite3_column_text(st, 5);
         r->path = p ? strdup((const char *)p) : NULL;
         r->updated = sqlite3_column_int64(st, 6);
+        r->rotated = sqlite3_column_int64(st, 7) != 0;
     }
     sqlite3_finalize(st);
     return rc;
@@ -97,11 +114,14 @@ int sl__file_ckpt_open(const char *path, const char *source, struct sl__file_ckp
     int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) goto fail_db;
     sqlite3_busy_timeout(c->db, 5000);
-    if (sqlite3_exec(c->db, schema, NULL, NULL, NULL) != SQLITE_OK) goto fail_db;
+    if (sqlite3_exec(c->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+        add_rotated_column(c->db) != SQLITE_OK)
+        goto fail_db;
     const char *up = "INSERT INTO file_checkpoints (source, dev, ino, fp, fp_len, offset, path,"
-                     " updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, strftime('%s','now'))"
+                     " updated, rotated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+                     " strftime('%s','now'), ?8)"
                      " ON CONFLICT (source, dev, ino) DO UPDATE SET fp = ?4, fp_len = ?5,"
-                     " offset = ?6, path = ?7, updated = strftime('%s','now')";
+                     " offset = ?6, path = ?7, updated = strftime('%s','now'), rotated = ?8";
     const char *del = "DELETE FROM file_checkpoints WHERE source = ?1 AND dev = ?2 AND ino = ?3";
     if (sqlite3_prepare_v2(c->db, up, -1, &c->upsert, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(c->db, del, -1, &c->del, NULL) != SQLITE_OK)
@@ -128,6 +148,48 @@ const struct sl__file_ckpt_row *sl__file_ckpt_find(const struct sl__file_ckpt *c
     return NULL;
 }
 
+size_t sl__file_ckpt_rows(const struct sl__file_ckpt *c, const struct sl__file_ckpt_row **rows)
+{
+    *rows = c ? c->rows : NULL;
+    return c ? c->nrows : 0;
+}
+
+/* Makes loaded row `r` what `w` says (its path copied; the old one freed). */
+static void set_row(struct sl__file_ckpt_row *r, const struct sl__file_ckpt_row *w, char *path)
+{
+    free(r->path);
+    *r = *w;
+    r->path = path;
+    r->updated = (int64_t)time(NULL);
+    r->remove = false;
+}
+
+void sl__file_ckpt_apply(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *rows, size_t n)
+{
+    for (size_t i = 0; c && i < n; i++) {
+        const struct sl__file_ckpt_row *w = &rows[i];
+        size_t k = 0;
+        while (k < c->nrows && (c->rows[k].dev != w->dev || c->rows[k].ino != w->ino)) k++;
+        if (w->remove) {
+            if (k == c->nrows) continue;
+            free(c->rows[k].path);
+            c->rows[k] = c->rows[--c->nrows];
+            continue;
+        }
+        char *path = w->path ? strdup(w->path) : NULL;
+        if (k == c->nrows) {
+            struct sl__file_ckpt_row *nr = realloc(c->rows, (c->nrows + 1) * sizeof *nr);
+            if (!nr) { /* the database has it; only this run's copy judgements miss it */
+                free(path);
+                continue;
+            }
+            c->rows = nr;
+            c->rows[c->nrows++] = (struct sl__file_ckpt_row){0};
+        }
+        set_row(&c->rows[k], w, path);
+    }
+}
+
 static int save_row(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *r)
 {
     sqlite3_stmt *st = r->remove ? c->del : c->upsert;
@@ -140,6 +202,7 @@ static int save_row(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *r)
         sqlite3_bind_int64(st, 5, (sqlite3_int64)r->fp_len);
         sqlite3_bind_int64(st, 6, (sqlite3_int64)r->offset);
         sqlite3_bind_text(st, 7, r->path, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 8, r->rotated);
     }
     int rc = sqlite3_step(st);
     sqlite3_clear_bindings(st);

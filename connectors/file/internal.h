@@ -3,18 +3,24 @@
  *
  *   lines.c       newline framing, oversize lines, UTF-8 check, event metadata
  *   scan.c        glob/exclude discovery; rename, truncation and deletion decisions
+ *   identity.c    fingerprints: the same file, new content on an inode, copies
  *   watch.c       how changes are noticed: inotify or polling, one ops table each
+ *   rotation.c    files renamed out of the glob (late writes, restarts), files unseen
  *   checkpoint.c  per-file offsets in SQLite
- *   source.c      the `file` source: reading, acks, timers       -> sl_stage_file_source
+ *   source.c      the `file` source: reading, timers, lifetime   -> sl_stage_file_source
+ *   acks.c        the `file` source's acks and checkpoint saves
  *   stdin.c       the `stdin` source                             -> sl_stage_stdin
  *   path.c        the sink's path template: strftime fields, safe field values
  *   encode.c      json / text / csv encodings into iovecs
  *   outputs.c     open output files: LRU of descriptors, rotation
  *   sink.c        the `file` sink: writes, retries, fsync         -> sl_stage_file_sink
- *   stdout.c      the `stdout` sink                               -> sl_stage_stdout */
+ *   stdout.c      the `stdout` sink                               -> sl_stage_stdout
+ *
+ * The file source's own declarations are in file_source.h, included below. */
 #ifndef SLUICE_CONNECTORS_FILE_INTERNAL_H
 #define SLUICE_CONNECTORS_FILE_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -86,6 +92,7 @@ struct sl__file_ckpt_row {
     uint64_t offset;   /* every byte before it is acknowledged */
     char *path;        /* last known path (owned by the row) */
     int64_t updated;   /* loaded rows: when last saved, seconds since the epoch */
+    bool rotated;      /* renamed out of the glob, not done with: path is its new name */
     bool remove;       /* save: delete this row (the file is gone) */
 };
 
@@ -100,6 +107,14 @@ int sl__file_ckpt_open(const char *path, const char *source, struct sl__file_ckp
 /* The loaded row of file dev/ino (borrowed; valid until close), or NULL. */
 const struct sl__file_ckpt_row *sl__file_ckpt_find(const struct sl__file_ckpt *c, uint64_t dev,
                                                    uint64_t ino);
+
+/* The loaded rows (borrowed; valid until the next apply, purge or close): the rows of the
+ * source at open, kept as saves change them. Returns how many. */
+size_t sl__file_ckpt_rows(const struct sl__file_ckpt *c, const struct sl__file_ckpt_row **rows);
+
+/* After a successful save of `n` rows (borrowed): makes the loaded rows match what the
+ * database now holds. Loop thread (never while a save of `c` runs elsewhere on them). */
+void sl__file_ckpt_apply(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *rows, size_t n);
 
 /* Writes `n` rows (borrowed) in one transaction. Blocking: an executor thread, or
  * close(). Returns 0, or SL_EIO with the reason in `msg` (borrowed, `cap` bytes). */
@@ -119,158 +134,7 @@ void sl__file_ckpt_close(struct sl__file_ckpt *c);
 /* FNV-1a over `n` bytes: the fingerprint hash. */
 uint64_t sl__file_hash(const void *data, size_t n);
 
-/* ==== the file source ================================================================= */
-
-enum sl__file_state {
-    SL__FILE_ACTIVE = 0, /* matched by the glob, followed */
-    SL__FILE_ROTATED,    /* renamed out of the glob: drained, closed after rotate_wait */
-    SL__FILE_DELETED,    /* unlinked: drained, then released */
-    SL__FILE_CLOSED,     /* fd closed; kept until its batches are acknowledged */
-};
-
-/* One tracked file. */
-struct sl__file {
-    struct sl__file *next;  /* all files of the source */
-    struct sl__file *hnext; /* path hash chain */
-    char *path;             /* current path (owned) */
-    uint64_t hpath;         /* hash of path */
-    int fd;                 /* -1 once closed */
-    uint64_t dev, ino;      /* identity */
-    uint64_t fp;            /* fingerprint of the first fp_len bytes */
-    uint32_t fp_len;        /* bytes fingerprinted */
-    uint64_t pos;           /* next byte to frame (start of a partial line) */
-    uint64_t size;          /* size at the last look */
-    uint64_t acked;         /* every byte before it is acknowledged downstream */
-    uint32_t gen;           /* truncation generation: older batches' acks ignored */
-    uint32_t refs;          /* batches in flight */
-    enum sl__file_state state;
-    struct sl__file *after;   /* the file this path held before: read this one only once
-                                 that one has been read to its end (rotation order) */
-    struct sl__file_frame fr; /* framing state */
-    int64_t partial_since;    /* ms (loop clock) a partial last line was first seen; 0 */
-    int64_t rotated_at;       /* ms when it left the glob */
-    bool readable;            /* may have bytes beyond pos: read it */
-    bool partial_due;         /* partial_line_timeout passed: emit the partial line */
-    bool final;               /* rotate_wait passed: drain once more, then release */
-    bool big_read;            /* the line at pos is longer than a block: read max_line */
-    bool seen;                /* found by the current scan */
-    bool dirty;               /* acked moved since the last checkpoint save */
-    bool forget;              /* the file was deleted: drop its checkpoint row */
-    bool stale;               /* superseded by a new file on the same inode: never saved */
-};
-
-enum { SL__FILE_FROM_BEGINNING = 0, SL__FILE_FROM_END };
-enum { SL__FILE_WATCH_AUTO = 0, SL__FILE_WATCH_INOTIFY, SL__FILE_WATCH_POLL };
-
-/* A batch in flight: which file and how far it reaches. */
-struct sl__file_flight {
-    uint64_t seq;       /* the batch cookie */
-    struct sl__file *f; /* the file it was read from (a reference) */
-    uint32_t gen;       /* f->gen when read */
-    uint64_t end;       /* offset just past its last line */
-};
-
-struct sl__file_watch_ops;
-
-/* The state of a `file` source: options first (filled by the schema), then runtime. */
-struct sl__file_src {
-    struct sl_list path;          /* option: paths or globs */
-    struct sl_list exclude;       /* option: globs to leave out */
-    int read_from;                /* option: SL__FILE_FROM_* */
-    bool follow;                  /* option: keep watching after EOF */
-    uint64_t max_line_bytes;      /* option */
-    int on_oversize;              /* option: SL__FILE_OVERSIZE_* */
-    int encoding;                 /* option: SL__FILE_ENC_* */
-    int invalid_utf8;             /* option: SL__FILE_UTF8_* */
-    int64_t partial_line_timeout; /* option, ms */
-    const char *checkpoint;       /* option: database path; NULL: data_dir/checkpoints.db */
-    int64_t checkpoint_interval;  /* option, ms */
-    int64_t checkpoint_retention; /* option, ms: rows of files gone this long are purged */
-    int watch_mode;               /* option `watch`: SL__FILE_WATCH_* */
-    int64_t poll_interval;        /* option, ms */
-    int64_t rotate_wait;          /* option, ms */
-    uint64_t read_buffer;         /* option: bytes per read */
-    const char *host_key;         /* option: "" disables */
-    const char *file_key;         /* option */
-    const char *offset_key;       /* option */
-
-    struct sl_stage *stage;                /* this stage */
-    struct sl__file_lines lines;           /* framing settings and counters */
-    char host[256];                        /* host name */
-    char **globs;                          /* the path patterns, "./" prefixes removed */
-    size_t nglobs;                         /* entries in globs */
-    struct sl__file *files;                /* every tracked file */
-    struct sl__file **htab;                /* path hash table of ACTIVE/ROTATED files */
-    size_t hcap;                           /* buckets (power of two) */
-    size_t hcount;                         /* files in the table */
-    struct sl__file *cursor;               /* round-robin position */
-    bool rescan;                           /* a scan is due */
-    bool scanned;                          /* the first scan ran */
-    struct sl__file_flight *flights;       /* ring of batches in flight */
-    size_t fl_head, fl_count, fl_cap;      /* ring position, entries, capacity */
-    uint64_t next_seq;                     /* next batch cookie */
-    uint64_t batch_bytes;                  /* file bytes a full batch took (read sizing) */
-    struct sl__file_ckpt *ckpt;            /* checkpoint database */
-    char *ckpt_real;                       /* its real path: never read as a log */
-    bool ckpt_busy;                        /* a save is running on the executor */
-    struct sl_timer *ckpt_timer;           /* every checkpoint_interval */
-    struct sl_timer *partial_timer;        /* partial_line_timeout */
-    int64_t partial_deadline;              /* when partial_timer fires (ms), 0: idle */
-    struct sl_timer *rotate_timer;         /* rotate_wait */
-    int64_t rotate_deadline;               /* when rotate_timer fires (ms), 0: idle */
-    const struct sl__file_watch_ops *wops; /* how changes are noticed (follow) */
-    void *watch;                           /* the backend's state */
-    uint64_t truncations;                  /* counters, for tests and metrics */
-    uint64_t rotations;                    /* files that left the glob */
-    uint64_t deletions;                    /* files released because deleted */
-    uint64_t opened;                       /* files opened */
-    uint64_t scans;                        /* scans run */
-    uint64_t read_errors;                  /* failed reads */
-    uint64_t purged;                       /* checkpoint rows purged at start */
-};
-
-/* scan.c: discovers files, recognises renamed, truncated and deleted ones. `initial`:
- * the first scan of the run (read_from applies). Loop thread. */
-void sl__file_scan(struct sl__file_src *s, bool initial);
-
-/* scan.c: the tracked file now at `path` (borrowed), or NULL. */
-struct sl__file *sl__file_by_path(struct sl__file_src *s, const char *path);
-
-/* scan.c: takes `f` out of the path table (it left the glob or closed). */
-void sl__file_unhash(struct sl__file_src *s, struct sl__file *f);
-
-/* scan.c: `f` was truncated: starts it over at 0. */
-void sl__file_truncated(struct sl__file_src *s, struct sl__file *f);
-
-/* source.c: closes `f`'s descriptor; the record stays until its batches are acked. */
-void sl__file_release(struct sl__file_src *s, struct sl__file *f);
-
-/* source.c: makes `t` fire within `in_ms` (earlier if it is already due sooner);
- * `*deadline` tracks when it fires (ms, 0: idle; the callback resets it). */
-void sl__file_arm(struct sl__file_src *s, struct sl_timer *t, int64_t *deadline, int64_t in_ms);
-
-/* source.c: files waiting for `f` (rotation order) may now be read. */
-void sl__file_unblock(struct sl__file_src *s, struct sl__file *f);
-
-/* source.c: `f` may have new bytes; wakes the source. */
-void sl__file_mark_readable(struct sl__file_src *s, struct sl__file *f);
-
-/* ==== watch backends: how a following source notices changes ======================== */
-
-/* A backend reports through sl__file_mark_readable() and by setting s->rescan, then
- * wakes the stage. */
-struct sl__file_watch_ops {
-    const char *name; /* "inotify" or "poll" */
-    /* Starts noticing changes for `s`. Returns 0 or an SL_E* code with `err`. */
-    int (*start)(struct sl__file_src *s, struct sl_error *err);
-    /* Makes sure directory `dir` (borrowed) is watched; idempotent. */
-    void (*add_dir)(struct sl__file_src *s, const char *dir);
-    /* Stops and frees the backend state. */
-    void (*stop)(struct sl__file_src *s);
-};
-
-extern const struct sl__file_watch_ops sl__file_watch_inotify;
-extern const struct sl__file_watch_ops sl__file_watch_poll;
+#include "file_source.h" /* the file source: its state and records */
 
 /* ==== paths: the file sink's path template ============================================ */
 

@@ -5,9 +5,10 @@
  * position; lines are events pointing into that block. A partial last line is not
  * carried over: the position stays at its start and the next read begins there, so no
  * per-file buffer exists and memory is bounded by the batches alone. A batch holds lines
- * of one file; its cookie names an entry of a ring of batches in flight (file, end
- * offset), and ack() moves the file's acknowledged offset in production order. A timer
- * saves changed offsets to SQLite on an executor thread every checkpoint_interval.
+ * of one file; its cookie names an entry of a ring of batches in flight, and acks.c moves
+ * the file's acknowledged offset and saves checkpoints. Before reading on, the file's
+ * first bytes are compared with its fingerprint (identity.c): new content on the same
+ * inode is read from 0.
  *
  * Following: scan.c decides what the files are, watch.c notices change, and a file is
  * read whenever it is marked readable. Nothing runs while nothing changes. */
@@ -54,8 +55,17 @@ void sl__file_unblock(struct sl__file_src *s, struct sl__file *f)
         }
 }
 
+void sl__file_free(struct sl__file *f)
+{
+    if (f->fd >= 0) close(f->fd);
+    free(f->now_at);
+    free(f->path);
+    free(f);
+}
+
 void sl__file_release(struct sl__file_src *s, struct sl__file *f)
 {
+    sl__file_unwatch(s, f); /* a renamed file stays `renamed` until its batches are acked */
     if (f->fd >= 0) close(f->fd);
     f->fd = -1;
     f->state = SL__FILE_CLOSED;
@@ -129,7 +139,7 @@ static bool check_truncated(struct sl__file_src *s, struct sl__file *f)
     if (!s->follow || f->state != SL__FILE_ACTIVE || fstat(f->fd, &st)) return false;
     f->size = (uint64_t)st.st_size;
     if (f->size >= f->pos) return false;
-    sl__file_truncated(s, f);
+    sl__file_new_content(s, f, true);
     return true;
 }
 
@@ -150,12 +160,33 @@ static const char *batch_strdup(struct sl_batch *b, const char *s)
     return d;
 }
 
+/* Before reading on from f->pos: is it still the content read so far? A file too short to
+ * tell whether it is a copy is decided first, with what it holds now. Returns false when
+ * it is not to be read yet. */
+static bool ready_to_read(struct sl__file_src *s, struct sl__file *f)
+{
+    if (f->undecided) {
+        struct stat st;
+        if (fstat(f->fd, &st) == 0) f->size = (uint64_t)st.st_size;
+        sl__file_fingerprint(f);
+        if (sl__file_settle(s, f, f->decide_now) == SL__FILE_UNDECIDED) {
+            f->readable = false;
+            return false;
+        }
+        sl_stage_log(s->stage, SL_LOG_INFO, "reading %s from offset %llu", f->path,
+                     (unsigned long long)f->pos);
+    } else if (sl__file_head_changed(f)) {
+        sl__file_new_content(s, f, false);
+    }
+    return true;
+}
+
 /* Reads lines of `f` into `b` until the batch is full or the file has no more now. */
 static void read_file(struct sl__file_src *s, struct sl__file *f, struct sl_batch *b)
 {
     struct sl__file_origin org = {.path = batch_strdup(b, f->path), .time_ns = sl__file_now_ns()};
     uint64_t first = f->pos;
-    if (!org.path) return;
+    if (!org.path || !ready_to_read(s, f)) return;
     for (int blocks = 0; blocks < MAX_BLOCKS_PER_POLL; blocks++) {
         size_t cap = f->big_read ? (size_t)s->max_line_bytes + 1 : read_size(s, f->pos - first);
         char *buf = sl_batch_alloc(b, cap);
@@ -190,40 +221,10 @@ static void read_file(struct sl__file_src *s, struct sl__file *f, struct sl_batc
     }
 }
 
-/* Records which file and offsets batch `b` covers, for ack(). */
-static int track(struct sl__file_src *s, struct sl__file *f, struct sl_batch *b)
-{
-    if (s->fl_count == s->fl_cap) {
-        size_t cap = s->fl_cap ? s->fl_cap * 2 : 16;
-        struct sl__file_flight *nf = malloc(cap * sizeof *nf);
-        if (!nf) return SL_ENOMEM;
-        for (size_t i = 0; i < s->fl_count; i++) nf[i] = s->flights[(s->fl_head + i) % s->fl_cap];
-        free(s->flights);
-        s->flights = nf;
-        s->fl_cap = cap;
-        s->fl_head = 0;
-    }
-    uint64_t seq = s->next_seq++;
-    s->flights[(s->fl_head + s->fl_count++) % s->fl_cap] =
-        (struct sl__file_flight){.seq = seq, .f = f, .gen = f->gen, .end = f->pos};
-    f->refs++;
-    sl_batch_set_cookie(b, seq);
-    return 0;
-}
-
-static void update_progress(struct sl__file_src *s)
-{
-    uint64_t done = 0, total = 0;
-    for (const struct sl__file *f = s->files; f; f = f->next) {
-        done += f->pos;
-        total += f->size;
-    }
-    sl_stage_set_progress(s->stage, done, total);
-}
-
 static enum sl_poll file_poll(struct sl_stage *stage, struct sl_batch **out)
 {
     struct sl__file_src *s = sl_stage_state(stage);
+    sl__file_save_if_wanted(s);
     if (s->rescan) {
         s->rescan = false;
         sl__file_scan(s, false);
@@ -234,7 +235,7 @@ static enum sl_poll file_poll(struct sl_stage *stage, struct sl_batch **out)
         if (!b) return sl_stage_error(stage, SL_ENOMEM, "out of memory"), SL_ERROR;
         read_file(s, f, b);
         if (sl_batch_count(b)) {
-            if (track(s, f, b)) {
+            if (sl__file_track(s, f, b)) {
                 sl_batch_unref(b);
                 return sl_stage_error(stage, SL_ENOMEM, "out of memory"), SL_ERROR;
             }
@@ -249,141 +250,12 @@ static enum sl_poll file_poll(struct sl_stage *stage, struct sl_batch **out)
         if (f->readable) return SL_READY; /* skipped a lot without an event: yield */
     }
     if (!s->follow && all_closed(s)) {
-        update_progress(s);
+        sl__file_progress(s);
+        if (!s->opened && s->unreadable_why[0]) /* files matched, none could be read */
+            return sl_stage_error(stage, SL_EIO, "%s", s->unreadable_why), SL_ERROR;
         return SL_DONE;
     }
     return SL_PENDING;
-}
-
-/* ---- acknowledgements and checkpoints ------------------------------------------------- */
-
-static void file_ack(struct sl_stage *stage, struct sl_batch *b)
-{
-    struct sl__file_src *s = sl_stage_state(stage);
-    uint64_t seq = sl_batch_cookie(b);
-    while (s->fl_count) {
-        struct sl__file_flight *e = &s->flights[s->fl_head];
-        if (e->seq > seq) break;
-        struct sl__file *f = e->f;
-        if (e->seq == seq && e->gen == f->gen && e->end > f->acked) f->acked = e->end;
-        if (--f->refs == 0) f->acked = f->pos; /* nothing in flight: all before pos is done */
-        f->dirty = true;
-        s->fl_head = (s->fl_head + 1) % s->fl_cap;
-        s->fl_count--;
-    }
-}
-
-struct save_job {
-    struct sl__file_src *s;         /* the source (its ckpt is used by one job at a time) */
-    struct sl__file_ckpt_row *rows; /* owned, with their paths */
-    size_t n;                       /* rows */
-    int rc;                         /* result */
-    char msg[256];                  /* reason on failure */
-};
-
-static void refresh_fingerprint(struct sl__file *f)
-{
-    if (f->fd < 0 || f->fp_len >= SL__FILE_FP_MAX || f->size <= f->fp_len) return;
-    char buf[SL__FILE_FP_MAX];
-    ssize_t n = pread(f->fd, buf, sizeof buf, 0);
-    if (n <= 0) return;
-    f->fp_len = (uint32_t)n;
-    f->fp = sl__file_hash(buf, (size_t)n);
-}
-
-/* Snapshots the changed files as rows. Returns the number, 0 when nothing changed. */
-static size_t collect_rows(struct sl__file_src *s, struct sl__file_ckpt_row **out)
-{
-    size_t n = 0, k = 0;
-    for (struct sl__file *f = s->files; f; f = f->next) n += f->dirty && !f->stale;
-    if (!n || !(*out = calloc(n, sizeof **out))) return 0;
-    for (struct sl__file *f = s->files; f; f = f->next) {
-        if (!f->dirty || f->stale) continue;
-        refresh_fingerprint(f);
-        (*out)[k++] = (struct sl__file_ckpt_row){.dev = f->dev,
-                                                 .ino = f->ino,
-                                                 .fp = f->fp,
-                                                 .fp_len = f->fp_len,
-                                                 .offset = f->acked,
-                                                 .path = strdup(f->path),
-                                                 .remove = f->forget &&
-                                                           f->state == SL__FILE_CLOSED && !f->refs};
-        f->dirty = false;
-    }
-    return k;
-}
-
-static void free_rows(struct sl__file_ckpt_row *rows, size_t n)
-{
-    for (size_t i = 0; i < n; i++) free(rows[i].path);
-    free(rows);
-}
-
-/* Frees closed files whose last state is saved and whose batches are all acknowledged. */
-static void collect_garbage(struct sl__file_src *s)
-{
-    for (struct sl__file **pp = &s->files; *pp;) {
-        struct sl__file *f = *pp;
-        if (f->state == SL__FILE_CLOSED && !f->refs && (!f->dirty || f->stale)) {
-            *pp = f->next;
-            if (s->cursor == f) s->cursor = NULL;
-            free(f->path);
-            free(f);
-        } else {
-            pp = &f->next;
-        }
-    }
-}
-
-static void save_work(void *arg)
-{
-    struct save_job *j = arg;
-    j->rc = sl__file_ckpt_save(j->s->ckpt, j->rows, j->n, j->msg, sizeof j->msg);
-}
-
-static void save_done(struct sl_stage *stage, void *arg)
-{
-    struct save_job *j = arg;
-    struct sl__file_src *s = j->s;
-    s->ckpt_busy = false;
-    if (j->rc) {
-        sl_stage_log(stage, SL_LOG_WARN, "%s (retrying)", j->msg);
-        for (struct sl__file *f = s->files; f; f = f->next) f->dirty = !f->stale;
-    } else {
-        collect_garbage(s);
-    }
-    free_rows(j->rows, j->n);
-    free(j);
-}
-
-static void on_ckpt_timer(struct sl_stage *stage, void *arg)
-{
-    struct sl__file_src *s = arg;
-    update_progress(s);
-    if (!s->ckpt) { /* no database: only closed files to free */
-        for (struct sl__file *f = s->files; f; f = f->next) f->dirty = false;
-        collect_garbage(s);
-        return;
-    }
-    if (s->ckpt_busy) return;
-    struct save_job *j = calloc(1, sizeof *j);
-    if (!j) return;
-    j->s = s;
-    j->n = collect_rows(s, &j->rows);
-    if (!j->n) {
-        free(j);
-        collect_garbage(s);
-        return;
-    }
-    s->ckpt_busy = true;
-    if (sl_stage_submit(stage, save_work, save_done, j)) {
-        s->ckpt_busy = false;
-        for (size_t i = 0; i < j->n; i++) /* try again next tick */
-            for (struct sl__file *f = s->files; f; f = f->next)
-                if (f->dev == j->rows[i].dev && f->ino == j->rows[i].ino) f->dirty = !f->stale;
-        free_rows(j->rows, j->n);
-        free(j);
-    }
 }
 
 /* ---- timers ----------------------------------------------------------------------------- */
@@ -395,36 +267,18 @@ static void on_partial_timer(struct sl_stage *stage, void *arg)
     int64_t now = sl_stage_now_ms(stage), next = -1;
     s->partial_deadline = 0;
     for (struct sl__file *f = s->files; f; f = f->next) {
-        if (!f->partial_since || f->partial_due) continue;
-        int64_t left = f->partial_since + s->partial_line_timeout - now;
+        bool undecided = f->undecided && !f->decide_now;
+        if ((!f->partial_since || f->partial_due) && !undecided) continue;
+        int64_t since = undecided ? f->undecided_since : f->partial_since;
+        int64_t left = since + s->partial_line_timeout - now;
         if (left <= 0) {
-            f->partial_due = true;
+            *(undecided ? &f->decide_now : &f->partial_due) = true;
             sl__file_mark_readable(s, f);
         } else if (next < 0 || left < next) {
             next = left;
         }
     }
     if (next >= 0) sl__file_arm(s, s->partial_timer, &s->partial_deadline, next);
-}
-
-/* Rotated files that have had rotate_wait to receive their last writes are drained once
- * more and released. */
-static void on_rotate_timer(struct sl_stage *stage, void *arg)
-{
-    struct sl__file_src *s = arg;
-    int64_t now = sl_stage_now_ms(stage), next = -1;
-    s->rotate_deadline = 0;
-    for (struct sl__file *f = s->files; f; f = f->next) {
-        if (f->state != SL__FILE_ROTATED || f->final) continue;
-        int64_t left = f->rotated_at + s->rotate_wait - now;
-        if (left <= 0) {
-            f->final = true;
-            sl__file_mark_readable(s, f);
-        } else if (next < 0 || left < next) {
-            next = left;
-        }
-    }
-    if (next >= 0) sl__file_arm(s, s->rotate_timer, &s->rotate_deadline, next);
 }
 
 /* ---- lifetime ----------------------------------------------------------------------------- */
@@ -478,7 +332,7 @@ static void setup_lines(struct sl__file_src *s)
 
 static int open_checkpoints(struct sl__file_src *s, struct sl_error *err)
 {
-    if (!(s->ckpt_timer = sl_timer_new(s->stage, on_ckpt_timer, s)))
+    if (!(s->ckpt_timer = sl_timer_new(s->stage, sl__file_on_ckpt_timer, s)))
         return sl_error_set(err, SL_ENOMEM, "out of memory");
     sl_timer_start(s->ckpt_timer, s->checkpoint_interval, true);
     if (s->checkpoint && !*s->checkpoint) return 0; /* checkpoint: "" turns them off */
@@ -490,40 +344,6 @@ static int open_checkpoints(struct sl__file_src *s, struct sl_error *err)
     int rc = sl__file_ckpt_open(path, sl_stage_name(s->stage), &s->ckpt, err);
     if (!rc) s->ckpt_real = realpath(path, NULL); /* a glob may well match it: "*" */
     return rc;
-}
-
-/* A checkpoint row whose file is gone: saved more than checkpoint_retention ago, no
- * tracked file has its identity (the initial scan found none), and its last known path
- * is gone or holds another file. A file that was only unreachable for a while (a mount
- * that came back late) is read again from its start if its row was purged: duplicates,
- * never loss; hence a retention of days, not seconds. */
-static bool row_gone(void *arg, const struct sl__file_ckpt_row *r)
-{
-    struct sl__file_src *s = arg;
-    if ((int64_t)time(NULL) * 1000 - r->updated * 1000 < s->checkpoint_retention) return false;
-    for (struct sl__file *f = s->files; f; f = f->next)
-        if (f->dev == r->dev && f->ino == r->ino) return false;
-    struct stat st;
-    return !r->path || stat(r->path, &st) != 0 || (uint64_t)st.st_dev != r->dev ||
-           (uint64_t)st.st_ino != r->ino;
-}
-
-/* Start, after the initial scan: rows of files gone for long are deleted (a file
- * deleted while the source runs loses its row at once). */
-static void purge_checkpoints(struct sl__file_src *s)
-{
-    if (!s->ckpt || s->checkpoint_retention <= 0) return;
-    char msg[256];
-    size_t n;
-    if (sl__file_ckpt_purge(s->ckpt, row_gone, s, &n, msg, sizeof msg)) {
-        sl_stage_log(s->stage, SL_LOG_WARN, "%s", msg); /* they stay; no harm done */
-        return;
-    }
-    s->purged = n;
-    if (n)
-        sl_stage_log(s->stage, SL_LOG_INFO,
-                     "forgot the checkpoints of %zu files gone for over %lld s", n,
-                     (long long)(s->checkpoint_retention / 1000));
 }
 
 static int start_watch(struct sl__file_src *s, struct sl_error *err)
@@ -550,15 +370,16 @@ static int file_start(struct sl_stage *stage, struct sl_error *err)
     if (make_globs(s)) return sl_error_set(err, SL_ENOMEM, "out of memory");
     setup_lines(s);
     s->partial_timer = sl_timer_new(stage, on_partial_timer, s);
-    s->rotate_timer = sl_timer_new(stage, on_rotate_timer, s);
+    s->rotate_timer = sl_timer_new(stage, sl__file_on_rotate_timer, s);
     if (!s->partial_timer || !s->rotate_timer) return sl_error_set(err, SL_ENOMEM, "out of memory");
     int rc = open_checkpoints(s, err);
     if (!rc) rc = start_watch(s, err);
     if (rc) return rc;
     sl__file_scan(s, true);
     s->scanned = true;
-    purge_checkpoints(s);
-    if (!s->files)
+    sl__file_resume_renamed(s);
+    sl__file_purge_checkpoints(s);
+    if (!s->files && !s->nunreadable) /* unreadable ones were reported with their reason */
         sl_stage_log(stage, SL_LOG_WARN, "no file matches '%s'%s", s->path.items[0],
                      s->follow ? " yet" : "");
     return 0;
@@ -571,23 +392,17 @@ static void file_close(struct sl_stage *stage)
     sl_timer_free(s->ckpt_timer);
     sl_timer_free(s->partial_timer);
     sl_timer_free(s->rotate_timer);
-    if (s->ckpt) { /* the loop has stopped: the last save may block here */
-        struct sl__file_ckpt_row *rows = NULL;
-        size_t n = collect_rows(s, &rows);
-        char msg[256];
-        if (n && sl__file_ckpt_save(s->ckpt, rows, n, msg, sizeof msg))
-            sl_stage_log(stage, SL_LOG_ERROR, "%s", msg);
-        free_rows(rows, n);
-        sl__file_ckpt_close(s->ckpt);
-    }
+    sl__file_save_final(s);
+    sl__file_ckpt_close(s->ckpt);
     while (s->files) {
         struct sl__file *f = s->files;
         s->files = f->next;
-        if (f->fd >= 0) close(f->fd);
-        free(f->path);
-        free(f);
+        sl__file_free(f);
     }
     free(s->ckpt_real);
+    sl__file_suspects_free(s);
+    for (size_t i = 0; i < s->nunreadable; i++) free(s->unreadable[i]);
+    free(s->unreadable);
     for (size_t i = 0; i < s->nglobs; i++) free(s->globs[i]);
     free(s->globs);
     free(s->flights);
@@ -615,14 +430,18 @@ static const struct sl_option file_source_options[] = {
      "at start, forget the checkpoints of files gone (not found, path gone or reused) and "
      "not saved for this long (0: keep them forever)"},
     {"checkpoint_interval", SL_OPT_DURATION, "1s", 0, OPT(checkpoint_interval),
-     "how often acknowledged offsets are saved"},
+     "how often acknowledged offsets are saved (the first one is saved at once)"},
+    {"checkpoint_bytes", SL_OPT_SIZE, "8MiB", 0, OPT(checkpoint_bytes),
+     "also save once this much has been acknowledged since the last save: bounds what a "
+     "crash replays (0: the interval alone)"},
     {"watch", SL_OPT_ENUM, "auto", 0, OPT(watch_mode),
      "how changes are noticed when following: inotify, poll, or auto (inotify if it works)",
      "auto|inotify|poll"},
     {"poll_interval", SL_OPT_DURATION, "1s", 0, OPT(poll_interval),
      "rescan period with watch: poll (and for directories inotify cannot watch yet)"},
     {"rotate_wait", SL_OPT_DURATION, "5s", 0, OPT(rotate_wait),
-     "how long a file renamed away is still read for late writes before it is closed"},
+     "how long a file renamed out of the glob is still followed (late writes read as they "
+     "come) before it is closed; a run ending sooner leaves it to the next"},
     {"read_buffer", SL_OPT_SIZE, "256KiB", 0, OPT(read_buffer), "bytes per read"},
     SL__FILE_HOST_OPTION(OPT),
     {"file_key", SL_OPT_STRING, "", 0, OPT(file_key),
@@ -642,6 +461,6 @@ const struct sl_stage_type sl_stage_file_source = {
     .init = file_init,
     .start = file_start,
     .poll = file_poll,
-    .ack = file_ack,
+    .ack = sl__file_ack,
     .close = file_close,
 };

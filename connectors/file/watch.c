@@ -2,12 +2,14 @@
  *
  * inotify: the directories the globs can match in are watched, and the inotify fd is
  * one more fd on the stage's libevent loop. A write to a known file marks it readable;
- * a create, rename or delete of a path that matches a glob asks for a rescan. When a
- * directory cannot be watched yet (it does not exist), a timer rescans every
- * poll_interval until it can.
+ * a create, rename or delete of a path that matches a glob asks for a rescan. A file
+ * renamed out of the glob is watched alone (through /proc/self/fd: wherever it went)
+ * until it is released. When a directory cannot be watched yet (it does not exist), a
+ * timer rescans every poll_interval until it can.
  *
- * poll: a timer rescans every poll_interval; the scan's stat() of every file finds
- * growth and truncation. Neither backend ever spins: without events, nothing runs. */
+ * poll: a timer rescans every poll_interval; the scan's stat() of every file (fstat() of
+ * the renamed ones) finds growth and truncation. Neither backend ever spins: without events,
+ * nothing runs. */
 #include <errno.h>
 #include <fnmatch.h>
 #include <stdio.h>
@@ -27,11 +29,18 @@ struct watched_dir {
     char *dir; /* the path it was added as (owned) */
 };
 
+struct creation {
+    char *path; /* a path the globs match (owned) */
+    unsigned n; /* times it was created since the last scan */
+};
+
 struct inotify_watch {
     int fd;                   /* inotify instance */
     struct event *ev;         /* read event on fd */
     struct watched_dir *dirs; /* n used of cap */
     size_t n, cap;            /* entries */
+    struct creation *made;    /* paths created since the last scan */
+    size_t nmade, made_cap;   /* entries */
     struct sl_timer *retry;   /* rescans while a directory could not be watched */
     bool missing;             /* a directory could not be watched at the last scan */
 };
@@ -64,6 +73,53 @@ static bool matches_glob(const struct sl__file_src *s, const char *path)
     return false;
 }
 
+static void count_creation(struct inotify_watch *w, const char *path)
+{
+    for (size_t i = 0; i < w->nmade; i++)
+        if (strcmp(w->made[i].path, path) == 0) {
+            w->made[i].n++;
+            return;
+        }
+    if (w->nmade == w->made_cap) {
+        size_t cap = w->made_cap ? w->made_cap * 2 : 8;
+        struct creation *nm = realloc(w->made, cap * sizeof *nm);
+        if (!nm) return;
+        w->made = nm;
+        w->made_cap = cap;
+    }
+    char *copy = strdup(path);
+    if (copy) w->made[w->nmade++] = (struct creation){.path = copy, .n = 1};
+}
+
+static unsigned inotify_created(struct sl__file_src *s, const char *path)
+{
+    struct inotify_watch *w = s->watch;
+    for (size_t i = 0; w && i < w->nmade; i++)
+        if (strcmp(w->made[i].path, path) == 0) return w->made[i].n;
+    return 0;
+}
+
+static void inotify_scanned(struct sl__file_src *s)
+{
+    struct inotify_watch *w = s->watch;
+    for (size_t i = 0; w && i < w->nmade; i++) free(w->made[i].path);
+    if (w) w->nmade = 0;
+}
+
+/* An event on the watch of a file alone (renamed out of the glob): it was written to. */
+static bool on_file_event(struct sl__file_src *s, const struct inotify_event *ev)
+{
+    for (struct sl__file *f = s->files; f; f = f->next)
+        if (f->wd == ev->wd) {
+            if (ev->mask & IN_IGNORED)
+                f->wd = 0; /* the file is gone: its watch with it */
+            else
+                sl__file_mark_readable(s, f);
+            return true;
+        }
+    return false;
+}
+
 /* One event: which file may have grown, or whether the set of files may have changed. */
 static void on_event(struct sl__file_src *s, struct inotify_watch *w,
                      const struct inotify_event *ev)
@@ -71,6 +127,10 @@ static void on_event(struct sl__file_src *s, struct inotify_watch *w,
     if (ev->mask & IN_Q_OVERFLOW) { /* events were lost: look at everything */
         s->rescan = true;
         for (struct sl__file *f = s->files; f; f = f->next) sl__file_mark_readable(s, f);
+        return;
+    }
+    if (!dir_of(w, ev->wd)) { /* a file's own watch, or one removed already */
+        on_file_event(s, ev);
         return;
     }
     if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
@@ -94,6 +154,10 @@ static void on_event(struct sl__file_src *s, struct inotify_watch *w,
     if ((ev->mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)) &&
         (matches_glob(s, path) || sl__file_by_path(s, path) || (ev->mask & IN_ISDIR)))
         s->rescan = true;
+    /* Created more than once before the next scan: files unseen (a file renamed to it may
+     * be one the glob follows, so only creations count; rotation.c) */
+    if ((ev->mask & IN_CREATE) && !(ev->mask & IN_ISDIR) && matches_glob(s, path))
+        count_creation(w, path);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -135,6 +199,8 @@ static void inotify_stop(struct sl__file_src *s)
     if (w->fd >= 0) close(w->fd);
     for (size_t i = 0; i < w->n; i++) free(w->dirs[i].dir);
     free(w->dirs);
+    inotify_scanned(s);
+    free(w->made);
     free(w);
     s->watch = NULL;
 }
@@ -184,11 +250,38 @@ static void inotify_add_dir(struct sl__file_src *s, const char *dir)
     w->dirs[w->n++] = (struct watched_dir){.wd = wd, .dir = copy};
 }
 
+/* Watches the file itself through its descriptor: it is wherever it was renamed to. */
+static void inotify_watch_file(struct sl__file_src *s, struct sl__file *f)
+{
+    struct inotify_watch *w = s->watch;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", f->fd);
+    int wd = f->fd >= 0 ? inotify_add_watch(w->fd, path, IN_MODIFY) : -1;
+    if (wd < 0) {
+        sl_stage_log(s->stage, SL_LOG_DEBUG, "cannot watch %s alone: %s (read at rotate_wait)",
+                     f->path, strerror(errno));
+        return;
+    }
+    if (dir_of(w, wd)) return; /* the very directory inode? never for a regular file */
+    f->wd = wd;
+}
+
+static void inotify_unwatch_file(struct sl__file_src *s, struct sl__file *f)
+{
+    struct inotify_watch *w = s->watch;
+    if (w && f->wd > 0) inotify_rm_watch(w->fd, f->wd); /* its IN_IGNORED finds no file */
+    f->wd = 0;
+}
+
 const struct sl__file_watch_ops sl__file_watch_inotify = {
     .name = "inotify",
     .start = inotify_start,
     .add_dir = inotify_add_dir,
     .stop = inotify_stop,
+    .created = inotify_created,
+    .scanned = inotify_scanned,
+    .watch_file = inotify_watch_file,
+    .unwatch_file = inotify_unwatch_file,
 };
 
 /* ---- polling ------------------------------------------------------------------------- */

@@ -1,0 +1,273 @@
+/* Acknowledgements and checkpoint saves of the `file` source.
+ *
+ * Each batch the source emits is one entry of a ring of batches in flight (file,
+ * generation, end offset); ack() takes entries in production order and moves each file's
+ * acknowledged offset. Changed offsets are saved to SQLite by a job on an executor thread:
+ * every checkpoint_interval (a timer), sooner when checkpoint_bytes of acknowledged data
+ * wait to be saved, right after the first acknowledgement of the run, and once more,
+ * blocking, at close(). What a kill -9 replays is thus bounded by the smaller of the two
+ * (plus what was in flight). A record whose file is closed is freed once its batches are
+ * acknowledged and its last state saved. At start, rows of files long gone are purged. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Records which file and offsets batch `b` covers, for ack(). */
+int sl__file_track(struct sl__file_src *s, struct sl__file *f, struct sl_batch *b)
+{
+    if (s->fl_count == s->fl_cap) {
+        size_t cap = s->fl_cap ? s->fl_cap * 2 : 16;
+        struct sl__file_flight *nf = malloc(cap * sizeof *nf);
+        if (!nf) return SL_ENOMEM;
+        for (size_t i = 0; i < s->fl_count; i++) nf[i] = s->flights[(s->fl_head + i) % s->fl_cap];
+        free(s->flights);
+        s->flights = nf;
+        s->fl_cap = cap;
+        s->fl_head = 0;
+    }
+    uint64_t seq = s->next_seq++;
+    s->flights[(s->fl_head + s->fl_count++) % s->fl_cap] =
+        (struct sl__file_flight){.seq = seq, .f = f, .gen = f->gen, .end = f->pos};
+    f->refs++;
+    sl_batch_set_cookie(b, seq);
+    return 0;
+}
+
+/* ---- acknowledgements and checkpoints ------------------------------------------------- */
+
+void sl__file_ack(struct sl_stage *stage, struct sl_batch *b)
+{
+    struct sl__file_src *s = sl_stage_state(stage);
+    uint64_t seq = sl_batch_cookie(b);
+    while (s->fl_count) {
+        struct sl__file_flight *e = &s->flights[s->fl_head];
+        if (e->seq > seq) break;
+        struct sl__file *f = e->f;
+        uint64_t was = f->acked;
+        if (e->seq == seq && e->gen == f->gen && e->end > f->acked) f->acked = e->end;
+        if (--f->refs == 0) f->acked = f->pos; /* nothing in flight: all before pos is done */
+        if (f->acked > was) s->unsaved += f->acked - was;
+        f->dirty = true;
+        s->fl_head = (s->fl_head + 1) % s->fl_cap;
+        s->fl_count--;
+    }
+    /* The first acknowledgement of the run is saved at once (a run killed within the
+     * interval must not start over), then every checkpoint_bytes besides the interval.
+     * The save starts from poll(): ack() also runs from done callbacks while the pipeline
+     * stops its executor, and a busy pipeline may not give timers a turn for long. */
+    if (s->ckpt && (!s->acked_once || (s->checkpoint_bytes && s->unsaved >= s->checkpoint_bytes))) {
+        s->acked_once = true;
+        s->save_wanted = true;
+        sl_stage_wake(stage);
+    }
+}
+
+struct save_job {
+    struct sl__file_src *s;         /* the source (its ckpt is used by one job at a time) */
+    struct sl__file_ckpt_row *rows; /* owned, with their paths */
+    size_t n;                       /* rows */
+    int rc;                         /* result */
+    char msg[256];                  /* reason on failure */
+};
+
+void sl__file_progress(struct sl__file_src *s)
+{
+    uint64_t done = 0, total = 0;
+    for (const struct sl__file *f = s->files; f; f = f->next) {
+        done += f->pos;
+        total += f->size;
+    }
+    sl_stage_set_progress(s->stage, done, total);
+}
+
+/* Where a file renamed out of the glob is now (it may have been renamed again since). */
+static const char *renamed_path(struct sl__file *f)
+{
+    char buf[4096];
+    if (f->fd < 0 && f->now_at) return f->now_at;
+    const char *now = sl__file_current_path(f, buf, sizeof buf);
+    char *copy = strdup(now);
+    if (!copy) return f->now_at ? f->now_at : f->path;
+    free(f->now_at);
+    return f->now_at = copy;
+}
+
+/* Snapshots the changed files as rows. Returns the number, 0 when nothing changed. */
+static size_t collect_rows(struct sl__file_src *s, struct sl__file_ckpt_row **out)
+{
+    size_t n = 0, k = 0;
+    for (struct sl__file *f = s->files; f; f = f->next) n += f->dirty && !f->stale;
+    if (!n || !(*out = calloc(n, sizeof **out))) return 0;
+    for (struct sl__file *f = s->files; f; f = f->next) {
+        if (!f->dirty || f->stale) continue;
+        bool done = f->state == SL__FILE_CLOSED && !f->refs;
+        (*out)[k++] = (struct sl__file_ckpt_row){
+            .dev = f->dev,
+            .ino = f->ino,
+            .fp = f->fp,
+            .fp_len = f->fp_len,
+            .offset = f->acked,
+            .path = strdup(f->renamed ? renamed_path(f) : f->path),
+            .rotated = f->renamed && !done, /* the next run finishes it */
+            .remove = f->forget && done};
+        f->dirty = false;
+    }
+    return k;
+}
+
+static void free_rows(struct sl__file_ckpt_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(rows[i].path);
+    free(rows);
+}
+
+/* Frees closed files whose last state is saved and whose batches are all acknowledged;
+ * the earlier content of a truncated file waits rotate_wait for a copy to take it over. */
+static void collect_garbage(struct sl__file_src *s)
+{
+    int64_t now = sl_stage_now_ms(s->stage);
+    for (struct sl__file **pp = &s->files; *pp;) {
+        struct sl__file *f = *pp;
+        bool waiting = f->retired && now - f->rotated_at < s->rotate_wait;
+        if (f->state == SL__FILE_CLOSED && !f->refs && (!f->dirty || f->stale) && !waiting) {
+            *pp = f->next;
+            if (s->cursor == f) s->cursor = NULL;
+            sl__file_free(f);
+        } else {
+            pp = &f->next;
+        }
+    }
+}
+
+static void save_work(void *arg)
+{
+    struct save_job *j = arg;
+    j->rc = sl__file_ckpt_save(j->s->ckpt, j->rows, j->n, j->msg, sizeof j->msg);
+    atomic_store(&j->s->saving, false); /* the database is free for the next save */
+}
+
+static void save_done(struct sl_stage *stage, void *arg)
+{
+    struct save_job *j = arg;
+    struct sl__file_src *s = j->s;
+    s->save_jobs--;
+    if (j->rc) {
+        sl_stage_log(stage, SL_LOG_WARN, "%s (retrying)", j->msg);
+        for (struct sl__file *f = s->files; f; f = f->next) f->dirty = !f->stale;
+    } else {
+        sl__file_ckpt_apply(s->ckpt, j->rows, j->n);
+        if (!s->save_jobs) collect_garbage(s); /* a later job may fail and need the records */
+    }
+    free_rows(j->rows, j->n);
+    free(j);
+    if (s->save_wanted) sl_stage_wake(stage); /* asked for while the database was busy */
+}
+
+/* Starts a save of what changed on an executor thread. One save writes at a time; the
+ * next may start as soon as the previous one's work is over, before its done callback
+ * has run (a busy loop runs those late). */
+static void start_save(struct sl__file_src *s)
+{
+    if (atomic_load(&s->saving)) {
+        s->save_wanted = true;
+        return;
+    }
+    s->save_wanted = false;
+    struct save_job *j = calloc(1, sizeof *j);
+    if (!j) return;
+    j->s = s;
+    j->n = collect_rows(s, &j->rows);
+    if (!j->n) {
+        free(j);
+        if (!s->save_jobs) collect_garbage(s);
+        return;
+    }
+    s->unsaved = 0;
+    atomic_store(&s->saving, true);
+    s->save_jobs++;
+    if (sl_stage_submit(s->stage, save_work, save_done, j)) {
+        atomic_store(&s->saving, false);
+        s->save_jobs--;
+        for (size_t i = 0; i < j->n; i++) /* try again next tick */
+            for (struct sl__file *f = s->files; f; f = f->next)
+                if (f->dev == j->rows[i].dev && f->ino == j->rows[i].ino) f->dirty = !f->stale;
+        free_rows(j->rows, j->n);
+        free(j);
+    }
+}
+
+void sl__file_save_soon(struct sl__file_src *s)
+{
+    if (!s->ckpt) return;
+    s->save_wanted = true;
+    sl_stage_wake(s->stage);
+}
+
+void sl__file_save_if_wanted(struct sl__file_src *s)
+{
+    if (s->save_wanted && !atomic_load(&s->saving)) start_save(s);
+}
+
+void sl__file_on_ckpt_timer(struct sl_stage *stage, void *arg)
+{
+    (void)stage;
+    struct sl__file_src *s = arg;
+    sl__file_progress(s);
+    if (!s->ckpt) { /* no database: only closed files to free */
+        for (struct sl__file *f = s->files; f; f = f->next) f->dirty = false;
+        collect_garbage(s);
+        return;
+    }
+    start_save(s);
+}
+
+void sl__file_save_final(struct sl__file_src *s)
+{
+    if (!s->ckpt) return;
+    struct sl__file_ckpt_row *rows = NULL;
+    size_t n = collect_rows(s, &rows);
+    char msg[256];
+    if (n && sl__file_ckpt_save(s->ckpt, rows, n, msg, sizeof msg))
+        sl_stage_log(s->stage, SL_LOG_ERROR, "%s", msg);
+    free_rows(rows, n);
+}
+
+/* ---- at start ---------------------------------------------------------------------- */
+
+/* A checkpoint row whose file is gone: saved more than checkpoint_retention ago, no
+ * tracked file has its identity (the initial scan found none), and its last known path
+ * is gone or holds another file. A file that was only unreachable for a while (a mount
+ * that came back late) is read again from its start if its row was purged: duplicates,
+ * never loss; hence a retention of days, not seconds. */
+static bool row_gone(void *arg, const struct sl__file_ckpt_row *r)
+{
+    struct sl__file_src *s = arg;
+    if ((int64_t)time(NULL) * 1000 - r->updated * 1000 < s->checkpoint_retention) return false;
+    for (struct sl__file *f = s->files; f; f = f->next)
+        if (f->dev == r->dev && f->ino == r->ino) return false;
+    struct stat st;
+    return !r->path || stat(r->path, &st) != 0 || (uint64_t)st.st_dev != r->dev ||
+           (uint64_t)st.st_ino != r->ino;
+}
+
+/* Start, after the initial scan: rows of files gone for long are deleted (a file
+ * deleted while the source runs loses its row at once). */
+void sl__file_purge_checkpoints(struct sl__file_src *s)
+{
+    if (!s->ckpt || s->checkpoint_retention <= 0) return;
+    char msg[256];
+    size_t n;
+    if (sl__file_ckpt_purge(s->ckpt, row_gone, s, &n, msg, sizeof msg)) {
+        sl_stage_log(s->stage, SL_LOG_WARN, "%s", msg); /* they stay; no harm done */
+        return;
+    }
+    s->purged = n;
+    if (n)
+        sl_stage_log(s->stage, SL_LOG_INFO,
+                     "forgot the checkpoints of %zu files gone for over %lld s", n,
+                     (long long)(s->checkpoint_retention / 1000));
+}
