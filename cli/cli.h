@@ -75,9 +75,12 @@ void cli_human(double v, char *buf, size_t size);
 /* ---- metrics.c: /metrics and /health over HTTP ---------------------------------------- */
 
 struct cli_metrics; /* opaque */
-/* Serves on `addr` ("host:port"; port 0 picks one) on the pipeline's loop. Returns the
- * server (free: cli_metrics_free), or NULL with `err`. */
-struct cli_metrics *cli_metrics_start(struct sl_pipeline *p, const char *addr,
+/* Connections served at once by default (--metrics-max-connections). */
+#define CLI_METRICS_MAX_CONNECTIONS 256
+/* Serves on `addr` ("host:port"; port 0 picks one) on the pipeline's loop, at most
+ * `max_conns` connections at once (0: CLI_METRICS_MAX_CONNECTIONS). Returns the server
+ * (free: cli_metrics_free), or NULL with `err`. */
+struct cli_metrics *cli_metrics_start(struct sl_pipeline *p, const char *addr, unsigned max_conns,
                                       struct sl_error *err);
 int cli_metrics_port(const struct cli_metrics *m);     /* the bound port */
 void cli_metrics_shutting_down(struct cli_metrics *m); /* /health answers 503 from now on */
@@ -96,6 +99,7 @@ struct cli_opts {
     bool quiet;                 /* --quiet */
     int64_t stats_interval_ms;  /* --stats-interval, 0: none */
     const char *metrics_addr;   /* --metrics-addr, NULL: off */
+    unsigned metrics_max_conns; /* --metrics-max-connections, 0: the default */
     int64_t shutdown_delay_ms;  /* --shutdown-delay */
 };
 
