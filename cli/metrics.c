@@ -6,7 +6,9 @@
  * The server must not hurt the run it watches, whatever its clients do: it serves at
  * most `max_conns` connections at once (the others wait in the listen backlog, costing
  * no descriptor); an accept() that fails (no descriptor left: EMFILE, ENFILE) pauses
- * the listener with a growing delay instead of failing again at once, forever. */
+ * the listener with a growing delay instead of failing again at once, forever;
+ * requests are GET only, with 8 KiB of headers at most; a client silent for 5 s is
+ * dropped. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -26,9 +28,11 @@
 #include "cli.h"
 
 enum {
-    LISTEN_BACKLOG = 128, /* where clients past the cap wait */
-    PAUSE_MIN_MS = 10,    /* the first pause after an accept error... */
-    PAUSE_MAX_MS = 1000,  /* ...doubles up to this */
+    MAX_HEADER_BYTES = 8192, /* request line and headers; a scrape sends a few hundred */
+    LISTEN_BACKLOG = 128,    /* where clients past the cap wait */
+    IDLE_TIMEOUT_S = 5,      /* a client that neither sends nor reads this long is dropped */
+    PAUSE_MIN_MS = 10,       /* the first pause after an accept error... */
+    PAUSE_MAX_MS = 1000,     /* ...doubles up to this */
 };
 
 struct cli_metrics {
@@ -369,10 +373,14 @@ static struct evconnlistener *listen_on(struct event_base *base, const char *add
     return lev;
 }
 
-/* The handlers of a new server. */
+/* The limits and the handlers of a new server. */
 static void configure(struct cli_metrics *m)
 {
+    struct timeval idle = {.tv_sec = IDLE_TIMEOUT_S};
     evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_max_headers_size(m->http, MAX_HEADER_BYTES);
+    evhttp_set_max_body_size(m->http, 0); /* GET and HEAD have none */
+    evhttp_set_timeout_tv(m->http, &idle);
     evhttp_set_bevcb(m->http, new_conn, m);
     evhttp_set_cb(m->http, "/metrics", on_metrics, m);
     evhttp_set_cb(m->http, "/health", on_health, m);

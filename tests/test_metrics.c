@@ -1,7 +1,8 @@
-/* The metrics server of `sluice run --metrics-addr` under abuse (issue 9): more clients
- * than file descriptors, more than the connection cap. The real `sluice` process on real
- * sockets. Its stderr goes to a file, not a pipe: a full pipe would block a process that
- * floods its log, and hide that it spins. */
+/* The metrics server of `sluice run --metrics-addr` under abuse (issues 9 and 10): more
+ * clients than file descriptors, more than the connection cap, a flood of header bytes,
+ * a client that sends nothing. The real `sluice` process on real sockets. Its stderr
+ * goes to a file, not a pipe: a full pipe would block a process that floods its log, and
+ * hide that it spins. */
 #define _GNU_SOURCE /* posix_spawn_file_actions_addchdir_np */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -157,6 +158,21 @@ static double cpu_seconds(pid_t pid)
     cr_assert_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st),
                  2);
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* VmRSS of `pid` in KiB. */
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
+    fclose(f);
+    cr_assert_gt(kib, 0);
+    return kib;
 }
 
 static size_t count(const char *s, const char *needle)
@@ -331,4 +347,60 @@ Test(metrics, max_connections_takes_a_number_from_1_to_65535)
                  bad[i]);
         cr_expect_str_eq(err, want);
     }
+}
+
+/* ---- issue 10: headers, bodies, timeouts ----------------------------------------------- */
+
+/* Header lines that never end used to be kept, all of them: 200 MB took RSS to 198 MB. */
+Test(metrics, a_flood_of_header_bytes_is_refused_and_memory_stays_small)
+{
+    struct proc p = start(run_metrics, NULL, 0);
+    int port = port_of(&p);
+    expect_healthy(port);
+    long rss0 = rss_kib(p.pid);
+    int fd = connect_to(port, 20);
+    send_all(fd, "GET /health HTTP/1.1\r\nHost: localhost\r\n");
+    static char line[1024];
+    memset(line, 'a', sizeof line);
+    size_t sent = 0;
+    for (; sent < (64u << 20); sent += sizeof line) { /* 1 KiB lines, 64 MiB at most */
+        snprintf(line, 16, "X-Pad-%08zu", sent / sizeof line);
+        line[14] = ':';
+        memcpy(line + sizeof line - 2, "\r\n", 2);
+        if (send(fd, line, sizeof line, MSG_NOSIGNAL) != (ssize_t)sizeof line) break;
+    }
+    cr_expect_lt(sent, 16u << 20, "the server took %zu bytes of headers", sent);
+    static char resp[4096];
+    ssize_t got = recv(fd, resp, sizeof resp - 1, 0);
+    resp[got > 0 ? got : 0] = '\0';
+    /* A 4xx, or the connection reset (the server closed with our bytes unread). */
+    cr_expect(got <= 0 || strncmp(resp, "HTTP/1.1 4", 10) == 0, "%s", resp);
+    close(fd);
+    long grown = rss_kib(p.pid) - rss0;
+    cr_expect_lt(grown, 20 * 1024, "RSS grew by %ld KiB", grown);
+    expect_healthy(port);
+    stop(&p);
+}
+
+/* A client that connects and sends nothing, or half a request, must not hold its
+ * connection (and its place under the cap) forever. */
+Test(metrics, a_client_that_stalls_is_closed_after_the_timeout)
+{
+    struct proc p = start(run_metrics, NULL, 0);
+    int port = port_of(&p);
+    int silent = connect_to(port, 30), half = connect_to(port, 30);
+    send_all(half, "GET /health HTTP/1.1\r\nHost: local");
+    double t0 = now_s();
+    char c;
+    for (int i = 0; i < 2; i++) {
+        ssize_t got = recv(i ? half : silent, &c, 1, 0);
+        double waited = now_s() - t0;
+        cr_expect_eq(got, 0, "client %d: recv %zd (%s) after %.1f s", i, got, strerror(errno),
+                     waited);
+        cr_expect(waited > 2 && waited < 20, "client %d closed after %.1f s", i, waited);
+    }
+    close(silent);
+    close(half);
+    expect_healthy(port);
+    stop(&p);
 }
