@@ -48,6 +48,11 @@ struct cli_counts {
 void cli_log_report(void *arg, enum sl_log_level level, const struct sl_error *e);
 /* Fits sl_pipeline_options.log; counts into `arg` (struct cli_counts, may be NULL). */
 void cli_log_pipeline(void *arg, enum sl_log_level level, const char *stage, const char *msg);
+/* Routes libevent's own messages through this logger ("libevent: msg"): a message
+ * repeated within 10 s is counted, not shown, and at most 20 lines of libevent's are
+ * shown per 10 s. The flush tells the counts still untold (call it before exiting). */
+void cli_log_libevent_start(void);
+void cli_log_libevent_flush(void);
 
 /* ---- describe.c: `sluice list` and `sluice describe` ------------------------------- */
 

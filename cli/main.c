@@ -303,8 +303,10 @@ int main(int argc, char **argv)
     if (!ps.sets) return CLI_ERUN;
     int rc = parse(c, argc - 1, argv + 1, &ps);
     cli_log_setup((enum sl_log_level)ps.level, (enum cli_log_format)ps.format);
+    cli_log_libevent_start(); /* before any loop is made: libevent logs from then on */
     if (!rc && ps.help) command_help(c, stdout);
     if (!rc && !ps.help) rc = dispatch(c, &ps);
+    cli_log_libevent_flush();
     free(ps.sets);
     return rc;
 }

@@ -1,11 +1,12 @@
 /* The metrics server of `sluice run --metrics-addr` under abuse (issues 9 and 10): more
  * clients than file descriptors, more than the connection cap, a flood of header bytes,
- * a client that sends nothing. The real `sluice` process on real sockets. Its stderr
- * goes to a file, not a pipe: a full pipe would block a process that floods its log, and
- * hide that it spins. */
+ * a client that sends nothing; and libevent's own log lines, which go through sluice's
+ * logger. The real `sluice` process on real sockets. Its stderr goes to a file, not a
+ * pipe: a full pipe would block a process that floods its log, and hide that it spins. */
 #define _GNU_SOURCE /* posix_spawn_file_actions_addchdir_np */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -22,11 +23,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/util.h>
+
+#include "cli.h"
+
 extern char **environ;
 
 TestSuite(metrics, .timeout = 90);
 
-/* ---- the process ---------------------------------------------------------------------- */
+/* ---- the process ----------------------------------------------------------------------------- */
 
 struct proc {
     pid_t pid;
@@ -141,7 +146,7 @@ static void stop(struct proc *p)
     close(p->err);
 }
 
-/* ---- what the test reads of the process -------------------------------------------------- */
+/* ---- what the test reads of the process ------------------------------------------------------ */
 
 /* utime + stime of `pid`, in seconds (/proc/PID/stat fields 14 and 15). */
 static double cpu_seconds(pid_t pid)
@@ -182,7 +187,7 @@ static size_t count(const char *s, const char *needle)
     return n;
 }
 
-/* ---- the client side -------------------------------------------------------------------- */
+/* ---- the client side ------------------------------------------------------------------------- */
 
 /* A connection to 127.0.0.1:port whose reads and writes give up after `timeout_s`. The
  * kernel completes it from the listen backlog even while the server does not accept. */
@@ -249,7 +254,7 @@ static void expect_healthy(int port)
 static const char *const run_metrics[] = {"run",         "--quiet",      "--metrics-addr",
                                           "127.0.0.1:0", "metrics.yaml", NULL};
 
-/* ---- issue 9: file descriptors and connections ------------------------------------------- */
+/* ---- issue 9: file descriptors and connections ----------------------------------------------- */
 
 /* With more clients than file descriptors, accept() fails with EMFILE while the listener
  * stays readable: libevent logged each failure, millions a second at 100 % CPU. */
@@ -349,7 +354,7 @@ Test(metrics, max_connections_takes_a_number_from_1_to_65535)
     }
 }
 
-/* ---- issue 10: headers, bodies, timeouts ----------------------------------------------- */
+/* ---- issue 10: headers, bodies, timeouts ----------------------------------------------------- */
 
 /* Header lines that never end used to be kept, all of them: 200 MB took RSS to 198 MB. */
 Test(metrics, a_flood_of_header_bytes_is_refused_and_memory_stays_small)
@@ -403,4 +408,65 @@ Test(metrics, a_client_that_stalls_is_closed_after_the_timeout)
     close(half);
     expect_healthy(port);
     stop(&p);
+}
+
+/* ---- libevent's own log lines ---------------------------------------------------------------- */
+
+/* EVENT_SHOW_METHOD makes libevent log a line when the loop is made: it must come through
+ * sluice's logger, a JSON object with --log-format json. */
+Test(metrics, libevent_lines_come_through_the_logger)
+{
+    const char *const env[] = {"EVENT_SHOW_METHOD=1", NULL};
+    struct proc p = start(
+        (const char *[]){"run", "--quiet", "--log-format", "json", "first.yaml", NULL}, env, 0);
+    cr_assert_eq(wait_exit(p.pid), 0);
+    static char err[65536];
+    read_err(&p, err, sizeof err);
+    close(p.err);
+    int lines = 0;
+    for (char *line = err, *nl; (nl = strchr(line, '\n')); line = nl + 1, lines++)
+        cr_expect(strncmp(line, "{\"time\":\"", 9) == 0 && nl[-1] == '}', "%.*s", (int)(nl - line),
+                  line);
+    cr_expect_eq(lines, 2, "%s", err); /* libevent's, and "source done" */
+    cr_expect_not_null(strstr(err, "\",\"level\":\"info\",\"msg\":\"libevent: libevent using: "),
+                       "%s", err);
+    p = start((const char *[]){"run", "--quiet", "first.yaml", NULL}, env, 0);
+    cr_assert_eq(wait_exit(p.pid), 0);
+    read_err(&p, err, sizeof err);
+    close(p.err);
+    cr_expect(strncmp(err, "sluice: info: libevent: libevent using: ", 40) == 0, "%s", err);
+}
+
+/* In this process: the logger's libevent callback, fed by libevent itself. */
+Test(metrics, a_repeated_libevent_message_is_shown_once_then_counted, .init = cr_redirect_stderr)
+{
+    cli_log_setup(SL_LOG_INFO, CLI_LOG_TEXT);
+    cli_log_libevent_start();
+    for (int i = 0; i < 1000; i++) cr_assert_eq(evutil_make_socket_nonblocking(-1), -1);
+    cr_assert_eq(evutil_make_socket_closeonexec(-1), -1);
+    cli_log_libevent_flush();
+    fflush(stderr);
+    cr_assert_stderr_eq_str("sluice: warning: libevent: fcntl(-1, F_GETFL): Bad file descriptor\n"
+                            "sluice: warning: libevent: fcntl(-1, F_GETFD): Bad file descriptor\n"
+                            "sluice: warning: libevent: fcntl(-1, F_GETFL): Bad file descriptor "
+                            "(repeated 999 more times)\n");
+}
+
+Test(metrics, at_most_20_libevent_lines_are_shown_in_10_s, .init = cr_redirect_stderr)
+{
+    cli_log_setup(SL_LOG_INFO, CLI_LOG_TEXT);
+    cli_log_libevent_start();
+    for (int fd = -1; fd >= -50; fd--) evutil_make_socket_nonblocking(fd); /* 50 distinct */
+    cli_log_libevent_flush();
+    fflush(stderr);
+    char want[4096];
+    size_t n = 0;
+    for (int fd = -1; fd >= -20; fd--)
+        n += (size_t)snprintf(want + n, sizeof want - n,
+                              "sluice: warning: libevent: fcntl(%d, F_GETFL): Bad file "
+                              "descriptor\n",
+                              fd);
+    snprintf(want + n, sizeof want - n,
+             "sluice: warning: libevent: 30 more messages not shown (over 20 in 10 s)\n");
+    cr_assert_stderr_eq_str(want);
 }
