@@ -48,6 +48,11 @@ struct cli_counts {
 void cli_log_report(void *arg, enum sl_log_level level, const struct sl_error *e);
 /* Fits sl_pipeline_options.log; counts into `arg` (struct cli_counts, may be NULL). */
 void cli_log_pipeline(void *arg, enum sl_log_level level, const char *stage, const char *msg);
+/* Routes libevent's own messages through this logger ("libevent: msg"): a message
+ * repeated within 10 s is counted, not shown, and at most 20 lines of libevent's are
+ * shown per 10 s. The flush tells the counts still untold (call it before exiting). */
+void cli_log_libevent_start(void);
+void cli_log_libevent_flush(void);
 
 /* ---- describe.c: `sluice list` and `sluice describe` ------------------------------- */
 
@@ -75,9 +80,12 @@ void cli_human(double v, char *buf, size_t size);
 /* ---- metrics.c: /metrics and /health over HTTP ---------------------------------------- */
 
 struct cli_metrics; /* opaque */
-/* Serves on `addr` ("host:port"; port 0 picks one) on the pipeline's loop. Returns the
- * server (free: cli_metrics_free), or NULL with `err`. */
-struct cli_metrics *cli_metrics_start(struct sl_pipeline *p, const char *addr,
+/* Connections served at once by default (--metrics-max-connections). */
+#define CLI_METRICS_MAX_CONNECTIONS 256
+/* Serves on `addr` ("host:port"; port 0 picks one) on the pipeline's loop, at most
+ * `max_conns` connections at once (0: CLI_METRICS_MAX_CONNECTIONS). Returns the server
+ * (free: cli_metrics_free), or NULL with `err`. */
+struct cli_metrics *cli_metrics_start(struct sl_pipeline *p, const char *addr, unsigned max_conns,
                                       struct sl_error *err);
 int cli_metrics_port(const struct cli_metrics *m);     /* the bound port */
 void cli_metrics_shutting_down(struct cli_metrics *m); /* /health answers 503 from now on */
@@ -96,6 +104,7 @@ struct cli_opts {
     bool quiet;                 /* --quiet */
     int64_t stats_interval_ms;  /* --stats-interval, 0: none */
     const char *metrics_addr;   /* --metrics-addr, NULL: off */
+    unsigned metrics_max_conns; /* --metrics-max-connections, 0: the default */
     int64_t shutdown_delay_ms;  /* --shutdown-delay */
 };
 

@@ -38,6 +38,9 @@ static const struct command commands[] = {
      "                            not a terminal (e.g. 10s)\n"
      "      --metrics-addr H:P    serve /metrics (Prometheus) and /health on H:P, e.g.\n"
      "                            127.0.0.1:9598 (port 0: any free port; off by default)\n"
+     "      --metrics-max-connections N\n"
+     "                            serve at most N connections at once; more wait for one\n"
+     "                            to close (default 256)\n"
      "      --shutdown-delay DUR  on SIGINT/SIGTERM, answer /health 503 for DUR before\n"
      "                            stopping the sources (default 0)\n",
      1, 1, true},
@@ -45,7 +48,8 @@ static const struct command commands[] = {
     {"graph", "[OPTIONS] CONFIG", "print the pipeline as Graphviz DOT (| dot -Tsvg > p.svg)", "", 1,
      1, true},
     {"list", "", "list the stage types", "", 0, 0, false},
-    {"describe", "TYPE", "show a stage type's options (or the pipeline settings: describe pipeline)", "", 1, 1, false},
+    {"describe", "TYPE",
+     "show a stage type's options (or the pipeline settings: describe pipeline)", "", 1, 1, false},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof *commands)
@@ -88,7 +92,7 @@ static int bad_usage(const struct command *c, const char *fmt, const char *arg)
     return CLI_EUSAGE;
 }
 
-enum { OPT_LOG_LEVEL = 256, OPT_LOG_FORMAT, OPT_STATS, OPT_METRICS, OPT_DELAY };
+enum { OPT_LOG_LEVEL = 256, OPT_LOG_FORMAT, OPT_STATS, OPT_METRICS, OPT_MAX_CONNS, OPT_DELAY };
 
 static const struct option long_opts[] = {
     {"set", required_argument, NULL, 's'},
@@ -99,6 +103,7 @@ static const struct option long_opts[] = {
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"stats-interval", required_argument, NULL, OPT_STATS},
     {"metrics-addr", required_argument, NULL, OPT_METRICS},
+    {"metrics-max-connections", required_argument, NULL, OPT_MAX_CONNS},
     {"shutdown-delay", required_argument, NULL, OPT_DELAY},
     {0},
 };
@@ -124,7 +129,8 @@ static int duration_arg(const struct command *c, const char *flag, const char *v
 
 static bool run_only(int opt)
 {
-    return opt == 'n' || opt == 'q' || opt == OPT_STATS || opt == OPT_METRICS || opt == OPT_DELAY;
+    return opt == 'n' || opt == 'q' || opt == OPT_STATS || opt == OPT_METRICS ||
+           opt == OPT_MAX_CONNS || opt == OPT_DELAY;
 }
 
 static const char *opt_name(int opt)
@@ -166,6 +172,15 @@ static int take_option(const struct command *c, int opt, const char *arg, struct
             return bad_usage(
                 c, "--metrics-addr expects HOST:PORT such as 127.0.0.1:9598; found '%s'", arg);
         o->metrics_addr = arg;
+        return 0;
+    }
+    case OPT_MAX_CONNS: {
+        char *end = NULL;
+        long n = strtol(arg, &end, 10);
+        if (!*arg || *end || n < 1 || n > 65535)
+            return bad_usage(
+                c, "--metrics-max-connections expects a number from 1 to 65535; found '%s'", arg);
+        o->metrics_max_conns = (unsigned)n;
         return 0;
     }
     case OPT_DELAY: return duration_arg(c, "--shutdown-delay", arg, &o->shutdown_delay_ms);
@@ -288,8 +303,10 @@ int main(int argc, char **argv)
     if (!ps.sets) return CLI_ERUN;
     int rc = parse(c, argc - 1, argv + 1, &ps);
     cli_log_setup((enum sl_log_level)ps.level, (enum cli_log_format)ps.format);
+    cli_log_libevent_start(); /* before any loop is made: libevent logs from then on */
     if (!rc && ps.help) command_help(c, stdout);
     if (!rc && !ps.help) rc = dispatch(c, &ps);
+    cli_log_libevent_flush();
     free(ps.sets);
     return rc;
 }

@@ -1,7 +1,14 @@
 /* Metrics and health over HTTP (--metrics-addr): libevent's evhttp on the pipeline's own
  * loop, so a scrape reads the counters between two stage runs, never concurrently.
  * /metrics answers in the Prometheus text format; /health answers 200 while the
- * pipeline runs and 503 once it is shutting down. */
+ * pipeline runs and 503 once it is shutting down.
+ *
+ * The server must not hurt the run it watches, whatever its clients do: it serves at
+ * most `max_conns` connections at once (the others wait in the listen backlog, costing
+ * no descriptor); an accept() that fails (no descriptor left: EMFILE, ENFILE) pauses
+ * the listener with a growing delay instead of failing again at once, forever;
+ * requests are GET only, with 8 KiB of headers at most; a client silent for 5 s is
+ * dropped. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -12,18 +19,43 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
+#include <event2/util.h>
 
 #include "cli.h"
 
-struct cli_metrics {
-    struct sl_pipeline *p;            /* borrowed */
-    struct evhttp *http;              /* the server */
-    struct evhttp_bound_socket *sock; /* its listening socket */
-    struct timespec started;          /* for uptime */
-    bool shutting_down;               /* /health answers 503 */
-    int port;                         /* bound port */
+enum {
+    MAX_HEADER_BYTES = 8192, /* request line and headers; a scrape sends a few hundred */
+    LISTEN_BACKLOG = 128,    /* where clients past the cap wait */
+    IDLE_TIMEOUT_S = 5,      /* a client that neither sends nor reads this long is dropped */
+    PAUSE_MIN_MS = 10,       /* the first pause after an accept error... */
+    PAUSE_MAX_MS = 1000,     /* ...doubles up to this */
 };
+
+struct cli_metrics {
+    struct sl_pipeline *p;      /* borrowed */
+    struct evhttp *http;        /* the server */
+    struct evconnlistener *lev; /* its listening socket (owned by `http`), NULL when freed */
+    struct event *resume;       /* re-enables the listener after a pause */
+    struct event *adopt;        /* sets the close callback of new connections */
+    struct bufferevent **fresh; /* their bufferevents until then, one reference each */
+    size_t nfresh, fresh_size;  /* entries used and allocated */
+    unsigned live, max_conns;   /* open connections; at max_conns, no more accepted */
+    int64_t pause_ms;           /* the next pause after an accept error */
+    unsigned accept_errors;     /* failed accepts since the last success */
+    bool paused;                /* after an accept error, until `resume` fires */
+    struct timespec started;    /* for uptime */
+    bool shutting_down;         /* /health answers 503 */
+    int port;                   /* bound port */
+    struct cli_metrics *next;   /* in `servers` */
+};
+
+/* The servers, for the accept error callback: libevent gives it the argument of the
+ * accept callback, which evhttp sets to the evhttp. Loop thread only. */
+static struct cli_metrics *servers;
 
 static double uptime(const struct cli_metrics *m)
 {
@@ -200,16 +232,163 @@ static int split_addr(const char *addr, char *host, size_t size, int *port)
     return 0;
 }
 
-static int bound_port(struct evhttp_bound_socket *sock)
+static int bound_port(struct evconnlistener *lev)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    if (getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&ss, &len)) return -1;
+    if (getsockname(evconnlistener_get_fd(lev), (struct sockaddr *)&ss, &len)) return -1;
     if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
-struct cli_metrics *cli_metrics_start(struct sl_pipeline *p, const char *addr, struct sl_error *err)
+/* ---- connections: the cap and accept errors ------------------------------------------ */
+
+/* The listener accepts unless it pauses after an accept error or the cap is reached. */
+static void update_listener(struct cli_metrics *m)
+{
+    if (!m->lev) return; /* the server is being freed */
+    if (!m->paused && m->live < m->max_conns)
+        evconnlistener_enable(m->lev);
+    else
+        evconnlistener_disable(m->lev);
+}
+
+static void conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    struct cli_metrics *m = arg;
+    m->live--;
+    update_listener(m); /* below the cap again */
+}
+
+/* Counting connections: evhttp tells that it drops a connection only through the
+ * connection's close callback, and the connection does not exist yet when evhttp asks
+ * for its bufferevent (new_conn). So the bufferevent is kept, with a reference in case
+ * evhttp drops it at once, until the loop runs this, which finds the connection as the
+ * bufferevent's callback argument. A bufferevent without callbacks was dropped. (A
+ * filter bufferevent's free callback would tell too, but evhttp 2.1 then closes the
+ * socket as soon as the filter has passed the reply on, before it is sent.) */
+static void adopt(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct cli_metrics *m = arg;
+    for (size_t i = 0; i < m->nfresh; i++) {
+        bufferevent_data_cb rd, wr;
+        bufferevent_event_cb ev;
+        void *evcon;
+        bufferevent_getcb(m->fresh[i], &rd, &wr, &ev, &evcon);
+        if (ev && evcon)
+            evhttp_connection_set_closecb(evcon, conn_closed, m);
+        else
+            conn_closed(NULL, m);
+        bufferevent_decref(m->fresh[i]);
+    }
+    m->nfresh = 0;
+}
+
+/* evhttp's bufferevent for each accepted connection: the one evhttp would make, counted
+ * (see adopt). */
+static struct bufferevent *new_conn(struct event_base *base, void *arg)
+{
+    struct cli_metrics *m = arg;
+    if (m->nfresh == m->fresh_size) {
+        size_t size = m->fresh_size ? 2 * m->fresh_size : 16;
+        struct bufferevent **f = realloc(m->fresh, size * sizeof *f);
+        if (!f) return NULL; /* evhttp makes one, uncounted: no memory is the worse problem */
+        m->fresh = f;
+        m->fresh_size = size;
+    }
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+    if (!bev) return NULL;
+    bufferevent_incref(bev);
+    m->fresh[m->nfresh++] = bev;
+    event_active(m->adopt, 0, 0);
+    m->live++;
+    if (m->accept_errors) {
+        cli_log(SL_LOG_INFO, NULL, "metrics: accepting connections again after %u failed %s",
+                m->accept_errors, m->accept_errors == 1 ? "attempt" : "attempts");
+        m->accept_errors = 0;
+        m->pause_ms = PAUSE_MIN_MS;
+    }
+    update_listener(m);
+    return bev;
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct cli_metrics *m = arg;
+    m->paused = false;
+    update_listener(m);
+}
+
+/* accept() failed for another reason than "nothing to accept". The listening socket
+ * stays readable: accepting again at once would fail again at once, so the listener
+ * pauses, 10 ms then twice as long each time up to 1 s, and the first failure of a
+ * series is logged, not every one. */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    (void)arg; /* the evhttp */
+    int err = EVUTIL_SOCKET_ERROR();
+    struct cli_metrics *m = servers;
+    while (m && m->lev != lev) m = m->next;
+    if (!m) return;
+    if (m->accept_errors++ == 0)
+        cli_log(SL_LOG_WARN, NULL,
+                "metrics: cannot accept a connection: %s; pausing the listener (retrying %d ms "
+                "to %d s apart)",
+                evutil_socket_error_to_string(err), PAUSE_MIN_MS, PAUSE_MAX_MS / 1000);
+    m->paused = true;
+    update_listener(m);
+    struct timeval tv = {.tv_sec = m->pause_ms / 1000, .tv_usec = m->pause_ms % 1000 * 1000};
+    evtimer_add(m->resume, &tv);
+    m->pause_ms = m->pause_ms * 2 < PAUSE_MAX_MS ? m->pause_ms * 2 : PAUSE_MAX_MS;
+}
+
+/* ---- the server ------------------------------------------------------------------------ */
+
+/* A listening socket on `host`:`port` made here rather than by evhttp, to have its
+ * listener (for the cap and the accept errors); close-on-exec like evhttp's. */
+static struct evconnlistener *listen_on(struct event_base *base, const char *addr, const char *host,
+                                        int port, struct sl_error *err)
+{
+    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC,
+                                    .ai_socktype = SOCK_STREAM,
+                                    .ai_protocol = IPPROTO_TCP,
+                                    .ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG};
+    struct evutil_addrinfo *ai = NULL;
+    char service[8];
+    snprintf(service, sizeof service, "%d", port);
+    int rc = evutil_getaddrinfo(*host ? host : NULL, service, &hints, &ai);
+    if (rc) {
+        sl_error_set(err, SL_EIO, "cannot listen on %s: %s", addr, evutil_gai_strerror(rc));
+        return NULL;
+    }
+    struct evconnlistener *lev = evconnlistener_new_bind(
+        base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+        LISTEN_BACKLOG, ai->ai_addr, (int)ai->ai_addrlen);
+    int e = errno;
+    evutil_freeaddrinfo(ai);
+    if (!lev) sl_error_set(err, SL_EIO, "cannot listen on %s: %s", addr, strerror(e));
+    return lev;
+}
+
+/* The limits and the handlers of a new server. */
+static void configure(struct cli_metrics *m)
+{
+    struct timeval idle = {.tv_sec = IDLE_TIMEOUT_S};
+    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_max_headers_size(m->http, MAX_HEADER_BYTES);
+    evhttp_set_max_body_size(m->http, 0); /* GET and HEAD have none */
+    evhttp_set_timeout_tv(m->http, &idle);
+    evhttp_set_bevcb(m->http, new_conn, m);
+    evhttp_set_cb(m->http, "/metrics", on_metrics, m);
+    evhttp_set_cb(m->http, "/health", on_health, m);
+    evhttp_set_gencb(m->http, on_other, m);
+}
+
+struct cli_metrics *cli_metrics_start(struct sl_pipeline *p, const char *addr, unsigned max_conns,
+                                      struct sl_error *err)
 {
     char host[256];
     int port;
@@ -217,25 +396,33 @@ struct cli_metrics *cli_metrics_start(struct sl_pipeline *p, const char *addr, s
         sl_error_set(err, SL_EINVAL, "--metrics-addr '%s': expected HOST:PORT", addr);
         return NULL;
     }
+    struct event_base *base = sl_pipeline_event_base(p);
     struct cli_metrics *m = calloc(1, sizeof *m);
-    if (!m || !(m->http = evhttp_new(sl_pipeline_event_base(p)))) {
-        free(m);
+    if (!m || !(m->http = evhttp_new(base)) || !(m->resume = evtimer_new(base, on_resume, m)) ||
+        !(m->adopt = event_new(base, -1, 0, adopt, m))) {
+        cli_metrics_free(m);
         sl_error_set(err, SL_ENOMEM, "out of memory");
         return NULL;
     }
     m->p = p;
+    m->max_conns = max_conns ? max_conns : CLI_METRICS_MAX_CONNECTIONS;
+    m->pause_ms = PAUSE_MIN_MS;
     clock_gettime(CLOCK_MONOTONIC, &m->started);
-    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-    evhttp_set_cb(m->http, "/metrics", on_metrics, m);
-    evhttp_set_cb(m->http, "/health", on_health, m);
-    evhttp_set_gencb(m->http, on_other, m);
-    m->sock = evhttp_bind_socket_with_handle(m->http, host, (uint16_t)port);
-    if (!m->sock) {
-        sl_error_set(err, SL_EIO, "cannot listen on %s: %s", addr, strerror(errno));
+    configure(m);
+    m->lev = listen_on(base, addr, host, port, err);
+    if (m->lev && !evhttp_bind_listener(m->http, m->lev)) {
+        evconnlistener_free(m->lev); /* not the evhttp's yet */
+        m->lev = NULL;
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+    }
+    if (!m->lev) {
         cli_metrics_free(m);
         return NULL;
     }
-    m->port = bound_port(m->sock);
+    evconnlistener_set_error_cb(m->lev, on_accept_error);
+    m->next = servers;
+    servers = m;
+    m->port = bound_port(m->lev);
     return m;
 }
 
@@ -252,6 +439,16 @@ void cli_metrics_shutting_down(struct cli_metrics *m)
 void cli_metrics_free(struct cli_metrics *m)
 {
     if (!m) return;
-    evhttp_free(m->http);
+    for (struct cli_metrics **pp = &servers; *pp; pp = &(*pp)->next)
+        if (*pp == m) {
+            *pp = m->next;
+            break;
+        }
+    if (m->resume) event_free(m->resume);
+    if (m->adopt) event_free(m->adopt);
+    m->lev = NULL;                     /* evhttp_free() frees it first */
+    if (m->http) evhttp_free(m->http); /* and closes the connections (conn_closed) */
+    for (size_t i = 0; i < m->nfresh; i++) bufferevent_decref(m->fresh[i]);
+    free(m->fresh);
     free(m);
 }

@@ -276,7 +276,8 @@ int cli_cmd_run(const struct cli_opts *o)
     } else if (rc == CLI_OK) {
         struct sl_error err = {0};
         signal(SIGPIPE, SIG_IGN); /* a scraper that hangs up must not kill the run */
-        if (o->metrics_addr && !(r.m = cli_metrics_start(r.l.p, o->metrics_addr, &err))) {
+        if (o->metrics_addr &&
+            !(r.m = cli_metrics_start(r.l.p, o->metrics_addr, o->metrics_max_conns, &err))) {
             cli_log(SL_LOG_ERROR, NULL, "%s", err.msg);
             rc = CLI_ERUN;
         } else if (setup_signals(&r)) {
