@@ -291,6 +291,9 @@ int sl__emit_finish(struct sl_emit *e, bool push)
         s->st.bytes_in += e->in_bytes;
         s->st.batches_in++;
     }
+    /* In place, the input is out[0] and goes with the outputs; unless the batch was never
+     * run (a job dropped from the workers' queue): then it is only the input. */
+    bool release_in = e->in && (!e->in_place || e->out[0] != e->in);
     /* Port 0 last: other ports may hold it as the arena of their values. */
     for (uint32_t k = nports; k-- > 0;) {
         struct sl_batch *b = e->out[k];
@@ -302,6 +305,6 @@ int sl__emit_finish(struct sl_emit *e, bool push)
         }
         sl__push_port(s, (int)k, b);
     }
-    if (e->in && !e->in_place) sl__batch_release(e->in);
+    if (release_in) sl__batch_release(e->in);
     return rc;
 }
