@@ -364,3 +364,44 @@ Test(event, json_form_of_an_empty_parsed_object_is_its_bytes)
     sl_event_fields_synced(ev);                  /* a parser indexed an empty object */
     assert_json(ev, "{    }");
 }
+
+/* ---- the field limit ------------------------------------------------------------------- */
+
+/* Appends fields f0, f1, ... with add_field until the event has `n`; asserts each. */
+static void fill_fields(struct sl_event *ev, int n)
+{
+    char name[16];
+    for (int i = (int)sl_event_field_count(ev); i < n; i++) {
+        int len = snprintf(name, sizeof name, "f%d", i);
+        const char *kept = sl_event_strdup(ev, name, (size_t)len);
+        struct sl_value v = sl_value_int(i);
+        cr_assert_eq(sl_event_add_field(ev, kept, (size_t)len, &v), 0, "field %d", i);
+    }
+}
+
+Test(event, the_65536th_field_is_a_per_event_limit_not_out_of_memory)
+{
+    struct sl_event *ev = sl_batch_append(b);
+    fill_fields(ev, SL_EVENT_MAX_FIELDS);
+    cr_assert_eq(sl_event_field_count(ev), 65535);
+    struct sl_value v = sl_value_int(-1);
+    cr_assert_eq(sl_event_add_field(ev, "one_more", 8, &v), SL_ELIMIT);
+    cr_assert_eq(sl_event_set(ev, "one_more", 8, &v), SL_ELIMIT);
+    cr_assert_eq(sl_event_field_count(ev), 65535, "a refused field leaves the event as it was");
+    cr_assert_eq(sl_event_set(ev, "f7", 2, &v), 0, "replacing a field adds none");
+    cr_assert_eq(get(ev, "f7").i, -1);
+    cr_assert_eq(get(ev, "f65534").i, 65534);
+}
+
+Test(event, an_event_at_the_field_limit_can_still_be_dead_lettered)
+{
+    struct sl_event *ev = sl_batch_append(b);
+    sl_event_set_payload(ev, "the line", 8);
+    fill_fields(ev, SL_EVENT_MAX_FIELDS);
+    cr_assert_eq(sl_event_set_error(ev, "too many fields", 15), 0);
+    cr_assert_eq(sl_event_field_count(ev), 65536);
+    assert_str(get(ev, "error"), "too many fields");
+    cr_assert_eq(sl_event_set_error(ev, "again", 5), 0, "a second reason replaces the first");
+    cr_assert_eq(sl_event_field_count(ev), 65536);
+    assert_str(get(ev, "error"), "again");
+}

@@ -124,6 +124,13 @@ SL_API const char *sl_event_strdup(struct sl_event *ev, const char *s, size_t le
 
 /* ---- fields ---------------------------------------------------------------------- */
 
+/* The most fields an event holds: sl_event_set and sl_event_add_field refuse a field
+ * beyond it with SL_ELIMIT. The limit belongs to one event, not to the process: a stage
+ * sends such an event to its `on_error` as it would a parse error, and only SL_ENOMEM (a
+ * failed allocation) is a failure of the run. A dead letter may hold a few more
+ * (sl_event_set_error), so that an event at the limit still carries its reason. */
+#define SL_EVENT_MAX_FIELDS 65535
+
 /* Looks up a field by path: a name (`level`), a dotted path into JSON objects
  * (`http.status`) or an index into arrays (`tags[0]`). Returns 0 with `*out` filled
  * (spans valid until the batch is released), or SL_ENOTFOUND. */
@@ -133,7 +140,8 @@ SL_API int sl_event_get(const struct sl_event *ev, const char *path, size_t len,
 /* Sets top-level field `name` (borrowed; copied into the arena when it is not already
  * there) to `v`, replacing an existing field of that name in place or appending a new
  * one. The bytes `v` points at must live as long as the batch (see sl_event_alloc).
- * Marks the fields as changed. Returns 0 or SL_ENOMEM. */
+ * Marks the fields as changed. Returns 0, SL_ELIMIT (a new field, and the event has
+ * SL_EVENT_MAX_FIELDS already: nothing changed) or SL_ENOMEM. */
 SL_API int sl_event_set(struct sl_event *ev, const char *name, size_t len,
                         const struct sl_value *v);
 
@@ -147,8 +155,8 @@ SL_API int sl_event_rename(struct sl_event *ev, const char *from, size_t from_le
 /* Appends a field without looking for an existing one of that name: for parsers that
  * index a payload once, and for sources adding their metadata fields (host, file) to a
  * new event. `name` must live as long as the batch. Leaves the sync state as it is (a
- * JSON parser calls sl_event_fields_synced() once it has indexed the payload). Returns 0
- * or SL_ENOMEM. */
+ * JSON parser calls sl_event_fields_synced() once it has indexed the payload). Returns 0,
+ * SL_ELIMIT (the event has SL_EVENT_MAX_FIELDS already: nothing changed) or SL_ENOMEM. */
 SL_API int sl_event_add_field(struct sl_event *ev, const char *name, size_t len,
                               const struct sl_value *v);
 
@@ -163,7 +171,9 @@ SL_API void sl_event_clear_fields(struct sl_event *ev);
 
 /* Makes `ev` a dead letter: sets field "error" to `msg` (borrowed, `len` bytes; copied)
  * and, when the event has no fields (a raw record), field "message" to its payload, so
- * that the line is kept whole beside the reason. Returns 0 or SL_ENOMEM. */
+ * that the line is kept whole beside the reason. These fields may take the event past
+ * SL_EVENT_MAX_FIELDS: a dead letter is never refused for its size. Returns 0 or
+ * SL_ENOMEM. */
 SL_API int sl_event_set_error(struct sl_event *ev, const char *msg, size_t len);
 
 /* ---- fields and the payload ------------------------------------------------------------

@@ -108,27 +108,28 @@ const char *sl_event_strdup(struct sl_event *ev, const char *s, size_t len)
 
 static int find_field(const struct sl_event *ev, const char *name, size_t len)
 {
-    for (int i = 0; i < ev->nfields; i++) {
+    for (int i = 0; i < (int)ev->nfields; i++) {
         const struct sl__field *f = &ev->fields[i];
         if (f->name_len == len && memcmp(f->name, name, len) == 0) return i;
     }
     return -1;
 }
 
-/* Makes the field array the event's own, with room for `extra` more fields. */
-static int own_fields(struct sl_event *ev, unsigned extra)
+/* Makes the field array the event's own, with room for `extra` more fields, refusing to
+ * go past `max` fields (SL_ELIMIT: a property of this event, not of the process). */
+static int own_fields(struct sl_event *ev, unsigned extra, unsigned max)
 {
-    unsigned need = ev->nfields + extra;
+    size_t need = (size_t)ev->nfields + extra;
+    if (need > max) return SL_ELIMIT;
     if (ev->fields_home == ev->batch && need <= ev->fields_cap) return 0;
-    if (need > UINT16_MAX) return SL_ENOMEM;
-    unsigned cap = ev->fields_cap ? ev->fields_cap : 8;
+    size_t cap = ev->fields_cap ? ev->fields_cap : 8;
     while (cap < need) cap *= 2;
-    if (cap > UINT16_MAX) cap = UINT16_MAX;
+    if (cap > SL__EVENT_HARD_FIELDS) cap = SL__EVENT_HARD_FIELDS;
     struct sl__field *nf = sl__arena_alloc(&ev->batch->arena, cap * sizeof *nf);
     if (!nf) return SL_ENOMEM;
     if (ev->nfields) memcpy(nf, ev->fields, ev->nfields * sizeof *nf);
     ev->fields = nf;
-    ev->fields_cap = (uint16_t)cap;
+    ev->fields_cap = (uint32_t)cap;
     ev->fields_home = ev->batch;
     return 0;
 }
@@ -146,7 +147,8 @@ static const char *arena_name(struct sl_event *ev, const char *name, size_t len)
 
 int sl_event_add_field(struct sl_event *ev, const char *name, size_t len, const struct sl_value *v)
 {
-    if (own_fields(ev, 1)) return SL_ENOMEM;
+    int rc = own_fields(ev, 1, SL_EVENT_MAX_FIELDS);
+    if (rc) return rc;
     struct sl__field *f = &ev->fields[ev->nfields++];
     f->name = name;
     f->name_len = (uint32_t)len;
@@ -154,10 +156,13 @@ int sl_event_add_field(struct sl_event *ev, const char *name, size_t len, const 
     return 0;
 }
 
-int sl_event_set(struct sl_event *ev, const char *name, size_t len, const struct sl_value *v)
+/* sl_event_set, with `max` fields allowed. */
+static int set_field(struct sl_event *ev, const char *name, size_t len, const struct sl_value *v,
+                     unsigned max)
 {
     int i = find_field(ev, name, len);
-    if (own_fields(ev, i < 0 ? 1 : 0)) return SL_ENOMEM;
+    int rc = own_fields(ev, i < 0 ? 1 : 0, max);
+    if (rc) return rc;
     if (i >= 0) {
         ev->fields[i].v = *v;
     } else {
@@ -172,11 +177,16 @@ int sl_event_set(struct sl_event *ev, const char *name, size_t len, const struct
     return 0;
 }
 
+int sl_event_set(struct sl_event *ev, const char *name, size_t len, const struct sl_value *v)
+{
+    return set_field(ev, name, len, v, SL_EVENT_MAX_FIELDS);
+}
+
 int sl_event_remove(struct sl_event *ev, const char *name, size_t len)
 {
     int i = find_field(ev, name, len);
     if (i < 0) return SL_ENOTFOUND;
-    if (own_fields(ev, 0)) return SL_ENOMEM;
+    if (own_fields(ev, 0, SL__EVENT_HARD_FIELDS)) return SL_ENOMEM;
     memmove(&ev->fields[i], &ev->fields[i + 1],
             (size_t)(ev->nfields - i - 1) * sizeof ev->fields[0]);
     ev->nfields--;
@@ -189,7 +199,7 @@ int sl_event_rename(struct sl_event *ev, const char *from, size_t from_len, cons
 {
     int i = find_field(ev, from, from_len);
     if (i < 0) return SL_ENOTFOUND;
-    if (own_fields(ev, 0)) return SL_ENOMEM;
+    if (own_fields(ev, 0, SL__EVENT_HARD_FIELDS)) return SL_ENOMEM;
     int j = find_field(ev, to, to_len);
     const char *n = arena_name(ev, to, to_len);
     if (!n) return SL_ENOMEM;
@@ -206,16 +216,18 @@ int sl_event_rename(struct sl_event *ev, const char *from, size_t from_len, cons
 
 int sl_event_set_error(struct sl_event *ev, const char *msg, size_t len)
 {
+    /* Dead letters may go past SL_EVENT_MAX_FIELDS: an event refused for having too many
+     * fields must still carry its reason. */
     if (sl_event_field_count(ev) == 0) {
         size_t plen;
         const char *payload = sl_event_payload(ev, &plen);
         struct sl_value m = sl_value_string(payload ? payload : "", payload ? plen : 0);
-        if (sl_event_set(ev, "message", 7, &m)) return SL_ENOMEM;
+        if (set_field(ev, "message", 7, &m, SL__EVENT_HARD_FIELDS)) return SL_ENOMEM;
     }
     const char *copy = sl_event_strdup(ev, msg, len);
     if (!copy) return SL_ENOMEM;
     struct sl_value v = sl_value_string(copy, len);
-    return sl_event_set(ev, "error", 5, &v);
+    return set_field(ev, "error", 5, &v, SL__EVENT_HARD_FIELDS);
 }
 
 size_t sl_event_field_count(const struct sl_event *ev)

@@ -19,7 +19,7 @@ static void put(char *out, size_t cap, size_t *pos, const char *s, size_t n)
 static void write_members(const struct sl_event *ev, char *out, size_t cap, size_t *pos,
                           bool *first)
 {
-    for (uint16_t i = 0; i < ev->nfields; i++) {
+    for (uint32_t i = 0; i < ev->nfields; i++) {
         const struct sl__field *f = &ev->fields[i];
         if (!*first) put(out, cap, pos, ",", 1);
         *first = false;
@@ -31,7 +31,7 @@ static void write_members(const struct sl_event *ev, char *out, size_t cap, size
 
 static bool has_field(const struct sl_event *ev, const char *name, size_t len)
 {
-    for (uint16_t i = 0; i < ev->nfields; i++)
+    for (uint32_t i = 0; i < ev->nfields; i++)
         if (ev->fields[i].name_len == len && memcmp(ev->fields[i].name, name, len) == 0)
             return true;
     return false;
@@ -77,7 +77,7 @@ static size_t bound(const struct sl_event *ev)
 {
     if (!sl_event_fields_changed(ev)) return ev->payload_len;
     size_t n = 2 + 11 + 6 * (size_t)ev->payload_len; /* {} and "message":"..." */
-    for (uint16_t i = 0; i < ev->nfields; i++)
+    for (uint32_t i = 0; i < ev->nfields; i++)
         n += 4 + 6 * (size_t)ev->fields[i].name_len + value_bound(&ev->fields[i].v);
     return n;
 }
