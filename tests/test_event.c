@@ -405,3 +405,60 @@ Test(event, an_event_at_the_field_limit_can_still_be_dead_lettered)
     cr_assert_eq(sl_event_field_count(ev), 65536);
     assert_str(get(ev, "error"), "again");
 }
+
+/* ---- dead letters keep the original bytes --------------------------------------------- */
+
+/* Decodes standard base64 (with padding) into `out`; returns the bytes, or -1. */
+static long unbase64(const char *s, size_t len, unsigned char *out)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (len % 4) return -1;
+    long o = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        unsigned v = 0;
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            const char *at = s[i + k] == '=' ? NULL : strchr(abc, s[i + k]);
+            if (!at && s[i + k] != '=') return -1;
+            pad += !at;
+            v = v << 6 | (at ? (unsigned)(at - abc) : 0);
+        }
+        out[o++] = (unsigned char)(v >> 16);
+        if (pad < 2) out[o++] = (unsigned char)(v >> 8);
+        if (pad < 1) out[o++] = (unsigned char)v;
+    }
+    return o;
+}
+
+Test(event, a_dead_letter_of_invalid_utf8_keeps_the_bytes_in_message_base64)
+{
+    /* Bytes a JSON string cannot carry as they are (each becomes U+FFFD), a NUL, and
+     * lengths that make base64 pad with one and with two '='. */
+    static const char *const lines[] = {"ok \xff\xfe end", "\xc3\x28\x00x", "\xe2\x82", "\x80"};
+    static const size_t lens[] = {9, 4, 2, 1};
+    static const char *const want[] = {"b2sg//4gZW5k", "wygAeA==", "4oI=", "gA=="};
+    for (size_t k = 0; k < 4; k++) {
+        struct sl_event *ev = sl_batch_append(b);
+        sl_event_set_payload(ev, lines[k], lens[k]);
+        cr_assert_eq(sl_event_set_error(ev, "bad", 3), 0);
+        struct sl_value m = get(ev, "message_base64");
+        assert_str(m, want[k]);
+        unsigned char back[16];
+        long n = unbase64(m.s, m.len, back);
+        cr_assert_eq(n, (long)lens[k], "line %zu: %.*s", k, (int)m.len, m.s);
+        cr_assert(memcmp(back, lines[k], lens[k]) == 0, "line %zu", k);
+        const char *name;
+        sl_event_field_at(ev, 1, &name, NULL, NULL);
+        cr_assert_str_eq(name, "message_base64", "between message and error");
+    }
+}
+
+Test(event, a_dead_letter_of_valid_utf8_has_no_message_base64)
+{
+    struct sl_event *ev = sl_batch_append(b);
+    sl_event_set_payload(ev, "caf\xc3\xa9 \x01 \xf0\x9f\x98\x80", 12);
+    cr_assert_eq(sl_event_set_error(ev, "bad", 3), 0);
+    struct sl_value v;
+    cr_assert_eq(sl_event_get(ev, "message_base64", 14, &v), SL_ENOTFOUND);
+    cr_assert_eq(sl_event_field_count(ev), 2);
+}

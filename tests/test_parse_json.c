@@ -106,6 +106,21 @@ Test(parse_json, dead_letter_carries_the_raw_line_and_the_reason)
     cr_assert_str_eq(d->fields[3], "message=S:{\"b\":2} x error=S:invalid JSON at byte 8");
 }
 
+Test(parse_json, a_dead_letter_of_a_line_with_invalid_utf8_can_be_replayed_byte_for_byte)
+{
+    /* JSON cannot carry 0xff: "message" shows U+FFFD, "message_base64" the exact bytes. */
+    static const char *const lines[] = {"{\"a\":\"\xff\"}", "caf\xc3\xa9", NULL};
+    struct sl_stage *dl = NULL;
+    t_run_dead_letter(p, &sl_stage_parse_json, "on_error: dead_letter", lines, &dl);
+    struct t_capture *d = sl_stage_state(dl);
+    cr_assert_eq(d->n, 2);
+    cr_assert_str_eq(d->json[0], "{\"message\":\"{\\\"a\\\":\\\"\xef\xbf\xbd\\\"}\","
+                                 "\"message_base64\":\"eyJhIjoi/yJ9\","
+                                 "\"error\":\"invalid JSON at byte 6\"}");
+    cr_assert_str_eq(d->json[1], "{\"message\":\"caf\xc3\xa9\",\"error\":\"not a JSON object\"}",
+                     "valid UTF-8 needs no copy");
+}
+
 Test(parse_json, on_error_fail_stops_the_run_naming_the_stage)
 {
     static const char *const lines[] = {"{\"a\":1}", "{\"a\":tru}", NULL};

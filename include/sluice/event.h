@@ -171,9 +171,11 @@ SL_API void sl_event_clear_fields(struct sl_event *ev);
 
 /* Makes `ev` a dead letter: sets field "error" to `msg` (borrowed, `len` bytes; copied)
  * and, when the event has no fields (a raw record), field "message" to its payload, so
- * that the line is kept whole beside the reason. These fields may take the event past
- * SL_EVENT_MAX_FIELDS: a dead letter is never refused for its size. Returns 0 or
- * SL_ENOMEM. */
+ * that the line is kept whole beside the reason. When the payload is not valid UTF-8, its
+ * JSON form would show U+FFFD for the bad bytes (sl_json_escape), so field
+ * "message_base64" gets the payload in base64 (RFC 4648, padded): the dead letter can be
+ * replayed byte for byte. These fields may take the event past SL_EVENT_MAX_FIELDS: a dead
+ * letter is never refused for its size. Returns 0 or SL_ENOMEM. */
 SL_API int sl_event_set_error(struct sl_event *ev, const char *msg, size_t len);
 
 /* ---- fields and the payload ------------------------------------------------------------

@@ -214,6 +214,39 @@ int sl_event_rename(struct sl_event *ev, const char *from, size_t from_len, cons
     return 0;
 }
 
+/* The base64 (RFC 4648, padded) of `len` bytes at `s`, in the arena; NULL: out of memory. */
+static const char *base64(struct sl_event *ev, const char *s, size_t len, size_t *out_len)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *u = (const unsigned char *)s;
+    char *d = sl_event_alloc(ev, (len + 2) / 3 * 4);
+    if (!d) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)u[i] << 16 | (i + 1 < len ? (unsigned)u[i + 1] << 8 : 0) |
+                     (i + 2 < len ? u[i + 2] : 0);
+        d[o++] = abc[v >> 18];
+        d[o++] = abc[v >> 12 & 63];
+        d[o++] = i + 1 < len ? abc[v >> 6 & 63] : '=';
+        d[o++] = i + 2 < len ? abc[v & 63] : '=';
+    }
+    *out_len = o;
+    return d;
+}
+
+/* A payload that is not valid UTF-8 reaches JSON with U+FFFD in place of its bad bytes:
+ * its base64 beside it lets a dead letter be replayed byte for byte. */
+static int set_payload_base64(struct sl_event *ev)
+{
+    size_t plen, blen;
+    const char *payload = sl_event_payload(ev, &plen);
+    if (!payload || sl__utf8_valid(payload, plen)) return 0;
+    const char *b64 = base64(ev, payload, plen, &blen);
+    if (!b64) return SL_ENOMEM;
+    struct sl_value v = sl_value_string(b64, blen);
+    return set_field(ev, "message_base64", 14, &v, SL__EVENT_HARD_FIELDS) ? SL_ENOMEM : 0;
+}
+
 int sl_event_set_error(struct sl_event *ev, const char *msg, size_t len)
 {
     /* Dead letters may go past SL_EVENT_MAX_FIELDS: an event refused for having too many
@@ -224,6 +257,7 @@ int sl_event_set_error(struct sl_event *ev, const char *msg, size_t len)
         struct sl_value m = sl_value_string(payload ? payload : "", payload ? plen : 0);
         if (set_field(ev, "message", 7, &m, SL__EVENT_HARD_FIELDS)) return SL_ENOMEM;
     }
+    if (set_payload_base64(ev)) return SL_ENOMEM;
     const char *copy = sl_event_strdup(ev, msg, len);
     if (!copy) return SL_ENOMEM;
     struct sl_value v = sl_value_string(copy, len);
