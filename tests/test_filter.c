@@ -115,3 +115,14 @@ Test(filter, a_bad_condition_points_into_the_config)
     cr_assert_eq(err.col, 32, "col %d: at the end of the expression", err.col);
     cr_assert(strstr(err.msg, "condition"), "%s", err.msg);
 }
+
+Test(filter, a_repeated_name_compares_its_last_value)
+{
+    static const char *const dup[] = {"{\"a.b\":1,\"k\":\"x\",\"a.b\":2,\"k\":\"y\"}", NULL};
+    struct sl_stage *src = t_add_lines(p, dup);
+    struct sl_stage *json = t_stage(p, "json", &sl_stage_parse_json, NULL);
+    t_connect_port(p, src, NULL, json);
+    struct t_capture *c =
+        t_run_after(p, json, &sl_stage_filter, "condition: '.\"a.b\" == 2 && k == \"y\"'", NULL);
+    cr_assert_eq(c->n, 1, "a quoted name and a plain one both read the last member");
+}

@@ -348,3 +348,27 @@ Test(parse_json, json_test_suite_files)
         cr_expect_str_eq(c->json[k], c->payloads[k],
                          "accepted documents are written back as they are");
 }
+
+/* ---- repeated member names (issue 14): the last one counts -------------------------------- */
+
+Test(parse_json, a_repeated_member_name_is_its_last_value_as_jq_reads_it)
+{
+    static const char *const lines[] = {"{\"a\":1,\"b\":{\"c\":1,\"c\":2},\"a\":3}", NULL};
+    static const char *const paths[] = {"a", "b.c", NULL};
+    t_add_lines(p, lines);
+    struct t_capture *c = t_run_paths(p, &sl_stage_parse_json, NULL, paths);
+    cr_assert_eq(c->n, 1);
+    cr_assert_str_eq(c->lookups[0], "a=I:3 b.c=I:2");
+    cr_assert_str_eq(c->json[0], lines[0], "untouched: the original bytes, as documented");
+}
+
+Test(parse_json, a_changed_event_is_written_with_each_repeated_name_once)
+{
+    static const char *const lines[] = {"{\"a\":1,\"b\":2,\"a\":3}", NULL};
+    struct sl_stage *src = t_add_lines(p, lines);
+    struct sl_stage *json = t_stage(p, "json", &sl_stage_parse_json, NULL);
+    t_connect_port(p, src, NULL, json);
+    struct t_capture *c = t_run_after(p, json, &sl_stage_remap, "set: {n: 'a * 10'}", NULL);
+    cr_assert_eq(c->n, 1);
+    cr_assert_str_eq(c->json[0], "{\"b\":2,\"a\":3,\"n\":30}");
+}

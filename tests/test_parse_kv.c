@@ -199,3 +199,12 @@ Test(parse_kv, field_mode_past_the_field_limit_dead_letters_the_event_unchanged)
               "merged nothing before it was refused");
     free(line);
 }
+
+Test(parse_kv, a_repeated_key_is_its_last_value)
+{
+    static const char *const lines[] = {"a=1 b=2 a=3", NULL};
+    struct t_capture *c = t_through(p, &sl_stage_parse_logfmt, NULL, lines, NULL);
+    cr_assert_eq(c->n, 1);
+    cr_assert_str_eq(c->fields[0], "b=I:2 a=I:3");
+    cr_assert_str_eq(c->json[0], "{\"b\":2,\"a\":3}");
+}

@@ -163,3 +163,19 @@ Test(remap, a_copy_past_the_field_limit_is_dropped_and_counted_by_default)
     cr_assert_eq(s.dropped, 1);
     free(over);
 }
+
+/* ---- repeated names (issue 14) -------------------------------------------------------- */
+
+Test(remap, remove_and_rename_take_every_field_of_a_repeated_name)
+{
+    static const char *const lines[] = {"{\"a\":1,\"b\":2,\"a\":3}", NULL};
+    struct t_capture *c = run("remove: [a]", lines);
+    cr_assert_str_eq(c->json[0], "{\"b\":2}");
+}
+
+Test(remap, rename_of_a_repeated_name_moves_its_last_value)
+{
+    static const char *const lines[] = {"{\"a\":1,\"x\":0,\"a\":3}", NULL};
+    struct t_capture *c = run("rename: {a: x}", lines);
+    cr_assert_str_eq(c->json[0], "{\"x\":3}");
+}

@@ -132,8 +132,10 @@ SL_API const char *sl_event_strdup(struct sl_event *ev, const char *s, size_t le
 #define SL_EVENT_MAX_FIELDS 65535
 
 /* Looks up a field by path: a name (`level`), a dotted path into JSON objects
- * (`http.status`) or an index into arrays (`tags[0]`). Returns 0 with `*out` filled
- * (spans valid until the batch is released), or SL_ENOTFOUND. */
+ * (`http.status`) or an index into arrays (`tags[0]`). Of a repeated name — two fields of
+ * one name (sl_event_add_field does not look), or two members of one name in a JSON value
+ * — the last one counts, as jq, Python and JavaScript read a JSON object. Returns 0 with
+ * `*out` filled (spans valid until the batch is released), or SL_ENOTFOUND. */
 SL_API int sl_event_get(const struct sl_event *ev, const char *path, size_t len,
                         struct sl_value *out);
 
@@ -145,23 +147,30 @@ SL_API int sl_event_get(const struct sl_event *ev, const char *path, size_t len,
 SL_API int sl_event_set(struct sl_event *ev, const char *name, size_t len,
                         const struct sl_value *v);
 
-/* Removes field `name`. Returns 0, or SL_ENOTFOUND when there was no such field. */
+/* Removes field `name` (all of it, when the name was repeated). Returns 0, SL_ENOTFOUND
+ * when there was no such field, or SL_ENOMEM. */
 SL_API int sl_event_remove(struct sl_event *ev, const char *name, size_t len);
 
-/* Renames field `from` to `to`, keeping its position. Returns 0 or SL_ENOTFOUND. */
+/* Renames field `from` to `to`, keeping its position (a field `to` is replaced). Returns
+ * 0, SL_ENOTFOUND or SL_ENOMEM. */
 SL_API int sl_event_rename(struct sl_event *ev, const char *from, size_t from_len, const char *to,
                            size_t to_len);
 
 /* Appends a field without looking for an existing one of that name: for parsers that
  * index a payload once, and for sources adding their metadata fields (host, file) to a
- * new event. `name` must live as long as the batch. Leaves the sync state as it is (a
+ * new event. `name` must live as long as the batch. A name appended twice is one field,
+ * the last one (it hides the earlier, for lookups and in the JSON form); the first change
+ * to the event (sl_event_set, _remove, _rename, sl_event_fields_changed_mark) drops the
+ * hidden ones. Leaves the sync state as it is (a
  * JSON parser calls sl_event_fields_synced() once it has indexed the payload). Returns 0,
  * SL_ELIMIT (the event has SL_EVENT_MAX_FIELDS already: nothing changed) or SL_ENOMEM. */
 SL_API int sl_event_add_field(struct sl_event *ev, const char *name, size_t len,
                               const struct sl_value *v);
 
-/* Number of top-level fields, and the i-th (0-based, in insertion order). `*name` and
- * the value spans are valid until the batch is released. Returns 0 or SL_ENOTFOUND. */
+/* Number of top-level fields, and the i-th (0-based, in insertion order), as the event
+ * holds them: fields hidden by a later one of the same name (sl_event_add_field) are
+ * counted until the first change drops them. `*name` and the value spans are valid until
+ * the batch is released. Returns 0 or SL_ENOTFOUND. */
 SL_API size_t sl_event_field_count(const struct sl_event *ev);
 SL_API int sl_event_field_at(const struct sl_event *ev, size_t i, const char **name,
                              size_t *name_len, struct sl_value *value);
@@ -188,7 +197,8 @@ SL_API int sl_event_set_error(struct sl_event *ev, const char *msg, size_t len);
  *            of every new event and of any event after sl_event_set_payload().
  *   in sync  the payload is the JSON text of exactly these fields: a JSON parser indexed
  *            it (sl_event_add_field, then sl_event_fields_synced()) and nobody changed a
- *            field since. JSON form: the payload bytes, untouched (zero copy).
+ *            field since. JSON form: the payload bytes, untouched (zero copy), a repeated
+ *            member name included as it came (readers take its last value, as lookups do).
  *   parsed   the fields hold the payload's content but are no longer its JSON text: a
  *            field was set, removed or renamed after the parse, or a parser of another
  *            format (regex, logfmt, CSV), or a JSON parser merging into fields the event

@@ -65,6 +65,8 @@ enum {
     SL__EV_FIELDS_CHANGED = 1u << 0, /* a field was set, removed or renamed since the parse */
     SL__EV_PAYLOAD_PARSED = 1u << 1, /* the fields hold the payload's content (a parser or a
                                         serializer said so); unset: a raw record */
+    SL__EV_MAYBE_DUPS = 1u << 2,     /* sl_event_add_field appended without looking: a name
+                                        may be repeated, lookups take the last match */
 };
 
 struct sl_event {
@@ -97,6 +99,13 @@ _Static_assert(sizeof(void *) != 8 || sizeof(struct sl_event) == 96,
 #define SL__EVENT_HARD_FIELDS (SL_EVENT_MAX_FIELDS + 3)
 
 void sl__event_init(struct sl_event *ev, struct sl_batch *b);
+
+/* A field is hidden when a later field has the same name: of a repeated name, the last
+ * field is the one that counts (as jq, Python and JavaScript read a JSON object). Sets
+ * hidden[i] (ev->nfields bytes) to 1 for each hidden field, 0 for the others, and returns
+ * how many are hidden. Allocates a temporary table for many fields; compares the names
+ * that may repeat pair by pair when that fails. */
+uint32_t sl__event_mark_hidden(const struct sl_event *ev, uint8_t *hidden);
 
 /* ---- where batches live ------------------------------------------------------------------ */
 

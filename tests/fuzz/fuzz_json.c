@@ -267,6 +267,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct sl_value t;
         int trc = sl__json_get(s, size, paths[i], strlen(paths[i]), &t, false);
         if (!rc) CHECK(trc == grc);
+        if (!rc && !trc) CHECK(t.type == v.type && t.s == v.s && t.len == v.len);
         if (!trc && t.s) CHECK(t.s >= s && t.s + t.len <= s + size);
     }
 
