@@ -170,21 +170,31 @@ void t_describe_value(const struct sl_value *v0, char *buf, size_t cap)
     }
 }
 
-/* Appends to the growing string `*out`. */
-static void append(char **out, size_t *len, const char *s)
+/* A string that grows by doubling: an event of 65535 fields is described in linear time,
+ * also under ASan (whose realloc always copies). */
+struct text {
+    char *s;         /* NUL-terminated */
+    size_t len, cap; /* bytes used / allocated */
+};
+
+/* Appends `s` to `t`, after a space unless `t` is empty. */
+static void append(struct text *t, const char *s)
 {
     size_t l = strlen(s);
-    *out = realloc(*out, *len + l + 2);
-    if (*len) (*out)[(*len)++] = ' ';
-    memcpy(*out + *len, s, l + 1);
-    *len += l;
+    if (t->len + l + 2 > t->cap) {
+        while (t->len + l + 2 > t->cap) t->cap = t->cap ? 2 * t->cap : 256;
+        t->s = realloc(t->s, t->cap);
+    }
+    if (t->len) t->s[t->len++] = ' ';
+    memcpy(t->s + t->len, s, l + 1);
+    t->len += l;
 }
 
 static void describe_fields(struct t_capture *c, const struct sl_event *ev, size_t i)
 {
-    size_t plen, dl = 0, ll = 0;
+    size_t plen;
     const char *p = sl_event_payload(ev, &plen);
-    char *desc = calloc(1, 1), *look = calloc(1, 1);
+    struct text desc = {calloc(1, 256), 0, 256}, look = {calloc(1, 256), 0, 256};
     bool inside = true;
     for (size_t f = 0; f < sl_event_field_count(ev); f++) {
         const char *name;
@@ -194,7 +204,7 @@ static void describe_fields(struct t_capture *c, const struct sl_event *ev, size
         char val[4096], item[4400];
         t_describe_value(&v, val, sizeof val);
         snprintf(item, sizeof item, "%.*s=%s", (int)nlen, name, val);
-        append(&desc, &dl, item);
+        append(&desc, item);
         bool spans = v.type == SL_STRING || v.type == SL_JSON || (v.flags & SL_VALUE_TEXT);
         if (spans && (!p || v.s < p || v.s + v.len > p + plen)) inside = false;
     }
@@ -204,10 +214,10 @@ static void describe_fields(struct t_capture *c, const struct sl_event *ev, size
         if (sl_event_get(ev, c->paths[k], strlen(c->paths[k]), &v) == 0)
             t_describe_value(&v, val, sizeof val);
         snprintf(item, sizeof item, "%s=%s", c->paths[k], val);
-        append(&look, &ll, item);
+        append(&look, item);
     }
-    c->fields[i] = desc;
-    c->lookups[i] = look;
+    c->fields[i] = desc.s;
+    c->lookups[i] = look.s;
     c->in_payload[i] = inside;
 }
 
