@@ -222,8 +222,9 @@ static const struct sl_option remap_options[] = {
      "rewrite the payload as the event's JSON when a field changed (for sinks that write raw "
      "payloads)"},
     {"on_error", SL_OPT_ENUM, "drop", 0, offsetof(struct remap, errors.mode),
-     SL__STAGE_ON_ERROR_DOC("when an operation would give the event more fields than it can "
-                            "hold (65535)"),
+     "when an operation would give the event more fields than it can hold (65535): drop the "
+     "event (counted), dead_letter (send it, as the operations before left it, to output "
+     "'dead_letter' with the reason in field 'error') or fail (stop the pipeline)",
      SL__STAGE_ON_ERROR_CHOICES},
     {0},
 };
