@@ -40,17 +40,44 @@ static int send_dead(struct sl_stage *stage, const struct sl__stage_errors *e, s
     return 0;
 }
 
+/* The on_error of a failure whose code is `code`, the reason formatted from `fmt`/`ap`. */
+static int reject(struct sl_stage *stage, const struct sl__stage_errors *e, struct sl_event *ev,
+                  struct sl_emit *out, int code, const char *fmt, va_list ap)
+{
+    char msg[256];
+    size_t len = format_reason(msg, sizeof msg, fmt, ap);
+    if (e->mode == SL__STAGE_FAIL) return sl_stage_error(stage, code, "%s", msg);
+    sl_stage_count_errors(stage, 1);
+    return send_dead(stage, e, ev, out, msg, len);
+}
+
 int sl__stage_reject(struct sl_stage *stage, const struct sl__stage_errors *e, struct sl_event *ev,
                      struct sl_emit *out, const char *fmt, ...)
 {
-    char msg[256];
     va_list ap;
     va_start(ap, fmt);
-    size_t len = format_reason(msg, sizeof msg, fmt, ap);
+    int rc = reject(stage, e, ev, out, SL_EPARSE, fmt, ap);
     va_end(ap);
-    if (e->mode == SL__STAGE_FAIL) return sl_stage_error(stage, SL_EPARSE, "%s", msg);
-    sl_stage_count_errors(stage, 1);
-    return send_dead(stage, e, ev, out, msg, len);
+    return rc;
+}
+
+int sl__stage_fault(struct sl_stage *stage, const struct sl__stage_errors *e, struct sl_event *ev,
+                    struct sl_emit *out, int code, const char *fmt, ...)
+{
+    /* Only a failed allocation is the process's; everything else belongs to this event. */
+    if (code == SL_ENOMEM) return sl_stage_error(stage, SL_ENOMEM, "out of memory");
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = reject(stage, e, ev, out, code, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int sl__stage_too_many_fields(struct sl_stage *stage, const struct sl__stage_errors *e,
+                              struct sl_event *ev, struct sl_emit *out)
+{
+    return sl__stage_fault(stage, e, ev, out, SL_ELIMIT, "more than %d fields",
+                           SL_EVENT_MAX_FIELDS);
 }
 
 int sl__stage_divert(struct sl_stage *stage, const struct sl__stage_errors *e, struct sl_event *ev,

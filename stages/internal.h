@@ -48,6 +48,19 @@ int sl__stage_errors_init(struct sl_stage *stage, struct sl__stage_errors *e, st
 int sl__stage_reject(struct sl_stage *stage, const struct sl__stage_errors *e, struct sl_event *ev,
                      struct sl_emit *out, const char *fmt, ...) SL_PRINTF(5, 6);
 
+/* Handles a failure of `ev` that a call reported as `code` (an SL_E* code), by the rule
+ * every stage follows: SL_ENOMEM, a failed allocation, is a failure of the process and
+ * fails the stage with "out of memory", whatever `e->mode`; any other code (SL_ELIMIT: the
+ * event reached a limit of its own) belongs to this event alone and goes to on_error as a
+ * parse error does (failing with `code` under on_error: fail). Returns what map() returns. */
+int sl__stage_fault(struct sl_stage *stage, const struct sl__stage_errors *e, struct sl_event *ev,
+                    struct sl_emit *out, int code, const char *fmt, ...) SL_PRINTF(6, 7);
+
+/* sl__stage_fault for an event that would get more than SL_EVENT_MAX_FIELDS fields: reason
+ * "more than 65535 fields", code SL_ELIMIT. */
+int sl__stage_too_many_fields(struct sl_stage *stage, const struct sl__stage_errors *e,
+                              struct sl_event *ev, struct sl_emit *out);
+
 /* Sends an event that a stage turns away on purpose (throttled, duplicate) by `e->mode`
  * (drop or dead_letter only): counted as dropped, or emitted on the dead-letter port with
  * field "error" set to the formatted reason. Not counted as an error. Returns 0 or a
@@ -91,7 +104,8 @@ const char *sl__stage_input_error(int rc);
 
 /* Adds field `name` (valid as long as the batch) to `ev`: appended without a lookup when
  * `merge` is false (a parser indexing an event that had no fields), else set by name
- * (replacing a field of that name). Returns 0 or SL_ENOMEM. */
+ * (replacing a field of that name). Returns 0, SL_ELIMIT (SL_EVENT_MAX_FIELDS reached) or
+ * SL_ENOMEM. */
 int sl__stage_put(struct sl_event *ev, const char *name, size_t len, const struct sl_value *v,
                   bool merge);
 
@@ -125,8 +139,9 @@ struct sl__stage_kv_error {
 /* Splits `s` into pairs and adds them to `ev` (sl__stage_put with `merge`), or only
  * checks the text when `dry_run`. Keys and unquoted values (blanks around them trimmed)
  * are spans of `s`, which must live as long as the batch; quoted values ("...") holding
- * backslash escapes are decoded into the arena. Returns 0, SL_EPARSE with `e` filled
- * (pairs before the error were added), or SL_ENOMEM. */
+ * backslash escapes are decoded into the arena. Returns the number of pairs (>= 0, capped
+ * at INT_MAX), SL_EPARSE with `e` filled (pairs before the error were added), SL_ELIMIT
+ * (the event reached SL_EVENT_MAX_FIELDS; pairs before were added) or SL_ENOMEM. */
 int sl__stage_kv_parse(const struct sl__stage_kv *o, struct sl_event *ev, const char *s, size_t len,
                        bool merge, bool dry_run, struct sl__stage_kv_error *e);
 

@@ -1,6 +1,7 @@
 /* The key=value reader behind parse_logfmt and parse_kv: one pass over the text, keys
  * and unquoted values as spans into it, quoted values ("...") with backslash escapes
  * decoded into the batch arena only when they hold one. See internal.h. */
+#include <limits.h>
 #include <string.h>
 
 #include "internal.h"
@@ -73,7 +74,7 @@ static int put_pair(struct sl_event *ev, const char *s, size_t ks, size_t ke, st
         if (!buf) return SL_ENOMEM;
         v = sl_value_string(buf, unquote(v.s, v.len, buf));
     }
-    return sl__stage_put(ev, s + ks, ke - ks, &v, merge) ? SL_ENOMEM : 0;
+    return sl__stage_put(ev, s + ks, ke - ks, &v, merge);
 }
 
 /* Reads the value after the key/value separator at s[*i]: quoted, or up to the next
@@ -109,6 +110,7 @@ int sl__stage_kv_parse(const struct sl__stage_kv *o, struct sl_event *ev, const 
                        bool merge, bool dry_run, struct sl__stage_kv_error *e)
 {
     size_t i = 0;
+    int pairs = 0;
     while (i < len) {
         for (;;) { /* separators and blanks before the key */
             if (at_field_sep(o, s, len, i))
@@ -142,8 +144,9 @@ int sl__stage_kv_parse(const struct sl__stage_kv *o, struct sl_event *ev, const 
             int rc = put_pair(ev, s, ks, ke, v, esc, merge);
             if (rc) return rc;
         }
+        if (pairs < INT_MAX) pairs++;
     }
-    return 0;
+    return pairs;
 }
 
 int sl__stage_kv_map(struct sl_stage *stage, const struct sl__stage_kv *o, const char *field,
@@ -158,16 +161,19 @@ int sl__stage_kv_map(struct sl_stage *stage, const struct sl__stage_kv *o, const
     size_t before = sl_event_field_count(ev);
     bool merge = field != NULL || before > 0;
     struct sl__stage_kv_error e = {0, NULL};
-    /* Merging into existing fields cannot be undone: check the whole text first. */
+    /* Merging into existing fields cannot be undone: check the whole text, and count its
+     * pairs (also those whose keys the event has), first. */
     rc = merge ? sl__stage_kv_parse(o, ev, text, len, merge, true, &e) : 0;
-    if (!rc) rc = sl__stage_kv_parse(o, ev, text, len, merge, false, &e);
+    if (rc > 0 && before + (size_t)rc > SL_EVENT_MAX_FIELDS) rc = SL_ELIMIT;
+    if (rc >= 0) rc = sl__stage_kv_parse(o, ev, text, len, merge, false, &e);
     if (rc == SL_ENOMEM) return sl_stage_error(stage, rc, "out of memory");
-    if (rc == 0 && !merge && sl_event_field_count(ev) == 0) {
+    if (rc == 0 && !merge) {
         e.at = 0, e.what = "no key=value pairs";
         rc = SL_EPARSE;
     }
-    if (rc) {
+    if (rc < 0) {
         if (!merge) sl_event_clear_fields(ev); /* it had none: drop the pairs added */
+        if (rc == SL_ELIMIT) return sl__stage_too_many_fields(stage, errors, ev, out);
         return sl__stage_reject(stage, errors, ev, out, "%s at byte %zu", e.what, e.at);
     }
     sl_event_fields_changed_mark(ev);

@@ -76,8 +76,8 @@ static int put_cell(struct sl_event *ev, const struct parse_csv *pc, size_t col,
     return sl__stage_put(ev, name, strlen(name), &c->v, merge);
 }
 
-/* Splits the record; adds the fields unless `dry_run`. Returns 0, SL_EPARSE with `*why`
- * and `*at`, or SL_ENOMEM. */
+/* Splits the record; adds the fields unless `dry_run`. Returns the number of fields it
+ * adds (or would add), SL_EPARSE with `*why` and `*at`, SL_ELIMIT or SL_ENOMEM. */
 static int split(const struct parse_csv *pc, struct sl_event *ev, const char *s, size_t len,
                  bool merge, bool dry_run, const char **why, size_t *at)
 {
@@ -91,7 +91,10 @@ static int split(const struct parse_csv *pc, struct sl_event *ev, const char *s,
             *why = "more values than columns";
             return SL_EPARSE;
         }
-        if (col < pc->columns.n && !dry_run && put_cell(ev, pc, col, &c, merge)) return SL_ENOMEM;
+        if (col < pc->columns.n && !dry_run) {
+            int rc = put_cell(ev, pc, col, &c, merge);
+            if (rc) return rc;
+        }
         col++;
         if (i >= len) break;
         i++; /* the delimiter */
@@ -101,23 +104,26 @@ static int split(const struct parse_csv *pc, struct sl_event *ev, const char *s,
         *why = "fewer values than columns";
         return SL_EPARSE;
     }
-    return 0;
+    return (int)(col < pc->columns.n ? col : pc->columns.n);
 }
 
 static int parse_csv_map(struct sl_stage *s, struct sl_event *ev, struct sl_emit *out)
 {
     struct parse_csv *pc = sl_stage_state(s);
     const char *text, *why = NULL;
-    size_t len, at = 0;
+    size_t len, at = 0, before = sl_event_field_count(ev);
     int rc = sl__stage_input(ev, pc->field, &text, &len);
     if (rc == SL_ENOMEM) return sl_stage_error(s, rc, "out of memory");
     if (rc) return sl__stage_reject(s, &pc->errors, ev, out, "%s", sl__stage_input_error(rc));
-    bool merge = pc->field != NULL || sl_event_field_count(ev) > 0;
+    bool merge = pc->field != NULL || before > 0;
+    /* A merge cannot be undone: check the record, and count its fields, first. */
     rc = merge ? split(pc, ev, text, len, merge, true, &why, &at) : 0;
-    if (!rc) rc = split(pc, ev, text, len, merge, false, &why, &at);
+    if (rc > 0 && before + (size_t)rc > SL_EVENT_MAX_FIELDS) rc = SL_ELIMIT;
+    if (rc >= 0) rc = split(pc, ev, text, len, merge, false, &why, &at);
     if (rc == SL_ENOMEM) return sl_stage_error(s, rc, "out of memory");
-    if (rc) {
+    if (rc < 0) {
         if (!merge) sl_event_clear_fields(ev);
+        if (rc == SL_ELIMIT) return sl__stage_too_many_fields(s, &pc->errors, ev, out);
         return sl__stage_reject(s, &pc->errors, ev, out, "%s at byte %zu", why, at);
     }
     sl_event_fields_changed_mark(ev);

@@ -56,21 +56,34 @@ static int reject_text(struct sl_stage *s, struct parse_json *pj, struct sl_even
     return sl__stage_reject(s, &pj->errors, ev, out, "invalid JSON at byte %zu", off);
 }
 
+static int count_member(void *arg, const char *name, size_t len, bool escaped,
+                        const struct sl_value *v)
+{
+    (void)name, (void)len, (void)escaped, (void)v;
+    ++*(size_t *)arg;
+    return 0;
+}
+
 static int parse_json_map(struct sl_stage *s, struct sl_event *ev, struct sl_emit *out)
 {
     struct parse_json *pj = sl_stage_state(s);
     const char *text;
-    size_t len, off = 0;
+    size_t len, off = 0, members = 0, before = sl_event_field_count(ev);
     int rc = sl__stage_input(ev, pj->field, &text, &len);
     if (rc == SL_ENOMEM) return sl_stage_error(s, rc, "out of memory");
     if (rc) return sl__stage_reject(s, &pj->errors, ev, out, "%s", sl__stage_input_error(rc));
-    struct indexer ix = {ev, pj->field != NULL || sl_event_field_count(ev) > 0};
-    if (ix.merge && sl_json_validate(text, len, &off))
+    struct indexer ix = {ev, pj->field != NULL || before > 0};
+    /* A merge cannot be undone: the text is checked, and its members counted (also those
+     * whose names the event has), before anything changes. */
+    if (ix.merge && sl_json_each_member(text, len, count_member, &members, &off))
         return reject_text(s, pj, ev, out, text, len, off);
+    if (before + members > SL_EVENT_MAX_FIELDS)
+        return sl__stage_too_many_fields(s, &pj->errors, ev, out);
     rc = sl_json_each_member(text, len, add_member, &ix, &off);
     if (rc == SL_ENOMEM) return sl_stage_error(s, rc, "out of memory");
     if (rc) {
-        sl_event_clear_fields(ev); /* a half-built index: the event had no fields before */
+        if (!ix.merge) sl_event_clear_fields(ev); /* a half-built index: it had no fields */
+        if (rc == SL_ELIMIT) return sl__stage_too_many_fields(s, &pj->errors, ev, out);
         return reject_text(s, pj, ev, out, text, len, off);
     }
     if (ix.merge)
@@ -95,7 +108,9 @@ static const struct sl_option parse_json_options[] = {
     {"remove_field", SL_OPT_BOOL, "false", 0, offsetof(struct parse_json, remove_field),
      "remove `field` from the event once it has been parsed"},
     {"on_error", SL_OPT_ENUM, "drop", 0, offsetof(struct parse_json, errors.mode),
-     SL__STAGE_ON_ERROR_DOC("when the text is not a JSON object"), SL__STAGE_ON_ERROR_CHOICES},
+     SL__STAGE_ON_ERROR_DOC("when the text is not a JSON object, or has more members than an "
+                            "event can hold (65535)"),
+     SL__STAGE_ON_ERROR_CHOICES},
     {0},
 };
 

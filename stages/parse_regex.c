@@ -128,6 +128,25 @@ static int match_any(const struct parse_regex *pr, pcre2_match_data *md, const c
     return -1;
 }
 
+/* Adds the converted groups of pattern `p` to `ev` and emits it; an event that would pass
+ * the field limit is refused whole, before anything is added. */
+static int put_captures(struct sl_stage *s, const struct parse_regex *pr, const struct pattern *p,
+                        const struct slot *slot, struct sl_event *ev, struct sl_emit *out)
+{
+    size_t before = sl_event_field_count(ev), set = 0;
+    bool merge = pr->field != NULL || before > 0;
+    for (uint32_t c = 0; c < p->ncaps; c++) set += slot->vals[c].type != 0xff;
+    if (before + set > SL_EVENT_MAX_FIELDS)
+        return sl__stage_too_many_fields(s, &pr->errors, ev, out);
+    for (uint32_t c = 0; c < p->ncaps; c++) {
+        if (slot->vals[c].type == 0xff) continue;
+        int rc = sl__stage_put(ev, p->caps[c].name, p->caps[c].len, &slot->vals[c], merge);
+        if (rc) return sl__stage_fault(s, &pr->errors, ev, out, rc, "%s", sl_strerror(rc));
+    }
+    sl_event_fields_changed_mark(ev);
+    return sl_emit(out, ev) ? sl_stage_error(s, SL_ENOMEM, "out of memory") : 0;
+}
+
 static int parse_regex_map(struct sl_stage *s, struct sl_event *ev, struct sl_emit *out)
 {
     struct parse_regex *pr = sl_stage_state(s);
@@ -162,14 +181,7 @@ static int parse_regex_map(struct sl_stage *s, struct sl_event *ev, struct sl_em
                                                               : "a bool",
                                     (int)(b - a > 64 ? 64 : b - a), text + a);
     }
-    bool merge = pr->field != NULL || sl_event_field_count(ev) > 0;
-    for (uint32_t c = 0; c < p->ncaps; c++) {
-        if (slot->vals[c].type == 0xff) continue;
-        if (sl__stage_put(ev, p->caps[c].name, p->caps[c].len, &slot->vals[c], merge))
-            return sl_stage_error(s, SL_ENOMEM, "out of memory");
-    }
-    sl_event_fields_changed_mark(ev);
-    return sl_emit(out, ev) ? sl_stage_error(s, SL_ENOMEM, "out of memory") : 0;
+    return put_captures(s, pr, p, slot, ev, out);
 }
 
 /* ---- compiling ---------------------------------------------------------------------------------

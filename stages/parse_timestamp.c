@@ -288,13 +288,17 @@ static int parse_timestamp_map(struct sl_stage *s, struct sl_event *ev, struct s
     sl__stage_value_text(&v, buf, sizeof buf, &text, &len);
     int64_t ns = 0;
     size_t i = 0;
+    int rc;
     while (i < pt->formats.n && !read_time(pt, &pt->fmts[i], &v, text, len, &ns)) i++;
     if (i == pt->formats.n)
         return sl__stage_reject(s, &pt->errors, ev, out, "'%.*s' matches none of the formats",
                                 (int)(len > 64 ? 64 : len), text);
+    /* The target first: an event refused for it (the field limit) keeps its time. */
+    rc = pt->target ? set_target(ev, pt->target, ns) : 0;
+    if (rc)
+        return sl__stage_fault(s, &pt->errors, ev, out, rc, "target '%s': more than %d fields",
+                               pt->target, SL_EVENT_MAX_FIELDS);
     sl_event_set_time(ev, ns);
-    if (pt->target && set_target(ev, pt->target, ns))
-        return sl_stage_error(s, SL_ENOMEM, "out of memory");
     return sl_emit(out, ev) ? sl_stage_error(s, SL_ENOMEM, "out of memory") : 0;
 }
 

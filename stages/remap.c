@@ -37,6 +37,7 @@ struct remap {
     const struct sl_config *copy;   /* option copy */
     struct sl_list keep_only;       /* option keep_only */
     bool serialize;                 /* option */
+    struct sl__stage_errors errors; /* option on_error, dead-letter port */
     struct op *ops;                 /* in config order */
     size_t nops;                    /* used */
 };
@@ -55,12 +56,14 @@ static int keep_only(struct sl_event *ev, const struct sl_list *keep)
     for (size_t i = sl_event_field_count(ev); i-- > 0;) {
         const char *name;
         size_t len;
-        sl_event_field_at(ev, i, &name, &len, NULL);
+        if (sl_event_field_at(ev, i, &name, &len, NULL)) continue; /* removed as a duplicate */
         if (!kept(keep, name, len) && sl_event_remove(ev, name, len) == SL_ENOMEM) return SL_ENOMEM;
     }
     return 0;
 }
 
+/* Applies one operation. Returns 0, SL_ELIMIT (a new field past the event's limit) or
+ * SL_ENOMEM. */
 static int apply(const struct op *op, struct sl_event *ev)
 {
     struct sl_value v;
@@ -86,6 +89,7 @@ static int apply(const struct op *op, struct sl_event *ev)
 static int serialize(struct sl_event *ev)
 {
     size_t need = sl_event_write_json(ev, NULL, 0);
+    if (need > UINT32_MAX) return SL_ELIMIT; /* more than a payload can hold */
     char *buf = sl_event_alloc(ev, need);
     if (!buf) return SL_ENOMEM;
     sl_event_write_json(ev, buf, need);
@@ -94,13 +98,24 @@ static int serialize(struct sl_event *ev)
     return 0;
 }
 
+static const char *const op_names[] = {"set", "rename", "remove", "copy", "keep_only"};
+
 static int remap_map(struct sl_stage *s, struct sl_event *ev, struct sl_emit *out)
 {
     const struct remap *r = sl_stage_state(s);
-    for (size_t i = 0; i < r->nops; i++)
-        if (apply(&r->ops[i], ev)) return sl_stage_error(s, SL_ENOMEM, "out of memory");
-    if (r->serialize && sl_event_fields_changed(ev) && serialize(ev))
-        return sl_stage_error(s, SL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < r->nops; i++) {
+        const struct op *op = &r->ops[i];
+        int rc = apply(op, ev);
+        /* The event keeps what the operations before this one did. */
+        if (rc)
+            return sl__stage_fault(s, &r->errors, ev, out, rc, "%s '%s': more than %d fields",
+                                   op_names[op->kind], op->kind == OP_COPY ? op->b : op->a,
+                                   SL_EVENT_MAX_FIELDS);
+    }
+    int rc = r->serialize && sl_event_fields_changed(ev) ? serialize(ev) : 0;
+    if (rc)
+        return sl__stage_fault(s, &r->errors, ev, out, rc,
+                               "serialize: the JSON of the event is longer than 4 GiB");
     return sl_emit(out, ev) ? sl_stage_error(s, SL_ENOMEM, "out of memory") : 0;
 }
 
@@ -183,7 +198,7 @@ static int remap_init(struct sl_stage *s, const struct sl_config *cfg, struct sl
         return sl_config_error(cfg, err, SL_ECONFIG,
                                "remap needs at least one of set, rename, remove, copy, keep_only "
                                "or serialize");
-    return rc;
+    return rc ? rc : sl__stage_errors_init(s, &r->errors, err);
 }
 
 static void remap_close(struct sl_stage *s)
@@ -206,6 +221,11 @@ static const struct sl_option remap_options[] = {
     {"serialize", SL_OPT_BOOL, "false", 0, offsetof(struct remap, serialize),
      "rewrite the payload as the event's JSON when a field changed (for sinks that write raw "
      "payloads)"},
+    {"on_error", SL_OPT_ENUM, "drop", 0, offsetof(struct remap, errors.mode),
+     "when an operation would give the event more fields than it can hold (65535): drop the "
+     "event (counted), dead_letter (send it, as the operations before left it, to output "
+     "'dead_letter' with the reason in field 'error') or fail (stop the pipeline)",
+     SL__STAGE_ON_ERROR_CHOICES},
     {0},
 };
 

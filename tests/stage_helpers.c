@@ -1,6 +1,8 @@
 /* Test helpers for the stages: see stage_helpers.h. */
 #include "stage_helpers.h"
 
+#include <sluice/builtins.h>
+
 #include <criterion/criterion.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -168,21 +170,31 @@ void t_describe_value(const struct sl_value *v0, char *buf, size_t cap)
     }
 }
 
-/* Appends to the growing string `*out`. */
-static void append(char **out, size_t *len, const char *s)
+/* A string that grows by doubling: an event of 65535 fields is described in linear time,
+ * also under ASan (whose realloc always copies). */
+struct text {
+    char *s;         /* NUL-terminated */
+    size_t len, cap; /* bytes used / allocated */
+};
+
+/* Appends `s` to `t`, after a space unless `t` is empty. */
+static void append(struct text *t, const char *s)
 {
     size_t l = strlen(s);
-    *out = realloc(*out, *len + l + 2);
-    if (*len) (*out)[(*len)++] = ' ';
-    memcpy(*out + *len, s, l + 1);
-    *len += l;
+    if (t->len + l + 2 > t->cap) {
+        while (t->len + l + 2 > t->cap) t->cap = t->cap ? 2 * t->cap : 256;
+        t->s = realloc(t->s, t->cap);
+    }
+    if (t->len) t->s[t->len++] = ' ';
+    memcpy(t->s + t->len, s, l + 1);
+    t->len += l;
 }
 
 static void describe_fields(struct t_capture *c, const struct sl_event *ev, size_t i)
 {
-    size_t plen, dl = 0, ll = 0;
+    size_t plen;
     const char *p = sl_event_payload(ev, &plen);
-    char *desc = calloc(1, 1), *look = calloc(1, 1);
+    struct text desc = {calloc(1, 256), 0, 256}, look = {calloc(1, 256), 0, 256};
     bool inside = true;
     for (size_t f = 0; f < sl_event_field_count(ev); f++) {
         const char *name;
@@ -192,7 +204,7 @@ static void describe_fields(struct t_capture *c, const struct sl_event *ev, size
         char val[4096], item[4400];
         t_describe_value(&v, val, sizeof val);
         snprintf(item, sizeof item, "%.*s=%s", (int)nlen, name, val);
-        append(&desc, &dl, item);
+        append(&desc, item);
         bool spans = v.type == SL_STRING || v.type == SL_JSON || (v.flags & SL_VALUE_TEXT);
         if (spans && (!p || v.s < p || v.s + v.len > p + plen)) inside = false;
     }
@@ -202,10 +214,10 @@ static void describe_fields(struct t_capture *c, const struct sl_event *ev, size
         if (sl_event_get(ev, c->paths[k], strlen(c->paths[k]), &v) == 0)
             t_describe_value(&v, val, sizeof val);
         snprintf(item, sizeof item, "%s=%s", c->paths[k], val);
-        append(&look, &ll, item);
+        append(&look, item);
     }
-    c->fields[i] = desc;
-    c->lookups[i] = look;
+    c->fields[i] = desc.s;
+    c->lookups[i] = look.s;
     c->in_payload[i] = inside;
 }
 
@@ -365,6 +377,23 @@ struct t_capture *t_run_dead_letter(struct sl_pipeline *p, const struct sl_stage
     return sl_stage_state(out);
 }
 
+struct t_capture *t_run_dead_letter_after_json(struct sl_pipeline *p,
+                                               const struct sl_stage_type *type, const char *yaml,
+                                               const char *const *lines, struct sl_stage **dead)
+{
+    struct sl_stage *src = t_add_lines(p, lines);
+    struct sl_stage *json = add(p, "json", &sl_stage_parse_json, NULL);
+    struct sl_stage *st = add(p, "stage", type, yaml);
+    struct sl_stage *out = add(p, "out", &t_capture, NULL);
+    *dead = add(p, "dead", &t_capture, NULL);
+    t_connect_port(p, src, NULL, json);
+    t_connect_port(p, json, NULL, st);
+    t_connect_port(p, st, NULL, out);
+    t_connect_port(p, st, "dead_letter", *dead);
+    t_run_ok(p);
+    return sl_stage_state(out);
+}
+
 struct t_capture *t_through(struct sl_pipeline *p, const struct sl_stage_type *type,
                             const char *yaml, const char *const *lines, struct sl_stage **stage)
 {
@@ -434,4 +463,47 @@ const char *t_testdata(char *buf, size_t cap, const char *rel)
     cr_assert_not_null(dir, "SLUICE_TESTDATA is not set");
     snprintf(buf, cap, "%s/%s", dir, rel);
     return buf;
+}
+
+/* ---- lines at the limits ------------------------------------------------------------------- */
+
+char *t_json_members(size_t n, const char *head, size_t head_n)
+{
+    size_t cap = (head ? strlen(head) : 0) + 16 * n + 3, o = 0;
+    char *s = malloc(cap);
+    s[o++] = '{';
+    if (head_n) o += (size_t)snprintf(s + o, cap - o, "%s", head);
+    for (size_t i = head_n; i < n; i++)
+        o += (size_t)snprintf(s + o, cap - o, "%s\"k%zu\":%zu", i ? "," : "", i, i % 10);
+    s[o++] = '}';
+    s[o] = '\0';
+    return s;
+}
+
+char *t_kv_pairs(size_t n, const char *kv_sep, const char *pair_sep)
+{
+    size_t cap = (16 + strlen(kv_sep) + strlen(pair_sep)) * n + 1, o = 0;
+    char *s = malloc(cap);
+    s[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(s + o, cap - o, "%sk%zu%s%zu", i ? pair_sep : "", i, kv_sep, i % 10);
+    return s;
+}
+
+char *t_json_nested(size_t depth)
+{
+    size_t arrays = depth - 1, o = 0;
+    char *s = malloc(2 * arrays + 8);
+    memcpy(s, "{\"a\":", 5), o = 5;
+    memset(s + o, '[', arrays), o += arrays;
+    memset(s + o, ']', arrays), o += arrays;
+    s[o++] = '}';
+    s[o] = '\0';
+    return s;
+}
+
+bool t_ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
 }

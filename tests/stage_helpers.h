@@ -91,6 +91,12 @@ struct t_capture *t_run_dead_letter(struct sl_pipeline *p, const struct sl_stage
                                     const char *yaml, const char *const *lines,
                                     struct sl_stage **dead);
 
+/* As t_run_dead_letter, with a parse_json stage "json" (on_error: drop) before "stage":
+ * for stages that read the fields of JSON lines. */
+struct t_capture *t_run_dead_letter_after_json(struct sl_pipeline *p,
+                                               const struct sl_stage_type *type, const char *yaml,
+                                               const char *const *lines, struct sl_stage **dead);
+
 /* Adds stage `name` of `type` with YAML options (may be NULL); asserts success. */
 struct sl_stage *t_stage(struct sl_pipeline *p, const char *name, const struct sl_stage_type *type,
                          const char *yaml);
@@ -112,6 +118,21 @@ char *t_read_file(const char *path, size_t *len);
  * PROT_NONE page: reading past it crashes. Valid until t_guard_free_all(). */
 const char *t_guard_copy(const char *s, size_t len);
 void t_guard_free_all(void);
+
+/* Lines made to reach the limits (owned, NUL-terminated: free them). */
+
+/* A JSON object of `n` members: the `head_n` members written in `head` (raw member text,
+ * e.g. "\"t\":1"; NULL when head_n is 0) first, then "k<i>":<i % 10> for the rest. */
+char *t_json_members(size_t n, const char *head, size_t head_n);
+
+/* `n` pairs k<i><kv_sep><i % 10>, joined by `pair_sep`. */
+char *t_kv_pairs(size_t n, const char *kv_sep, const char *pair_sep);
+
+/* {"a":[[...]]} with `depth` containers open at the deepest point (the object counts). */
+char *t_json_nested(size_t depth);
+
+/* True when `s` ends with `suffix`. */
+bool t_ends_with(const char *s, const char *suffix);
 
 /* `$SLUICE_TESTDATA/rel` into `buf` (borrowed, `cap` bytes); returns buf. */
 const char *t_testdata(char *buf, size_t cap, const char *rel);

@@ -574,6 +574,51 @@ Test(cli, a_file_source_with_nothing_readable_exits_3_with_the_reason)
                             "unreadable_file.yaml/app.log: Not a directory\n");
 }
 
+/* Reads the file `dir`/`name` into an owned string (free). */
+static char *read_in(const char *dir, const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)n + 1);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+Test(cli, a_line_with_65536_members_is_dead_lettered_and_the_run_exits_0)
+{
+    char dir[] = "/tmp/sluice-poison-XXXXXX", env[4200], path[4200];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/in.jsonl", dir);
+    FILE *f = fopen(path, "wb");
+    fputs("{\"n\":1}\n{", f); /* 65536 members, 585 KB: under the 1 MiB line limit */
+    for (int i = 0; i < 65536; i++) fprintf(f, "%s\"k%d\":%d", i ? "," : "", i, i % 10);
+    fputs("}\n{\"n\":3}\n", f);
+    fclose(f);
+    snprintf(env, sizeof env, "DIR=%s", dir);
+    static struct result r;
+    for (int run_no = 0; run_no < 2; run_no++) { /* a restart finds nothing left to do */
+        run(&r, (const char *[]){"run", "--quiet", "poison_line.yaml", NULL},
+            (const char *[]){env, NULL}, NULL);
+        cr_assert_eq(r.rc, 0, "run %d: %s", run_no, r.err);
+    }
+    char *out = read_in(dir, "out.jsonl"), *dead = read_in(dir, "dead.jsonl");
+    cr_assert_str_eq(out, "{\"n\":1}\n{\"n\":3}\n");
+    cr_assert(strncmp(dead, "{\"message\":\"{\\\"k0\\\":0,", 19) == 0, "%.40s", dead);
+    cr_assert(ends_with(dead, "\",\"error\":\"more than 65535 fields\"}\n"));
+    free(out);
+    free(dead);
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
 Test(cli, metrics_port_in_use_fails_the_run_with_exit_3)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

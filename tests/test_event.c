@@ -364,3 +364,245 @@ Test(event, json_form_of_an_empty_parsed_object_is_its_bytes)
     sl_event_fields_synced(ev);                  /* a parser indexed an empty object */
     assert_json(ev, "{    }");
 }
+
+/* ---- the field limit ------------------------------------------------------------------- */
+
+/* Appends fields f0, f1, ... with add_field until the event has `n`; asserts each. */
+static void fill_fields(struct sl_event *ev, int n)
+{
+    char name[16];
+    for (int i = (int)sl_event_field_count(ev); i < n; i++) {
+        int len = snprintf(name, sizeof name, "f%d", i);
+        const char *kept = sl_event_strdup(ev, name, (size_t)len);
+        struct sl_value v = sl_value_int(i);
+        cr_assert_eq(sl_event_add_field(ev, kept, (size_t)len, &v), 0, "field %d", i);
+    }
+}
+
+Test(event, the_65536th_field_is_a_per_event_limit_not_out_of_memory)
+{
+    struct sl_event *ev = sl_batch_append(b);
+    fill_fields(ev, SL_EVENT_MAX_FIELDS);
+    cr_assert_eq(sl_event_field_count(ev), 65535);
+    struct sl_value v = sl_value_int(-1);
+    cr_assert_eq(sl_event_add_field(ev, "one_more", 8, &v), SL_ELIMIT);
+    cr_assert_eq(sl_event_set(ev, "one_more", 8, &v), SL_ELIMIT);
+    cr_assert_eq(sl_event_field_count(ev), 65535, "a refused field leaves the event as it was");
+    cr_assert_eq(sl_event_set(ev, "f7", 2, &v), 0, "replacing a field adds none");
+    cr_assert_eq(get(ev, "f7").i, -1);
+    cr_assert_eq(get(ev, "f65534").i, 65534);
+}
+
+Test(event, an_event_at_the_field_limit_can_still_be_dead_lettered)
+{
+    struct sl_event *ev = sl_batch_append(b);
+    sl_event_set_payload(ev, "the line", 8);
+    fill_fields(ev, SL_EVENT_MAX_FIELDS);
+    cr_assert_eq(sl_event_set_error(ev, "too many fields", 15), 0);
+    cr_assert_eq(sl_event_field_count(ev), 65536);
+    assert_str(get(ev, "error"), "too many fields");
+    cr_assert_eq(sl_event_set_error(ev, "again", 5), 0, "a second reason replaces the first");
+    cr_assert_eq(sl_event_field_count(ev), 65536);
+    assert_str(get(ev, "error"), "again");
+}
+
+/* ---- dead letters keep the original bytes --------------------------------------------- */
+
+/* Decodes standard base64 (with padding) into `out`; returns the bytes, or -1. */
+static long unbase64(const char *s, size_t len, unsigned char *out)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (len % 4) return -1;
+    long o = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        unsigned v = 0;
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            const char *at = s[i + k] == '=' ? NULL : strchr(abc, s[i + k]);
+            if (!at && s[i + k] != '=') return -1;
+            pad += !at;
+            v = v << 6 | (at ? (unsigned)(at - abc) : 0);
+        }
+        out[o++] = (unsigned char)(v >> 16);
+        if (pad < 2) out[o++] = (unsigned char)(v >> 8);
+        if (pad < 1) out[o++] = (unsigned char)v;
+    }
+    return o;
+}
+
+Test(event, a_dead_letter_of_invalid_utf8_keeps_the_bytes_in_message_base64)
+{
+    /* Bytes a JSON string cannot carry as they are (each becomes U+FFFD), a NUL, and
+     * lengths that make base64 pad with one and with two '='. */
+    static const char *const lines[] = {"ok \xff\xfe end", "\xc3\x28\x00x", "\xe2\x82", "\x80"};
+    static const size_t lens[] = {9, 4, 2, 1};
+    static const char *const want[] = {"b2sg//4gZW5k", "wygAeA==", "4oI=", "gA=="};
+    for (size_t k = 0; k < 4; k++) {
+        struct sl_event *ev = sl_batch_append(b);
+        sl_event_set_payload(ev, lines[k], lens[k]);
+        cr_assert_eq(sl_event_set_error(ev, "bad", 3), 0);
+        struct sl_value m = get(ev, "message_base64");
+        assert_str(m, want[k]);
+        unsigned char back[16];
+        long n = unbase64(m.s, m.len, back);
+        cr_assert_eq(n, (long)lens[k], "line %zu: %.*s", k, (int)m.len, m.s);
+        cr_assert(memcmp(back, lines[k], lens[k]) == 0, "line %zu", k);
+        const char *name;
+        sl_event_field_at(ev, 1, &name, NULL, NULL);
+        cr_assert_str_eq(name, "message_base64", "between message and error");
+    }
+}
+
+Test(event, a_dead_letter_of_valid_utf8_has_no_message_base64)
+{
+    struct sl_event *ev = sl_batch_append(b);
+    sl_event_set_payload(ev, "caf\xc3\xa9 \x01 \xf0\x9f\x98\x80", 12);
+    cr_assert_eq(sl_event_set_error(ev, "bad", 3), 0);
+    struct sl_value v;
+    cr_assert_eq(sl_event_get(ev, "message_base64", 14, &v), SL_ENOTFOUND);
+    cr_assert_eq(sl_event_field_count(ev), 2);
+}
+
+/* ---- repeated names: the last one counts ------------------------------------------------ */
+
+/* Appends fields name=int value, in order, with add_field (as a parser indexes a line). */
+static void add_ints(struct sl_event *ev, const char *const *names, const int *vals, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct sl_value v = sl_value_int(vals[i]);
+        cr_assert_eq(sl_event_add_field(ev, names[i], strlen(names[i]), &v), 0);
+    }
+}
+
+/* The JSON form of `ev`, NUL-terminated, in `buf`. */
+static const char *json_of(const struct sl_event *ev, char *buf, size_t cap)
+{
+    size_t n = sl_event_write_json(ev, buf, cap - 1);
+    cr_assert_lt(n, cap);
+    buf[n] = '\0';
+    return buf;
+}
+
+Test(event, a_repeated_field_name_reads_as_its_last_value)
+{
+    struct sl_event *ev = sl_batch_append(b);
+    add_ints(ev, (const char *[]){"a", "b", "a"}, (const int[]){1, 2, 3}, 3);
+    const char *h1 = "{\"s\":1,\"s\":2}", *h2 = "{\"s\":9}";
+    struct sl_value v = sl_value_json(h1, strlen(h1));
+    sl_event_add_field(ev, "h", 1, &v);
+    cr_assert_eq(get(ev, "a").i, 3);
+    struct sl_value s = get(ev, "h.s");
+    cr_assert_eq(sl_value_number(&s), 0);
+    cr_assert_eq(s.i, 2, "the last member inside a JSON value too");
+    v = sl_value_json(h2, strlen(h2));
+    sl_event_add_field(ev, "h", 1, &v);
+    s = get(ev, "h.s");
+    cr_assert_eq(sl_value_number(&s), 0);
+    cr_assert_eq(s.i, 9, "a path starts at the last field of its name");
+}
+
+Test(event, a_change_keeps_only_the_last_field_of_a_repeated_name)
+{
+    char buf[256];
+    struct sl_event *ev = sl_batch_append(b);
+    sl_event_set_payload(ev, "{\"a\":1,\"b\":2,\"a\":3}", 19);
+    add_ints(ev, (const char *[]){"a", "b", "a"}, (const int[]){1, 2, 3}, 3);
+    sl_event_fields_synced(ev);
+    cr_assert_str_eq(json_of(ev, buf, sizeof buf), "{\"a\":1,\"b\":2,\"a\":3}", "untouched");
+    struct sl_value v = sl_value_int(4);
+    cr_assert_eq(sl_event_set(ev, "c", 1, &v), 0);
+    cr_assert_str_eq(json_of(ev, buf, sizeof buf), "{\"b\":2,\"a\":3,\"c\":4}");
+    cr_assert_eq(sl_event_field_count(ev), 3);
+
+    struct sl_event *rm = sl_batch_append(b);
+    add_ints(rm, (const char *[]){"a", "b", "a"}, (const int[]){1, 2, 3}, 3);
+    cr_assert_eq(sl_event_remove(rm, "a", 1), 0);
+    struct sl_value gone;
+    cr_assert_eq(sl_event_get(rm, "a", 1, &gone), SL_ENOTFOUND, "no earlier 'a' comes back");
+    cr_assert_eq(sl_event_field_count(rm), 1);
+
+    struct sl_event *rn = sl_batch_append(b);
+    add_ints(rn, (const char *[]){"a", "x", "a", "x"}, (const int[]){1, 2, 3, 4}, 4);
+    cr_assert_eq(sl_event_rename(rn, "a", 1, "x", 1), 0);
+    cr_assert_eq(sl_event_field_count(rn), 1);
+    cr_assert_eq(get(rn, "x").i, 3);
+}
+
+Test(event, the_json_of_fields_parsed_from_another_format_has_each_name_once)
+{
+    char buf[256];
+    struct sl_event *ev = sl_batch_append(b); /* as parse_logfmt leaves "a=1 b=2 a=3" */
+    sl_event_set_payload(ev, "a=1 b=2 a=3", 11);
+    add_ints(ev, (const char *[]){"a", "b", "a"}, (const int[]){1, 2, 3}, 3);
+    sl_event_fields_changed_mark(ev);
+    cr_assert_str_eq(json_of(ev, buf, sizeof buf), "{\"b\":2,\"a\":3}");
+
+    struct sl_event *raw = sl_batch_append(b); /* a raw line with a repeated source field */
+    sl_event_set_payload(raw, "line", 4);
+    add_ints(raw, (const char *[]){"n", "n"}, (const int[]){1, 2}, 2);
+    cr_assert_str_eq(json_of(raw, buf, sizeof buf), "{\"message\":\"line\",\"n\":2}");
+}
+
+Test(event, many_repeated_names_keep_the_last_of_each)
+{
+    /* More fields than are compared pair by pair: the names go through a hash table. */
+    static char names[80][8];
+    const char *np[80];
+    int vals[80];
+    for (int i = 0; i < 80; i++) {
+        snprintf(names[i], sizeof names[i], "k%d", i % 40);
+        np[i] = names[i];
+        vals[i] = i;
+    }
+    struct sl_event *ev = sl_batch_append(b);
+    add_ints(ev, np, vals, 80);
+    struct sl_value v = sl_value_int(-1);
+    cr_assert_eq(sl_event_set(ev, "z", 1, &v), 0);
+    cr_assert_eq(sl_event_field_count(ev), 41);
+    for (int i = 0; i < 40; i++) {
+        const char *name;
+        struct sl_value fv;
+        sl_event_field_at(ev, (size_t)i, &name, NULL, &fv);
+        cr_assert_str_eq(name, names[i]);
+        cr_assert_eq(fv.i, 40 + i);
+    }
+}
+
+Test(event, a_change_keeps_every_distinct_name_and_lookups_stop_at_the_first_match)
+{
+    /* 64 distinct names share a 64-bit summary: many share a bit and are compared, none
+     * is taken for a repeat. After the change the event is known to repeat no name. */
+    static char names[64][8];
+    struct sl_event *ev = sl_batch_append(b);
+    for (int i = 0; i < 64; i++) {
+        int n = snprintf(names[i], sizeof names[i], "f%d", i);
+        struct sl_value v = sl_value_int(i);
+        cr_assert_eq(sl_event_add_field(ev, names[i], (size_t)n, &v), 0);
+    }
+    cr_assert(ev->flags & SL__EV_MAYBE_DUPS, "appended without looking");
+    struct sl_value v = sl_value_int(-1);
+    cr_assert_eq(sl_event_set(ev, "f3", 2, &v), 0);
+    cr_assert_eq(sl_event_field_count(ev), 64);
+    cr_assert_not(ev->flags & SL__EV_MAYBE_DUPS);
+    cr_assert_eq(get(ev, "f3").i, -1);
+    cr_assert_eq(get(ev, "f63").i, 63);
+}
+
+Test(event, nested_lookups_skip_strings_and_brackets_to_the_last_member)
+{
+    /* Field values come from a parser: lookups skip what they pass over by its end alone
+     * (a string's quote, a container's bracket) and must not be fooled by either. */
+    struct sl_event *ev = sl_batch_append(b);
+    const char *h = "{\"x\":\"a}\\\"],\\\\\",\"s\":[1,{\"s\":2},\"]}\"],\"t\" : true ,"
+                    "\"s\":{\"s\":[\"\\u00e9\",{\"k\":\"v\"}]}}";
+    struct sl_value v = sl_value_json(h, strlen(h));
+    sl_event_add_field(ev, "h", 1, &v);
+    assert_str(get(ev, "h.s.s[1].k"), "v");
+    cr_assert(get(ev, "h.t").b);
+    struct sl_value x = get(ev, "h.x");
+    cr_assert_eq(x.flags, SL_VALUE_ESCAPED);
+    cr_assert_eq(x.len, 8);
+    struct sl_value miss;
+    cr_assert_eq(sl_event_get(ev, "h.s[0]", 6, &miss), SL_ENOTFOUND, "the last 's' is an object");
+    cr_assert_eq(sl_event_get(ev, "h.y", 3, &miss), SL_ENOTFOUND);
+}

@@ -499,3 +499,14 @@ Test(filter, a_string_beyond_the_scratch_sends_the_event_to_the_dead_letter_outp
     cr_assert_str_eq(d->lookups[0], "error=S:the condition cannot be evaluated: a string built by "
                                     "the expression exceeds its 8 KiB scratch");
 }
+
+Test(filter, a_repeated_name_compares_its_last_value)
+{
+    static const char *const dup[] = {"{\"a.b\":1,\"k\":\"x\",\"a.b\":2,\"k\":\"y\"}", NULL};
+    struct sl_stage *src = t_add_lines(p, dup);
+    struct sl_stage *json = t_stage(p, "json", &sl_stage_parse_json, NULL);
+    t_connect_port(p, src, NULL, json);
+    struct t_capture *c =
+        t_run_after(p, json, &sl_stage_filter, "condition: '.\"a.b\" == 2 && k == \"y\"'", NULL);
+    cr_assert_eq(c->n, 1, "a quoted name and a plain one both read the last member");
+}

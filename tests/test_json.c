@@ -425,8 +425,8 @@ Test(json, get_hits)
     expect_span(&v, SL_FLOAT, SL_VALUE_TEXT, "-1.5e3");
     v = get_ok(" [10, {\"x\": null}] ", ".[0]");
     expect_span(&v, SL_INT, SL_VALUE_TEXT, "10");
-    v = get_ok("{\"a\":1,\"a\":2}", "a");
-    expect_span(&v, SL_INT, SL_VALUE_TEXT, "1");
+    v = get_ok("{\"a\":1,\"a\":2}", "a"); /* a repeated name: the last member */
+    expect_span(&v, SL_INT, SL_VALUE_TEXT, "2");
 }
 
 Test(json, get_empty_path_is_the_document)
@@ -733,4 +733,24 @@ Test(json, round_trip_random_doubles)
         cr_assert_eq(sl_value_number(&r), 0);
         cr_assert(memcmp(&r.f, &d, sizeof d) == 0, "%.*s: %.17g", (int)n, doc, d);
     }
+}
+
+/* ---- repeated names: the last one counts, as in jq, Python and JavaScript ------------- */
+
+Test(json, get_takes_the_last_member_of_a_repeated_name)
+{
+    const char doc[] = "{\"a\":1,\"b\":{\"c\":1,\"d\":0,\"c\":[5,6]},\"a\":{\"x\":true},\"e\":[]}";
+    struct sl_value v;
+    cr_assert_eq(sl_json_get(doc, strlen(doc), "a", 1, &v), 0);
+    expect_span(&v, SL_JSON, 0, "{\"x\":true}");
+    cr_assert_eq(sl_json_get(doc, strlen(doc), "a.x", 3, &v), 0);
+    cr_assert(v.type == SL_BOOL && v.b);
+    cr_assert_eq(sl_json_get(doc, strlen(doc), "b.c[1]", 6, &v), 0);
+    expect_span(&v, SL_INT, SL_VALUE_TEXT, "6");
+    cr_assert_eq(sl_json_get(doc, strlen(doc), "b.d", 3, &v), 0);
+    expect_span(&v, SL_INT, SL_VALUE_TEXT, "0");
+    cr_assert_eq(sl_json_get(doc, strlen(doc), "a.y", 3, &v), SL_ENOTFOUND,
+                 "the earlier \"a\" is not looked into");
+    const char bad[] = "{\"a\":1,\"a\":2,}";
+    cr_assert_eq(sl_json_get(bad, strlen(bad), "a", 1, &v), SL_EPARSE, "still validated");
 }

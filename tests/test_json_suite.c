@@ -172,6 +172,9 @@ static int read_all(const char *s, size_t len, const char *what)
         struct sl_value t;
         int trc = sl__json_get(s, len, paths[i], strlen(paths[i]), &t, false);
         if (!rc) cr_assert_eq(trc, grc, "%s: trusted get '%s' gave %d", what, paths[i], trc);
+        if (!rc && !trc)
+            cr_assert(t.type == v.type && t.s == v.s && t.len == v.len,
+                      "%s: trusted get '%s' found another value", what, paths[i]);
         if (!trc && t.s)
             cr_assert(t.s >= s && t.s + t.len <= s + len, "%s: value outside the text", what);
     }

@@ -91,3 +91,26 @@ Test(parse_csv, config_errors)
     cr_assert_str_eq(err.msg, "missing option 'columns' (type 'parse_csv' needs it: field names of "
                               "the columns, in order)");
 }
+
+/* ---- the field limit (issue 1) ------------------------------------------------------- */
+
+Test(parse_csv, field_mode_past_the_field_limit_dead_letters_the_event_unchanged)
+{
+    /* Indexed by parse_json: 65534 fields, one of them "row"; its two columns make 65536. */
+    char *over = t_json_members(65534, "\"row\":\"1,2\"", 1);
+    char *fits = t_json_members(65533, "\"row\":\"5,6\"", 1);
+    const char *lines[] = {"{\"row\":\"3,4\"}", over, fits, "{\"row\":\"7,8\"}", NULL};
+    struct sl_stage *dl;
+    struct t_capture *c = t_run_dead_letter_after_json(
+        p, &sl_stage_parse_csv, "columns: [x, y]\nfield: row\non_error: dead_letter", lines, &dl);
+    struct t_capture *d = sl_stage_state(dl);
+    cr_assert_eq(c->n, 3);
+    cr_assert_str_eq(c->fields[0], "row=S:3,4 x=I:3 y=I:4");
+    cr_assert(t_ends_with(c->fields[1], " k65532=I:2 x=I:5 y=I:6"));
+    cr_assert_str_eq(c->fields[2], "row=S:7,8 x=I:7 y=I:8");
+    cr_assert_eq(d->n, 1);
+    cr_assert(t_ends_with(d->fields[0], " k65533=I:3 error=S:more than 65535 fields"),
+              "merged nothing before it was refused");
+    free(over);
+    free(fits);
+}

@@ -106,6 +106,21 @@ Test(parse_json, dead_letter_carries_the_raw_line_and_the_reason)
     cr_assert_str_eq(d->fields[3], "message=S:{\"b\":2} x error=S:invalid JSON at byte 8");
 }
 
+Test(parse_json, a_dead_letter_of_a_line_with_invalid_utf8_can_be_replayed_byte_for_byte)
+{
+    /* JSON cannot carry 0xff: "message" shows U+FFFD, "message_base64" the exact bytes. */
+    static const char *const lines[] = {"{\"a\":\"\xff\"}", "caf\xc3\xa9", NULL};
+    struct sl_stage *dl = NULL;
+    t_run_dead_letter(p, &sl_stage_parse_json, "on_error: dead_letter", lines, &dl);
+    struct t_capture *d = sl_stage_state(dl);
+    cr_assert_eq(d->n, 2);
+    cr_assert_str_eq(d->json[0], "{\"message\":\"{\\\"a\\\":\\\"\xef\xbf\xbd\\\"}\","
+                                 "\"message_base64\":\"eyJhIjoi/yJ9\","
+                                 "\"error\":\"invalid JSON at byte 6\"}");
+    cr_assert_str_eq(d->json[1], "{\"message\":\"caf\xc3\xa9\",\"error\":\"not a JSON object\"}",
+                     "valid UTF-8 needs no copy");
+}
+
 Test(parse_json, on_error_fail_stops_the_run_naming_the_stage)
 {
     static const char *const lines[] = {"{\"a\":1}", "{\"a\":tru}", NULL};
@@ -158,6 +173,90 @@ Test(parse_json, field_mode_with_a_bad_field_changes_nothing)
     cr_assert_str_eq(d->fields[0], "log=S:{\"a\":1, error=S:invalid JSON at byte 7");
     cr_assert_str_eq(d->fields[1], "x=I:1 error=S:the field to parse is missing");
     cr_assert_str_eq(d->fields[2], "log=I:5 error=S:the field to parse is not a string");
+}
+
+/* ---- the field limit (issue 1): one event's fault stays with that event ---------------- */
+
+Test(parse_json, a_line_with_65536_members_is_dead_lettered_and_the_run_goes_on)
+{
+    char *poison = t_json_members(65536, NULL, 0), *full = t_json_members(65535, NULL, 0);
+    const char *lines[] = {"{\"n\":1}", poison, full, "{\"n\":3}", NULL};
+    struct sl_stage *dl = NULL;
+    struct t_capture *c =
+        t_run_dead_letter(p, &sl_stage_parse_json, "on_error: dead_letter", lines, &dl);
+    struct t_capture *d = sl_stage_state(dl);
+    cr_assert_eq(c->n, 3);
+    cr_assert_str_eq(c->fields[0], "n=I:1");
+    cr_assert_str_eq(c->json[1], full, "65535 members are the limit, not past it");
+    cr_assert_str_eq(c->fields[2], "n=I:3");
+    cr_assert_eq(d->n, 1);
+    cr_assert_str_eq(d->payloads[0], poison);
+    cr_assert(t_ends_with(d->json[0], "\",\"error\":\"more than 65535 fields\"}"), "%.80s",
+              d->json[0] + strlen(d->json[0]) - 80);
+    cr_assert(strncmp(d->json[0], "{\"message\":\"{\\\"k0\\\":0,", 19) == 0);
+    struct sl_stage_stats s = t_stats(sl_pipeline_find(p, "stage"));
+    cr_assert_eq(s.errors, 1);
+    cr_assert_eq(s.dropped, 0);
+    free(poison);
+    free(full);
+}
+
+Test(parse_json, a_line_with_65536_members_is_dropped_and_counted_by_default)
+{
+    char *poison = t_json_members(65536, NULL, 0);
+    const char *lines[] = {"{\"n\":1}", poison, "{\"n\":3}", NULL};
+    struct sl_stage *st;
+    struct t_capture *c = t_through(p, &sl_stage_parse_json, NULL, lines, &st);
+    cr_assert_eq(c->n, 2);
+    cr_assert_str_eq(c->fields[1], "n=I:3");
+    cr_assert_eq(t_stats(st).errors, 1);
+    cr_assert_eq(t_stats(st).dropped, 1);
+    free(poison);
+}
+
+Test(parse_json, a_line_with_65536_members_fails_the_run_only_with_on_error_fail)
+{
+    char *poison = t_json_members(65536, NULL, 0);
+    const char *lines[] = {"{\"n\":1}", poison, NULL};
+    struct sl_stage *src = t_add_lines(p, lines);
+    struct sl_stage *st = t_stage(p, "parse", &sl_stage_parse_json, "on_error: fail");
+    struct sl_stage *out = t_stage(p, "out", &t_capture, NULL);
+    t_connect_port(p, src, NULL, st);
+    t_connect_port(p, st, NULL, out);
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_run(p, &err), SL_ELIMIT);
+    cr_assert_str_eq(err.stage, "parse");
+    cr_assert_str_eq(err.msg, "more than 65535 fields");
+    free(poison);
+}
+
+Test(parse_json, field_mode_past_the_field_limit_dead_letters_the_event_unchanged)
+{
+    /* 65534 fields and a string field holding an object of two members: 65536 once merged. */
+    char *inner = t_json_members(65534, "\"log\":\"{\\\"x\\\":1,\\\"y\\\":2}\"", 1);
+    char *fits = t_json_members(65533, "\"log\":\"{\\\"x\\\":1,\\\"y\\\":2}\"", 1);
+    const char *lines[] = {inner, fits, NULL};
+    struct sl_stage *src = t_add_lines(p, lines);
+    struct sl_stage *first = t_stage(p, "first", &sl_stage_parse_json, NULL);
+    struct sl_stage *st =
+        t_stage(p, "stage", &sl_stage_parse_json, "field: log\non_error: dead_letter");
+    struct sl_stage *out = t_stage(p, "out", &t_capture, NULL);
+    struct sl_stage *dl = t_stage(p, "dead", &t_capture, NULL);
+    t_connect_port(p, src, NULL, first);
+    t_connect_port(p, first, NULL, st);
+    t_connect_port(p, st, NULL, out);
+    t_connect_port(p, st, "dead_letter", dl);
+    t_run_ok(p);
+    struct t_capture *c = sl_stage_state(out), *d = sl_stage_state(dl);
+    cr_assert_eq(c->n, 1, "65533 + 2 members fit");
+    cr_assert(t_ends_with(c->fields[0], "k65532=I:2 x=I:1 y=I:2"));
+    cr_assert_eq(d->n, 1);
+    const char *head = "log=S:{\"x\":1,\"y\":2} k1=I:1 ";
+    cr_assert(strncmp(d->fields[0], head, strlen(head)) == 0, "%.40s", d->fields[0]);
+    cr_assert(t_ends_with(d->fields[0], "k65533=I:3 error=S:more than 65535 fields"),
+              "merged nothing before it was refused");
+    free(inner);
+    free(fits);
 }
 
 Test(parse_json, workers_give_the_same_events_in_order)
@@ -248,4 +347,28 @@ Test(parse_json, json_test_suite_files)
     for (size_t k = 0; k < c->n; k++)
         cr_expect_str_eq(c->json[k], c->payloads[k],
                          "accepted documents are written back as they are");
+}
+
+/* ---- repeated member names (issue 14): the last one counts -------------------------------- */
+
+Test(parse_json, a_repeated_member_name_is_its_last_value_as_jq_reads_it)
+{
+    static const char *const lines[] = {"{\"a\":1,\"b\":{\"c\":1,\"c\":2},\"a\":3}", NULL};
+    static const char *const paths[] = {"a", "b.c", NULL};
+    t_add_lines(p, lines);
+    struct t_capture *c = t_run_paths(p, &sl_stage_parse_json, NULL, paths);
+    cr_assert_eq(c->n, 1);
+    cr_assert_str_eq(c->lookups[0], "a=I:3 b.c=I:2");
+    cr_assert_str_eq(c->json[0], lines[0], "untouched: the original bytes, as documented");
+}
+
+Test(parse_json, a_changed_event_is_written_with_each_repeated_name_once)
+{
+    static const char *const lines[] = {"{\"a\":1,\"b\":2,\"a\":3}", NULL};
+    struct sl_stage *src = t_add_lines(p, lines);
+    struct sl_stage *json = t_stage(p, "json", &sl_stage_parse_json, NULL);
+    t_connect_port(p, src, NULL, json);
+    struct t_capture *c = t_run_after(p, json, &sl_stage_remap, "set: {n: 'a * 10'}", NULL);
+    cr_assert_eq(c->n, 1);
+    cr_assert_str_eq(c->json[0], "{\"b\":2,\"a\":3,\"n\":30}");
 }

@@ -141,3 +141,70 @@ Test(parse_kv, separator_config_errors)
     sl_config_free(cfg);
     cr_assert_str_eq(err.msg, "field_separator must be non-empty and differ from kv_separator");
 }
+
+/* ---- the field limit (issue 1) ------------------------------------------------------- */
+
+/* `poison` and `full` (65536 and 65535 pairs) between two good lines through `type`. */
+static void limit_is_per_event(const struct sl_stage_type *type, const char *yaml, char *poison,
+                               char *full)
+{
+    const char *lines[] = {"a=1", poison, full, "b=2", NULL};
+    struct sl_stage *dl = NULL;
+    struct t_capture *c = t_run_dead_letter(p, type, yaml, lines, &dl);
+    struct t_capture *d = sl_stage_state(dl);
+    cr_assert_eq(c->n, 3);
+    cr_assert_str_eq(c->fields[0], "a=I:1");
+    cr_assert(t_ends_with(c->fields[1], " k65534=I:4"), "65535 pairs are the limit, not past it");
+    cr_assert_str_eq(c->fields[2], "b=I:2");
+    cr_assert_eq(d->n, 1);
+    cr_assert_str_eq(d->payloads[0], poison);
+    cr_assert(t_ends_with(d->json[0], "\",\"error\":\"more than 65535 fields\"}"));
+    cr_assert_eq(t_stats(sl_pipeline_find(p, "stage")).errors, 1);
+    free(poison);
+    free(full);
+}
+
+Test(parse_kv, a_logfmt_line_with_65536_pairs_is_dead_lettered_and_the_run_goes_on)
+{
+    limit_is_per_event(&sl_stage_parse_logfmt, "on_error: dead_letter", t_kv_pairs(65536, "=", " "),
+                       t_kv_pairs(65535, "=", " "));
+}
+
+Test(parse_kv, a_kv_line_with_65536_pairs_is_dead_lettered_and_the_run_goes_on)
+{
+    limit_is_per_event(&sl_stage_parse_kv, "field_separator: '&'\non_error: dead_letter",
+                       t_kv_pairs(65536, "=", "&"), t_kv_pairs(65535, "=", "&"));
+}
+
+Test(parse_kv, field_mode_past_the_field_limit_dead_letters_the_event_unchanged)
+{
+    /* 65534 fields, one of them "kv" holding two pairs: 65536 once merged. */
+    char *line = t_json_members(65534, "\"kv\":\"x=1 y=2\"", 1);
+    const char *lines[] = {line, NULL};
+    struct sl_stage *src = t_add_lines(p, lines);
+    struct sl_stage *json = t_stage(p, "json", &sl_stage_parse_json, NULL);
+    struct sl_stage *kv =
+        t_stage(p, "kv", &sl_stage_parse_logfmt, "field: kv\non_error: dead_letter");
+    struct sl_stage *out = t_stage(p, "out", &t_capture, NULL);
+    struct sl_stage *dl = t_stage(p, "dead", &t_capture, NULL);
+    t_connect_port(p, src, NULL, json);
+    t_connect_port(p, json, NULL, kv);
+    t_connect_port(p, kv, NULL, out);
+    t_connect_port(p, kv, "dead_letter", dl);
+    t_run_ok(p);
+    struct t_capture *c = sl_stage_state(out), *d = sl_stage_state(dl);
+    cr_assert_eq(c->n, 0);
+    cr_assert_eq(d->n, 1);
+    cr_assert(t_ends_with(d->fields[0], " k65533=I:3 error=S:more than 65535 fields"),
+              "merged nothing before it was refused");
+    free(line);
+}
+
+Test(parse_kv, a_repeated_key_is_its_last_value)
+{
+    static const char *const lines[] = {"a=1 b=2 a=3", NULL};
+    struct t_capture *c = t_through(p, &sl_stage_parse_logfmt, NULL, lines, NULL);
+    cr_assert_eq(c->n, 1);
+    cr_assert_str_eq(c->fields[0], "b=I:2 a=I:3");
+    cr_assert_str_eq(c->json[0], "{\"b\":2,\"a\":3}");
+}

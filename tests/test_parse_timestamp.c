@@ -177,3 +177,28 @@ Test(parse_timestamp, issue5_times_outside_the_nanosecond_range_are_rejected)
     cr_assert_eq(c->times[0], 9223372036000000000LL);
     cr_assert_eq(dead->n, 2);
 }
+
+/* ---- the field limit (issue 1) ------------------------------------------------------- */
+
+Test(parse_timestamp, a_target_past_the_field_limit_is_dead_lettered_and_the_run_goes_on)
+{
+    /* 65535 fields: `target` would be the 65536th. */
+    char *over = t_json_members(65535, "\"t\":\"2024-01-02T03:04:05Z\"", 1);
+    char *fits = t_json_members(65534, "\"t\":\"2024-01-02T03:04:06Z\"", 1);
+    const char *lines[] = {"{\"t\":1}", over, fits, "{\"t\":2}", NULL};
+    struct sl_stage *dl;
+    struct t_capture *c = t_run_dead_letter_after_json(
+        p, &sl_stage_parse_timestamp,
+        "field: t\nformats: [unix, rfc3339]\ntarget: at\non_error: dead_letter", lines, &dl);
+    struct t_capture *d = sl_stage_state(dl);
+    cr_assert_eq(c->n, 3);
+    cr_assert_str_eq(c->fields[0], "t=I:1 at=S:1970-01-01T00:00:01Z");
+    cr_assert(t_ends_with(c->fields[1], " k65533=I:3 at=S:2024-01-02T03:04:06Z"));
+    cr_assert_eq(c->times[1], 1704164646000000000LL);
+    cr_assert_str_eq(c->fields[2], "t=I:2 at=S:1970-01-01T00:00:02Z");
+    cr_assert_eq(d->n, 1);
+    cr_assert(t_ends_with(d->fields[0], " k65534=I:4 error=S:target 'at': more than 65535 fields"));
+    cr_assert_eq(t_stats(sl_pipeline_find(p, "stage")).errors, 1);
+    free(over);
+    free(fits);
+}

@@ -128,3 +128,54 @@ Test(remap, workers_build_strings_on_their_own_batches)
         cr_assert_str_eq(c->payloads[i], want);
     }
 }
+
+/* ---- the field limit (issue 1) ------------------------------------------------------- */
+
+Test(remap, a_set_past_the_field_limit_is_dead_lettered_and_the_run_goes_on)
+{
+    char *over = t_json_members(65535, NULL, 0), *fits = t_json_members(65534, NULL, 0);
+    const char *lines[] = {"{\"a\":1}", over, fits, "{\"a\":2}", NULL};
+    struct sl_stage *dl;
+    struct t_capture *c = t_run_dead_letter_after_json(
+        p, &sl_stage_remap, "set: {added: 'k1 + 1'}\non_error: dead_letter", lines, &dl);
+    struct t_capture *d = sl_stage_state(dl);
+    cr_assert_eq(c->n, 3);
+    cr_assert_str_eq(c->fields[0], "a=I:1 added=N:");
+    cr_assert(t_ends_with(c->fields[1], " k65533=I:3 added=I:2"));
+    cr_assert_str_eq(c->fields[2], "a=I:2 added=N:");
+    cr_assert_eq(d->n, 1);
+    cr_assert(t_ends_with(d->fields[0], " k65534=I:4 error=S:set 'added': more than 65535 fields"));
+    cr_assert_eq(t_stats(sl_pipeline_find(p, "stage")).errors, 1);
+    free(over);
+    free(fits);
+}
+
+Test(remap, a_copy_past_the_field_limit_is_dropped_and_counted_by_default)
+{
+    char *over = t_json_members(65535, NULL, 0);
+    const char *lines[] = {"{\"k1\":1}", over, "{\"k1\":2}", NULL};
+    struct t_capture *c = run("copy: {k1: copied}", lines);
+    cr_assert_eq(c->n, 2);
+    cr_assert_str_eq(c->fields[0], "k1=I:1 copied=I:1");
+    cr_assert_str_eq(c->fields[1], "k1=I:2 copied=I:2");
+    struct sl_stage_stats s = t_stats(sl_pipeline_find(p, "stage"));
+    cr_assert_eq(s.errors, 1);
+    cr_assert_eq(s.dropped, 1);
+    free(over);
+}
+
+/* ---- repeated names (issue 14) -------------------------------------------------------- */
+
+Test(remap, remove_and_rename_take_every_field_of_a_repeated_name)
+{
+    static const char *const lines[] = {"{\"a\":1,\"b\":2,\"a\":3}", NULL};
+    struct t_capture *c = run("remove: [a]", lines);
+    cr_assert_str_eq(c->json[0], "{\"b\":2}");
+}
+
+Test(remap, rename_of_a_repeated_name_moves_its_last_value)
+{
+    static const char *const lines[] = {"{\"a\":1,\"x\":0,\"a\":3}", NULL};
+    struct t_capture *c = run("rename: {a: x}", lines);
+    cr_assert_str_eq(c->json[0], "{\"x\":3}");
+}

@@ -124,36 +124,53 @@ SL_API const char *sl_event_strdup(struct sl_event *ev, const char *s, size_t le
 
 /* ---- fields ---------------------------------------------------------------------- */
 
+/* The most fields an event holds: sl_event_set and sl_event_add_field refuse a field
+ * beyond it with SL_ELIMIT. The limit belongs to one event, not to the process: a stage
+ * sends such an event to its `on_error` as it would a parse error, and only SL_ENOMEM (a
+ * failed allocation) is a failure of the run. A dead letter may hold a few more
+ * (sl_event_set_error), so that an event at the limit still carries its reason. */
+#define SL_EVENT_MAX_FIELDS 65535
+
 /* Looks up a field by path: a name (`level`), a dotted path into JSON objects
- * (`http.status`) or an index into arrays (`tags[0]`). Returns 0 with `*out` filled
- * (spans valid until the batch is released), or SL_ENOTFOUND. */
+ * (`http.status`) or an index into arrays (`tags[0]`). Of a repeated name — two fields of
+ * one name (sl_event_add_field does not look), or two members of one name in a JSON value
+ * — the last one counts, as jq, Python and JavaScript read a JSON object. Returns 0 with
+ * `*out` filled (spans valid until the batch is released), or SL_ENOTFOUND. */
 SL_API int sl_event_get(const struct sl_event *ev, const char *path, size_t len,
                         struct sl_value *out);
 
 /* Sets top-level field `name` (borrowed; copied into the arena when it is not already
  * there) to `v`, replacing an existing field of that name in place or appending a new
  * one. The bytes `v` points at must live as long as the batch (see sl_event_alloc).
- * Marks the fields as changed. Returns 0 or SL_ENOMEM. */
+ * Marks the fields as changed. Returns 0, SL_ELIMIT (a new field, and the event has
+ * SL_EVENT_MAX_FIELDS already: nothing changed) or SL_ENOMEM. */
 SL_API int sl_event_set(struct sl_event *ev, const char *name, size_t len,
                         const struct sl_value *v);
 
-/* Removes field `name`. Returns 0, or SL_ENOTFOUND when there was no such field. */
+/* Removes field `name` (all of it, when the name was repeated). Returns 0, SL_ENOTFOUND
+ * when there was no such field, or SL_ENOMEM. */
 SL_API int sl_event_remove(struct sl_event *ev, const char *name, size_t len);
 
-/* Renames field `from` to `to`, keeping its position. Returns 0 or SL_ENOTFOUND. */
+/* Renames field `from` to `to`, keeping its position (a field `to` is replaced). Returns
+ * 0, SL_ENOTFOUND or SL_ENOMEM. */
 SL_API int sl_event_rename(struct sl_event *ev, const char *from, size_t from_len, const char *to,
                            size_t to_len);
 
 /* Appends a field without looking for an existing one of that name: for parsers that
  * index a payload once, and for sources adding their metadata fields (host, file) to a
- * new event. `name` must live as long as the batch. Leaves the sync state as it is (a
- * JSON parser calls sl_event_fields_synced() once it has indexed the payload). Returns 0
- * or SL_ENOMEM. */
+ * new event. `name` must live as long as the batch. A name appended twice is one field,
+ * the last one (it hides the earlier, for lookups and in the JSON form); the first change
+ * to the event (sl_event_set, _remove, _rename, sl_event_fields_changed_mark) drops the
+ * hidden ones. Leaves the sync state as it is (a
+ * JSON parser calls sl_event_fields_synced() once it has indexed the payload). Returns 0,
+ * SL_ELIMIT (the event has SL_EVENT_MAX_FIELDS already: nothing changed) or SL_ENOMEM. */
 SL_API int sl_event_add_field(struct sl_event *ev, const char *name, size_t len,
                               const struct sl_value *v);
 
-/* Number of top-level fields, and the i-th (0-based, in insertion order). `*name` and
- * the value spans are valid until the batch is released. Returns 0 or SL_ENOTFOUND. */
+/* Number of top-level fields, and the i-th (0-based, in insertion order), as the event
+ * holds them: fields hidden by a later one of the same name (sl_event_add_field) are
+ * counted until the first change drops them. `*name` and the value spans are valid until
+ * the batch is released. Returns 0 or SL_ENOTFOUND. */
 SL_API size_t sl_event_field_count(const struct sl_event *ev);
 SL_API int sl_event_field_at(const struct sl_event *ev, size_t i, const char **name,
                              size_t *name_len, struct sl_value *value);
@@ -163,7 +180,11 @@ SL_API void sl_event_clear_fields(struct sl_event *ev);
 
 /* Makes `ev` a dead letter: sets field "error" to `msg` (borrowed, `len` bytes; copied)
  * and, when the event has no fields (a raw record), field "message" to its payload, so
- * that the line is kept whole beside the reason. Returns 0 or SL_ENOMEM. */
+ * that the line is kept whole beside the reason. When the payload is not valid UTF-8, its
+ * JSON form would show U+FFFD for the bad bytes (sl_json_escape), so field
+ * "message_base64" gets the payload in base64 (RFC 4648, padded): the dead letter can be
+ * replayed byte for byte. These fields may take the event past SL_EVENT_MAX_FIELDS: a dead
+ * letter is never refused for its size. Returns 0 or SL_ENOMEM. */
 SL_API int sl_event_set_error(struct sl_event *ev, const char *msg, size_t len);
 
 /* ---- fields and the payload ------------------------------------------------------------
@@ -176,7 +197,8 @@ SL_API int sl_event_set_error(struct sl_event *ev, const char *msg, size_t len);
  *            of every new event and of any event after sl_event_set_payload().
  *   in sync  the payload is the JSON text of exactly these fields: a JSON parser indexed
  *            it (sl_event_add_field, then sl_event_fields_synced()) and nobody changed a
- *            field since. JSON form: the payload bytes, untouched (zero copy).
+ *            field since. JSON form: the payload bytes, untouched (zero copy), a repeated
+ *            member name included as it came (readers take its last value, as lookups do).
  *   parsed   the fields hold the payload's content but are no longer its JSON text: a
  *            field was set, removed or renamed after the parse, or a parser of another
  *            format (regex, logfmt, CSV), or a JSON parser merging into fields the event

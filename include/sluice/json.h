@@ -75,7 +75,8 @@ SL_API int sl_json_each_member(const char *json, size_t len,
  * brackets ("[0]", decimal). A leading '.' is skipped; an empty path ("" or ".") names the
  * whole document. Names are compared with the decoded member names, byte for byte (a
  * member written "caf\u00e9" matches the path "café"); a name cannot contain '.' or '['.
- * When an object repeats a name, the first member of that name is used. Values are typed
+ * When an object repeats a name, the last member of that name is used (as jq, Python and
+ * JavaScript read it), so the object is read to its end. Values are typed
  * as by sl_json_each_member. The whole text is validated, whatever the path:
  * SL_ENOTFOUND is only returned for valid text, and `*out` (borrowed) is written only on
  * success. Also returns SL_EINVAL for a malformed path (empty segment, index that is not
@@ -134,7 +135,8 @@ SL_API size_t sl_json_write_member(const char *name, size_t name_len, const stru
  *   - in sync (a JSON parser indexed the payload and nobody changed a field since;
  *     sl_event_fields_changed() false): the payload bytes, untouched;
  *   - parsed, then changed, or parsed from another format: the fields in order,
- *     {"name":value,...} ({} when there are none);
+ *     {"name":value,...} ({} when there are none), a repeated name once: its last field,
+ *     in its place (JSON values inside fields are written as they came);
  *   - raw (nobody parsed the payload: a line as read, with a source's host field, say):
  *     {"message":"<payload>","name":value,...}: the payload as a JSON string first, then
  *     the fields. "message" is left out when a field of that name exists (the field is

@@ -4,6 +4,7 @@
  * transform output is a copy) shares its parent's array until it changes a field: the
  * first change copies the array into the event's own batch (copy on write), so a batch
  * fanned out to two branches is never changed under the other branch. */
+#include <stdlib.h>
 #include <string.h>
 
 #include <sluice/json.h>
@@ -106,29 +107,102 @@ const char *sl_event_strdup(struct sl_event *ev, const char *s, size_t len)
 
 /* ---- fields -------------------------------------------------------------------------- */
 
-static int find_field(const struct sl_event *ev, const char *name, size_t len)
+/* find_field for an event that may repeat a name: the last match, searching backwards
+ * (it costs what a search for the first would, on average over the fields). */
+static __attribute__((noinline)) int find_last(const struct sl_event *ev, const char *name,
+                                               size_t len)
 {
-    for (int i = 0; i < ev->nfields; i++) {
+    for (uint32_t i = ev->nfields; i-- > 0;) {
         const struct sl__field *f = &ev->fields[i];
-        if (f->name_len == len && memcmp(f->name, name, len) == 0) return i;
+        if (f->name_len == len && memcmp(f->name, name, len) == 0) return (int)i;
     }
     return -1;
 }
 
-/* Makes the field array the event's own, with room for `extra` more fields. */
-static int own_fields(struct sl_event *ev, unsigned extra)
+/* The field of that name; of a repeated name, the last one (it hides the others). An
+ * event whose names sl_event_set alone gave (no repeats) stops at the first match. */
+static inline int find_field(const struct sl_event *ev, const char *name, size_t len)
 {
-    unsigned need = ev->nfields + extra;
+    if (ev->flags & SL__EV_MAYBE_DUPS) return find_last(ev, name, len);
+    const struct sl__field *f = ev->fields;
+    for (uint32_t i = 0, n = ev->nfields; i < n; i++)
+        if (f[i].name_len == len && memcmp(f[i].name, name, len) == 0) return (int)i;
+    return -1;
+}
+
+static bool same_name(const struct sl__field *a, const struct sl__field *b)
+{
+    return a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0;
+}
+
+static bool later_same_name(const struct sl_event *ev, uint32_t i)
+{
+    for (uint32_t j = i + 1; j < ev->nfields; j++)
+        if (same_name(&ev->fields[i], &ev->fields[j])) return true;
+    return false;
+}
+
+/* A few fields: from the last back, a 64-bit summary of the names seen (by length and
+ * end bytes) says which may repeat a later one; only those are compared. */
+static uint32_t mark_hidden_few(const struct sl_event *ev, uint8_t *hidden)
+{
+    uint64_t seen = 0;
+    uint32_t count = 0;
+    for (uint32_t i = ev->nfields; i-- > 0;) {
+        const struct sl__field *f = &ev->fields[i];
+        unsigned h = f->name_len * 31u;
+        if (f->name_len)
+            h += (unsigned char)f->name[0] * 7u + (unsigned char)f->name[f->name_len - 1];
+        uint64_t bit = 1ull << (h & 63);
+        hidden[i] = (seen & bit) && later_same_name(ev, i);
+        count += hidden[i];
+        seen |= bit;
+    }
+    return count;
+}
+
+static uint64_t name_hash(const char *s, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    return h;
+}
+
+uint32_t sl__event_mark_hidden(const struct sl_event *ev, uint8_t *hidden)
+{
+    uint32_t n = ev->nfields, count = 0;
+    size_t cap = 64;
+    while (cap < 2 * (size_t)n) cap *= 2;
+    uint32_t *slots = n > 64 ? calloc(cap, sizeof *slots) : NULL; /* field index + 1 */
+    if (!slots) /* few fields, or no memory for the table: slower, the same marks */
+        return mark_hidden_few(ev, hidden);
+    for (uint32_t i = n; i-- > 0;) { /* from the last: a name seen already hides this one */
+        const struct sl__field *f = &ev->fields[i];
+        size_t k = name_hash(f->name, f->name_len) & (cap - 1);
+        while (slots[k] && !same_name(&ev->fields[slots[k] - 1], f)) k = (k + 1) & (cap - 1);
+        hidden[i] = slots[k] != 0;
+        count += hidden[i];
+        if (!slots[k]) slots[k] = i + 1;
+    }
+    free(slots);
+    return count;
+}
+
+/* Makes the field array the event's own, with room for `extra` more fields, refusing to
+ * go past `max` fields (SL_ELIMIT: a property of this event, not of the process). */
+static int own_fields(struct sl_event *ev, unsigned extra, unsigned max)
+{
+    size_t need = (size_t)ev->nfields + extra;
+    if (need > max) return SL_ELIMIT;
     if (ev->fields_home == ev->batch && need <= ev->fields_cap) return 0;
-    if (need > UINT16_MAX) return SL_ENOMEM;
-    unsigned cap = ev->fields_cap ? ev->fields_cap : 8;
+    size_t cap = ev->fields_cap ? ev->fields_cap : 8;
     while (cap < need) cap *= 2;
-    if (cap > UINT16_MAX) cap = UINT16_MAX;
+    if (cap > SL__EVENT_HARD_FIELDS) cap = SL__EVENT_HARD_FIELDS;
     struct sl__field *nf = sl__arena_alloc(&ev->batch->arena, cap * sizeof *nf);
     if (!nf) return SL_ENOMEM;
     if (ev->nfields) memcpy(nf, ev->fields, ev->nfields * sizeof *nf);
     ev->fields = nf;
-    ev->fields_cap = (uint16_t)cap;
+    ev->fields_cap = (uint32_t)cap;
     ev->fields_home = ev->batch;
     return 0;
 }
@@ -146,7 +220,9 @@ static const char *arena_name(struct sl_event *ev, const char *name, size_t len)
 
 int sl_event_add_field(struct sl_event *ev, const char *name, size_t len, const struct sl_value *v)
 {
-    if (own_fields(ev, 1)) return SL_ENOMEM;
+    int rc = own_fields(ev, 1, SL_EVENT_MAX_FIELDS);
+    if (rc) return rc;
+    if (ev->nfields) ev->flags |= SL__EV_MAYBE_DUPS; /* not looked for: a parser's fast path */
     struct sl__field *f = &ev->fields[ev->nfields++];
     f->name = name;
     f->name_len = (uint32_t)len;
@@ -154,10 +230,37 @@ int sl_event_add_field(struct sl_event *ev, const char *name, size_t len, const 
     return 0;
 }
 
-int sl_event_set(struct sl_event *ev, const char *name, size_t len, const struct sl_value *v)
+/* Drops the fields that a later field of the same name hides, once, before the first
+ * change after sl_event_add_field: a change then meets each name once (a set, a remove or
+ * a rename of a repeated name takes all of it). Returns 0 or SL_ENOMEM. */
+static int drop_hidden(struct sl_event *ev)
 {
+    if (!(ev->flags & SL__EV_MAYBE_DUPS)) return 0;
+    int rc = own_fields(ev, 0, SL__EVENT_HARD_FIELDS);
+    if (rc) return rc;
+    uint8_t small[64];
+    uint8_t *hidden =
+        ev->nfields <= sizeof small ? small : sl__arena_alloc(&ev->batch->arena, ev->nfields);
+    if (!hidden) return SL_ENOMEM;
+    uint32_t out = 0, n = ev->nfields;
+    if (sl__event_mark_hidden(ev, hidden)) {
+        for (uint32_t i = 0; i < n; i++)
+            if (!hidden[i]) ev->fields[out++] = ev->fields[i];
+        ev->nfields = out;
+    }
+    ev->flags &= ~(uint32_t)SL__EV_MAYBE_DUPS;
+    return 0;
+}
+
+/* sl_event_set, with `max` fields allowed. */
+static int set_field(struct sl_event *ev, const char *name, size_t len, const struct sl_value *v,
+                     unsigned max)
+{
+    int rc = drop_hidden(ev);
+    if (rc) return rc;
     int i = find_field(ev, name, len);
-    if (own_fields(ev, i < 0 ? 1 : 0)) return SL_ENOMEM;
+    rc = own_fields(ev, i < 0 ? 1 : 0, max);
+    if (rc) return rc;
     if (i >= 0) {
         ev->fields[i].v = *v;
     } else {
@@ -172,14 +275,37 @@ int sl_event_set(struct sl_event *ev, const char *name, size_t len, const struct
     return 0;
 }
 
-int sl_event_remove(struct sl_event *ev, const char *name, size_t len)
+int sl_event_set(struct sl_event *ev, const char *name, size_t len, const struct sl_value *v)
+{
+    return set_field(ev, name, len, v, SL_EVENT_MAX_FIELDS);
+}
+
+/* The index of field `name` in an array that is the event's own and holds each name
+ * once; SL_ENOTFOUND or SL_ENOMEM. */
+static int find_owned(struct sl_event *ev, const char *name, size_t len)
 {
     int i = find_field(ev, name, len);
     if (i < 0) return SL_ENOTFOUND;
-    if (own_fields(ev, 0)) return SL_ENOMEM;
+    if (ev->flags & SL__EV_MAYBE_DUPS) { /* the places move when repeats go */
+        int rc = drop_hidden(ev);
+        if (rc) return rc;
+        i = find_field(ev, name, len);
+    }
+    return own_fields(ev, 0, SL__EVENT_HARD_FIELDS) ? SL_ENOMEM : i;
+}
+
+static void remove_at(struct sl_event *ev, int i)
+{
     memmove(&ev->fields[i], &ev->fields[i + 1],
-            (size_t)(ev->nfields - i - 1) * sizeof ev->fields[0]);
+            (size_t)(ev->nfields - (uint32_t)i - 1) * sizeof ev->fields[0]);
     ev->nfields--;
+}
+
+int sl_event_remove(struct sl_event *ev, const char *name, size_t len)
+{
+    int i = find_owned(ev, name, len);
+    if (i < 0) return i;
+    remove_at(ev, i);
     ev->flags |= SL__EV_FIELDS_CHANGED;
     return 0;
 }
@@ -187,35 +313,66 @@ int sl_event_remove(struct sl_event *ev, const char *name, size_t len)
 int sl_event_rename(struct sl_event *ev, const char *from, size_t from_len, const char *to,
                     size_t to_len)
 {
-    int i = find_field(ev, from, from_len);
-    if (i < 0) return SL_ENOTFOUND;
-    if (own_fields(ev, 0)) return SL_ENOMEM;
+    int i = find_owned(ev, from, from_len);
+    if (i < 0) return i;
     int j = find_field(ev, to, to_len);
     const char *n = arena_name(ev, to, to_len);
     if (!n) return SL_ENOMEM;
     ev->fields[i].name = n;
     ev->fields[i].name_len = (uint32_t)to_len;
-    if (j >= 0 && j != i) { /* the old field of that name is replaced */
-        memmove(&ev->fields[j], &ev->fields[j + 1],
-                (size_t)(ev->nfields - j - 1) * sizeof ev->fields[0]);
-        ev->nfields--;
-    }
+    if (j >= 0 && j != i) remove_at(ev, j); /* the old field of that name is replaced */
     ev->flags |= SL__EV_FIELDS_CHANGED;
     return 0;
 }
 
+/* The base64 (RFC 4648, padded) of `len` bytes at `s`, in the arena; NULL: out of memory. */
+static const char *base64(struct sl_event *ev, const char *s, size_t len, size_t *out_len)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *u = (const unsigned char *)s;
+    char *d = sl_event_alloc(ev, (len + 2) / 3 * 4);
+    if (!d) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)u[i] << 16 | (i + 1 < len ? (unsigned)u[i + 1] << 8 : 0) |
+                     (i + 2 < len ? u[i + 2] : 0);
+        d[o++] = abc[v >> 18];
+        d[o++] = abc[v >> 12 & 63];
+        d[o++] = i + 1 < len ? abc[v >> 6 & 63] : '=';
+        d[o++] = i + 2 < len ? abc[v & 63] : '=';
+    }
+    *out_len = o;
+    return d;
+}
+
+/* A payload that is not valid UTF-8 reaches JSON with U+FFFD in place of its bad bytes:
+ * its base64 beside it lets a dead letter be replayed byte for byte. */
+static int set_payload_base64(struct sl_event *ev)
+{
+    size_t plen, blen;
+    const char *payload = sl_event_payload(ev, &plen);
+    if (!payload || sl__utf8_valid(payload, plen)) return 0;
+    const char *b64 = base64(ev, payload, plen, &blen);
+    if (!b64) return SL_ENOMEM;
+    struct sl_value v = sl_value_string(b64, blen);
+    return set_field(ev, "message_base64", 14, &v, SL__EVENT_HARD_FIELDS) ? SL_ENOMEM : 0;
+}
+
 int sl_event_set_error(struct sl_event *ev, const char *msg, size_t len)
 {
+    /* Dead letters may go past SL_EVENT_MAX_FIELDS: an event refused for having too many
+     * fields must still carry its reason. */
     if (sl_event_field_count(ev) == 0) {
         size_t plen;
         const char *payload = sl_event_payload(ev, &plen);
         struct sl_value m = sl_value_string(payload ? payload : "", payload ? plen : 0);
-        if (sl_event_set(ev, "message", 7, &m)) return SL_ENOMEM;
+        if (set_field(ev, "message", 7, &m, SL__EVENT_HARD_FIELDS)) return SL_ENOMEM;
     }
+    if (set_payload_base64(ev)) return SL_ENOMEM;
     const char *copy = sl_event_strdup(ev, msg, len);
     if (!copy) return SL_ENOMEM;
     struct sl_value v = sl_value_string(copy, len);
-    return sl_event_set(ev, "error", 5, &v);
+    return set_field(ev, "error", 5, &v, SL__EVENT_HARD_FIELDS);
 }
 
 size_t sl_event_field_count(const struct sl_event *ev)
@@ -238,6 +395,7 @@ void sl_event_clear_fields(struct sl_event *ev)
 {
     if (ev->nfields) ev->flags |= SL__EV_FIELDS_CHANGED;
     ev->nfields = 0;
+    ev->flags &= ~(uint32_t)SL__EV_MAYBE_DUPS;
     if (ev->fields_home != ev->batch) { /* never write into another batch's array */
         ev->fields = NULL;
         ev->fields_cap = 0;
@@ -252,6 +410,9 @@ bool sl_event_fields_changed(const struct sl_event *ev)
 void sl_event_fields_changed_mark(struct sl_event *ev)
 {
     ev->flags |= SL__EV_FIELDS_CHANGED | SL__EV_PAYLOAD_PARSED;
+    /* Written from its fields from now on: each name once. Should memory fail here, the
+     * flag stays and the JSON writer skips the hidden fields itself. */
+    (void)drop_hidden(ev);
 }
 
 void sl_event_fields_synced(struct sl_event *ev)

@@ -65,6 +65,8 @@ enum {
     SL__EV_FIELDS_CHANGED = 1u << 0, /* a field was set, removed or renamed since the parse */
     SL__EV_PAYLOAD_PARSED = 1u << 1, /* the fields hold the payload's content (a parser or a
                                         serializer said so); unset: a raw record */
+    SL__EV_MAYBE_DUPS = 1u << 2,     /* sl_event_add_field appended without looking: a name
+                                        may be repeated, lookups take the last match */
 };
 
 struct sl_event {
@@ -81,12 +83,29 @@ struct sl_event {
     uint32_t payload_len;         /* bytes of payload */
     uint32_t key_len;             /* bytes of key */
     int32_t partition;            /* Kafka partition, -1 = none */
-    uint16_t nfields;             /* fields in use */
-    uint16_t fields_cap;          /* fields allocated */
+    uint32_t nfields;             /* fields in use (at most SL__EVENT_HARD_FIELDS) */
+    uint32_t fields_cap;          /* fields allocated */
     uint32_t flags;               /* SL__EV_* */
 };
 
+/* 32-bit counts cost nothing: they take what was the padding after `flags`. An event is
+ * copied for every transform, so its size is watched. */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct sl_event) == 96,
+               "struct sl_event grew: it is copied per event per stage");
+
+/* The most fields an event can hold: SL_EVENT_MAX_FIELDS set by stages, plus the fields
+ * sl_event_set_error adds to make a dead letter ("message", "message_base64", "error"),
+ * so that an event at the limit can still be dead-lettered. */
+#define SL__EVENT_HARD_FIELDS (SL_EVENT_MAX_FIELDS + 3)
+
 void sl__event_init(struct sl_event *ev, struct sl_batch *b);
+
+/* A field is hidden when a later field has the same name: of a repeated name, the last
+ * field is the one that counts (as jq, Python and JavaScript read a JSON object). Sets
+ * hidden[i] (ev->nfields bytes) to 1 for each hidden field, 0 for the others, and returns
+ * how many are hidden. Allocates a temporary table for many fields; compares the names
+ * that may repeat pair by pair when that fails. */
+uint32_t sl__event_mark_hidden(const struct sl_event *ev, uint8_t *hidden);
 
 /* ---- where batches live ------------------------------------------------------------------ */
 
@@ -159,7 +178,7 @@ void sl__batch_recycle(struct sl_batch *b);
 
 /* ---- deferred acknowledgements ------------------------------------------------------------ */
 
-void sl__ack_drop(struct sl_batch *src);                           /* one deferred ack goes */
+void sl__ack_drop(struct sl_batch *src);                          /* one deferred ack goes */
 int sl__batch_hold_ack(struct sl_batch *b, struct sl_batch *src); /* b holds src's ack */
 int sl__ack_set_copy_to(const struct sl_ack_set *set, struct sl_batch *out);
 int sl__ack_set_move(struct sl_ack_set *to, struct sl_ack_set *from); /* from ends empty */

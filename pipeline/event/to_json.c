@@ -1,6 +1,7 @@
 /* An event as JSON text, by its state (event.h, "fields and the payload"): the original
  * payload when it is the JSON text of the fields, the fields serialised when they were
  * parsed and changed, and a raw record as its payload under "message" beside its fields. */
+#include <stdlib.h>
 #include <string.h>
 
 #include <sluice/json.h>
@@ -14,27 +15,47 @@ static void put(char *out, size_t cap, size_t *pos, const char *s, size_t n)
     *pos += n;
 }
 
+/* Whether a later field has the name of field i: the slow way, when memory for the
+ * marks of sl__event_mark_hidden could not be had. */
+static bool hidden_at(const struct sl_event *ev, uint32_t i)
+{
+    const struct sl__field *f = &ev->fields[i];
+    for (uint32_t j = i + 1; j < ev->nfields; j++)
+        if (ev->fields[j].name_len == f->name_len &&
+            memcmp(ev->fields[j].name, f->name, f->name_len) == 0)
+            return true;
+    return false;
+}
+
+static bool has_field(const struct sl_event *ev, const char *name, size_t len)
+{
+    for (uint32_t i = 0; i < ev->nfields; i++)
+        if (ev->fields[i].name_len == len && memcmp(ev->fields[i].name, name, len) == 0)
+            return true;
+    return false;
+}
+
 /* Writes the fields as members, each preceded by a ',' unless it is the first member
- * (`*first`). */
+ * (`*first`). Of a repeated name (fields a parser appended without looking), only the
+ * last field is written: the one lookups find. */
 static void write_members(const struct sl_event *ev, char *out, size_t cap, size_t *pos,
                           bool *first)
 {
-    for (uint16_t i = 0; i < ev->nfields; i++) {
+    uint8_t small[256], *hidden = NULL;
+    if (ev->flags & SL__EV_MAYBE_DUPS) {
+        hidden = ev->nfields <= sizeof small ? small : malloc(ev->nfields);
+        if (hidden) sl__event_mark_hidden(ev, hidden);
+    }
+    for (uint32_t i = 0; i < ev->nfields; i++) {
         const struct sl__field *f = &ev->fields[i];
+        if (hidden ? hidden[i] : (ev->flags & SL__EV_MAYBE_DUPS) && hidden_at(ev, i)) continue;
         if (!*first) put(out, cap, pos, ",", 1);
         *first = false;
         size_t room = *pos < cap ? cap - *pos : 0;
         *pos += sl_json_write_member(f->name, f->name_len, &f->v, out ? out + *pos : NULL,
                                      out ? room : 0);
     }
-}
-
-static bool has_field(const struct sl_event *ev, const char *name, size_t len)
-{
-    for (uint16_t i = 0; i < ev->nfields; i++)
-        if (ev->fields[i].name_len == len && memcmp(ev->fields[i].name, name, len) == 0)
-            return true;
-    return false;
+    if (hidden != small) free(hidden);
 }
 
 static size_t write_any(const struct sl_event *ev, char *out, size_t cap)
@@ -77,7 +98,7 @@ static size_t bound(const struct sl_event *ev)
 {
     if (!sl_event_fields_changed(ev)) return ev->payload_len;
     size_t n = 2 + 11 + 6 * (size_t)ev->payload_len; /* {} and "message":"..." */
-    for (uint16_t i = 0; i < ev->nfields; i++)
+    for (uint32_t i = 0; i < ev->nfields; i++)
         n += 4 + 6 * (size_t)ev->fields[i].name_len + value_bound(&ev->fields[i].v);
     return n;
 }

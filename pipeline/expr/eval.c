@@ -176,9 +176,9 @@ get_field(const struct sl__ctx *c, const struct sl__node *n, struct sl_value *ou
 {
     if (!c->ev) return false;
     if (!n->exact) return sl_event_get(c->ev, n->path, n->path_len, out) == 0;
-    /* a top-level name with '.' or '[' in it: never a path into nested values */
-    size_t count = sl_event_field_count(c->ev);
-    for (size_t i = 0; i < count; i++) {
+    /* a top-level name with '.' or '[' in it: never a path into nested values; the last
+     * field of a repeated name, as sl_event_get finds it */
+    for (size_t i = sl_event_field_count(c->ev); i-- > 0;) {
         const char *name;
         size_t nl;
         if (sl_event_field_at(c->ev, i, &name, &nl, out) == 0 && nl == n->path_len &&

@@ -16,4 +16,8 @@
 int sl__json_get(const char *json, size_t len, const char *path, size_t path_len,
                  struct sl_value *out, bool validate);
 
+/* True when the `len` bytes at `s` are valid UTF-8, i.e. when sl_json_escape writes them
+ * without a U+FFFD: the same check as the writer's. */
+bool sl__utf8_valid(const char *s, size_t len);
+
 #endif

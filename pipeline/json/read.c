@@ -337,6 +337,79 @@ failed:
     return scan_error(&s, json, err_off);
 }
 
+/* ---- trusted text: values a parser has validated ------------------------------------ */
+
+/* The first '"' or '\\' in [p, end), or `end`; 8 bytes at a time while 8 remain (the
+ * lowest flagged byte of the zero-byte test is exact). */
+static inline const uchar *quote_or_backslash(const uchar *p, const uchar *end)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t q = w ^ (SL__JSON_ONES * '"'), b = w ^ (SL__JSON_ONES * '\\');
+        uint64_t m = (((q - SL__JSON_ONES) & ~q) | ((b - SL__JSON_ONES) & ~b)) & SL__JSON_HIGH;
+        if (m) return p + (__builtin_ctzll(m) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < end && *p != '"' && *p != '\\') p++;
+    return p;
+}
+
+/* Past the string whose body starts at p, looking only for its closing quote; sets
+ * *escaped when it holds a backslash. Returns `end` at the latest. */
+static const uchar *trusted_string_end(const uchar *p, const uchar *end, bool *escaped)
+{
+    for (;;) {
+        p = quote_or_backslash(p, end);
+        if (p == end) return end;
+        if (*p == '"') return p + 1;
+        *escaped = true;
+        if (end - p <= 2) return end;
+        p += 2;
+    }
+}
+
+/* Past the value at p (p < end) of valid text, by its end alone: a string's closing
+ * quote, a container's matching bracket, a scalar's following ',', '}', ']' or blank.
+ * Nothing is checked, but nothing at or past `end` is read, whatever the text. */
+static const uchar *trusted_value_end(const uchar *p, const uchar *end)
+{
+    static const bool scalar_end[256] = {[','] = true,  ['}'] = true,  [']'] = true, [' '] = true,
+                                         ['\t'] = true, ['\n'] = true, ['\r'] = true};
+    bool esc;
+    if (*p == '"') return trusted_string_end(p + 1, end, &esc);
+    if (*p != '{' && *p != '[') {
+        while (p < end && !scalar_end[*p]) p++;
+        return p;
+    }
+    size_t depth = 0;
+    while (p < end) {
+        uchar c = *p++;
+        if (c == '"')
+            p = trusted_string_end(p, end, &esc);
+        else if (c == '{' || c == '[')
+            depth++;
+        else if ((c == '}' || c == ']') && --depth == 0)
+            return p;
+    }
+    return end;
+}
+
+/* member_name for trusted text: the name's closing quote by trusted_string_end. */
+static const uchar *trusted_member_name(struct scan *s, const uchar *p, bool *escaped,
+                                        const uchar **name_end)
+{
+    const uchar *end = s->end;
+    if (p == end || *p != '"') return fail(s, p);
+    p = trusted_string_end(p + 1, end, escaped);
+    *name_end = p - 1;
+    p = skip_ws(p, end);
+    if (p == end || *p != ':') return fail(s, p);
+    return skip_ws(p + 1, end);
+}
+
 /* ---- path lookup ------------------------------------------------------------------- */
 
 /* One step of a path: a member name, or an array index when `name` is NULL. */
@@ -412,34 +485,38 @@ static bool name_eq(const uchar *name, size_t n, bool escaped, const struct seg 
     return j == seg->len;
 }
 
-/* Steps from the value at p (p < end) into the member or element that `seg` names. On a
- * hit, returns the first byte of that value (< end) with its container pushed on f. On
- * a miss (p is not the right kind of container, or it has no such member or element),
- * clears *found and returns the byte after the value consumed, that container popped. */
+/* Steps from the value at p (p < end) into the member or element that `seg` names; of a
+ * repeated member name, the last member (as jq, Python and JavaScript read it), so an
+ * object is read to its end. With `trusted` (text a parser validated), the values passed
+ * over are skipped by their ends alone. On a hit, returns the first byte of that value
+ * (< end) with its container pushed on f. On a miss (p is not the right kind of
+ * container, or it has no such member or element), clears *found and returns the byte
+ * after the value consumed, that container popped. */
 static const uchar *descend(struct scan *s, const uchar *p, struct frames *f, const struct seg *seg,
-                            bool *found)
+                            bool trusted, bool *found)
 {
-    const uchar *end = s->end, *name_end;
+    const uchar *end = s->end, *name_end, *last = NULL;
     bool obj = seg->name != NULL;
     struct sl_value v;
     if (*p != (obj ? '{' : '[')) {
         *found = false;
-        return value_at(s, p, f->depth, &v, false);
+        return trusted ? trusted_value_end(p, end) : value_at(s, p, f->depth, &v, false);
     }
     if (!(p = container_open(s, p, f))) return NULL;
     if (p < end && *p == (obj ? '}' : ']')) goto miss;
     for (size_t i = 0;; i++) {
-        bool esc = false, hit;
+        bool esc = false;
         const uchar *name = p + 1;
-        if (obj) {
-            if (!(p = member_name(s, p, &esc, &name_end))) return NULL;
-            hit = name_eq(name, (size_t)(name_end - name), esc, seg);
-        } else {
-            hit = i == seg->index;
-        }
+        if (obj && !(p = trusted ? trusted_member_name(s, p, &esc, &name_end)
+                                 : member_name(s, p, &esc, &name_end)))
+            return NULL;
         if (p == end) return fail(s, p);
-        if (hit) return p;
-        if (!(p = value_at(s, p, f->depth, &v, false))) return NULL;
+        if (obj ? name_eq(name, (size_t)(name_end - name), esc, seg) : i == seg->index) {
+            if (!obj) return p;
+            last = p; /* a later member of that name would hide it */
+        }
+        p = trusted ? trusted_value_end(p, end) : value_at(s, p, f->depth, &v, false);
+        if (!p) return NULL;
         p = skip_ws(p, end);
         if (p == end) return fail(s, p);
         if (*p == ',') {
@@ -447,6 +524,7 @@ static const uchar *descend(struct scan *s, const uchar *p, struct frames *f, co
             continue;
         }
         if (*p != (obj ? '}' : ']')) return fail(s, p);
+        if (last) return last; /* the object stays pushed: its end is read again after */
         goto miss;
     }
 miss:
@@ -473,10 +551,11 @@ int sl__json_get(const char *json, size_t len, const char *path, size_t path_len
     p = skip_ws(p, end);
     if (p == end) return SL_EPARSE;
     for (pos = first; found && next_seg(pp, path_len, &pos, &seg) == 1;) {
-        if (!(p = descend(&s, p, &f, &seg, &found))) return s.code;
+        if (!(p = descend(&s, p, &f, &seg, !validate, &found))) return s.code;
     }
     if (found) p = value_at(&s, p, f.depth, &v, true);
-    if (p && found && !validate) { /* text a parser has checked already: done */
+    if (p && !validate) { /* text a parser has checked already: done */
+        if (!found) return SL_ENOTFOUND;
         *out = v;
         return 0;
     }

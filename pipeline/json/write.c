@@ -9,6 +9,7 @@
 
 #include <sluice/json.h>
 
+#include "json/internal.h"
 #include "json/scan.h"
 
 typedef unsigned char uchar;
@@ -66,6 +67,22 @@ static size_t escape(const uchar *p, size_t len, char *out)
             if (q == p) q++;
         }
         p = q;
+    }
+}
+
+bool sl__utf8_valid(const char *s, size_t len)
+{
+    const uchar *p = (const uchar *)s, *end = p + len;
+    for (;;) {
+        p = sl__json_scan_plain(p, end);
+        if (p == end) return true;
+        if (*p < 0x80) { /* '"', '\\' or a control character: escaped, not lost */
+            p++;
+            continue;
+        }
+        bool ok;
+        p = sl__json_utf8(p, end, &ok);
+        if (!ok) return false;
     }
 }
 
