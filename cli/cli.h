@@ -106,11 +106,16 @@ struct cli_opts {
     const char *metrics_addr;   /* --metrics-addr, NULL: off */
     unsigned metrics_max_conns; /* --metrics-max-connections, 0: the default */
     int64_t shutdown_delay_ms;  /* --shutdown-delay */
+    bool check;                 /* checkpoints --check */
+    const char *reset_source;   /* checkpoints --reset SOURCE, NULL: none */
+    const char *reset_file;     /* checkpoints --file PATH (with --reset), NULL: all */
 };
 
 int cli_cmd_run(const struct cli_opts *o);
 int cli_cmd_validate(const struct cli_opts *o);
 int cli_cmd_graph(const struct cli_opts *o);
+/* `sluice checkpoints [--check | --reset SOURCE [--file PATH]] DB` (checkpoints.c). */
+int cli_cmd_checkpoints(const struct cli_opts *o);
 
 /* ---- signals (signals.c) ------------------------------------------------------------ */
 

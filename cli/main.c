@@ -50,6 +50,12 @@ static const struct command commands[] = {
     {"list", "", "list the stage types", "", 0, 0, false},
     {"describe", "TYPE",
      "show a stage type's options (or the pipeline settings: describe pipeline)", "", 1, 1, false},
+    {"checkpoints", "[OPTIONS] DB", "list, check or reset a file source's checkpoint database",
+     "      --check               check the database with SQLite's integrity_check\n"
+     "      --reset SOURCE        forget the checkpoints of source SOURCE: its files are\n"
+     "                            read again from read_from at the next run\n"
+     "      --file PATH           with --reset: forget only the file PATH\n",
+     1, 1, false},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof *commands)
@@ -92,7 +98,17 @@ static int bad_usage(const struct command *c, const char *fmt, const char *arg)
     return CLI_EUSAGE;
 }
 
-enum { OPT_LOG_LEVEL = 256, OPT_LOG_FORMAT, OPT_STATS, OPT_METRICS, OPT_MAX_CONNS, OPT_DELAY };
+enum {
+    OPT_LOG_LEVEL = 256,
+    OPT_LOG_FORMAT,
+    OPT_STATS,
+    OPT_METRICS,
+    OPT_MAX_CONNS,
+    OPT_DELAY,
+    OPT_CHECK,
+    OPT_RESET,
+    OPT_FILE,
+};
 
 static const struct option long_opts[] = {
     {"set", required_argument, NULL, 's'},
@@ -105,6 +121,9 @@ static const struct option long_opts[] = {
     {"metrics-addr", required_argument, NULL, OPT_METRICS},
     {"metrics-max-connections", required_argument, NULL, OPT_MAX_CONNS},
     {"shutdown-delay", required_argument, NULL, OPT_DELAY},
+    {"check", no_argument, NULL, OPT_CHECK},
+    {"reset", required_argument, NULL, OPT_RESET},
+    {"file", required_argument, NULL, OPT_FILE},
     {0},
 };
 
@@ -140,11 +159,17 @@ static const char *opt_name(int opt)
     return "?";
 }
 
+static bool checkpoints_only(int opt)
+{
+    return opt == OPT_CHECK || opt == OPT_RESET || opt == OPT_FILE;
+}
+
 /* One option of `c`; returns 0 or CLI_EUSAGE. */
 static int take_option(const struct command *c, int opt, const char *arg, struct parsed *ps)
 {
     struct cli_opts *o = &ps->o;
-    if ((run_only(opt) && strcmp(c->name, "run") != 0) || (opt == 's' && !c->config_opts))
+    if ((run_only(opt) && strcmp(c->name, "run") != 0) || (opt == 's' && !c->config_opts) ||
+        (checkpoints_only(opt) && strcmp(c->name, "checkpoints") != 0))
         return bad_usage(c, "option '--%s' does not apply to this command", opt_name(opt));
     switch (opt) {
     case 's':
@@ -184,6 +209,9 @@ static int take_option(const struct command *c, int opt, const char *arg, struct
         return 0;
     }
     case OPT_DELAY: return duration_arg(c, "--shutdown-delay", arg, &o->shutdown_delay_ms);
+    case OPT_CHECK: o->check = true; return 0;
+    case OPT_RESET: o->reset_source = arg; return 0;
+    case OPT_FILE: o->reset_file = arg; return 0;
     default: return CLI_EUSAGE; /* getopt has said what was wrong */
     }
 }
@@ -206,6 +234,10 @@ static int parse(const struct command *c, int argc, char **argv, struct parsed *
         }
         rc = take_option(c, opt, optarg, ps);
     }
+    if (!rc && ps->o.reset_file && !ps->o.reset_source)
+        return bad_usage(c, "option '--file' goes with --reset SOURCE%s", "");
+    if (!rc && ps->o.check && ps->o.reset_source)
+        return bad_usage(c, "--check and --reset are separate commands%s", "");
     if (rc || ps->help) return rc;
     int npos = argc - optind;
     if (npos < c->min_args)
@@ -224,6 +256,7 @@ static int dispatch(const struct command *c, struct parsed *ps)
     if (!strcmp(c->name, "run")) return cli_cmd_run(&ps->o);
     if (!strcmp(c->name, "validate")) return cli_cmd_validate(&ps->o);
     if (!strcmp(c->name, "graph")) return cli_cmd_graph(&ps->o);
+    if (!strcmp(c->name, "checkpoints")) return cli_cmd_checkpoints(&ps->o);
     struct sl_error err = {0};
     struct sl_registry *reg = cli_registry(&err);
     if (!reg) {

@@ -700,3 +700,105 @@ Test(cli, a_slow_stage_leaves_health_answering_and_a_second_signal_ends_it)
     fclose(p.err_lines);
     close(p.out);
 }
+
+/* ---- the checkpoint database ---------------------------------------------------------- */
+
+static int lines_in(const char *dir, const char *name)
+{
+    char *text = read_in(dir, name);
+    int n = 0;
+    for (const char *c = text; *c; c++) n += *c == '\n';
+    free(text);
+    return n;
+}
+
+/* Runs `args` (NULL-terminated, in tests/configs) with DIR=`dir` in the environment. */
+static void run_in(struct result *r, const char *dir, const char *const *args)
+{
+    char env[4200];
+    snprintf(env, sizeof env, "DIR=%s", dir);
+    run(r, args, (const char *[]){env, NULL}, NULL);
+}
+
+static char *checkpointed_dir(void)
+{
+    static char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/sluice-ckpt-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/in.log", dir);
+    FILE *f = fopen(path, "w");
+    fputs("one\ntwo\nthree\n", f);
+    fclose(f);
+    static struct result r;
+    run_in(&r, dir, (const char *[]){"run", "--quiet", "checkpointed.yaml", NULL});
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_eq(lines_in(dir, "out.log"), 3);
+    return dir;
+}
+
+Test(cli, checkpoints_lists_and_resets_a_source)
+{
+    char *dir = checkpointed_dir(), db[4200], want[4300];
+    snprintf(db, sizeof db, "%s/state/checkpoints.db", dir);
+    static struct result r;
+    run(&r, (const char *[]){"checkpoints", db, NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    snprintf(want, sizeof want, "%s/in.log\n", dir);
+    cr_assert(strstr(r.out, "\nsrc ") && strstr(r.out, " 14  ") && strstr(r.out, want), "%s",
+              r.out);
+    cr_assert_str_eq(r.err, "1 checkpoint\n");
+    run(&r, (const char *[]){"checkpoints", "--check", db, NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 0);
+    snprintf(want, sizeof want, "%s: ok\n", db);
+    cr_assert_str_eq(r.out, want);
+    run_in(&r, dir, (const char *[]){"run", "--quiet", "checkpointed.yaml", NULL});
+    cr_assert_eq(lines_in(dir, "out.log"), 3, "a second run reads nothing new");
+    run(&r, (const char *[]){"checkpoints", "--reset", "src", db, NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "forgot 1 checkpoint of source 'src': read again from read_from at "
+                            "the next run\n");
+    run_in(&r, dir, (const char *[]){"run", "--quiet", "checkpointed.yaml", NULL});
+    cr_assert_eq(lines_in(dir, "out.log"), 6, "reset: the file is read again");
+}
+
+/* A data page of the database overwritten: the run fails at start, naming the file and
+ * SQLite's complaint, instead of reading every file again from offset 0 each run. */
+Test(cli, a_damaged_checkpoint_database_fails_the_run_at_start)
+{
+    char *dir = checkpointed_dir(), db[4200], want[4400];
+    snprintf(db, sizeof db, "%s/state/checkpoints.db", dir);
+    FILE *f = fopen(db, "r+b");
+    cr_assert_not_null(f);
+    char junk[4096];
+    memset(junk, 0x5a, sizeof junk);
+    fseek(f, 4096, SEEK_SET); /* page 2: the table's rows */
+    cr_assert_eq(fwrite(junk, 1, sizeof junk, f), sizeof junk);
+    fclose(f);
+    static struct result r;
+    run_in(&r, dir, (const char *[]){"run", "--quiet", "checkpointed.yaml", NULL});
+    cr_assert_eq(r.rc, 3, "%s", r.err);
+    snprintf(want, sizeof want,
+             "sluice: error: stage 'src': checkpoint database '%s' cannot be "
+             "read: ",
+             db);
+    cr_assert(strncmp(r.err, want, strlen(want)) == 0, "%s", r.err);
+    cr_assert_eq(lines_in(dir, "out.log"), 3, "nothing was read again");
+    run(&r, (const char *[]){"checkpoints", "--check", db, NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 3);
+    cr_assert(strstr(r.err, "is damaged; remove it"), "%s", r.err);
+}
+
+Test(cli, checkpoints_options_go_together_or_not_at_all)
+{
+    static struct result r;
+    run(&r, (const char *[]){"checkpoints", "--file", "a.log", "x.db", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 2);
+    cr_assert_str_eq(r.err, "sluice: error: option '--file' goes with --reset SOURCE (see "
+                            "sluice checkpoints --help)\n");
+    run(&r, (const char *[]){"run", "--check", "first.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 2);
+    run(&r, (const char *[]){"checkpoints", "/nonexistent/x.db", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 3);
+    cr_assert_str_eq(r.err, "sluice: error: /nonexistent/x.db: No such file or directory\n");
+}

@@ -155,9 +155,12 @@ static void save_done(struct sl_stage *stage, void *arg)
     struct save_job *j = arg;
     struct sl__file_src *s = j->s;
     s->save_jobs--;
-    if (j->rc) {
+    if (j->rc == SL_EAGAIN) {
         sl_stage_log(stage, SL_LOG_WARN, "%s (retrying)", j->msg);
         for (struct sl__file *f = s->files; f; f = f->next) f->dirty = !f->stale;
+    } else if (j->rc) { /* every save would fail: progress could no longer be kept */
+        sl_stage_error(stage, SL_EIO, "%s", j->msg);
+        sl_stage_wake(stage);
     } else {
         sl__file_ckpt_apply(s->ckpt, j->rows, j->n);
         if (!s->save_jobs) collect_garbage(s); /* a later job may fail and need the records */

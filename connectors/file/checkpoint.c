@@ -78,8 +78,8 @@ static int load_rows(struct sl__file_ckpt *c, struct sl_error *err)
     if (sqlite3_prepare_v2(c->db, q, -1, &st, NULL) != SQLITE_OK)
         return sl_error_set(err, SL_EIO, "checkpoints: %s", sqlite3_errmsg(c->db));
     sqlite3_bind_text(st, 1, c->source, -1, SQLITE_STATIC);
-    int rc = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int rc = 0, step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         struct sl__file_ckpt_row *nr = realloc(c->rows, (c->nrows + 1) * sizeof *nr);
         if (!nr) {
             rc = sl_error_set(err, SL_ENOMEM, "out of memory");
@@ -98,6 +98,28 @@ static int load_rows(struct sl__file_ckpt *c, struct sl_error *err)
         r->updated = sqlite3_column_int64(st, 6);
         r->rotated = sqlite3_column_int64(st, 7) != 0;
     }
+    if (!rc && step != SQLITE_DONE) /* a damaged page is not the end of the rows */
+        rc = sl_error_set(err, SL_EIO, "%s", sqlite3_errmsg(c->db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* SQLite's quick_check of the whole file: a damaged database must stop the run, not be
+ * read as "no checkpoints" (every file read again) or fail each save in silence. Returns
+ * 0, or SL_EIO with its first complaint in `err`. */
+static int check_db(struct sl__file_ckpt *c, struct sl_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK)
+        return sl_error_set(err, SL_EIO, "%s", sqlite3_errmsg(c->db));
+    int step = sqlite3_step(st), rc = 0;
+    const unsigned char *said = step == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    if (step != SQLITE_ROW)
+        rc = sl_error_set(err, SL_EIO, "%s", sqlite3_errmsg(c->db));
+    else if (!said || strcmp((const char *)said, "ok") != 0) {
+        rc = sl_error_set(err, SL_EIO, "damaged: %s", said ? (const char *)said : "?");
+        for (char *nl; err && (nl = strchr(err->msg, '\n'));) *nl = ' '; /* one line */
+    }
     sqlite3_finalize(st);
     return rc;
 }
@@ -114,9 +136,9 @@ int sl__file_ckpt_open(const char *path, const char *source, struct sl__file_ckp
     int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) goto fail_db;
     sqlite3_busy_timeout(c->db, 5000);
-    if (sqlite3_exec(c->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
-        add_rotated_column(c->db) != SQLITE_OK)
-        goto fail_db;
+    if (sqlite3_exec(c->db, schema, NULL, NULL, NULL) != SQLITE_OK) goto fail_db;
+    if ((rc = check_db(c, err)) != 0) goto fail_said;
+    if (add_rotated_column(c->db) != SQLITE_OK) goto fail_db;
     const char *up = "INSERT INTO file_checkpoints (source, dev, ino, fp, fp_len, offset, path,"
                      " updated, rotated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
                      " strftime('%s','now'), ?8)"
@@ -126,12 +148,21 @@ int sl__file_ckpt_open(const char *path, const char *source, struct sl__file_ckp
     if (sqlite3_prepare_v2(c->db, up, -1, &c->upsert, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(c->db, del, -1, &c->del, NULL) != SQLITE_OK)
         goto fail_db;
-    if ((rc = load_rows(c, err)) != 0) {
-        sl__file_ckpt_close(c);
-        return rc;
-    }
+    if ((rc = load_rows(c, err)) != 0) goto fail_said;
     *out = c;
     return 0;
+
+fail_said: /* err holds SQLite's complaint: say where, and what the operator can do */
+    if (rc != SL_ENOMEM) {
+        char said[400];
+        snprintf(said, sizeof said, "%.300s", err ? err->msg : "");
+        rc = sl_error_set(err, SL_EIO,
+                          "checkpoint database '%s' cannot be read: %s (`sluice checkpoints "
+                          "--check %s` tells more; remove it to read every file again)",
+                          path, said, path);
+    }
+    sl__file_ckpt_close(c);
+    return rc;
 
 fail_db:
     rc = sl_error_set(err, SL_EIO, "cannot open checkpoint database '%s': %s", path,
@@ -209,6 +240,22 @@ static int save_row(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *r)
     return rc == SQLITE_DONE ? 0 : SL_EIO;
 }
 
+/* True for SQLite errors that may pass: a lock held too long, a full disk, an I/O error,
+ * memory. A damaged file, a read-only one or one that is not a database will fail every
+ * save the same way. */
+static bool transient(int code)
+{
+    switch (code & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_NOMEM:
+    case SQLITE_INTERRUPT: return true;
+    default: return false;
+    }
+}
+
 int sl__file_ckpt_save(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *rows, size_t n,
                        char *msg, size_t cap)
 {
@@ -217,8 +264,10 @@ int sl__file_ckpt_save(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *
     for (size_t i = 0; !rc && i < n; i++) rc = save_row(c, &rows[i]);
     if (!rc && sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) rc = SL_EIO;
     if (rc) {
+        int code = sqlite3_extended_errcode(c->db);
         snprintf(msg, cap, "checkpoint save failed: %s", sqlite3_errmsg(c->db));
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        rc = transient(code) ? SL_EAGAIN : SL_EIO;
     }
     return rc;
 }

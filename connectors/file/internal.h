@@ -117,7 +117,9 @@ size_t sl__file_ckpt_rows(const struct sl__file_ckpt *c, const struct sl__file_c
 void sl__file_ckpt_apply(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *rows, size_t n);
 
 /* Writes `n` rows (borrowed) in one transaction. Blocking: an executor thread, or
- * close(). Returns 0, or SL_EIO with the reason in `msg` (borrowed, `cap` bytes). */
+ * close(). Returns 0; SL_EAGAIN when it failed for a reason that may pass (a lock held
+ * too long, a full disk: try again later); or SL_EIO when it will fail every time (a
+ * damaged or read-only file); the reason in `msg` (borrowed, `cap` bytes). */
 int sl__file_ckpt_save(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *rows, size_t n,
                        char *msg, size_t cap);
 
