@@ -177,9 +177,13 @@ static double run_chain(const char *label, long long events, int ntransforms, co
     double dt = now_s() - t0;
     int64_t got = *(int64_t *)sl_stage_state(sink);
     int stages = 2 + ntransforms + (filter ? 1 : 0);
-    printf("%-34s %11lld events %7.2f s %12.0f events/s %6.2f ns/event/stage  peak RSS %ld MiB\n",
+    int64_t mem_peak;
+    sl_pipeline_memory(p, NULL, &mem_peak);
+    printf("%-34s %11lld events %7.2f s %12.0f events/s %6.2f ns/event/stage  peak RSS %ld MiB"
+           "  batches %llu (%lld KiB)\n",
            label, (long long)got, dt, (double)got / dt, dt * 1e9 / (double)got / stages,
-           peak_rss_kib() / 1024);
+           peak_rss_kib() / 1024, (unsigned long long)sl_pipeline_peak_batches(p),
+           (long long)(mem_peak / 1024));
     if (got != events) {
         fprintf(stderr, "bench: lost events: %lld of %lld\n", (long long)got, events);
         exit(1);
