@@ -25,6 +25,13 @@ static struct sl_stage *add(struct sl_pipeline *p, const char *name,
     return s;
 }
 
+/* With FILE_COPY_LOG set, the pipeline's log lines go to stderr (for a look by hand). */
+static void log_line(void *arg, enum sl_log_level level, const char *stage, const char *msg)
+{
+    (void)arg;
+    fprintf(stderr, "file_copy: %d %s: %s\n", (int)level, stage ? stage : "-", msg);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
@@ -36,6 +43,7 @@ int main(int argc, char **argv)
     struct sl_pipeline_options o;
     sl_pipeline_options_init(&o);
     o.data_dir = argv[3];
+    if (getenv("FILE_COPY_LOG")) o.log = log_line;
     struct sl_error err = {0};
     struct sl_pipeline *p = sl_pipeline_new(NULL, &o, &err); /* owned: sl_pipeline_free */
     if (!p) {
