@@ -90,6 +90,10 @@ struct cli_metrics *cli_metrics_start(struct sl_pipeline *p, const char *addr, u
 int cli_metrics_port(const struct cli_metrics *m);     /* the bound port */
 void cli_metrics_shutting_down(struct cli_metrics *m); /* /health answers 503 from now on */
 void cli_metrics_free(struct cli_metrics *m);          /* NULL is a no-op */
+/* Writes `s` as a label value: backslash, quote and newline escaped. */
+void cli_metrics_label(FILE *out, const char *s);
+/* Writes the metrics of `p`'s SQLite pools (metrics_pools.c). */
+void cli_metrics_render_pools(struct sl_pipeline *p, FILE *out);
 /* Writes the Prometheus text for `p` into `out` (for tests and the server). */
 void cli_metrics_render(struct sl_pipeline *p, double uptime, FILE *out);
 

@@ -117,8 +117,7 @@ static uint64_t value(const struct sl_stage_stats *st, size_t k)
     }
 }
 
-/* Label values escape backslash, quote and newline (the exposition format's rules). */
-static void label(FILE *out, const char *s)
+void cli_metrics_label(FILE *out, const char *s)
 {
     for (; *s; s++) {
         if (*s == '\\' || *s == '"')
@@ -143,7 +142,7 @@ void cli_metrics_render(struct sl_pipeline *p, double up, FILE *out)
             struct sl_stage *s = sl_pipeline_stage_at(p, i);
             const struct sl_stage_type *t = sl_stage_get_type(s);
             fprintf(out, "%s{stage=\"", f->name);
-            label(out, sl_stage_name(s));
+            cli_metrics_label(out, sl_stage_name(s));
             fprintf(out, "\",type=\"%s\",kind=\"%s\"} %llu\n", t->name, cli_kind_name(t->kind),
                     (unsigned long long)value(&st[i], k));
         }
@@ -169,6 +168,7 @@ void cli_metrics_render(struct sl_pipeline *p, double up, FILE *out)
             "# HELP sluice_batch_memory_peak_bytes The most memory batches held at once.\n"
             "# TYPE sluice_batch_memory_peak_bytes gauge\nsluice_batch_memory_peak_bytes %lld\n",
             (long long)mem_now, (long long)mem_peak);
+    cli_metrics_render_pools(p, out);
 }
 
 static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *text,

@@ -242,3 +242,18 @@ struct t_lines *t_follow(struct sl_pipeline *p, const char *dir, int mode, const
     cr_assert_eq(sl_pipeline_live_batches(p), 0);
     return r;
 }
+
+char *t_sqlite(const char *db, const char *sql)
+{
+    char script[] = "/tmp/sluice-sql-XXXXXX", out[] = "/tmp/sluice-out-XXXXXX";
+    int fs = mkstemp(script), fo = mkstemp(out);
+    cr_assert(fs >= 0 && fo >= 0);
+    cr_assert_eq(write(fs, sql, strlen(sql)), (ssize_t)strlen(sql));
+    close(fs), close(fo);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' < %s > %s", db, script, out);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    char *text = t_read(out, NULL);
+    unlink(script), unlink(out);
+    return text;
+}

@@ -70,4 +70,8 @@ void t_log_clear(void);
  * order. */
 void t_assert_numbers_once(const struct t_lines *rec, int first, int last);
 
+/* Runs the sqlite3 CLI on database `db` with `sql` (one or more statements); returns
+ * what it printed (owned: free), e.g. "1,2\n" for SELECT group_concat(x) FROM t. */
+char *t_sqlite(const char *db, const char *sql);
+
 #endif
