@@ -17,8 +17,9 @@
  * pool.acquire_timeout, a value SQLite cannot bind) fails that event alone: the runtime's
  * on_error. An error that every lookup would meet fails the stage at once: the statement
  * does not compile or no longer does (no such table or column, a table dropped during
- * the run), the database cannot be opened, is corrupt or not a database, the query
- * writes, `fields` names a column the query does not return. */
+ * the run), the database cannot be opened (but a lock met while opening is a lock), is
+ * corrupt or not a database, the query writes, `fields` names a column the query does
+ * not return. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,7 +212,8 @@ static void request_failed(struct sl_stage *s, struct lookup *lk, struct request
                            const struct sl_error *err)
 {
     const char *msg = err && err->msg[0] ? err->msg : sl_strerror(rc);
-    bool fatal = r->fatal || rc == SL_ENOMEM || (!r->ran && rc == SL_EIO);
+    bool locked = err && err->code == SL_EBUSY; /* also when the pool opened a connection */
+    bool fatal = r->fatal || rc == SL_ENOMEM || (!r->ran && rc == SL_EIO && !locked);
     if (fatal && !lk->failed) {
         lk->failed = rc;
         sl_stage_error(s, rc, "%s", msg);
