@@ -80,6 +80,13 @@ struct request {
     char key[];                       /* the values bound (lookup.h, "keys") */
 };
 
+/* The clock the cache counts cache_ttl in (read only when there is a ttl: it costs a
+ * system clock read). */
+static int64_t cache_now(struct sl_stage *s, const struct lookup *lk)
+{
+    return lk->cache_ttl_ms ? sl_stage_now_ms(s) : 0;
+}
+
 static int oom(struct sl_stage *s)
 {
     sl_stage_error(s, SL_ENOMEM, "out of memory");
@@ -243,7 +250,7 @@ static void lookup_done(struct sl_stage *s, void *arg, int rc, const struct sl_e
         struct sl__lookup_row *row = r->row;
         r->row = NULL; /* the cache takes it */
         if (sl__lookup_cache_put(&lk->cache, r->key, r->klen, r->flight.hash, row,
-                                 sl_stage_now_ms(s)))
+                                 cache_now(s, lk)))
             oom(s);
     }
     request_free(r);
@@ -326,7 +333,7 @@ static int lookup_call(struct sl_stage *s, struct sl_event *ev, struct sl_async 
     if (!lk->cache_size) return submit(s, lk, call, ev, 0);
     uint64_t h = sl__lookup_hash(lk->key, lk->klen);
     const struct sl__lookup_row *row;
-    if (sl__lookup_cache_get(&lk->cache, lk->key, lk->klen, h, sl_stage_now_ms(s), &row)) {
+    if (sl__lookup_cache_get(&lk->cache, lk->key, lk->klen, h, cache_now(s, lk), &row)) {
         lk->hits++;
         return answer(s, lk, call, ev, row, lk->key, lk->klen);
     }
