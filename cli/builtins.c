@@ -30,6 +30,7 @@ static const struct sl_stage_type *const builtins[] = {
     &sl_stage_route,
     &sl_stage_remap,
     &sl_stage_aggregate,
+    &sl_stage_sqlite_lookup,
     /* sinks */
     &sl_stage_file_sink,
     &sl_stage_stdout,

@@ -39,6 +39,14 @@ SL_API extern const struct sl_stage_type sl_stage_generate;
  * `print_interval` it logs the running totals. For benchmarks, dry runs and tests. */
 SL_API extern const struct sl_stage_type sl_stage_blackhole;
 
+/* ---- connectors/sqlite ---------------------------------------------------------------------- */
+
+/* Transform `sqlite_lookup` (asynchronous): enriches each event with the first row of a
+ * SELECT whose :field parameters are the event's fields, through the pipeline's pool of
+ * the database file; an LRU cache of rows by key (cache_ttl), on_miss keep | drop |
+ * dead_letter; events leave in input order, max_in_flight lookups at once. */
+SL_API extern const struct sl_stage_type sl_stage_sqlite_lookup;
+
 /* ---- stages/: transforms and filters ---------------------------------------------------- */
 
 /* Parsers: each turns the payload (or, with `field`, a string field) into fields, and
