@@ -21,6 +21,7 @@ struct job {
     int id;             /* order of submission */
     int flags;          /* SL_SQLITE_READ / WRITE */
     int hold_ms;        /* how long the work keeps its connection */
+    int meet;           /* and first until this many works run at once (2 s at most) */
     const char *sql;    /* run by the work when not NULL */
     bool fail;          /* the work fails after running sql */
     int rc;             /* what done got */
@@ -71,6 +72,8 @@ static int work(struct sl_sqlite_conn *c, void *arg, struct sl_error *err)
         j->stmt = sl_sqlite_prepare(c, j->sql, err);
         rc = sl_sqlite_exec(c, j->sql, err);
     }
+    for (int waited = 0; j->meet && atomic_load(&running) < j->meet && waited < 2000; waited++)
+        usleep(1000); /* the pool lent this many connections at once */
     if (j->hold_ms) usleep((useconds_t)j->hold_ms * 1000);
     if (w) atomic_fetch_sub(&writers, 1);
     atomic_fetch_sub(&running, 1);
@@ -257,7 +260,10 @@ Test(pool, idle_connections_beyond_min_idle_are_closed)
     opts.min_idle = 1;
     opts.idle_timeout_ms = 20;
     linger_ms = 150; /* the run goes on after the last request, long enough to expire */
-    for (int i = 0; i < 3; i++) add(SL_SQLITE_READ, 30, NULL);
+    for (int i = 0; i < 3; i++) {
+        add(SL_SQLITE_READ, 0, NULL);
+        jobs[i].meet = 3; /* three connections in use at once, however loaded the machine */
+    }
     run_jobs();
     cr_assert_eq(atomic_load(&most_running), 3);
     sl_sqlite_pools(p, keep_stats, NULL);
