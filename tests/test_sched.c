@@ -703,3 +703,46 @@ Test(sched, a_slow_filter_gives_the_loop_back_between_slices_of_a_batch)
 {
     assert_sliced(&t_slow_filter, 30);
 }
+
+/* ---- a source's end, and work out at the end of a run ------------------------------------ */
+
+/* "t_saver": a counter that, told it has ended (flush), sends off a last "save" to an
+ * executor thread; the run must not end before the save's done ran. */
+static int saves_started, saves_done;
+
+static void save_work(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, 20000000}; /* 20 ms: the rest of the run is long over */
+    nanosleep(&ts, NULL);
+}
+
+static void save_done(struct sl_stage *s, void *arg)
+{
+    (void)s, (void)arg;
+    saves_done++;
+}
+
+static int saver_flush(struct sl_stage *s, struct sl_emit *out, bool end)
+{
+    cr_assert_null(out);
+    cr_assert(end);
+    saves_started++;
+    return sl_stage_submit(s, save_work, save_done, NULL);
+}
+
+Test(sched, a_source_is_told_its_end_and_the_run_waits_for_its_last_work)
+{
+    static struct sl_stage_type saver;
+    saver = t_counter;
+    saver.name = "t_saver";
+    saver.flush = saver_flush;
+    saves_started = saves_done = 0;
+    struct sl_stage *src = t_add(p, "src", &saver, "count: 30\nbatch: 10");
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    t_connect(p, src, out);
+    run_ok();
+    cr_assert_eq(saves_started, 1);
+    cr_assert_eq(saves_done, 1, "the run ended before the source's last work came back");
+    cr_assert_eq(((struct t_collect *)sl_stage_state(out))->nseen, 30);
+}

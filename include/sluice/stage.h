@@ -170,7 +170,11 @@ struct sl_stage_type {
     /* Transform/filter: emit what the stage holds (multiline, aggregate windows). Called
      * after sl_stage_wake() (e.g. from a timer) with `end` false, and once at the end of
      * the input with `end` true. Sink: `out` is NULL; called once at the end of the
-     * input: write out buffers and ack everything. Returns 0 or an SL_E* code. */
+     * input: write out buffers and ack everything. Source: `out` is NULL, `end` true;
+     * called once when the source has ended (it answered SL_DONE, or the pipeline
+     * stops): the place to start a last checkpoint save (its acks may still be coming).
+     * For every kind, the run does not end while work the stage submitted (executor
+     * tasks, database requests) is out. Returns 0 or an SL_E* code. */
     int (*flush)(struct sl_stage *stage, struct sl_emit *out, bool end);
 
     /* Releases everything the stage holds. Called once, also after a failed init. */

@@ -400,8 +400,21 @@ static void finish_stage(struct sl_stage *s)
             q->closed = true;
             sl__schedule(q->to);
         }
+    /* A source is told it has ended (SL_DONE or a stop): the place to start a last save,
+     * which the run then waits for, like any work a stage has out. */
+    if (s->type->kind == SL_SOURCE && s->type->flush && !p->done) {
+        int rc = s->type->flush(s, NULL, true);
+        if (rc < 0) stage_failed(s, rc);
+    }
+    sl__sched_check_complete(p);
+}
+
+/* The run is complete when every stage has ended and no work a stage sent off (executor
+ * tasks, database requests) is still out: its done runs before the run ends. */
+void sl__sched_check_complete(struct sl_pipeline *p)
+{
     for (uint32_t i = 0; i < p->nstages; i++)
-        if (!p->stages[i]->finished) return;
+        if (!p->stages[i]->finished || p->stages[i]->submitted) return;
     complete(p);
 }
 
