@@ -139,6 +139,7 @@ static int sqlsrc_init(struct sl_stage *stage, const struct sl_config *cfg, stru
     if (!*s->tracking || (s->table && !*s->table) || (s->query && !*s->query))
         return sl_config_error(cfg, err, SL_ECONFIG,
                                "options 'tracking_column', 'table' and 'query' may not be empty");
+    if (s->start_after && !*s->start_after) s->start_after = NULL; /* "": from the first row */
     if (build_queries(s)) return sl_error_set(err, SL_ENOMEM, "out of memory");
     return 0;
 }
