@@ -52,6 +52,7 @@ static void teardown(void)
 }
 
 TestSuite(sqlite_source, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(sqlite_source_1m, .init = setup, .fini = teardown, .timeout = 300); /* ASan: ~40 s */
 
 static void restart(int64_t queue_batches)
 {
@@ -103,8 +104,7 @@ static void check_rows(struct sl_stage *s, struct t_rows *r, struct sl_batch *b)
     }
 }
 
-Test(sqlite_source, a_million_rows_in_snapshot_pages_once_in_order_typed_in_bounded_memory,
-     .timeout = 300)
+Test(sqlite_source_1m, a_million_rows_in_snapshot_pages_once_in_order_typed_in_bounded_memory)
 {
     t_rows_table(db, 1, 1000000);
     struct t_rows *r =
