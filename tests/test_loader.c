@@ -216,6 +216,7 @@ Test(loader, pipeline_settings_reach_the_stages)
     sl_config_free(c); /* the pipeline copied what it keeps */
     struct sl_stage *s = t_add(q, "src", &t_counter, NULL);
     cr_assert_eq(sl_stage_batch_timeout_ms(s), 250);
+    cr_assert_eq(sl_stage_batch_max_events(s), 64);
     cr_assert_str_eq(sl_stage_data_dir(s), "/var/lib/x");
     struct sl_batch *b = sl_batch_new(s);
     for (int i = 0; i < 63; i++) sl_batch_append(b);

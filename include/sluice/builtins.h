@@ -28,6 +28,14 @@ SL_API extern const struct sl_stage_type sl_stage_stdin;
 /* Sink `stdout`: writes events to standard output as json, text or csv. */
 SL_API extern const struct sl_stage_type sl_stage_stdout;
 
+/* ---- connectors/sqlite ------------------------------------------------------------------ */
+
+/* Source `sqlite`: the rows of a table or a query as events (columns as typed fields, the
+ * row as a JSON payload), page by page in the order of a unique, increasing tracking
+ * column (keyset pagination), to the end (`snapshot`) or polling for new rows (`follow`),
+ * with the last acknowledged tracking value as its checkpoint. */
+SL_API extern const struct sl_stage_type sl_stage_sqlite_source;
+
 /* ---- connectors/generate, connectors/blackhole ------------------------------------------- */
 
 /* Source `generate`: emits `count` lines (0: endlessly) in a realistic format (json,

@@ -199,6 +199,11 @@ SL_API struct event_base *sl_stage_event_base(struct sl_stage *stage);
  * Sources that return what a read gave them hold nothing and need not ask. */
 SL_API int64_t sl_stage_batch_timeout_ms(const struct sl_stage *stage);
 
+/* How many events a batch holds at most before sl_batch_full() says so (the pipeline's
+ * `batch.max_events`): a source that asks a database for a page of rows sizes the page
+ * with it. Any thread. */
+SL_API int64_t sl_stage_batch_max_events(const struct sl_stage *stage);
+
 /* The pipeline's directory for state files (checkpoints); never NULL. */
 SL_API const char *sl_stage_data_dir(const struct sl_stage *stage);
 

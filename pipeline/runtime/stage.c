@@ -35,6 +35,11 @@ int64_t sl_stage_batch_timeout_ms(const struct sl_stage *stage)
     return stage->p->opt.batch_timeout_ms;
 }
 
+int64_t sl_stage_batch_max_events(const struct sl_stage *stage)
+{
+    return stage->p->opt.batch_max_events;
+}
+
 const char *sl_stage_data_dir(const struct sl_stage *stage)
 {
     stage->p->dir_wanted = true; /* the run will hold data_dir's lock (pipeline.c) */
