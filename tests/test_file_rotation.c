@@ -3,7 +3,8 @@
  * goes on writing to app.log.1 for a while. Those late lines are read as they come, and a
  * stop or a crash before the renamed file is done with leaves it to the next run, which
  * finishes it; once with inotify and once with polling, the crash through the file_copy
- * program (kill -9). */
+ * program (kill -9). Then what a kill at other moments leaves the next run: a row saved
+ * before the rename (rotated or not). */
 #include <criterion/criterion.h>
 #include <poll.h>
 #include <signal.h>
@@ -190,6 +191,35 @@ static pid_t spawn_copy(const char *in, const char *out, const char *mode, const
     return pid;
 }
 
+/* Runs file_copy over app.log into out.log once (follow: false, source options `opts`),
+ * which must succeed. */
+static void copy_once(const char *opts)
+{
+    char *glob = in_dir("app.log"), *out = in_dir("out.log");
+    int status;
+    pid_t pid = spawn_copy(glob, out, "once", opts);
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "file_copy once failed");
+    free(glob), free(out);
+}
+
+/* Asserts that out.log holds every line first..last-1 (duplicates allowed, none lost) and
+ * no other. */
+static void assert_delivered(int first, int last)
+{
+    char *out = in_dir("out.log"), *text = t_read(out, NULL);
+    cr_assert_not_null(text, "no output");
+    int *count = calloc((size_t)(last - first), sizeof *count);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char *end;
+        long v = strtol(line, &end, 10);
+        cr_assert(end != line && !*end && v >= first && v < last, "unexpected line %s", line);
+        count[v - first]++;
+    }
+    for (int i = first; i < last; i++) cr_assert_geq(count[i - first], 1, "line %d lost", i);
+    free(count), free(text), free(out);
+}
+
 static long lines_in(const char *path)
 {
     size_t len = 0;
@@ -227,18 +257,9 @@ static void kill_inside_rotate_wait(const char *watch)
     cr_assert_eq(kill(pid, SIGKILL), 0);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
-    pid = spawn_copy(glob, out, "once", "");
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the second run failed");
-    char *text = t_read(out, NULL);
-    int count[210] = {0};
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        int v = atoi(line);
-        cr_assert(v >= 0 && v < 210, "unexpected line %s", line);
-        count[v]++;
-    }
-    for (int i = 0; i < 210; i++) cr_assert_geq(count[i], 1, "line %d lost", i);
-    free(text), free(a), free(out), free(glob);
+    copy_once("");
+    assert_delivered(0, 210);
+    free(a), free(out), free(glob);
 }
 
 Test(file_rotation, a_kill_inside_rotate_wait_leaves_the_renamed_file_to_the_next_run_inotify)
@@ -248,4 +269,52 @@ Test(file_rotation, a_kill_inside_rotate_wait_leaves_the_renamed_file_to_the_nex
 Test(file_rotation, a_kill_inside_rotate_wait_leaves_the_renamed_file_to_the_next_run_poll)
 {
     kill_inside_rotate_wait("watch: poll\npoll_interval: 20ms");
+}
+
+/* ---- what a kill leaves the next run to find --------------------------------------------------
+ */
+
+/* What the renamed file's story leaves after a kill at any point: app.log renamed to
+ * app.log.1 (out of the glob), a new app.log with 100..199, the writer's late lines
+ * 200..209 in app.log.1. */
+static void rotate_with_late_lines(void)
+{
+    rotate(100, 200);
+    late_lines(200, 210);
+}
+
+/* The state a kill right after the rename leaves when the save of the rename never
+ * happened: the row of the last save (here the end of a run that read app.log whole)
+ * names app.log, not rotated. With `rotated`, the rename was saved (path app.log.1), and
+ * the file was renamed again since (app.log.2). Either way the next run finds it by its
+ * inode and reads the late lines from the row's offset. */
+static void resume_from_row(bool rotated)
+{
+    char *a = in_dir("app.log"), *db = in_dir("checkpoints.db"), sql[4200];
+    t_write_numbers(a, 0, 100, false);
+    copy_once("");
+    rotate_with_late_lines();
+    if (rotated) {
+        char *a1 = in_dir("app.log.1"), *a2 = in_dir("app.log.2");
+        snprintf(sql, sizeof sql, "UPDATE file_checkpoints SET rotated = 1, path = '%s';", a1);
+        free(t_sqlite(db, sql));
+        cr_assert_eq(rename(a1, a2), 0);
+        free(a1), free(a2);
+    }
+    char *rows = t_sqlite(db, "SELECT offset FROM file_checkpoints;");
+    cr_assert_str_eq(rows, "290\n");
+    copy_once("");
+    assert_delivered(0, 210);
+    char *text = in_dir("out.log"), *out = t_read(text, NULL);
+    cr_assert_null(strstr(out, "\n0\n"), "app.log.1 was read again from its start");
+    free(rows), free(text), free(out), free(a), free(db);
+}
+
+Test(file_rotation, a_row_saved_before_the_rename_leads_the_next_run_to_the_renamed_file)
+{
+    resume_from_row(false);
+}
+Test(file_rotation, a_rotated_row_leads_the_next_run_to_the_file_renamed_again)
+{
+    resume_from_row(true);
 }
