@@ -3,8 +3,8 @@
  * goes on writing to app.log.1 for a while. Those late lines are read as they come, and a
  * stop or a crash before the renamed file is done with leaves it to the next run, which
  * finishes it; once with inotify and once with polling, the crash through the file_copy
- * program (kill -9). Then what a kill at other moments leaves the next run: a row saved
- * before the rename (rotated or not). */
+ * program (kill -9). Then what a kill at other moments leaves the next run: the state the
+ * checkpoints hold at the first delivery, a row saved before the rename (rotated or not). */
 #include <criterion/criterion.h>
 #include <poll.h>
 #include <signal.h>
@@ -317,4 +317,75 @@ Test(file_rotation, a_row_saved_before_the_rename_leads_the_next_run_to_the_rena
 Test(file_rotation, a_rotated_row_leads_the_next_run_to_the_file_renamed_again)
 {
     resume_from_row(true);
+}
+
+static uint64_t inode_of(const char *name)
+{
+    char *path = in_dir(name);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "%s", path);
+    free(path);
+    return (uint64_t)st.st_ino;
+}
+
+static bool empty_first; /* the file is found empty, its lines written after */
+static uint64_t app_ino; /* app.log's inode */
+
+/* Ticks: once the source has the empty app.log open, its lines are written. */
+static void write_when_open(void)
+{
+    struct sl__file_src *src = sl_stage_state(sl_pipeline_find(p, "src"));
+    if (step != 0 || !src->opened) return;
+    step++;
+    char *a = in_dir("app.log");
+    t_write_numbers(a, 0, 100, true);
+    free(a);
+}
+
+/* At the first delivery, the checkpoints must already hold a row that leads to app.log
+ * (its inode, and first bytes: an empty file's row identifies nothing), and what they
+ * hold then is what a kill at that moment would leave: kept as snap.db. */
+static void first_delivery_step(struct sl_stage *s, struct t_lines *r)
+{
+    if (!s && empty_first) write_when_open();
+    if (!s || step == 2 || r->n == 0) return;
+    step = 2;
+    char *db = in_dir("checkpoints.db"), *snap = in_dir("snap.db"), sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM file_checkpoints WHERE ino = %llu AND fp_len > 0;",
+             (unsigned long long)app_ino);
+    char *rows = t_sqlite(db, sql); /* expected, not asserted: the run goes on to its loss */
+    cr_expect_str_eq(rows, "1\n", "a line was delivered before the checkpoints knew its file");
+    snprintf(sql, sizeof sql, "VACUUM INTO '%s';", snap);
+    free(t_sqlite(db, sql));
+    free(rows), free(db), free(snap);
+    sl_pipeline_stop(p);
+}
+
+/* The run is killed as it delivers its first line; then the file is renamed away and
+ * written to. The next run (file_copy, source "in") finds it by its inode. */
+static void kill_at_the_first_delivery(bool empty)
+{
+    char *a = in_dir("app.log"), *snap = in_dir("snap.db"), sql[64], opts[4200];
+    t_write_numbers(a, 0, empty ? 0 : 100, false);
+    app_ino = inode_of("app.log");
+    empty_first = empty;
+    t_follow(p, dir, 0, "path: %s/app.log\nrotate_wait: 1h", first_delivery_step);
+    cr_assert_eq(step, 2, "no line was delivered");
+    snprintf(sql, sizeof sql, "UPDATE file_checkpoints SET source = 'in';");
+    free(t_sqlite(snap, sql));
+    rotate_with_late_lines();
+    snprintf(opts, sizeof opts, "checkpoint: %s", snap);
+    copy_once(opts);
+    assert_delivered(0, 210);
+    free(a), free(snap);
+}
+
+Test(file_rotation, a_file_is_known_to_the_checkpoints_before_its_first_line_is_delivered)
+{
+    kill_at_the_first_delivery(false);
+}
+Test(file_rotation, a_file_found_empty_is_known_by_its_first_bytes_before_they_are_delivered)
+{
+    kill_at_the_first_delivery(true);
 }

@@ -71,6 +71,11 @@ bool sl__file_same(uint64_t fp, uint32_t fp_len, int fd, uint64_t size)
     return n == (ssize_t)fp_len && sl__file_hash(buf, fp_len) == fp;
 }
 
+bool sl__file_fits(const struct sl__file *f, uint64_t fp, uint32_t fp_len)
+{
+    return fp_len <= f->fp_len && sl__file_hash(f->head, fp_len) == fp;
+}
+
 bool sl__file_head_changed(struct sl__file *f)
 {
     unsigned char buf[SL__FILE_FP_MAX];
@@ -139,6 +144,7 @@ void sl__file_new_content(struct sl__file_src *s, struct sl__file *f, bool shrun
     sl__file_fingerprint(f);
     f->dirty = true;
     s->truncations++;
+    sl__file_check_known(s, f); /* its row may name the old content only */
     sl__file_mark_readable(s, f);
 }
 
