@@ -4,7 +4,8 @@
  * stop or a crash before the renamed file is done with leaves it to the next run, which
  * finishes it; once with inotify and once with polling, the crash through the file_copy
  * program (kill -9). Then what a kill at other moments leaves the next run: the state the
- * checkpoints hold at the first delivery, a row saved before the rename (rotated or not). */
+ * checkpoints hold at the first delivery, a row saved before the rename (rotated or not),
+ * a row saved while the file was short, a row of an empty file. */
 #include <criterion/criterion.h>
 #include <poll.h>
 #include <signal.h>
@@ -388,4 +389,47 @@ Test(file_rotation, a_file_is_known_to_the_checkpoints_before_its_first_line_is_
 Test(file_rotation, a_file_found_empty_is_known_by_its_first_bytes_before_they_are_delivered)
 {
     kill_at_the_first_delivery(true);
+}
+
+/* A row saved while its file had fewer bytes than a fingerprint (20: lines 0..9) matches
+ * that file only while it holds exactly those bytes. Renamed away after it grew, it is
+ * still found by its inode and its first bytes, and read from its start rather than left
+ * unread with the lines it got since. */
+Test(file_rotation, a_renamed_file_saved_while_short_is_read_from_its_start)
+{
+    char *a = in_dir("app.log"), *db = in_dir("checkpoints.db");
+    t_write_numbers(a, 0, 10, false);
+    copy_once("");
+    char *rows = t_sqlite(db, "SELECT fp_len, offset FROM file_checkpoints;");
+    cr_assert_str_eq(rows, "20|20\n");
+    t_write_numbers(a, 10, 100, true); /* grows, then is renamed away */
+    rotate_with_late_lines();
+    copy_once("");
+    assert_delivered(0, 210);
+    free(rows), free(a), free(db);
+}
+
+/* A row of a file that was empty when saved identifies nothing: the file now on its inode
+ * under another name in its directory (a reused inode, here a compressed log) is not
+ * read for it. */
+Test(file_rotation, a_row_of_an_empty_file_does_not_take_another_file_on_its_inode)
+{
+    char *a = in_dir("app.log"), *gz = in_dir("app.log.2.gz"), *db = in_dir("checkpoints.db");
+    t_write_numbers(a, 0, 10, false);
+    t_writes(gz, "\x1f\x8b not lines of app.log\n", false);
+    copy_once(""); /* makes the database */
+    struct stat st;
+    cr_assert_eq(stat(gz, &st), 0);
+    char sql[4200];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO file_checkpoints (source, dev, ino, fp, fp_len, offset, path, updated,"
+             " rotated) VALUES ('in', %llu, %llu, %lld, 0, 0, '%s/gone.log', strftime('%%s','now'),"
+             " 0);",
+             (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+             (long long)sl__file_hash("", 0), dir);
+    free(t_sqlite(db, sql));
+    t_write_numbers(a, 10, 20, true);
+    copy_once("");
+    assert_delivered(0, 20);
+    free(a), free(gz), free(db);
 }

@@ -158,6 +158,10 @@ void sl__file_fingerprint(struct sl__file *f);
  * full one matches its first bytes; a short one, exactly all of its bytes. */
 bool sl__file_same(uint64_t fp, uint32_t fp_len, int fd, uint64_t size);
 
+/* identity.c: whether `fd` begins with the bytes of fingerprint fp/fp_len (a short one:
+ * the file may have grown since). */
+bool sl__file_begins_with(uint64_t fp, uint32_t fp_len, int fd);
+
 /* identity.c: whether fingerprint fp/fp_len (a checkpoint row's) is `f`'s first bytes, or
  * the start of them: the row leads the next run to `f` (rotation.c). */
 bool sl__file_fits(const struct sl__file *f, uint64_t fp, uint32_t fp_len);

@@ -71,6 +71,13 @@ bool sl__file_same(uint64_t fp, uint32_t fp_len, int fd, uint64_t size)
     return n == (ssize_t)fp_len && sl__file_hash(buf, fp_len) == fp;
 }
 
+bool sl__file_begins_with(uint64_t fp, uint32_t fp_len, int fd)
+{
+    unsigned char buf[SL__FILE_FP_MAX];
+    ssize_t n = read_head(fd, buf);
+    return n >= (ssize_t)fp_len && sl__file_hash(buf, fp_len) == fp;
+}
+
 bool sl__file_fits(const struct sl__file *f, uint64_t fp, uint32_t fp_len)
 {
     return fp_len <= f->fp_len && sl__file_hash(f->head, fp_len) == fp;
