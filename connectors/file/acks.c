@@ -6,7 +6,7 @@
  * every checkpoint_interval (a timer), sooner when checkpoint_bytes of acknowledged data
  * wait to be saved, right after the first acknowledgement of the run, and once more,
  * blocking, at close(). What a kill -9 replays is thus bounded by the smaller of the two
- * (plus what was in flight). A file is read only once a row leads to it (make_known): a
+ * (plus what was in flight). A file is read only once a row leads to it (check_known): a
  * file found without one waits for the next save, so that a run killed after delivering
  * any of its lines leaves the next run a row to find it by, even renamed out of the glob.
  * A record whose file is closed is freed once its batches are acknowledged and its last

@@ -280,7 +280,12 @@ void sl__file_place(struct sl__file_src *s, struct sl__file *f, bool initial)
                      f->path);
         return;
     }
-    if (r)
+    if (r && r->fp_len && sl__file_fits(f, r->fp, r->fp_len))
+        sl_stage_log(s->stage, SL_LOG_INFO,
+                     "%s: longer than the %u bytes its checkpoint knew, reading it whole (it "
+                     "may be a new file that begins alike)",
+                     f->path, (unsigned)r->fp_len);
+    else if (r)
         sl_stage_log(s->stage, SL_LOG_INFO, "%s: new file on a reused inode, reading it whole",
                      f->path);
     /* read_from applies to files present at start; files that appear later are new. */
