@@ -103,6 +103,51 @@ Test(file_identity, truncated_and_refilled_past_the_offset_poll)
     truncated_and_refilled(1);
 }
 
+/* The checkpoint row of a file that holds new content names the old one: the new lines
+ * are read only once a row with the new first bytes is saved, so that a kill after they
+ * were delivered leaves the next run a row that finds the file (renamed away meanwhile). */
+static void new_content_known_step(struct sl_stage *s, struct t_lines *r)
+{
+    if (!s) return;
+    char *a = in_dir("a.log"), *db = in_dir("checkpoints.db");
+    if (step == 0 && r->n >= 100) {
+        step++;
+        t_write_numbers(a, 100, 300, false);
+    } else if (step == 1 && r->n > 100) { /* the first lines of the new content */
+        step++;
+        struct stat st;
+        cr_assert_eq(stat(a, &st), 0);
+        char *text = t_read(a, NULL), sql[256], want[64];
+        snprintf(sql, sizeof sql, "SELECT fp, fp_len FROM file_checkpoints WHERE ino = %llu;",
+                 (unsigned long long)st.st_ino);
+        snprintf(want, sizeof want, "%lld|256\n", (long long)sl__file_hash(text, 256));
+        char *rows = t_sqlite(db, sql);
+        cr_assert_str_eq(rows, want, "new content delivered before a row named it");
+        free(rows), free(text);
+    } else if (step == 2 && r->n >= 300) {
+        sl_pipeline_stop(p);
+    }
+    free(a), free(db);
+}
+
+static void new_content_known(int mode)
+{
+    char *a = in_dir("a.log");
+    t_write_numbers(a, 0, 100, false);
+    struct t_lines *r = follow(mode, "path: %s/a.log", new_content_known_step);
+    t_assert_numbers_once(r, 0, 300);
+    free(a);
+}
+
+Test(file_identity, new_content_is_known_to_the_checkpoints_before_it_is_delivered_inotify)
+{
+    new_content_known(0);
+}
+Test(file_identity, new_content_is_known_to_the_checkpoints_before_it_is_delivered_poll)
+{
+    new_content_known(1);
+}
+
 /* ---- copies under the glob ---------------------------------------------------------------------
  */
 

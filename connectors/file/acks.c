@@ -6,8 +6,11 @@
  * every checkpoint_interval (a timer), sooner when checkpoint_bytes of acknowledged data
  * wait to be saved, right after the first acknowledgement of the run, and once more,
  * blocking, at close(). What a kill -9 replays is thus bounded by the smaller of the two
- * (plus what was in flight). A record whose file is closed is freed once its batches are
- * acknowledged and its last state saved. At start, rows of files long gone are purged. */
+ * (plus what was in flight). A file is read only once a row leads to it (check_known): a
+ * file found without one waits for the next save, so that a run killed after delivering
+ * any of its lines leaves the next run a row to find it by, even renamed out of the glob.
+ * A record whose file is closed is freed once its batches are acknowledged and its last
+ * state saved. At start, rows of files long gone are purged. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -143,6 +146,45 @@ static void collect_garbage(struct sl__file_src *s)
     }
 }
 
+/* ---- files are known before they are read ----------------------------------------------- */
+
+/* Whether row `r` leads the next run to `f`: its inode, and first bytes (one at least: an
+ * empty file's row would take any file on a reused inode for it) that f begins with. */
+static bool leads_to(const struct sl__file_ckpt_row *r, const struct sl__file *f)
+{
+    return !r->remove && r->dev == f->dev && r->ino == f->ino && r->fp_len > 0 &&
+           sl__file_fits(f, r->fp, r->fp_len);
+}
+
+/* After a save: the files its rows lead to may be read. */
+static void now_known(struct sl__file_src *s, const struct sl__file_ckpt_row *rows, size_t n)
+{
+    for (struct sl__file *f = s->files; f; f = f->next) {
+        if (f->known || f->stale) continue;
+        for (size_t i = 0; i < n && !f->known; i++) f->known = leads_to(&rows[i], f);
+        if (f->known) sl__file_mark_readable(s, f);
+    }
+}
+
+void sl__file_check_known(struct sl__file_src *s, struct sl__file *f)
+{
+    const struct sl__file_ckpt_row *r = sl__file_ckpt_find(s->ckpt, f->dev, f->ino);
+    f->known = !s->ckpt || (r && leads_to(r, f));
+    if (!f->known && f->fp_len) { /* the save it will wait for: now */
+        f->dirty = true;
+        sl__file_save_soon(s);
+    }
+}
+
+bool sl__file_may_read(struct sl__file_src *s, struct sl__file *f)
+{
+    if (f->known || !f->fp_len) return true;
+    f->dirty = true;
+    f->readable = false; /* now_known marks it again */
+    sl__file_save_soon(s);
+    return false;
+}
+
 static void save_work(void *arg)
 {
     struct save_job *j = arg;
@@ -163,6 +205,7 @@ static void save_done(struct sl_stage *stage, void *arg)
         sl_stage_wake(stage);
     } else {
         sl__file_ckpt_apply(s->ckpt, j->rows, j->n);
+        now_known(s, j->rows, j->n);
         if (!s->save_jobs) collect_garbage(s); /* a later job may fail and need the records */
     }
     free_rows(j->rows, j->n);

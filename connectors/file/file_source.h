@@ -52,6 +52,7 @@ struct sl__file {
     bool renamed;             /* renamed out of the glob, not done with (saved as rotated) */
     char *now_at;             /* renamed: its path when last looked at (owned), or NULL */
     int wd;                   /* the watch backend's watch of this file alone, 0: none */
+    bool known;               /* a saved checkpoint row leads to it: it may be read (acks.c) */
     bool undecided;           /* too short to tell whether it is a copy: not read yet */
     bool decide_now;          /* undecided for partial_line_timeout: read it as itself */
     int64_t undecided_since;  /* ms it was found undecided; 0 */
@@ -157,6 +158,14 @@ void sl__file_fingerprint(struct sl__file *f);
  * full one matches its first bytes; a short one, exactly all of its bytes. */
 bool sl__file_same(uint64_t fp, uint32_t fp_len, int fd, uint64_t size);
 
+/* identity.c: whether `fd` begins with the bytes of fingerprint fp/fp_len (a short one:
+ * the file may have grown since). */
+bool sl__file_begins_with(uint64_t fp, uint32_t fp_len, int fd);
+
+/* identity.c: whether fingerprint fp/fp_len (a checkpoint row's) is `f`'s first bytes, or
+ * the start of them: the row leads the next run to `f` (rotation.c). */
+bool sl__file_fits(const struct sl__file *f, uint64_t fp, uint32_t fp_len);
+
 /* identity.c: whether the first bytes of open file `f` differ from its fingerprint (new
  * content on the same inode); a short fingerprint grows with the file meanwhile. */
 bool sl__file_head_changed(struct sl__file *f);
@@ -254,6 +263,16 @@ void sl__file_purge_checkpoints(struct sl__file_src *s);
 
 /* acks.c: asks for a save at the next poll (a state worth saving at once). */
 void sl__file_save_soon(struct sl__file_src *s);
+
+/* acks.c: `f` was just opened, or holds new content: sets f->known, whether a saved row
+ * leads to it (its inode, and first bytes it begins with), and if not asks for a save. */
+void sl__file_check_known(struct sl__file_src *s, struct sl__file *f);
+
+/* acks.c: whether `f` may be read now: a saved row leads to it, so that the next run can
+ * find it whatever happens to it (renamed out of the glob, then a crash), or it has no byte
+ * to identify it by yet, or there are no checkpoints. Otherwise asks for the save that
+ * records it (which marks it readable again) and returns false. */
+bool sl__file_may_read(struct sl__file_src *s, struct sl__file *f);
 
 /* scan.c: opens `path` (borrowed) as a file found outside the globs: placed by its
  * checkpoint like any other, not in the path table. Returns the record or NULL. */

@@ -71,6 +71,18 @@ bool sl__file_same(uint64_t fp, uint32_t fp_len, int fd, uint64_t size)
     return n == (ssize_t)fp_len && sl__file_hash(buf, fp_len) == fp;
 }
 
+bool sl__file_begins_with(uint64_t fp, uint32_t fp_len, int fd)
+{
+    unsigned char buf[SL__FILE_FP_MAX];
+    ssize_t n = read_head(fd, buf);
+    return n >= (ssize_t)fp_len && sl__file_hash(buf, fp_len) == fp;
+}
+
+bool sl__file_fits(const struct sl__file *f, uint64_t fp, uint32_t fp_len)
+{
+    return fp_len <= f->fp_len && sl__file_hash(f->head, fp_len) == fp;
+}
+
 bool sl__file_head_changed(struct sl__file *f)
 {
     unsigned char buf[SL__FILE_FP_MAX];
@@ -139,6 +151,7 @@ void sl__file_new_content(struct sl__file_src *s, struct sl__file *f, bool shrun
     sl__file_fingerprint(f);
     f->dirty = true;
     s->truncations++;
+    sl__file_check_known(s, f); /* its row may name the old content only */
     sl__file_mark_readable(s, f);
 }
 
@@ -267,7 +280,12 @@ void sl__file_place(struct sl__file_src *s, struct sl__file *f, bool initial)
                      f->path);
         return;
     }
-    if (r)
+    if (r && r->fp_len && sl__file_fits(f, r->fp, r->fp_len))
+        sl_stage_log(s->stage, SL_LOG_INFO,
+                     "%s: longer than the %u bytes its checkpoint knew, reading it whole (it "
+                     "may be a new file that begins alike)",
+                     f->path, (unsigned)r->fp_len);
+    else if (r)
         sl_stage_log(s->stage, SL_LOG_INFO, "%s: new file on a reused inode, reading it whole",
                      f->path);
     /* read_from applies to files present at start; files that appear later are new. */

@@ -8,8 +8,10 @@
  * once more and released. Until it is released and all of it acknowledged, its
  * checkpoint row says `rotated` with the path it has now, so that a run that stops or
  * dies meanwhile is followed by one that finishes it. A crash before that row was saved
- * leaves a row with the old path: the next run looks for the row's inode in that
- * directory under another name (and checks its first bytes, identity.c).
+ * leaves a row with the old path (a file is never read before it has a row: acks.c): the
+ * next run looks for the row's inode in that directory under another name, and checks
+ * that the file begins with the row's first bytes (a row saved while the file was shorter
+ * than a fingerprint: it is read from its start then).
  *
  * The source reads every file it finds, and a renamed file to its end; a file created and
  * renamed away (or deleted) between two scans is never found, unless the glob covers the
@@ -190,16 +192,22 @@ static bool find_renamed(const struct sl__file_ckpt_row *r, char *buf, size_t ca
 }
 
 /* Whether `path` still holds row `r`'s file with bytes to read (a rotated one is followed
- * for rotate_wait even when it has none yet). */
+ * for rotate_wait even when it has none yet). A row saved while its file was shorter than
+ * a fingerprint leads to a file that begins with those bytes (one at least) and has more
+ * now: read from its start, as in the glob (identity.c), rather than left unread. */
 static bool worth_resuming(const struct sl__file_ckpt_row *r, const char *path)
 {
     struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    bool ok = fd >= 0 && fstat(fd, &st) == 0 &&
-              sl__file_same(r->fp, r->fp_len, fd, (uint64_t)st.st_size) &&
-              ((uint64_t)st.st_size > r->offset || r->rotated);
+    bool ok = fd >= 0 && fstat(fd, &st) == 0;
+    uint64_t size = ok ? (uint64_t)st.st_size : 0, from = r->offset;
+    if (ok && !sl__file_same(r->fp, r->fp_len, fd, size)) {
+        ok = r->fp_len > 0 && r->fp_len < SL__FILE_FP_MAX &&
+             sl__file_begins_with(r->fp, r->fp_len, fd);
+        from = 0;
+    }
     if (fd >= 0) close(fd);
-    return ok;
+    return ok && (size > from || r->rotated);
 }
 
 void sl__file_resume_renamed(struct sl__file_src *s)

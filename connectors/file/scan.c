@@ -177,6 +177,7 @@ static struct sl__file *open_new(struct sl__file_src *s, const char *path, bool 
     s->files = f;
     sl__file_place(s, f, initial);
     f->dirty = true;
+    sl__file_check_known(s, f); /* read once a saved row leads to it */
     f->readable = !f->undecided;
     hash_insert(s, f);
     s->opened++;

@@ -8,7 +8,9 @@
  * of one file; its cookie names an entry of a ring of batches in flight, and acks.c moves
  * the file's acknowledged offset and saves checkpoints. Before reading on, the file's
  * first bytes are compared with its fingerprint (identity.c): new content on the same
- * inode is read from 0.
+ * inode is read from 0; and a file is read only once a saved checkpoint row leads to it
+ * (acks.c), so that a crash never leaves delivered lines of a file the next run cannot
+ * find.
  *
  * Following: scan.c decides what the files are, watch.c notices change, and a file is
  * read whenever it is marked readable. Nothing runs while nothing changes. */
@@ -178,7 +180,16 @@ static bool ready_to_read(struct sl__file_src *s, struct sl__file *f)
     } else if (sl__file_head_changed(f)) {
         sl__file_new_content(s, f, false);
     }
-    return true;
+    return sl__file_may_read(s, f);
+}
+
+/* `f` was empty when checked (no byte to identify it by: read without a row) and has bytes
+ * now: they wait until a row leads to it. Returns true when the read must wait. */
+static bool written_since_check(struct sl__file_src *s, struct sl__file *f)
+{
+    if (f->known || f->fp_len) return false;
+    sl__file_fingerprint(f);
+    return f->fp_len && !sl__file_may_read(s, f); /* no head read: the read says why */
 }
 
 /* Reads lines of `f` into `b` until the batch is full or the file has no more now. */
@@ -198,10 +209,14 @@ static void read_file(struct sl__file_src *s, struct sl__file *f, struct sl_batc
             return;
         }
         if (n == 0) {
-            if (check_truncated(s, f)) continue;
+            if (check_truncated(s, f)) {
+                if (!sl__file_may_read(s, f)) return;
+                continue;
+            }
             at_end(s, f, false);
             return;
         }
+        if (written_since_check(s, f)) return;
         bool eof = (size_t)n < cap;
         org.base = f->pos;
         size_t used =
