@@ -746,3 +746,22 @@ Test(sched, a_source_is_told_its_end_and_the_run_waits_for_its_last_work)
     cr_assert_eq(saves_done, 1, "the run ended before the source's last work came back");
     cr_assert_eq(((struct t_collect *)sl_stage_state(out))->nseen, 30);
 }
+
+Test(sched, a_failed_run_still_tells_the_sources_their_end_and_waits_for_their_last_work)
+{
+    static struct sl_stage_type saver;
+    saver = t_counter;
+    saver.name = "t_saver";
+    saver.flush = saver_flush;
+    saves_started = saves_done = 0;
+    struct sl_stage *src = t_add(p, "src", &saver, "count: 100\nbatch: 10");
+    struct sl_stage *out = t_add(p, "disk", &t_collect, "fail_at: 42");
+    t_connect(p, src, out);
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_run(p, &err), SL_EIO);
+    cr_assert_str_eq(err.stage, "disk");
+    cr_assert_eq(saves_started, 1);
+    cr_assert_eq(saves_done, 1, "the failed run ended before the source's last work came back");
+    struct t_counter *s = sl_stage_state(src);
+    cr_assert_eq(s->acked_events, 40, "what failed, and what followed it, is never acknowledged");
+}

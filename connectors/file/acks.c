@@ -2,15 +2,17 @@
  *
  * Each batch the source emits is one entry of a ring of batches in flight (file,
  * generation, end offset); ack() takes entries in production order and moves each file's
- * acknowledged offset. Changed offsets are saved to SQLite by a job on an executor thread:
- * every checkpoint_interval (a timer), sooner when checkpoint_bytes of acknowledged data
- * wait to be saved, right after the first acknowledgement of the run, and once more,
- * blocking, at close(). What a kill -9 replays is thus bounded by the smaller of the two
- * (plus what was in flight). A file is read only once a row leads to it (check_known): a
- * file found without one waits for the next save, so that a run killed after delivering
- * any of its lines leaves the next run a row to find it by, even renamed out of the glob.
- * A record whose file is closed is freed once its batches are acknowledged and its last
- * state saved. At start, rows of files long gone are purged. */
+ * acknowledged offset. Changed offsets are saved by write requests of the checkpoint
+ * database's pool (checkpoint.c): every checkpoint_interval (a timer), sooner when
+ * checkpoint_bytes of acknowledged data wait to be saved, right after the first
+ * acknowledgement of the run, and once the source has ended, as its last acks come (the
+ * run waits for those saves). What a kill -9 replays is thus bounded by the smaller of
+ * the two (plus what was in flight). A file is read only once a row leads to it
+ * (check_known): a file found without one waits for the next save, so that a run killed
+ * after delivering any of its lines leaves the next run a row to find it by, even renamed
+ * out of the glob. A record whose file is closed is freed once its batches are
+ * acknowledged and its last state saved. At start the rows are loaded by a request
+ * before the first scan, and rows of files long gone are purged. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,6 +44,14 @@ int sl__file_track(struct sl__file_src *s, struct sl__file *f, struct sl_batch *
 
 /* ---- acknowledgements and checkpoints ------------------------------------------------- */
 
+static void start_save(struct sl__file_src *s);
+
+/* Whether half of checkpoint_bytes (when set) waits to be saved. */
+static bool half_due(const struct sl__file_src *s)
+{
+    return s->checkpoint_bytes && s->unsaved >= (s->checkpoint_bytes + 1) / 2;
+}
+
 void sl__file_ack(struct sl_stage *stage, struct sl_batch *b)
 {
     struct sl__file_src *s = sl_stage_state(stage);
@@ -59,10 +69,16 @@ void sl__file_ack(struct sl_stage *stage, struct sl_batch *b)
         s->fl_count--;
     }
     /* The first acknowledgement of the run is saved at once (a run killed within the
-     * interval must not start over), then every checkpoint_bytes besides the interval.
+     * interval must not start over), then every half of checkpoint_bytes besides the
+     * interval: with a save out and the next half waiting, reading waits (save_behind),
+     * so what a kill replays stays within checkpoint_bytes plus what is in flight.
      * The save starts from poll(): ack() also runs from done callbacks while the pipeline
      * stops its executor, and a busy pipeline may not give timers a turn for long. */
-    if (s->ckpt && (!s->acked_once || (s->checkpoint_bytes && s->unsaved >= s->checkpoint_bytes))) {
+    bool due = !s->acked_once || half_due(s);
+    if (s->ckpt && s->ended && (due || !s->fl_count)) { /* no poll() any more: now */
+        s->acked_once = true;
+        start_save(s);
+    } else if (s->ckpt && due) {
         s->acked_once = true;
         s->save_wanted = true;
         sl_stage_wake(stage);
@@ -70,11 +86,10 @@ void sl__file_ack(struct sl_stage *stage, struct sl_batch *b)
 }
 
 struct save_job {
-    struct sl__file_src *s;         /* the source (its ckpt is used by one job at a time) */
+    struct sl__file_src *s;         /* the source */
     struct sl__file_ckpt_row *rows; /* owned, with their paths */
     size_t n;                       /* rows */
-    int rc;                         /* result */
-    char msg[256];                  /* reason on failure */
+    bool purge;                     /* the purge at start: rows of files long gone */
 };
 
 void sl__file_progress(struct sl__file_src *s)
@@ -185,23 +200,52 @@ bool sl__file_may_read(struct sl__file_src *s, struct sl__file *f)
     return false;
 }
 
-static void save_work(void *arg)
+/* A save failed for a reason that may pass: every file is saved again by the next one
+ * (the timer's; at once after the end, a few times: the pool already waited out locks). */
+static void save_failed_for_now(struct sl__file_src *s, const struct sl_error *err)
 {
-    struct save_job *j = arg;
-    j->rc = sl__file_ckpt_save(j->s->ckpt, j->rows, j->n, j->msg, sizeof j->msg);
-    atomic_store(&j->s->saving, false); /* the database is free for the next save */
+    for (struct sl__file *f = s->files; f; f = f->next) f->dirty = !f->stale;
+    bool again = s->ended && ++s->end_retries <= 3;
+    sl_stage_log(s->stage, again || !s->ended ? SL_LOG_WARN : SL_LOG_ERROR, "%s (%s)", err->msg,
+                 !s->ended ? "retrying"
+                 : again   ? "trying again"
+                           : "gave up: the next run reads again what was acknowledged since "
+                             "the last save");
+    if (again) s->save_wanted = true;
 }
 
-static void save_done(struct sl_stage *stage, void *arg)
+static void saved(struct sl_stage *stage, void *arg, int rc, const struct sl_error *err);
+static void purged(struct sl__file_src *s, const struct sl__file_ckpt_row *rows, size_t n, int rc,
+                   const struct sl_error *err);
+
+/* Writes `n` rows (owned) by a request of the pool: returns false when it could not be
+ * asked (the rows are freed; the files stay dirty for a later save). */
+static bool submit_rows(struct sl__file_src *s, struct sl__file_ckpt_row *rows, size_t n,
+                        bool purge)
+{
+    struct save_job *j = calloc(1, sizeof *j);
+    if (j) *j = (struct save_job){.s = s, .rows = rows, .n = n, .purge = purge};
+    if (j && sl__file_ckpt_save(s->ckpt, rows, n, saved, j) == 0) {
+        s->save_jobs++;
+        return true;
+    }
+    free_rows(rows, n);
+    free(j);
+    return false;
+}
+
+static void saved(struct sl_stage *stage, void *arg, int rc, const struct sl_error *err)
 {
     struct save_job *j = arg;
     struct sl__file_src *s = j->s;
     s->save_jobs--;
-    if (j->rc == SL_EAGAIN) {
-        sl_stage_log(stage, SL_LOG_WARN, "%s (retrying)", j->msg);
-        for (struct sl__file *f = s->files; f; f = f->next) f->dirty = !f->stale;
-    } else if (j->rc) { /* every save would fail: progress could no longer be kept */
-        sl_stage_error(stage, SL_EIO, "%s", j->msg);
+    if (j->purge) {
+        purged(s, j->rows, j->n, rc, err);
+    } else if (rc == SL_EAGAIN) {
+        save_failed_for_now(s, err);
+    } else if (rc == SL_ESTOPPED) { /* the pipeline is being freed: nothing to wait for */
+    } else if (rc) { /* every save would fail: progress could no longer be kept */
+        sl_stage_error(stage, rc, "%s", err->msg);
         sl_stage_wake(stage);
     } else {
         sl__file_ckpt_apply(s->ckpt, j->rows, j->n);
@@ -210,40 +254,32 @@ static void save_done(struct sl_stage *stage, void *arg)
     }
     free_rows(j->rows, j->n);
     free(j);
-    if (s->save_wanted) sl_stage_wake(stage); /* asked for while the database was busy */
+    if (s->ended) { /* the run waits for this request: the next one starts before it ends */
+        if (s->save_wanted) start_save(s);
+    } else if (s->save_wanted || s->unsaved) { /* asked for meanwhile; or reading waits */
+        sl_stage_wake(stage);
+    }
 }
 
-/* Starts a save of what changed on an executor thread. One save writes at a time; the
- * next may start as soon as the previous one's work is over, before its done callback
- * has run (a busy loop runs those late). */
+/* Starts a save of what changed. The pool writes saves one at a time, in order; two at
+ * most are out (one writing, one waiting), a later one is asked for when one ends. */
 static void start_save(struct sl__file_src *s)
 {
-    if (atomic_load(&s->saving)) {
+    if (!s->loaded) return;
+    if (s->save_jobs >= 2) {
         s->save_wanted = true;
         return;
     }
     s->save_wanted = false;
-    struct save_job *j = calloc(1, sizeof *j);
-    if (!j) return;
-    j->s = s;
-    j->n = collect_rows(s, &j->rows);
-    if (!j->n) {
-        free(j);
+    struct sl__file_ckpt_row *rows = NULL;
+    size_t n = collect_rows(s, &rows);
+    if (!n) {
         if (!s->save_jobs) collect_garbage(s);
         return;
     }
     s->unsaved = 0;
-    atomic_store(&s->saving, true);
-    s->save_jobs++;
-    if (sl_stage_submit(s->stage, save_work, save_done, j)) {
-        atomic_store(&s->saving, false);
-        s->save_jobs--;
-        for (size_t i = 0; i < j->n; i++) /* try again next tick */
-            for (struct sl__file *f = s->files; f; f = f->next)
-                if (f->dev == j->rows[i].dev && f->ino == j->rows[i].ino) f->dirty = !f->stale;
-        free_rows(j->rows, j->n);
-        free(j);
-    }
+    if (!submit_rows(s, rows, n, false)) /* try again next tick */
+        for (struct sl__file *f = s->files; f; f = f->next) f->dirty = !f->stale;
 }
 
 void sl__file_save_soon(struct sl__file_src *s)
@@ -253,9 +289,17 @@ void sl__file_save_soon(struct sl__file_src *s)
     sl_stage_wake(s->stage);
 }
 
+/* Whether reading waits for a save: one is out and the next half of checkpoint_bytes
+ * already waits behind it (a disk slower to commit than the pipeline is to copy would
+ * otherwise let what a kill replays grow without bound). */
+bool sl__file_save_behind(const struct sl__file_src *s)
+{
+    return s->ckpt && s->save_jobs && half_due(s);
+}
+
 void sl__file_save_if_wanted(struct sl__file_src *s)
 {
-    if (s->save_wanted && !atomic_load(&s->saving)) start_save(s);
+    if (s->save_wanted) start_save(s);
 }
 
 void sl__file_on_ckpt_timer(struct sl_stage *stage, void *arg)
@@ -271,27 +315,42 @@ void sl__file_on_ckpt_timer(struct sl_stage *stage, void *arg)
     start_save(s);
 }
 
-void sl__file_save_final(struct sl__file_src *s)
+void sl__file_save_at_end(struct sl__file_src *s)
 {
-    if (!s->ckpt) return;
-    struct sl__file_ckpt_row *rows = NULL;
-    size_t n = collect_rows(s, &rows);
-    char msg[256];
-    if (n && sl__file_ckpt_save(s->ckpt, rows, n, msg, sizeof msg))
-        sl_stage_log(s->stage, SL_LOG_ERROR, "%s", msg);
-    free_rows(rows, n);
+    s->ended = true;
+    if (s->ckpt) start_save(s);
 }
 
 /* ---- at start ---------------------------------------------------------------------- */
+
+static void loaded(struct sl_stage *stage, void *arg, int rc, const struct sl_error *err)
+{
+    struct sl__file_src *s = arg;
+    if (rc == SL_ESTOPPED) return;
+    if (rc) {
+        sl_stage_error(stage, rc, "%s", err->msg);
+        sl_stage_wake(stage);
+        return;
+    }
+    s->loaded = true;
+    s->ckpt_real = realpath(s->ckpt_path, NULL); /* a glob may well match it: "*" */
+    if (s->ended) return; /* stopped before it could start: nothing was read */
+    sl__file_first_scan(s);
+    sl_stage_wake(stage);
+}
+
+int sl__file_load_checkpoints(struct sl__file_src *s, struct sl_error *err)
+{
+    return sl__file_ckpt_open(s->stage, s->ckpt_path, loaded, s, &s->ckpt, err);
+}
 
 /* A checkpoint row whose file is gone: saved more than checkpoint_retention ago, no
  * tracked file has its identity (the initial scan found none), and its last known path
  * is gone or holds another file. A file that was only unreachable for a while (a mount
  * that came back late) is read again from its start if its row was purged: duplicates,
  * never loss; hence a retention of days, not seconds. */
-static bool row_gone(void *arg, const struct sl__file_ckpt_row *r)
+static bool row_gone(struct sl__file_src *s, const struct sl__file_ckpt_row *r)
 {
-    struct sl__file_src *s = arg;
     if ((int64_t)time(NULL) * 1000 - r->updated * 1000 < s->checkpoint_retention) return false;
     for (struct sl__file *f = s->files; f; f = f->next)
         if (f->dev == r->dev && f->ino == r->ino) return false;
@@ -300,20 +359,36 @@ static bool row_gone(void *arg, const struct sl__file_ckpt_row *r)
            (uint64_t)st.st_ino != r->ino;
 }
 
+/* The purge's save ended: the deleted rows leave the loaded ones too. */
+static void purged(struct sl__file_src *s, const struct sl__file_ckpt_row *rows, size_t n, int rc,
+                   const struct sl_error *err)
+{
+    if (rc) { /* they stay; no harm done */
+        if (rc != SL_ESTOPPED) sl_stage_log(s->stage, SL_LOG_WARN, "%s", err->msg);
+        return;
+    }
+    sl__file_ckpt_apply(s->ckpt, rows, n);
+    s->purged = n;
+    sl_stage_log(s->stage, SL_LOG_INFO, "forgot the checkpoints of %zu files gone for over %lld s",
+                 n, (long long)(s->checkpoint_retention / 1000));
+}
+
 /* Start, after the initial scan: rows of files gone for long are deleted (a file
  * deleted while the source runs loses its row at once). */
 void sl__file_purge_checkpoints(struct sl__file_src *s)
 {
     if (!s->ckpt || s->checkpoint_retention <= 0) return;
-    char msg[256];
-    size_t n;
-    if (sl__file_ckpt_purge(s->ckpt, row_gone, s, &n, msg, sizeof msg)) {
-        sl_stage_log(s->stage, SL_LOG_WARN, "%s", msg); /* they stay; no harm done */
-        return;
+    const struct sl__file_ckpt_row *rows;
+    size_t nrows = sl__file_ckpt_rows(s->ckpt, &rows), n = 0;
+    struct sl__file_ckpt_row *del = calloc(nrows + 1, sizeof *del);
+    for (size_t i = 0; del && i < nrows; i++) {
+        if (!row_gone(s, &rows[i])) continue;
+        del[n] = rows[i];
+        del[n].path = NULL; /* a delete needs the identity alone */
+        del[n++].remove = true;
     }
-    s->purged = n;
     if (n)
-        sl_stage_log(s->stage, SL_LOG_INFO,
-                     "forgot the checkpoints of %zu files gone for over %lld s", n,
-                     (long long)(s->checkpoint_retention / 1000));
+        submit_rows(s, del, n, true);
+    else
+        free(del);
 }

@@ -1,25 +1,29 @@
 /* Checkpoints in SQLite: one row per (source, file identity) with the acknowledged
- * offset. The rows of a source are loaded once at start; saves write changed rows in one
- * transaction, from an executor thread while the pipeline runs and from close() at the
- * end. WAL mode with synchronous=NORMAL: a save lost to a crash only means replaying
- * lines that were already delivered (duplicates, never loss), and the file cannot be
- * corrupted by a kill. */
-#include <errno.h>
-#include <sqlite3.h>
+ * offset, in a table of the database's pool (the pipeline's one way to SQLite: no call
+ * here blocks the loop). The rows of a source are loaded once by a request at start;
+ * each save writes the changed rows in one transaction, a write request of the pool.
+ * WAL mode with synchronous=NORMAL (the pool's connections): a save lost to a crash only
+ * means replaying lines that were already delivered (duplicates, never loss), and the
+ * file cannot be corrupted by a kill. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
+
+#include <sluice/sqlite.h>
 
 #include "internal.h"
 
 struct sl__file_ckpt {
-    sqlite3 *db;                    /* the connection */
+    struct sl_sqlite_pool *pool;    /* the database's pool (the pipeline owns it) */
+    struct sl_stage *stage;         /* the source */
+    char *path;                     /* the database file, for messages */
     char *source;                   /* the source's stage name: the rows' first key */
-    struct sl__file_ckpt_row *rows; /* loaded at open */
+    struct sl__file_ckpt_row *rows; /* loaded at start, kept as saves change them */
     size_t nrows;                   /* entries in rows */
-    sqlite3_stmt *upsert, *del;     /* prepared statements */
+    sl__file_ckpt_done_fn *loaded;  /* the load's end, on the loop */
+    void *loaded_arg;               /* its argument */
+    bool load_ran;                  /* the load's work ran (a connection opened) */
 };
 
 uint64_t sl__file_hash(const void *data, size_t n)
@@ -33,9 +37,9 @@ uint64_t sl__file_hash(const void *data, size_t n)
     return h;
 }
 
+/* ---- loading: an executor thread, with a connection of the pool ------------------------ */
+
 static const char schema[] =
-    "PRAGMA journal_mode=WAL;"
-    "PRAGMA synchronous=NORMAL;"
     "CREATE TABLE IF NOT EXISTS file_checkpoints ("
     " source TEXT NOT NULL, dev INTEGER NOT NULL, ino INTEGER NOT NULL,"
     " fp INTEGER NOT NULL, fp_len INTEGER NOT NULL, offset INTEGER NOT NULL,"
@@ -43,48 +47,54 @@ static const char schema[] =
     " PRIMARY KEY (source, dev, ino));";
 
 /* Databases made before the `rotated` column get it (0: an ordinary row). */
-static int add_rotated_column(sqlite3 *db)
+static int add_rotated_column(struct sl_sqlite_conn *conn, struct sl_error *err)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT rotated FROM file_checkpoints LIMIT 0", -1, &st, NULL) ==
-        SQLITE_OK) {
-        sqlite3_finalize(st);
-        return SQLITE_OK;
+    sqlite3_stmt *st = sl_sqlite_prepare(conn, "PRAGMA table_info(file_checkpoints)", err);
+    if (!st) return err->code;
+    int step;
+    while ((step = sl_sqlite_step(conn, st, err)) == SQLITE_ROW) {
+        const unsigned char *name = sqlite3_column_text(st, 1);
+        if (name && strcmp((const char *)name, "rotated") == 0) {
+            sqlite3_reset(st);
+            return 0;
+        }
     }
-    return sqlite3_exec(db,
-                        "ALTER TABLE file_checkpoints ADD COLUMN rotated INTEGER NOT NULL "
-                        "DEFAULT 0",
-                        NULL, NULL, NULL);
+    if (step < 0) return err->code;
+    return sl_sqlite_exec(conn,
+                          "ALTER TABLE file_checkpoints ADD COLUMN rotated INTEGER NOT NULL "
+                          "DEFAULT 0",
+                          err);
 }
 
-/* mkdir -p of the directory part of `path`. */
-static void make_parent_dirs(const char *path)
+/* SQLite's quick_check of the whole file: a damaged database must stop the run, not be
+ * read as "no checkpoints" (every file read again) or fail each save in silence. Returns
+ * 0, or SL_EIO with its first complaint in `err`. */
+static int check_db(struct sl_sqlite_conn *conn, struct sl_error *err)
 {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        mkdir(buf, 0755); /* EEXIST is fine; a real failure shows at sqlite3_open */
-        *p = '/';
+    sqlite3_stmt *st = sl_sqlite_prepare(conn, "PRAGMA quick_check(1)", err);
+    if (!st) return err->code;
+    int step = sl_sqlite_step(conn, st, err), rc = 0;
+    if (step < 0) return err->code;
+    const unsigned char *said = step == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    if (!said || strcmp((const char *)said, "ok") != 0) {
+        rc = sl_error_set(err, SL_EIO, "damaged: %s", said ? (const char *)said : "?");
+        for (char *nl; (nl = strchr(err->msg, '\n'));) *nl = ' '; /* one line */
     }
+    sqlite3_reset(st);
+    return rc;
 }
 
-static int load_rows(struct sl__file_ckpt *c, struct sl_error *err)
+static int load_rows(struct sl_sqlite_conn *conn, struct sl__file_ckpt *c, struct sl_error *err)
 {
-    sqlite3_stmt *st;
     const char *q = "SELECT dev, ino, fp, fp_len, offset, path, updated, rotated"
                     " FROM file_checkpoints WHERE source = ?1";
-    if (sqlite3_prepare_v2(c->db, q, -1, &st, NULL) != SQLITE_OK)
-        return sl_error_set(err, SL_EIO, "checkpoints: %s", sqlite3_errmsg(c->db));
+    sqlite3_stmt *st = sl_sqlite_prepare(conn, q, err);
+    if (!st) return err->code;
     sqlite3_bind_text(st, 1, c->source, -1, SQLITE_STATIC);
-    int rc = 0, step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    int step;
+    while ((step = sl_sqlite_step(conn, st, err)) == SQLITE_ROW) {
         struct sl__file_ckpt_row *nr = realloc(c->rows, (c->nrows + 1) * sizeof *nr);
-        if (!nr) {
-            rc = sl_error_set(err, SL_ENOMEM, "out of memory");
-            break;
-        }
+        if (!nr) return sl_error_set(err, SL_ENOMEM, "out of memory");
         c->rows = nr;
         struct sl__file_ckpt_row *r = &c->rows[c->nrows++];
         memset(r, 0, sizeof *r);
@@ -98,78 +108,62 @@ static int load_rows(struct sl__file_ckpt *c, struct sl_error *err)
         r->updated = sqlite3_column_int64(st, 6);
         r->rotated = sqlite3_column_int64(st, 7) != 0;
     }
-    if (!rc && step != SQLITE_DONE) /* a damaged page is not the end of the rows */
-        rc = sl_error_set(err, SL_EIO, "%s", sqlite3_errmsg(c->db));
-    sqlite3_finalize(st);
-    return rc;
+    return step < 0 ? err->code : 0; /* a damaged page is not the end of the rows */
 }
 
-/* SQLite's quick_check of the whole file: a damaged database must stop the run, not be
- * read as "no checkpoints" (every file read again) or fail each save in silence. Returns
- * 0, or SL_EIO with its first complaint in `err`. */
-static int check_db(struct sl__file_ckpt *c, struct sl_error *err)
+static int load_work(struct sl_sqlite_conn *conn, void *arg, struct sl_error *err)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(c->db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK)
-        return sl_error_set(err, SL_EIO, "%s", sqlite3_errmsg(c->db));
-    int step = sqlite3_step(st), rc = 0;
-    const unsigned char *said = step == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
-    if (step != SQLITE_ROW)
-        rc = sl_error_set(err, SL_EIO, "%s", sqlite3_errmsg(c->db));
-    else if (!said || strcmp((const char *)said, "ok") != 0) {
-        rc = sl_error_set(err, SL_EIO, "damaged: %s", said ? (const char *)said : "?");
-        for (char *nl; err && (nl = strchr(err->msg, '\n'));) *nl = ' '; /* one line */
-    }
-    sqlite3_finalize(st);
+    struct sl__file_ckpt *c = arg; /* the loop leaves it alone until load_done */
+    c->load_ran = true;
+    int rc = sl_sqlite_exec(conn, schema, err);
+    if (!rc) rc = check_db(conn, err);
+    if (!rc) rc = add_rotated_column(conn, err);
+    if (!rc) rc = load_rows(conn, c, err);
     return rc;
 }
 
-int sl__file_ckpt_open(const char *path, const char *source, struct sl__file_ckpt **out,
-                       struct sl_error *err)
+/* err holds SQLite's complaint: say where, and what the operator can do. */
+static void load_done(struct sl_stage *stage, void *arg, int rc, const struct sl_error *err)
+{
+    struct sl__file_ckpt *c = arg;
+    struct sl_error said = {0};
+    if (rc == SL_ENOMEM || rc == SL_ESTOPPED)
+        sl_error_set(&said, rc, "%s", err->msg);
+    else if (rc && !c->load_ran) /* no connection: the pool's message names the file */
+        sl_error_set(&said, SL_EIO, "checkpoints: %s", err->msg);
+    else if (rc)
+        sl_error_set(&said, SL_EIO,
+                     "checkpoint database '%s' cannot be read: %.300s (`sluice checkpoints "
+                     "--check %s` tells more; remove it to read every file again)",
+                     c->path, err->msg, c->path);
+    c->loaded(stage, c->loaded_arg, said.code, &said);
+}
+
+int sl__file_ckpt_open(struct sl_stage *stage, const char *path, sl__file_ckpt_done_fn *loaded,
+                       void *arg, struct sl__file_ckpt **out, struct sl_error *err)
 {
     struct sl__file_ckpt *c = calloc(1, sizeof *c);
-    if (!c || !(c->source = strdup(source))) {
-        free(c);
+    if (!c || !(c->source = strdup(sl_stage_name(stage))) || !(c->path = strdup(path))) {
+        sl__file_ckpt_close(c);
         return sl_error_set(err, SL_ENOMEM, "out of memory");
     }
-    make_parent_dirs(path);
-    int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-    if (rc != SQLITE_OK) goto fail_db;
-    sqlite3_busy_timeout(c->db, 5000);
-    if (sqlite3_exec(c->db, schema, NULL, NULL, NULL) != SQLITE_OK) goto fail_db;
-    if ((rc = check_db(c, err)) != 0) goto fail_said;
-    if (add_rotated_column(c->db) != SQLITE_OK) goto fail_db;
-    const char *up = "INSERT INTO file_checkpoints (source, dev, ino, fp, fp_len, offset, path,"
-                     " updated, rotated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
-                     " strftime('%s','now'), ?8)"
-                     " ON CONFLICT (source, dev, ino) DO UPDATE SET fp = ?4, fp_len = ?5,"
-                     " offset = ?6, path = ?7, updated = strftime('%s','now'), rotated = ?8";
-    const char *del = "DELETE FROM file_checkpoints WHERE source = ?1 AND dev = ?2 AND ino = ?3";
-    if (sqlite3_prepare_v2(c->db, up, -1, &c->upsert, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(c->db, del, -1, &c->del, NULL) != SQLITE_OK)
-        goto fail_db;
-    if ((rc = load_rows(c, err)) != 0) goto fail_said;
+    c->stage = stage;
+    c->loaded = loaded;
+    c->loaded_arg = arg;
+    int rc = 0;
+    if (!(c->pool = sl_sqlite_pool(stage, path, NULL, err)))
+        rc = err->code;
+    else if (sl_sqlite_submit(c->pool, stage, SL_SQLITE_WRITE, load_work, load_done, c))
+        rc = sl_error_set(err, SL_ENOMEM, "out of memory");
+    if (rc) {
+        sl__file_ckpt_close(c);
+        return rc;
+    }
     *out = c;
     return 0;
-
-fail_said: /* err holds SQLite's complaint: say where, and what the operator can do */
-    if (rc != SL_ENOMEM) {
-        char said[400];
-        snprintf(said, sizeof said, "%.300s", err ? err->msg : "");
-        rc = sl_error_set(err, SL_EIO,
-                          "checkpoint database '%s' cannot be read: %s (`sluice checkpoints "
-                          "--check %s` tells more; remove it to read every file again)",
-                          path, said, path);
-    }
-    sl__file_ckpt_close(c);
-    return rc;
-
-fail_db:
-    rc = sl_error_set(err, SL_EIO, "cannot open checkpoint database '%s': %s", path,
-                      c->db ? sqlite3_errmsg(c->db) : strerror(errno));
-    sl__file_ckpt_close(c);
-    return rc;
 }
+
+/* ---- the loaded rows: the loop thread ----------------------------------------------------- */
 
 const struct sl__file_ckpt_row *sl__file_ckpt_find(const struct sl__file_ckpt *c, uint64_t dev,
                                                    uint64_t ino)
@@ -221,11 +215,29 @@ void sl__file_ckpt_apply(struct sl__file_ckpt *c, const struct sl__file_ckpt_row
     }
 }
 
-static int save_row(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *r)
+/* ---- saving: a write request of the pool ---------------------------------------------------- */
+
+struct save_req {
+    const struct sl__file_ckpt *c;         /* its source name only: immutable */
+    const struct sl__file_ckpt_row *rows;  /* borrowed from the caller until done */
+    size_t n;                              /* rows */
+    sl__file_ckpt_done_fn *done;           /* the caller's end */
+    void *arg;                             /* its argument */
+};
+
+static int save_row(struct sl_sqlite_conn *conn, const char *source,
+                    const struct sl__file_ckpt_row *r, struct sl_error *err)
 {
-    sqlite3_stmt *st = r->remove ? c->del : c->upsert;
-    sqlite3_reset(st);
-    sqlite3_bind_text(st, 1, c->source, -1, SQLITE_STATIC);
+    static const char up[] =
+        "INSERT INTO file_checkpoints (source, dev, ino, fp, fp_len, offset, path,"
+        " updated, rotated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, strftime('%s','now'), ?8)"
+        " ON CONFLICT (source, dev, ino) DO UPDATE SET fp = ?4, fp_len = ?5,"
+        " offset = ?6, path = ?7, updated = strftime('%s','now'), rotated = ?8";
+    static const char del[] =
+        "DELETE FROM file_checkpoints WHERE source = ?1 AND dev = ?2 AND ino = ?3";
+    sqlite3_stmt *st = sl_sqlite_prepare(conn, r->remove ? del : up, err);
+    if (!st) return err->code;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)r->dev);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)r->ino);
     if (!r->remove) {
@@ -235,9 +247,7 @@ static int save_row(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *r)
         sqlite3_bind_text(st, 7, r->path, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 8, r->rotated);
     }
-    int rc = sqlite3_step(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? 0 : SL_EIO;
+    return sl_sqlite_step(conn, st, err) < 0 ? err->code : 0;
 }
 
 /* True for SQLite errors that may pass: a lock held too long, a full disk, an I/O error,
@@ -256,66 +266,44 @@ static bool transient(int code)
     }
 }
 
-int sl__file_ckpt_save(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *rows, size_t n,
-                       char *msg, size_t cap)
+static int save_work(struct sl_sqlite_conn *conn, void *arg, struct sl_error *err)
 {
-    if (n == 0) return 0;
-    int rc = sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : SL_EIO;
-    for (size_t i = 0; !rc && i < n; i++) rc = save_row(c, &rows[i]);
-    if (!rc && sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) rc = SL_EIO;
-    if (rc) {
-        int code = sqlite3_extended_errcode(c->db);
-        snprintf(msg, cap, "checkpoint save failed: %s", sqlite3_errmsg(c->db));
-        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-        rc = transient(code) ? SL_EAGAIN : SL_EIO;
-    }
-    return rc;
+    struct save_req *q = arg;
+    int rc = sl_sqlite_exec(conn, "BEGIN IMMEDIATE", err);
+    for (size_t i = 0; !rc && i < q->n; i++) rc = save_row(conn, q->c->source, &q->rows[i], err);
+    if (!rc) rc = sl_sqlite_exec(conn, "COMMIT", err);
+    if (!rc) return 0; /* a transaction left open is rolled back by the pool */
+    return rc == SL_EBUSY || transient(sqlite3_extended_errcode(sl_sqlite_db(conn))) ? SL_EAGAIN
+                                                                                   : SL_EIO;
 }
 
-int sl__file_ckpt_purge(struct sl__file_ckpt *c,
-                        bool (*gone)(void *arg, const struct sl__file_ckpt_row *r), void *arg,
-                        size_t *purged, char *msg, size_t cap)
+static void save_done(struct sl_stage *stage, void *arg, int rc, const struct sl_error *err)
 {
-    *purged = 0;
-    struct sl__file_ckpt_row *del = calloc(c->nrows + 1, sizeof *del);
-    bool *drop = calloc(c->nrows + 1, sizeof *drop);
-    if (!del || !drop) {
-        free(del);
-        free(drop);
-        snprintf(msg, cap, "checkpoint purge: out of memory");
-        return SL_ENOMEM;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < c->nrows; i++) {
-        if (!(drop[i] = gone(arg, &c->rows[i]))) continue;
-        del[n] = c->rows[i]; /* the path stays owned by c->rows */
-        del[n++].remove = true;
-    }
-    int rc = sl__file_ckpt_save(c, del, n, msg, cap);
-    free(del);
-    if (!rc) { /* the deleted rows leave the loaded ones too */
-        size_t k = 0;
-        for (size_t i = 0; i < c->nrows; i++) {
-            if (drop[i])
-                free(c->rows[i].path);
-            else
-                c->rows[k++] = c->rows[i];
-        }
-        c->nrows = k;
-        *purged = n;
-    }
-    free(drop);
+    struct save_req *q = arg;
+    struct sl_error said = {0};
+    if (rc == SL_EBUSY) rc = SL_EAGAIN; /* no connection within acquire_timeout */
+    if (rc) sl_error_set(&said, rc, "checkpoint save failed: %.400s", err->msg);
+    q->done(stage, q->arg, rc, &said);
+    free(q);
+}
+
+int sl__file_ckpt_save(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *rows, size_t n,
+                       sl__file_ckpt_done_fn *done, void *arg)
+{
+    struct save_req *q = malloc(sizeof *q);
+    if (!q) return SL_ENOMEM;
+    *q = (struct save_req){.c = c, .rows = rows, .n = n, .done = done, .arg = arg};
+    int rc = sl_sqlite_submit(c->pool, c->stage, SL_SQLITE_WRITE, save_work, save_done, q);
+    if (rc) free(q);
     return rc;
 }
 
 void sl__file_ckpt_close(struct sl__file_ckpt *c)
 {
     if (!c) return;
-    sqlite3_finalize(c->upsert);
-    sqlite3_finalize(c->del);
-    sqlite3_close(c->db);
     for (size_t i = 0; i < c->nrows; i++) free(c->rows[i].path);
     free(c->rows);
     free(c->source);
+    free(c->path);
     free(c);
 }

@@ -110,10 +110,13 @@ struct sl__file_src {
     size_t fl_head, fl_count, fl_cap;      /* ring position, entries, capacity */
     uint64_t next_seq;                     /* next batch cookie */
     uint64_t batch_bytes;                  /* file bytes a full batch took (read sizing) */
-    struct sl__file_ckpt *ckpt;            /* checkpoint database */
+    struct sl__file_ckpt *ckpt;            /* checkpoint rows, on the database's pool */
+    char *ckpt_path;                       /* the database file (owned) */
     char *ckpt_real;                       /* its real path: never read as a log */
-    atomic_bool saving;                    /* a save's work runs on the executor */
+    bool loaded;                           /* the rows are loaded: scanned and reading */
+    bool ended;                            /* flush(end): acks now start saves at once */
     unsigned save_jobs;                    /* saves whose done callback has not run */
+    unsigned end_retries;                  /* transient failures of saves after the end */
     bool save_wanted;                      /* a save is due: the next poll starts it */
     bool acked_once;                       /* the first acknowledgement has come */
     uint64_t unsaved;                      /* bytes acknowledged since the last save began */
@@ -211,16 +214,30 @@ int sl__file_track(struct sl__file_src *s, struct sl__file *f, struct sl_batch *
 /* acks.c: the type's ack(): moves acknowledged offsets in production order. */
 void sl__file_ack(struct sl_stage *stage, struct sl_batch *b);
 
-/* acks.c: the checkpoint_interval timer: saves changed offsets on an executor thread and
- * frees closed files that are done with. */
+/* acks.c: the checkpoint_interval timer: saves changed offsets (a request of the
+ * database's pool) and frees closed files that are done with. */
 void sl__file_on_ckpt_timer(struct sl_stage *stage, void *arg);
 
-/* acks.c: starts the save that ack() found due (first ack, checkpoint_bytes), unless one
- * is writing. Called by poll(). */
+/* acks.c: starts the save that ack() found due (first ack, checkpoint_bytes), unless two
+ * are out already. Called by poll(). */
 void sl__file_save_if_wanted(struct sl__file_src *s);
 
-/* acks.c: saves what changed, blocking (close(), after the loop has stopped). */
-void sl__file_save_final(struct sl__file_src *s);
+/* acks.c: whether poll() waits before reading on: a save is out and half of
+ * checkpoint_bytes of acknowledged data waits behind it (saved() wakes the stage). */
+bool sl__file_save_behind(const struct sl__file_src *s);
+
+/* acks.c: the source has ended (flush(end)): saves what changed; from now on the acks
+ * still coming start their saves themselves, and the run waits for them. */
+void sl__file_save_at_end(struct sl__file_src *s);
+
+/* acks.c: at start: asks the pool of the checkpoint database at s->ckpt_path for the
+ * source's rows; once loaded, the first scan runs (sl__file_first_scan). Returns 0 or an
+ * SL_E* code with `err`. */
+int sl__file_load_checkpoints(struct sl__file_src *s, struct sl_error *err);
+
+/* source.c: the first scan, once the checkpoints are known: files are placed, renamed
+ * ones resumed, rows of files long gone purged. */
+void sl__file_first_scan(struct sl__file_src *s);
 
 /* acks.c: reports bytes read of the files' sizes (sl_stage_set_progress). */
 void sl__file_progress(struct sl__file_src *s);
@@ -258,7 +275,7 @@ void sl__file_unwatch(struct sl__file_src *s, struct sl__file *f);
 const char *sl__file_current_path(const struct sl__file *f, char *buf, size_t cap);
 
 /* acks.c: at start, after the first scan: deletes the rows of files gone for longer than
- * checkpoint_retention. */
+ * checkpoint_retention (a save of the pool). */
 void sl__file_purge_checkpoints(struct sl__file_src *s);
 
 /* acks.c: asks for a save at the next poll (a state worth saving at once). */

@@ -6,7 +6,7 @@
  *   identity.c    fingerprints: the same file, new content on an inode, copies
  *   watch.c       how changes are noticed: inotify or polling, one ops table each
  *   rotation.c    files renamed out of the glob (late writes, restarts), files unseen
- *   checkpoint.c  per-file offsets in SQLite
+ *   checkpoint.c  per-file offsets in SQLite, through the database's pool
  *   source.c      the `file` source: reading, timers, lifetime   -> sl_stage_file_source
  *   acks.c        the `file` source's acks and checkpoint saves
  *   stdin.c       the `stdin` source                             -> sl_stage_stdin
@@ -82,7 +82,7 @@ int64_t sl__file_now_ns(void);
 
 /* ==== checkpoints ===================================================================== */
 
-struct sl__file_ckpt; /* an open checkpoint database */
+struct sl__file_ckpt; /* a source's checkpoint rows, on the pool of their database */
 
 /* One file's checkpoint: identity and the acknowledged offset. */
 struct sl__file_ckpt_row {
@@ -98,39 +98,42 @@ struct sl__file_ckpt_row {
 
 #define SL__FILE_FP_MAX 256 /* bytes of a file's head that identify it with its inode */
 
-/* Opens (creating the file, its directory and the table) the database at `path`
- * (borrowed) and loads the rows of `source` (borrowed, copied). Blocking: start() only.
- * Returns 0 with *out owned (free: sl__file_ckpt_close), or SL_EIO with `err`. */
-int sl__file_ckpt_open(const char *path, const char *source, struct sl__file_ckpt **out,
-                       struct sl_error *err);
+/* The end of a load or a save, on the loop thread: rc 0; SL_EAGAIN (a save failed for
+ * a reason that may pass: a lock held too long, a full disk: try again later); SL_EIO
+ * (it will fail every time: a damaged or read-only file); SL_ENOMEM; SL_ESTOPPED (the
+ * pipeline stopped first). `err` (borrowed) says why. */
+typedef void sl__file_ckpt_done_fn(struct sl_stage *stage, void *arg, int rc,
+                                   const struct sl_error *err);
+
+/* The checkpoints of source `stage` in the database at `path` (borrowed; created with
+ * its directory and table when missing), through the pipeline's pool of that file: a
+ * request loads the source's rows, then `loaded(stage, arg, rc, err)` runs (rc != 0: the
+ * database cannot be used; err says where and what to do). Until then the rows are not
+ * to be looked at. Loop thread, from start(). Returns 0 with *out owned (free:
+ * sl__file_ckpt_close, after every request ended), or an SL_E* code with `err`. */
+int sl__file_ckpt_open(struct sl_stage *stage, const char *path, sl__file_ckpt_done_fn *loaded,
+                       void *arg, struct sl__file_ckpt **out, struct sl_error *err);
 
 /* The loaded row of file dev/ino (borrowed; valid until close), or NULL. */
 const struct sl__file_ckpt_row *sl__file_ckpt_find(const struct sl__file_ckpt *c, uint64_t dev,
                                                    uint64_t ino);
 
-/* The loaded rows (borrowed; valid until the next apply, purge or close): the rows of the
- * source at open, kept as saves change them. Returns how many. */
+/* The loaded rows (borrowed; valid until the next apply or close): the rows of the
+ * source at start, kept as saves change them. Returns how many. */
 size_t sl__file_ckpt_rows(const struct sl__file_ckpt *c, const struct sl__file_ckpt_row **rows);
 
 /* After a successful save of `n` rows (borrowed): makes the loaded rows match what the
- * database now holds. Loop thread (never while a save of `c` runs elsewhere on them). */
+ * database now holds. Loop thread. */
 void sl__file_ckpt_apply(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *rows, size_t n);
 
-/* Writes `n` rows (borrowed) in one transaction. Blocking: an executor thread, or
- * close(). Returns 0; SL_EAGAIN when it failed for a reason that may pass (a lock held
- * too long, a full disk: try again later); or SL_EIO when it will fail every time (a
- * damaged or read-only file); the reason in `msg` (borrowed, `cap` bytes). */
+/* Writes `n` rows (borrowed until done runs: not to be changed meanwhile) in one
+ * transaction, a write request of the pool; then `done(stage, arg, rc, err)`. Saves
+ * are written in the order they were asked for. Returns 0, or SL_ENOMEM / SL_ESTOPPED
+ * (then done does not run). Loop thread. */
 int sl__file_ckpt_save(struct sl__file_ckpt *c, const struct sl__file_ckpt_row *rows, size_t n,
-                       char *msg, size_t cap);
+                       sl__file_ckpt_done_fn *done, void *arg);
 
-/* Deletes the loaded rows for which `gone(arg, row)` (row borrowed) is true, in one
- * transaction, and forgets them. Blocking: start() only. Returns 0 with *purged the number deleted,
- * or SL_EIO/SL_ENOMEM with the reason in `msg` (`cap` bytes); nothing is forgotten then. */
-int sl__file_ckpt_purge(struct sl__file_ckpt *c,
-                        bool (*gone)(void *arg, const struct sl__file_ckpt_row *r), void *arg,
-                        size_t *purged, char *msg, size_t cap);
-
-/* Closes the database. NULL is a no-op. */
+/* Frees the loaded rows. NULL is a no-op. */
 void sl__file_ckpt_close(struct sl__file_ckpt *c);
 
 /* FNV-1a over `n` bytes: the fingerprint hash. */

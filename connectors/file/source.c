@@ -239,7 +239,9 @@ static void read_file(struct sl__file_src *s, struct sl__file *f, struct sl_batc
 static enum sl_poll file_poll(struct sl_stage *stage, struct sl_batch **out)
 {
     struct sl__file_src *s = sl_stage_state(stage);
+    if (!s->loaded) return SL_PENDING; /* the checkpoints come first: loaded() wakes it */
     sl__file_save_if_wanted(s);
+    if (sl__file_save_behind(s)) return SL_PENDING; /* saved() wakes it */
     if (s->rescan) {
         s->rescan = false;
         sl__file_scan(s, false);
@@ -350,15 +352,17 @@ static int open_checkpoints(struct sl__file_src *s, struct sl_error *err)
     if (!(s->ckpt_timer = sl_timer_new(s->stage, sl__file_on_ckpt_timer, s)))
         return sl_error_set(err, SL_ENOMEM, "out of memory");
     sl_timer_start(s->ckpt_timer, s->checkpoint_interval, true);
-    if (s->checkpoint && !*s->checkpoint) return 0; /* checkpoint: "" turns them off */
+    if (s->checkpoint && !*s->checkpoint) { /* checkpoint: "" turns them off */
+        s->loaded = true;
+        return 0;
+    }
     char path[4096];
     if (s->checkpoint)
         snprintf(path, sizeof path, "%s", s->checkpoint);
     else
         snprintf(path, sizeof path, "%s/checkpoints.db", sl_stage_data_dir(s->stage));
-    int rc = sl__file_ckpt_open(path, sl_stage_name(s->stage), &s->ckpt, err);
-    if (!rc) s->ckpt_real = realpath(path, NULL); /* a glob may well match it: "*" */
-    return rc;
+    if (!(s->ckpt_path = strdup(path))) return sl_error_set(err, SL_ENOMEM, "out of memory");
+    return sl__file_load_checkpoints(s, err);
 }
 
 static int start_watch(struct sl__file_src *s, struct sl_error *err)
@@ -390,13 +394,26 @@ static int file_start(struct sl_stage *stage, struct sl_error *err)
     int rc = open_checkpoints(s, err);
     if (!rc) rc = start_watch(s, err);
     if (rc) return rc;
+    if (s->loaded) sl__file_first_scan(s); /* else once the checkpoints are loaded */
+    return 0;
+}
+
+void sl__file_first_scan(struct sl__file_src *s)
+{
     sl__file_scan(s, true);
     s->scanned = true;
     sl__file_resume_renamed(s);
     sl__file_purge_checkpoints(s);
     if (!s->files && !s->nunreadable) /* unreadable ones were reported with their reason */
-        sl_stage_log(stage, SL_LOG_WARN, "no file matches '%s'%s", s->path.items[0],
+        sl_stage_log(s->stage, SL_LOG_WARN, "no file matches '%s'%s", s->path.items[0],
                      s->follow ? " yet" : "");
+}
+
+/* The source has ended: a last save, and the acks still coming save as they come. */
+static int file_flush(struct sl_stage *stage, struct sl_emit *out, bool end)
+{
+    (void)out, (void)end;
+    sl__file_save_at_end(sl_stage_state(stage));
     return 0;
 }
 
@@ -407,8 +424,8 @@ static void file_close(struct sl_stage *stage)
     sl_timer_free(s->ckpt_timer);
     sl_timer_free(s->partial_timer);
     sl_timer_free(s->rotate_timer);
-    sl__file_save_final(s);
-    sl__file_ckpt_close(s->ckpt);
+    sl__file_ckpt_close(s->ckpt); /* its requests ended before close() */
+    free(s->ckpt_path);
     while (s->files) {
         struct sl__file *f = s->files;
         s->files = f->next;
@@ -477,5 +494,6 @@ const struct sl_stage_type sl_stage_file_source = {
     .start = file_start,
     .poll = file_poll,
     .ack = sl__file_ack,
+    .flush = file_flush,
     .close = file_close,
 };

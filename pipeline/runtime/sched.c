@@ -22,6 +22,7 @@
 
 static void finish_stage(struct sl_stage *s);
 static void complete(struct sl_pipeline *p);
+static void arm_deadline(struct sl_pipeline *p);
 
 /* Tells the program a stage is through: ended, and for a source, fully acknowledged. */
 static void tell_done(struct sl_stage *s)
@@ -37,7 +38,7 @@ static void tell_done(struct sl_stage *s)
 void sl__sched_arm(struct sl_pipeline *p)
 {
     static const struct timeval zero = {0, 0};
-    if (p->run_armed || !p->running || p->done || !p->ready_head) return;
+    if (p->run_armed || !p->running || p->done || p->failed || !p->ready_head) return;
     p->run_armed = true;
     /* A zero timeout rather than event_active: libevent polls fds before timeouts fire,
      * so a busy pipeline still lets I/O and signals through every round. */
@@ -70,9 +71,9 @@ static struct sl_stage *pop_ready(struct sl_pipeline *p)
 
 /* ---- failure ------------------------------------------------------------------------------ */
 
-void sl__pipeline_fail(struct sl_pipeline *p, struct sl_stage *s, int code)
+/* Records the run's failure: the first stage's error (or `code`), logged once. */
+static void record_failure(struct sl_pipeline *p, struct sl_stage *s, int code)
 {
-    if (p->failed || p->done) return;
     p->failed = true;
     if (s) {
         pthread_mutex_lock(&s->err_lock);
@@ -83,7 +84,21 @@ void sl__pipeline_fail(struct sl_pipeline *p, struct sl_stage *s, int code)
     if (!p->err.code) p->err.code = code < 0 ? code : SL_ESTAGE;
     if (!p->err.msg[0]) snprintf(p->err.msg, sizeof p->err.msg, "%s", sl_strerror(p->err.code));
     sl__log(p, s, SL_LOG_ERROR, "%s", p->err.msg);
-    sl_pipeline_abort(p);
+}
+
+/* A failed run winds down: nothing more is acknowledged and no stage runs again, but each
+ * source is told it has ended (flush), so it can save what was acknowledged before the
+ * failure (a file source's last checkpoints), and the run ends once the work stages
+ * have out has come back (within shutdown_timeout). */
+void sl__pipeline_fail(struct sl_pipeline *p, struct sl_stage *s, int code)
+{
+    if (p->failed || p->done) return;
+    record_failure(p, s, code);
+    p->batches.aborted = true;
+    for (uint32_t i = 0; i < p->nstages && !p->done; i++)
+        if (p->stages[i]->type->kind == SL_SOURCE) finish_stage(p->stages[i]);
+    if (!p->done) arm_deadline(p);
+    sl__sched_check_complete(p);
 }
 
 static void stage_failed(struct sl_stage *s, int code)
@@ -410,11 +425,20 @@ static void finish_stage(struct sl_stage *s)
 }
 
 /* The run is complete when every stage has ended and no work a stage sent off (executor
- * tasks, database requests) is still out: its done runs before the run ends. */
+ * tasks, database requests) is still out: its done runs before the run ends. A stage
+ * that ended, then failed in such a done (sl_stage_error: a last checkpoint save that
+ * cannot be written), fails the run; nothing would run it again to notice. */
 void sl__sched_check_complete(struct sl_pipeline *p)
 {
-    for (uint32_t i = 0; i < p->nstages; i++)
-        if (!p->stages[i]->finished || p->stages[i]->submitted) return;
+    if (p->done) return;
+    for (uint32_t i = 0; i < p->nstages && !p->failed; i++) {
+        struct sl_stage *s = p->stages[i];
+        if (s->finished && atomic_load(&s->err_set)) return stage_failed(s, s->err.code);
+    }
+    for (uint32_t i = 0; i < p->nstages; i++) {
+        struct sl_stage *s = p->stages[i];
+        if ((!s->finished && !p->failed) || s->submitted) return;
+    }
     complete(p);
 }
 
@@ -434,34 +458,47 @@ void sl_pipeline_abort(struct sl_pipeline *p)
     complete(p);
 }
 
-/* The graceful stop took longer than shutdown_timeout: what is still in flight is not
- * acknowledged (the next run replays it), and the run fails saying so. */
+/* A graceful stop, or a failed run's wind-down, took longer than shutdown_timeout: what
+ * is still in flight is not acknowledged (the next run replays it), and the run ends. */
 static void stop_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct sl_pipeline *p = arg;
     if (p->done) return;
-    uint64_t unacked = 0;
-    for (uint32_t i = 0; i < p->nstages; i++)
-        if (p->stages[i]->type->kind == SL_SOURCE)
-            unacked += p->stages[i]->st.events_in - p->stages[i]->st.acked;
-    snprintf(p->err.msg, sizeof p->err.msg,
-             "stopping took longer than shutdown_timeout (%lld ms): aborted with %llu events "
-             "unacknowledged (the next run replays them)",
-             (long long)p->opt.shutdown_timeout_ms, (unsigned long long)unacked);
-    sl__pipeline_fail(p, NULL, SL_ESTOPPED);
+    if (!p->failed) {
+        uint64_t unacked = 0;
+        for (uint32_t i = 0; i < p->nstages; i++)
+            if (p->stages[i]->type->kind == SL_SOURCE)
+                unacked += p->stages[i]->st.events_in - p->stages[i]->st.acked;
+        snprintf(p->err.msg, sizeof p->err.msg,
+                 "stopping took longer than shutdown_timeout (%lld ms): aborted with %llu "
+                 "events unacknowledged (the next run replays them)",
+                 (long long)p->opt.shutdown_timeout_ms, (unsigned long long)unacked);
+        record_failure(p, NULL, SL_ESTOPPED);
+    } else {
+        sl__log(p, NULL, SL_LOG_WARN,
+                "winding down took longer than shutdown_timeout (%lld ms): ended without "
+                "waiting for the work still out",
+                (long long)p->opt.shutdown_timeout_ms);
+    }
+    sl_pipeline_abort(p);
+}
+
+/* Bounds a stop or a wind-down by shutdown_timeout (0: no bound). */
+static void arm_deadline(struct sl_pipeline *p)
+{
+    int64_t ms = p->opt.shutdown_timeout_ms;
+    if (p->stop_ev || ms <= 0 || !(p->stop_ev = evtimer_new(p->base, stop_deadline, p))) return;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000};
+    evtimer_add(p->stop_ev, &tv);
 }
 
 static void stop_now(struct sl_pipeline *p)
 {
-    if (p->stopping || p->done) return;
+    if (p->stopping || p->done || p->failed) return;
     p->stopping = true;
     sl__log(p, NULL, SL_LOG_INFO, "stopping: draining what is in flight");
-    int64_t ms = p->opt.shutdown_timeout_ms;
-    if (ms > 0 && (p->stop_ev = evtimer_new(p->base, stop_deadline, p))) {
-        struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000};
-        evtimer_add(p->stop_ev, &tv);
-    }
+    arm_deadline(p);
     for (uint32_t i = 0; i < p->nstages; i++) {
         struct sl_stage *s = p->stages[i];
         if (s->type->kind == SL_SOURCE) finish_stage(s);
@@ -511,7 +548,8 @@ static void on_run(evutil_socket_t fd, short what, void *arg)
     p->rounds++;
     p->round_deadline = sl__now_ns() + ROUND_NS;
     struct sl_stage *s;
-    for (int budget = ROUND_BUDGET; budget > 0 && !p->done && (s = pop_ready(p)); budget--) {
+    for (int budget = ROUND_BUDGET; budget > 0 && !p->done && !p->failed && (s = pop_ready(p));
+         budget--) {
         run_stage(s);
         if (sl__now_ns() >= p->round_deadline) break;
     }

@@ -247,7 +247,7 @@ void sl__stage_hold(struct sl_stage *s)
 void sl__stage_unhold(struct sl_stage *s)
 {
     if (--s->submitted) return;
-    if (s->finished) /* the run may have been waiting for this work to end */
+    if (s->finished || s->p->failed) /* the run may have been waiting for this work to end */
         sl__sched_check_complete(s->p);
     else if (s->type->kind != SL_SOURCE) /* its input may have been waiting (end_input) */
         sl__schedule(s);
