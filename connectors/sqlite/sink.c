@@ -124,7 +124,9 @@ static void committed(struct sl__sqlite_sink *k, struct sl__sqlite_job *j)
     k->retrying = false;
     k->run = NULL;
     sl_ack(j->batch); /* durable: COMMIT succeeded */
-    sl__sqlite_job_free(j);
+    j->batch = NULL;
+    sl__sqlite_job_free(k->spare);
+    k->spare = j; /* its memory serves the next batch */
     advance(k);
     offer(k);
 }
@@ -192,7 +194,9 @@ static enum sl_poll sink_write(struct sl_stage *stage, struct sl_batch *b)
         sl_ack(b);
         return SL_READY;
     }
-    if (!(k->prep = sl__sqlite_job_new(k, b)) || evaluate(k)) {
+    k->prep = sl__sqlite_job_new(k, b, k->spare);
+    k->spare = NULL;
+    if (!k->prep || evaluate(k)) {
         sl__sqlite_job_free(k->prep);
         k->prep = NULL;
         sl_stage_error(stage, SL_ENOMEM, "out of memory evaluating columns");
@@ -236,6 +240,8 @@ static void sink_close(struct sl_stage *stage)
             sl__sqlite_job_free(held[i]);
         }
     k->run = k->prep = NULL;
+    sl__sqlite_job_free(k->spare);
+    k->spare = NULL;
     sl__sqlite_sink_config_free(k);
 }
 

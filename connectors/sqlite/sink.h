@@ -69,6 +69,7 @@ struct sl__sqlite_job {
     size_t nrows;                    /* events in the batch */
     size_t next;                     /* rows evaluated so far (loop) */
     struct sl_value *vals;           /* nrows x ncols values, row by row (owned) */
+    size_t cap;                      /* values vals has room for */
     size_t scratch;                  /* longest escaped string: decode room for binding */
     bool setup;                      /* run the table's DDL first (not known to exist) */
     /* results of the work */
@@ -111,6 +112,7 @@ struct sl__sqlite_sink {
     bool retrying;                /* run failed for a reason that may pass: offers are
                                      answered SL_RETRY until it commits */
     struct sl__sqlite_job *prep;  /* the next job: being evaluated, or waiting for run */
+    struct sl__sqlite_job *spare; /* the last finished job, its memory for the next one */
     bool broken;                  /* failed for good (the stage error is set) */
     bool ready;                   /* the table is known to exist (setup done) */
     bool warned;                  /* a refused row was logged (later ones only counted) */
@@ -132,8 +134,10 @@ void sl__sqlite_sink_config_free(struct sl__sqlite_sink *k);
 /* ---- sink_rows.c --------------------------------------------------------------------- */
 
 /* A job for batch `b` (borrowed: the job holds the reference write() was given), rows
- * not evaluated yet. NULL when out of memory. */
-struct sl__sqlite_job *sl__sqlite_job_new(const struct sl__sqlite_sink *k, struct sl_batch *b);
+ * not evaluated yet, made of `reuse` (a finished job, whose memory is taken over: owned;
+ * NULL: a new one). NULL when out of memory (then `reuse` is freed). */
+struct sl__sqlite_job *sl__sqlite_job_new(const struct sl__sqlite_sink *k, struct sl_batch *b,
+                                          struct sl__sqlite_job *reuse);
 
 /* Frees the job and its results; the batch is the caller's. NULL is a no-op. */
 void sl__sqlite_job_free(struct sl__sqlite_job *j);

@@ -20,17 +20,29 @@
 
 #include "sink.h"
 
-struct sl__sqlite_job *sl__sqlite_job_new(const struct sl__sqlite_sink *k, struct sl_batch *b)
+struct sl__sqlite_job *sl__sqlite_job_new(const struct sl__sqlite_sink *k, struct sl_batch *b,
+                                          struct sl__sqlite_job *reuse)
 {
-    struct sl__sqlite_job *j = calloc(1, sizeof *j);
+    struct sl__sqlite_job *j = reuse ? reuse : calloc(1, sizeof *j);
     if (!j) return NULL;
+    sl__sqlite_job_reset(j);
+    free(j->bad); /* sized for the rows of the job before */
+    size_t need = sl_batch_count(b) * k->ncols;
+    if (need > j->cap) { /* no realloc: the old values need no copy */
+        free(j->vals);
+        j->cap = 0;
+        if (!(j->vals = malloc(need * sizeof *j->vals))) {
+            sl__sqlite_job_free(j);
+            return NULL;
+        }
+        j->cap = need;
+    }
     j->k = k;
     j->batch = b;
     j->nrows = sl_batch_count(b);
-    if (j->nrows && !(j->vals = malloc(j->nrows * k->ncols * sizeof *j->vals))) {
-        free(j);
-        return NULL;
-    }
+    j->next = j->scratch = 0;
+    j->setup = false;
+    j->bad = NULL;
     return j;
 }
 
