@@ -120,6 +120,9 @@ static void committed(struct sl__sqlite_sink *k, struct sl__sqlite_job *j)
         k->warned = true;
     }
     if (j->setup) k->ready = true;
+    k->rows += j->nrows - j->nbad;
+    k->txns++;
+    k->tx_ns += j->work_ns;
     if (k->retrying) sl_backoff_reset(&k->backoff);
     k->retrying = false;
     k->run = NULL;
@@ -203,6 +206,18 @@ static enum sl_poll sink_write(struct sl_stage *stage, struct sl_batch *b)
         return SL_ERROR;
     }
     return k->prep ? SL_PENDING : SL_READY;
+}
+
+/* The end of the input: every batch is committed (or the last one waits for its retry). */
+static int sink_flush(struct sl_stage *stage, struct sl_emit *out, bool end)
+{
+    (void)out, (void)end;
+    struct sl__sqlite_sink *k = sl_stage_state(stage);
+    sl_stage_log(stage, SL_LOG_INFO,
+                 "%llu rows written to %s in %llu transactions, %.3f s of them on the executor",
+                 (unsigned long long)k->rows, k->table, (unsigned long long)k->txns,
+                 (double)k->tx_ns / 1e9);
+    return 0;
 }
 
 static int sink_init(struct sl_stage *stage, const struct sl_config *cfg, struct sl_error *err)
@@ -292,5 +307,6 @@ const struct sl_stage_type sl_stage_sqlite_sink = {
     .init = sink_init,
     .start = sink_start,
     .write = sink_write,
+    .flush = sink_flush,
     .close = sink_close,
 };

@@ -74,6 +74,7 @@ struct sl__sqlite_job {
     bool setup;                      /* run the table's DDL first (not known to exist) */
     /* results of the work */
     enum sl__sqlite_outcome outcome;
+    int64_t work_ns;             /* how long the work took (monotonic clock) */
     uint8_t *bad;                /* per row, 1 when refused (owned; NULL until one is) */
     struct sl__sqlite_bad *bads; /* the refused rows in the order found (owned) */
     size_t nbad, bad_cap;        /* entries / room */
@@ -116,6 +117,8 @@ struct sl__sqlite_sink {
     bool broken;                  /* failed for good (the stage error is set) */
     bool ready;                   /* the table is known to exist (setup done) */
     bool warned;                  /* a refused row was logged (later ones only counted) */
+    uint64_t rows, txns;          /* rows and transactions committed */
+    int64_t tx_ns;                /* time the committed transactions took on the executor */
     struct sl_timer *retry_timer; /* the failed job's next attempt */
     struct sl_timer *slice_timer; /* evaluation goes on after the loop's turn */
     struct sl_backoff backoff;    /* delays of the failed job's attempts */

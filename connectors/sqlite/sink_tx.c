@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sink.h"
 
@@ -222,9 +223,13 @@ int sl__sqlite_sink_work(struct sl_sqlite_conn *c, void *arg, struct sl_error *e
         j->outcome = SL__SQLITE_PERMANENT;
         return sl_error_set(err, SL_ENOMEM, "out of memory");
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc;
     while ((rc = attempt(&t)) == RESTART) continue; /* each time one more row is known bad */
     free(t.scratch);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    j->work_ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
     return rc;
 }
 
