@@ -242,6 +242,29 @@ Test(sqlite_sink, on_error_fail_stops_the_run_and_acknowledges_nothing_of_the_ba
     assert_sql("SELECT group_concat(id) FROM t;", "1,2,3\n");
 }
 
+Test(sqlite_sink, on_error_fail_in_a_later_batch_keeps_the_batches_before_it)
+{
+    /* twelve batches of two, taken as fast as they come (several to a request): the
+     * seventh holds a duplicate; the six before it are committed and acknowledged, in
+     * order, and nothing after it is */
+    static char text[24][40];
+    static const char *lines[24];
+    for (int i = 0; i < 24; i++) {
+        snprintf(text[i], sizeof text[i], "{\"id\":%d,\"v\":\"r%d\"}", i == 13 ? 0 : i, i);
+        lines[i] = text[i];
+    }
+    t_json_lines = lines;
+    t_json_count = 24;
+    struct sl_error err = {0};
+    struct sl_stage *src;
+    int rc = t_sqlite_pipeline(p, dir, "per_batch: 2", UNIQUE_SINK, &src, NULL, &err);
+    cr_assert_neq(rc, 0);
+    cr_assert(strstr(err.msg, "row 2 of 2 refused: UNIQUE constraint failed: t.id"), "%s", err.msg);
+    struct t_json *j = sl_stage_state(src);
+    cr_assert_eq(j->acked, 12, "the six batches before it: %lld", (long long)j->acked);
+    assert_sql("SELECT count(*), min(id), max(id) FROM t;", "12|0|11\n");
+}
+
 /* ---- mistakes ------------------------------------------------------------------------------ */
 
 static void assert_config_error(const char *yaml, const char *want)

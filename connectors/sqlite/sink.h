@@ -64,6 +64,7 @@ struct sl__sqlite_sink;
  * work on an executor thread, which writes the results; done reads them on the loop.
  * The pool's hand-over between the threads orders these accesses. */
 struct sl__sqlite_job {
+    struct sl__sqlite_job *next_job; /* the sink's queue (loop) */
     const struct sl__sqlite_sink *k; /* config (immutable after init) */
     struct sl_batch *batch;          /* taken from write(); acked after COMMIT */
     size_t nrows;                    /* events in the batch */
@@ -78,6 +79,20 @@ struct sl__sqlite_job {
     uint8_t *bad;                /* per row, 1 when refused (owned; NULL until one is) */
     struct sl__sqlite_bad *bads; /* the refused rows in the order found (owned) */
     size_t nbad, bad_cap;        /* entries / room */
+};
+
+/* Jobs one request writes, each in its own transaction, in order: the evaluated jobs at
+ * the head of the queue when it was submitted, so that the executor goes from one
+ * batch's COMMIT to the next batch's BEGIN without a round trip through the loop. */
+#define SL__SQLITE_CHAIN 16
+
+/* The request in flight (one at a time): filled on the loop before it is submitted, read
+ * by the work, which writes `ran`; read back by done. */
+struct sl__sqlite_req {
+    struct sl__sqlite_job *jobs[SL__SQLITE_CHAIN]; /* queue order */
+    size_t n;                                      /* entries */
+    size_t ran;                                    /* jobs the work ran: all committed but
+                                                      the last when it failed */
 };
 
 /* The stage's state: options (filled by the schema), config (init), run (loop thread). */
@@ -107,22 +122,24 @@ struct sl__sqlite_sink {
     int64_t retry_max_ms;        /* and retry.max: the failed batch's own backoff */
     /* run (loop thread) */
     struct sl_sqlite_pool *pool;  /* from start() */
-    struct sl__sqlite_job *run;   /* the oldest job: its request is out, or it failed
-                                     and waits for the retry timer */
-    bool in_flight;               /* run's request is out */
-    bool retrying;                /* run failed for a reason that may pass: offers are
+    struct sl__sqlite_job *head;  /* the queue of taken batches, oldest first: evaluated
+                                     but the last, which may be under evaluation */
+    struct sl__sqlite_job *tail;  /* its last job */
+    size_t queued, queued_rows;   /* jobs / rows in the queue */
+    struct sl__sqlite_req req;    /* the request in flight */
+    bool in_flight;               /* req is out */
+    bool retrying;                /* head failed for a reason that may pass: offers are
                                      answered SL_RETRY until it commits */
-    struct sl__sqlite_job *prep;  /* the next job: being evaluated, or waiting for run */
     struct sl__sqlite_job *spare; /* the last finished job, its memory for the next one */
     bool broken;                  /* failed for good (the stage error is set) */
     bool ready;                   /* the table is known to exist (setup done) */
     bool warned;                  /* a refused row was logged (later ones only counted) */
     uint64_t rows, txns;          /* rows and transactions committed */
     int64_t tx_ns;                /* time the committed transactions took on the executor */
-    struct sl_timer *retry_timer; /* the failed job's next attempt */
+    struct sl_timer *retry_timer; /* the failed head's next attempt */
     struct sl_timer *slice_timer; /* evaluation goes on after the loop's turn */
     struct sl_backoff backoff;    /* delays of the failed job's attempts */
-    char why[1024];               /* why run failed, for the answers SL_RETRY */
+    char why[1024];               /* why head failed, for the answers SL_RETRY */
 };
 
 /* ---- sink_config.c ------------------------------------------------------------------- */
@@ -159,7 +176,8 @@ char *sl__sqlite_row_json(const struct sl__sqlite_job *j, size_t row);
 
 /* ---- sink_tx.c ----------------------------------------------------------------------- */
 
-/* The work of a job's request (sl_sqlite_work_fn): one transaction for the batch. */
+/* The work of a request (sl_sqlite_work_fn; `arg` a struct sl__sqlite_req): each job
+ * in one transaction, in order, up to the first that fails (`ran` tells how far). */
 int sl__sqlite_sink_work(struct sl_sqlite_conn *c, void *arg, struct sl_error *err);
 
 /* The work of the request start() makes: the DDL (create_table) in a transaction, and

@@ -215,9 +215,9 @@ static int attempt(struct tx *t)
     return 0;
 }
 
-int sl__sqlite_sink_work(struct sl_sqlite_conn *c, void *arg, struct sl_error *err)
+/* One job, one transaction. Returns 0 when it committed. */
+static int job_work(struct sl_sqlite_conn *c, struct sl__sqlite_job *j, struct sl_error *err)
 {
-    struct sl__sqlite_job *j = arg;
     struct tx t = {.c = c, .db = sl_sqlite_db(c), .j = j, .k = j->k, .err = err};
     if (j->scratch && !(t.scratch = malloc(j->scratch))) {
         j->outcome = SL__SQLITE_PERMANENT;
@@ -231,6 +231,16 @@ int sl__sqlite_sink_work(struct sl_sqlite_conn *c, void *arg, struct sl_error *e
     clock_gettime(CLOCK_MONOTONIC, &t1);
     j->work_ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
     return rc;
+}
+
+int sl__sqlite_sink_work(struct sl_sqlite_conn *c, void *arg, struct sl_error *err)
+{
+    struct sl__sqlite_req *r = arg;
+    for (r->ran = 0; r->ran < r->n;) {
+        int rc = job_work(c, r->jobs[r->ran++], err);
+        if (rc) return rc; /* the jobs after it wait for the next request */
+    }
+    return 0;
 }
 
 int sl__sqlite_sink_setup(struct sl_sqlite_conn *c, void *arg, struct sl_error *err)
