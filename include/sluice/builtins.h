@@ -55,6 +55,13 @@ SL_API extern const struct sl_stage_type sl_stage_blackhole;
  * dead_letter; events leave in input order, max_in_flight lookups at once. */
 SL_API extern const struct sl_stage_type sl_stage_sqlite_lookup;
 
+/* Sink `sqlite`: writes events as rows of a SQLite table (columns from fields or
+ * expressions; insert, upsert or replace), one transaction per batch on the database's
+ * connection pool, the batch acknowledged once COMMIT succeeded; a row the database
+ * refuses goes to `on_error` (drop, a dead-letter table in the same transaction, or
+ * fail). */
+SL_API extern const struct sl_stage_type sl_stage_sqlite_sink;
+
 /* ---- stages/: transforms and filters ---------------------------------------------------- */
 
 /* Parsers: each turns the payload (or, with `field`, a string field) into fields, and
