@@ -193,6 +193,22 @@ SL_API const char *sl_stage_name(const struct sl_stage *stage);
 /* The event loop the stage runs on (borrowed), for fds and timers of its own. */
 SL_API struct event_base *sl_stage_event_base(struct sl_stage *stage);
 
+/* ---- what the stages of a pipeline share ---------------------------------------------
+ *
+ * One object per pipeline that several stages use (a client, a cluster, a pool): the
+ * first stage that needs it makes it and shares it under a key; the others find it. The
+ * pipeline frees it after every stage closed. Loop thread, from init() on. */
+
+/* The object shared under `key` (borrowed) in `stage`'s pipeline, or NULL. */
+SL_API void *sl_stage_shared(struct sl_stage *stage, const char *key);
+
+/* Shares `ptr` under `key` (copied; say what it is: "kafka-mock:3"). `stop(ptr)` (may be
+ * NULL) runs when the pipeline is freed, before its executor stops and any stage closes
+ * (it ends what waits); `free_fn(ptr)` after every stage closed. Returns 0, SL_EEXIST
+ * when `key` is taken, or SL_ENOMEM (then `ptr` is not taken). */
+SL_API int sl_stage_share(struct sl_stage *stage, const char *key, void *ptr,
+                          void (*stop)(void *ptr), void (*free_fn)(void *ptr));
+
 /* How long a source may hold a partial batch before it returns it (the pipeline's
  * `batch.timeout`, milliseconds): a source that accumulates (Kafka messages arriving
  * one by one) returns what it has when this has passed since the batch's first event.

@@ -30,6 +30,19 @@ struct event_base *sl_stage_event_base(struct sl_stage *stage)
     return stage->p->base;
 }
 
+void *sl_stage_shared(struct sl_stage *stage, const char *key)
+{
+    return sl__resource_find(stage->p, key);
+}
+
+int sl_stage_share(struct sl_stage *stage, const char *key, void *ptr, void (*stop)(void *),
+                   void (*free_fn)(void *))
+{
+    if (!key) return SL_EINVAL;
+    if (sl__resource_find(stage->p, key)) return SL_EEXIST;
+    return sl__resource_add(stage->p, key, ptr, stop, free_fn);
+}
+
 int64_t sl_stage_batch_timeout_ms(const struct sl_stage *stage)
 {
     return stage->p->opt.batch_timeout_ms;
