@@ -130,8 +130,10 @@ Test(sqlite_sink_faults, a_batch_is_acknowledged_only_after_its_rows_are_visible
  * - a pipe a helper thread writes to every millisecond, read by the loop (a descriptor
  *   is looked at on every turn of the loop): the loop thread's CPU time between two
  *   reads is the work the loop did without serving a ready descriptor, exact to a turn.
- * A gap that holds one of the source's own polls (building 50,000 events takes tens of
- * ms under the sanitizers) is the test source's, not the sink's: it is left out. */
+ * A gap that holds one of the source's own polls (building 20,000 events takes tens of
+ * ms under the sanitizers) is the test source's, not the sink's: it is left out. Batches
+ * of 20,000 rows: transactions that take tens of ms on the executor, while what the
+ * runtime does per batch on the loop (releasing it) stays small. */
 struct t_bulk {
     int64_t count, batch; /* options */
     int64_t next;
@@ -245,7 +247,7 @@ static const struct sl_stage_type t_bulk = {
 Test(sqlite_sink_faults, the_loop_is_never_held_while_big_transactions_commit)
 {
     struct sl_stage *s;
-    build(&t_bulk, "count: 200000\nbatch: 50000",
+    build(&t_bulk, "count: 200000\nbatch: 20000",
           "path: %1$s/t.db\ntable: t\ncreate_table: true\nkey: [n]\n"
           "columns: {n: {type: INTEGER}, s: {type: TEXT}, f: {type: REAL}, s2: upper(s)}",
           &s);

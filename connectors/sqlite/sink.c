@@ -33,7 +33,7 @@
 
 #include "sink.h"
 
-#define SLICE_NS        (2 * 1000000)    /* evaluation of rows per turn of the loop */
+#define SLICE_NS        (1 * 1000000)    /* evaluation of rows per turn of the loop */
 #define MAX_QUEUED      SL__SQLITE_CHAIN /* jobs taken and not yet committed */
 #define MAX_QUEUED_ROWS 65536            /* rows of those (a bigger batch is taken alone) */
 
