@@ -1,6 +1,8 @@
 /* `workers: N`: batches run on a thread pool and leave in the order they came. */
+#define _GNU_SOURCE /* sched_getcpu, CPU_SET */
 #include <criterion/criterion.h>
 #include <sched.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -113,6 +115,7 @@ Test(workers, fan_out_after_workers_reaches_both_sinks)
 /* A parallel transform counting the events each thread number ran, with a slot per
  * thread as a real stage would keep its scratch state. */
 struct probe {
+    int64_t spin_ns;         /* option: CPU spent on each event */
     int threads;             /* sl_stage_threads() seen in init */
     _Atomic int64_t *counts; /* events per thread number */
     atomic_int out_of_range; /* numbers outside 0..threads-1 */
@@ -127,6 +130,13 @@ static int probe_init(struct sl_stage *s, const struct sl_config *cfg, struct sl
     return pr->counts ? 0 : SL_ENOMEM;
 }
 
+static int64_t t_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static int probe_map(struct sl_stage *s, struct sl_event *ev, struct sl_emit *out)
 {
     struct probe *pr = sl_stage_state(s);
@@ -135,8 +145,14 @@ static int probe_map(struct sl_stage *s, struct sl_event *ev, struct sl_emit *ou
         atomic_fetch_add(&pr->out_of_range, 1);
     else
         atomic_fetch_add(&pr->counts[t], 1);
+    for (int64_t t0 = t_now_ns(); pr->spin_ns && t_now_ns() - t0 < pr->spin_ns;) continue;
     return sl_emit(out, ev);
 }
+
+static const struct sl_option probe_options[] = {
+    {"spin_ns", SL_OPT_INT, "0", 0, offsetof(struct probe, spin_ns), "CPU spent on each event"},
+    {0},
+};
 
 static void probe_close(struct sl_stage *s)
 {
@@ -151,6 +167,7 @@ static const struct sl_stage_type probe_type = {
     .doc = "counts events per thread number",
     .flags = SL_STAGE_PARALLEL,
     .state_size = sizeof(struct probe),
+    .options = probe_options,
     .init = probe_init,
     .map = probe_map,
     .close = probe_close,
@@ -160,7 +177,7 @@ Test(workers, thread_numbers_index_per_thread_state)
 {
     struct sl_stage *src = t_add(p, "src", &t_counter, "count: 20000\nbatch: 50");
     struct sl_stage *par = t_add(p, "par", &probe_type, "workers: 3");
-    struct sl_stage *seq = t_add(p, "seq", &probe_type, NULL);
+    struct sl_stage *seq = t_add(p, "seq", &probe_type, "workers: 0");
     struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
     t_connect(p, src, par);
     t_connect(p, par, seq);
@@ -224,4 +241,75 @@ Test(workers, a_job_dropped_before_it_ran_releases_its_batch)
     cr_assert_eq(sl_pipeline_run(p, &err), SL_ESTOPPED);
     cr_assert_gt(sl_pipeline_live_batches(p), 0, "batches were in the workers' hands");
     cr_assert_eq(((struct t_collect *)sl_stage_state(out))->nseen, 0);
+}
+
+/* ---- workers: auto (the default) ----------------------------------------------------------- */
+
+/* Runs src (count, batches of 50) -> probe (probe_yaml) -> collect; checks every event
+ * came once, in order. Returns the probe's state. */
+static struct probe *run_probe(int count, const char *probe_yaml)
+{
+    char yaml[64];
+    snprintf(yaml, sizeof yaml, "count: %d\nbatch: 50", count);
+    struct sl_stage *src = t_add(p, "src", &t_counter, yaml);
+    struct sl_stage *par = t_add(p, "par", &probe_type, probe_yaml);
+    struct sl_stage *out = t_add(p, "out", &t_collect, NULL);
+    t_connect(p, src, par);
+    t_connect(p, par, out);
+    run_ok();
+    struct t_collect *c = sl_stage_state(out);
+    cr_assert_eq(c->nseen, (size_t)count);
+    for (int i = 0; i < count; i++) cr_assert_eq(c->seen[i], (int64_t)i, "order at %d", i);
+    return sl_stage_state(par);
+}
+
+static int64_t on_workers(const struct probe *pr)
+{
+    int64_t n = 0;
+    for (int t = 1; t < pr->threads; t++) n += atomic_load(&pr->counts[t]);
+    return n;
+}
+
+Test(workers, auto_moves_costly_batches_to_the_workers_after_the_first_and_keeps_order)
+{
+    struct probe *pr = run_probe(4000, "spin_ns: 20000"); /* 1 ms a batch of 50 */
+    cr_assert_eq(pr->threads, sl__workers_auto() + 1);
+    if (pr->threads == 1) { /* one core: everything on the loop, as workers: 0 */
+        cr_assert_eq(atomic_load(&pr->counts[0]), 4000);
+        return;
+    }
+    cr_assert_eq(atomic_load(&pr->counts[0]), 50, "only the first batch, whose cost was not "
+                                                   "known yet, runs on the loop");
+    cr_assert_eq(on_workers(pr), 3950);
+}
+
+Test(workers, auto_keeps_cheap_batches_on_the_loop)
+{
+    struct probe *pr = run_probe(20000, NULL); /* a few microseconds a batch */
+    cr_assert_eq(pr->threads, sl__workers_auto() + 1);
+    /* A batch that happened to be preempted may cost more than a hand-off and send a few
+     * after it to the workers; the bulk stays on the loop. */
+    cr_assert_geq(atomic_load(&pr->counts[0]), 15000, "%lld of 20000 on the loop",
+                  (long long)atomic_load(&pr->counts[0]));
+}
+
+Test(workers, auto_on_one_core_runs_everything_on_the_loop)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0); /* this test's process only */
+    cr_assert_eq(sl__workers_auto(), 0);
+    struct probe *pr = run_probe(2000, "spin_ns: 20000");
+    cr_assert_eq(pr->threads, 1);
+    cr_assert_eq(atomic_load(&pr->counts[0]), 2000);
+}
+
+Test(workers, workers_auto_or_a_number_and_nothing_else)
+{
+    struct sl_error err = {0};
+    struct sl_config *cfg = sl_config_parse("workers: two", 12, "t.yaml", &err);
+    cr_assert_null(sl_pipeline_add(p, "par", &probe_type, cfg, &err));
+    cr_assert_str_eq(err.msg, "option 'workers' expects an integer or auto; found 'two'");
+    sl_config_free(cfg);
 }

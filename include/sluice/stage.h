@@ -94,7 +94,9 @@ struct sl_option {
     unsigned flags;        /* SL_REQUIRED */
     size_t offset;         /* offsetof(state struct, field) receiving the value */
     const char *doc;       /* one line for `sluice describe`; never empty */
-    const char *choices;   /* SL_OPT_ENUM: allowed values separated by '|' */
+    const char *choices;   /* SL_OPT_ENUM: allowed values separated by '|'; SL_OPT_INT:
+                              words that may stand for a number, separated by '|', the
+                              i-th (from 0) read as -(i + 1) ("auto": -1) */
     const char *range;     /* INT, FLOAT, DURATION, SIZE: "min..max" spelled like the
                               values ("1..65536", "1ms..1h"); a side may be empty
                               ("1.." : at least 1); NULL: any value */

@@ -45,7 +45,8 @@ struct sl_stage *sl__pipeline_add(struct sl_pipeline *p, const char *name,
     }
     s->cfg = cfg;
     int rc = sl__options_fill(s, r);
-    s->nworkers = (int)s->conf.workers;
+    s->workers_auto = s->conf.workers < 0; /* `auto` */
+    s->nworkers = s->workers_auto ? sl__workers_auto() : (int)s->conf.workers;
     if (!rc && s->conf.on_error == SL__ON_ERROR_DEAD_LETTER &&
         (type->kind == SL_FILTER || type->map_async)) { /* the runtime sends them there */
         s->dl_port = sl_stage_add_output(s, "dead_letter");

@@ -297,12 +297,18 @@ static int fill_one(const struct schema *sc, void *base, const struct sl_option 
     case SL_OPT_TEMPLATE:
         return fill_compiled(sc, o->name, node, text, o->type == SL_OPT_TEMPLATE, dst);
     default:
+        if (o->type == SL_OPT_INT && o->choices && text && sl__enum_index(o->choices, text) >= 0) {
+            *(int64_t *)dst = -(sl__enum_index(o->choices, text) + 1); /* a word: no range */
+            return 0;
+        }
         if (sl__option_scalar(o->type, text, dst) == 0) return check_range(sc, o, node, text, dst);
     }
+    bool words = o->type == SL_OPT_INT && o->choices; /* "an integer or auto" */
     if (!text)
-        return problem(sc, node, "%s '%s' expects %s", sc->what, o->name, type_word(o->type));
-    return problem(sc, node, "%s '%s' expects %s; found '%s'", sc->what, o->name,
-                   type_word(o->type), text);
+        return problem(sc, node, "%s '%s' expects %s%s%s", sc->what, o->name, type_word(o->type),
+                       words ? " or " : "", words ? o->choices : "");
+    return problem(sc, node, "%s '%s' expects %s%s%s; found '%s'", sc->what, o->name,
+                   type_word(o->type), words ? " or " : "", words ? o->choices : "", text);
 }
 
 /* ---- keys -------------------------------------------------------------------------------- */

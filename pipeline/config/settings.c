@@ -55,8 +55,10 @@ static const struct sl_option buffer_options[] = {
 };
 
 static const struct sl_option workers_options[] = {
-    {"workers", SL_OPT_INT, "0", 0, CONF(workers),
-     "threads running this stage's batches, order kept (0: on the loop thread)", NULL, "0..256"},
+    {"workers", SL_OPT_INT, "auto", 0, CONF(workers),
+     "threads running this stage's batches, order kept: auto (the cores less one, used "
+     "while a batch costs more than handing it over), a number, or 0 (on the loop thread)",
+     "auto", "0..256"},
     {0},
 };
 

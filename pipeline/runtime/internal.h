@@ -94,7 +94,10 @@ struct sl_stage {
     uint32_t rr;                      /* round-robin position among inputs */
     uint32_t index;                   /* position in the pipeline */
     struct sl__stage_conf conf;       /* the runtime's options of the stage */
-    int nworkers;                     /* conf.workers once started; 0: map/keep on the loop */
+    int nworkers;                     /* threads for map/keep; 0: on the loop */
+    bool workers_auto;                /* `workers: auto`: batches go to the workers only
+                                         while one costs more than handing it over */
+    int64_t batch_cost_ns;            /* map/keep time of a batch (moving average) */
     int dl_port;                      /* output "dead_letter" the runtime sends events to
                                          (filters, async transforms), or -1 */
     bool done_told;                   /* on_stage_done was called */
@@ -249,6 +252,15 @@ void sl__retry_free(struct sl_stage *s);
 /* ---- workers ------------------------------------------------------------------------- */
 
 int sl__workers_start(struct sl_stage *s, struct sl_error *err);
+/* The threads `workers: auto` gives a stage: the cores this process may run on, less
+ * the loop's (0 on one core), at most 8. */
+int sl__workers_auto(void);
+/* Whether the stage's next batch runs on the loop rather than its workers: `workers:
+ * auto`, and a batch is half processed there, or no job is out and batches cost less
+ * than handing one over. */
+bool sl__workers_inline(const struct sl_stage *s);
+/* Adds a batch's map/keep time to the stage's moving average. Loop thread. */
+void sl__workers_cost(struct sl_stage *s, int64_t ns);
 void sl__workers_stop(struct sl_stage *s);
 /* Collects finished jobs, emits in order, dispatches new ones; true when idle. */
 void sl__workers_run(struct sl_stage *s);

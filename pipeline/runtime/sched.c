@@ -286,6 +286,7 @@ static void run_transform(struct sl_stage *s, bool woken)
             flush_stage(s, false);
             continue;
         }
+        if (s->workers && !sl__workers_inline(s)) break; /* worth the workers now */
         struct sl_batch *b = pop_input(s);
         if (!b) {
             end_input(s);
@@ -530,7 +531,7 @@ static void run_stage(struct sl_stage *s)
     case SL_SOURCE: run_source(s); break;
     case SL_SINK: run_sink(s); break;
     default:
-        if (s->workers)
+        if (s->workers && !sl__workers_inline(s))
             run_parallel(s, woken);
         else if (s->async)
             run_async(s, woken);

@@ -19,6 +19,7 @@
 
 struct sl__cont {
     bool active;             /* `e` holds a batch paused mid-way */
+    int64_t ns;              /* its map/keep time so far */
     struct sl_emit e;        /* its input, outputs and position */
     struct sl_batch *outs[]; /* one per output port */
 };
@@ -65,9 +66,13 @@ bool sl__process_sliced(struct sl_stage *s, struct sl_batch *in)
     if (!s->slice_every) s->slice_every = 1;
     struct sl__slice slice = {
         .deadline = s->p->round_deadline, .every = &s->slice_every, .last = sl__now_ns()};
+    int64_t t0 = slice.last;
     int rc = sl__stage_process(s, c->e.in, &c->e, &slice);
+    c->ns += sl__now_ns() - t0;
     c->active = rc == SL__PAUSED;
     if (c->active) return false;
+    if (s->workers_auto) sl__workers_cost(s, c->ns);
+    c->ns = 0;
     sl__finish_or_fail(s, &c->e, rc);
     return true;
 }

@@ -4,9 +4,18 @@
  * The loop thread pops input batches and queues them as jobs, numbered; workers run
  * map()/keep() over a job into output batches taken from the (locked) batch pool; the
  * loop thread then emits finished jobs strictly by number. At most 2N jobs are in flight,
- * so memory stays bounded. Only the loop thread touches reference counts and queues. */
+ * so memory stays bounded. Only the loop thread touches reference counts and queues.
+ *
+ * `workers: auto` (the default) starts the cores less one, and sends a batch to them
+ * only while batches cost more than the hand-off (WORTH_NS: a wake of a worker and one
+ * of the loop): a cheap filter stays on the loop, a JSON parse moves off it. The switch
+ * keeps the order: to the loop only when no job is out, to the workers only when no
+ * batch is half processed on the loop. */
+#define _GNU_SOURCE /* sched_getaffinity */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime/internal.h"
 
@@ -14,6 +23,7 @@ struct job {
     struct job *next;        /* todo list */
     uint64_t seq;            /* order of arrival */
     int rc;                  /* map/keep result */
+    int64_t ns;              /* how long map/keep took */
     bool done;               /* set by the worker under the lock */
     struct sl_emit e;        /* input and outputs */
     struct sl_batch *outs[]; /* one per port */
@@ -55,9 +65,12 @@ static void *worker_main(void *arg)
         w->todo_head = j->next;
         if (!w->todo_head) w->todo_tail = NULL;
         pthread_mutex_unlock(&w->lock);
+        int64_t t0 = sl__now_ns();
         int rc = sl__stage_process(w->s, j->e.in, &j->e, NULL); /* off the loop: whole */
+        int64_t ns = sl__now_ns() - t0;
         pthread_mutex_lock(&w->lock);
         j->rc = rc;
+        j->ns = ns;
         j->done = true;
         sl__wake_loop(w->s);
     }
@@ -132,6 +145,7 @@ static void emit_ready(struct sl_stage *s, struct sl__workers *w)
         w->window[w->next_emit % w->size] = NULL;
         w->next_emit++;
         w->inflight--;
+        sl__workers_cost(s, j->ns);
         sl__finish_or_fail(s, &j->e, j->rc);
         free(j);
     }
@@ -164,6 +178,30 @@ static void dispatch(struct sl_stage *s, struct sl__workers *w)
         pthread_cond_signal(&w->cond);
         pthread_mutex_unlock(&w->lock);
     }
+}
+
+#define WORTH_NS 50000 /* a batch costing less stays on the loop (workers: auto) */
+#define AUTO_MAX 8
+
+int sl__workers_auto(void)
+{
+    cpu_set_t set;
+    long cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                             : sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 2) return 0;
+    return cores - 1 > AUTO_MAX ? AUTO_MAX : (int)cores - 1;
+}
+
+bool sl__workers_inline(const struct sl_stage *s)
+{
+    if (!s->workers_auto) return false;
+    if (sl__paused(s)) return true;
+    return s->workers->inflight == 0 && s->batch_cost_ns < WORTH_NS;
+}
+
+void sl__workers_cost(struct sl_stage *s, int64_t ns)
+{
+    s->batch_cost_ns = s->batch_cost_ns ? (3 * s->batch_cost_ns + ns) / 4 : ns;
 }
 
 int sl_stage_threads(const struct sl_stage *stage)
