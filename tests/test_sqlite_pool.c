@@ -31,13 +31,14 @@ struct job {
     int marked;         /* the connection had a TEMP table "marker": made by an earlier
                            request on the same connection (TEMP tables are per connection) */
     int64_t done_ms;    /* when done ran */
+    int start_pos;      /* the order in which the work began (0: first) */
 };
 
 static struct job jobs[16];
 static int njobs, ndone, order[16];
 static int linger_ms; /* the client ends this long after the last done */
 static struct sl_timer *linger;
-static atomic_int running, most_running, writers, most_writers;
+static atomic_int running, most_running, writers, most_writers, starts;
 static char *dir, dbpath[512];
 static struct sl_sqlite_options opts;
 static struct sl_sqlite_pool *pool;
@@ -59,6 +60,7 @@ static int work(struct sl_sqlite_conn *c, void *arg, struct sl_error *err)
 {
     struct job *j = arg;
     bool w = j->flags & SL_SQLITE_WRITE;
+    j->start_pos = atomic_fetch_add(&starts, 1);
     raise_max(&most_running, atomic_fetch_add(&running, 1) + 1);
     if (w) raise_max(&most_writers, atomic_fetch_add(&writers, 1) + 1);
     j->db = sl_sqlite_db(c);
@@ -198,8 +200,11 @@ Test(pool, at_most_max_connections_work_at_once_and_the_rest_wait_in_order)
     run_jobs();
     cr_assert_eq(atomic_load(&most_running), 2, "%d at once", atomic_load(&most_running));
     for (int i = 0; i < 6; i++) cr_assert_eq(jobs[i].rc, 0, "%s", jobs[i].msg);
-    /* FIFO: job k starts no later than job k+1, so with equal work they end in pairs */
-    for (int i = 2; i < 6; i++) cr_assert_geq(jobs[i].done_ms, jobs[i - 2].done_ms);
+    /* FIFO: the pool lends connections to the requests in their order; two threads then
+     * begin them side by side, so a request may begin one place early or late, no more
+     * (when they end depends on how the machine schedules the threads: not asserted). */
+    for (int i = 0; i < 6; i++)
+        cr_assert_leq(abs(jobs[i].start_pos - i), 1, "job %d began %d", i, jobs[i].start_pos);
     sl_sqlite_pools(p, keep_stats, NULL);
     cr_assert_eq(stats.open, 2);
     cr_assert_eq(stats.requests, 6);

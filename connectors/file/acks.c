@@ -75,7 +75,8 @@ void sl__file_ack(struct sl_stage *stage, struct sl_batch *b)
      * The save starts from poll(): ack() also runs from done callbacks while the pipeline
      * stops its executor, and a busy pipeline may not give timers a turn for long. */
     bool due = !s->acked_once || half_due(s);
-    if (s->ckpt && s->ended && (due || !s->fl_count)) { /* no poll() any more: now */
+    if (s->ckpt && s->ended) { /* no poll() any more, and the run may be failing: now (two
+                                  saves out at most; the acks of a burst share one) */
         s->acked_once = true;
         start_save(s);
     } else if (s->ckpt && due) {
