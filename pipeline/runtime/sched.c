@@ -302,6 +302,10 @@ static void run_parallel(struct sl_stage *s, bool woken)
     if (woken) s->flush_req = true;
     sl__workers_run(s);
     if (s->p->done) return;
+    if (sl__workers_inline(s)) { /* workers: auto, and batches became cheap: the loop */
+        sl__schedule(s);
+        return;
+    }
     if (s->flush_req && sl__workers_idle(s) && sl__stage_outputs_have_room(s)) {
         s->flush_req = false;
         flush_stage(s, false);

@@ -19,6 +19,9 @@
 
 #include "runtime/internal.h"
 
+#define WORTH_NS 50000 /* a batch costing less stays on the loop (workers: auto) */
+#define AUTO_MAX 8
+
 struct job {
     struct job *next;        /* todo list */
     uint64_t seq;            /* order of arrival */
@@ -153,6 +156,8 @@ static void emit_ready(struct sl_stage *s, struct sl__workers *w)
 
 static void dispatch(struct sl_stage *s, struct sl__workers *w)
 {
+    if (s->workers_auto && s->batch_cost_ns < WORTH_NS) return; /* back to the loop once
+                                                                    the jobs out are in */
     while (w->inflight < w->size && !s->p->done) {
         struct job *j = malloc(sizeof *j + s->nports * sizeof j->outs[0]);
         if (!j) return;
@@ -180,8 +185,6 @@ static void dispatch(struct sl_stage *s, struct sl__workers *w)
     }
 }
 
-#define WORTH_NS 50000 /* a batch costing less stays on the loop (workers: auto) */
-#define AUTO_MAX 8
 
 int sl__workers_auto(void)
 {
