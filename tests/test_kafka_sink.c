@@ -129,6 +129,24 @@ Test(kafka_sink, values_are_the_events_json_form_and_a_null_header_is_left_out)
     free(r), free(sorted);
 }
 
+Test(kafka_sink, a_full_librdkafka_queue_holds_the_batch_until_reports_make_room)
+{
+    enum { N = 3000 };
+    struct sl_stage *out =
+        counter_to_kafka(N, "brokers: mock\ntopic: 'nums-{{ n % 2 }}'\nkey: 'concat(\"k\", n)'\n"
+                            "headers: {n: n, parity: 'n % 2'}\nencoding: text\n"
+                            "librdkafka: {queue.buffering.max.messages: 30}\n");
+    run_ok();
+    struct sl__kafka_sink *k = sl_stage_state(out);
+    cr_assert_gt(k->stalls, 0, "the queue was never full");
+    cr_assert_eq(t_stats(out).acked, N);
+    const char *boot = t_mock_bootstraps(out, 1);
+    char *seen = calloc(N, 1);
+    cr_assert_eq(check_numbers(boot, 0, seen, N), N / 2);
+    cr_assert_eq(check_numbers(boot, 1, seen, N), N / 2);
+    free(seen);
+}
+
 /* ---- nothing acknowledged on enqueue ----------------------------------------------------------
  */
 
