@@ -242,7 +242,13 @@ enum sl__kafka_produced sl__kafka_produce(struct sl__kafka_sink *k, struct sl__k
         return SL__KAFKA_QUEUED;
     }
     enum sl__kafka_produced r = SL__KAFKA_FULL;
-    if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) r = sl__kafka_refused(k, j, &m, e);
+    if (sl__kafka_permanent(e)) {
+        r = sl__kafka_refused(k, j, &m, e);
+    } else if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) { /* __FATAL, __STATE: the client's */
+        sl__kafka_sink_broken(k, "cannot produce to %s: %s (%s)", m.topic, rd_kafka_err2str(e),
+                              rd_kafka_err2name(e));
+        r = SL__KAFKA_BROKEN;
+    }
     if (m.h) rd_kafka_headers_destroy(m.h);
     return r;
 }
