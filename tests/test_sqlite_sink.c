@@ -42,8 +42,8 @@ TestSuite(sqlite_sink, .init = setup, .fini = teardown, .timeout = 60);
 #define LINES(...)                                                                                 \
     do {                                                                                           \
         static const char *const lines_[] = {__VA_ARGS__};                                         \
-        t_jsonl_lines = lines_;                                                                     \
-        t_jsonl_count = sizeof lines_ / sizeof *lines_;                                             \
+        t_jsonl_lines = lines_;                                                                    \
+        t_jsonl_count = sizeof lines_ / sizeof *lines_;                                            \
     } while (0)
 
 /* Runs the lines into the sink; asserts success. Returns the sink's counters. */

@@ -278,8 +278,9 @@ Test(workers, auto_moves_costly_batches_to_the_workers_after_the_first_and_keeps
         cr_assert_eq(atomic_load(&pr->counts[0]), 4000);
         return;
     }
-    cr_assert_eq(atomic_load(&pr->counts[0]), 50, "only the first batch, whose cost was not "
-                                                   "known yet, runs on the loop");
+    cr_assert_eq(atomic_load(&pr->counts[0]), 50,
+                 "only the first batch, whose cost was not "
+                 "known yet, runs on the loop");
     cr_assert_eq(on_workers(pr), 3950);
 }
 

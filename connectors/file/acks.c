@@ -245,7 +245,7 @@ static void saved(struct sl_stage *stage, void *arg, int rc, const struct sl_err
     } else if (rc == SL_EAGAIN) {
         save_failed_for_now(s, err);
     } else if (rc == SL_ESTOPPED) { /* the pipeline is being freed: nothing to wait for */
-    } else if (rc) { /* every save would fail: progress could no longer be kept */
+    } else if (rc) {                /* every save would fail: progress could no longer be kept */
         sl_stage_error(stage, rc, "%s", err->msg);
         sl_stage_wake(stage);
     } else {

@@ -218,11 +218,11 @@ void sl__file_ckpt_apply(struct sl__file_ckpt *c, const struct sl__file_ckpt_row
 /* ---- saving: a write request of the pool ---------------------------------------------------- */
 
 struct save_req {
-    const struct sl__file_ckpt *c;         /* its source name only: immutable */
-    const struct sl__file_ckpt_row *rows;  /* borrowed from the caller until done */
-    size_t n;                              /* rows */
-    sl__file_ckpt_done_fn *done;           /* the caller's end */
-    void *arg;                             /* its argument */
+    const struct sl__file_ckpt *c;        /* its source name only: immutable */
+    const struct sl__file_ckpt_row *rows; /* borrowed from the caller until done */
+    size_t n;                             /* rows */
+    sl__file_ckpt_done_fn *done;          /* the caller's end */
+    void *arg;                            /* its argument */
 };
 
 static int save_row(struct sl_sqlite_conn *conn, const char *source,
@@ -274,7 +274,7 @@ static int save_work(struct sl_sqlite_conn *conn, void *arg, struct sl_error *er
     if (!rc) rc = sl_sqlite_exec(conn, "COMMIT", err);
     if (!rc) return 0; /* a transaction left open is rolled back by the pool */
     return rc == SL_EBUSY || transient(sqlite3_extended_errcode(sl_sqlite_db(conn))) ? SL_EAGAIN
-                                                                                   : SL_EIO;
+                                                                                     : SL_EIO;
 }
 
 static void save_done(struct sl_stage *stage, void *arg, int rc, const struct sl_error *err)

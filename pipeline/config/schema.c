@@ -42,8 +42,7 @@ static bool default_parses(const struct sl_option *o)
         double f;
         bool b;
     } v;
-    if (o->type == SL_OPT_INT && o->choices && sl__enum_index(o->choices, o->def) >= 0)
-        return true;
+    if (o->type == SL_OPT_INT && o->choices && sl__enum_index(o->choices, o->def) >= 0) return true;
     switch (o->type) {
     case SL_OPT_INT:
     case SL_OPT_FLOAT:

@@ -156,8 +156,9 @@ static void emit_ready(struct sl_stage *s, struct sl__workers *w)
 
 static void dispatch(struct sl_stage *s, struct sl__workers *w)
 {
-    if (s->workers_auto && s->batch_cost_ns < WORTH_NS) return; /* back to the loop once
-                                                                    the jobs out are in */
+    if (s->workers_auto && s->batch_cost_ns < WORTH_NS)
+        return; /* back to the loop once
+                    the jobs out are in */
     while (w->inflight < w->size && !s->p->done) {
         struct job *j = malloc(sizeof *j + s->nports * sizeof j->outs[0]);
         if (!j) return;
@@ -184,7 +185,6 @@ static void dispatch(struct sl_stage *s, struct sl__workers *w)
         pthread_mutex_unlock(&w->lock);
     }
 }
-
 
 int sl__workers_auto(void)
 {

@@ -188,7 +188,7 @@ static int measure(const char *sluice, long rate)
     char lock[160];
     snprintf(lock, sizeof lock, "%s/.sluice.lock", r.dir);
     while (access(lock, F_OK) != 0) usleep(1000); /* it holds its data_dir: running */
-    usleep(200000);                                /* and has started its stages */
+    usleep(200000);                               /* and has started its stages */
     pthread_t w, rd;
     pthread_create(&rd, NULL, reader, &r);
     pthread_create(&w, NULL, writer, &r);
@@ -204,12 +204,12 @@ static int measure(const char *sluice, long rate)
     waitpid(pid, NULL, 0);
     long sent = atomic_load(&r.sent);
     qsort(r.lat, (size_t)r.nlat, sizeof *r.lat, cmp64);
-    double p50 = r.nlat ? r.lat[r.nlat / 2] / 1e6 : 0, p99 = r.nlat ? r.lat[r.nlat * 99 / 100] / 1e6 : 0,
+    double p50 = r.nlat ? r.lat[r.nlat / 2] / 1e6 : 0,
+           p99 = r.nlat ? r.lat[r.nlat * 99 / 100] / 1e6 : 0,
            max = r.nlat ? r.lat[r.nlat - 1] / 1e6 : 0;
     printf("%8ld lines/s  sent %8ld  received %8ld  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms  "
            "idle CPU %.2f s in %d s\n",
-           rate, sent, r.nlat, p50, p99, max, (double)idle / (double)sysconf(_SC_CLK_TCK),
-           IDLE_S);
+           rate, sent, r.nlat, p50, p99, max, (double)idle / (double)sysconf(_SC_CLK_TCK), IDLE_S);
     char rm[128];
     snprintf(rm, sizeof rm, "rm -rf %s", r.dir);
     if (system(rm) != 0) fprintf(stderr, "bench_latency: could not remove %s\n", r.dir);

@@ -76,7 +76,8 @@ static void readable(evutil_socket_t fd, short what, void *arg)
     while (read(fd, buf, sizeof buf) > 0) {
     }
     int64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-    if (l->fd_cpu_ns && cpu - l->fd_cpu_ns > l->max_fd_cpu_ns) l->max_fd_cpu_ns = cpu - l->fd_cpu_ns;
+    if (l->fd_cpu_ns && cpu - l->fd_cpu_ns > l->max_fd_cpu_ns)
+        l->max_fd_cpu_ns = cpu - l->fd_cpu_ns;
     l->fd_cpu_ns = cpu;
 }
 
@@ -108,13 +109,13 @@ int main(int argc, char **argv)
     struct timeval ms = {0, 1000};
     event_add(ev, &ms);
     pthread_t th;
-    if (pipe(l.fds) || fcntl(l.fds[0], F_SETFL, O_NONBLOCK) || fcntl(l.fds[1], F_SETFL, O_NONBLOCK) ||
-        pthread_create(&th, NULL, writer, &l)) {
+    if (pipe(l.fds) || fcntl(l.fds[0], F_SETFL, O_NONBLOCK) ||
+        fcntl(l.fds[1], F_SETFL, O_NONBLOCK) || pthread_create(&th, NULL, writer, &l)) {
         perror("bench_loop_lag: pipe");
         return 1;
     }
-    struct event *fev = event_new(sl_pipeline_event_base(p), l.fds[0], EV_READ | EV_PERSIST,
-                                  readable, &l);
+    struct event *fev =
+        event_new(sl_pipeline_event_base(p), l.fds[0], EV_READ | EV_PERSIST, readable, &l);
     event_add(fev, NULL);
     int64_t t0 = clock_ns(CLOCK_MONOTONIC);
     int rc = sl_pipeline_run(p, &err);
