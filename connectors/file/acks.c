@@ -46,10 +46,10 @@ int sl__file_track(struct sl__file_src *s, struct sl__file *f, struct sl_batch *
 
 static void start_save(struct sl__file_src *s);
 
-/* Whether half of checkpoint_bytes (when set) waits to be saved. */
-static bool half_due(const struct sl__file_src *s)
+/* Whether a quarter of checkpoint_bytes (when set) waits to be saved. */
+static bool quarter_due(const struct sl__file_src *s)
 {
-    return s->checkpoint_bytes && s->unsaved >= (s->checkpoint_bytes + 1) / 2;
+    return s->checkpoint_bytes && s->unsaved >= (s->checkpoint_bytes + 3) / 4;
 }
 
 void sl__file_ack(struct sl_stage *stage, struct sl_batch *b)
@@ -69,12 +69,12 @@ void sl__file_ack(struct sl_stage *stage, struct sl_batch *b)
         s->fl_count--;
     }
     /* The first acknowledgement of the run is saved at once (a run killed within the
-     * interval must not start over), then every half of checkpoint_bytes besides the
-     * interval: with a save out and the next half waiting, reading waits (save_behind),
+     * interval must not start over), then every quarter of checkpoint_bytes besides the
+     * interval: with a save out and the next quarter waiting, reading waits (save_behind),
      * so what a kill replays stays within checkpoint_bytes plus what is in flight.
      * The save starts from poll(): ack() also runs from done callbacks while the pipeline
      * stops its executor, and a busy pipeline may not give timers a turn for long. */
-    bool due = !s->acked_once || half_due(s);
+    bool due = !s->acked_once || quarter_due(s);
     if (s->ckpt && s->ended) { /* no poll() any more, and the run may be failing: now (two
                                   saves out at most; the acks of a burst share one) */
         s->acked_once = true;
@@ -290,12 +290,12 @@ void sl__file_save_soon(struct sl__file_src *s)
     sl_stage_wake(s->stage);
 }
 
-/* Whether reading waits for a save: one is out and the next half of checkpoint_bytes
+/* Whether reading waits for a save: one is out and the next quarter of checkpoint_bytes
  * already waits behind it (a disk slower to commit than the pipeline is to copy would
  * otherwise let what a kill replays grow without bound). */
 bool sl__file_save_behind(const struct sl__file_src *s)
 {
-    return s->ckpt && s->save_jobs && half_due(s);
+    return s->ckpt && s->save_jobs && quarter_due(s);
 }
 
 void sl__file_save_if_wanted(struct sl__file_src *s)

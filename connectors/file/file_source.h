@@ -222,7 +222,7 @@ void sl__file_on_ckpt_timer(struct sl_stage *stage, void *arg);
  * are out already. Called by poll(). */
 void sl__file_save_if_wanted(struct sl__file_src *s);
 
-/* acks.c: whether poll() waits before reading on: a save is out and half of
+/* acks.c: whether poll() waits before reading on: a save is out and a quarter of
  * checkpoint_bytes of acknowledged data waits behind it (saved() wakes the stage). */
 bool sl__file_save_behind(const struct sl__file_src *s);
 
