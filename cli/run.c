@@ -25,7 +25,7 @@ struct problem {
 /* What one load produced; everything owned. */
 struct loaded {
     struct sl_config *cfg;    /* the document */
-    struct sl_registry *reg;  /* the built-ins */
+    struct sl_registry *reg;  /* the built-ins and the plugins */
     struct sl_pipeline *p;    /* stages and edges, not started */
     struct cli_counts n;      /* problems found */
     struct cli_counts logged; /* errors and warnings the runtime logged */
@@ -125,7 +125,7 @@ static int load(const char *path, const struct cli_opts *o, struct event_base *b
     opts.log = cli_log_pipeline;
     opts.log_arg = &l->logged;
     opts.on_stage_done = on_stage_done;
-    l->reg = cli_registry(&err);
+    l->reg = cli_registry_plugins(o, l->cfg, &err);
     l->p = l->reg ? sl_pipeline_new(base, &opts, &err) : NULL;
     if (!l->p) {
         cli_log_report(&l->n, SL_LOG_ERROR, &err);
