@@ -9,12 +9,16 @@
 #include <stdarg.h>
 #include <stdbool.h>
 
+/* SL_ANONYMOUS marks a member union without a name (C11; gcc and clang take it in C99
+ * too with this mark, also under -pedantic). */
 #if defined(__GNUC__)
 #define SL_API          __attribute__((visibility("default")))
 #define SL_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define SL_ANONYMOUS    __extension__
 #else
 #define SL_API
 #define SL_PRINTF(a, b)
+#define SL_ANONYMOUS
 #endif
 
 /* One list makes the enum and sl_strerror(); codes are negative. */
