@@ -75,7 +75,7 @@ static void loaded_free(struct loaded *l)
 static void on_stage_done(void *arg, struct sl_stage *s)
 {
     (void)arg;
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(s, &st);
     if (sl_stage_get_type(s)->kind == SL_SOURCE)
         cli_log(SL_LOG_INFO, sl_stage_name(s), "source done: %llu %s, all acknowledged",

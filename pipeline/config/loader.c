@@ -410,6 +410,6 @@ int sl_pipeline_load(struct sl_pipeline *p, const struct sl_registry *reg,
 {
     struct sl_error first = {0};
     int rc = sl_pipeline_load_all(p, reg, root, keep_first, &first);
-    if (rc && err) *err = first;
+    if (rc) sl__error_copy(err, &first);
     return rc;
 }

@@ -74,7 +74,7 @@ int sl_registry_add(struct sl_registry *reg, const struct sl_stage_type *type, s
 {
     struct sl_error e = {0};
     int rc = add(reg, type, &e);
-    if (rc && err) *err = e;
+    if (rc) sl__error_copy(err, &e);
     if (rc && reg->loading && !reg->load_err.code) reg->load_err = e;
     return rc;
 }
