@@ -33,6 +33,11 @@ static bool has_callback(const struct sl_stage_type *t)
 
 int sl__type_check(const struct sl_stage_type *t, struct sl_error *err)
 {
+    if (t->abi >= 1 && t->abi < SL_STAGE_ABI) /* sl_pipeline_add without a registry */
+        return sl_error_set(err, SL_EINVAL,
+                            "stage type '%s' is of stage ABI %d: add it to a registry "
+                            "(sl_registry_add), which reads older tables, and use its copy",
+                            t->name ? t->name : "?", t->abi);
     if (t->abi != SL_STAGE_ABI)
         return sl_error_set(err, SL_EINVAL, "stage type '%s': abi %d, this library speaks %d",
                             t->name ? t->name : "?", t->abi, SL_STAGE_ABI);
