@@ -115,3 +115,23 @@ Test(abi, pipeline_options_by_size)
     cr_assert(p, "%s", e.msg);
     sl_pipeline_free(p);
 }
+
+static enum sl_poll never_poll(struct sl_stage *stage, struct sl_batch **out)
+{
+    (void)stage, (void)out;
+    return SL_DONE;
+}
+
+/* A table of an older ABI is read by a registry only: sl_pipeline_add says so. Only the
+ * first two fields (abi, name) are read before the refusal, as for any version. */
+Test(abi, older_table_given_to_pipeline_add_is_sent_to_a_registry)
+{
+    struct sl_stage_type t = {.abi = 1, .name = "old", .kind = SL_SOURCE, .poll = never_poll};
+    struct sl_error e = {0};
+    struct sl_pipeline *p = sl_pipeline_new(NULL, NULL, &e);
+    cr_assert_null(sl_pipeline_add(p, "s", &t, NULL, &e));
+    cr_assert_eq(e.code, SL_EINVAL);
+    cr_assert_str_eq(e.msg, "stage type 'old' is of stage ABI 1: add it to a registry "
+                            "(sl_registry_add), which reads older tables, and use its copy");
+    sl_pipeline_free(p);
+}
