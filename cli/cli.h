@@ -18,12 +18,17 @@ enum {
     CLI_ESIGNAL = 128, /* + signal number: a second signal aborted the run (130, 143) */
 };
 
-/* ---- builtins.c: the stage types the program knows ---------------------------------- */
+/* ---- registry.c: the stage types the program knows ---------------------------------- */
 
+struct cli_opts;
 size_t cli_builtin_count(void);
 const struct sl_stage_type *cli_builtin_at(size_t i); /* NULL past the end */
 /* A registry with every built-in (owned: sl_registry_free), or NULL with `err`. */
 struct sl_registry *cli_registry(struct sl_error *err);
+/* The built-ins, then the plugins of --plugin, then those of `cfg`'s `plugins:` (`cfg`
+ * may be NULL). Owned, or NULL with `err` naming the plugin (and the config position). */
+struct sl_registry *cli_registry_plugins(const struct cli_opts *o, const struct sl_config *cfg,
+                                         struct sl_error *err);
 
 /* ---- log.c: the program's messages on stderr ---------------------------------------- */
 
@@ -104,6 +109,8 @@ struct cli_opts {
     int nconfigs;               /* number of paths */
     const char *const *sets;    /* --set key.path=value, in order */
     int nsets;                  /* number of --set */
+    const char *const *plugins; /* --plugin paths, in order */
+    int nplugins;               /* number of --plugin */
     bool dry_run;               /* --dry-run */
     bool quiet;                 /* --quiet */
     int64_t stats_interval_ms;  /* --stats-interval, 0: none */

@@ -17,6 +17,8 @@ static const char exit_codes[] =
 static const char common_opts[] =
     "  -s, --set KEY.PATH=VALUE  override a config value, e.g. --set sinks.out.path=x.log\n"
     "                            (repeatable; VALUE may be YAML: --set 'sources.a.lines=[x, y]')\n"
+    "      --plugin PATH         load stage types from the shared object PATH before the\n"
+    "                            config's own `plugins:` (repeatable)\n"
     "      --log-level LEVEL     error, warn, info (default) or debug\n"
     "      --log-format FORMAT   text (default) or json: one JSON object per line\n"
     "  -h, --help                this help\n";
@@ -47,9 +49,13 @@ static const struct command commands[] = {
     {"validate", "[OPTIONS] CONFIG...", "check configs and print every problem", "", 1, -1, true},
     {"graph", "[OPTIONS] CONFIG", "print the pipeline as Graphviz DOT (| dot -Tsvg > p.svg)", "", 1,
      1, true},
-    {"list", "", "list the stage types", "", 0, 0, false},
-    {"describe", "TYPE",
-     "show a stage type's options (or the pipeline settings: describe pipeline)", "", 1, 1, false},
+    {"list", "[OPTIONS]", "list the stage types",
+     "      --plugin PATH         list the stage types of the shared object PATH too\n", 0, 0,
+     false},
+    {"describe", "[OPTIONS] TYPE",
+     "show a stage type's options (or the pipeline settings: describe pipeline)",
+     "      --plugin PATH         load stage types from the shared object PATH first\n", 1, 1,
+     false},
     {"checkpoints", "[OPTIONS] DB", "list, check or reset a file source's checkpoint database",
      "      --check               check the database with SQLite's integrity_check\n"
      "      --reset SOURCE        forget the checkpoints of source SOURCE: its files are\n"
@@ -119,6 +125,7 @@ enum {
     OPT_FILE,
     OPT_BROKERS,
     OPT_TOPIC,
+    OPT_PLUGIN,
 };
 
 static const struct option long_opts[] = {
@@ -137,14 +144,16 @@ static const struct option long_opts[] = {
     {"file", required_argument, NULL, OPT_FILE},
     {"brokers", required_argument, NULL, OPT_BROKERS},
     {"topic", required_argument, NULL, OPT_TOPIC},
+    {"plugin", required_argument, NULL, OPT_PLUGIN},
     {0},
 };
 
 struct parsed {
-    struct cli_opts o; /* for run.c */
-    const char **sets; /* --set values (owned array) */
-    bool help;         /* --help */
-    int level, format; /* --log-level, --log-format */
+    struct cli_opts o;    /* for run.c */
+    const char **sets;    /* --set values (owned array) */
+    const char **plugins; /* --plugin values (owned array) */
+    bool help;            /* --help */
+    int level, format;    /* --log-level, --log-format */
 };
 
 static int duration_arg(const struct command *c, const char *flag, const char *v, int64_t *ms)
@@ -188,7 +197,8 @@ static int take_option(const struct command *c, int opt, const char *arg, struct
     struct cli_opts *o = &ps->o;
     if ((run_only(opt) && strcmp(c->name, "run") != 0) || (opt == 's' && !c->config_opts) ||
         (checkpoints_only(opt) && strcmp(c->name, "checkpoints") != 0) ||
-        (kafka_mock_only(opt) && strcmp(c->name, "kafka-mock") != 0))
+        (kafka_mock_only(opt) && strcmp(c->name, "kafka-mock") != 0) ||
+        (opt == OPT_PLUGIN && !strcmp(c->name, "checkpoints")))
         return bad_usage(c, "option '--%s' does not apply to this command", opt_name(opt));
     switch (opt) {
     case 's':
@@ -244,6 +254,7 @@ static int take_option(const struct command *c, int opt, const char *arg, struct
             return bad_usage(c, "--topic expects NAME:PARTITIONS such as logs:6; found '%s'", arg);
         o->mock_topics[o->nmock_topics++] = arg;
         return 0;
+    case OPT_PLUGIN: ps->plugins[o->nplugins++] = arg; return 0;
     default: return CLI_EUSAGE; /* getopt has said what was wrong */
     }
 }
@@ -280,6 +291,7 @@ static int parse(const struct command *c, int argc, char **argv, struct parsed *
     ps->o.configs = (const char *const *)argv + optind;
     ps->o.nconfigs = npos;
     ps->o.sets = ps->sets;
+    ps->o.plugins = ps->plugins;
     return 0;
 }
 
@@ -293,10 +305,10 @@ static int dispatch(const struct command *c, struct parsed *ps)
         return cli_cmd_kafka_mock(ps->o.mock_brokers ? ps->o.mock_brokers : 1, ps->o.mock_topics,
                                   ps->o.nmock_topics);
     struct sl_error err = {0};
-    struct sl_registry *reg = cli_registry(&err);
+    struct sl_registry *reg = cli_registry_plugins(&ps->o, NULL, &err);
     if (!reg) {
         cli_log(SL_LOG_ERROR, NULL, "%s", err.msg);
-        return CLI_ERUN;
+        return err.code == SL_ENOMEM ? CLI_ERUN : CLI_ECONFIG; /* a plugin refused */
     }
     int rc = CLI_OK;
     if (!strcmp(c->name, "list"))
@@ -369,7 +381,13 @@ int main(int argc, char **argv)
     struct parsed ps = {.level = SL_LOG_INFO, .format = CLI_LOG_TEXT};
     ps.sets = calloc((size_t)argc, sizeof *ps.sets);
     ps.o.mock_topics = calloc((size_t)argc, sizeof *ps.o.mock_topics);
-    if (!ps.sets || !ps.o.mock_topics) return CLI_ERUN;
+    ps.plugins = calloc((size_t)argc, sizeof *ps.plugins);
+    if (!ps.sets || !ps.plugins || !ps.o.mock_topics) {
+        free(ps.sets);
+        free(ps.plugins);
+        free(ps.o.mock_topics);
+        return CLI_ERUN;
+    }
     int rc = parse(c, argc - 1, argv + 1, &ps);
     cli_log_setup((enum sl_log_level)ps.level, (enum cli_log_format)ps.format);
     cli_log_libevent_start(); /* before any loop is made: libevent logs from then on */
@@ -378,5 +396,6 @@ int main(int argc, char **argv)
     cli_log_libevent_flush();
     free(ps.sets);
     free(ps.o.mock_topics);
+    free(ps.plugins);
     return rc;
 }

@@ -134,7 +134,10 @@ void cli_metrics_render(struct sl_pipeline *p, double up, FILE *out)
     size_t n = sl_pipeline_stage_count(p);
     struct sl_stage_stats *st = calloc(n ? n : 1, sizeof *st);
     if (!st) return;
-    for (size_t i = 0; i < n; i++) sl_stage_stats(sl_pipeline_stage_at(p, i), &st[i]);
+    for (size_t i = 0; i < n; i++) {
+        st[i].size = sizeof st[i];
+        sl_stage_stats(sl_pipeline_stage_at(p, i), &st[i]);
+    }
     for (size_t k = 0; k < sizeof families / sizeof *families; k++) {
         const struct family *f = &families[k];
         fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);

@@ -25,7 +25,7 @@ struct problem {
 /* What one load produced; everything owned. */
 struct loaded {
     struct sl_config *cfg;    /* the document */
-    struct sl_registry *reg;  /* the built-ins */
+    struct sl_registry *reg;  /* the built-ins and the plugins */
     struct sl_pipeline *p;    /* stages and edges, not started */
     struct cli_counts n;      /* problems found */
     struct cli_counts logged; /* errors and warnings the runtime logged */
@@ -75,7 +75,7 @@ static void loaded_free(struct loaded *l)
 static void on_stage_done(void *arg, struct sl_stage *s)
 {
     (void)arg;
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(s, &st);
     if (sl_stage_get_type(s)->kind == SL_SOURCE)
         cli_log(SL_LOG_INFO, sl_stage_name(s), "source done: %llu %s, all acknowledged",
@@ -125,7 +125,7 @@ static int load(const char *path, const struct cli_opts *o, struct event_base *b
     opts.log = cli_log_pipeline;
     opts.log_arg = &l->logged;
     opts.on_stage_done = on_stage_done;
-    l->reg = cli_registry(&err);
+    l->reg = cli_registry_plugins(o, l->cfg, &err);
     l->p = l->reg ? sl_pipeline_new(base, &opts, &err) : NULL;
     if (!l->p) {
         cli_log_report(&l->n, SL_LOG_ERROR, &err);

@@ -52,7 +52,7 @@ static void collect(struct sl_pipeline *p, struct totals *t)
     memset(t, 0, sizeof *t);
     for (size_t i = 0; i < sl_pipeline_stage_count(p); i++) {
         struct sl_stage *s = sl_pipeline_stage_at(p, i);
-        struct sl_stage_stats st;
+        struct sl_stage_stats st = {.size = sizeof st};
         sl_stage_stats(s, &st);
         enum sl_kind kind = sl_stage_get_type(s)->kind;
         if (kind == SL_SOURCE) t->in += st.events_in;
@@ -177,7 +177,7 @@ static void summary_lines(struct sl_pipeline *p, double seconds)
     for (size_t i = 0; i < sl_pipeline_stage_count(p); i++) {
         struct sl_stage *s = sl_pipeline_stage_at(p, i);
         const struct sl_stage_type *t = sl_stage_get_type(s);
-        struct sl_stage_stats st;
+        struct sl_stage_stats st = {.size = sizeof st};
         sl_stage_stats(s, &st);
         cli_log(SL_LOG_INFO, sl_stage_name(s),
                 "summary: type=%s kind=%s events_in=%llu events_out=%llu dropped=%llu "
@@ -207,7 +207,7 @@ void cli_summary(struct sl_pipeline *p, double seconds, FILE *out)
     for (size_t i = 0; i < sl_pipeline_stage_count(p); i++) {
         struct sl_stage *s = sl_pipeline_stage_at(p, i);
         const struct sl_stage_type *t = sl_stage_get_type(s);
-        struct sl_stage_stats st;
+        struct sl_stage_stats st = {.size = sizeof st};
         sl_stage_stats(s, &st);
         if (t->kind == SL_SOURCE) in += st.events_in;
         fprintf(out, "%-*s  %-*s  %-9s  %10llu  %10llu  %8llu  %8llu  %7.3fs\n", (int)w,

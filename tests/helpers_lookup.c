@@ -237,7 +237,7 @@ struct sl_sqlite_stats lk_pool_stats(void)
 
 struct sl_stage_stats lk_stage_stats(struct sl_stage *s)
 {
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(s, &st);
     return st;
 }

@@ -414,7 +414,7 @@ struct t_capture *t_through(struct sl_pipeline *p, const struct sl_stage_type *t
 
 struct sl_stage_stats t_stats(struct sl_stage *s)
 {
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(s, &st);
     return st;
 }

@@ -283,7 +283,7 @@ Test(async, dropped_and_failed_events_are_counted_and_failures_dead_lettered)
     cr_assert_eq(c->nseen, 100 - 15 - 17);
     for (size_t i = 0; i < c->nseen; i++)
         cr_assert(c->seen[i] % 7 != 0 && c->seen[i] % 5 != 0, "%lld", (long long)c->seen[i]);
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(look, &st);
     cr_assert_eq(st.errors, 15);
     cr_assert_eq(st.dropped, 17);
@@ -316,7 +316,7 @@ Test(async, a_stop_drains_what_is_in_flight)
     build(0, "tick_ms: 5\n"); /* an endless source */
     struct t_collect *c = collected(out);
     c->stop_after = 0;
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     /* stop from the sink's side once 500 events went through: t_collect raises SIGTERM */
     sl_pipeline_catch_signals(p, NULL, NULL);
     c->stop_after = 500;

@@ -462,7 +462,7 @@ static void missed_generation(int mode)
     struct t_lines *r = follow(mode, "path: %s/app.log", two_rotations_step);
     t_assert_numbers_once(r, 0, 200);
     cr_assert_eq(src_state()->missed, 1);
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(sl_pipeline_find(p, "src"), &st);
     cr_assert_eq(st.errors, 1);
     char want[1024];

@@ -160,7 +160,7 @@ Test(file_lines, oversize_lines_can_be_dropped)
     struct collected c = {0};
     frame(&l, &fr, stream, sizeof stream - 1, true, &c);
     cr_assert_str_eq(c.text, "first||5|last|");
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(stage, &st);
     cr_assert_eq(st.dropped, 2);
 }

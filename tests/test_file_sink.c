@@ -209,7 +209,7 @@ Test(file_sink, path_template_from_event_time_and_fields)
     assert_file("logs/2024-05-02/api.log", "{\"n\":3}\n{\"n\":6}\n");
     assert_file("logs/2024-05-02/web_.._.._x.log", "{\"n\":2}\n"); /* no path escapes */
     cr_assert_eq(k->missing, 1); /* event 5 had no service: dropped, counted */
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(sl_pipeline_find(p, "sink"), &st);
     cr_assert_eq(st.dropped, 1);
     cr_assert_eq(st.acked, 7);
@@ -243,7 +243,7 @@ Test(file_sink, path_values_cannot_climb_out_or_bring_strftime_fields)
     assert_file("p/.../.../2024.log", "e4\n");       /* three dots are a plain name */
     assert_file("p/7/.x/2024.log", "e6\n");          /* numbers are written as text */
     cr_assert_eq(k->missing, 1);                     /* e5 had no v: dropped, counted */
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(sl_pipeline_find(p, "sink"), &st);
     cr_assert_eq(st.dropped, 1);
     char *up = t_path(dir, "2024.log");
@@ -529,7 +529,7 @@ static void fsync_mode(const char *mode, int64_t *fsyncs)
     size_t o = 0;
     for (int i = 0; i < 500; i++) o += (size_t)sprintf(want + o, "line %06d\n", i);
     cr_assert_str_eq(all, want);
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(sl_pipeline_find(p, "src"), &st);
     cr_assert_eq(st.acked, 500);
     *fsyncs = (int64_t)k->fsyncs;
@@ -573,7 +573,7 @@ static void disk_log(void *arg, enum sl_log_level level, const char *stage, cons
 {
     (void)arg, (void)stage;
     if (level != SL_LOG_WARN || !strstr(msg, "cannot write")) return;
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(sl_pipeline_find(p, "src"), &st);
     if (++failures_seen == 1) {
         src_in_at_first_failure = st.events_in;
@@ -620,7 +620,7 @@ Test(file_sink, disk_full_is_retried_with_backoff_and_loses_nothing)
     cr_assert_eq(failures_seen, (int)k->write_errors);
     char *want = t_read(in, NULL);
     assert_file("mnt/out.log", want);
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(sl_pipeline_find(p, "sink"), &st);
     cr_assert_eq(st.errors, k->write_errors);
     cr_assert_eq(st.retries, k->write_errors, "each failed attempt went through SL_RETRY");
@@ -692,7 +692,7 @@ Test(file_sink, a_batch_failing_halfway_resumes_where_it_stopped_when_offered_ag
     assert_file("late/out.log",
                 "an old line of sixty bytes, already there before the run..\n"
                 "line 000005\nline 000006\nline 000007\nline 000008\nline 000009\n");
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(sl_pipeline_find(p, "sink"), &st);
     cr_assert_eq(st.retries, 2);
     cr_assert_eq(st.batches_in, 1);
@@ -716,7 +716,7 @@ static struct sl_error run_failing(const char *sink_fmt)
     t_connect(p, s, k);
     struct sl_error err = {0};
     cr_assert_eq(sl_pipeline_run(p, &err), SL_EIO, "%s", err.msg);
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(k, &st);
     cr_assert_eq(st.retries, 0, "a permanent error is not retried");
     cr_assert_eq(st.acked, 0);
@@ -759,7 +759,7 @@ Test(file_sink, a_directory_it_cannot_create_reports_permission_denied)
         t_connect(p, s, k);
         struct sl_error err = {0};
         int rc = sl_pipeline_run(p, &err);
-        struct sl_stage_stats st;
+        struct sl_stage_stats st = {.size = sizeof st};
         sl_stage_stats(k, &st);
         dprintf(fds[1], "%d %llu %s", rc, (unsigned long long)st.retries, err.msg);
         _exit(0);

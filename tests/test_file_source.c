@@ -89,7 +89,7 @@ Test(file_source, reads_a_file_whole_with_offsets_origin_and_host)
         cr_assert_str_eq(r->hosts[i], host);
         off += strlen(want) + 1;
     }
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(sl_pipeline_find(p, "src"), &st);
     cr_assert_eq(st.acked, 20000);
     cr_assert_eq(st.progress_done, off);
@@ -150,7 +150,7 @@ Test(file_source, oversize_lines_are_cut_and_flagged_in_bounded_memory)
     cr_assert_eq(r->lens[4], 10000);
     cr_assert(r->truncated[4]);
     cr_assert_eq(r->offsets[3], 6 + 50001 + 6001);
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(sl_pipeline_find(p, "src"), &st);
     cr_assert_eq(st.errors, 2);
     free(huge);
@@ -170,7 +170,7 @@ Test(file_source, oversize_lines_can_be_dropped_and_counted)
     cr_assert_eq(r->n, 2);
     cr_assert_str_eq(r->lines[0], "a");
     cr_assert_str_eq(r->lines[1], "b");
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(sl_pipeline_find(p, "src"), &st);
     cr_assert_eq(st.dropped, 1);
     free(huge);
@@ -203,7 +203,7 @@ Test(file_source, utf8_check_replaces_invalid_sequences)
     cr_assert_str_eq(r->lines[1], "\xef\xbf\xbd\xef\xbf\xbd bad");
     cr_assert_str_eq(r->lines[2], "ok \xc3\xa9");
     cr_assert_str_eq(r->lines[3], "\xef\xbf\xbd cut"); /* a cut sequence is one U+FFFD */
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(sl_pipeline_find(p, "src"), &st);
     cr_assert_eq(st.errors, 2);
     free(f);
@@ -217,7 +217,7 @@ Test(file_source, utf8_check_can_drop_invalid_lines)
         run_source("path: %s/bin.log\nfollow: false\nencoding: utf8\ninvalid_utf8: drop");
     cr_assert_eq(r->n, 2);
     cr_assert_str_eq(r->lines[1], "ok \xc3\xa9");
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(sl_pipeline_find(p, "src"), &st);
     cr_assert_eq(st.dropped, 2);
     free(f);
@@ -529,7 +529,7 @@ Test(file_source, an_unreadable_file_beside_readable_ones_is_reported_and_the_ot
     snprintf(want, sizeof want, "warn src: cannot open %s: Too many levels of symbolic links\n",
              loop);
     cr_assert_not_null(strstr(t_log_text, want), "%s", t_log_text);
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(sl_pipeline_find(p, "src"), &st);
     cr_assert_eq(st.errors, 1);
     free(loop), free(a);

@@ -135,7 +135,7 @@ Test(generate, sample_keeps_one_in_rate_and_blackhole_acks_all)
     t_connect(p, src, smp);
     t_connect(p, smp, out);
     run_ok();
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(smp, &st);
     cr_assert_eq(st.events_out, 143); /* 0, 7, ..., 994 */
     cr_assert_eq(st.dropped, 857);

@@ -141,7 +141,7 @@ static uint64_t acked_when_done;
 static void on_done(void *arg, struct sl_stage *s)
 {
     (void)arg;
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(s, &st);
     if (strcmp(sl_stage_name(s), "src") == 0) acked_when_done = st.acked;
     done_calls++;
@@ -158,7 +158,7 @@ Test(loader, buffer_sets_edge_capacity_and_stage_done_is_told_after_acks)
                       "sinks:\n  out:\n    type: t_collect\n    inputs: [src]\n    delay_ms: 1\n"
                       "    buffer: {max_batches: 2, max_bytes: 1MiB}\n"),
                  0, "%s", got);
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(sl_pipeline_find(p, "out"), &st);
     cr_assert_eq(st.queue_capacity, 2);
     cr_assert_eq(st.queue_max_bytes, 1u << 20);

@@ -179,7 +179,9 @@ Test(registry, malformed_types_are_refused)
     struct sl_error err = {0};
     struct sl_stage_type t = {.abi = 99, .name = "x", .kind = SL_SOURCE, .poll = never};
     cr_assert_eq(sl_registry_add(reg, &t, &err), SL_EINVAL);
-    cr_assert_str_eq(err.msg, "stage type 'x': abi 99, this library speaks 2");
+    cr_assert_str_eq(err.msg,
+                     "stage type 'x' was built for stage ABI 99; libsluice " SL_VERSION_STRING
+                     " reads ABI 1 to 2: use a newer libsluice");
     t.abi = SL_STAGE_ABI;
     t.poll = NULL;
     cr_assert_eq(sl_registry_add(reg, &t, &err), SL_EINVAL);

@@ -127,7 +127,7 @@ static const struct sl_option flaky_options[] = {
 static void note_offer(struct sl_stage *s, struct flaky *f, struct sl_batch *b)
 {
     cr_assert_lt(f->offers, MAX_OFFERS);
-    struct sl_stage_stats st, src;
+    struct sl_stage_stats st = {.size = sizeof st}, src = {.size = sizeof src};
     sl_stage_stats(s, &st);
     sl_stage_stats(src_stage, &src);
     f->got[f->offers] = b;
@@ -233,7 +233,7 @@ static void run_ok(void)
 
 static struct sl_stage_stats stats_of(const char *name)
 {
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(sl_pipeline_find(p, name), &st);
     return st;
 }

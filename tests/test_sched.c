@@ -64,7 +64,7 @@ Test(sched, end_of_stream_delivers_every_event_once)
     struct t_counter *s = sl_stage_state(src);
     cr_assert_eq(s->acked_events, 10000);
     cr_assert_not(s->ack_out_of_order);
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(even, &st);
     cr_assert_eq(st.events_in, 10000);
     cr_assert_eq(st.events_out, 5000);
@@ -608,7 +608,7 @@ Test(sched, events_sent_to_an_output_nobody_reads_are_counted_as_dropped)
     t_connect(p, src, win);
     t_connect(p, win, sums); /* "odd" stays unconnected */
     run_ok();
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(win, &st);
     cr_assert_eq(st.dropped, 50, "the 50 odd numbers went nowhere");
     cr_assert_eq(((struct t_counter *)sl_stage_state(src))->acked_events, 100);

@@ -54,7 +54,7 @@ static struct sl_stage_stats run_ok(const char *src_yaml, const char *sink_fmt)
     int rc = t_sqlite_pipeline(p, dir, src_yaml, sink_fmt, NULL, &k, &err);
     cr_assert_eq(rc, 0, "run: %s (%s)", err.msg, err.stage);
     cr_assert_eq(sl_pipeline_live_batches(p), 0);
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(k, &st);
     return st;
 }

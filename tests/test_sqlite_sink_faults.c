@@ -311,7 +311,7 @@ Test(sqlite_sink_faults, a_database_locked_past_busy_timeout_is_retried_and_ever
     int64_t took = now_us() - t0;
     int status;
     cr_assert_eq(waitpid(cli, &status, 0), cli);
-    struct sl_stage_stats st;
+    struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(k, &st);
     cr_assert_gt(st.retries, 0, "no SL_RETRY while the database was locked");
     cr_assert_gt(took, 1000000, "the run ended while the lock was held (%lld us)", (long long)took);

@@ -227,7 +227,7 @@ static bool was_full;
  * sink empties it), no request started in between. */
 static void sample(struct sl_stage *s, struct t_rows *r)
 {
-    struct sl_stage_stats st, src;
+    struct sl_stage_stats st = {.size = sizeof st}, src = {.size = sizeof src};
     sl_stage_stats(s, &st);
     sl_stage_stats(sl_pipeline_find(p, "src"), &src);
     struct sl__sqlsrc *ss = sl_stage_state(sl_pipeline_find(p, "src"));

@@ -7,7 +7,22 @@
 #ifndef SLUICE_BUILTINS_H
 #define SLUICE_BUILTINS_H
 
+#include <stddef.h>
+
+#include <sluice/error.h>
 #include <sluice/stage.h>
+
+struct sl_registry; /* registry.h */
+
+/* Adds every built-in type below to `reg` (borrowed), in the order `sluice list` shows
+ * them: what the `sluice` program knows, in one call. Returns 0, or the first failure
+ * of sl_registry_add (SL_EEXIST when `reg` holds a type of the same name and kind
+ * already) with `err` filled; the types added before it stay. */
+SL_API int sl_registry_add_builtins(struct sl_registry *reg, struct sl_error *err);
+
+/* Number of built-in types, and the i-th (borrowed, static), or NULL past the end. */
+SL_API size_t sl_builtin_count(void);
+SL_API const struct sl_stage_type *sl_builtin_at(size_t i);
 
 /* ---- connectors/file ------------------------------------------------------------------ */
 

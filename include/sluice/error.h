@@ -9,12 +9,16 @@
 #include <stdarg.h>
 #include <stdbool.h>
 
+/* SL_ANONYMOUS marks a member union without a name (C11; gcc and clang take it in C99
+ * too with this mark, also under -pedantic). */
 #if defined(__GNUC__)
 #define SL_API          __attribute__((visibility("default")))
 #define SL_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define SL_ANONYMOUS    __extension__
 #else
 #define SL_API
 #define SL_PRINTF(a, b)
+#define SL_ANONYMOUS
 #endif
 
 /* One list makes the enum and sl_strerror(); codes are negative. */
@@ -40,8 +44,16 @@ enum sl_errno {
 #undef SL_ERRNO_ENUM_
 };
 
-/* The detail of a failure. Zero-initialise before use; all fields are optional. */
+/* The detail of a failure. Zero-initialise before use (`= {0}`, or `= SL_ERROR_INIT`);
+ * all fields are optional.
+ *
+ * The struct may grow at its end in a later minor version: `size` says how much of it
+ * the caller has. 0 means the fields below, as libsluice 0.1 laid them out; a larger
+ * struct is asked for with SL_ERROR_INIT. The library writes no field beyond `size`, and
+ * writes nothing into a record whose size is below 0.1's (the sl_error_* functions treat
+ * it as NULL). */
 struct sl_error {
+    unsigned size;  /* 0, or sizeof(struct sl_error) as the caller was compiled */
     int code;       /* an SL_E* code, 0 when nothing failed */
     bool retriable; /* true when trying again later may succeed (I/O, broker, lock) */
     char stage[64]; /* name of the stage the error belongs to, "" when none */
@@ -49,6 +61,12 @@ struct sl_error {
     int line, col;  /* 1-based position in `file` (or in an expression), 0 when unknown */
     char msg[512];  /* what went wrong and what was expected, one line */
 };
+
+/* Initialises a struct sl_error with every field this header knows. */
+#define SL_ERROR_INIT                                                                              \
+    {                                                                                              \
+        sizeof(struct sl_error)                                                                    \
+    }
 
 /* Returns the fixed text for an SL_E* code; never NULL ("unknown error" for others). */
 SL_API const char *sl_strerror(int code);
@@ -69,7 +87,7 @@ SL_API int sl_error_at(struct sl_error *err, int code, const char *file, int lin
  * bytes, always NUL-terminated). Returns `buf`. */
 SL_API const char *sl_error_format(const struct sl_error *err, char *buf, unsigned size);
 
-/* Resets `err` (borrowed; NULL allowed) to "no error". */
+/* Resets `err` (borrowed; NULL allowed) to "no error"; its size stays. */
 SL_API void sl_error_clear(struct sl_error *err);
 
 #endif

@@ -47,7 +47,7 @@ struct sl_value {
     uint8_t flags; /* SL_VALUE_* */
     uint32_t len;  /* bytes at s */
     const char *s; /* SL_STRING / SL_JSON bytes, or a number's text (SL_VALUE_TEXT) */
-    union {
+    SL_ANONYMOUS union {
         bool b;    /* SL_BOOL */
         int64_t i; /* SL_INT */
         double f;  /* SL_FLOAT */

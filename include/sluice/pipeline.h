@@ -18,17 +18,22 @@ struct sl_pipeline; /* opaque */
 struct sl_registry; /* registry.h */
 struct sl_config;   /* config.h */
 
-/* Pipeline-wide settings (the `pipeline:` section of a config). */
+/* Pipeline-wide settings (the `pipeline:` section of a config). Fill with
+ * sl_pipeline_options_init(), then change fields: the struct may grow at its end in a
+ * later minor version, and `size` tells the library how much of it the caller has. */
 struct sl_pipeline_options {
-    int64_t batch_max_events;   /* events per batch a source fills (default 1024) */
-    uint64_t batch_max_bytes;   /* payload bytes per batch (default 1 MiB) */
-    int64_t batch_timeout_ms;   /* how long a source may hold a partial batch (default 100) */
-    int64_t queue_max_batches;  /* capacity of each edge in batches (default 8) */
-    uint64_t queue_max_bytes;   /* capacity of each edge in payload bytes (default 8 MiB) */
-    const char *data_dir;       /* directory for state (borrowed, copied; default "."),
-                                   e.g. checkpoints */
-    int64_t executor_threads;   /* threads for sl_stage_submit() (default 0: twice the
-                                   cores, at least 4) */
+    size_t size;                 /* sizeof(struct sl_pipeline_options), set by
+                                    sl_pipeline_options_init(); the library reads no field
+                                    beyond it and refuses a size below 0.1's */
+    int64_t batch_max_events;    /* events per batch a source fills (default 1024) */
+    uint64_t batch_max_bytes;    /* payload bytes per batch (default 1 MiB) */
+    int64_t batch_timeout_ms;    /* how long a source may hold a partial batch (default 100) */
+    int64_t queue_max_batches;   /* capacity of each edge in batches (default 8) */
+    uint64_t queue_max_bytes;    /* capacity of each edge in payload bytes (default 8 MiB) */
+    const char *data_dir;        /* directory for state (borrowed, copied; default "."),
+                                    e.g. checkpoints */
+    int64_t executor_threads;    /* threads for sl_stage_submit() (default 0: twice the
+                                    cores, at least 4) */
     int64_t shutdown_timeout_ms; /* after a graceful stop, how long what is in flight may
                                     take to drain before the run is aborted (nothing more
                                     is acknowledged; a restart replays it) (default 30000) */
@@ -46,12 +51,14 @@ struct sl_pipeline_options {
     void *on_stage_done_arg; /* passed to on_stage_done */
 };
 
-/* Fills `opts` (borrowed) with the defaults. */
+/* Fills `opts` (borrowed) with the defaults and its size. */
 SL_API void sl_pipeline_options_init(struct sl_pipeline_options *opts);
 
 /* Creates an empty pipeline on `base` (borrowed; must outlive the pipeline), or on a loop
- * of its own if `base` is NULL. `opts` (borrowed, copied; NULL: defaults). Returns an
- * owned pipeline (free: sl_pipeline_free), or NULL with `err` filled. Loop thread. */
+ * of its own if `base` is NULL. `opts` (borrowed, copied; NULL: defaults; fields beyond
+ * opts->size take their defaults). Returns an owned pipeline (free: sl_pipeline_free),
+ * or NULL with `err` filled (SL_EINVAL for options out of range or of a size below
+ * 0.1's). Loop thread. */
 SL_API struct sl_pipeline *sl_pipeline_new(struct event_base *base,
                                            const struct sl_pipeline_options *opts,
                                            struct sl_error *err);
@@ -121,8 +128,11 @@ SL_API int sl_pipeline_catch_signals(struct sl_pipeline *p,
 
 /* ---- counters --------------------------------------------------------------------- */
 
-/* A snapshot of one stage's counters. */
+/* A snapshot of one stage's counters. The struct may grow at its end in a later minor
+ * version: the caller says how much of it it has, `struct sl_stage_stats st = {.size =
+ * sizeof st};`, and the library fills no field beyond that. */
 struct sl_stage_stats {
+    size_t size;              /* set by the caller: sizeof(struct sl_stage_stats) */
     uint64_t events_in;       /* events received (sources: produced) */
     uint64_t events_out;      /* events passed downstream (sinks: acknowledged) */
     uint64_t bytes_in;        /* payload bytes received */
@@ -144,8 +154,10 @@ struct sl_stage_stats {
     bool finished;            /* the stage has ended */
 };
 
-/* Copies the counters of `stage` into `out` (borrowed). Loop thread. */
-SL_API void sl_stage_stats(const struct sl_stage *stage, struct sl_stage_stats *out);
+/* Copies the counters of `stage` into `out` (borrowed; out->size set, see above), up to
+ * out->size. Returns 0, or SL_EINVAL when out->size is below 0.1's struct (nothing is
+ * written). Loop thread. */
+SL_API int sl_stage_stats(const struct sl_stage *stage, struct sl_stage_stats *out);
 
 /* The type of `stage` (borrowed). */
 SL_API const struct sl_stage_type *sl_stage_get_type(const struct sl_stage *stage);
@@ -170,10 +182,10 @@ SL_API uint64_t sl_pipeline_peak_batches(const struct sl_pipeline *p);
  * `sluice describe pipeline` prints. */
 SL_API const struct sl_option *sl_pipeline_settings(void);
 
-/* Reads the `pipeline:` section of config `root` (borrowed) into `opts` (borrowed; fields
- * not set in the config are left as they are) by the schema of sl_pipeline_settings():
- * unknown settings and values of the wrong type or out of range are errors. String
- * fields point into `root`, valid while it is. Returns 0 or SL_ECONFIG with `err`
+/* Reads the `pipeline:` section of config `root` (borrowed) into `opts` (borrowed; from
+ * sl_pipeline_options_init; fields not set in the config are left as they are) by the schema of
+ * sl_pipeline_settings(): unknown settings and values of the wrong type or out of range are errors.
+ * String fields point into `root`, valid while it is. Returns 0 or SL_ECONFIG with `err`
  * (file:line:col). */
 SL_API int sl_pipeline_options_from_config(struct sl_pipeline_options *opts,
                                            const struct sl_config *root, struct sl_error *err);

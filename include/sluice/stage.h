@@ -383,6 +383,35 @@ SL_API int64_t sl_backoff_next(struct sl_backoff *b);
 /* Forgets the attempts (after a success): the next delay is drawn from initial_ms. */
 SL_API void sl_backoff_reset(struct sl_backoff *b);
 
+/* ---- a semaphore: at most N things at once ---------------------------------------- */
+
+/* asyncio.Semaphore(n) for a stage's own work: a sink that sends each event of a batch
+ * as its own request, a source that reads several files, at most `n` at a time. The
+ * runtime's `max_in_flight` is the same limit for an asynchronous transform's calls.
+ * One thread (the loop): not thread-safe. */
+struct sl_semaphore; /* opaque */
+
+/* A semaphore with `permits` (>= 1) free permits. Returns it owned (free:
+ * sl_semaphore_free), or NULL when memory is exhausted or `permits` is 0. */
+SL_API struct sl_semaphore *sl_semaphore_new(unsigned permits);
+
+/* Runs `fn(arg)` once a permit is the caller's: inside this call when one is free, else
+ * inside the sl_semaphore_release() that frees one, in the order asked (FIFO). The
+ * permit is given back with sl_semaphore_release(). Returns 0, or SL_ENOMEM (then `fn`
+ * is not called). */
+SL_API int sl_semaphore_acquire(struct sl_semaphore *sem, void (*fn)(void *arg), void *arg);
+
+/* Gives one permit back: the oldest waiter, if any, gets it and runs now. */
+SL_API void sl_semaphore_release(struct sl_semaphore *sem);
+
+/* Free permits now, and callers waiting for one. */
+SL_API unsigned sl_semaphore_available(const struct sl_semaphore *sem);
+SL_API size_t sl_semaphore_waiting(const struct sl_semaphore *sem);
+
+/* Frees the semaphore; waiters still queued are forgotten (never called). NULL is a
+ * no-op. */
+SL_API void sl_semaphore_free(struct sl_semaphore *sem);
+
 /* ---- blocking work off the loop -------------------------------------------------- */
 
 typedef void sl_work_fn(void *arg);                         /* runs on an executor thread */

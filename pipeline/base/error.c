@@ -1,9 +1,12 @@
 /* Error codes and the caller-owned error record. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <sluice/error.h>
 #include <sluice/version.h>
+
+#include "base/internal.h"
 
 const char *sl_strerror(int code)
 {
@@ -17,9 +20,28 @@ const char *sl_strerror(int code)
     }
 }
 
+/* The bytes of 0.1's layout: a record of size 0 has them, a smaller one is refused. */
+#define ERROR_SIZE_0 (offsetof(struct sl_error, msg) + sizeof((struct sl_error *)0)->msg)
+
+bool sl__error_writable(const struct sl_error *err)
+{
+    return err && (err->size == 0 || err->size >= ERROR_SIZE_0);
+}
+
+void sl__error_copy(struct sl_error *dst, const struct sl_error *src)
+{
+    if (!sl__error_writable(dst) || !src) return;
+    /* Both hold 0.1's fields; a later field is copied only when both sides have it. */
+    unsigned size = dst->size;
+    memcpy((char *)dst + offsetof(struct sl_error, code),
+           (const char *)src + offsetof(struct sl_error, code),
+           ERROR_SIZE_0 - offsetof(struct sl_error, code));
+    dst->size = size;
+}
+
 int sl_error_setv(struct sl_error *err, int code, const char *fmt, va_list ap)
 {
-    if (!err) return code;
+    if (!sl__error_writable(err)) return code;
     err->code = code;
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     return code;
@@ -37,7 +59,7 @@ int sl_error_set(struct sl_error *err, int code, const char *fmt, ...)
 int sl_error_at(struct sl_error *err, int code, const char *file, int line, int col,
                 const char *fmt, ...)
 {
-    if (!err) return code;
+    if (!sl__error_writable(err)) return code;
     snprintf(err->file, sizeof err->file, "%s", file ? file : "");
     err->line = line;
     err->col = col;
@@ -66,7 +88,10 @@ const char *sl_error_format(const struct sl_error *err, char *buf, unsigned size
 
 void sl_error_clear(struct sl_error *err)
 {
-    if (err) memset(err, 0, sizeof *err);
+    if (!sl__error_writable(err)) return;
+    unsigned size = err->size;
+    memset(err, 0, ERROR_SIZE_0);
+    err->size = size;
 }
 
 const char *sl_version(void)

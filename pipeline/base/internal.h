@@ -9,6 +9,14 @@
 
 #include <sluice/error.h>
 
+/* True when the library may write `err`: not NULL, and of size 0 (0.1's layout) or at
+ * least 0.1's (struct sl_error). */
+bool sl__error_writable(const struct sl_error *err);
+
+/* Copies the fields of `src` into `dst` that both have (NULL or a record too small:
+ * nothing), keeping dst's size. Every copy into a caller's record goes through here. */
+void sl__error_copy(struct sl_error *dst, const struct sl_error *src);
+
 /* A malloc'd copy of `s` (NULL gives NULL), or NULL when memory is exhausted. */
 char *sl__strdup(const char *s);
 

@@ -85,6 +85,6 @@ struct sl_stage *sl_pipeline_add(struct sl_pipeline *p, const char *name,
     struct sl_error first = {0};
     struct sl__report r = {.first = &first};
     struct sl_stage *s = sl__pipeline_add(p, name, type, cfg, &r);
-    if (!s && err) *err = first;
+    if (!s) sl__error_copy(err, &first);
     return s;
 }

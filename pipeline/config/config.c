@@ -585,7 +585,7 @@ int sl_config_col(const struct sl_config *node)
 int sl_config_error(const struct sl_config *node, struct sl_error *err, int code, const char *fmt,
                     ...)
 {
-    if (!err) return code;
+    if (!sl__error_writable(err)) return code;
     if (node) {
         snprintf(err->file, sizeof err->file, "%s", node->doc->file);
         err->line = node->line;

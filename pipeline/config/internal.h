@@ -48,6 +48,29 @@ struct sl_stage *sl__pipeline_add(struct sl_pipeline *p, const char *name,
                                   const struct sl_stage_type *type, const struct sl_config *cfg,
                                   struct sl__report *r);
 
+/* ---- the registry (registry.c, compat.c, plugin.c) ------------------------------------ */
+
+struct sl_registry {
+    const struct sl_stage_type **types; /* registered types, in order */
+    size_t n, cap;                      /* used / allocated */
+    void **owned;                       /* copies of older tables (compat.c), freed with it */
+    size_t nowned;                      /* entries of owned */
+    void **handles;                     /* dlopen() handles of loaded plugins, in order */
+    size_t nhandles;                    /* entries of handles */
+    const char *loading;                /* path of the plugin being initialised, or NULL */
+    struct sl_error load_err;           /* the first failure of sl_registry_add during it */
+};
+
+/* The table `t` (borrowed) as this library's SL_STAGE_ABI lays it out: `t` itself when
+ * it is current, else a converted copy owned by `reg` (SL_STAGE_ABI 1: options without
+ * ranges, keep() answering bool), into *out. Returns 0, or SL_EINVAL for an ABI this
+ * library does not know (a newer one, or below 1), or SL_ENOMEM, with `err`. */
+int sl__type_current(struct sl_registry *reg, const struct sl_stage_type *t,
+                     const struct sl_stage_type **out, struct sl_error *err);
+
+/* Frees the copies made by sl__type_current and closes the plugins' shared objects. */
+void sl__registry_release(struct sl_registry *reg);
+
 /* Checks a stage type before it is used: its ABI, name, kind, the callback of its kind,
  * and its option table (sl__schema_check). Returns 0 or SL_EINVAL with `err`. */
 int sl__type_check(const struct sl_stage_type *t, struct sl_error *err);

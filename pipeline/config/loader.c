@@ -24,7 +24,7 @@ static const struct section sections[] = {
     {"sinks", SL_SINK, "sink"},
 };
 
-static const char *const top_keys[] = {"pipeline", "sources", "transforms", "sinks"};
+static const char *const top_keys[] = {"pipeline", "sources", "transforms", "sinks", "plugins"};
 
 /* ---- the state of one load ---------------------------------------------------------------------
  */
@@ -346,16 +346,17 @@ static bool check_top(struct load *l, const struct sl_config *root)
         const char *key;
         sl_config_at(root, i, &key);
         bool known = false;
-        for (size_t k = 0; k < 4; k++) known |= strcmp(key, top_keys[k]) == 0;
+        for (size_t k = 0; k < 5; k++) known |= strcmp(key, top_keys[k]) == 0;
         if (known) continue;
-        const char *near = sl__nearest(key, top_keys, 4);
+        const char *near = sl__nearest(key, top_keys, 5);
         if (near)
             sl__report_at(&l->r, SL_LOG_ERROR, SL_ECONFIG, NULL, sl_config_key_at(root, i),
                           "unknown section '%s' (did you mean '%s'?)", key, near);
         else
-            sl__report_at(&l->r, SL_LOG_ERROR, SL_ECONFIG, NULL, sl_config_key_at(root, i),
-                          "unknown section '%s': expected pipeline, sources, transforms or sinks",
-                          key);
+            sl__report_at(
+                &l->r, SL_LOG_ERROR, SL_ECONFIG, NULL, sl_config_key_at(root, i),
+                "unknown section '%s': expected plugins, pipeline, sources, transforms or sinks",
+                key);
     }
     return true;
 }
@@ -409,6 +410,6 @@ int sl_pipeline_load(struct sl_pipeline *p, const struct sl_registry *reg,
 {
     struct sl_error first = {0};
     int rc = sl_pipeline_load_all(p, reg, root, keep_first, &first);
-    if (rc && err) *err = first;
+    if (rc) sl__error_copy(err, &first);
     return rc;
 }

@@ -417,6 +417,11 @@ int sl__options_fill(struct sl_stage *s, struct sl__report *r)
 int sl_pipeline_options_from_config(struct sl_pipeline_options *o, const struct sl_config *root,
                                     struct sl_error *err)
 {
+    if (o->size < SL__OPTIONS_SIZE_0)
+        return sl_error_set(err, SL_EINVAL,
+                            "pipeline options of size %zu, below libsluice 0.1's: fill them with "
+                            "sl_pipeline_options_init()",
+                            o->size);
     const struct sl_config *pc = sl_config_get(root, "pipeline");
     if (!pc) return 0;
     struct sl_error first = {0};
@@ -425,6 +430,6 @@ int sl_pipeline_options_from_config(struct sl_pipeline_options *o, const struct 
     sc.tables[0] = sl_pipeline_settings();
     sc.bases[0] = o;
     int rc = fill(&sc);
-    if (rc && err) *err = first;
+    if (rc) sl__error_copy(err, &first);
     return rc;
 }

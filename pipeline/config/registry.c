@@ -7,11 +7,6 @@
 
 #include "config/internal.h"
 
-struct sl_registry {
-    const struct sl_stage_type **types; /* registered types, in order */
-    size_t n, cap;                      /* used / allocated */
-};
-
 struct sl_registry *sl_registry_new(void)
 {
     return calloc(1, sizeof(struct sl_registry));
@@ -21,6 +16,7 @@ void sl_registry_free(struct sl_registry *reg)
 {
     if (!reg) return;
     free(reg->types);
+    sl__registry_release(reg);
     free(reg);
 }
 
@@ -37,6 +33,11 @@ static bool has_callback(const struct sl_stage_type *t)
 
 int sl__type_check(const struct sl_stage_type *t, struct sl_error *err)
 {
+    if (t->abi >= 1 && t->abi < SL_STAGE_ABI) /* sl_pipeline_add without a registry */
+        return sl_error_set(err, SL_EINVAL,
+                            "stage type '%s' is of stage ABI %d: add it to a registry "
+                            "(sl_registry_add), which reads older tables, and use its copy",
+                            t->name ? t->name : "?", t->abi);
     if (t->abi != SL_STAGE_ABI)
         return sl_error_set(err, SL_EINVAL, "stage type '%s': abi %d, this library speaks %d",
                             t->name ? t->name : "?", t->abi, SL_STAGE_ABI);
@@ -54,9 +55,10 @@ int sl__type_check(const struct sl_stage_type *t, struct sl_error *err)
     return sl__schema_check(t->options, t->state_size, t, who, err);
 }
 
-int sl_registry_add(struct sl_registry *reg, const struct sl_stage_type *type, struct sl_error *err)
+static int add(struct sl_registry *reg, const struct sl_stage_type *type, struct sl_error *err)
 {
-    int rc = sl__type_check(type, err);
+    int rc = sl__type_current(reg, type, &type, err);
+    if (!rc) rc = sl__type_check(type, err);
     if (rc) return rc;
     if (sl_registry_find(reg, type->name, (int)type->kind))
         return sl_error_set(err, SL_EEXIST, "stage type '%s' is registered already", type->name);
@@ -69,6 +71,17 @@ int sl_registry_add(struct sl_registry *reg, const struct sl_stage_type *type, s
     }
     reg->types[reg->n++] = type;
     return 0;
+}
+
+/* While a plugin initialises (reg->loading), its first failure is kept for the loader,
+ * which names the file. */
+int sl_registry_add(struct sl_registry *reg, const struct sl_stage_type *type, struct sl_error *err)
+{
+    struct sl_error e = {0};
+    int rc = add(reg, type, &e);
+    if (rc) sl__error_copy(err, &e);
+    if (rc && reg->loading && !reg->load_err.code) reg->load_err = e;
+    return rc;
 }
 
 /* Sources and sinks are their own kinds; transforms and filters share the transforms

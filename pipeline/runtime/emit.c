@@ -219,6 +219,7 @@ static int run_keep(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e,
                     struct sl__slice *slice)
 {
     struct sl_error why; /* filled by keep() only when it fails */
+    why.size = 0;
     why.code = 0;
     why.msg[0] = '\0';
     uint32_t n = in->n, r = e->next, w = e->w;

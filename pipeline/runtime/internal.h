@@ -22,6 +22,10 @@
 
 struct event;
 
+/* 0.1's struct sl_pipeline_options ends with on_stage_done_arg: a smaller size is refused. */
+#define SL__OPTIONS_SIZE_0                                                                         \
+    (offsetof(struct sl_pipeline_options, on_stage_done_arg) + sizeof(void *))
+
 /* ---- queues (one per edge) ----------------------------------------------------------- */
 
 struct sl_queue {
@@ -338,7 +342,7 @@ struct sl_pipeline {
 void sl__schedule(struct sl_stage *s);
 void sl__sched_arm(struct sl_pipeline *p); /* runs the ready list at the loop's next turn */
 void sl__sched_check_complete(struct sl_pipeline *p); /* ends the run when all is through */
-void sl__source_batch_completed(struct sl_batch *b); /* the batch home's hooks */
+void sl__source_batch_completed(struct sl_batch *b);  /* the batch home's hooks */
 void sl__sink_acked(struct sl_stage *s, struct sl_batch *v);
 void sl__pipeline_fail(struct sl_pipeline *p, struct sl_stage *s, int code);
 void sl__push_port(struct sl_stage *s, int port, struct sl_batch *b); /* takes b's ref */

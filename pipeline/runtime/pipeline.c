@@ -15,6 +15,7 @@
 void sl_pipeline_options_init(struct sl_pipeline_options *o)
 {
     memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
     o->batch_max_events = 1024;
     o->batch_max_bytes = 1u << 20;
     o->batch_timeout_ms = 100;
@@ -53,11 +54,13 @@ struct sl_pipeline *sl_pipeline_new(struct event_base *base, const struct sl_pip
 {
     struct sl_pipeline *p = calloc(1, sizeof *p);
     if (!p) goto fail_alloc;
-    if (opts)
-        p->opt = *opts;
-    else
-        sl_pipeline_options_init(&p->opt);
-    const char *bad = check_options(&p->opt);
+    sl_pipeline_options_init(&p->opt);
+    if (opts && opts->size >= SL__OPTIONS_SIZE_0) /* fields past opts->size: defaults */
+        memcpy(&p->opt, opts, opts->size < sizeof p->opt ? opts->size : sizeof p->opt);
+    p->opt.size = sizeof p->opt;
+    const char *bad = opts && opts->size < SL__OPTIONS_SIZE_0
+                          ? "size below libsluice 0.1's: fill them with sl_pipeline_options_init()"
+                          : check_options(&p->opt);
     if (bad) {
         free(p);
         sl_error_set(err, SL_EINVAL, "pipeline options: %s", bad);
@@ -396,7 +399,7 @@ static int check_graph(struct sl_pipeline *p, struct sl_error *err)
     for (uint32_t i = 0; i < p->nstages; i++) {
         struct sl_stage *s = p->stages[i];
         if (s->type->kind != SL_SOURCE && s->ninputs == 0) {
-            if (err) snprintf(err->stage, sizeof err->stage, "%s", s->name);
+            if (sl__error_writable(err)) snprintf(err->stage, sizeof err->stage, "%s", s->name);
             return sl_error_set(err, SL_ECONFIG, "stage '%s' has no inputs", s->name);
         }
     }
@@ -468,7 +471,7 @@ int sl_pipeline_start(struct sl_pipeline *p, struct sl_error *err)
         }
         continue;
     fail_stage:
-        if (err) {
+        if (sl__error_writable(err)) {
             snprintf(err->stage, sizeof err->stage, "%s", s->name);
             if (!err->code) err->code = rc;
         }
@@ -498,7 +501,7 @@ int sl_pipeline_run(struct sl_pipeline *p, struct sl_error *err)
         p->sig_ev[i] = NULL;
     }
     if (p->failed) {
-        if (err) *err = p->err;
+        sl__error_copy(err, &p->err);
         return p->err.code;
     }
     if (p->batches.aborted) return sl_error_set(err, SL_ESTOPPED, "pipeline aborted");

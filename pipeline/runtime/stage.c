@@ -161,9 +161,13 @@ void sl__log(struct sl_pipeline *p, const struct sl_stage *s, enum sl_log_level 
     p->opt.log(p->opt.log_arg, level, s ? s->name : NULL, msg);
 }
 
-void sl_stage_stats(const struct sl_stage *stage, struct sl_stage_stats *out)
+/* 0.1's struct sl_stage_stats ends with `finished`. */
+#define STATS_SIZE_0 (offsetof(struct sl_stage_stats, finished) + sizeof(bool))
+
+static void stats_fill(const struct sl_stage *stage, struct sl_stage_stats *out)
 {
     *out = stage->st;
+    out->size = sizeof *out;
     out->dropped = atomic_load(&((struct sl_stage *)stage)->dropped);
     out->errors = atomic_load(&((struct sl_stage *)stage)->errors);
     out->queue_batches = 0;
@@ -178,6 +182,17 @@ void sl_stage_stats(const struct sl_stage *stage, struct sl_stage_stats *out)
         out->queue_max_bytes += q->max_bytes;
     }
     out->finished = stage->finished;
+}
+
+int sl_stage_stats(const struct sl_stage *stage, struct sl_stage_stats *out)
+{
+    if (out->size < STATS_SIZE_0) return SL_EINVAL;
+    struct sl_stage_stats all;
+    stats_fill(stage, &all);
+    size_t size = out->size < sizeof all ? out->size : sizeof all;
+    memcpy((char *)out + sizeof out->size, (const char *)&all + sizeof all.size,
+           size - sizeof out->size);
+    return 0;
 }
 
 bool sl__stage_outputs_have_room(const struct sl_stage *s)

@@ -1,14 +1,13 @@
-/* The built-in stage types of the `sluice` program: the only file that names concrete
- * stages. Each is a plain sl_stage_type, registered with sl_registry_add() exactly as a
- * user's own stage would be; there is no back door.
+/* The built-in stage types of libsluice (and so of the `sluice` program): the only file
+ * that names concrete stages. Each is a plain sl_stage_type, registered with
+ * sl_registry_add() exactly as a user's own stage would be; there is no back door.
  *
  * To add a built-in: declare it in include/sluice/builtins.h, then add
  * `&sl_stage_X,` to the table below, in the group of its kind (sources, transforms and
  * filters, sinks). `sluice list` shows the table in this order, and tests/test_cli.c
  * checks that every option of every entry has a doc line. */
-#include "cli.h"
-
 #include <sluice/builtins.h>
+#include <sluice/registry.h>
 
 static const struct sl_stage_type *const builtins[] = {
     /* sources */
@@ -42,27 +41,21 @@ static const struct sl_stage_type *const builtins[] = {
 
 #define NBUILTINS (sizeof builtins / sizeof *builtins)
 
-size_t cli_builtin_count(void)
+size_t sl_builtin_count(void)
 {
     return NBUILTINS;
 }
 
-const struct sl_stage_type *cli_builtin_at(size_t i)
+const struct sl_stage_type *sl_builtin_at(size_t i)
 {
     return i < NBUILTINS ? builtins[i] : NULL;
 }
 
-struct sl_registry *cli_registry(struct sl_error *err)
+int sl_registry_add_builtins(struct sl_registry *reg, struct sl_error *err)
 {
-    struct sl_registry *reg = sl_registry_new();
-    if (!reg) {
-        sl_error_set(err, SL_ENOMEM, "out of memory");
-        return NULL;
+    for (size_t i = 0; i < NBUILTINS; i++) {
+        int rc = sl_registry_add(reg, builtins[i], err);
+        if (rc) return rc;
     }
-    for (size_t i = 0; i < NBUILTINS; i++)
-        if (sl_registry_add(reg, builtins[i], err)) {
-            sl_registry_free(reg);
-            return NULL;
-        }
-    return reg;
+    return 0;
 }
