@@ -29,6 +29,20 @@ static int draws_within(struct sl_backoff *b, uint32_t k, int64_t ceiling, int n
     return distinct ? distinct : 1;
 }
 
+Test(backoff, is_spent_after_the_retries_asked_for_and_never_with_no_limit)
+{
+    struct sl_backoff b;
+    sl_backoff_init(&b, 10, 1000);
+    for (uint32_t k = 0; k < 3; k++) {
+        cr_assert(!sl_backoff_spent(&b, 3), "spent after %u of 3 retries", k);
+        sl_backoff_next(&b);
+    }
+    cr_assert(sl_backoff_spent(&b, 3));
+    cr_assert(!sl_backoff_spent(&b, 0), "0 is no limit");
+    sl_backoff_reset(&b);
+    cr_assert(!sl_backoff_spent(&b, 3), "a reset starts the count again");
+}
+
 Test(backoff, each_attempt_draws_up_to_a_doubling_ceiling_capped_at_max)
 {
     struct sl_backoff b;

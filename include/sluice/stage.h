@@ -383,6 +383,10 @@ SL_API int64_t sl_backoff_next(struct sl_backoff *b);
 /* Forgets the attempts (after a success): the next delay is drawn from initial_ms. */
 SL_API void sl_backoff_reset(struct sl_backoff *b);
 
+/* Whether `retries` delays (0: no limit) have been drawn since the last reset: a stage
+ * that gives up after a number of retries asks this before sl_backoff_next(). */
+SL_API bool sl_backoff_spent(const struct sl_backoff *b, uint32_t retries);
+
 /* ---- a semaphore: at most N things at once ---------------------------------------- */
 
 /* asyncio.Semaphore(n) for a stage's own work: a sink that sends each event of a batch

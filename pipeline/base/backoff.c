@@ -52,3 +52,8 @@ void sl_backoff_reset(struct sl_backoff *b)
 {
     b->attempt = 0;
 }
+
+bool sl_backoff_spent(const struct sl_backoff *b, uint32_t retries)
+{
+    return retries && b->attempt >= retries;
+}
