@@ -97,6 +97,9 @@ struct sl_stage {
     int nworkers;                     /* conf.workers once started; 0: map/keep on the loop */
     int dl_port;                      /* output "dead_letter" the runtime sends events to
                                          (filters, async transforms), or -1 */
+    const struct sl_expr *keeps_only; /* filter: its condition (sl_stage_keeps_only) */
+    const struct sl_expr *down_cond;  /* the condition of the filter that alone consumes
+                                         port 0 (sl_stage_downstream_condition) */
     bool done_told;                   /* on_stage_done was called */
     struct sl__workers *workers;      /* thread pool when nworkers > 0 */
     struct sl__async *async;          /* map_async stages: the calls being worked on */
@@ -147,6 +150,10 @@ int sl__pipeline_insert(struct sl_pipeline *p, struct sl_stage *s);
  * now. For what the stage's options point into. */
 int sl__stage_own(struct sl_stage *s, void *ptr, void (*fn)(void *));
 void sl__stage_free(struct sl_stage *s);
+/* Hands each filter's declared condition to the stage before it, where that stage's
+ * default output goes to the filter alone and the filter has no other input (predicate
+ * pushdown). Before any start(). */
+void sl__link_conditions(struct sl_pipeline *p);
 /* Work the stage has out (executor tasks, database requests): its input does not end
  * while any is (end_input); the last one to go reschedules it. Loop thread. */
 void sl__stage_hold(struct sl_stage *s);
@@ -326,7 +333,7 @@ struct sl_pipeline {
 void sl__schedule(struct sl_stage *s);
 void sl__sched_arm(struct sl_pipeline *p); /* runs the ready list at the loop's next turn */
 void sl__sched_check_complete(struct sl_pipeline *p); /* ends the run when all is through */
-void sl__source_batch_completed(struct sl_batch *b); /* the batch home's hooks */
+void sl__source_batch_completed(struct sl_batch *b);  /* the batch home's hooks */
 void sl__sink_acked(struct sl_stage *s, struct sl_batch *v);
 void sl__pipeline_fail(struct sl_pipeline *p, struct sl_stage *s, int code);
 void sl__push_port(struct sl_stage *s, int port, struct sl_batch *b); /* takes b's ref */
