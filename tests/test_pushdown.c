@@ -2,14 +2,19 @@
  * sl_expr_prefilter_may_match), the runtime handing a filter's condition to the stage
  * before it (sl_stage_downstream_condition) only when they form a chain, and parse_json
  * pruning lines: the same events out, the same dead letters and the same counts of both
- * stages as a filter that declares nothing. */
+ * stages as a filter that declares nothing; the byte search's vector loops against memmem
+ * on JSONTestSuite, the fuzz corpus and generated text. */
+#define _GNU_SOURCE /* memmem */
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sluice/builtins.h>
 
+#include "expr/internal.h"
 #include "helpers.h"
 #include "stage_helpers.h"
 
@@ -314,4 +319,93 @@ Test(pushdown, not_from_a_port_other_than_the_default)
     t_connect_port(p, f, NULL, sink);
     t_run_ok(p);
     cr_assert_null(sl_stage_downstream_condition(json));
+}
+
+/* ---- the byte search: every implementation gives memmem's answer ---------------------- */
+
+/* Compares the searches the CPU has with memmem for needle `n` (k bytes) in `h`. */
+static void same_find(const char *h, size_t len, const char *n, size_t k, const char *what)
+{
+    const char *want = memmem(h, len, n, k);
+    cr_assert_eq(sl__find_needle(h, len, n, k, SL__FIND_SCALAR), want, "%s", what);
+    cr_assert_eq(sl__find_needle(h, len, n, k, SL__FIND_BEST), want, "%s", what);
+#if defined(__x86_64__)
+    cr_assert_eq(sl__find_needle(h, len, n, k, SL__FIND_SSE2), want, "%s k=%zu", what, k);
+    if (__builtin_cpu_supports("avx2"))
+        cr_assert_eq(sl__find_needle(h, len, n, k, SL__FIND_AVX2), want, "%s k=%zu", what, k);
+#endif
+}
+
+/* Needles of 2 to 40 bytes taken from `h` at a few places (so found), the same with the
+ * last byte changed (mostly not), and fixed ones. */
+static void find_all(const char *h, size_t len, const char *what)
+{
+    static const char *const fixed[] = {"\"error\"", "\"a\"", "[]", "\\u", "\"\"", "xyzzy!"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        same_find(h, len, fixed[i], strlen(fixed[i]), what);
+    char n[41];
+    for (size_t k = 2; k <= 40 && k <= len; k++) {
+        size_t at[] = {0, len / 3, len / 2, len - k, len > k + 31 ? len - k - 31 : 0};
+        for (size_t j = 0; j < sizeof at / sizeof at[0]; j++) {
+            memcpy(n, h + at[j], k);
+            same_find(h, len, n, k, what);
+            n[k - 1] ^= 0x5a;
+            same_find(h, len, n, k, what);
+        }
+    }
+}
+
+/* Each file of `dir` (relative to `root`); returns how many. */
+static size_t find_in_dir(const char *root, const char *rel)
+{
+    char dir[1024], path[1400];
+    snprintf(dir, sizeof dir, "%s/%s", root, rel);
+    DIR *d = opendir(dir);
+    cr_assert(d, "cannot open %s", dir);
+    size_t files = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        size_t len;
+        char *data = t_read_file(path, &len);
+        /* at the end of a buffer of its own size, so a read past it would show (ASan) */
+        char *copy = malloc(len ? len : 1);
+        memcpy(copy, data, len);
+        find_all(copy, len, e->d_name);
+        free(copy);
+        free(data);
+        files++;
+    }
+    closedir(d);
+    return files;
+}
+
+Test(find, the_same_on_the_json_test_suite_and_the_fuzz_corpus)
+{
+    const char *data = getenv("SLUICE_TESTDATA"), *src = getenv("SLUICE_SOURCE_ROOT");
+    cr_assert(data && src, "run the tests with `meson test`");
+    cr_assert_eq(find_in_dir(data, "JSONTestSuite/test_parsing"), 318);
+    /* the corpora grow as fuzzing finds new inputs: at least the seeds of today */
+    cr_assert_geq(find_in_dir(src, "tests/fuzz/corpus/json"), 14);
+    cr_assert_geq(find_in_dir(src, "tests/fuzz/corpus/stages"), 14);
+    cr_assert_geq(find_in_dir(src, "tests/fuzz/corpus/pushdown"), 16);
+}
+
+Test(find, the_same_at_every_length_and_place)
+{
+    /* a small alphabet, so that first and last bytes match often and the middle decides */
+    char h[200];
+    uint32_t r = 12345;
+    for (size_t len = 0; len <= sizeof h; len++) {
+        for (size_t i = 0; i < len; i++) {
+            r = r * 1103515245u + 12345u;
+            h[i] = "ab\"e"[r >> 16 & 3];
+        }
+        char *copy = malloc(len ? len : 1);
+        memcpy(copy, h, len);
+        find_all(copy, len, "generated");
+        same_find(copy, len, "ab", 2, "generated");
+        same_find(copy, len, "\"e\"", 3, "generated");
+        free(copy);
+    }
 }

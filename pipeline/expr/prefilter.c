@@ -35,6 +35,7 @@ struct needle {
 
 struct sl_expr_prefilter {
     uint32_t n;                  /* alternatives: the text holds one of them */
+    enum sl__find find;          /* the search the CPU allows, chosen once */
     bool strict;                 /* a literal is not plain: any backslash may spell it */
     uint8_t ascii[16];           /* plain literals: the bytes a \u00XX escape may spell */
     struct needle alt[MAX_ALTS]; /* the alternatives */
@@ -143,6 +144,10 @@ struct sl_expr_prefilter *sl_expr_prefilter_new(const struct sl_expr *e)
     if (!e || !e->root || !implied(e->root, &a)) return NULL;
     struct sl_expr_prefilter *pf = calloc(1, sizeof *pf);
     if (!pf) return NULL;
+    pf->find = SL__FIND_SCALAR;
+#if defined(__x86_64__)
+    pf->find = __builtin_cpu_supports("avx2") ? SL__FIND_AVX2 : SL__FIND_SSE2;
+#endif
     for (uint32_t i = 0; i < a.n; i++) {
         if (!add_needle(pf, a.lit[i])) {
             sl_expr_prefilter_free(pf);
@@ -150,6 +155,58 @@ struct sl_expr_prefilter *sl_expr_prefilter_new(const struct sl_expr *e)
         }
     }
     return pf;
+}
+
+/* ---- the byte search ----------------------------------------------------------------
+ *
+ * A needle is found by its first and last bytes, 16 (SSE2) or 32 (AVX2) positions at a
+ * time: two unaligned loads, the needle's last byte k - 1 further on, two compares, and a
+ * memcmp of the middle where both match. The loads stay inside the text: positions too
+ * close to the end for a whole vector are left to memmem. glibc's memmem costs about 2.5
+ * instructions a byte on a 217-byte log line (callgrind); the vector loop about 0.3. */
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* The vector loop for one width: W bytes a step, LOAD/EQ/MASK its intrinsics. */
+#define FIND_LOOP(W, T, LOAD, SET1, EQ, AND, MASK)                                                 \
+    const T first = SET1((char)n[0]), last = SET1((char)n[k - 1]);                                 \
+    size_t i = 0;                                                                                  \
+    for (; i + k - 1 + (W) <= len; i += (W)) {                                                     \
+        T a = LOAD((const T *)(h + i)), b = LOAD((const T *)(h + i + k - 1));                      \
+        uint32_t m = (uint32_t)MASK(AND(EQ(a, first), EQ(b, last)));                               \
+        for (; m; m &= m - 1) {                                                                    \
+            size_t at = i + (size_t)__builtin_ctz(m);                                              \
+            if (memcmp(h + at + 1, n + 1, k - 2) == 0) return h + at;                              \
+        }                                                                                          \
+    }                                                                                              \
+    return i < len ? memmem(h + i, len - i, n, k) : NULL;
+
+__attribute__((target("sse2"))) static const char *find_sse2(const char *h, size_t len,
+                                                             const char *n, size_t k)
+{
+    FIND_LOOP(16, __m128i, _mm_loadu_si128, _mm_set1_epi8, _mm_cmpeq_epi8, _mm_and_si128,
+              _mm_movemask_epi8)
+}
+
+__attribute__((target("avx2"))) static const char *find_avx2(const char *h, size_t len,
+                                                             const char *n, size_t k)
+{
+    FIND_LOOP(32, __m256i, _mm256_loadu_si256, _mm256_set1_epi8, _mm256_cmpeq_epi8,
+              _mm256_and_si256, _mm256_movemask_epi8)
+}
+#endif
+
+const char *sl__find_needle(const char *h, size_t len, const char *n, size_t k, enum sl__find impl)
+{
+    if (k < 2 || len < k) return k == 0 ? h : k <= len ? memmem(h, len, n, k) : NULL;
+#if defined(__x86_64__)
+    if (impl == SL__FIND_BEST)
+        impl = __builtin_cpu_supports("avx2") ? SL__FIND_AVX2 : SL__FIND_SSE2;
+    if (impl == SL__FIND_AVX2) return find_avx2(h, len, n, k);
+    if (impl == SL__FIND_SSE2) return find_sse2(h, len, n, k);
+#endif
+    return memmem(h, len, n, k);
 }
 
 static int hex(unsigned char c)
@@ -177,7 +234,7 @@ bool sl_expr_prefilter_may_match(const struct sl_expr_prefilter *pf, const char 
 {
     if (!pf) return true;
     for (uint32_t i = 0; i < pf->n; i++)
-        if (memmem(json, len, pf->alt[i].s, pf->alt[i].len)) return true;
+        if (sl__find_needle(json, len, pf->alt[i].s, pf->alt[i].len, pf->find)) return true;
     const char *end = json + len;
     const char *p = memchr(json, '\\', len);
     if (p && pf->strict) return true;

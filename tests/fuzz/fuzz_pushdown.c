@@ -6,11 +6,13 @@
  * bytes in and out, dropped, errors) for both stages; otherwise it traps.
  *
  * The first byte chooses the condition (of the list below) and parse_json's on_error
- * (dead_letter or drop); the rest are the lines.
+ * (dead_letter or drop); the rest are the lines. The byte search's vector loops
+ * (sl__find_needle) must also find what memmem finds, for needles cut from the input.
  *
  *   CC=clang meson setup build-fuzz -Dfuzz=true && ninja -C build-fuzz
  *   build-fuzz/tests/fuzz/fuzz_pushdown -max_total_time=180 new-corpus tests/fuzz/corpus/pushdown
  */
+#define _GNU_SOURCE /* memmem */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include <sluice/sluice.h>
 
 #include "cli.h"
+#include "expr/internal.h"
 #include "fuzz_lines.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -74,21 +77,24 @@ static void run(const struct sl_registry *reg, const char *filter_type, unsigned
                 struct result *r)
 {
     char yaml[1024];
+    bool dead = sel / NCONDS % 2 == 0; /* on_error: dead_letter, to a sink; else drop */
     snprintf(yaml, sizeof yaml,
              "sources: {in: {type: fuzz_lines}}\n"
              "transforms:\n"
              "  json: {type: parse_json, inputs: [in], on_error: %s}\n"
              "  f: {type: %s, inputs: [json], condition: '%s'}\n"
              "sinks:\n"
-             "  out: {type: fuzz_record, inputs: [f]}\n"
-             "  dead: {type: fuzz_record, inputs: [json.dead_letter]}\n",
-             sel / NCONDS % 2 ? "drop" : "dead_letter", filter_type, conditions[sel % NCONDS]);
+             "  out: {type: fuzz_record, inputs: [f]}\n%s",
+             dead ? "dead_letter" : "drop", filter_type, conditions[sel % NCONDS],
+             dead ? "  dead: {type: fuzz_record, inputs: [json.dead_letter]}\n" : "");
     struct sl_error err = {0};
     struct sl_config *cfg = sl_config_parse(yaml, strlen(yaml), "fuzz_pushdown.yaml", &err);
     struct sl_pipeline *p = sl_pipeline_new(NULL, NULL, &err);
     memset(got, 0, sizeof got);
-    if (!cfg || !p || sl_pipeline_load(p, reg, cfg, &err)) abort(); /* ours: valid */
-    if (sl_pipeline_run(p, &err) != 0) abort();
+    if (!cfg || !p || sl_pipeline_load(p, reg, cfg, &err) || sl_pipeline_run(p, &err)) {
+        fprintf(stderr, "fuzz_pushdown: %s\n", err.msg); /* the config is ours: valid */
+        abort();
+    }
     sl_stage_stats(sl_pipeline_find(p, "json"), &r->json);
     sl_stage_stats(sl_pipeline_find(p, "f"), &r->filter);
     r->out = got[0];
@@ -109,6 +115,25 @@ static bool same_stats(const struct sl_stage_stats *a, const struct sl_stage_sta
            a->errors == b->errors;
 }
 
+/* Every search the CPU has against memmem, for needles cut from the text at a few places
+ * (found) and the same with the last byte flipped. */
+static void check_find(const char *h, size_t len, unsigned sel)
+{
+    for (size_t k = 2 + sel % 7; k <= len && k < 48; k += 9) {
+        for (size_t at = 0; at + k <= len; at += len / 3 + 1) {
+            char n[48];
+            memcpy(n, h + at, k);
+            for (int flip = 0; flip < 2; flip++, n[k - 1] ^= 0x21) {
+                const char *want = memmem(h, len, n, k);
+                if (sl__find_needle(h, len, n, k, SL__FIND_BEST) != want) __builtin_trap();
+#if defined(__x86_64__)
+                if (sl__find_needle(h, len, n, k, SL__FIND_SSE2) != want) __builtin_trap();
+#endif
+            }
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct sl_registry *reg;
@@ -125,6 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0) return 0;
     fuzz_input = (const char *)data + 1;
     fuzz_input_len = size - 1;
+    check_find(fuzz_input, fuzz_input_len, data[0]);
     struct result with, without;
     run(reg, "filter", data[0], &with);
     run(reg, "plain_filter", data[0], &without);
