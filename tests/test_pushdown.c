@@ -347,7 +347,8 @@ static void find_all(const char *h, size_t len, const char *what)
     for (size_t k = 2; k <= 40 && k <= len; k++) {
         size_t at[] = {0, len / 3, len / 2, len - k, len > k + 31 ? len - k - 31 : 0};
         for (size_t j = 0; j < sizeof at / sizeof at[0]; j++) {
-            memcpy(n, h + at[j], k);
+            size_t from = at[j] < len - k ? at[j] : len - k;
+            memcpy(n, h + from, k);
             same_find(h, len, n, k, what);
             n[k - 1] ^= 0x5a;
             same_find(h, len, n, k, what);
