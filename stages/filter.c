@@ -19,6 +19,16 @@ static int filter_keep(struct sl_stage *s, const struct sl_event *ev, struct sl_
     return sl_expr_check(f->cond, ev, why);
 }
 
+/* Declares the condition, so that the stage before may prune events it proves false
+ * (predicate pushdown: stage.h, sl_stage_keeps_only). */
+static int filter_init(struct sl_stage *s, const struct sl_config *cfg, struct sl_error *err)
+{
+    (void)cfg, (void)err;
+    const struct filter *f = sl_stage_state(s);
+    sl_stage_keeps_only(s, f->cond);
+    return 0;
+}
+
 static const struct sl_option filter_options[] = {
     {"condition", SL_OPT_EXPR, NULL, SL_REQUIRED, offsetof(struct filter, cond),
      "expression; events for which it is true are kept, e.g. 'level == \"error\" && "
@@ -34,5 +44,6 @@ const struct sl_stage_type sl_stage_filter = {
     .flags = SL_STAGE_PARALLEL,
     .state_size = sizeof(struct filter),
     .options = filter_options,
+    .init = filter_init,
     .keep = filter_keep,
 };

@@ -9,10 +9,23 @@
  * (event.h): a sink writing JSON writes its original bytes. Parsing a field, or a payload
  * into an event that has fields already, merges the members by name (sl_event_set) and
  * marks the event "parsed"; the text is validated first then, so that a malformed
- * document changes nothing. */
+ * document changes nothing.
+ *
+ * Predicate pushdown (issue 14): when a filter alone consumes the output and this stage
+ * is its only input (sl_stage_downstream_condition), and its condition implies bytes
+ * (`level == "error"`: the line holds `"error"`; sl_expr_prefilter_new), a payload parsed
+ * into an event without fields that lacks them is pruned instead of indexed: emitted
+ * without fields, marked, and dropped by the filter as its condition would have dropped
+ * it. The rule that keeps every output and count as it would be without the prefilter:
+ * a line is pruned only when parse_json would have indexed it without complaint, so it
+ * is validated first (sl_json_validate, its first byte '{', and short enough that it
+ * cannot hold more members than an event can: 5 * 65535 bytes). A line that is not a
+ * valid object takes the full path and meets on_error there; a line that holds the bytes,
+ * or an escape that could spell them, is parsed and filtered as always. */
 #include <stddef.h>
 #include <string.h>
 
+#include <sluice/expr.h>
 #include <sluice/json.h>
 
 #include "internal.h"
@@ -21,7 +34,24 @@ struct parse_json {
     const char *field;              /* option: string field to parse; NULL: the payload */
     bool remove_field;              /* option: remove `field` once parsed */
     struct sl__stage_errors errors; /* option on_error, dead-letter port */
+    struct sl_expr_prefilter *pf;   /* the next filter's bytes (start), or NULL */
 };
+
+/* The longest text that cannot hold more than SL_EVENT_MAX_FIELDS members: a member
+ * takes at least 5 bytes (`"":0,`), so N members need at least 5N + 1. */
+#define PRUNE_MAX_BYTES ((size_t)5 * SL_EVENT_MAX_FIELDS)
+
+/* True when `text` is a valid JSON object of at most SL_EVENT_MAX_FIELDS members (the
+ * full path would index it without complaint) on which the next filter's condition
+ * cannot hold. */
+static bool prunable(const struct parse_json *pj, const char *text, size_t len)
+{
+    if (len > PRUNE_MAX_BYTES || sl_expr_prefilter_may_match(pj->pf, text, len)) return false;
+    size_t i = 0;
+    while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
+        i++;
+    return i < len && text[i] == '{' && sl_json_validate(text, len, NULL) == 0;
+}
 
 struct indexer {
     struct sl_event *ev; /* the event receiving the fields */
@@ -72,6 +102,10 @@ static int parse_json_map(struct sl_stage *s, struct sl_event *ev, struct sl_emi
     int rc = sl__stage_input(ev, pj->field, &text, &len);
     if (rc == SL_ENOMEM) return sl_stage_error(s, rc, "out of memory");
     if (rc) return sl__stage_reject(s, &pj->errors, ev, out, "%s", sl__stage_input_error(rc));
+    if (pj->pf && !pj->field && before == 0 && prunable(pj, text, len)) {
+        sl_event_prune(ev); /* the filter drops it: counts as they would be */
+        return sl_emit(out, ev) ? sl_stage_error(s, SL_ENOMEM, "out of memory") : 0;
+    }
     struct indexer ix = {ev, pj->field != NULL || before > 0};
     /* A merge cannot be undone: the text is checked, and its members counted (also those
      * whose names the event has), before anything changes. */
@@ -101,6 +135,23 @@ static int parse_json_init(struct sl_stage *s, const struct sl_config *cfg, stru
     return sl__stage_errors_init(s, &pj->errors, err);
 }
 
+/* The filter after this stage, if it alone reads our output, lends us its bytes. */
+static int parse_json_start(struct sl_stage *s, struct sl_error *err)
+{
+    (void)err;
+    struct parse_json *pj = sl_stage_state(s);
+    const struct sl_expr *cond = sl_stage_downstream_condition(s);
+    if (cond && !pj->field) pj->pf = sl_expr_prefilter_new(cond); /* NULL: no pushdown */
+    return 0;
+}
+
+static void parse_json_close(struct sl_stage *s)
+{
+    struct parse_json *pj = sl_stage_state(s);
+    sl_expr_prefilter_free(pj->pf);
+    pj->pf = NULL;
+}
+
 static const struct sl_option parse_json_options[] = {
     {"field", SL_OPT_STRING, NULL, 0, offsetof(struct parse_json, field),
      "string field holding the JSON object to parse (its members are merged into the event); "
@@ -123,5 +174,7 @@ const struct sl_stage_type sl_stage_parse_json = {
     .state_size = sizeof(struct parse_json),
     .options = parse_json_options,
     .init = parse_json_init,
+    .start = parse_json_start,
+    .close = parse_json_close,
     .map = parse_json_map,
 };

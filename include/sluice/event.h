@@ -187,6 +187,17 @@ SL_API void sl_event_clear_fields(struct sl_event *ev);
  * letter is never refused for its size. Returns 0 or SL_ENOMEM. */
 SL_API int sl_event_set_error(struct sl_event *ev, const char *msg, size_t len);
 
+/* Marks `ev` as pruned: the stage holding it proved that the condition of the filter it
+ * sends its default output to cannot hold on it (predicate pushdown: stage.h,
+ * sl_stage_downstream_condition). That filter then drops the event as its condition
+ * would have, counted as one of its drops, without evaluating it. Only a stage that was
+ * given a downstream condition may prune, and only events it emits to its default
+ * output. */
+SL_API void sl_event_prune(struct sl_event *ev);
+
+/* True when `ev` was pruned (sl_event_prune). */
+SL_API bool sl_event_pruned(const struct sl_event *ev);
+
 /* ---- fields and the payload ------------------------------------------------------------
  *
  * An event is in one of three states, which decide its JSON form (sl_event_write_json):

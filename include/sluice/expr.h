@@ -129,6 +129,37 @@ SL_API int sl_expr_check(const struct sl_expr *e, const struct sl_event *ev, str
  * used by this thread alone (true of the event a transform's map() receives). */
 SL_API int sl_expr_eval(const struct sl_expr *e, struct sl_event *ev, struct sl_value *out);
 
+/* ---- byte prefilters (predicate pushdown) --------------------------------------------
+ *
+ * Some conditions imply bytes in the JSON text an event was parsed from: `level ==
+ * "error"` is true only on text that holds `"error"` (or an escape that could spell it).
+ * A parser that knows a filter comes next can then drop, without indexing it, a line that
+ * lacks the bytes (stage.h, sl_stage_downstream_condition).
+ *
+ * The bytes are implied by `field == "string"`, `field in ["a", "b"]` (string literals
+ * only), an `&&` with such an operand, and an `||` of such operands (at most 16 strings
+ * in all); any other condition implies none (`status >= 500`, `level != "debug"`). */
+
+struct sl_expr_prefilter; /* opaque: the bytes a condition implies; immutable */
+
+/* The prefilter of condition `e` (borrowed; not referenced afterwards), or NULL when the
+ * condition implies no bytes (or memory ran out: a prefilter is only an optimisation).
+ * Owned: free with sl_expr_prefilter_free. Any thread. */
+SL_API struct sl_expr_prefilter *sl_expr_prefilter_new(const struct sl_expr *e);
+SL_API void sl_expr_prefilter_free(struct sl_expr_prefilter *pf);
+
+/* False only when the condition cannot hold on an event whose fields are exactly the
+ * members of the JSON object text `json` (borrowed, `len` bytes; an event without fields
+ * indexed by sl_json_each_member, member names decoded): sl_expr_check() would answer 0
+ * (false, without meeting a limit). The test is a byte search: the text holds none of the
+ * implied strings with their quotes, and no escape that could spell one of them (for
+ * literals of printable ASCII other than '"', '\\' and '/': a \u00XX escape of one of
+ * their bytes; for other literals: any backslash). It does not validate `json`: a caller
+ * must know the text is a valid object before it acts on `false`. True when `pf` is
+ * NULL. Any thread. */
+SL_API bool sl_expr_prefilter_may_match(const struct sl_expr_prefilter *pf, const char *json,
+                                        size_t len);
+
 /* ---- templates ---------------------------------------------------------------------- */
 
 /* Compiles template `src` (borrowed, `len` bytes; not kept): text in which each

@@ -274,6 +274,25 @@ SL_API bool sl_stage_output_connected(const struct sl_stage *stage, int port);
 SL_API void sl_stage_count_dropped(struct sl_stage *stage, uint64_t n);
 SL_API void sl_stage_count_errors(struct sl_stage *stage, uint64_t n);
 
+/* ---- predicate pushdown ------------------------------------------------------------
+ *
+ * A filter declares the condition it keeps events by; when it is the only consumer of
+ * the default output of the stage before it, and that stage its only input, the runtime
+ * hands the condition to that stage, which may prune (sl_event_pruned in event.h) the
+ * events it proves the condition false on: parse_json drops lines that lack the bytes the
+ * condition implies (expr.h, sl_expr_prefilter_new) without indexing them. Every count
+ * (events in, out and dropped of both stages) stays what it would be without it. */
+
+/* Filter, from init(): events are kept only when `cond` (borrowed; it must live as long
+ * as the stage) holds, with sl_expr_check()'s meaning: a pruned event is dropped as if
+ * keep() had answered 0. Loop thread. */
+SL_API void sl_stage_keeps_only(struct sl_stage *stage, const struct sl_expr *cond);
+
+/* The condition of the filter that is the only consumer of `stage`'s default output
+ * when `stage` is that filter's only input, or NULL. Set by sl_pipeline_start() before
+ * any start() runs (start() may read it and keep what it derives). Any thread. */
+SL_API const struct sl_expr *sl_stage_downstream_condition(const struct sl_stage *stage);
+
 /* Sources with a known total (files): bytes read so far of `total`, for progress. */
 SL_API void sl_stage_set_progress(struct sl_stage *stage, uint64_t done, uint64_t total);
 

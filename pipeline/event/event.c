@@ -421,6 +421,16 @@ void sl_event_fields_synced(struct sl_event *ev)
     ev->flags |= SL__EV_PAYLOAD_PARSED;
 }
 
+void sl_event_prune(struct sl_event *ev)
+{
+    ev->flags |= SL__EV_PRUNED;
+}
+
+bool sl_event_pruned(const struct sl_event *ev)
+{
+    return (ev->flags & SL__EV_PRUNED) != 0;
+}
+
 /* Splits "a.b[0]" after its first segment: the top-level name, then the rest. */
 static size_t first_segment(const char *path, size_t len)
 {

@@ -67,6 +67,7 @@ enum {
                                         serializer said so); unset: a raw record */
     SL__EV_MAYBE_DUPS = 1u << 2,     /* sl_event_add_field appended without looking: a name
                                         may be repeated, lookups take the last match */
+    SL__EV_PRUNED = 1u << 3,         /* sl_event_prune: the next filter drops it unasked */
 };
 
 struct sl_event {

@@ -221,4 +221,15 @@ const char *sl__lex_describe(const struct sl__lexer *lx, const struct sl__tok *t
 /* 1-based line and column (UTF-8 characters) of byte `pos`. */
 void sl__lex_position(const char *src, size_t pos, int *line, int *col);
 
+/* ---- the byte search of prefilters (prefilter.c) ---------------------------------------- */
+
+/* Which search sl__find_needle runs: the best the CPU has, glibc's memmem, or one vector
+ * width (x86-64 only: elsewhere every choice is memmem; the caller of SSE2/AVX2 makes
+ * sure the CPU has them). All give the same answer; the tests compare them. */
+enum sl__find { SL__FIND_BEST = 0, SL__FIND_SCALAR, SL__FIND_SSE2, SL__FIND_AVX2 };
+
+/* The first occurrence of the `k` bytes at `n` in the `len` bytes at `h`, or NULL, as
+ * memmem. Reads no byte outside either. Any thread. */
+const char *sl__find_needle(const char *h, size_t len, const char *n, size_t k, enum sl__find impl);
+
 #endif

@@ -227,7 +227,8 @@ static int run_keep(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e,
     if (e->in_place) e->out[0] = in; /* nobody else sees `in`: compact it */
     while (r < n) {
         for (uint32_t end = sl__slice_span(slice, r, n); r < end; r++) {
-            int k = test_one(s, e, &in->events[r], &why);
+            /* pruned: the stage before proved the condition false (sl_event_prune) */
+            int k = in->events[r].flags & SL__EV_PRUNED ? 0 : test_one(s, e, &in->events[r], &why);
             if (k <= 0) {
                 if (k < 0) return k;
                 continue;

@@ -104,6 +104,9 @@ struct sl_stage {
     int64_t batch_cost_ns;            /* map/keep time of a batch (moving average) */
     int dl_port;                      /* output "dead_letter" the runtime sends events to
                                          (filters, async transforms), or -1 */
+    const struct sl_expr *keeps_only; /* filter: its condition (sl_stage_keeps_only) */
+    const struct sl_expr *down_cond;  /* the condition of the filter that alone consumes
+                                         port 0 (sl_stage_downstream_condition) */
     bool done_told;                   /* on_stage_done was called */
     struct sl__workers *workers;      /* thread pool when nworkers > 0 */
     struct sl__async *async;          /* map_async stages: the calls being worked on */
@@ -154,6 +157,10 @@ int sl__pipeline_insert(struct sl_pipeline *p, struct sl_stage *s);
  * now. For what the stage's options point into. */
 int sl__stage_own(struct sl_stage *s, void *ptr, void (*fn)(void *));
 void sl__stage_free(struct sl_stage *s);
+/* Hands each filter's declared condition to the stage before it, where that stage's
+ * default output goes to the filter alone and the filter has no other input (predicate
+ * pushdown). Before any start(). */
+void sl__link_conditions(struct sl_pipeline *p);
 /* Work the stage has out (executor tasks, database requests): its input does not end
  * while any is (end_input); the last one to go reschedules it. Loop thread. */
 void sl__stage_hold(struct sl_stage *s);

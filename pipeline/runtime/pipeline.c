@@ -456,6 +456,7 @@ int sl_pipeline_start(struct sl_pipeline *p, struct sl_error *err)
     if (p->started) return 0;
     int rc = check_graph(p, err);
     if (rc) return rc;
+    sl__link_conditions(p);
     p->loop_thread = pthread_self();
     p->start_ms = sl__now_ns() / 1000000;
     for (uint32_t i = 0; i < p->nstages; i++) {

@@ -131,6 +131,28 @@ void sl_stage_count_errors(struct sl_stage *stage, uint64_t n)
     atomic_fetch_add(&stage->errors, n);
 }
 
+void sl_stage_keeps_only(struct sl_stage *stage, const struct sl_expr *cond)
+{
+    stage->keeps_only = cond;
+}
+
+const struct sl_expr *sl_stage_downstream_condition(const struct sl_stage *stage)
+{
+    return stage->down_cond;
+}
+
+void sl__link_conditions(struct sl_pipeline *p)
+{
+    for (uint32_t i = 0; i < p->nstages; i++) {
+        struct sl_stage *f = p->stages[i];
+        if (!f->keeps_only || f->type->kind != SL_FILTER || f->ninputs != 1) continue;
+        const struct sl_queue *q = f->inputs[0];
+        struct sl_stage *up = q->from;
+        if (q->port == 0 && up->nports > 0 && up->ports[0].nedges == 1)
+            up->down_cond = f->keeps_only;
+    }
+}
+
 void sl_stage_set_progress(struct sl_stage *stage, uint64_t done, uint64_t total)
 {
     stage->st.progress_done = done;

@@ -28,6 +28,7 @@
 #include <sluice/json.h>
 
 #include "cli.h"
+#include "fuzz_lines.h"
 #include "json/internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -91,36 +92,6 @@ static const char config[] =
     "    type: fuzz_dead\n"
     "    inputs: [json.dead_letter, ts.dead_letter, rj.dead_letter, lf2.dead_letter,\n"
     "             cj.dead_letter]\n";
-
-/* The current input, split into lines by the source. */
-static const char *input;
-static size_t input_len;
-
-static enum sl_poll lines_poll(struct sl_stage *s, struct sl_batch **out)
-{
-    size_t *pos = sl_stage_state(s);
-    if (*pos >= input_len) return SL_DONE;
-    struct sl_batch *b = sl_batch_new(s);
-    for (int k = 0; k < 7 && *pos < input_len; k++) { /* small batches: more boundaries */
-        const char *nl = memchr(input + *pos, '\n', input_len - *pos);
-        size_t end = nl ? (size_t)(nl - input) : input_len;
-        struct sl_event *ev = sl_batch_append(b);
-        char *p = sl_batch_alloc(b, end - *pos + 1);
-        memcpy(p, input + *pos, end - *pos);
-        sl_event_set_payload(ev, p, end - *pos);
-        sl_event_set_origin(ev, k % 2 ? "a" : "b", *pos, -1);
-        *pos = end + 1;
-    }
-    *out = b;
-    return SL_READY;
-}
-
-static const struct sl_stage_type lines_type = {.abi = SL_STAGE_ABI,
-                                                .name = "fuzz_lines",
-                                                .kind = SL_SOURCE,
-                                                .doc = "the fuzz input's lines",
-                                                .state_size = sizeof(size_t),
-                                                .poll = lines_poll};
 
 /* A string field of `ev`, or NULL. */
 static const struct sl_value *string_field(const struct sl_event *ev, const char *name,
@@ -225,22 +196,6 @@ static const struct sl_stage_type dead_type = {.abi = SL_STAGE_ABI,
                                                .write = dead_write};
 
 /* ---- lines at the limits ------------------------------------------------------------- */
-
-struct text {
-    char *s;         /* the lines */
-    size_t len, cap; /* bytes used / allocated */
-};
-
-static void put(struct text *t, const char *s, size_t n)
-{
-    if (t->len + n > t->cap) {
-        while (t->len + n > t->cap) t->cap = t->cap ? 2 * t->cap : 1 << 20;
-        t->s = realloc(t->s, t->cap);
-        if (!t->s) abort();
-    }
-    memcpy(t->s + t->len, s, n);
-    t->len += n;
-}
 
 static void putf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void putf(struct text *t, const char *fmt, ...)
@@ -368,8 +323,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct text gen = {0};
     bool generated = size > 0 && data[0] == 0x01;
     if (generated) generate(&gen, data, size);
-    input = generated ? gen.s : (const char *)data;
-    input_len = generated ? gen.len : size;
+    fuzz_input = generated ? gen.s : (const char *)data;
+    fuzz_input_len = generated ? gen.len : size;
     sentinels = 0;
     struct sl_error err = {0};
     struct sl_pipeline *p = sl_pipeline_new(NULL, NULL, &err);
