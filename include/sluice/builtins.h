@@ -36,6 +36,15 @@ SL_API extern const struct sl_stage_type sl_stage_stdout;
  * with the last acknowledged tracking value as its checkpoint. */
 SL_API extern const struct sl_stage_type sl_stage_sqlite_source;
 
+/* ---- connectors/kafka ------------------------------------------------------------------- */
+
+/* Source `kafka`: consumes topics (names or ^regexes) as a member of a consumer group, one
+ * event per message (payload = value, key, time = timestamp, origin = topic/partition/
+ * offset), committing per partition the offsets of what every sink acknowledged, every
+ * commit_interval and at a clean stop; revoked partitions are released once their events
+ * in flight are committed (rebalance_timeout at most). */
+SL_API extern const struct sl_stage_type sl_stage_kafka_source;
+
 /* ---- connectors/generate, connectors/blackhole ------------------------------------------- */
 
 /* Source `generate`: emits `count` lines (0: endlessly) in a realistic format (json,
