@@ -113,6 +113,9 @@ struct cli_opts {
     bool check;                 /* checkpoints --check */
     const char *reset_source;   /* checkpoints --reset SOURCE, NULL: none */
     const char *reset_file;     /* checkpoints --file PATH (with --reset), NULL: all */
+    int mock_brokers;           /* kafka-mock --brokers N (default 1) */
+    const char **mock_topics;   /* kafka-mock --topic NAME:PARTITIONS, in order */
+    int nmock_topics;           /* number of --topic */
 };
 
 int cli_cmd_run(const struct cli_opts *o);
@@ -120,6 +123,10 @@ int cli_cmd_validate(const struct cli_opts *o);
 int cli_cmd_graph(const struct cli_opts *o);
 /* `sluice checkpoints [--check | --reset SOURCE [--file PATH]] DB` (checkpoints.c). */
 int cli_cmd_checkpoints(const struct cli_opts *o);
+
+/* `sluice kafka-mock`: hosts a mock Kafka cluster of `brokers` brokers with `topics`
+ * ("NAME:PARTITIONS") until SIGINT/SIGTERM (kafka_mock.c). */
+int cli_cmd_kafka_mock(int brokers, const char *const *topics, int ntopics);
 
 /* ---- signals (signals.c) ------------------------------------------------------------ */
 

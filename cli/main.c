@@ -56,6 +56,13 @@ static const struct command commands[] = {
      "                            read again from read_from at the next run\n"
      "      --file PATH           with --reset: forget only the file PATH\n",
      1, 1, false},
+    {"kafka-mock", "[OPTIONS]",
+     "host a mock Kafka cluster, print its bootstrap address, serve until SIGINT/SIGTERM",
+     "      --brokers N           brokers of the cluster (1 to 64, default 1)\n"
+     "      --topic NAME:PARTITIONS\n"
+     "                            create a topic of that many partitions (repeatable;\n"
+     "                            unknown topics are made with 4 on first use)\n",
+     0, 0, false},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof *commands)
@@ -108,6 +115,8 @@ enum {
     OPT_CHECK,
     OPT_RESET,
     OPT_FILE,
+    OPT_BROKERS,
+    OPT_TOPIC,
 };
 
 static const struct option long_opts[] = {
@@ -124,6 +133,8 @@ static const struct option long_opts[] = {
     {"check", no_argument, NULL, OPT_CHECK},
     {"reset", required_argument, NULL, OPT_RESET},
     {"file", required_argument, NULL, OPT_FILE},
+    {"brokers", required_argument, NULL, OPT_BROKERS},
+    {"topic", required_argument, NULL, OPT_TOPIC},
     {0},
 };
 
@@ -164,12 +175,18 @@ static bool checkpoints_only(int opt)
     return opt == OPT_CHECK || opt == OPT_RESET || opt == OPT_FILE;
 }
 
+static bool kafka_mock_only(int opt)
+{
+    return opt == OPT_BROKERS || opt == OPT_TOPIC;
+}
+
 /* One option of `c`; returns 0 or CLI_EUSAGE. */
 static int take_option(const struct command *c, int opt, const char *arg, struct parsed *ps)
 {
     struct cli_opts *o = &ps->o;
     if ((run_only(opt) && strcmp(c->name, "run") != 0) || (opt == 's' && !c->config_opts) ||
-        (checkpoints_only(opt) && strcmp(c->name, "checkpoints") != 0))
+        (checkpoints_only(opt) && strcmp(c->name, "checkpoints") != 0) ||
+        (kafka_mock_only(opt) && strcmp(c->name, "kafka-mock") != 0))
         return bad_usage(c, "option '--%s' does not apply to this command", opt_name(opt));
     switch (opt) {
     case 's':
@@ -212,6 +229,19 @@ static int take_option(const struct command *c, int opt, const char *arg, struct
     case OPT_CHECK: o->check = true; return 0;
     case OPT_RESET: o->reset_source = arg; return 0;
     case OPT_FILE: o->reset_file = arg; return 0;
+    case OPT_BROKERS: {
+        char *end = NULL;
+        long n = strtol(arg, &end, 10);
+        if (!*arg || *end || n < 1 || n > 64)
+            return bad_usage(c, "--brokers expects a number from 1 to 64; found '%s'", arg);
+        o->mock_brokers = (int)n;
+        return 0;
+    }
+    case OPT_TOPIC:
+        if (!strchr(arg, ':'))
+            return bad_usage(c, "--topic expects NAME:PARTITIONS such as logs:6; found '%s'", arg);
+        o->mock_topics[o->nmock_topics++] = arg;
+        return 0;
     default: return CLI_EUSAGE; /* getopt has said what was wrong */
     }
 }
@@ -257,6 +287,9 @@ static int dispatch(const struct command *c, struct parsed *ps)
     if (!strcmp(c->name, "validate")) return cli_cmd_validate(&ps->o);
     if (!strcmp(c->name, "graph")) return cli_cmd_graph(&ps->o);
     if (!strcmp(c->name, "checkpoints")) return cli_cmd_checkpoints(&ps->o);
+    if (!strcmp(c->name, "kafka-mock"))
+        return cli_cmd_kafka_mock(ps->o.mock_brokers ? ps->o.mock_brokers : 1, ps->o.mock_topics,
+                                  ps->o.nmock_topics);
     struct sl_error err = {0};
     struct sl_registry *reg = cli_registry(&err);
     if (!reg) {
@@ -333,7 +366,8 @@ int main(int argc, char **argv)
     }
     struct parsed ps = {.level = SL_LOG_INFO, .format = CLI_LOG_TEXT};
     ps.sets = calloc((size_t)argc, sizeof *ps.sets);
-    if (!ps.sets) return CLI_ERUN;
+    ps.o.mock_topics = calloc((size_t)argc, sizeof *ps.o.mock_topics);
+    if (!ps.sets || !ps.o.mock_topics) return CLI_ERUN;
     int rc = parse(c, argc - 1, argv + 1, &ps);
     cli_log_setup((enum sl_log_level)ps.level, (enum cli_log_format)ps.format);
     cli_log_libevent_start(); /* before any loop is made: libevent logs from then on */
@@ -341,5 +375,6 @@ int main(int argc, char **argv)
     if (!rc && !ps.help) rc = dispatch(c, &ps);
     cli_log_libevent_flush();
     free(ps.sets);
+    free(ps.o.mock_topics);
     return rc;
 }

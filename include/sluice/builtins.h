@@ -45,6 +45,13 @@ SL_API extern const struct sl_stage_type sl_stage_sqlite_source;
  * in flight are committed (rebalance_timeout at most). */
 SL_API extern const struct sl_stage_type sl_stage_kafka_source;
 
+/* Sink `kafka`: produces events to Kafka topics (a template per event; key and headers
+ * from expressions; json or text values) through librdkafka, each batch acknowledged
+ * only once every message of it has a successful delivery report; messages Kafka will
+ * never take go to `on_error` (drop, a dead-letter topic, or fail). `brokers: mock`
+ * runs librdkafka's in-process mock cluster. */
+SL_API extern const struct sl_stage_type sl_stage_kafka_sink;
+
 /* ---- connectors/generate, connectors/blackhole ------------------------------------------- */
 
 /* Source `generate`: emits `count` lines (0: endlessly) in a realistic format (json,
