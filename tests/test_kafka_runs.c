@@ -1,5 +1,5 @@
 /* The kafka source across processes: the real `sluice` binary on a topic of a mock cluster
- * hosted by a process of its own (tests/kafka_mock_main.c), fed by kcat.
+ * hosted by a process of its own (`sluice kafka-mock`), fed by kcat.
  *
  * At-least-once: a kafka -> parse_json -> file run is killed with SIGKILL at random points
  * (drawn as growth of its output, so they do not depend on the machine's speed) and
@@ -45,19 +45,19 @@ static const char *build_path(const char *rel)
     return path;
 }
 
-/* Starts tests/kafka_mock with `topic` (NAME:PARTITIONS) and reads its address. */
+/* Starts `sluice kafka-mock` with `topic` (NAME:PARTITIONS) and reads its address. */
 static void start_mock(const char *topic)
 {
     int in[2], out[2];
     cr_assert_eq(pipe(in), 0);
     cr_assert_eq(pipe(out), 0);
-    const char *bin = build_path("tests/kafka_mock");
+    const char *bin = build_path("cli/sluice");
     mock_pid = fork();
     cr_assert_geq(mock_pid, 0);
     if (mock_pid == 0) {
         dup2(in[0], 0), dup2(out[1], 1);
         close(in[1]), close(out[0]);
-        execl(bin, bin, topic, (char *)NULL);
+        execl(bin, bin, "kafka-mock", "--topic", topic, "--log-level", "error", (char *)NULL);
         _exit(127);
     }
     close(in[0]), close(out[1]);
@@ -76,8 +76,9 @@ static void setup(void)
 
 static void teardown(void)
 {
-    if (mock_stdin >= 0) close(mock_stdin); /* the mock ends with its input */
+    if (mock_pid > 0) kill(mock_pid, SIGTERM);
     if (mock_pid > 0) waitpid(mock_pid, NULL, 0);
+    if (mock_stdin >= 0) close(mock_stdin);
     mock_stdin = -1, mock_pid = 0;
     t_rmtree(dir);
     free(dir);
