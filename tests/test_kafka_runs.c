@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "helpers_file.h"
-#include "helpers_kafka.h"
+#include "helpers_kafka_source.h"
 
 #define GROUP_TIMEOUTS                                                                             \
     "{session.timeout.ms: 6000, max.poll.interval.ms: 6000, heartbeat.interval.ms: 300}"

@@ -18,7 +18,7 @@
 
 #include "helpers.h"
 #include "helpers_file.h"
-#include "helpers_kafka.h"
+#include "helpers_kafka_source.h"
 #include "../connectors/kafka/source.h"
 
 static struct sl__kafka_mock *mock;

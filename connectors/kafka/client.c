@@ -138,8 +138,8 @@ rd_kafka_conf_t *sl__kafka_conf(struct sl_stage *stage, const char *brokers,
 
 static enum sl_log_level log_level(int syslog_level)
 {
-    if (syslog_level <= 3) return SL_LOG_ERROR;
-    if (syslog_level == 4) return SL_LOG_WARN;
+    if (syslog_level <= 2) return SL_LOG_ERROR;
+    if (syslog_level <= 4) return SL_LOG_WARN; /* 3: a broker refused; its error event says so */
     return syslog_level <= 6 ? SL_LOG_INFO : SL_LOG_DEBUG;
 }
 

@@ -129,7 +129,7 @@ struct sl__kafka_client {
 
 /* Makes the handle of `type` from `conf` (taken in every case: owned by the handle, or
  * destroyed on failure) into `c` (borrowed, zeroed by this), its log lines forwarded to
- * sl_stage_log on the loop thread (librdkafka's syslog levels: 0-3 error, 4 warn, 5-6
+ * sl_stage_log on the loop thread (librdkafka's syslog levels: 0-2 error, 3-4 warn, 5-6
  * info, 7 debug). Returns 0, or an SL_E* code with `err`. Loop thread. */
 int sl__kafka_client_open(struct sl__kafka_client *c, struct sl_stage *stage, rd_kafka_type_t type,
                           rd_kafka_conf_t *conf, struct sl_error *err);

@@ -148,6 +148,7 @@ static enum sl_poll sink_write(struct sl_stage *stage, struct sl_batch *b)
     if (r == SL__KAFKA_BROKEN) return SL_PENDING; /* the runtime fails the run next */
     if (r == SL__KAFKA_FULL) {
         k->stalled = j; /* reports make room: resume() */
+        k->stalls++;
         return SL_PENDING;
     }
     settle(k, j);
