@@ -149,6 +149,8 @@ static enum sl_poll ksrc_poll(struct sl_stage *stage, struct sl_batch **out)
     bool end = at_end(s);
     if (s->cur && (sl_batch_full(s->cur) || s->batch_due || end)) {
         sl_timer_stop(s->batch_timer);
+        s->batches++;
+        s->partial += !sl_batch_full(s->cur);
         s->batch_due = false;
         if (sl__ksrc_track(s, s->cur))
             return sl_stage_error(stage, SL_ENOMEM, "out of memory"), SL_ERROR;
@@ -278,6 +280,13 @@ static int ksrc_flush(struct sl_stage *stage, struct sl_emit *out, bool end)
         if (!rd_kafka_assignment(s->rk, &list) && list) rd_kafka_pause_partitions(s->rk, list);
         if (list) rd_kafka_topic_partition_list_destroy(list);
     }
+    sl_stage_log(stage, SL_LOG_DEBUG,
+                 "%llu batches, %llu of them partial; %llu pauses, %llu rebalances, %llu broker "
+                 "errors, %llu commits (%llu failed)",
+                 (unsigned long long)s->batches, (unsigned long long)s->partial,
+                 (unsigned long long)s->pauses, (unsigned long long)s->rebalances,
+                 (unsigned long long)s->broker_errors, (unsigned long long)s->commits,
+                 (unsigned long long)s->commit_failures);
     if (!s->fl_count && !s->revoked) sl__ksrc_finish(s);
     return 0;
 }

@@ -105,6 +105,8 @@ struct sl__ksrc {
     uint64_t pauses;                          /* times the pipeline's backpressure paused reading */
     uint64_t rebalances;                      /* rebalance events */
     uint64_t stale_acks; /* acknowledged ranges of partitions no longer owned */
+    uint64_t batches;    /* batches returned */
+    uint64_t partial;    /* ... of them partial, after batch.timeout */
 };
 
 /* ---- messages (source_msg.c) ----------------------------------------------------------- */
