@@ -17,7 +17,8 @@
  * poll() resumes them. librdkafka's own prefetch is bounded by
  * queued.max.messages.kbytes (16 MiB here unless the librdkafka map says otherwise).
  *
- * Offsets and rebalances: source_offsets.c and source_group.c. Brokers down: librdkafka
+ * Offsets and rebalances: source_offsets.c and source_group.c; the end: source_end.c.
+ * Brokers down: librdkafka
  * reconnects by itself; each error event is logged with its text (which names the
  * broker) and counted in the stage's errors, and the pipeline waits. */
 #include <stdio.h>
@@ -104,12 +105,12 @@ int sl__ksrc_drain(struct sl__ksrc *s, bool all)
 static void on_queue(struct sl_stage *stage, void *arg)
 {
     struct sl__ksrc *s = arg;
-    if (s->closing) return; /* the consumer's close serves the queue now */
-    if (s->bp_paused || s->ended) {
+    if (s->bp_paused || s->ended) { /* and while closing: its callbacks and its end */
         if (sl__ksrc_drain(s, true)) {
             sl_stage_error(stage, SL_ENOMEM, "out of memory");
             sl_stage_wake(stage);
         }
+        sl__ksrc_close_progress(s);
         return;
     }
     sl_stage_wake(stage);
@@ -237,7 +238,18 @@ static int timers(struct sl__ksrc *s)
     s->stall_timer = sl_timer_new(s->stage, sl__ksrc_on_stall_timer, s);
     s->commit_timer = sl_timer_new(s->stage, sl__ksrc_on_commit_timer, s);
     s->revoke_timer = sl_timer_new(s->stage, sl__ksrc_on_revoke_timer, s);
-    return s->batch_timer && s->stall_timer && s->commit_timer && s->revoke_timer ? 0 : SL_ENOMEM;
+    s->end_timer = sl_timer_new(s->stage, sl__ksrc_on_end_timer, s);
+    s->alive_timer = sl_timer_new(s->stage, sl__ksrc_on_alive_timer, s);
+    if (!s->batch_timer || !s->stall_timer || !s->commit_timer || !s->revoke_timer ||
+        !s->end_timer || !s->alive_timer)
+        return SL_ENOMEM;
+    if (pthread_mutex_init(&s->end_mu, NULL)) return SL_ENOMEM;
+    if (pthread_cond_init(&s->end_cv, NULL)) {
+        pthread_mutex_destroy(&s->end_mu);
+        return SL_ENOMEM;
+    }
+    s->end_sync = true;
+    return 0;
 }
 
 static int ksrc_start(struct sl_stage *stage, struct sl_error *err)
@@ -246,6 +258,11 @@ static int ksrc_start(struct sl_stage *stage, struct sl_error *err)
     if (timers(s)) return sl_error_set(err, SL_ENOMEM, "out of memory");
     rd_kafka_conf_t *conf = make_conf(s, err);
     if (!conf) return err->code;
+    char poll_ms[32];
+    size_t len = sizeof poll_ms;
+    s->alive_ms = 100000; /* librdkafka's default max.poll.interval.ms is 300 s */
+    if (rd_kafka_conf_get(conf, "max.poll.interval.ms", poll_ms, &len) == RD_KAFKA_CONF_OK)
+        s->alive_ms = strtoll(poll_ms, NULL, 10) / 3;
     int rc = sl__kafka_client_open(&s->client, stage, RD_KAFKA_CONSUMER, conf, err);
     if (rc) return rc;
     s->rk = s->client.rk;
@@ -255,6 +272,7 @@ static int ksrc_start(struct sl_stage *stage, struct sl_error *err)
     if ((rc = subscribe(s, err))) return rc;
     if (!(s->watch = sl__kafka_watch_new(stage, s->q, on_queue, s, err))) return err->code;
     sl_timer_start(s->commit_timer, s->commit_interval_ms, true);
+    sl_timer_start(s->alive_timer, s->alive_ms > 0 ? s->alive_ms : 1, true);
     sl_stage_log(stage, SL_LOG_INFO, "consuming %s%s as group '%s'", s->topics.items[0],
                  s->topics.n > 1 ? " and more" : "", s->group);
     return 0;
@@ -314,6 +332,9 @@ static void ksrc_close(struct sl_stage *stage)
     sl_timer_free(s->stall_timer);
     sl_timer_free(s->commit_timer);
     sl_timer_free(s->revoke_timer);
+    sl_timer_free(s->end_timer);
+    sl_timer_free(s->alive_timer);
+    if (s->end_sync) pthread_cond_destroy(&s->end_cv), pthread_mutex_destroy(&s->end_mu);
     sl__kafka_watch_free(s->watch);
     if (s->q) rd_kafka_queue_destroy(s->q);
     sl_batch_unref(s->cur);

@@ -3,14 +3,17 @@
  * acknowledged offsets and commits them; source_group.c follows the consumer group
  * (rebalances, errors, logs) and pauses the partitions while the pipeline does not poll.
  *
+ * source_end.c makes the last commit and closes the consumer at a clean stop.
+ *
  * Threads: everything runs on the loop thread: librdkafka's callbacks (rebalance, offset
- * commit, error, log) are served from the consumer queue by rd_kafka_consume_batch_queue()
- * on it, never from librdkafka's threads (log.queue). The one exception is the last
- * commit and the consumer's close at a clean stop, on an executor thread, when nothing
- * else touches the state any more (`closing`). */
+ * commit, error) are served from the consumer queue by rd_kafka_consume_batch_queue() on
+ * it, never from librdkafka's threads, and its log lines come through the client's log
+ * queue (client.h). The one exception is the executor task that keeps the run alive
+ * while the end is under way: it only waits on `end_mu`/`end_cv` for `end_done`. */
 #ifndef SLUICE_CONNECTORS_KAFKA_SOURCE_H
 #define SLUICE_CONNECTORS_KAFKA_SOURCE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -82,6 +85,8 @@ struct sl__ksrc {
     struct sl_timer *stall_timer;   /* not polled for a while: pause; then keep-alive */
     struct sl_timer *commit_timer;  /* commit_interval */
     struct sl_timer *revoke_timer;  /* rebalance_timeout */
+    struct sl_timer *alive_timer;   /* a third of max.poll.interval.ms: the consumer lives */
+    int64_t alive_ms;               /* ... that third */
     bool stall_armed;               /* stall_timer is running */
     bool bp_paused;                 /* the partitions are paused: the pipeline is full */
     struct sl__kpart **parts;       /* every partition seen (owned records) */
@@ -94,11 +99,17 @@ struct sl__ksrc {
     bool revoke_committing;                   /* ... its commit is out: release on its result */
     bool assigned_once;                       /* a partition was ever assigned (until_end) */
     bool ended;                               /* flush(end) was called */
-    bool closing;                             /* the last commit and close are under way: the loop
-                                                 no longer serves the queue */
+    bool finishing;                           /* the last commit is under way (source_end.c) */
+    bool closing;                             /* ... then the consumer's close: the rebalance
+                                                 callback only hands partitions back */
     bool closed;                              /* ... and done */
-    int final_rc;                             /* the last commit's result (librdkafka error code) */
-    char final_err[256];                      /* ... its text */
+    int end_tries;                            /* commits of the end sent */
+    struct sl_timer *end_timer;               /* the next try of the last commit */
+    bool end_sync;                            /* end_mu and end_cv are initialised */
+    pthread_mutex_t end_mu;                   /* guards end_done */
+    pthread_cond_t end_cv;                    /* signalled when end_done is set */
+    bool end_done;                            /* the end is over: the waiting task returns */
+    bool end_timed_out;                       /* ... it stopped waiting first (executor thread) */
     uint64_t broker_errors;                   /* error events (broker down...): counters */
     uint64_t commits;                         /* commits sent */
     uint64_t commit_failures;                 /* commit results that failed */
@@ -141,10 +152,6 @@ int sl__ksrc_commit(struct sl__ksrc *s, const rd_kafka_topic_partition_list_t *o
 /* The commit_interval timer. */
 void sl__ksrc_on_commit_timer(struct sl_stage *stage, void *arg);
 
-/* The source has ended and nothing is in flight: the last commit and the consumer's
- * close, on an executor thread (the run waits for them). */
-void sl__ksrc_finish(struct sl__ksrc *s);
-
 /* Frees the flights and the partitions (close). */
 void sl__ksrc_offsets_free(struct sl__ksrc *s);
 
@@ -161,6 +168,11 @@ void sl__ksrc_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque
  * acknowledged and their offsets committed (or rebalance_timeout passed). */
 void sl__ksrc_check_revoke(struct sl__ksrc *s);
 
+/* The alive timer: tells librdkafka that the application polls, also while nothing
+ * comes (an idle topic) or the pipeline is full, so that the group keeps this member
+ * (max.poll.interval.ms). */
+void sl__ksrc_on_alive_timer(struct sl_stage *stage, void *arg);
+
 /* The rebalance_timeout timer. */
 void sl__ksrc_on_revoke_timer(struct sl_stage *stage, void *arg);
 
@@ -170,6 +182,26 @@ void sl__ksrc_on_stall_timer(struct sl_stage *stage, void *arg);
 
 /* poll() came: resumes what backpressure paused. */
 void sl__ksrc_resume(struct sl__ksrc *s);
+
+/* ---- the end (source_end.c) ------------------------------------------------------------ */
+
+/* Marks the commit of the end (the opaque of its offset commit callback). */
+extern const char sl__ksrc_final_token;
+
+/* The source has ended and nothing is in flight: the last commit, then the consumer's
+ * close, both served on the loop; a task on the executor keeps the run waiting for them
+ * (END_WAIT_MS at most). Idempotent. */
+void sl__ksrc_finish(struct sl__ksrc *s);
+
+/* The offset commit callback of the last commit: `err` is its error (0: every partition
+ * committed). Retries what may pass (a rebalance, the coordinator moving), then closes. */
+void sl__ksrc_final_committed(struct sl__ksrc *s, rd_kafka_resp_err_t err);
+
+/* After a drain while closing: notices that the consumer is closed. */
+void sl__ksrc_close_progress(struct sl__ksrc *s);
+
+/* The end_timer's callback. */
+void sl__ksrc_on_end_timer(struct sl_stage *stage, void *arg);
 
 /* ---- the queue (source.c) ------------------------------------------------------------------ */
 

@@ -111,7 +111,12 @@ static void assigned(struct sl__ksrc *s, rd_kafka_topic_partition_list_t *parts,
         sl_stage_log(s->stage, SL_LOG_WARN, "cannot take the assigned partitions: %s",
                      error ? rd_kafka_error_string(error) : rd_kafka_err2str(err));
     if (error) rd_kafka_error_destroy(error);
-    if (s->bp_paused || s->ended) rd_kafka_pause_partitions(s->rk, parts);
+    /* A partition this consumer paused (revoked, or the pipeline full) stays paused in
+     * librdkafka across an unassign: an assignment says again what it should be. */
+    if (s->bp_paused || s->ended)
+        rd_kafka_pause_partitions(s->rk, parts);
+    else
+        rd_kafka_resume_partitions(s->rk, parts);
     sl_stage_log(s->stage, SL_LOG_INFO, "assigned %d partition(s)%s", parts->cnt,
                  coop ? " (cooperative)" : "");
 }
@@ -152,7 +157,7 @@ void sl__ksrc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     struct sl__ksrc *s = opaque;
     bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
-    if (s->closing) { /* rd_kafka_consumer_close(), on the executor: only librdkafka's part */
+    if (s->closing) { /* rd_kafka_consumer_close_queue(): only hand the partitions back */
         rd_kafka_error_t *error = NULL;
         if (coop)
             error = assign ? rd_kafka_incremental_assign(rk, parts)
@@ -191,12 +196,14 @@ void sl__ksrc_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                      rd_kafka_err2str(err ? err : offsets->elems[0].err));
     }
     if (opaque == &revoke_opaque && s->revoke_committing && s->revoked) release(s);
+    if (opaque == &sl__ksrc_final_token)
+        sl__ksrc_final_committed(s, err ? err : failed ? offsets->elems[0].err : 0);
 }
 
 void sl__ksrc_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     struct sl__ksrc *s = opaque;
-    if (s->closing) return; /* not the loop thread */
+    if (s->closing) return; /* leaving the group: errors of the close are not news */
     s->broker_errors++;
     sl_stage_count_errors(s->stage, 1);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
@@ -208,6 +215,14 @@ void sl__ksrc_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque
     }
     sl_stage_log(s->stage, SL_LOG_WARN, "kafka: %s (%s); waiting for the brokers", reason,
                  rd_kafka_err2name(err));
+}
+
+void sl__ksrc_on_alive_timer(struct sl_stage *stage, void *arg)
+{
+    (void)stage;
+    struct sl__ksrc *s = arg;
+    rd_kafka_message_t *none[1];
+    if (!s->closing) rd_kafka_consume_batch_queue(s->q, 0, none, 0); /* takes nothing */
 }
 
 /* ---- backpressure -------------------------------------------------------------------------- */

@@ -8,19 +8,15 @@
  * never past a message still in flight. A range of an older assignment (the partition
  * was revoked and assigned again meanwhile, or is no longer ours) is not committed.
  *
- * Commits are asynchronous (rd_kafka_commit, results on the loop through the offset
+ * Commits are asynchronous (rd_kafka_commit_queue, results on the loop through the offset
  * commit callback), every commit_interval, of the partitions that moved; a revocation
- * commits its partitions before releasing them (source_group.c). At a clean stop, once
- * the last batch is acknowledged, the last commit and the consumer's close run on an
- * executor thread (a commit with a bounded wait, then rd_kafka_consumer_close, which
- * leaves the group at once), and the run waits for them. */
+ * commits its partitions before releasing them (source_group.c); the last one, at a
+ * clean stop, is source_end.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "source.h"
-
-#define FINAL_COMMIT_WAIT_MS 10000 /* the last commit's result, at most */
 
 /* ---- partitions ------------------------------------------------------------------------ */
 
@@ -173,69 +169,7 @@ void sl__ksrc_on_commit_timer(struct sl_stage *stage, void *arg)
 {
     (void)stage;
     struct sl__ksrc *s = arg;
-    if (!s->closing) sl__ksrc_commit(s, NULL, NULL);
-}
-
-/* ---- the end ------------------------------------------------------------------------------- */
-
-struct final_job {
-    struct sl__ksrc *s;                    /* the source */
-    rd_kafka_topic_partition_list_t *list; /* what to commit (owned), NULL: nothing */
-};
-
-/* Executor thread: the last commit, waited for (bounded), then the close. */
-static void final_work(void *arg)
-{
-    struct final_job *j = arg;
-    struct sl__ksrc *s = j->s;
-    if (j->list) {
-        rd_kafka_queue_t *rq = rd_kafka_queue_new(s->rk);
-        rd_kafka_resp_err_t err = rd_kafka_commit_queue(s->rk, j->list, rq, NULL, NULL);
-        rd_kafka_event_t *ev = err ? NULL : rd_kafka_queue_poll(rq, FINAL_COMMIT_WAIT_MS);
-        if (ev)
-            err = rd_kafka_event_error(ev);
-        else if (!err)
-            err = RD_KAFKA_RESP_ERR__TIMED_OUT;
-        s->final_rc = err;
-        snprintf(s->final_err, sizeof s->final_err, "%s",
-                 ev && err ? rd_kafka_event_error_string(ev) : rd_kafka_err2str(err));
-        if (ev) rd_kafka_event_destroy(ev);
-        rd_kafka_queue_destroy(rq);
-    }
-    rd_kafka_consumer_close(s->rk); /* leaves the group: the others take over at once */
-}
-
-static void final_done(struct sl_stage *stage, void *arg)
-{
-    struct final_job *j = arg;
-    struct sl__ksrc *s = j->s;
-    s->closed = true;
-    if (j->list && s->final_rc)
-        sl_stage_log(stage, SL_LOG_WARN,
-                     "the last commit failed (%s): the next run reads again what was "
-                     "acknowledged since the one before",
-                     s->final_err);
-    else if (j->list)
-        sl_stage_log(stage, SL_LOG_DEBUG, "committed the offsets of %d partition(s)", j->list->cnt);
-    if (j->list) rd_kafka_topic_partition_list_destroy(j->list);
-    free(j);
-}
-
-void sl__ksrc_finish(struct sl__ksrc *s)
-{
-    if (s->closing || !s->rk) return;
-    struct final_job *j = calloc(1, sizeof *j);
-    if (!j) return; /* close() destroys the consumer without its last commit */
-    j->s = s;
-    j->list = moved(s, NULL);
-    s->closing = true; /* from now on the loop leaves the consumer queue to the close */
-    sl_timer_stop(s->commit_timer);
-    sl_timer_stop(s->stall_timer);
-    if (sl_stage_submit(s->stage, final_work, final_done, j)) {
-        s->closing = false;
-        if (j->list) rd_kafka_topic_partition_list_destroy(j->list);
-        free(j);
-    }
+    if (!s->finishing) sl__ksrc_commit(s, NULL, NULL);
 }
 
 void sl__ksrc_offsets_free(struct sl__ksrc *s)
