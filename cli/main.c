@@ -61,7 +61,9 @@ static const struct command commands[] = {
      "      --brokers N           brokers of the cluster (1 to 64, default 1)\n"
      "      --topic NAME:PARTITIONS\n"
      "                            create a topic of that many partitions (repeatable;\n"
-     "                            unknown topics are made with 4 on first use)\n",
+     "                            unknown topics are made with 4 on first use)\n"
+     "  Standard input takes commands, one a line, each answered 'ok' or 'error: ...':\n"
+     "  down ID, up ID (broker ID stops / resumes answering), topic NAME:PARTITIONS\n",
      0, 0, false},
 };
 

@@ -370,6 +370,27 @@ Test(cli, usage_errors_exit_2_with_a_hint)
     cr_assert_str_eq(r.err, "missing.yaml: error: cannot open: No such file or directory\n");
 }
 
+Test(cli, kafka_mock_usage_errors_exit_2)
+{
+    static struct result r;
+    run(&r, (const char *[]){"kafka-mock", "--brokers", "0", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 2);
+    cr_assert_str_eq(r.err, "sluice: error: --brokers expects a number from 1 to 64; found '0' "
+                            "(see sluice kafka-mock --help)\n");
+    run(&r, (const char *[]){"kafka-mock", "--topic", "logs", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 2);
+    cr_assert_str_eq(r.err, "sluice: error: --topic expects NAME:PARTITIONS such as logs:6; found "
+                            "'logs' (see sluice kafka-mock --help)\n");
+    run(&r, (const char *[]){"kafka-mock", "--topic", "logs:0", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 2);
+    cr_assert_str_eq(r.err, "sluice: error: kafka-mock: a topic is NAME:PARTITIONS such as logs:6; "
+                            "found 'logs:0'\n");
+    run(&r, (const char *[]){"run", "--brokers", "2", "first.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 2);
+    cr_assert_str_eq(r.err, "sluice: error: option '--brokers' does not apply to this command "
+                            "(see sluice run --help)\n");
+}
+
 Test(cli, help_and_version)
 {
     static struct result r;

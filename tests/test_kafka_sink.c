@@ -274,6 +274,34 @@ Test(kafka_sink, a_dead_letter_keeps_the_reason_and_the_head_of_a_too_large_valu
     cr_assert_eq(t_stats(out).dropped, 0);
 }
 
+Test(kafka_sink, messages_the_broker_refuses_go_to_the_dead_letter_topic_from_their_report)
+{
+    enum { N = 200 };
+    struct sl_stage *out = counter_to_kafka(N, "brokers: mock\ntopic: t\nencoding: text\n"
+                                               "on_error: dead_letter\n");
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_start(p, &err), 0, "%s", err.msg);
+    struct sl__kafka_mock *m = sl_stage_shared(out, "kafka-mock:1");
+    rd_kafka_mock_push_request_errors(sl__kafka_mock_cluster(m), 0 /* Produce */, 1,
+                                      RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+    run_ok();
+    struct sl_stage_stats st = t_stats(out);
+    cr_assert_eq(st.acked, N);
+    const char *boot = t_mock_bootstraps(out, 1);
+    char *text = t_kcat(boot, "t", "%s\\n"), *dead = t_kcat(boot, "out.dead_letter", "%s\\n");
+    size_t cap = strlen(text) + strlen(dead) + 1;
+    char *both = malloc(cap), *wtext = malloc(N * 8);
+    snprintf(both, cap, "%s%s", text, dead);
+    for (int i = 0, n = 0; i < N; i++) n += sprintf(wtext + n, "%d\n", i);
+    char *got = t_sorted_lines(both), *want = t_sorted_lines(wtext);
+    cr_assert_str_eq(got, want, "every message once, in the topic or as a dead letter");
+    size_t ndead = 0;
+    for (const char *c = dead; *c; c++) ndead += *c == '\n';
+    cr_assert_gt(ndead, 0, "the refused request's messages are dead letters");
+    cr_assert_eq(st.errors, ndead);
+    free(text), free(dead), free(both), free(wtext), free(got), free(want);
+}
+
 /* ---- config ---------------------------------------------------------------------------------- */
 
 static const char *add_error(const char *yaml)

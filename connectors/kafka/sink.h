@@ -69,6 +69,8 @@ struct sl__kafka_sink {
     const char *defaults[16]; /* librdkafka settings the options make, NULL-ended */
     char dl_topic[256];       /* the dead-letter topic */
     bool topic_constant;      /* the topic template has no {{ }} that varies */
+    size_t const_len;         /* topic_constant: the length of its rendering */
+    char const_topic[256];    /* and the rendering, made once */
     /* run */
     struct sl__kafka_client c;                  /* the producer */
     rd_kafka_queue_t *dr_q;                     /* its main queue: delivery reports, errors */

@@ -70,6 +70,8 @@ int sl__kafka_sink_config(struct sl__kafka_sink *k, const struct sl_config *cfg,
     if (n <= 0 || n > 249)
         return sl_config_error(cfg, err, SL_ECONFIG, "dead_letter_topic: 1 to 249 characters");
     k->topic_constant = sl_template_is_constant(k->topic);
+    if (k->topic_constant)
+        k->const_len = sl_template_render(k->topic, NULL, k->const_topic, sizeof k->const_topic);
     return 0;
 }
 
@@ -201,7 +203,11 @@ static int make_key(struct sl__kafka_sink *k, struct sl_event *ev, const char **
  * Kafka cannot have (empty, or longer than 249). */
 static int make_msg(struct sl__kafka_sink *k, struct sl_event *ev, struct sl__kafka_msg *m)
 {
-    size_t n = sl_template_render(k->topic, ev, m->topic, sizeof m->topic);
+    size_t n = k->const_len;
+    if (k->topic_constant)
+        memcpy(m->topic, k->const_topic, n < sizeof m->topic ? n + 1 : sizeof m->topic);
+    else
+        n = sl_template_render(k->topic, ev, m->topic, sizeof m->topic);
     m->h = NULL;
     if (make_key(k, ev, &m->key, &m->klen) || encode(k, ev, &m->val, &m->vlen) ||
         make_headers(k, ev, &m->h))
@@ -242,7 +248,13 @@ enum sl__kafka_produced sl__kafka_produce(struct sl__kafka_sink *k, struct sl__k
         return SL__KAFKA_QUEUED;
     }
     enum sl__kafka_produced r = SL__KAFKA_FULL;
-    if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) r = sl__kafka_refused(k, j, &m, e);
+    if (sl__kafka_permanent(e)) {
+        r = sl__kafka_refused(k, j, &m, e);
+    } else if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) { /* __FATAL, __STATE: the client's */
+        sl__kafka_sink_broken(k, "cannot produce to %s: %s (%s)", m.topic, rd_kafka_err2str(e),
+                              rd_kafka_err2name(e));
+        r = SL__KAFKA_BROKEN;
+    }
     if (m.h) rd_kafka_headers_destroy(m.h);
     return r;
 }
