@@ -32,6 +32,8 @@
 
 #define DRAIN_CHUNK    256  /* messages per rd_kafka_consume_batch_queue() */
 #define PAUSE_AFTER_MS 1000 /* messages wait this long without a poll: pause */
+#define DRAIN_IDLE     64   /* calls in a row that return no message, at most */
+#define CLOSE_WAIT_MS  5000 /* close(): a close under way is served this long */
 
 /* ---- the queue ------------------------------------------------------------------------------- */
 
@@ -85,11 +87,19 @@ int sl__ksrc_drain(struct sl__ksrc *s, bool all)
 {
     rd_kafka_message_t *msgs[DRAIN_CHUNK];
     int rc = 0;
-    for (;;) {
+    for (int idle = 0; idle < DRAIN_IDLE;) {
         size_t want = all ? DRAIN_CHUNK : room(s);
         if (!want) break;
         ssize_t n = rd_kafka_consume_batch_queue(s->q, 0, msgs, want);
-        if (n <= 0) break; /* empty (a callback may have stopped it early: asked again) */
+        /* A call that served a callback may return before the queue is empty (a yield):
+         * what is left would never be announced again (the descriptor fires only when
+         * an empty queue gets something), so ask again while it holds anything. */
+        if (n <= 0) {
+            if (rd_kafka_queue_length(s->q) == 0) break;
+            idle++;
+            continue;
+        }
+        idle = 0;
         for (ssize_t i = 0; i < n; i++) {
             if (!rc) rc = take(s, msgs[i]);
             rd_kafka_message_destroy(msgs[i]);
@@ -311,10 +321,17 @@ static int ksrc_flush(struct sl_stage *stage, struct sl_emit *out, bool end)
 
 /* Destroys a consumer the run did not close (it failed or was aborted) without leaving
  * the group (which could wait for the brokers): the group notices by its session
- * timeout. */
+ * timeout. A close already under way (its wait ran out) is served for CLOSE_WAIT_MS
+ * first: librdkafka's end waits for the application's answer to its last rebalance. */
 static void destroy_unclosed(struct sl__ksrc *s)
 {
     struct sl__kafka_client *c = &s->client;
+    rd_kafka_message_t *msgs[DRAIN_CHUNK];
+    for (int t = 0; s->close_started && t < CLOSE_WAIT_MS / 100 && !rd_kafka_consumer_closed(c->rk);
+         t++) {
+        ssize_t n = rd_kafka_consume_batch_queue(s->q, 100, msgs, DRAIN_CHUNK);
+        for (ssize_t i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
+    }
     sl__kafka_watch_free(c->log_watch);
     c->log_watch = NULL;
     rd_kafka_set_log_queue(c->rk, NULL);
@@ -336,9 +353,9 @@ static void ksrc_close(struct sl_stage *stage)
     sl_timer_free(s->alive_timer);
     if (s->end_sync) pthread_cond_destroy(&s->end_cv), pthread_mutex_destroy(&s->end_mu);
     sl__kafka_watch_free(s->watch);
-    if (s->q) rd_kafka_queue_destroy(s->q);
     sl_batch_unref(s->cur);
     if (s->client.rk && !s->closed) destroy_unclosed(s);
+    if (s->q) rd_kafka_queue_destroy(s->q);
     sl__kafka_client_close(&s->client);
     sl__ksrc_offsets_free(s);
 }

@@ -102,6 +102,7 @@ struct sl__ksrc {
     bool finishing;                           /* the last commit is under way (source_end.c) */
     bool closing;                             /* ... then the consumer's close: the rebalance
                                                  callback only hands partitions back */
+    bool close_started;                       /* rd_kafka_consumer_close_queue() was called */
     bool closed;                              /* ... and done */
     int end_tries;                            /* commits of the end sent */
     struct sl_timer *end_timer;               /* the next try of the last commit */

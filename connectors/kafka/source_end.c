@@ -73,6 +73,7 @@ static void start_close(struct sl__ksrc *s)
     s->closing = true;
     sl_timer_stop(s->end_timer);
     rd_kafka_error_t *error = rd_kafka_consumer_close_queue(s->rk, s->q);
+    s->close_started = !error;
     if (error) {
         sl_stage_log(s->stage, SL_LOG_WARN, "cannot leave the group: %s",
                      rd_kafka_error_string(error));
