@@ -343,11 +343,6 @@ Test(kafka_runs, a_third_process_joins_mid_stream_and_nothing_is_lost)
     }
     for (int i = 0; i < 3; i++) kill(pid[i], SIGTERM);
     for (int i = 0; i < 3; i++) wait_ok(pid[i], log);
-    if (getenv("T_KAFKA_LOG")) {
-        char *all = t_read(log, NULL);
-        fprintf(stderr, "%s", all);
-        free(all);
-    }
     cr_assert_eq(missing, 0, "%ld messages missing", missing);
     cr_assert_eq(parts[0] | parts[1] | parts[2], 0x3f);
     long dup = 0;
