@@ -53,6 +53,13 @@ SL_API extern const struct sl_stage_type sl_stage_sqlite_source;
 
 /* ---- connectors/kafka ------------------------------------------------------------------- */
 
+/* Source `kafka`: consumes topics (names or ^regexes) as a member of a consumer group, one
+ * event per message (payload = value, key, time = timestamp, origin = topic/partition/
+ * offset), committing per partition the offsets of what every sink acknowledged, every
+ * commit_interval and at a clean stop; revoked partitions are released once their events
+ * in flight are committed (rebalance_timeout at most). */
+SL_API extern const struct sl_stage_type sl_stage_kafka_source;
+
 /* Sink `kafka`: produces events to Kafka topics (a template per event; key and headers
  * from expressions; json or text values) through librdkafka, each batch acknowledged
  * only once every message of it has a successful delivery report; messages Kafka will
