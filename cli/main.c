@@ -192,6 +192,35 @@ static bool kafka_mock_only(int opt)
 }
 
 /* One option of `c`; returns 0 or CLI_EUSAGE. */
+static int metrics_addr_arg(const struct command *c, const char *arg, struct cli_opts *o)
+{
+    const char *colon = strrchr(arg, ':');
+    char *end = NULL;
+    long port = colon && colon != arg ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon == arg || !colon[1] || *end || port < 0 || port > 65535)
+        return bad_usage(c, "--metrics-addr expects HOST:PORT such as 127.0.0.1:9598; found '%s'",
+                         arg);
+    o->metrics_addr = arg;
+    return 0;
+}
+
+/* --brokers N and --topic NAME:PARTITIONS of `sluice kafka-mock`. */
+static int mock_arg(const struct command *c, int opt, const char *arg, struct cli_opts *o)
+{
+    if (opt == OPT_TOPIC) {
+        if (!strchr(arg, ':'))
+            return bad_usage(c, "--topic expects NAME:PARTITIONS such as logs:6; found '%s'", arg);
+        o->mock_topics[o->nmock_topics++] = arg;
+        return 0;
+    }
+    char *end = NULL;
+    long n = strtol(arg, &end, 10);
+    if (!*arg || *end || n < 1 || n > 64)
+        return bad_usage(c, "--brokers expects a number from 1 to 64; found '%s'", arg);
+    o->mock_brokers = (int)n;
+    return 0;
+}
+
 static int take_option(const struct command *c, int opt, const char *arg, struct parsed *ps)
 {
     struct cli_opts *o = &ps->o;
@@ -218,16 +247,7 @@ static int take_option(const struct command *c, int opt, const char *arg, struct
             return bad_usage(c, "--log-format expects text or json; found '%s'", arg);
         return 0;
     case OPT_STATS: return duration_arg(c, "--stats-interval", arg, &o->stats_interval_ms);
-    case OPT_METRICS: {
-        const char *colon = strrchr(arg, ':');
-        char *end = NULL;
-        long port = colon && colon != arg ? strtol(colon + 1, &end, 10) : -1;
-        if (!colon || colon == arg || !colon[1] || *end || port < 0 || port > 65535)
-            return bad_usage(
-                c, "--metrics-addr expects HOST:PORT such as 127.0.0.1:9598; found '%s'", arg);
-        o->metrics_addr = arg;
-        return 0;
-    }
+    case OPT_METRICS: return metrics_addr_arg(c, arg, o);
     case OPT_MAX_CONNS: {
         char *end = NULL;
         long n = strtol(arg, &end, 10);
@@ -241,19 +261,8 @@ static int take_option(const struct command *c, int opt, const char *arg, struct
     case OPT_CHECK: o->check = true; return 0;
     case OPT_RESET: o->reset_source = arg; return 0;
     case OPT_FILE: o->reset_file = arg; return 0;
-    case OPT_BROKERS: {
-        char *end = NULL;
-        long n = strtol(arg, &end, 10);
-        if (!*arg || *end || n < 1 || n > 64)
-            return bad_usage(c, "--brokers expects a number from 1 to 64; found '%s'", arg);
-        o->mock_brokers = (int)n;
-        return 0;
-    }
-    case OPT_TOPIC:
-        if (!strchr(arg, ':'))
-            return bad_usage(c, "--topic expects NAME:PARTITIONS such as logs:6; found '%s'", arg);
-        o->mock_topics[o->nmock_topics++] = arg;
-        return 0;
+    case OPT_BROKERS:
+    case OPT_TOPIC: return mock_arg(c, opt, arg, o);
     case OPT_PLUGIN: ps->plugins[o->nplugins++] = arg; return 0;
     default: return CLI_EUSAGE; /* getopt has said what was wrong */
     }

@@ -11,6 +11,26 @@ static void config_unref(void *node)
     sl_config_free(node);
 }
 
+/* Runs the type's init(); a failure is reported at the stage's place in the config. */
+static int init_stage(struct sl_stage *s, const char *name, const struct sl_config *cfg,
+                      struct sl__report *r)
+{
+    struct sl_error e = {0};
+    s->initialised = true; /* close() runs after init(), failed or not */
+    int rc = s->type->init(s, cfg, &e);
+    if (rc) {
+        snprintf(e.stage, sizeof e.stage, "%s", name);
+        if (!e.code) e.code = rc;
+        if (!e.file[0] && cfg) {
+            snprintf(e.file, sizeof e.file, "%s", sl_config_file(cfg));
+            e.line = sl_config_line(cfg);
+            e.col = sl_config_col(cfg);
+        }
+        sl__report(r, SL_LOG_ERROR, &e);
+    }
+    return rc;
+}
+
 struct sl_stage *sl__pipeline_add(struct sl_pipeline *p, const char *name,
                                   const struct sl_stage_type *type, const struct sl_config *cfg,
                                   struct sl__report *r)
@@ -53,21 +73,7 @@ struct sl_stage *sl__pipeline_add(struct sl_pipeline *p, const char *name,
         if (s->dl_port < 0)
             rc = sl__report_at(r, SL_LOG_ERROR, SL_ENOMEM, name, NULL, "out of memory");
     }
-    if (!rc && type->init) {
-        struct sl_error e = {0};
-        s->initialised = true; /* close() runs after init(), failed or not */
-        rc = type->init(s, cfg, &e);
-        if (rc) {
-            snprintf(e.stage, sizeof e.stage, "%s", name);
-            if (!e.code) e.code = rc;
-            if (!e.file[0] && cfg) {
-                snprintf(e.file, sizeof e.file, "%s", sl_config_file(cfg));
-                e.line = sl_config_line(cfg);
-                e.col = sl_config_col(cfg);
-            }
-            sl__report(r, SL_LOG_ERROR, &e);
-        }
-    }
+    if (!rc && type->init) rc = init_stage(s, name, cfg, r);
     if (!rc && !type->init) s->initialised = true;
     if (!rc && (rc = sl__pipeline_insert(p, s)) != 0)
         sl__report_at(r, SL_LOG_ERROR, rc, name, NULL, "out of memory");
