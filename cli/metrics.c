@@ -129,6 +129,66 @@ void cli_metrics_label(FILE *out, const char *s)
     }
 }
 
+/* ---- the stages' own counters: sluice_stage_<name>_total, one family per name ---------- */
+
+struct own {
+    char name[72];     /* the counter's name */
+    char help[256];    /* its help line */
+    const char *stage; /* the stage's name (borrowed) */
+    uint64_t value;    /* its value */
+    size_t order;      /* the order met: stages, then their counters */
+};
+
+struct owns {
+    struct own *v;
+    size_t n, cap;
+    const char *stage; /* the stage being read */
+};
+
+static void take_own(void *arg, const char *name, const char *help, uint64_t value)
+{
+    struct owns *o = arg;
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 16;
+        struct own *v = realloc(o->v, cap * sizeof *v);
+        if (!v) return;
+        o->v = v, o->cap = cap;
+    }
+    struct own *e = &o->v[o->n];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    snprintf(e->help, sizeof e->help, "%s", help);
+    e->stage = o->stage, e->value = value, e->order = o->n++;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    const struct own *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+/* Every stage's own counters (sl_stage_counter), grouped by name as the text format
+ * wants a family's samples together. */
+static void render_own(struct sl_pipeline *p, FILE *out)
+{
+    struct owns o = {0};
+    for (size_t i = 0; i < sl_pipeline_stage_count(p); i++) {
+        struct sl_stage *s = sl_pipeline_stage_at(p, i);
+        o.stage = sl_stage_name(s);
+        sl_stage_counters(s, take_own, &o);
+    }
+    qsort(o.v, o.n, sizeof *o.v, by_name);
+    for (size_t i = 0; i < o.n; i++) {
+        if (i == 0 || strcmp(o.v[i].name, o.v[i - 1].name))
+            fprintf(out, "# HELP sluice_stage_%s_total %s\n# TYPE sluice_stage_%s_total counter\n",
+                    o.v[i].name, o.v[i].help, o.v[i].name);
+        fprintf(out, "sluice_stage_%s_total{stage=\"", o.v[i].name);
+        cli_metrics_label(out, o.v[i].stage);
+        fprintf(out, "\"} %llu\n", (unsigned long long)o.v[i].value);
+    }
+    free(o.v);
+}
+
 void cli_metrics_render(struct sl_pipeline *p, double up, FILE *out)
 {
     size_t n = sl_pipeline_stage_count(p);
@@ -151,6 +211,7 @@ void cli_metrics_render(struct sl_pipeline *p, double up, FILE *out)
         }
     }
     free(st);
+    render_own(p, out);
     fprintf(out,
             "# HELP sluice_uptime_seconds Seconds since the run started.\n"
             "# TYPE sluice_uptime_seconds gauge\nsluice_uptime_seconds %.3f\n",

@@ -529,6 +529,11 @@ Test(cli, metrics_are_exact_during_a_run_and_health_turns_503_on_sigterm)
         m, "sluice_queue_capacity_batches{stage=\"out\",type=\"blackhole\",kind=\"sink\"} 16");
     expect_metric(m, "sluice_stage_finished{stage=\"gen\",type=\"generate\",kind=\"source\"} 1");
     expect_metric(m, "sluice_stage_finished{stage=\"idle\",type=\"generate\",kind=\"source\"} 0");
+    cr_expect_not_null(strstr(m, "\n# HELP sluice_stage_kafka_broker_errors_total Errors the Kafka "
+                                 "client reported (a broker down or unreachable, an unknown "
+                                 "topic).\n# TYPE sluice_stage_kafka_broker_errors_total "
+                                 "counter\n"));
+    expect_metric(m, "sluice_stage_kafka_broker_errors_total{stage=\"kafka\"} 0");
     cr_expect_not_null(strstr(m, "\nprocess_resident_memory_bytes "));
     cr_expect_not_null(strstr(m, "\nsluice_uptime_seconds "));
     cr_assert_not_null(strstr(http_get(port, "/health"), " 200 OK"));

@@ -177,6 +177,13 @@ static void outage_tick(evutil_socket_t fd, short what, void *arg)
     rd_kafka_mock_broker_set_up(o->mc, 1);
 }
 
+/* sl_stage_counters: the value of counter kafka_broker_errors into *arg. */
+static void own_counter(void *arg, const char *name, const char *help, uint64_t value)
+{
+    (void)help;
+    if (!strcmp(name, "kafka_broker_errors")) *(uint64_t *)arg = value;
+}
+
 Test(kafka_sink, nothing_is_acknowledged_while_the_messages_wait_for_a_broker)
 {
     struct outage o = {.count = 3000};
@@ -198,6 +205,9 @@ Test(kafka_sink, nothing_is_acknowledged_while_the_messages_wait_for_a_broker)
     cr_assert_eq(o.acked_while_down, 0, "acknowledged before delivery");
     cr_assert_eq(t_stats(o.out).acked, (uint64_t)o.count);
     cr_assert_eq(t_stats(o.src).acked, (uint64_t)o.count);
+    uint64_t broker_errors = 0;
+    sl_stage_counters(o.out, own_counter, &broker_errors);
+    cr_assert_gt(broker_errors, 0, "the outage is counted in /metrics (kafka_broker_errors)");
     char *text = t_kcat(t_mock_bootstraps(o.out, 1), "t", "%s\\n");
     char *got = t_sorted_lines(text);
     char *wtext = malloc((size_t)o.count * 8);

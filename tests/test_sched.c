@@ -765,3 +765,30 @@ Test(sched, a_failed_run_still_tells_the_sources_their_end_and_waits_for_their_l
     struct t_counter *s = sl_stage_state(src);
     cr_assert_eq(s->acked_events, 40, "what failed, and what followed it, is never acknowledged");
 }
+
+/* ---- a stage's own counters ------------------------------------------------------------------ */
+
+static void take_counter(void *arg, const char *name, const char *help, uint64_t value)
+{
+    char *out = arg;
+    size_t n = strlen(out);
+    snprintf(out + n, 256 - n, "%s|%s|%llu;", name, help, (unsigned long long)value);
+}
+
+Test(sched, a_stage_counts_what_only_it_knows_under_names_it_chooses)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 10\nbatch: 10");
+    struct sl_counter *a = sl_stage_counter(src, "commits", "Commits sent.");
+    struct sl_counter *b = sl_stage_counter(src, "broker_errors", "Errors.");
+    cr_assert_not_null(a);
+    cr_assert_not_null(b);
+    cr_assert_eq(sl_stage_counter(src, "commits", "ignored"), a, "one name, one counter");
+    cr_assert_null(sl_stage_counter(src, "Bad-Name", "x"));
+    cr_assert_null(sl_stage_counter(src, "", "x"));
+    sl_counter_add(a, 2);
+    sl_counter_add(a, 3);
+    sl_counter_add(NULL, 1); /* a counter that could not be made: nothing */
+    char seen[256] = "";
+    sl_stage_counters(src, take_counter, seen);
+    cr_assert_str_eq(seen, "commits|Commits sent.|5;broker_errors|Errors.|0;");
+}

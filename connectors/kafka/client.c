@@ -159,6 +159,9 @@ int sl__kafka_client_open(struct sl__kafka_client *c, struct sl_stage *stage, rd
 {
     memset(c, 0, sizeof *c);
     c->stage = stage;
+    c->m_errors = sl_stage_counter(stage, "kafka_broker_errors",
+                                   "Errors the Kafka client reported (a broker down or "
+                                   "unreachable, an unknown topic).");
     char why[512];
     if (!(c->rk = rd_kafka_new(type, conf, why, sizeof why))) {
         rd_kafka_conf_destroy(conf);
@@ -184,6 +187,7 @@ static void told_error(struct sl__kafka_client *c, rd_kafka_event_t *ev)
 {
     rd_kafka_resp_err_t code = rd_kafka_event_error(ev);
     c->errors++;
+    sl_counter_add(c->m_errors, 1);
     if (rd_kafka_event_error_is_fatal(ev)) {
         char why[512];
         rd_kafka_fatal_error(c->rk, why, sizeof why);

@@ -123,6 +123,7 @@ struct sl__kafka_client {
     rd_kafka_queue_t *logq;            /* its log lines (owned) */
     struct sl__kafka_watch *log_watch; /* logq on the loop */
     uint64_t errors;                   /* error events told (brokers down, ...) */
+    struct sl_counter *m_errors;       /* the same in /metrics: kafka_broker_errors */
     bool fatal;                        /* librdkafka raised a fatal error */
     char last_error[512];              /* the last error event's text */
 };

@@ -48,6 +48,7 @@ static void message_error(struct sl__ksrc *s, const rd_kafka_message_t *m)
         return;
     }
     s->broker_errors++;
+    sl_counter_add(s->m_broker_errors, 1);
     sl_stage_count_errors(s->stage, 1);
     sl_stage_log(s->stage, SL_LOG_WARN, "kafka: %s [%d]: %s", topic, (int)m->partition,
                  rd_kafka_message_errstr(m));
@@ -262,10 +263,25 @@ static int timers(struct sl__ksrc *s)
     return 0;
 }
 
+/* The source's counters in /metrics: sluice_stage_kafka_<name>_total. */
+static void counters(struct sl__ksrc *s)
+{
+    s->m_broker_errors = sl_stage_counter(s->stage, "kafka_broker_errors",
+                                          "Errors the Kafka client reported (a broker down or "
+                                          "unreachable, an unknown topic).");
+    s->m_commits = sl_stage_counter(s->stage, "kafka_commits", "Offset commits sent.");
+    s->m_commit_failures =
+        sl_stage_counter(s->stage, "kafka_commit_failures", "Offset commits that failed.");
+    s->m_pauses =
+        sl_stage_counter(s->stage, "kafka_pauses", "Times backpressure paused the partitions.");
+    s->m_rebalances = sl_stage_counter(s->stage, "kafka_rebalances", "Rebalance events.");
+}
+
 static int ksrc_start(struct sl_stage *stage, struct sl_error *err)
 {
     struct sl__ksrc *s = sl_stage_state(stage);
     if (timers(s)) return sl_error_set(err, SL_ENOMEM, "out of memory");
+    counters(s);
     rd_kafka_conf_t *conf = make_conf(s, err);
     if (!conf) return err->code;
     char poll_ms[32];

@@ -168,6 +168,7 @@ void sl__ksrc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         return;
     }
     s->rebalances++;
+    sl_counter_add(s->m_rebalances, 1);
     if (assign) {
         assigned(s, parts, coop);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -192,6 +193,7 @@ void sl__ksrc_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     if (failed || err) {
         s->commit_failures++;
+        sl_counter_add(s->m_commit_failures, 1);
         sl_stage_log(s->stage, SL_LOG_WARN, "offset commit failed for %d partition(s): %s", failed,
                      rd_kafka_err2str(err ? err : offsets->elems[0].err));
     }
@@ -205,6 +207,7 @@ void sl__ksrc_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque
     struct sl__ksrc *s = opaque;
     if (s->closing) return; /* leaving the group: errors of the close are not news */
     s->broker_errors++;
+    sl_counter_add(s->m_broker_errors, 1);
     sl_stage_count_errors(s->stage, 1);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char why[512];
@@ -248,6 +251,7 @@ void sl__ksrc_on_stall_timer(struct sl_stage *stage, void *arg)
         if (list) rd_kafka_topic_partition_list_destroy(list);
         s->bp_paused = true;
         s->pauses++;
+        sl_counter_add(s->m_pauses, 1);
         sl_stage_log(stage, SL_LOG_DEBUG, "the pipeline is full: partitions paused");
     }
     sl__ksrc_drain(s, true);

@@ -161,6 +161,7 @@ int sl__ksrc_commit(struct sl__ksrc *s, const rd_kafka_topic_partition_list_t *o
         n = 0;
     }
     s->commits += n > 0;
+    sl_counter_add(s->m_commits, n > 0);
     rd_kafka_topic_partition_list_destroy(list);
     return n;
 }

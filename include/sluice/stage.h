@@ -195,6 +195,31 @@ SL_API const char *sl_stage_name(const struct sl_stage *stage);
 /* The event loop the stage runs on (borrowed), for fds and timers of its own. */
 SL_API struct event_base *sl_stage_event_base(struct sl_stage *stage);
 
+/* ---- counters of a stage's own, in /metrics ------------------------------------------
+ *
+ * Beside the runtime's counters (events in and out, errors, dropped...), a stage may count
+ * what only it knows (a Kafka client's broker errors, commits, rebalances). Each counter
+ * is shown by `--metrics-addr` as `sluice_stage_<name>_total{stage="..."}`. */
+
+struct sl_counter;
+
+/* The stage's counter `name` (lower-case letters, digits and '_', at most 64 bytes;
+ * copied), made at the first call with `help` (one line, copied), the same counter at
+ * later calls. Returns it (valid for the stage's lifetime), or NULL for a bad name or
+ * out of memory. Loop thread, from init() on. */
+SL_API struct sl_counter *sl_stage_counter(struct sl_stage *stage, const char *name,
+                                           const char *help);
+
+/* Adds `n` to `c` (NULL: nothing). Any thread. */
+SL_API void sl_counter_add(struct sl_counter *c, uint64_t n);
+
+/* Calls `fn(arg, name, help, value)` for each counter of `stage`, in the order they were
+ * made; the strings are valid during the call. Any thread. */
+SL_API void sl_stage_counters(const struct sl_stage *stage,
+                              void (*fn)(void *arg, const char *name, const char *help,
+                                         uint64_t value),
+                              void *arg);
+
 /* ---- what the stages of a pipeline share ---------------------------------------------
  *
  * One object per pipeline that several stages use (a client, a cluster, a pool): the

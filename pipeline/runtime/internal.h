@@ -99,6 +99,7 @@ struct sl_stage {
     uint32_t index;                   /* position in the pipeline */
     struct sl__stage_conf conf;       /* the runtime's options of the stage */
     int nworkers;                     /* threads for map/keep; 0: on the loop */
+    struct sl_counter *counters;      /* the stage's own counters (counter.c), in order */
     bool workers_auto;                /* `workers: auto`: batches go to the workers only
                                          while one costs more than handing it over */
     int64_t batch_cost_ns;            /* map/keep time of a batch (moving average) */
@@ -263,6 +264,8 @@ void sl__retry_free(struct sl_stage *s);
 /* ---- workers ------------------------------------------------------------------------- */
 
 int sl__workers_start(struct sl_stage *s, struct sl_error *err);
+/* Frees the stage's own counters (counter.c). */
+void sl__counters_free(struct sl_stage *s);
 /* The threads `workers: auto` gives a stage: the cores this process may run on, less
  * the loop's (0 on one core), at most 8. */
 int sl__workers_auto(void);

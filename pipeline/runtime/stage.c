@@ -329,6 +329,7 @@ void sl__stage_free(struct sl_stage *s)
     sl__retry_free(s);
     for (uint32_t i = 0; i < s->nowned; i++) s->owned[i].fn(s->owned[i].ptr);
     free(s->owned);
+    sl__counters_free(s);
     for (uint32_t i = 0; i < s->nports; i++) {
         free(s->ports[i].name);
         free(s->ports[i].edges);
