@@ -61,7 +61,8 @@ static void print_options(const struct sl_option *const *tables, size_t n, FILE 
                     fputs(*c == '|' ? ", " : (char[]){*c, 0}, out);
                 fputc('\n', out);
             }
-            if (o->range) fprintf(out, "%-*s  %-8s  %-10s  range: %s\n", (int)w, "", "", "", o->range);
+            if (o->range)
+                fprintf(out, "%-*s  %-8s  %-10s  range: %s\n", (int)w, "", "", "", o->range);
         }
 }
 
@@ -75,7 +76,8 @@ static void describe_one(const struct sl_stage_type *t, FILE *out)
     const struct sl_option *rt[SL_RUNTIME_OPTION_TABLES];
     size_t n = sl_stage_runtime_options(t, rt);
     fprintf(out, "\nread by the runtime for every %s%s: type%s\n", cli_kind_name(t->kind),
-            t->map_async ? " (asynchronous)" : "", t->kind != SL_SOURCE ? ", inputs (stage names)" : "");
+            t->map_async ? " (asynchronous)" : "",
+            t->kind != SL_SOURCE ? ", inputs (stage names)" : "");
     if (n) print_options(rt, n, out);
 }
 

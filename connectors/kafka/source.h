@@ -119,8 +119,8 @@ struct sl__ksrc {
     uint64_t stale_acks; /* acknowledged ranges of partitions no longer owned */
     struct sl_counter *m_broker_errors, *m_commits, *m_commit_failures, *m_pauses,
         *m_rebalances; /* the same, in /metrics (sl_stage_counter) */
-    uint64_t batches;    /* batches returned */
-    uint64_t partial;    /* ... of them partial, after batch.timeout */
+    uint64_t batches;  /* batches returned */
+    uint64_t partial;  /* ... of them partial, after batch.timeout */
 };
 
 /* ---- messages (source_msg.c) ----------------------------------------------------------- */
