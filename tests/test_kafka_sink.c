@@ -284,6 +284,39 @@ Test(kafka_sink, a_dead_letter_keeps_the_reason_and_the_head_of_a_too_large_valu
     cr_assert_eq(t_stats(out).dropped, 0);
 }
 
+Test(kafka_sink, dead_letters_that_meet_a_full_queue_wait_for_room_and_are_counted_once)
+{
+    enum { N = 40 }; /* small-0, big, small-2, big, ...: 20 of each */
+    memset(big, 'x', 20000);
+    static const char *lines[N + 1];
+    static char small[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(small[i], sizeof small[i], "small-%02d", i);
+        lines[i] = i % 2 ? big : small[i];
+    }
+    struct sl_stage *src = t_add_lines(p, lines);
+    struct sl_stage *out = t_stage(p, "out", &sl_stage_kafka_sink,
+                                   "brokers: mock\ntopic: t\nencoding: text\n"
+                                   "on_error: dead_letter\ndead_letter_topic: refused\n"
+                                   "librdkafka: {message.max.bytes: 10000, "
+                                   "queue.buffering.max.messages: 2}\n");
+    t_connect(p, src, out);
+    run_ok();
+    struct sl_stage_stats st = t_stats(out);
+    cr_assert_eq(st.acked, N);
+    cr_assert_eq(st.errors, N / 2, "each refused message counted once, not once a try");
+    const char *boot = t_mock_bootstraps(out, 1);
+    char *text = t_kcat(boot, "t", "%s\\n"), *sorted = t_sorted_lines(text);
+    char want[N * 16] = "";
+    for (int i = 0; i < N; i += 2) strcat(strcat(want, small[i]), "\n");
+    cr_assert_str_eq(sorted, want);
+    char *dead = t_kcat(boot, "refused", "%S\\n");
+    size_t n = 0;
+    for (const char *c = dead; *c; c++) n += *c == '\n';
+    cr_assert_eq(n, N / 2, "%zu dead letters", n);
+    free(text), free(sorted), free(dead);
+}
+
 Test(kafka_sink, messages_the_broker_refuses_go_to_the_dead_letter_topic_from_their_report)
 {
     enum { N = 200 };

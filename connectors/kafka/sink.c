@@ -85,7 +85,11 @@ static void report(struct sl__kafka_sink *k, const rd_kafka_message_t *m)
             .key = m->key, .klen = m->key_len, .val = m->payload, .vlen = m->len};
         snprintf(msg.topic, sizeof msg.topic, "%s", topic);
         rd_kafka_message_headers(m, &msg.h); /* borrowed: refused() copies what it keeps */
-        sl__kafka_refused(k, j, &msg, m->err);
+        if (sl__kafka_refused(k, j, &msg, m->err) == SL__KAFKA_FULL) /* no write to retry it */
+            sl__kafka_sink_broken(k,
+                                  "cannot write the dead letter of a message to %s: the "
+                                  "queue is full",
+                                  k->dl_topic);
     } else {
         sl__kafka_sink_broken(k,
                               "delivery to %s failed: %s (%s); its batch is not acknowledged "

@@ -119,7 +119,9 @@ enum sl__kafka_produced sl__kafka_produce(struct sl__kafka_sink *k, struct sl__k
 /* A message of job `j` Kafka refused for good (`why`; `m` borrowed, as produced or as
  * its delivery report holds it): handled by on_error (counted as an error; dropped and
  * counted, or a dead letter produced under `j`, or the stage fails). Returns
- * SL__KAFKA_HANDLED or SL__KAFKA_BROKEN. */
+ * SL__KAFKA_HANDLED, SL__KAFKA_BROKEN, or SL__KAFKA_FULL when the dead letter met a full
+ * queue (nothing counted: the message is refused again and its dead letter produced when
+ * the queue has room). */
 enum sl__kafka_produced sl__kafka_refused(struct sl__kafka_sink *k, struct sl__kafka_job *j,
                                           const struct sl__kafka_msg *m, rd_kafka_resp_err_t why);
 

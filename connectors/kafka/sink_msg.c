@@ -318,6 +318,19 @@ enum sl__kafka_produced sl__kafka_refused(struct sl__kafka_sink *k, struct sl__k
     char reason[512];
     snprintf(reason, sizeof reason, "topic %s: %s (%s)", m->topic, rd_kafka_err2str(why),
              rd_kafka_err2name(why));
+    if (k->on_error == SL__KAFKA_DEAD_LETTER) { /* first: a full queue is tried again */
+        bool cut = why == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+                   why == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+        rd_kafka_resp_err_t e = dead_letter(k, j, m, reason, cut);
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return SL__KAFKA_FULL;
+        if (e) {
+            sl_stage_count_errors(k->stage, 1);
+            sl__kafka_sink_broken(k, "cannot write the dead letter of a message to %s: %s (%s)",
+                                  k->dl_topic, rd_kafka_err2str(e), reason);
+            return SL__KAFKA_BROKEN;
+        }
+        j->unreported++;
+    }
     sl_stage_count_errors(k->stage, 1);
     if (k->on_error == SL__KAFKA_FAIL) {
         sl__kafka_sink_broken(k, "a message Kafka will not take: %s (on_error: fail)", reason);
@@ -332,16 +345,6 @@ enum sl__kafka_produced sl__kafka_refused(struct sl__kafka_sink *k, struct sl__k
     if (k->on_error == SL__KAFKA_DROP) {
         k->dropped++;
         sl_stage_count_dropped(k->stage, 1);
-        return SL__KAFKA_HANDLED;
     }
-    bool cut = why == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
-               why == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
-    rd_kafka_resp_err_t e = dead_letter(k, j, m, reason, cut);
-    if (e) {
-        sl__kafka_sink_broken(k, "cannot write the dead letter of a message to %s: %s (%s)",
-                              k->dl_topic, rd_kafka_err2str(e), reason);
-        return SL__KAFKA_BROKEN;
-    }
-    j->unreported++;
     return SL__KAFKA_HANDLED;
 }
