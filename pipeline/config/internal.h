@@ -84,9 +84,9 @@ int sl__option_scalar(enum sl_opt_type type, const char *text, void *dst);
 
 /* An option's range, parsed. */
 struct sl__range {
-    bool has_lo, has_hi;            /* which sides are bounded */
-    double lo, hi;                  /* the bounds, in the option's units */
-    char lo_text[32], hi_text[32];  /* as spelled, for messages */
+    bool has_lo, has_hi;           /* which sides are bounded */
+    double lo, hi;                 /* the bounds, in the option's units */
+    char lo_text[32], hi_text[32]; /* as spelled, for messages */
 };
 
 /* Parses o->range into `out` (unbounded when NULL). Returns 0, or -1 when it is not
@@ -103,7 +103,6 @@ int sl__schema_check(const struct sl_option *opts, size_t state_size,
 
 /* When `key` (a path: "retry.max") is one of the runtime's keys that does not apply to
  * a stage of type `t`, writes why into `msg` and returns true. */
-bool sl__runtime_key_misuse(const struct sl_stage_type *t, const char *key, char *msg,
-                            size_t cap);
+bool sl__runtime_key_misuse(const struct sl_stage_type *t, const char *key, char *msg, size_t cap);
 
 #endif
