@@ -260,7 +260,9 @@ static const char *const run_metrics[] = {"run",         "--quiet",      "--metr
  * stays readable: libevent logged each failure, millions a second at 100 % CPU. */
 Test(metrics, more_clients_than_fds_neither_spins_nor_floods_stderr)
 {
-    struct proc p = start(run_metrics, NULL, 64);
+    struct proc p = start((const char *[]){"run", "--quiet", "--metrics-addr", "127.0.0.1:0",
+                                           "metrics_fds.yaml", NULL},
+                          NULL, 64);
     int port = port_of(&p);
     enum { CLIENTS = 100 }; /* the backlog (128) holds those sluice cannot take */
     int fds[CLIENTS];
