@@ -274,7 +274,23 @@ static int link_output(struct sl_emit *e, int port, struct sl_batch *b)
     return rc;
 }
 
+/* Port 0's batch `b` goes to the next stage of a chain rather than to a queue, counted
+ * as it was before that stage (which may have compacted it in place) ran over it. */
+static void hand_off(struct sl_emit *e, struct sl_batch *b, struct sl_batch **handoff)
+{
+    struct sl_stage *s = e->stage;
+    s->st.events_out += e->handoff_n;
+    s->st.bytes_out += e->handoff_bytes;
+    s->st.batches_out++;
+    *handoff = b;
+}
+
 int sl__emit_finish(struct sl_emit *e, bool push)
+{
+    return sl__emit_finish_to(e, push, NULL);
+}
+
+int sl__emit_finish_to(struct sl_emit *e, bool push, struct sl_batch **handoff)
 {
     struct sl_stage *s = e->stage;
     int rc = e->failed ? SL_ENOMEM : 0;
@@ -297,15 +313,17 @@ int sl__emit_finish(struct sl_emit *e, bool push)
      * run (a job dropped from the workers' queue): then it is only the input. */
     bool release_in = e->in && (!e->in_place || e->out[0] != e->in);
     /* Port 0 last: other ports may hold it as the arena of their values. */
+    if (handoff) *handoff = NULL;
     for (uint32_t k = nports; k-- > 0;) {
         struct sl_batch *b = e->out[k];
         if (!b) continue;
         e->out[k] = NULL;
-        if (!push || rc || b->n == 0) {
+        if (k == 0 && handoff && push && !rc && e->handoff_n)
+            hand_off(e, b, handoff);
+        else if (!push || rc || b->n == 0)
             sl__batch_release(b);
-            continue;
-        }
-        sl__push_port(s, (int)k, b);
+        else
+            sl__push_port(s, (int)k, b);
     }
     if (release_in) sl__batch_release(e->in);
     return rc;

@@ -109,7 +109,11 @@ struct sl_stage {
     const struct sl_expr *down_cond;  /* the condition of the filter that alone consumes
                                          port 0 (sl_stage_downstream_condition) */
     bool done_told;                   /* on_stage_done was called */
-    struct sl__workers *workers;      /* thread pool when nworkers > 0 */
+    struct sl__workers *workers;      /* thread pool when nworkers > 0 (not in a chain's
+                                         tail: its head's jobs run it) */
+    struct sl_stage *chain_next;      /* operator chaining: the stage that alone consumes
+                                         port 0 and runs in this stage's jobs, or NULL */
+    struct sl_stage *chain_head;      /* the head whose jobs run this stage, or NULL */
     struct sl__async *async;          /* map_async stages: the calls being worked on */
     uint32_t submitted;               /* sl_stage_submit() tasks whose done has not run */
     struct sl__cont *cont;            /* a batch half processed by a paused slice */
@@ -189,6 +193,8 @@ struct sl_emit {
     uint32_t next;            /* the first input event not processed yet (slices) */
     struct sl_batch *arena;   /* where map() values go: the batch its events live in */
     bool failed;              /* a dependency could not be recorded */
+    uint32_t handoff_n;       /* chained: port 0's events and bytes as this stage left */
+    uint64_t handoff_bytes;   /* them, before the next stage ran over the batch */
 };
 
 /* Prepares `e` for stage `s` over `in` (NULL for flush), writing to `outs` (nports
@@ -237,9 +243,16 @@ int sl__stage_process(struct sl_stage *s, struct sl_batch *in, struct sl_emit *e
 /* Links outputs to their inputs, pushes them downstream when `push` (else drops them)
  * and releases the input (loop thread). Returns 0 or SL_ENOMEM. */
 int sl__emit_finish(struct sl_emit *e, bool push);
+/* sl__emit_finish, except that with `handoff` the batch of port 0 is not pushed but
+ * counted as the stage's output and handed to the caller (*handoff, the reference
+ * included: the input of the next stage of a chain), or NULL when it was dropped. */
+int sl__emit_finish_to(struct sl_emit *e, bool push, struct sl_batch **handoff);
 /* Finishes a run that returned `rc`: pushes its outputs, or, when it failed, fails the
  * pipeline first, so that releasing the input acknowledges nothing. */
 void sl__finish_or_fail(struct sl_stage *s, struct sl_emit *e, int rc);
+/* The same, handing port 0 over as sl__emit_finish_to does. */
+void sl__finish_or_fail_to(struct sl_stage *s, struct sl_emit *e, int rc,
+                           struct sl_batch **handoff);
 
 /* ---- sink retries (retry.c) ------------------------------------------------------------ */
 
@@ -276,9 +289,16 @@ bool sl__workers_inline(const struct sl_stage *s);
 /* Adds a batch's map/keep time to the stage's moving average. Loop thread. */
 void sl__workers_cost(struct sl_stage *s, int64_t ns);
 void sl__workers_stop(struct sl_stage *s);
+/* Operator chaining, before the workers start: links each stage that runs on workers to
+ * the parallel, stateless stage that alone consumes its port 0 (and so on, up to
+ * SL__CHAIN_MAX stages), so that a batch runs the whole chain in one job. */
+void sl__workers_chain(struct sl_pipeline *p);
+#define SL__CHAIN_MAX 8
 /* Collects finished jobs, emits in order, dispatches new ones; true when idle. */
 void sl__workers_run(struct sl_stage *s);
 bool sl__workers_idle(const struct sl_stage *s);
+/* How many of the stage's jobs the loop thread ran itself (tests). */
+uint64_t sl__workers_helped(const struct sl_stage *s);
 
 /* ---- asynchronous transforms (async.c) -------------------------------------------------- */
 

@@ -457,6 +457,7 @@ int sl_pipeline_start(struct sl_pipeline *p, struct sl_error *err)
     int rc = check_graph(p, err);
     if (rc) return rc;
     sl__link_conditions(p);
+    sl__workers_chain(p);
     p->loop_thread = pthread_self();
     p->start_ms = sl__now_ns() / 1000000;
     for (uint32_t i = 0; i < p->nstages; i++) {
@@ -465,7 +466,7 @@ int sl_pipeline_start(struct sl_pipeline *p, struct sl_error *err)
         if (s->type->start && (rc = s->type->start(s, err)) != 0) goto fail_stage;
         s->started = true;
         if ((rc = lock_data_dir(p, err)) != 0) return rc; /* wanted by that start() */
-        if (s->nworkers && (rc = sl__workers_start(s, err)) != 0) goto fail_stage;
+        if (s->nworkers && !s->chain_head && (rc = sl__workers_start(s, err)) != 0) goto fail_stage;
         if (s->type->map_async && (rc = sl__async_start(s)) != 0) {
             sl_error_set(err, rc, "out of memory");
             goto fail_stage;

@@ -232,10 +232,15 @@ void sl__source_batch_completed(struct sl_batch *b)
 /* Pushes what a run of map/keep/flush produced, or, when it failed (rc < 0), fails the
  * pipeline first: once it is aborted, releasing the input acknowledges nothing, so the
  * events of a failed batch are never taken for consumed. */
-void sl__finish_or_fail(struct sl_stage *s, struct sl_emit *e, int rc)
+void sl__finish_or_fail_to(struct sl_stage *s, struct sl_emit *e, int rc, struct sl_batch **handoff)
 {
     if (rc < 0) stage_failed(s, rc);
-    if (sl__emit_finish(e, rc >= 0) && rc >= 0) stage_failed(s, SL_ENOMEM);
+    if (sl__emit_finish_to(e, rc >= 0, handoff) && rc >= 0) stage_failed(s, SL_ENOMEM);
+}
+
+void sl__finish_or_fail(struct sl_stage *s, struct sl_emit *e, int rc)
+{
+    sl__finish_or_fail_to(s, e, rc, NULL);
 }
 
 static void flush_stage(struct sl_stage *s, bool end)
@@ -530,6 +535,8 @@ static void run_stage(struct sl_stage *s)
         stage_failed(s, s->err.code);
         return;
     }
+    /* A chain's tail is run by its head's jobs: room in its outputs is the head's cue. */
+    if (s->chain_head) sl__schedule(s->chain_head);
     int64_t t0 = sl__now_ns();
     switch (s->type->kind) {
     case SL_SOURCE: run_source(s); break;
