@@ -432,6 +432,35 @@ Test(expr, concat_and_substr)
     is_null("substr(level, missing)");
 }
 
+Test(expr, integer_maths)
+{
+    is_int("floor(status / 100)", 5); /* status 503 */
+    is_int("floor(2.7)", 2);
+    is_int("floor(-2.1)", -3);
+    is_int("ceil(2.1)", 3);
+    is_int("ceil(-2.7)", -2);
+    is_int("round(2.5)", 3);
+    is_int("round(-2.5)", -3);
+    is_int("round(2.49)", 2);
+    is_int("floor(latency_ms)", 750); /* an integer stays */
+    is_int("round(ratio * 10)", 3);   /* 0.25 * 10 = 2.5 */
+    is_null("floor(1e30)");
+    is_null("floor(missing)");
+    is_int("div(7, 2)", 3);
+    is_int("div(-7, 2)", -4);
+    is_int("div(7, -2)", -4);
+    is_int("div(-8, 2)", -4);
+    is_int("div(status, 100)", 5);
+    is_int("div(7.5, 2)", 3);
+    is_int("div(-7.5, 2)", -4);
+    is_null("div(status, 0 * latency_ms)");
+    is_null("div(-9223372036854775807 - 1, -1)");
+    is_null("div(missing, 2)");
+    is_int("status % 100", 3);
+    is_int("-7 % 2", -1);
+    bad("floor(\"a\")", 1, 7, "argument 1 of 'floor' must be a number, found a string");
+}
+
 Test(expr, conversions)
 {
     is_int("to_int(\"42\")", 42);

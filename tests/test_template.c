@@ -85,6 +85,16 @@ Test(template, fields_and_functions_fill_the_holes)
     renders("plain text", "plain text");
 }
 
+Test(template, status_classes_by_integer_maths)
+{
+    renders("{{ status / 100 }}xx", "5.03xx"); /* `/` gives a float */
+    renders("{{ floor(status / 100) }}xx", "5xx");
+    renders("{{ div(status, 100) }}xx", "5xx");
+    renders("{{ to_int(status / 100) }}xx", "5xx");
+    renders("{{ status % 100 }}", "3");
+    renders("{{ round(ratio) }} {{ ceil(ratio) }} {{ floor(ratio) }}", "1 1 0");
+}
+
 Test(template, missing_and_null_render_as_nothing)
 {
     renders("a{{ missing }}b", "ab");

@@ -43,6 +43,15 @@
  *             now()                wall-clock time, integer nanoseconds since the epoch
  *                                  (the unit of sl_event_time())
  *             to_int(x), to_float(x), to_string(x)  conversions; null when impossible
+ *                                  (to_int truncates toward zero: to_int(-4.9) = -4)
+ *             floor(x), ceil(x), round(x)  the integer below, above, nearest (halves
+ *                                  away from zero) of a number; an integer as it is;
+ *                                  null outside 64 bits: `floor(status / 100)` is 2
+ *                                  for 204, so `{{ floor(status / 100) }}xx` is "2xx"
+ *             div(a, b)            a / b rounded down to an integer, like Python's
+ *                                  `//`: div(7, 2) = 3, div(-7, 2) = -4, div(7.5, 2)
+ *                                  = 3; null for a zero divisor. `a % b` is the
+ *                                  integer remainder (its sign follows `a`, as in C)
  *
  * ---- semantics ---------------------------------------------------------------------
  *

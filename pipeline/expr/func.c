@@ -2,6 +2,7 @@
  * builds its result in the evaluation's scratch memory (see sl__ctx_alloc); a result
  * that cannot be made is null, never an error. */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -177,6 +178,61 @@ static void fn_to_float(struct sl__ctx *c, struct sl_value *a, unsigned n, struc
     if (v.type == SL_FLOAT) *out = sl_value_float(v.f);
 }
 
+/* floor/ceil/round: an integer stays; a float becomes the integer `f` makes of it, or
+ * null outside the 64-bit range (and for NaN); anything else is null. */
+static void rounded(struct sl_value *a, struct sl_value *out, double (*f)(double))
+{
+    struct sl_value v = *a;
+    *out = sl_value_null();
+    number(&v);
+    if (v.type == SL_INT) *out = v;
+    if (v.type != SL_FLOAT) return;
+    double r = f(v.f);
+    if (r >= -9223372036854775808.0 && r < 9223372036854775808.0) *out = sl_value_int((int64_t)r);
+}
+
+static void fn_floor(struct sl__ctx *c, struct sl_value *a, unsigned n, struct sl_value *out)
+{
+    (void)c, (void)n;
+    rounded(a, out, floor);
+}
+
+static void fn_ceil(struct sl__ctx *c, struct sl_value *a, unsigned n, struct sl_value *out)
+{
+    (void)c, (void)n;
+    rounded(a, out, ceil);
+}
+
+static void fn_round(struct sl__ctx *c, struct sl_value *a, unsigned n, struct sl_value *out)
+{
+    (void)c, (void)n;
+    rounded(a, out, round);
+}
+
+/* div(a, b): a / b rounded down to an integer (Python's //): div(7, 2) = 3,
+ * div(-7, 2) = -4; null for a zero divisor, an overflow or a non-number. */
+static void fn_div(struct sl__ctx *c, struct sl_value *a, unsigned n, struct sl_value *out)
+{
+    (void)c, (void)n;
+    struct sl_value x = a[0], y = a[1];
+    *out = sl_value_null();
+    number(&x);
+    number(&y);
+    if (x.type == SL_INT && y.type == SL_INT) {
+        if (y.i == 0 || (x.i == INT64_MIN && y.i == -1)) return;
+        int64_t q = x.i / y.i;
+        if ((x.i % y.i != 0) && ((x.i < 0) != (y.i < 0))) q--;
+        *out = sl_value_int(q);
+        return;
+    }
+    if ((x.type != SL_INT && x.type != SL_FLOAT) || (y.type != SL_INT && y.type != SL_FLOAT))
+        return;
+    double d = y.type == SL_INT ? (double)y.i : y.f;
+    if (d == 0) return;
+    struct sl_value f = sl_value_float((x.type == SL_INT ? (double)x.i : x.f) / d);
+    rounded(&f, out, floor);
+}
+
 static void fn_to_string(struct sl__ctx *c, struct sl_value *a, unsigned n, struct sl_value *out)
 {
     (void)n;
@@ -200,6 +256,10 @@ static const struct sl__func funcs[] = {
     {"to_int", 1, 1, SL__TY_INT | SL__TY_NULL, true, {0}, fn_to_int},
     {"to_float", 1, 1, SL__TY_FLOAT | SL__TY_NULL, true, {0}, fn_to_float},
     {"to_string", 1, 1, STR, true, {0}, fn_to_string},
+    {"floor", 1, 1, SL__TY_INT | SL__TY_NULL, true, {NUM}, fn_floor},
+    {"ceil", 1, 1, SL__TY_INT | SL__TY_NULL, true, {NUM}, fn_ceil},
+    {"round", 1, 1, SL__TY_INT | SL__TY_NULL, true, {NUM}, fn_round},
+    {"div", 2, 2, SL__TY_INT | SL__TY_NULL, true, {NUM, NUM}, fn_div},
 };
 
 #define NFUNCS (sizeof funcs / sizeof *funcs)
