@@ -12,8 +12,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,6 +75,54 @@ static long rss_bytes(void)
     if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
     fclose(f);
     return resident * sysconf(_SC_PAGESIZE);
+}
+
+/* CPU seconds (user + system) of the whole process, every thread. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* When the process started, in seconds since the epoch: its start in clock ticks after
+ * boot (/proc/self/stat, field 22) plus the boot time (/proc/stat, btime); 0 when
+ * unknown. */
+static double start_time(void)
+{
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = '\0';
+    const char *q = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long ticks = 0, btime = 0;
+    for (int field = 2; q && *q && field < 22; q++)
+        if (*q == ' ') field++;
+    if (!q || sscanf(q, "%llu", &ticks) != 1) return 0;
+    f = fopen("/proc/stat", "r");
+    while (f && fgets(buf, sizeof buf, f))
+        if (sscanf(buf, "btime %llu", &btime) == 1) break;
+    if (f) fclose(f);
+    long hz = sysconf(_SC_CLK_TCK);
+    return btime && hz > 0 ? (double)btime + (double)ticks / (double)hz : 0;
+}
+
+/* The process_* metrics every Prometheus client exports, and the build. */
+static void render_process(FILE *out)
+{
+    fprintf(out,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+            "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n"
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+            "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.3f\n"
+            "# HELP process_start_time_seconds Start time of the process since unix epoch in "
+            "seconds.\n# TYPE process_start_time_seconds gauge\n"
+            "process_start_time_seconds %.2f\n"
+            "# HELP sluice_build_info The version of sluice (the value is 1).\n"
+            "# TYPE sluice_build_info gauge\nsluice_build_info{version=\"%s\"} 1\n",
+            rss_bytes(), cpu_seconds(), start_time(), sl_version());
 }
 
 struct family {
@@ -216,10 +266,7 @@ void cli_metrics_render(struct sl_pipeline *p, double up, FILE *out)
             "# HELP sluice_uptime_seconds Seconds since the run started.\n"
             "# TYPE sluice_uptime_seconds gauge\nsluice_uptime_seconds %.3f\n",
             up);
-    fprintf(out,
-            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-            "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n",
-            rss_bytes());
+    render_process(out);
     fprintf(out,
             "# HELP sluice_live_batches Batches alive in the pipeline.\n"
             "# TYPE sluice_live_batches gauge\nsluice_live_batches %llu\n",

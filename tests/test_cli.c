@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sluice/version.h>
+
 #include "cli.h"
 
 extern char **environ;
@@ -536,6 +538,21 @@ Test(cli, metrics_are_exact_during_a_run_and_health_turns_503_on_sigterm)
     expect_metric(m, "sluice_stage_kafka_broker_errors_total{stage=\"kafka\"} 0");
     cr_expect_not_null(strstr(m, "\nprocess_resident_memory_bytes "));
     cr_expect_not_null(strstr(m, "\nsluice_uptime_seconds "));
+    const char *cpu =
+        strstr(m, "\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total ");
+    cr_assert_not_null(cpu, "%s", m);
+    double cpu_s = strtod(
+        cpu + strlen("\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total "),
+        NULL);
+    cr_expect(cpu_s > 0 && cpu_s < 60, "process_cpu_seconds_total %f", cpu_s);
+    const char *start = strstr(m, "\nprocess_start_time_seconds ");
+    cr_assert_not_null(start, "%s", m);
+    double started = strtod(start + 28, NULL), now = (double)time(NULL);
+    cr_expect(started > now - 120 && started <= now + 1, "started %f, now %f", started, now);
+    char build[96];
+    snprintf(build, sizeof build, "sluice_build_info{version=\"%d.%d.%d\"} 1", SL_VERSION_MAJOR,
+             SL_VERSION_MINOR, SL_VERSION_PATCH);
+    expect_metric(m, build);
     cr_assert_not_null(strstr(http_get(port, "/health"), " 200 OK"));
     cr_assert_not_null(strstr(http_get(port, "/nowhere"), " 404 "));
     kill(p.pid, SIGTERM);
