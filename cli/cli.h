@@ -77,6 +77,22 @@ struct cli_status; /* opaque */
  * line every `interval_ms` (0: never). Returns NULL when there is nothing to do. */
 struct cli_status *cli_status_start(struct sl_pipeline *p, bool tty, int64_t interval_ms);
 void cli_status_stop(struct cli_status *st); /* clears the line; NULL is a no-op */
+/* The ETA of a finite run: the progress rate smoothed over about 5 s (an exponentially
+ * weighted average, whatever the tick), the ETA shown only once three estimates in a
+ * row agree within a fifth (or 2 s), so that it does not jump about. */
+struct cli_eta {
+    double rate; /* smoothed progress per second */
+    long last;   /* the previous estimate, s; -1: none */
+    int agree;   /* estimates in a row that agreed with the one before */
+    bool primed; /* rate holds a measurement */
+};
+#define CLI_ETA_INIT                                                                               \
+    {                                                                                              \
+        0, -1, 0, false                                                                            \
+    }
+/* Adds a tick: `progressed` units done in `secs` seconds, `left` units still to do.
+ * Returns the ETA in whole seconds, or -1 while it is not to be shown. */
+long cli_eta_update(struct cli_eta *e, double progressed, double secs, uint64_t left);
 /* The per-stage table at the end of a run, and a total line. */
 void cli_summary(struct sl_pipeline *p, double seconds, FILE *out);
 /* "1.23k", "45.6M": a count in 6 characters or fewer. */

@@ -24,14 +24,16 @@ struct totals {
 };
 
 struct cli_status {
-    struct sl_pipeline *p;                   /* borrowed */
-    struct event *timer;                     /* periodic */
-    bool tty;                                /* redraw in place */
-    bool drawn;                              /* a status line is on the screen */
-    int64_t period_ms;                       /* timer period */
-    struct totals last;                      /* at the previous tick */
-    double rate_in, rate_out, rate_progress; /* smoothed per second */
-    bool have_rates;                         /* at least one tick seen */
+    struct sl_pipeline *p;    /* borrowed */
+    struct event *timer;      /* periodic */
+    bool tty;                 /* redraw in place */
+    bool drawn;               /* a status line is on the screen */
+    int64_t period_ms;        /* timer period */
+    struct totals last;       /* at the previous tick */
+    double rate_in, rate_out; /* smoothed per second */
+    bool have_rates;          /* at least one tick seen */
+    struct cli_eta eta;       /* of the progress */
+    long eta_s;               /* to show; -1: none yet */
 };
 
 static struct cli_status *visible; /* the status whose line is on the terminal */
@@ -80,8 +82,8 @@ static void format_line(struct cli_status *st, const struct totals *t, char *buf
     if (t->total) {
         double pct = 100.0 * (double)t->done / (double)t->total;
         n += (size_t)snprintf(buf, size, "%.1f%%  ", pct > 100 ? 100 : pct);
-        if (st->rate_progress > 0 && t->done < t->total && n < size) {
-            long eta = (long)((double)(t->total - t->done) / st->rate_progress + 0.5);
+        if (st->eta_s >= 0 && t->done < t->total && n < size) {
+            long eta = st->eta_s;
             n += (size_t)snprintf(buf + n, size - n, "ETA %ld:%02ld:%02ld  ", eta / 3600,
                                   eta / 60 % 60, eta % 60);
         }
@@ -113,7 +115,8 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     bool first = !st->have_rates;
     st->rate_in = smooth(st->rate_in, (double)(t.in - st->last.in) / secs, first);
     st->rate_out = smooth(st->rate_out, (double)(t.out - st->last.out) / secs, first);
-    st->rate_progress = smooth(st->rate_progress, (double)(t.done - st->last.done) / secs, first);
+    st->eta_s = cli_eta_update(&st->eta, (double)(t.done - st->last.done), secs,
+                               t.total > t.done ? t.total - t.done : 0);
     st->have_rates = true;
     st->last = t;
     char line[512];
@@ -147,6 +150,8 @@ struct cli_status *cli_status_start(struct sl_pipeline *p, bool tty, int64_t int
     st->p = p;
     st->tty = tty;
     st->period_ms = tty ? TTY_MS : interval_ms;
+    st->eta = (struct cli_eta)CLI_ETA_INIT;
+    st->eta_s = -1;
     st->timer = event_new(sl_pipeline_event_base(p), -1, EV_PERSIST, tick, st);
     struct timeval tv = {.tv_sec = st->period_ms / 1000, .tv_usec = st->period_ms % 1000 * 1000};
     if (!st->timer || event_add(st->timer, &tv)) {

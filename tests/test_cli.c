@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -844,4 +845,33 @@ Test(cli, checkpoints_options_go_together_or_not_at_all)
     run(&r, (const char *[]){"checkpoints", "/nonexistent/x.db", NULL}, NULL, NULL);
     cr_assert_eq(r.rc, 3);
     cr_assert_str_eq(r.err, "sluice: error: /nonexistent/x.db: No such file or directory\n");
+}
+
+/* ---- the status line's ETA ------------------------------------------------------------------ */
+
+Test(cli, eta_is_shown_once_three_estimates_agree_and_then_holds_still)
+{
+    struct cli_eta e = CLI_ETA_INIT;
+    uint64_t left = 100000;
+    /* 1000 units a second, ticks of 1 s: the third estimate is the first shown. */
+    cr_assert_eq(cli_eta_update(&e, 1000, 1.0, left -= 1000), -1);
+    cr_assert_eq(cli_eta_update(&e, 1000, 1.0, left -= 1000), -1);
+    cr_assert_eq(cli_eta_update(&e, 1000, 1.0, left -= 1000), 97);
+    cr_assert_eq(cli_eta_update(&e, 1000, 1.0, left -= 1000), 96);
+    /* Bursty progress (500, 1500, 500, ...; 1000 a second on average): the shown ETA
+     * stays within 12 % of the time left at the average rate, where each tick's rate
+     * alone would make it twice or two thirds of it. */
+    for (int i = 0; i < 40; i++) {
+        double step = i % 2 ? 1500 : 500;
+        long eta = cli_eta_update(&e, step, 1.0, left -= (uint64_t)step);
+        double truth = (double)left / 1000;
+        cr_assert_geq(eta, 0, "tick %d: hidden", i);
+        cr_assert_leq(fabs((double)eta - truth), 0.12 * truth, "tick %d: %ld for %.0f", i, eta,
+                      truth);
+    }
+    /* A stall: the estimate grows past a fifth at once, and is hidden until it settles. */
+    cr_assert_eq(cli_eta_update(&e, 0, 1.0, left), -1);
+    cr_assert_eq(cli_eta_update(&e, 0, 1.0, left), -1);
+    /* Done: nothing left, nothing shown. */
+    cr_assert_eq(cli_eta_update(&e, 1000, 1.0, 0), -1);
 }
