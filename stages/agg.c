@@ -1,5 +1,5 @@
-/* Accumulators of the aggregate stage: count, sum, min, max, avg and distinct count, and
- * the parser of metric specs. See agg.h. */
+/* Accumulators of the aggregate stage: count, sum, min, max, avg, distinct count and
+ * quantiles, and the parser of metric specs. See agg.h. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,15 +78,34 @@ int sl__stage_agg_add(struct sl__stage_agg_acc *a, enum sl__stage_agg_op op,
         uint8_t tag = v.type == SL_FLOAT ? (uint8_t)SL_INT : v.type; /* as keys do */
         return set_add(a, sl__stage_hash(s, len, tag));
     }
+    case SL__AGG_P50:
+    case SL__AGG_P90:
+    case SL__AGG_P99:
+    case SL__AGG_QUANTILE:
+        if (!is_number(&v)) return 0;
+        if (sl__sketch_add(&a->sk, v.type == SL_INT ? (double)v.i : v.f)) return SL_ENOMEM;
+        a->n++;
+        return 0;
     default:
         if (is_number(&v)) add_number(a, &v);
         return 0;
     }
 }
 
-struct sl_value sl__stage_agg_result(const struct sl__stage_agg_acc *a, enum sl__stage_agg_op op)
+static struct sl_value quantile(const struct sl__stage_agg_acc *a, double q)
+{
+    double x;
+    return sl__sketch_quantile(&a->sk, q, &x) ? sl_value_float(x) : sl_value_null();
+}
+
+struct sl_value sl__stage_agg_result(const struct sl__stage_agg_acc *a, enum sl__stage_agg_op op,
+                                     double q)
 {
     switch (op) {
+    case SL__AGG_P50: return quantile(a, 0.5);
+    case SL__AGG_P90: return quantile(a, 0.9);
+    case SL__AGG_P99: return quantile(a, 0.99);
+    case SL__AGG_QUANTILE: return quantile(a, q);
     case SL__AGG_COUNT: return sl_value_int((int64_t)a->n);
     case SL__AGG_DISTINCT: return sl_value_int(a->set_n);
     case SL__AGG_SUM:
@@ -108,22 +127,51 @@ void sl__stage_agg_free(struct sl__stage_agg_acc *a)
 {
     free(a->set);
     a->set = NULL;
+    sl__sketch_free(&a->sk);
 }
 
-int sl__stage_agg_parse(const char *spec, enum sl__stage_agg_op *op, const char **arg,
-                        size_t *arg_len, size_t *arg_col, const char **why)
+/* quantile(x, q): splits q (after the last comma of the argument) off `*len`. */
+static int quantile_q(const char *arg, size_t *len, double *q, const char **why)
 {
-    static const char *const names[] = {"count", "sum", "min", "max", "avg", "distinct"};
-    size_t i = strspn(spec, " \t");
-    size_t w = i;
-    while ((spec[w] >= 'a' && spec[w] <= 'z') || spec[w] == '_') w++;
-    int found = -1;
-    for (int k = 0; k < 6; k++)
-        if (strlen(names[k]) == w - i && memcmp(names[k], spec + i, w - i) == 0) found = k;
-    if (found < 0) {
-        *why = "expected count, sum(x), min(x), max(x), avg(x) or distinct(x)";
+    size_t c = *len;
+    while (c > 0 && arg[c - 1] != ',') c--;
+    char buf[32], *end;
+    size_t n = *len - c;
+    if (c == 0 || n == 0 || n >= sizeof buf) {
+        *why = "expected quantile(argument, q) with 0 <= q <= 1, e.g. quantile(latency_ms, 0.95)";
         return SL_ECONFIG;
     }
+    memcpy(buf, arg + c, n);
+    buf[n] = '\0';
+    *q = strtod(buf, &end);
+    while (*end == ' ' || *end == '\t') end++;
+    if (end == buf || *end || !(*q >= 0 && *q <= 1)) {
+        *why = "the q of quantile(argument, q) is a number from 0 to 1, e.g. 0.95";
+        return SL_ECONFIG;
+    }
+    *len = c - 1;
+    return 0;
+}
+
+int sl__stage_agg_parse(const char *spec, enum sl__stage_agg_op *op, double *q, const char **arg,
+                        size_t *arg_len, size_t *arg_col, const char **why)
+{
+    static const char *const names[] = {"count",    "sum", "min", "max", "avg",
+                                        "distinct", "p50", "p90", "p99", "quantile"};
+    size_t i = strspn(spec, " \t");
+    size_t w = i;
+    while ((spec[w] >= 'a' && spec[w] <= 'z') || (spec[w] >= '0' && spec[w] <= '9') ||
+           spec[w] == '_')
+        w++;
+    int found = -1;
+    for (int k = 0; k < (int)(sizeof names / sizeof *names); k++)
+        if (strlen(names[k]) == w - i && memcmp(names[k], spec + i, w - i) == 0) found = k;
+    if (found < 0) {
+        *why = "expected count, sum(x), min(x), max(x), avg(x), distinct(x), p50(x), p90(x), "
+               "p99(x) or quantile(x, q)";
+        return SL_ECONFIG;
+    }
+    *q = 0;
     *op = (enum sl__stage_agg_op)found;
     *arg_len = 0;
     *arg_col = w;
@@ -142,5 +190,5 @@ int sl__stage_agg_parse(const char *spec, enum sl__stage_agg_op *op, const char 
     *arg = spec + j + 1;
     *arg_len = end - j - 2;
     *arg_col = j + 1;
-    return 0;
+    return found == SL__AGG_QUANTILE ? quantile_q(*arg, arg_len, q, why) : 0;
 }

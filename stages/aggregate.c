@@ -1,7 +1,8 @@
 /* aggregate: tumbling windows of `window` length (aligned to multiples of it), one result
  * event per group of `group_by` values per window, with the `metrics` asked for: count,
- * sum(x), min(x), max(x), avg(x), distinct(x), where x is an expression (a field path,
- * or `bytes_in + bytes_out`). A result has the group's values, window_start and
+ * sum(x), min(x), max(x), avg(x), distinct(x), p50(x), p90(x), p99(x), quantile(x, q)
+ * (a sketch: within 1 % of the exact value, stages/sketch.h), where x is an expression
+ * (a field path, or `bytes_in + bytes_out`). A result has the group's values, window_start and
  * window_end (RFC 3339 UTC) and the metrics as fields, its JSON as payload and the
  * window's start as time.
  *
@@ -31,6 +32,7 @@
 struct metric {
     const char *name;         /* field name of the result */
     enum sl__stage_agg_op op; /* what to compute */
+    double q;                 /* quantile(x, q)'s q */
     struct sl_expr *arg;      /* its argument (owned); NULL for a plain count */
 };
 
@@ -254,7 +256,7 @@ static int emit_result(struct sl_stage *s, struct aggregate *a, struct window *w
     if (!rc) rc = set_time_field(ev, "window_start", w->start);
     if (!rc) rc = set_time_field(ev, "window_end", w->start + a->window_ms);
     for (size_t i = 0; !rc && i < a->nm; i++) {
-        struct sl_value v = sl__stage_agg_result(&g->acc[i], a->m[i].op);
+        struct sl_value v = sl__stage_agg_result(&g->acc[i], a->m[i].op, a->m[i].q);
         rc = sl_event_set(ev, a->m[i].name, strlen(a->m[i].name), &v);
     }
     if (rc) return rc;
@@ -388,7 +390,7 @@ static int compile_metric(struct metric *m, const char *name, const struct sl_co
     const char *arg = NULL, *why = NULL;
     size_t len = 0, col = 0;
     m->name = name;
-    if (!spec || sl__stage_agg_parse(spec, &m->op, &arg, &len, &col, &why))
+    if (!spec || sl__stage_agg_parse(spec, &m->op, &m->q, &arg, &len, &col, &why))
         return sl_config_error(node, err, SL_ECONFIG, "metric '%s': %s", name,
                                why ? why : "expected a metric such as count or sum(latency_ms)");
     if (!len) return 0;
@@ -453,8 +455,9 @@ static const struct sl_option aggregate_options[] = {
      "fields (paths) whose values make a group; each result carries them; unset: one group"},
     {"metrics", SL_OPT_MAP, NULL, SL_REQUIRED, offsetof(struct aggregate, metrics),
      "result fields, each count, count(x) (events where x is neither null nor false), sum(x), "
-     "min(x), max(x), avg(x) or distinct(x), x an expression, e.g. {n: count, errors: "
-     "count(level == \"error\"), slowest: max(latency_ms), users: distinct(user_id)}"},
+     "min(x), max(x), avg(x), distinct(x), p50(x), p90(x), p99(x) or quantile(x, q) (within "
+     "1 % of the exact value), x an expression, e.g. {n: count, errors: "
+     "count(level == \"error\"), slowest: max(latency_ms), p99_ms: p99(latency_ms)}"},
     {"clock", SL_OPT_ENUM, "processing", 0, offsetof(struct aggregate, clock),
      "processing: windows of arrival (wall clock), closed by a timer; event: windows of the "
      "events' own times",

@@ -206,7 +206,16 @@ static void expect_error(const char *yaml, const char *msg, int line, int col)
 Test(aggregate, config_errors)
 {
     expect_error("metrics:\n  x: median(ms)",
-                 "metric 'x': expected count, sum(x), min(x), max(x), avg(x) or distinct(x)", 2, 6);
+                 "metric 'x': expected count, sum(x), min(x), max(x), avg(x), distinct(x), p50(x), "
+                 "p90(x), p99(x) or quantile(x, q)",
+                 2, 6);
+    expect_error("metrics:\n  x: 'quantile(ms, 1.5)'",
+                 "metric 'x': the q of quantile(argument, q) is a number from 0 to 1, e.g. 0.95", 2,
+                 6);
+    expect_error("metrics:\n  x: quantile(ms)",
+                 "metric 'x': expected quantile(argument, q) with 0 <= q <= 1, e.g. "
+                 "quantile(latency_ms, 0.95)",
+                 2, 6);
     expect_error("metrics:\n  x: sum",
                  "metric 'x': this metric needs an argument, e.g. "
                  "sum(latency_ms)",
