@@ -208,11 +208,33 @@ Test(file_sink, path_template_from_event_time_and_fields)
     assert_file("logs/2024-05-02/db.log", "{\"n\":1}\n{\"n\":4}\n");
     assert_file("logs/2024-05-02/api.log", "{\"n\":3}\n{\"n\":6}\n");
     assert_file("logs/2024-05-02/web_.._.._x.log", "{\"n\":2}\n"); /* no path escapes */
-    cr_assert_eq(k->missing, 1); /* event 5 had no service: dropped, counted */
+    cr_assert_eq(k->missing, 1); /* event 5 had no service: dropped, counted as an error */
     struct sl_stage_stats st = {.size = sizeof st};
     sl_stage_stats(sl_pipeline_find(p, "sink"), &st);
     cr_assert_eq(st.dropped, 1);
+    cr_assert_eq(st.errors, 1);
     cr_assert_eq(st.acked, 7);
+}
+
+/* A template field no event has (a typo): every event is an error, and the run fails at
+ * the end instead of ending well with nothing written. */
+Test(file_sink, a_path_field_no_event_has_fails_the_run_having_written_nothing)
+{
+    make_event = dated_event;
+    char yaml[512];
+    struct sl_stage *s = t_add(p, "src", &t_make, "count: 7\nper_batch: 3");
+    snprintf(yaml, sizeof yaml, "path: \"%s/{{ servcie }}.log\"\nencoding: text", dir);
+    struct sl_stage *k = t_add(p, "sink", &sl_stage_file_sink, yaml);
+    t_connect(p, s, k);
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_run(p, &err), SL_EINVAL);
+    cr_assert_str_eq(err.stage, "sink");
+    cr_assert_str_eq(err.msg, "no event was written: the path of each of the 7 events had a "
+                              "null {{ }} (a field none of them has: a typo in the template?)");
+    struct sl_stage_stats st = {.size = sizeof st};
+    sl_stage_stats(k, &st);
+    cr_assert_eq(st.errors, 7);
+    cr_assert_eq(st.dropped, 7);
 }
 
 static void hostile_event(struct sl_event *ev, int64_t i)

@@ -322,6 +322,7 @@ struct sl__file_sink {
     bool fsync_busy;                     /* an fsync job is running */
     uint64_t write_errors;               /* failed attempts (open, write, rename) */
     uint64_t missing;                    /* events dropped: a path field was absent */
+    uint64_t routed;                     /* events a path was rendered for */
     uint64_t fsyncs;                     /* fsync jobs completed */
 };
 

@@ -165,7 +165,8 @@ static void note_drop(struct sl__file_sink *k, int rc, size_t hole)
 }
 
 /* The open file for `ev`. Returns 0, 1 when the event is dropped (a path field is
- * missing), SL_EAGAIN (failed: retry) or SL_ENOMEM. */
+ * missing: counted as an error and as dropped), SL_EAGAIN (failed: retry) or
+ * SL_ENOMEM. */
 static int target(struct sl__file_sink *k, const struct sl_event *ev, struct sl__file_out **out)
 {
     const char *path = k->path_buf;
@@ -175,10 +176,12 @@ static int target(struct sl__file_sink *k, const struct sl_event *ev, struct sl_
         if (n == SL_ENOMEM) return n;
         if (n < 0) { /* the same event would fail again: drop it, counted */
             note_drop(k, n, hole);
+            sl_stage_count_errors(k->stage, 1);
             sl_stage_count_dropped(k->stage, 1);
             return 1;
         }
     }
+    k->routed++;
     if (k->cached && (k->constant_path || strcmp(path, k->cached_path) == 0)) {
         *out = k->cached;
         return 0;
@@ -480,6 +483,20 @@ static int sink_init(struct sl_stage *stage, const struct sl_config *cfg, struct
     return 0;
 }
 
+/* At the end of the input: a run in which no event could be given a path (a template
+ * naming a field no event has: a typo) fails, rather than end well having written
+ * nothing. */
+static int sink_flush(struct sl_stage *stage, struct sl_emit *out, bool end)
+{
+    (void)out;
+    struct sl__file_sink *k = sl_stage_state(stage);
+    if (!end || !k->missing || k->routed) return 0;
+    return sl_stage_error(stage, SL_EINVAL,
+                          "no event was written: the path of each of the %llu events had a null "
+                          "{{ }} (a field none of them has: a typo in the template?)",
+                          (unsigned long long)k->missing);
+}
+
 static void sink_close(struct sl_stage *stage)
 {
     struct sl__file_sink *k = sl_stage_state(stage);
@@ -533,5 +550,6 @@ const struct sl_stage_type sl_stage_file_sink = {
     .options = file_sink_options,
     .init = sink_init,
     .write = sink_write,
+    .flush = sink_flush,
     .close = sink_close,
 };
