@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sluice/builtins.h>
+
 #include "helpers.h"
 #include "config/internal.h"
 
@@ -60,6 +62,26 @@ Test(loader, every_error_is_reported_not_only_the_first)
                           "E 3:34 [src2] option 'count' expects an integer; found 'ten'\n"
                           "E 5:40 [out] input 'nothing' names no stage\n"
                           "E 6:42 [out2] input 'sc' names no stage (did you mean 'src'?)\n");
+}
+
+/* An unknown key leaves every option filled: the type's init() still runs, so that its
+ * own checks (aggregate's metric expressions) are told in the same pass; a bad value
+ * stops init (its state would be half made). */
+Test(loader, init_problems_come_with_unknown_keys_in_one_pass)
+{
+    cr_assert_eq(sl_registry_add(reg, &sl_stage_aggregate, NULL), 0);
+    int rc = load("sources:\n  src: {type: t_counter}\n"
+                  "transforms:\n"
+                  "  a: {type: aggregate, inputs: [src], nope: 1, metrics: {n: 'sum(x +)'}}\n"
+                  "  b: {type: aggregate, inputs: [src], window: soon, metrics: {n: 'sum(x +)'}}\n"
+                  "sinks:\n  out: {type: t_collect, inputs: [a, b]}\n");
+    cr_assert_eq(rc, SL_ECONFIG);
+    cr_assert_str_eq(got, "E 4:39 [a] unknown option 'nope' for type 'aggregate' (did you mean "
+                          "'type'?)\n"
+                          "E 4:69 [a] metric 'n': expected an operand after '+', found end of "
+                          "expression\n"
+                          "E 5:47 [b] option 'window' expects a duration such as 250ms, 5s or "
+                          "1h; found 'soon'\n");
 }
 
 Test(loader, cycle_names_the_stages_on_it_in_order)

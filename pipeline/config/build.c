@@ -64,7 +64,8 @@ struct sl_stage *sl__pipeline_add(struct sl_pipeline *p, const char *name,
         return NULL;
     }
     s->cfg = cfg;
-    int rc = sl__options_fill(s, r);
+    bool values_ok = false;
+    int rc = sl__options_fill(s, r, &values_ok);
     s->workers_auto = s->conf.workers < 0; /* `auto` */
     s->nworkers = s->workers_auto ? sl__workers_auto() : (int)s->conf.workers;
     if (!rc && s->conf.on_error == SL__ON_ERROR_DEAD_LETTER &&
@@ -73,7 +74,10 @@ struct sl_stage *sl__pipeline_add(struct sl_pipeline *p, const char *name,
         if (s->dl_port < 0)
             rc = sl__report_at(r, SL_LOG_ERROR, SL_ENOMEM, name, NULL, "out of memory");
     }
-    if (!rc && type->init) rc = init_stage(s, name, cfg, r);
+    if (!rc && type->init)
+        rc = init_stage(s, name, cfg, r);
+    else if (rc && values_ok && type->init) /* unknown keys only: init's own problems */
+        init_stage(s, name, cfg, r);        /* are told in the same pass (validate) */
     if (!rc && !type->init) s->initialised = true;
     if (!rc && (rc = sl__pipeline_insert(p, s)) != 0)
         sl__report_at(r, SL_LOG_ERROR, rc, name, NULL, "out of memory");

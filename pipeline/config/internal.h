@@ -40,8 +40,9 @@ int sl__report_at(struct sl__report *r, enum sl_log_level level, int code, const
 
 /* Fills s->state from s->cfg by the type's schema, and s->conf by the runtime's tables
  * that apply to the type (settings.c), telling every problem to `r`. Returns 0 or the
- * first error's code. */
-int sl__options_fill(struct sl_stage *s, struct sl__report *r);
+ * first error's code; *values_ok tells whether every option's value was filled (the only
+ * problems were unknown keys: the state is whole, and init() may check the rest). */
+int sl__options_fill(struct sl_stage *s, struct sl__report *r, bool *values_ok);
 
 /* Adds a stage as sl_pipeline_add does, telling each problem to `r`. */
 struct sl_stage *sl__pipeline_add(struct sl_pipeline *p, const char *name,

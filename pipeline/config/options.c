@@ -377,13 +377,13 @@ static int check_keys(const struct schema *sc, const struct sl_config *map, cons
     return rc;
 }
 
-static int fill(const struct schema *sc)
+static int fill(const struct schema *sc, bool *values_ok)
 {
     if (sc->cfg && sl_config_kind(sc->cfg) != SL_CFG_MAP)
         return problem(sc, sc->cfg,
                        sc->stage ? "a stage must be a mapping with a 'type'"
                                  : "'pipeline' must be a mapping");
-    int rc = sc->cfg ? check_keys(sc, sc->cfg, "") : 0;
+    int rc = sc->cfg ? check_keys(sc, sc->cfg, "") : 0, vrc = 0;
     for (size_t t = 0; t < sc->n; t++)
         for (const struct sl_option *o = sc->tables[t]; o->name; o++) {
             const struct sl_config *node = sc->cfg ? sl_config_get(sc->cfg, o->name) : NULL;
@@ -394,12 +394,13 @@ static int fill(const struct schema *sc)
                             sc->stage ? sc->stage->type->name : "?", o->doc);
             else if (node || (sc->defaults && o->def))
                 e = fill_one(sc, sc->bases[t], o, node, text);
-            if (!rc) rc = e;
+            if (!vrc) vrc = e;
         }
-    return rc;
+    if (values_ok) *values_ok = vrc == 0;
+    return rc ? rc : vrc;
 }
 
-int sl__options_fill(struct sl_stage *s, struct sl__report *r)
+int sl__options_fill(struct sl_stage *s, struct sl__report *r, bool *values_ok)
 {
     struct schema sc = {.cfg = s->cfg, .stage = s, .what = "option", .defaults = true, .r = r};
     sc.tables[0] = s->type->options ? s->type->options : (const struct sl_option[]){{0}};
@@ -411,7 +412,7 @@ int sl__options_fill(struct sl_stage *s, struct sl__report *r)
         sc.bases[1 + i] = &s->conf;
     }
     sc.n = 1 + n;
-    return fill(&sc);
+    return fill(&sc, values_ok);
 }
 
 int sl_pipeline_options_from_config(struct sl_pipeline_options *o, const struct sl_config *root,
@@ -429,7 +430,7 @@ int sl_pipeline_options_from_config(struct sl_pipeline_options *o, const struct 
     struct schema sc = {.cfg = pc, .what = "pipeline setting", .r = &r, .n = 1};
     sc.tables[0] = sl_pipeline_settings();
     sc.bases[0] = o;
-    int rc = fill(&sc);
+    int rc = fill(&sc, NULL);
     if (rc) sl__error_copy(err, &first);
     return rc;
 }
