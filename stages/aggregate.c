@@ -403,6 +403,22 @@ static int compile_metric(struct metric *m, const char *name, const struct sl_co
                        "metric '%s': %s", name, e.msg);
 }
 
+/* A result has exactly the group's fields, the window's bounds and the metrics. */
+static int declare(struct sl_stage *s, const struct aggregate *a, struct sl_error *err)
+{
+    size_t n = a->group_by.n + 2 + a->nm;
+    const char **names = calloc(n, sizeof *names);
+    if (!names) return sl_error_set(err, SL_ENOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < a->group_by.n; i++) names[k++] = a->group_by.items[i];
+    names[k++] = "window_start";
+    names[k++] = "window_end";
+    for (size_t i = 0; i < a->nm; i++) names[k++] = a->m[i].name;
+    int rc = sl_stage_declare_fields(s, SL_FIELDS_ONLY, names, k);
+    free(names);
+    return rc ? sl_error_set(err, rc, "out of memory") : 0;
+}
+
 static int aggregate_init(struct sl_stage *s, const struct sl_config *cfg, struct sl_error *err)
 {
     (void)cfg;
@@ -428,7 +444,7 @@ static int aggregate_init(struct sl_stage *s, const struct sl_config *cfg, struc
     }
     a->closed_until = INT64_MIN;
     a->max_seen = INT64_MIN;
-    return 0;
+    return declare(s, a, err);
 }
 
 static int aggregate_start(struct sl_stage *s, struct sl_error *err)

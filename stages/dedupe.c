@@ -44,6 +44,8 @@ static int dedupe_init(struct sl_stage *s, const struct sl_config *cfg, struct s
     if (sl__stage_lru_init(&d->seen, (uint32_t)d->cache_size))
         return sl_error_set(err, SL_ENOMEM, "out of memory for %lld keys",
                             (long long)d->cache_size);
+    if (sl_stage_declare_fields(s, SL_FIELDS_ADD, NULL, 0)) /* passes events on as they are */
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
     return sl__stage_errors_init(s, &d->dup, err);
 }
 

@@ -145,6 +145,8 @@ static int parse_csv_init(struct sl_stage *s, const struct sl_config *cfg, struc
                                    "column %zu has an empty name", i + 1);
     pc->d = pc->delimiter[0];
     pc->q = pc->quote[0];
+    if (sl_stage_declare_fields(s, SL_FIELDS_ADD, pc->columns.items, pc->columns.n))
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
     return sl__stage_errors_init(s, &pc->errors, err);
 }
 

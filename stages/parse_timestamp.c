@@ -355,6 +355,9 @@ static int parse_timestamp_init(struct sl_stage *s, const struct sl_config *cfg,
                                "(zone names are not supported); found '%s'",
                                pt->timezone);
     int rc = compile_formats(pt, cfg, err);
+    const char *const target[] = {pt->target};
+    if (!rc && sl_stage_declare_fields(s, SL_FIELDS_ADD, target, pt->target ? 1 : 0))
+        rc = sl_error_set(err, SL_ENOMEM, "out of memory");
     return rc ? rc : sl__stage_errors_init(s, &pt->errors, err);
 }
 

@@ -75,7 +75,9 @@ static int route_init(struct sl_stage *s, const struct sl_config *cfg, struct sl
             return sl_config_error(key, err, SL_ECONFIG, "route '%s' is given twice", name);
     }
     r->unmatched = sl_stage_add_output(s, "_unmatched");
-    return r->unmatched < 0 ? sl_error_set(err, r->unmatched, "out of memory") : 0;
+    if (r->unmatched < 0 || sl_stage_declare_fields(s, SL_FIELDS_ADD, NULL, 0))
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    return 0;
 }
 
 static void route_close(struct sl_stage *s)

@@ -57,6 +57,8 @@ static int throttle_init(struct sl_stage *s, const struct sl_config *cfg, struct
                                "option 'max_keys' must be from 1 to 67108864");
     if (sl__stage_lru_init(&t->keys, (uint32_t)(t->key.n ? t->max_keys : 1)))
         return sl_error_set(err, SL_ENOMEM, "out of memory for %lld keys", (long long)t->max_keys);
+    if (sl_stage_declare_fields(s, SL_FIELDS_ADD, NULL, 0)) /* passes events on as they are */
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
     return sl__stage_errors_init(s, &t->excess, err);
 }
 

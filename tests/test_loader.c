@@ -84,6 +84,33 @@ Test(loader, init_problems_come_with_unknown_keys_in_one_pass)
                           "1h; found 'soon'\n");
 }
 
+/* Fields no stage before sets, where the stages before say what they set: warnings
+ * (a typo in a template or a condition), not errors; after parse_json (any field) none. */
+Test(loader, a_field_no_stage_before_sets_is_a_warning)
+{
+    cr_assert_eq(sl_registry_add(reg, &sl_stage_generate, NULL), 0);
+    cr_assert_eq(sl_registry_add(reg, &sl_stage_parse_csv, NULL), 0);
+    cr_assert_eq(sl_registry_add(reg, &sl_stage_parse_json, NULL), 0);
+    cr_assert_eq(sl_registry_add(reg, &sl_stage_aggregate, NULL), 0);
+    cr_assert_eq(sl_registry_add(reg, &sl_stage_filter, NULL), 0);
+    cr_assert_eq(sl_registry_add(reg, &sl_stage_file_sink, NULL), 0);
+    int rc = load("sources:\n  src: {type: generate}\n"
+                  "transforms:\n"
+                  "  csv: {type: parse_csv, inputs: [src], columns: [host, status]}\n"
+                  "  agg: {type: aggregate, inputs: [csv], group_by: [host], metrics: {n: count}}\n"
+                  "  few: {type: filter, inputs: [agg], condition: 'n > 2 && hots != \"x\"'}\n"
+                  "  json: {type: parse_json, inputs: [src]}\n"
+                  "sinks:\n"
+                  "  a: {type: file, inputs: [csv], path: 'out/{{ floor(statsu / 100) }}.log'}\n"
+                  "  b: {type: file, inputs: [few], path: 'out/{{ host }}-{{ window_start }}'}\n"
+                  "  c: {type: file, inputs: [json], path: 'out/{{ anything }}'}\n");
+    cr_assert_eq(rc, 0, "warnings only: %s", got);
+    cr_assert_str_eq(got, "W 6:49 [few] option 'condition': no stage before 'few' sets field "
+                          "'hots' (they set: host, window_start, window_end, n)\n"
+                          "W 9:40 [a] option 'path': no stage before 'a' sets field 'statsu' "
+                          "(they set: host, status)\n");
+}
+
 Test(loader, cycle_names_the_stages_on_it_in_order)
 {
     int rc = load("sources:\n  src: {type: t_counter}\n"

@@ -315,7 +315,8 @@ static int file_init(struct sl_stage *stage, const struct sl_config *cfg, struct
     if (s->poll_interval < 1 || s->checkpoint_interval < 1)
         return sl_config_error(cfg, err, SL_ECONFIG,
                                "poll_interval and checkpoint_interval must be at least 1ms");
-    return 0;
+    static const char *const flags[] = {"truncated"}; /* oversized lines (lines.c) */
+    return sl_stage_declare_fields(stage, SL_FIELDS_ONLY, flags, 1);
 }
 
 static int make_globs(struct sl__file_src *s)

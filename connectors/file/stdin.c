@@ -127,7 +127,8 @@ static int stdin_init(struct sl_stage *stage, const struct sl_config *cfg, struc
     if (s->max_line_bytes < 1 || s->max_line_bytes > (1u << 30))
         return sl_config_error(sl_config_get(cfg, "max_line_bytes"), err, SL_ECONFIG,
                                "option 'max_line_bytes' must be between 1 and 1GiB");
-    return 0;
+    static const char *const flags[] = {"truncated"}; /* oversized lines (lines.c) */
+    return sl_stage_declare_fields(stage, SL_FIELDS_ONLY, flags, 1);
 }
 
 /* Whether the loop can watch `fd`: not so for regular files and some devices

@@ -147,7 +147,7 @@ static int generate_init(struct sl_stage *s, const struct sl_config *cfg, struct
     g->rng = (uint64_t)g->seed * 0x9E3779B97F4A7C15ULL + 0x2545F4914F6CDD1DULL;
     if (!g->rng) g->rng = 1;
     g->now_ms = EPOCH_2024_MS;
-    return 0;
+    return sl_stage_declare_fields(s, SL_FIELDS_ONLY, NULL, 0); /* payloads only */
 }
 
 static void interval_over(struct sl_stage *s, void *arg)

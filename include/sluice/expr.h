@@ -230,6 +230,16 @@ SL_API int sl_template_each(const struct sl_template *t, const struct sl_event *
  * constant expressions): a sink can then render it once with any event. */
 SL_API bool sl_template_is_constant(const struct sl_template *t);
 
+/* Calls `fn` with the path of every field the expression reads (as written: "http.status",
+ * "tags[0]"), in source order, a path once per use; `exists(f)` reads none (it asks). A
+ * non-zero return of `fn` stops the walk and is returned. For `validate` (fields no stage
+ * before sets) and tools. */
+SL_API int sl_expr_fields(const struct sl_expr *e,
+                          int (*fn)(void *arg, const char *path, size_t len), void *arg);
+/* The same for every expression of a template. */
+SL_API int sl_template_fields(const struct sl_template *t,
+                              int (*fn)(void *arg, const char *path, size_t len), void *arg);
+
 struct sl_config;
 
 /* Compiles the expression (or template) written in config scalar `node` (borrowed). On

@@ -313,6 +313,17 @@ SL_API void sl_stage_count_errors(struct sl_stage *stage, uint64_t n);
  * keep() had answered 0. Loop thread. */
 SL_API void sl_stage_keeps_only(struct sl_stage *stage, const struct sl_expr *cond);
 
+/* What fields the events a stage emits (on its default output) have, for `validate` to
+ * warn about a template or expression downstream that names a field no stage before it
+ * sets (a typo: `{{ status_clas }}`). SL_FIELDS_ONLY: exactly `names` (a source of raw
+ * lines declares none; aggregate its group, window and metric names); SL_FIELDS_ADD: the
+ * fields of its input plus `names` (a parser: its captures; a stage that passes events
+ * on unchanged: none). A stage that declares nothing may set any field, and nothing
+ * after it is checked. Names are copied. Call from init(). Returns 0 or SL_ENOMEM. */
+enum sl_fields_mode { SL_FIELDS_ONLY = 1, SL_FIELDS_ADD = 2 };
+SL_API int sl_stage_declare_fields(struct sl_stage *stage, enum sl_fields_mode mode,
+                                   const char *const *names, size_t n);
+
 /* The condition of the filter that is the only consumer of `stage`'s default output
  * when `stage` is that filter's only input, or NULL. Set by sl_pipeline_start() before
  * any start() runs (start() may read it and keep what it derives). Any thread. */

@@ -44,6 +44,10 @@ int sl__report_at(struct sl__report *r, enum sl_log_level level, int code, const
  * problems were unknown keys: the state is whole, and init() may check the rest). */
 int sl__options_fill(struct sl_stage *s, struct sl__report *r, bool *values_ok);
 
+/* Warns, through `r`, about each template or expression option that names a field no
+ * stage before sets, where the stages before declare their fields (fields.c). */
+void sl__check_fields(struct sl_pipeline *p, struct sl__report *r);
+
 /* Adds a stage as sl_pipeline_add does, telling each problem to `r`. */
 struct sl_stage *sl__pipeline_add(struct sl_pipeline *p, const char *name,
                                   const struct sl_stage_type *type, const struct sl_config *cfg,

@@ -390,6 +390,7 @@ int sl_pipeline_load_all(struct sl_pipeline *p, const struct sl_registry *reg,
         for (size_t i = 0; i < l.n; i++) connect_inputs(&l, &l.e[i]);
         check_cycle(&l);
         if (!l.r.errors) check_reach(&l);
+        if (!l.r.errors) sl__check_fields(p, &l.r);
     }
     free(l.e);
     sl__index_free(&l.names);

@@ -786,3 +786,22 @@ bool sl__expr_constant(const struct sl_expr *e, struct sl_value *v)
     if (v) *v = e->root->lit;
     return true;
 }
+
+/* ---- the fields an expression reads ------------------------------------------------------ */
+
+static int node_fields(const struct sl__node *n, int (*fn)(void *, const char *, size_t), void *arg)
+{
+    if (!n) return 0;
+    int rc = 0;
+    if (n->op == SL__OP_FIELD && n->path && (rc = fn(arg, n->path, n->path_len)) != 0) return rc;
+    if ((rc = node_fields(n->a, fn, arg)) != 0 || (rc = node_fields(n->b, fn, arg)) != 0) return rc;
+    for (uint32_t i = 0; i < n->n && n->op != SL__OP_IN; i++)
+        if ((rc = node_fields(n->kids[i], fn, arg)) != 0) return rc;
+    return 0;
+}
+
+int sl_expr_fields(const struct sl_expr *e, int (*fn)(void *arg, const char *path, size_t len),
+                   void *arg)
+{
+    return e ? node_fields(e->root, fn, arg) : 0;
+}

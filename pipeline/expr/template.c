@@ -139,3 +139,12 @@ int sl_template_each(const struct sl_template *t, const struct sl_event *ev,
     }
     return 0;
 }
+
+int sl_template_fields(const struct sl_template *t,
+                       int (*fn)(void *arg, const char *path, size_t len), void *arg)
+{
+    int rc = 0;
+    for (size_t i = 0; t && i < t->n && !rc; i++)
+        if (t->parts[i].x) rc = sl_expr_fields(t->parts[i].x, fn, arg);
+    return rc;
+}

@@ -106,6 +106,10 @@ struct sl_stage {
     int dl_port;                      /* output "dead_letter" the runtime sends events to
                                          (filters, async transforms), or -1 */
     const struct sl_expr *keeps_only; /* filter: its condition (sl_stage_keeps_only) */
+    int fields_mode;                  /* sl_stage_declare_fields: 0 (nothing declared),
+                                         SL_FIELDS_ONLY or SL_FIELDS_ADD */
+    char **fields;                    /* the declared names (owned, in `owned`) */
+    size_t nfields;                   /* entries in fields */
     const struct sl_expr *down_cond;  /* the condition of the filter that alone consumes
                                          port 0 (sl_stage_downstream_condition) */
     bool done_told;                   /* on_stage_done was called */

@@ -131,6 +131,22 @@ void sl_stage_count_errors(struct sl_stage *stage, uint64_t n)
     atomic_fetch_add(&stage->errors, n);
 }
 
+int sl_stage_declare_fields(struct sl_stage *stage, enum sl_fields_mode mode,
+                            const char *const *names, size_t n)
+{
+    char **f = calloc(n ? n : 1, sizeof *f);
+    if (!f || sl__stage_own(stage, f, free)) return SL_ENOMEM; /* own() frees on failure */
+    for (size_t i = 0; i < n; i++) {
+        char *d = strdup(names[i]);
+        if (!d || sl__stage_own(stage, d, free)) return SL_ENOMEM;
+        f[i] = d;
+    }
+    stage->fields = f;
+    stage->nfields = n;
+    stage->fields_mode = mode;
+    return 0;
+}
+
 void sl_stage_keeps_only(struct sl_stage *stage, const struct sl_expr *cond)
 {
     stage->keeps_only = cond;
