@@ -36,6 +36,7 @@ struct pattern {
     bool jit;             /* JIT-compiled: match with pcre2_jit_match */
     struct capture *caps; /* its named groups */
     uint32_t ncaps;       /* number of named groups */
+    uint32_t pri_cap;     /* syslog formats: the index in caps of int group pri; else ncaps */
     char *inline_types;   /* "name\0conv" pairs found as (?<name:conv>), for init */
     size_t inline_len;    /* bytes of inline_types */
 };
@@ -51,6 +52,7 @@ struct parse_regex {
     const struct sl_config *types;  /* option: group name -> type */
     int format;                     /* option: index in sl__regex_formats, when set */
     struct sl_list null_values;     /* option: captured texts that become null */
+    bool pri_parts;                 /* a syslog format: facility and severity after pri */
     struct sl__stage_errors errors; /* option on_error, dead-letter port */
     struct pattern *pats;           /* compiled patterns */
     size_t npats;                   /* number of patterns */
@@ -151,12 +153,20 @@ static int put_captures(struct sl_stage *s, const struct parse_regex *pr, const 
 {
     size_t before = sl_event_field_count(ev), set = 0;
     bool merge = pr->field != NULL || before > 0;
-    for (uint32_t c = 0; c < p->ncaps; c++) set += slot->vals[c].type != 0xff;
+    for (uint32_t c = 0; c < p->ncaps; c++)
+        set += slot->vals[c].type == 0xff ? 0 : c == p->pri_cap ? 3 : 1;
     if (before + set > SL_EVENT_MAX_FIELDS)
         return sl__stage_too_many_fields(s, &pr->errors, ev, out);
     for (uint32_t c = 0; c < p->ncaps; c++) {
-        if (slot->vals[c].type == 0xff) continue;
-        int rc = sl__stage_put(ev, p->caps[c].name, p->caps[c].len, &slot->vals[c], merge);
+        const struct sl_value *v = &slot->vals[c];
+        if (v->type == 0xff) continue;
+        int rc = sl__stage_put(ev, p->caps[c].name, p->caps[c].len, v, merge);
+        if (!rc && c == p->pri_cap) { /* syslog's PRI is facility * 8 + severity */
+            struct sl_value f = {.type = SL_INT, .i = v->i / 8},
+                            sev = {.type = SL_INT, .i = v->i % 8};
+            rc = sl__stage_put(ev, "facility", 8, &f, merge);
+            if (!rc) rc = sl__stage_put(ev, "severity", 8, &sev, merge);
+        }
         if (rc) return sl__stage_fault(s, &pr->errors, ev, out, rc, "%s", sl_strerror(rc));
     }
     sl_event_fields_changed_mark(ev);
@@ -327,7 +337,9 @@ static int read_names(struct parse_regex *pr, struct pattern *p, const struct sl
     }
     /* The name table is sorted by name; fields come in the order of the groups. */
     qsort(p->caps, count, sizeof *p->caps, by_group);
-    p->ncaps = count;
+    p->ncaps = p->pri_cap = count;
+    for (uint32_t i = 0; pr->pri_parts && i < count; i++)
+        if (strcmp(p->caps[i].name, "pri") == 0 && p->caps[i].conv == CONV_INT) p->pri_cap = i;
     if (count > pr->max_caps) pr->max_caps = count;
     return 0;
 }
@@ -397,39 +409,13 @@ static int make_slots(struct sl_stage *s, struct parse_regex *pr, struct sl_erro
     return 0;
 }
 
-/* The patterns to compile: those of `patterns`, or the one of `format`. `*list` receives the
- * node errors point at. */
-static int pick_patterns(struct parse_regex *pr, const struct sl_config *cfg,
-                         const struct sl_config **list, struct sl_error *err)
-{
-    const struct sl_config *fmt = cfg ? sl_config_get(cfg, "format") : NULL;
-    *list = cfg ? sl_config_get(cfg, "patterns") : NULL;
-    if (fmt && *list)
-        return sl_config_error(fmt, err, SL_ECONFIG,
-                               "format and patterns cannot both be given: use one of them");
-    if (!fmt) {
-        if (pr->patterns.n == 0)
-            return sl_config_error(*list ? *list : cfg, err, SL_ECONFIG,
-                                   "parse_regex needs at least one pattern, or a format");
-        return 0;
-    }
-    const struct sl__regex_format *f = &sl__regex_formats[pr->format];
-    if (!f->pattern)
-        return sl_config_error(fmt, err, SL_ECONFIG,
-                               "format '%s' is not read by parse_regex: use type: %s", f->name,
-                               f->instead);
-    pr->patterns.n = 1;
-    pr->patterns.items = &f->pattern;
-    *list = fmt;
-    return 0;
-}
-
 static int parse_regex_init(struct sl_stage *s, const struct sl_config *cfg, struct sl_error *err)
 {
     struct parse_regex *pr = sl_stage_state(s);
     const struct sl_config *list;
-    int rc = pick_patterns(pr, cfg, &list, err);
+    int rc = sl__regex_format_pick(cfg, pr->format, &pr->patterns, &list, err);
     if (rc) return rc;
+    pr->pri_parts = cfg && sl_config_get(cfg, "format") && sl__regex_formats[pr->format].pri_parts;
     pr->pats = calloc(pr->patterns.n, sizeof *pr->pats);
     if (!pr->pats) return sl_error_set(err, SL_ENOMEM, "out of memory");
     for (size_t i = 0; i < pr->patterns.n; i++) {

@@ -40,8 +40,33 @@ const struct sl__regex_format sl__regex_formats[] = {
     {"apache_common", COMMON "$", NULL},
     {"apache_combined", COMMON REFERRER_AGENT "$", NULL},
     {"nginx_combined", COMMON REFERRER_AGENT "(?: \"(?<forwarded_for>" QUOTED ")\")?\\s*$", NULL},
-    {"syslog_rfc3164", RFC3164, NULL},
-    {"syslog_rfc5424", RFC5424, NULL},
+    {"syslog_rfc3164", RFC3164, NULL, true},
+    {"syslog_rfc5424", RFC5424, NULL, true},
     {"logfmt", NULL, "parse_logfmt"},
     {"clf_error", CLF_ERROR, NULL},
 };
+
+int sl__regex_format_pick(const struct sl_config *cfg, int format, struct sl_list *patterns,
+                          const struct sl_config **node, struct sl_error *err)
+{
+    const struct sl_config *fmt = cfg ? sl_config_get(cfg, "format") : NULL;
+    *node = cfg ? sl_config_get(cfg, "patterns") : NULL;
+    if (fmt && *node)
+        return sl_config_error(fmt, err, SL_ECONFIG,
+                               "format and patterns cannot both be given: use one of them");
+    if (!fmt) {
+        if (patterns->n == 0)
+            return sl_config_error(*node ? *node : cfg, err, SL_ECONFIG,
+                                   "parse_regex needs at least one pattern, or a format");
+        return 0;
+    }
+    const struct sl__regex_format *f = &sl__regex_formats[format];
+    if (!f->pattern)
+        return sl_config_error(fmt, err, SL_ECONFIG,
+                               "format '%s' is not read by parse_regex: use type: %s", f->name,
+                               f->instead);
+    patterns->n = 1;
+    patterns->items = &f->pattern;
+    *node = fmt;
+    return 0;
+}

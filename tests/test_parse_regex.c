@@ -293,11 +293,14 @@ Test(parse_regex, format_syslog_rfc3164)
         "<13>2026-11-30T06:00:00Z db-2 app: an RFC 5424 timestamp", NULL};
     struct t_capture *d, *c = run_format("format: syslog_rfc3164", lines, &d);
     cr_assert_eq(c->n, 3);
-    cr_assert_str_eq(c->fields[0], "pri=I:34 timestamp=S:Oct 11 22:14:15 host=S:mymachine "
-                                   "app=S:su message=S:'su root' failed for lonvick on /dev/pts/8");
-    cr_assert_str_eq(c->fields[1], "pri=I:13 timestamp=S:Feb  5 17:32:18 host=S:web-01 "
-                                   "app=S:sshd pid=I:4721 message=S:Accepted publickey for "
-                                   "deploy from 10.0.0.5");
+    cr_assert_str_eq(
+        c->fields[0],
+        "pri=I:34 facility=I:4 severity=I:2 timestamp=S:Oct 11 22:14:15 host=S:mymachine "
+        "app=S:su message=S:'su root' failed for lonvick on /dev/pts/8");
+    cr_assert_str_eq(c->fields[1],
+                     "pri=I:13 facility=I:1 severity=I:5 timestamp=S:Feb  5 17:32:18 host=S:web-01 "
+                     "app=S:sshd pid=I:4721 message=S:Accepted publickey for "
+                     "deploy from 10.0.0.5");
     cr_assert_str_eq(c->fields[2], "timestamp=S:Nov 30 06:00:00 host=S:db-2 app=S:CRON pid=I:991 "
                                    "message=S:(root) CMD (run-parts /etc/cron.hourly)");
     cr_assert_eq(d->n, 1);
@@ -318,22 +321,28 @@ Test(parse_regex, format_syslog_rfc5424)
         NULL};
     struct t_capture *d, *c = run_format("format: syslog_rfc5424", lines, &d);
     cr_assert_eq(c->n, 4);
-    cr_assert_str_eq(c->fields[0], "pri=I:34 version=I:1 timestamp=S:2003-10-11T22:14:15.003Z "
-                                   "host=S:mymachine.example.com app=S:su procid=N: msgid=S:ID47 "
-                                   "structured_data=N: message=S:'su root' failed for lonvick on "
-                                   "/dev/pts/8");
-    cr_assert_str_eq(c->fields[1], "pri=I:165 version=I:1 timestamp=S:2003-10-11T22:14:15.003Z "
-                                   "host=S:mymachine.example.com app=S:evntslog procid=N: "
-                                   "msgid=S:ID47 structured_data=S:[exampleSDID@32473 iut=\"3\" "
-                                   "eventSource=\"Application\" eventID=\"1011\"] message=S:An "
-                                   "application event log entry...");
-    cr_assert_str_eq(c->fields[2], "pri=I:165 version=I:1 "
+    cr_assert_str_eq(
+        c->fields[0],
+        "pri=I:34 facility=I:4 severity=I:2 version=I:1 timestamp=S:2003-10-11T22:14:15.003Z "
+        "host=S:mymachine.example.com app=S:su procid=N: msgid=S:ID47 "
+        "structured_data=N: message=S:'su root' failed for lonvick on "
+        "/dev/pts/8");
+    cr_assert_str_eq(
+        c->fields[1],
+        "pri=I:165 facility=I:20 severity=I:5 version=I:1 timestamp=S:2003-10-11T22:14:15.003Z "
+        "host=S:mymachine.example.com app=S:evntslog procid=N: "
+        "msgid=S:ID47 structured_data=S:[exampleSDID@32473 iut=\"3\" "
+        "eventSource=\"Application\" eventID=\"1011\"] message=S:An "
+        "application event log entry...");
+    cr_assert_str_eq(c->fields[2], "pri=I:165 facility=I:20 severity=I:5 version=I:1 "
                                    "timestamp=S:2003-08-24T05:14:15.000003-07:00 host=S:192.0.2.1 "
                                    "app=S:myproc procid=S:8710 msgid=N: structured_data=N: "
                                    "message=S:%% It's time to make the do-nuts.");
-    cr_assert_str_eq(c->fields[3], "pri=I:14 version=I:1 timestamp=S:2026-11-30T06:00:00Z "
-                                   "host=S:h app=S:app procid=S:12 msgid=S:m "
-                                   "structured_data=S:[a@1 x=\"]\"][b@2]");
+    cr_assert_str_eq(
+        c->fields[3],
+        "pri=I:14 facility=I:1 severity=I:6 version=I:1 timestamp=S:2026-11-30T06:00:00Z "
+        "host=S:h app=S:app procid=S:12 msgid=S:m "
+        "structured_data=S:[a@1 x=\"]\"][b@2]");
     cr_assert_eq(d->n, 1);
 }
 
@@ -415,7 +424,18 @@ Test(parse_regex, types_may_retype_a_format_field)
     struct t_capture *c = t_through(p, &sl_stage_parse_regex,
                                     "format: syslog_rfc5424\ntypes: {procid: int}", lines, NULL);
     cr_assert_eq(c->n, 1);
-    cr_assert_str_eq(c->fields[0], "pri=I:14 version=I:1 timestamp=S:2026-11-30T06:00:00Z host=S:h "
-                                   "app=S:app procid=I:12 msgid=S:m structured_data=N: "
-                                   "message=S:hi");
+    cr_assert_str_eq(
+        c->fields[0],
+        "pri=I:14 facility=I:1 severity=I:6 version=I:1 timestamp=S:2026-11-30T06:00:00Z host=S:h "
+        "app=S:app procid=I:12 msgid=S:m structured_data=N: "
+        "message=S:hi");
+}
+
+Test(parse_regex, only_the_syslog_formats_split_pri)
+{
+    static const char *const lines[] = {"<191>x", NULL};
+    struct t_capture *c = t_through(p, &sl_stage_parse_regex,
+                                    "patterns: '^<(?<pri:int>\\d+)>(?<m>.*)$'", lines, NULL);
+    cr_assert_eq(c->n, 1);
+    cr_assert_str_eq(c->fields[0], "pri=I:191 m=S:x");
 }
