@@ -153,15 +153,17 @@ static int put_captures(struct sl_stage *s, const struct parse_regex *pr, const 
 {
     size_t before = sl_event_field_count(ev), set = 0;
     bool merge = pr->field != NULL || before > 0;
-    for (uint32_t c = 0; c < p->ncaps; c++)
-        set += slot->vals[c].type == 0xff ? 0 : c == p->pri_cap ? 3 : 1;
+    for (uint32_t c = 0; c < p->ncaps; c++) /* pri: with facility and severity */
+        set += slot->vals[c].type == 0xff                        ? 0
+               : c == p->pri_cap && slot->vals[c].type == SL_INT ? 3
+                                                                 : 1;
     if (before + set > SL_EVENT_MAX_FIELDS)
         return sl__stage_too_many_fields(s, &pr->errors, ev, out);
     for (uint32_t c = 0; c < p->ncaps; c++) {
         const struct sl_value *v = &slot->vals[c];
         if (v->type == 0xff) continue;
         int rc = sl__stage_put(ev, p->caps[c].name, p->caps[c].len, v, merge);
-        if (!rc && c == p->pri_cap) { /* syslog's PRI is facility * 8 + severity */
+        if (!rc && c == p->pri_cap && v->type == SL_INT) { /* PRI: facility * 8 + severity */
             struct sl_value f = {.type = SL_INT, .i = v->i / 8},
                             sev = {.type = SL_INT, .i = v->i % 8};
             rc = sl__stage_put(ev, "facility", 8, &f, merge);

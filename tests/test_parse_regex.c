@@ -438,4 +438,14 @@ Test(parse_regex, only_the_syslog_formats_split_pri)
                                     "patterns: '^<(?<pri:int>\\d+)>(?<m>.*)$'", lines, NULL);
     cr_assert_eq(c->n, 1);
     cr_assert_str_eq(c->fields[0], "pri=I:191 m=S:x");
+    sl_pipeline_free(p);
+    p = t_pipeline();
+    static const char *const nil_pri[] = {"<34>Oct 11 22:14:15 h su: m", NULL};
+    c = t_through(p, &sl_stage_parse_regex, "format: syslog_rfc3164\nnull_values: ['34']", nil_pri,
+                  NULL);
+    cr_assert_eq(c->n, 1);
+    cr_assert_str_eq(c->fields[0],
+                     "pri=N: timestamp=S:Oct 11 22:14:15 host=S:h app=S:su "
+                     "message=S:m",
+                     "a null pri has no facility nor severity");
 }
