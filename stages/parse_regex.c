@@ -6,7 +6,10 @@
  * into the payload; nothing is allocated per event.
  *
  * A `workers: N` stage runs on several threads; each thread has its own match block and
- * value buffer, indexed by sl_stage_thread(). */
+ * value buffer, indexed by sl_stage_thread().
+ *
+ * `format` picks a built-in pattern (regex_formats.c) instead of `patterns`; a capture whose
+ * text is one of `null_values` ("-" by default) is null whatever its type. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -15,6 +18,7 @@
 #include <pcre2.h>
 
 #include "internal.h"
+#include "regex_formats.h"
 
 enum conv { CONV_STRING = 0, CONV_INT, CONV_FLOAT, CONV_BOOL, CONV_AUTO };
 
@@ -32,6 +36,7 @@ struct pattern {
     bool jit;             /* JIT-compiled: match with pcre2_jit_match */
     struct capture *caps; /* its named groups */
     uint32_t ncaps;       /* number of named groups */
+    uint32_t pri_cap;     /* syslog formats: the index in caps of int group pri; else ncaps */
     char *inline_types;   /* "name\0conv" pairs found as (?<name:conv>), for init */
     size_t inline_len;    /* bytes of inline_types */
 };
@@ -45,6 +50,9 @@ struct parse_regex {
     struct sl_list patterns;        /* option: patterns, tried in order */
     const char *field;              /* option: field to match; NULL: the payload */
     const struct sl_config *types;  /* option: group name -> type */
+    int format;                     /* option: index in sl__regex_formats, when set */
+    struct sl_list null_values;     /* option: captured texts that become null */
+    bool pri_parts;                 /* a syslog format: facility and severity after pri */
     struct sl__stage_errors errors; /* option on_error, dead-letter port */
     struct pattern *pats;           /* compiled patterns */
     size_t npats;                   /* number of patterns */
@@ -114,6 +122,16 @@ static bool convert(uint8_t conv, const char *s, size_t len, struct sl_value *v)
     }
 }
 
+/* True when the captured text is one of `null_values`. */
+static bool is_null_value(const struct parse_regex *pr, const char *s, size_t len)
+{
+    for (size_t i = 0; i < pr->null_values.n; i++) {
+        const char *nv = pr->null_values.items[i];
+        if (strlen(nv) == len && memcmp(nv, s, len) == 0) return true;
+    }
+    return false;
+}
+
 /* Index of the first pattern that matches, -1 when none does, or a PCRE2 error (< -1). */
 static int match_any(const struct parse_regex *pr, pcre2_match_data *md, const char *text,
                      size_t len)
@@ -135,12 +153,22 @@ static int put_captures(struct sl_stage *s, const struct parse_regex *pr, const 
 {
     size_t before = sl_event_field_count(ev), set = 0;
     bool merge = pr->field != NULL || before > 0;
-    for (uint32_t c = 0; c < p->ncaps; c++) set += slot->vals[c].type != 0xff;
+    for (uint32_t c = 0; c < p->ncaps; c++) /* pri: with facility and severity */
+        set += slot->vals[c].type == 0xff                        ? 0
+               : c == p->pri_cap && slot->vals[c].type == SL_INT ? 3
+                                                                 : 1;
     if (before + set > SL_EVENT_MAX_FIELDS)
         return sl__stage_too_many_fields(s, &pr->errors, ev, out);
     for (uint32_t c = 0; c < p->ncaps; c++) {
-        if (slot->vals[c].type == 0xff) continue;
-        int rc = sl__stage_put(ev, p->caps[c].name, p->caps[c].len, &slot->vals[c], merge);
+        const struct sl_value *v = &slot->vals[c];
+        if (v->type == 0xff) continue;
+        int rc = sl__stage_put(ev, p->caps[c].name, p->caps[c].len, v, merge);
+        if (!rc && c == p->pri_cap && v->type == SL_INT) { /* PRI: facility * 8 + severity */
+            struct sl_value f = {.type = SL_INT, .i = v->i / 8},
+                            sev = {.type = SL_INT, .i = v->i % 8};
+            rc = sl__stage_put(ev, "facility", 8, &f, merge);
+            if (!rc) rc = sl__stage_put(ev, "severity", 8, &sev, merge);
+        }
         if (rc) return sl__stage_fault(s, &pr->errors, ev, out, rc, "%s", sl_strerror(rc));
     }
     sl_event_fields_changed_mark(ev);
@@ -173,6 +201,10 @@ static int parse_regex_map(struct sl_stage *s, struct sl_event *ev, struct sl_em
         v->type = 0xff; /* unset group: no field */
         if (cap->group >= nov || ov[2 * cap->group] == PCRE2_UNSET) continue;
         size_t a = ov[2 * cap->group], b = ov[2 * cap->group + 1];
+        if (is_null_value(pr, text + a, b - a)) {
+            *v = sl_value_null();
+            continue;
+        }
         if (!convert(cap->conv, text + a, b - a, v))
             return sl__stage_reject(s, &pr->errors, ev, out, "capture '%.*s' is not %s: '%.*s'",
                                     (int)cap->len, cap->name,
@@ -307,7 +339,9 @@ static int read_names(struct parse_regex *pr, struct pattern *p, const struct sl
     }
     /* The name table is sorted by name; fields come in the order of the groups. */
     qsort(p->caps, count, sizeof *p->caps, by_group);
-    p->ncaps = count;
+    p->ncaps = p->pri_cap = count;
+    for (uint32_t i = 0; pr->pri_parts && i < count; i++)
+        if (strcmp(p->caps[i].name, "pri") == 0 && p->caps[i].conv == CONV_INT) p->pri_cap = i;
     if (count > pr->max_caps) pr->max_caps = count;
     return 0;
 }
@@ -380,20 +414,20 @@ static int make_slots(struct sl_stage *s, struct parse_regex *pr, struct sl_erro
 static int parse_regex_init(struct sl_stage *s, const struct sl_config *cfg, struct sl_error *err)
 {
     struct parse_regex *pr = sl_stage_state(s);
-    const struct sl_config *list = cfg ? sl_config_get(cfg, "patterns") : NULL;
-    if (pr->patterns.n == 0)
-        return sl_config_error(list ? list : cfg, err, SL_ECONFIG,
-                               "parse_regex needs at least one pattern");
+    const struct sl_config *list;
+    int rc = sl__regex_format_pick(cfg, pr->format, &pr->patterns, &list, err);
+    if (rc) return rc;
+    pr->pri_parts = cfg && sl_config_get(cfg, "format") && sl__regex_formats[pr->format].pri_parts;
     pr->pats = calloc(pr->patterns.n, sizeof *pr->pats);
     if (!pr->pats) return sl_error_set(err, SL_ENOMEM, "out of memory");
     for (size_t i = 0; i < pr->patterns.n; i++) {
         const struct sl_config *node =
             list && sl_config_kind(list) == SL_CFG_LIST ? sl_config_at(list, i, NULL) : list;
         pr->npats = i + 1;
-        int rc = compile_one(pr, &pr->pats[i], pr->patterns.items[i], node, err);
+        rc = compile_one(pr, &pr->pats[i], pr->patterns.items[i], node, err);
         if (rc) return rc;
     }
-    int rc = check_types(pr, err);
+    rc = check_types(pr, err);
     if (!rc) rc = make_slots(s, pr, err);
     if (!rc) rc = sl__stage_errors_init(s, &pr->errors, err);
     return rc;
@@ -416,10 +450,19 @@ static void parse_regex_close(struct sl_stage *s)
 }
 
 static const struct sl_option parse_regex_options[] = {
-    {"patterns", SL_OPT_LIST, NULL, SL_REQUIRED, offsetof(struct parse_regex, patterns),
+    {"patterns", SL_OPT_LIST, NULL, 0, offsetof(struct parse_regex, patterns),
      "PCRE2 pattern, or list of patterns tried in order; named groups become fields, "
      "(?<name:type>...) converts to int, float, bool (true/false, yes/no, on/off, 1/0, any "
-     "case), auto or string; an empty capture of a typed group is null"},
+     "case), auto or string; an empty capture of a typed group is null; required unless "
+     "`format` is given"},
+    {"format", SL_OPT_ENUM, NULL, 0, offsetof(struct parse_regex, format),
+     "a built-in pattern instead of `patterns`: apache_common, apache_combined, nginx_combined "
+     "(Apache/nginx access logs), syslog_rfc3164, syslog_rfc5424, clf_error (Apache error log); "
+     "logfmt is read by type parse_logfmt; fields in docs/stages.md",
+     SL__REGEX_FORMAT_CHOICES},
+    {"null_values", SL_OPT_LIST, "-", 0, offsetof(struct parse_regex, null_values),
+     "captured texts that become null instead of being converted, whatever the type; default "
+     "[\"-\"], the nil of access logs and syslog (bytes: -); [] for none"},
     {"field", SL_OPT_STRING, NULL, 0, offsetof(struct parse_regex, field),
      "string field to match (the captures are merged into the event); unset: the payload"},
     {"types", SL_OPT_MAP, NULL, 0, offsetof(struct parse_regex, types),

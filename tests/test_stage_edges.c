@@ -33,6 +33,11 @@ static const char *const tricky[] = {
     "12 3.5 yes rest of line",
     "04/Dec/2005:04:47:44 +0100",
     "2024-01-02 03:04:05,123456789",
+    "10.0.0.1 - - [30/Nov/2026:10:00:01 +0000] \"GET /a HTTP/1.1\" 304 - \"-\" \"x \\\"y\\\"\" "
+    "\"1.2.3.4\"",
+    "<165>1 2003-10-11T22:14:15.003Z h app - ID47 [a@1 b=\"\\\"]\"][c@2] msg",
+    "<34>Oct 11 22:14:15 mymachine su[12]: 'su root' failed",
+    "[Wed Oct 11 14:32:52.1 2000] [core:error] [pid 1:tid 2] [client ::1:80] AH1: m",
     NULL};
 
 enum { MAXN = 1024 };
@@ -101,6 +106,19 @@ Test(stage_edges, parse_regex)
     run_parser(
         &sl_stage_parse_regex,
         "patterns: ['^(?<a:int>\\d+) (?<b:float>\\S+) (?<c:bool>\\w+)', '^(?<w:auto>\\w+)$']");
+}
+
+Test(stage_edges, parse_regex_formats)
+{
+    static const char *const formats[] = {"nginx_combined", "syslog_rfc5424", "syslog_rfc3164",
+                                          "clf_error", NULL};
+    for (size_t i = 0; formats[i]; i++) {
+        char yaml[64];
+        snprintf(yaml, sizeof yaml, "format: %s", formats[i]);
+        sl_pipeline_free(p);
+        p = t_pipeline();
+        run_parser(&sl_stage_parse_regex, yaml);
+    }
 }
 
 Test(stage_edges, parse_timestamp_on_a_json_field)
