@@ -411,6 +411,29 @@ static int make_slots(struct sl_stage *s, struct parse_regex *pr, struct sl_erro
     return 0;
 }
 
+/* The fields a match adds: every named group of every pattern (and a syslog format's
+ * facility and severity), for validate's check of the names used downstream. */
+static int declare(struct sl_stage *s, const struct parse_regex *pr, struct sl_error *err)
+{
+    size_t n = 2;
+    for (size_t i = 0; i < pr->npats; i++) n += pr->pats[i].ncaps;
+    char **names = calloc(n, sizeof *names);
+    size_t k = 0;
+    bool pri = false, ok = names != NULL;
+    for (size_t i = 0; ok && i < pr->npats; i++) {
+        const struct pattern *p = &pr->pats[i];
+        pri |= p->pri_cap < p->ncaps;
+        for (uint32_t c = 0; ok && c < p->ncaps; c++)
+            ok = (names[k++] = strndup(p->caps[c].name, p->caps[c].len)) != NULL;
+    }
+    if (ok && pri) names[k++] = strdup("facility"), names[k++] = strdup("severity");
+    for (size_t i = 0; ok && i < k; i++) ok = names[i] != NULL;
+    int rc = ok ? sl_stage_declare_fields(s, SL_FIELDS_ADD, (const char *const *)names, k) : 1;
+    for (size_t i = 0; names && i < k; i++) free(names[i]);
+    free(names);
+    return rc ? sl_error_set(err, SL_ENOMEM, "out of memory") : 0;
+}
+
 static int parse_regex_init(struct sl_stage *s, const struct sl_config *cfg, struct sl_error *err)
 {
     struct parse_regex *pr = sl_stage_state(s);
@@ -430,6 +453,7 @@ static int parse_regex_init(struct sl_stage *s, const struct sl_config *cfg, str
     rc = check_types(pr, err);
     if (!rc) rc = make_slots(s, pr, err);
     if (!rc) rc = sl__stage_errors_init(s, &pr->errors, err);
+    if (!rc) rc = declare(s, pr, err);
     return rc;
 }
 
