@@ -157,8 +157,11 @@ struct sl_stage_stats {
     uint32_t queue_capacity;  /* capacity of its input queues in batches */
     uint64_t queue_bytes;     /* payload bytes waiting in its input queues */
     uint64_t queue_max_bytes; /* capacity of its input queues in bytes */
-    uint64_t progress_done;   /* sources: bytes read (sl_stage_set_progress) */
-    uint64_t progress_total;  /* sources: bytes known to exist, 0 when unknown */
+    uint64_t progress_done;   /* sources: how far they are (sl_stage_set_progress; file:
+                                 bytes read, updated every checkpoint_interval and at the
+                                 end; generate: events made) */
+    uint64_t progress_total;  /* sources: of that much (file: the sizes of its files), 0
+                                 when unknown */
     uint64_t busy_ns;         /* time spent inside the stage's callbacks, on the loop and,
                                  for `workers`, on the workers (a chain's jobs count for
                                  its head, the stages after it are in its time) */
