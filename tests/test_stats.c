@@ -11,6 +11,8 @@
 #include <sluice/builtins.h>
 #include <sluice/sluice.h>
 
+#include "runtime/internal.h"
+
 #define EPOCH_2024_S 1704067200LL /* where the generate source's time starts */
 
 static struct sl_stage_stats stats_of(struct sl_pipeline *p, const char *name)
@@ -116,4 +118,27 @@ Test(stats, a_file_read_to_its_end_is_no_byte_behind)
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_expect_eq(system(cmd), 0);
+}
+
+/* parse_json -> filter on workers run as one chain: its jobs are timed for the head. */
+Test(stats, a_chains_jobs_are_timed_for_its_head)
+{
+    struct sl_registry *reg;
+    struct sl_config *cfg;
+    struct sl_pipeline *p =
+        run("sources: {in: {type: generate, lines: ['{\"a\": 1}'], count: 1000, batch: 100}}\n"
+            "transforms:\n"
+            "  json: {type: parse_json, inputs: [in], workers: 2}\n"
+            "  keep: {type: filter, inputs: [json], condition: 'a == 1', workers: 2}\n"
+            "sinks: {out: {type: blackhole, inputs: [keep]}}\n",
+            &reg, &cfg);
+    struct sl_stage_stats json = stats_of(p, "json"), keep = stats_of(p, "keep");
+    cr_assert_eq(sl_pipeline_find(p, "keep")->chain_head, sl_pipeline_find(p, "json"));
+    cr_expect_eq(keep.events_out, 1000);
+    cr_expect_eq(batches_timed(&json), 10);
+    cr_expect_eq(batches_timed(&keep), 0);
+    cr_expect_geq(json.busy_ns, json.batch_ns);
+    sl_pipeline_free(p);
+    sl_config_free(cfg);
+    sl_registry_free(reg);
 }
