@@ -179,6 +179,78 @@ void cli_metrics_label(FILE *out, const char *s)
     }
 }
 
+/* ---- timings: busy time, the batch histogram, source lag, event age at sinks ---------- */
+
+static void labels(FILE *out, struct sl_stage *s)
+{
+    const struct sl_stage_type *t = sl_stage_get_type(s);
+    fputs("stage=\"", out);
+    cli_metrics_label(out, sl_stage_name(s));
+    fprintf(out, "\",type=\"%s\",kind=\"%s\"", t->name, cli_kind_name(t->kind));
+}
+
+static void family(FILE *out, const char *name, const char *type, const char *help)
+{
+    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* sluice_stage_batch_seconds: the buckets are SL_STAGE_LATENCY_LE_NS, cumulated. */
+static void render_histogram(struct sl_pipeline *p, const struct sl_stage_stats *st, FILE *out)
+{
+    static const char *const le[SL_STAGE_LATENCY_BUCKETS] = {"0.0001", "0.001", "0.01", "0.1",
+                                                             "1",      "10",    "+Inf"};
+    family(out, "sluice_stage_batch_seconds", "histogram",
+           "Time the stage took over one batch (poll, map/keep, write).");
+    for (size_t i = 0; i < sl_pipeline_stage_count(p); i++) {
+        struct sl_stage *s = sl_pipeline_stage_at(p, i);
+        uint64_t n = 0;
+        for (int b = 0; b < SL_STAGE_LATENCY_BUCKETS; b++) {
+            n += st[i].batch_count[b];
+            fputs("sluice_stage_batch_seconds_bucket{", out);
+            labels(out, s);
+            fprintf(out, ",le=\"%s\"} %llu\n", le[b], (unsigned long long)n);
+        }
+        fputs("sluice_stage_batch_seconds_sum{", out);
+        labels(out, s);
+        fprintf(out, "} %.6f\nsluice_stage_batch_seconds_count{", (double)st[i].batch_ns / 1e9);
+        labels(out, s);
+        fprintf(out, "} %llu\n", (unsigned long long)n);
+    }
+}
+
+static void render_timings(struct sl_pipeline *p, const struct sl_stage_stats *st, FILE *out)
+{
+    size_t n = sl_pipeline_stage_count(p);
+    family(out, "sluice_stage_busy_seconds_total", "counter",
+           "Time spent in the stage's callbacks, its workers' included.");
+    for (size_t i = 0; i < n; i++) {
+        fputs("sluice_stage_busy_seconds_total{", out);
+        labels(out, sl_pipeline_stage_at(p, i));
+        fprintf(out, "} %.6f\n", (double)st[i].busy_ns / 1e9);
+    }
+    render_histogram(p, st, out);
+    family(out, "sluice_source_lag_bytes", "gauge",
+           "Bytes of its files a file source has not read yet.");
+    for (size_t i = 0; i < n; i++) {
+        struct sl_stage *s = sl_pipeline_stage_at(p, i);
+        /* Progress in bytes is the file source's (generate counts events); 0 of 0: no
+         * file known, or those read to their end let go. */
+        if (strcmp(sl_stage_get_type(s)->name, "file")) continue;
+        uint64_t done = st[i].progress_done, total = st[i].progress_total;
+        fputs("sluice_source_lag_bytes{", out);
+        labels(out, s);
+        fprintf(out, "} %llu\n", (unsigned long long)(total > done ? total - done : 0));
+    }
+    family(out, "sluice_sink_event_age_seconds", "gauge",
+           "Wall clock less the time of the newest event of the last batch a sink received.");
+    for (size_t i = 0; i < n; i++) {
+        if (!st[i].aged_batches) continue; /* no event with a time yet */
+        fputs("sluice_sink_event_age_seconds{", out);
+        labels(out, sl_pipeline_stage_at(p, i));
+        fprintf(out, "} %.3f\n", (double)st[i].event_age_ns / 1e9);
+    }
+}
+
 /* ---- the stages' own counters: sluice_stage_<name>_total, one family per name ---------- */
 
 struct own {
@@ -260,6 +332,7 @@ void cli_metrics_render(struct sl_pipeline *p, double up, FILE *out)
                     (unsigned long long)value(&st[i], k));
         }
     }
+    render_timings(p, st, out);
     free(st);
     render_own(p, out);
     fprintf(out,

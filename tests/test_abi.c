@@ -3,6 +3,7 @@
  * caller). A record smaller than 0.1's is refused and left as it was; a caller built
  * with a larger struct (a later header) gets the fields this library knows and nothing
  * written past them. Built as a user's program: shared library, public headers. */
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -75,6 +76,20 @@ Test(abi, stats_fill_up_to_the_callers_size)
     cr_assert_eq(st.events_in, 3);
     cr_assert_eq(st.size, sizeof st);
     cr_assert(st.finished);
+
+    /* A caller built with 0.1's header: the struct ended with `finished`. */
+    struct sl_stage_stats old;
+    memset(&old, 0xab, sizeof old);
+    old.size = offsetof(struct sl_stage_stats, finished) + sizeof(bool);
+    cr_assert_eq(sl_stage_stats(out, &old), 0);
+    cr_assert_eq(old.events_in, 3);
+    cr_assert(old.finished);
+    cr_assert_eq(old.batch_count[0], 0xababababababababULL); /* past its size: not written */
+    cr_assert_eq(old.event_age_ns, (int64_t)0xababababababababULL);
+    uint64_t timed = 0;
+    for (int i = 0; i < SL_STAGE_LATENCY_BUCKETS; i++) timed += st.batch_count[i];
+    cr_assert_eq(timed, st.batches_in); /* fields added after 0.1, for a caller of today's */
+    cr_assert_eq(st.aged_batches, st.batches_in);
 
     struct stats_later later = {.s.size = sizeof later, .later = 0xfeed};
     cr_assert_eq(sl_stage_stats(out, &later.s), 0);

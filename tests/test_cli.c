@@ -497,6 +497,71 @@ static void expect_metric(const char *body, const char *line)
     cr_expect_not_null(strstr(body, want), "missing metric line: %s", line);
 }
 
+/* Waits for both lines, in either order. */
+static void wait_both(struct proc *p, const char *a, const char *b)
+{
+    static char line[1024];
+    bool seen_a = false, seen_b = false;
+    if (!p->err_lines) p->err_lines = fdopen(p->err, "r");
+    while (!(seen_a && seen_b) && fgets(line, sizeof line, p->err_lines)) {
+        seen_a = seen_a || strstr(line, a);
+        seen_b = seen_b || strstr(line, b);
+    }
+    cr_assert(seen_a && seen_b, "sluice ended without printing '%s' and '%s'", a, b);
+}
+
+/* The value of the sample `name{labels}` (the line's start), or -1 when missing. */
+static double metric_value(const char *body, const char *sample)
+{
+    char want[512];
+    snprintf(want, sizeof want, "\n%s ", sample);
+    const char *at = strstr(body, want);
+    cr_expect_not_null(at, "missing metric: %s", sample);
+    return at ? strtod(at + strlen(want), NULL) : -1;
+}
+
+/* The stage's batch histogram: buckets never decrease, +Inf is _count, which is `n`. */
+static void expect_histogram(const char *body, const char *labels, double n)
+{
+    static const char *const le[] = {"0.0001", "0.001", "0.01", "0.1", "1", "10", "+Inf"};
+    char sample[512];
+    double last = 0;
+    for (size_t i = 0; i < sizeof le / sizeof *le; i++) {
+        snprintf(sample, sizeof sample, "sluice_stage_batch_seconds_bucket{%s,le=\"%s\"}", labels,
+                 le[i]);
+        double v = metric_value(body, sample);
+        cr_expect_geq(v, last, "%s: %f after %f", sample, v, last);
+        last = v;
+    }
+    cr_expect_eq(last, n, "%s: +Inf %f", labels, last);
+    snprintf(sample, sizeof sample, "sluice_stage_batch_seconds_count{%s}", labels);
+    cr_expect_eq(metric_value(body, sample), n, "%s", sample);
+    snprintf(sample, sizeof sample, "sluice_stage_batch_seconds_sum{%s}", labels);
+    double sum = metric_value(body, sample);
+    cr_expect(sum > 0 && sum < 10, "%s: %f", sample, sum);
+}
+
+/* Busy time, batch histograms, a file source's lag, the age of events at sinks. */
+static void expect_timings(const char *m)
+{
+    const char *gen = "stage=\"gen\",type=\"generate\",kind=\"source\"";
+    const char *out = "stage=\"out\",type=\"blackhole\",kind=\"sink\"";
+    cr_expect_not_null(strstr(m, "\n# TYPE sluice_stage_batch_seconds histogram\n"));
+    expect_histogram(m, gen, 10); /* 1000 events in batches of 100 */
+    expect_histogram(m, out, 11); /* and idle's first */
+    double busy = metric_value(
+        m, "sluice_stage_busy_seconds_total{stage=\"gen\",type=\"generate\",kind=\"source\"}");
+    cr_expect(busy > 0 && busy < 10, "busy %f", busy);
+    expect_metric(m, "sluice_source_lag_bytes{stage=\"lines\",type=\"file\",kind=\"source\"} 0");
+    cr_expect_null(strstr(m, "\nsluice_source_lag_bytes{stage=\"gen\""), "generate counts events");
+    /* generate's events start at 2024-01-01T00:00:00Z and advance by seconds at most */
+    double since_2024 = (double)time(NULL) - 1704067200.0;
+    double age = metric_value(
+        m, "sluice_sink_event_age_seconds{stage=\"out\",type=\"blackhole\",kind=\"sink\"}");
+    cr_expect(age > since_2024 - 86400 && age < since_2024 + 60, "age %f, since 2024 %f", age,
+              since_2024);
+}
+
 Test(cli, metrics_are_exact_during_a_run_and_health_turns_503_on_sigterm)
 {
     struct proc p = start((const char *[]){"run", "--quiet", "--metrics-addr", "127.0.0.1:0",
@@ -506,7 +571,8 @@ Test(cli, metrics_are_exact_during_a_run_and_health_turns_503_on_sigterm)
     int port = 0;
     const char *l = wait_line(&p, "serving /metrics and /health on http://127.0.0.1:");
     cr_assert_eq(sscanf(strstr(l, "127.0.0.1:") + 10, "%d", &port), 1);
-    wait_line(&p, "stage 'gen': source done: 1000 events, all acknowledged");
+    wait_both(&p, "stage 'gen': source done: 1000 events, all acknowledged",
+              "stage 'lines': source done");
     const char *m = http_get(port, "/metrics");
     cr_assert(strncmp(m, "HTTP/1.0 200 OK\r\n", 17) == 0 || strncmp(m, "HTTP/1.1 200 OK", 15) == 0,
               "%s", m);
@@ -554,6 +620,7 @@ Test(cli, metrics_are_exact_during_a_run_and_health_turns_503_on_sigterm)
     snprintf(build, sizeof build, "sluice_build_info{version=\"%d.%d.%d\"} 1", SL_VERSION_MAJOR,
              SL_VERSION_MINOR, SL_VERSION_PATCH);
     expect_metric(m, build);
+    expect_timings(m);
     cr_assert_not_null(strstr(http_get(port, "/health"), " 200 OK"));
     cr_assert_not_null(strstr(http_get(port, "/nowhere"), " 404 "));
     kill(p.pid, SIGTERM);

@@ -105,6 +105,48 @@ Test(file_follow, appended_lines_poll)
     appended_lines(1);
 }
 
+/* The source's progress (sluice_source_lag_bytes = total - done) follows the file's
+ * current size: once the appended lines are read, a checkpoint_interval tick makes it
+ * the whole file's, read to its end. */
+static void lag_step(struct sl_stage *s, struct t_lines *r)
+{
+    (void)s;
+    char *a = in_dir("a.log");
+    if (step == 0 && r->n >= 100) {
+        step++;
+        t_write_numbers(a, 100, 200, true);
+    } else if (step == 1 && r->n >= 200) {
+        struct stat st;
+        struct sl_stage_stats x = {.size = sizeof x};
+        cr_assert_eq(stat(a, &st), 0);
+        cr_assert_eq(sl_stage_stats(sl_pipeline_find(p, "src"), &x), 0);
+        if (x.progress_total == (uint64_t)st.st_size && x.progress_done == x.progress_total) {
+            step++;
+            sl_pipeline_stop(p);
+        }
+    }
+    free(a);
+}
+
+static void lag_follows_growth(int mode)
+{
+    char *a = in_dir("a.log");
+    t_write_numbers(a, 0, 100, false);
+    struct t_lines *r = follow(mode, "path: %s/a.log\ncheckpoint_interval: 10ms", lag_step);
+    t_assert_numbers_once(r, 0, 200);
+    cr_assert_eq(step, 2, "the progress never reached the grown file's size");
+    free(a);
+}
+
+Test(file_follow, lag_follows_growth_inotify)
+{
+    lag_follows_growth(0);
+}
+Test(file_follow, lag_follows_growth_poll)
+{
+    lag_follows_growth(1);
+}
+
 static void partial_step(struct sl_stage *s, struct t_lines *r)
 {
     (void)s;

@@ -128,6 +128,15 @@ SL_API int sl_pipeline_catch_signals(struct sl_pipeline *p,
 
 /* ---- counters --------------------------------------------------------------------- */
 
+/* The buckets of sl_stage_stats.batch_count: their upper bounds in ns, an initializer
+ * (`static const long long le[] = SL_STAGE_LATENCY_LE_NS;`): 100 us, 1 ms, 10 ms, 100 ms,
+ * 1 s, 10 s, then a last bucket for the longer ones. */
+#define SL_STAGE_LATENCY_BUCKETS 7
+#define SL_STAGE_LATENCY_LE_NS                                                                     \
+    {                                                                                              \
+        100000LL, 1000000LL, 10000000LL, 100000000LL, 1000000000LL, 10000000000LL                  \
+    }
+
 /* A snapshot of one stage's counters. The struct may grow at its end in a later minor
  * version: the caller says how much of it it has, `struct sl_stage_stats st = {.size =
  * sizeof st};`, and the library fills no field beyond that. */
@@ -148,10 +157,27 @@ struct sl_stage_stats {
     uint32_t queue_capacity;  /* capacity of its input queues in batches */
     uint64_t queue_bytes;     /* payload bytes waiting in its input queues */
     uint64_t queue_max_bytes; /* capacity of its input queues in bytes */
-    uint64_t progress_done;   /* sources: bytes read (sl_stage_set_progress) */
-    uint64_t progress_total;  /* sources: bytes known to exist, 0 when unknown */
-    uint64_t busy_ns;         /* time spent inside the stage's callbacks */
+    uint64_t progress_done;   /* sources: how far they are (sl_stage_set_progress; file:
+                                 bytes read, updated every checkpoint_interval and at the
+                                 end; generate: events made) */
+    uint64_t progress_total;  /* sources: of that much (file: the sizes of its files), 0
+                                 when unknown */
+    uint64_t busy_ns;         /* time spent inside the stage's callbacks, on the loop and,
+                                 for `workers`, on the workers (a chain's jobs count for
+                                 its head, the stages after it are in its time) */
     bool finished;            /* the stage has ended */
+    /* Added after 0.1 (fields past `finished`): filled for a caller whose size has them. */
+    uint64_t batch_count[SL_STAGE_LATENCY_BUCKETS]; /* batches by the time the stage took
+                                 over one (a source's poll() that produced it, a transform's
+                                 map/keep over it, on the loop or in a job, a sink's write()):
+                                 [i] counts those above bound i - 1 and at most bound i of
+                                 SL_STAGE_LATENCY_LE_NS, the last any longer; not cumulative. Not
+                                 for map_async stages. */
+    uint64_t batch_ns;                              /* the sum of those times */
+    uint64_t aged_batches; /* sinks: batches received whose newest event has a time */
+    int64_t event_age_ns;  /* sinks: at the receipt of the last of them, the wall clock
+                              less the time of its newest event (sl_event_time of the
+                              first and last events, the later) */
 };
 
 /* Copies the counters of `stage` into `out` (borrowed; out->size set, see above), up to

@@ -176,6 +176,15 @@ void sl__stage_hold(struct sl_stage *s);
 void sl__stage_unhold(struct sl_stage *s);
 bool sl__stage_outputs_have_room(const struct sl_stage *s);
 
+/* ---- timings (timing.c) ------------------------------------------------------------------ */
+
+/* Counts a batch that took `ns` in stage `s` in its histogram (st.batch_count). Loop
+ * thread. */
+void sl__stage_time_batch(struct sl_stage *s, int64_t ns);
+/* Sink `s` received `v`: the age of its newest event (of the first and the last) whose
+ * time is known, into st.event_age_ns. Loop thread. */
+void sl__sink_event_age(struct sl_stage *s, const struct sl_batch *v);
+
 /* ---- transform output ---------------------------------------------------------------- */
 
 struct sl_emit {

@@ -188,7 +188,9 @@ static void run_source(struct sl_stage *s)
         if (!sl__stage_outputs_have_room(s)) return; /* a consumer's pop reschedules us */
         struct sl_batch *b = NULL;
         s->pending = false;
+        int64_t t0 = sl__now_ns();
         enum sl_poll r = s->type->poll(s, &b);
+        if (b && b->n) sl__stage_time_batch(s, sl__now_ns() - t0);
         if (b) emit_source_batch(s, b);
         if (p->done) return;
         if (r == SL_DONE) {
@@ -363,6 +365,7 @@ static struct sl_batch *sink_input(struct sl_stage *s)
     s->st.bytes_in += v->bytes;
     s->st.batches_in++;
     s->outstanding++;
+    sl__sink_event_age(s, v);
     return v;
 }
 
@@ -378,7 +381,9 @@ static void run_sink(struct sl_stage *s)
         if (s->pending || s->p->done) return;
         struct sl_batch *v = sl__retry_take(s); /* before any other batch */
         if (!v && !(v = sink_input(s))) return;
+        int64_t t0 = sl__now_ns();
         enum sl_poll r = s->type->write(s, v);
+        sl__stage_time_batch(s, sl__now_ns() - t0);
         if (r == SL_RETRY) { /* not taken: the runtime keeps it for the next attempt */
             sl__retry_hold(s, v);
             return;

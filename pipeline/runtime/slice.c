@@ -72,6 +72,7 @@ bool sl__process_sliced(struct sl_stage *s, struct sl_batch *in)
     c->active = rc == SL__PAUSED;
     if (c->active) return false;
     if (s->workers_auto) sl__workers_cost(s, c->ns);
+    sl__stage_time_batch(s, c->ns); /* the whole batch, its pauses left out */
     c->ns = 0;
     sl__finish_or_fail(s, &c->e, rc);
     return true;

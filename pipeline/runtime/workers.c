@@ -19,7 +19,11 @@
  * only while batches cost more than the hand-off (WORTH_NS: a wake of a worker and one
  * of the loop): a cheap filter stays on the loop, a JSON parse moves off it. The switch
  * keeps the order: to the loop only when no job is out, to the workers only when no
- * batch is half processed on the loop. */
+ * batch is half processed on the loop.
+ *
+ * Timings: a job's time (the whole chain's) is counted for the head when the loop emits
+ * it, in its batch histogram and, when a worker ran it, in its busy_ns (a job the loop
+ * ran is in the head's run already). */
 #define _GNU_SOURCE /* sched_getaffinity */
 #include <sched.h>
 #include <stdlib.h>
@@ -46,6 +50,7 @@ struct job {
     struct job *next;    /* todo list */
     uint64_t seq;        /* order of arrival */
     int64_t ns;          /* how long the chain took */
+    bool on_loop;        /* the loop thread ran it: its time is in the head's run */
     bool done;           /* set by the worker under the lock */
     uint32_t nlinks;     /* the head and its chain */
     struct link links[]; /* then the output slots of every link */
@@ -239,6 +244,8 @@ static void emit_ready(struct sl_stage *s, struct sl__workers *w)
         w->next_emit++;
         w->inflight--;
         sl__workers_cost(s, j->ns);
+        sl__stage_time_batch(s, j->ns); /* the whole chain's, for its head */
+        if (!j->on_loop) s->st.busy_ns += (uint64_t)j->ns;
         finish_job(j);
         free(j);
     }
@@ -287,6 +294,7 @@ static void dispatch(struct sl_stage *s, struct sl__workers *w)
         w->window[j->seq % w->size] = j;
         w->inflight++;
         if (run_here(s)) {
+            j->on_loop = true;
             run_job(w, j);
             w->helped++;
             emit_ready(s, w);
@@ -347,6 +355,7 @@ static bool help(struct sl_stage *s, struct sl__workers *w)
     struct job *j = take_job(w);
     pthread_mutex_unlock(&w->lock);
     if (!j) return false;
+    j->on_loop = true;
     run_job(w, j);
     w->helped++;
     return true;
