@@ -499,9 +499,10 @@ static void expect_metric(const char *body, const char *line)
 
 Test(cli, metrics_are_exact_during_a_run_and_health_turns_503_on_sigterm)
 {
-    struct proc p = start((const char *[]){"run", "--quiet", "--metrics-addr", "127.0.0.1:0",
-                                           "--shutdown-delay", "3s", "metrics.yaml", NULL},
-                          NULL);
+    struct proc p =
+        start((const char *[]){"run", "--quiet", "--log-level", "info", "--metrics-addr",
+                               "127.0.0.1:0", "--shutdown-delay", "3s", "metrics.yaml", NULL},
+              NULL);
     close(p.in);
     int port = 0;
     const char *l = wait_line(&p, "serving /metrics and /health on http://127.0.0.1:");
@@ -585,7 +586,7 @@ Test(cli, a_sink_out_of_retry_attempts_exits_3_with_its_last_reason)
     cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, SIG_IGN);
     cr_assert_eq(setrlimit(RLIMIT_FSIZE, &zero), 0);
-    run(&r, (const char *[]){"run", "--quiet", "retry_give_up.yaml", NULL},
+    run(&r, (const char *[]){"run", "--quiet", "--log-level", "warn", "retry_give_up.yaml", NULL},
         (const char *[]){env, NULL}, NULL);
     cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
     cr_assert_eq(r.rc, 3, "%s", r.err);
@@ -609,7 +610,8 @@ Test(cli, a_sink_out_of_retry_attempts_exits_3_with_its_last_reason)
 Test(cli, a_file_source_with_nothing_readable_exits_3_with_the_reason)
 {
     static struct result r;
-    run(&r, (const char *[]){"run", "--quiet", "unreadable_file.yaml", NULL}, NULL, NULL);
+    run(&r, (const char *[]){"run", "--quiet", "--log-level", "warn", "unreadable_file.yaml", NULL},
+        NULL, NULL);
     cr_assert_eq(r.rc, 3, "%s", r.err);
     /* each unreadable path is warned about as it is found; the first fails the run */
     cr_assert_str_eq(r.err, "sluice: warning: stage 'logs': cannot open "
@@ -719,9 +721,10 @@ static double mono_s(void)
  * is generous for a shared machine; the figure is in the closing note. */
 Test(cli, a_slow_stage_leaves_health_answering_and_a_second_signal_ends_it)
 {
-    struct proc p = start((const char *[]){"run", "--quiet", "--metrics-addr", "127.0.0.1:0",
-                                           "slow_regex.yaml", NULL},
-                          NULL);
+    struct proc p =
+        start((const char *[]){"run", "--quiet", "--log-level", "info", "--metrics-addr",
+                               "127.0.0.1:0", "slow_regex.yaml", NULL},
+              NULL);
     close(p.in);
     int port = 0;
     const char *l = wait_line(&p, "serving /metrics and /health on http://127.0.0.1:");
