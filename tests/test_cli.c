@@ -575,6 +575,58 @@ Test(cli, a_stage_failing_during_the_run_exits_3_naming_it)
     cr_assert_str_eq(r.err, "sluice: error: stage 'parse': not a JSON object\n");
 }
 
+/* ---- -q: errors only (issue 15) ------------------------------------------------------- */
+
+Test(cli, quiet_prints_nothing_on_a_good_run)
+{
+    static struct result r;
+    run(&r, (const char *[]){"run", "-q", "warn/unreachable.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_str_eq(r.err, "");
+    cr_assert_str_eq(r.out, "");
+}
+
+Test(cli, quiet_still_prints_the_error_of_a_failing_run)
+{
+    static struct result r;
+    run(&r, (const char *[]){"run", "-q", "fail_run.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 3, "%s", r.err);
+    cr_assert_str_eq(r.err, "sluice: error: stage 'parse': not a JSON object\n");
+}
+
+static const char unreachable_warnings[] =
+    "warn/unreachable.yaml:3:3: warning: stage 'lost': no sink reads from this stage: its "
+    "events are discarded\n"
+    "warn/unreachable.yaml:5:3: warning: stage 'nowhere': no sink reads from this stage: its "
+    "events are discarded\n";
+
+Test(cli, quiet_with_log_level_warn_shows_warnings_only)
+{
+    static struct result r;
+    run(&r, (const char *[]){"run", "-q", "--log-level", "warn", "warn/unreachable.yaml", NULL},
+        NULL, NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_str_eq(r.err, unreachable_warnings);
+}
+
+/* An explicit --log-level wins over -q whichever comes first; -q still drops the summary. */
+Test(cli, log_level_info_before_quiet_shows_info_lines)
+{
+    static struct result r;
+    run(&r, (const char *[]){"run", "--log-level", "info", "-q", "warn/unreachable.yaml", NULL},
+        NULL, NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert(strncmp(r.err, unreachable_warnings, strlen(unreachable_warnings)) == 0, "%s", r.err);
+    cr_assert_not_null(
+        strstr(r.err, "sluice: info: stage 'gen': source done: 5 events, all acknowledged\n"), "%s",
+        r.err);
+    cr_assert_not_null(
+        strstr(r.err, "sluice: info: stage 'lost': source done: 5 events, all acknowledged\n"),
+        "%s", r.err);
+    cr_assert_null(strstr(r.err, "EVENTS IN"), "%s", r.err);
+    cr_assert_str_eq(r.out, "");
+}
+
 Test(cli, a_sink_out_of_retry_attempts_exits_3_with_its_last_reason)
 {
     static struct result r;
