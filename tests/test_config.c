@@ -164,14 +164,17 @@ Test(config, interpolation_defaults_literals_and_unset)
                                    "b: x-${SL_TEST_UNSET:-dflt}-y\n"
                                    "c: ${SL_TEST_EMPTY:-used}\n"
                                    "d: $${SL_TEST_SET}\n"
-                                   "e: '${SL_TEST_UNSET}'\n"
-                                   "f: cost $5\n");
+                                   "e: '$${SL_TEST_UNSET}'\n"
+                                   "f: cost $5\n"
+                                   "g: '${SL_TEST_SET}'\n");
     cr_assert_str_eq(sl_config_str(sl_config_get(c, "a")), "value");
     cr_assert_str_eq(sl_config_str(sl_config_get(c, "b")), "x-dflt-y");
     cr_assert_str_eq(sl_config_str(sl_config_get(c, "c")), "used");
     cr_assert_str_eq(sl_config_str(sl_config_get(c, "d")), "${SL_TEST_SET}");
     cr_assert_str_eq(sl_config_str(sl_config_get(c, "e")), "${SL_TEST_UNSET}");
     cr_assert_str_eq(sl_config_str(sl_config_get(c, "f")), "cost $5");
+    /* Expanded in the raw text: single quotes no longer keep ${...} ($${ does). */
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "g")), "value");
     sl_config_free(c);
     struct sl_error err;
     parse_fail("x:\n  y: ${SL_TEST_UNSET}\n", &err);
