@@ -19,7 +19,7 @@ static const char common_opts[] =
     "                            (repeatable; VALUE may be YAML: --set 'sources.a.lines=[x, y]')\n"
     "      --plugin PATH         load stage types from the shared object PATH before the\n"
     "                            config's own `plugins:` (repeatable)\n"
-    "      --log-level LEVEL     error, warn, info (default) or debug\n"
+    "      --log-level LEVEL     error, warn, info (default; error with run -q) or debug\n"
     "      --log-format FORMAT   text (default) or json: one JSON object per line\n"
     "  -h, --help                this help\n";
 
