@@ -211,9 +211,10 @@ static size_t offset_of_pos(const struct lines *l, const char *s, size_t n, size
 {
     if (line >= l->n) return n;
     size_t i = l->at[line];
-    for (; column > 0 && i < n; column--)
-        for (i++; i < n && utf8_cont(s[i]); i++) {
-        }
+    for (; column > 0 && i < n; column--) {
+        i++;
+        while (i < n && utf8_cont(s[i])) i++; /* the rest of a multi-byte character */
+    }
     return i;
 }
 
