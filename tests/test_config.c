@@ -257,6 +257,10 @@ Test(config, an_expansion_spanning_lines_leaves_later_lines_numbered_as_written)
     cr_expect_eq(sl_config_line(sl_config_get(c, "b")), 2); /* line 3 of the expanded text */
     cr_expect_eq(sl_config_col(sl_config_get(c, "b")), 4);
     sl_config_free(c);
+    /* \r\n ends a line once, as libyaml counts it */
+    expect_error("a: ${SL_TEST_ML}\r\nb: x\r\nc: {d: ]}\r\n", 3, 8,
+                 "invalid YAML: did not find expected node content while parsing a flow node "
+                 "that starts at 3:8");
     expect_error("a: ${SL_TEST_ML}\nb: x\nc: {d: ]}\n", 3, 8,
                  "invalid YAML: did not find expected node content while parsing a flow node "
                  "that starts at 3:8");
@@ -278,6 +282,23 @@ Test(config, comments_are_not_interpolated)
     cr_assert_str_eq(sl_config_str(sl_config_get(c, "c")), "#value");
     cr_assert_str_eq(sl_config_str(sl_config_get(c, "d")), "it's # value");
     cr_assert_str_eq(sl_config_str(sl_config_get(c, "e")), "a'b # value");
+    sl_config_free(c);
+}
+
+/* --set: a plain value is taken as written (as before); a flow value is parsed like a
+ * file, ${...} expanded first. */
+Test(config, set_expands_inside_flow_values_only)
+{
+    setenv("SL_TEST_SET", "value", 1);
+    struct sl_config *c = t_config("a: 1\n");
+    struct sl_error err = {0};
+    cr_assert_eq(sl_config_set(c, "b", "x-${SL_TEST_SET}", &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_config_set(c, "c", "[${SL_TEST_SET}, '$${SL_TEST_SET}']", &err), 0, "%s",
+                 err.msg);
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "b")), "x-${SL_TEST_SET}");
+    const struct sl_config *l = sl_config_get(c, "c");
+    cr_assert_str_eq(sl_config_str(sl_config_at(l, 0, NULL)), "value");
+    cr_assert_str_eq(sl_config_str(sl_config_at(l, 1, NULL)), "${SL_TEST_SET}");
     sl_config_free(c);
 }
 
