@@ -19,7 +19,7 @@ static const char common_opts[] =
     "                            (repeatable; VALUE may be YAML: --set 'sources.a.lines=[x, y]')\n"
     "      --plugin PATH         load stage types from the shared object PATH before the\n"
     "                            config's own `plugins:` (repeatable)\n"
-    "      --log-level LEVEL     error, warn, info (default) or debug\n"
+    "      --log-level LEVEL     error, warn, info (default; error with run -q) or debug\n"
     "      --log-format FORMAT   text (default) or json: one JSON object per line\n"
     "  -h, --help                this help\n";
 
@@ -35,7 +35,8 @@ struct command {
 static const struct command commands[] = {
     {"run", "[OPTIONS] CONFIG", "run a pipeline until its sources end or a signal stops it",
      "  -n, --dry-run             build the graph, start nothing\n"
-     "  -q, --quiet               no status line, no summary\n"
+     "  -q, --quiet               no status line, no summary, and only error log lines\n"
+     "                            (an explicit --log-level wins, in any order)\n"
      "      --stats-interval DUR  print the status as a log line every DUR when stderr is\n"
      "                            not a terminal (e.g. 10s)\n"
      "      --metrics-addr H:P    serve /metrics (Prometheus) and /health on H:P, e.g.\n"
@@ -153,7 +154,7 @@ struct parsed {
     const char **sets;    /* --set values (owned array) */
     const char **plugins; /* --plugin values (owned array) */
     bool help;            /* --help */
-    int level, format;    /* --log-level, --log-format */
+    int level, format;    /* --log-level (-1: not given), --log-format */
 };
 
 static int duration_arg(const struct command *c, const char *flag, const char *v, int64_t *ms)
@@ -387,7 +388,7 @@ int main(int argc, char **argv)
                 near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
         return CLI_EUSAGE;
     }
-    struct parsed ps = {.level = SL_LOG_INFO, .format = CLI_LOG_TEXT};
+    struct parsed ps = {.level = -1, .format = CLI_LOG_TEXT};
     ps.sets = calloc((size_t)argc, sizeof *ps.sets);
     ps.o.mock_topics = calloc((size_t)argc, sizeof *ps.o.mock_topics);
     ps.plugins = calloc((size_t)argc, sizeof *ps.plugins);
@@ -398,6 +399,8 @@ int main(int argc, char **argv)
         return CLI_ERUN;
     }
     int rc = parse(c, argc - 1, argv + 1, &ps);
+    /* -q means errors only unless --log-level says otherwise, before or after it. */
+    if (ps.level < 0) ps.level = ps.o.quiet ? SL_LOG_ERROR : SL_LOG_INFO;
     cli_log_setup((enum sl_log_level)ps.level, (enum cli_log_format)ps.format);
     cli_log_libevent_start(); /* before any loop is made: libevent logs from then on */
     if (!rc && ps.help) command_help(c, stdout);

@@ -564,9 +564,10 @@ static void expect_timings(const char *m)
 
 Test(cli, metrics_are_exact_during_a_run_and_health_turns_503_on_sigterm)
 {
-    struct proc p = start((const char *[]){"run", "--quiet", "--metrics-addr", "127.0.0.1:0",
-                                           "--shutdown-delay", "3s", "metrics.yaml", NULL},
-                          NULL);
+    struct proc p =
+        start((const char *[]){"run", "--quiet", "--log-level", "info", "--metrics-addr",
+                               "127.0.0.1:0", "--shutdown-delay", "3s", "metrics.yaml", NULL},
+              NULL);
     close(p.in);
     int port = 0;
     const char *l = wait_line(&p, "serving /metrics and /health on http://127.0.0.1:");
@@ -641,6 +642,58 @@ Test(cli, a_stage_failing_during_the_run_exits_3_naming_it)
     cr_assert_str_eq(r.err, "sluice: error: stage 'parse': not a JSON object\n");
 }
 
+/* ---- -q: errors only (issue 15) ------------------------------------------------------- */
+
+Test(cli, quiet_prints_nothing_on_a_good_run)
+{
+    static struct result r;
+    run(&r, (const char *[]){"run", "-q", "warn/unreachable.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_str_eq(r.err, "");
+    cr_assert_str_eq(r.out, "");
+}
+
+Test(cli, quiet_still_prints_the_error_of_a_failing_run)
+{
+    static struct result r;
+    run(&r, (const char *[]){"run", "-q", "fail_run.yaml", NULL}, NULL, NULL);
+    cr_assert_eq(r.rc, 3, "%s", r.err);
+    cr_assert_str_eq(r.err, "sluice: error: stage 'parse': not a JSON object\n");
+}
+
+static const char unreachable_warnings[] =
+    "warn/unreachable.yaml:3:3: warning: stage 'lost': no sink reads from this stage: its "
+    "events are discarded\n"
+    "warn/unreachable.yaml:5:3: warning: stage 'nowhere': no sink reads from this stage: its "
+    "events are discarded\n";
+
+Test(cli, quiet_with_log_level_warn_shows_warnings_only)
+{
+    static struct result r;
+    run(&r, (const char *[]){"run", "-q", "--log-level", "warn", "warn/unreachable.yaml", NULL},
+        NULL, NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_str_eq(r.err, unreachable_warnings);
+}
+
+/* An explicit --log-level wins over -q whichever comes first; -q still drops the summary. */
+Test(cli, log_level_info_before_quiet_shows_info_lines)
+{
+    static struct result r;
+    run(&r, (const char *[]){"run", "--log-level", "info", "-q", "warn/unreachable.yaml", NULL},
+        NULL, NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert(strncmp(r.err, unreachable_warnings, strlen(unreachable_warnings)) == 0, "%s", r.err);
+    cr_assert_not_null(
+        strstr(r.err, "sluice: info: stage 'gen': source done: 5 events, all acknowledged\n"), "%s",
+        r.err);
+    cr_assert_not_null(
+        strstr(r.err, "sluice: info: stage 'lost': source done: 5 events, all acknowledged\n"),
+        "%s", r.err);
+    cr_assert_null(strstr(r.err, "EVENTS IN"), "%s", r.err);
+    cr_assert_str_eq(r.out, "");
+}
+
 Test(cli, a_sink_out_of_retry_attempts_exits_3_with_its_last_reason)
 {
     static struct result r;
@@ -652,7 +705,7 @@ Test(cli, a_sink_out_of_retry_attempts_exits_3_with_its_last_reason)
     cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, SIG_IGN);
     cr_assert_eq(setrlimit(RLIMIT_FSIZE, &zero), 0);
-    run(&r, (const char *[]){"run", "--quiet", "retry_give_up.yaml", NULL},
+    run(&r, (const char *[]){"run", "--quiet", "--log-level", "warn", "retry_give_up.yaml", NULL},
         (const char *[]){env, NULL}, NULL);
     cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
     cr_assert_eq(r.rc, 3, "%s", r.err);
@@ -676,7 +729,8 @@ Test(cli, a_sink_out_of_retry_attempts_exits_3_with_its_last_reason)
 Test(cli, a_file_source_with_nothing_readable_exits_3_with_the_reason)
 {
     static struct result r;
-    run(&r, (const char *[]){"run", "--quiet", "unreadable_file.yaml", NULL}, NULL, NULL);
+    run(&r, (const char *[]){"run", "--quiet", "--log-level", "warn", "unreadable_file.yaml", NULL},
+        NULL, NULL);
     cr_assert_eq(r.rc, 3, "%s", r.err);
     /* each unreadable path is warned about as it is found; the first fails the run */
     cr_assert_str_eq(r.err, "sluice: warning: stage 'logs': cannot open "
@@ -786,9 +840,10 @@ static double mono_s(void)
  * is generous for a shared machine; the figure is in the closing note. */
 Test(cli, a_slow_stage_leaves_health_answering_and_a_second_signal_ends_it)
 {
-    struct proc p = start((const char *[]){"run", "--quiet", "--metrics-addr", "127.0.0.1:0",
-                                           "slow_regex.yaml", NULL},
-                          NULL);
+    struct proc p =
+        start((const char *[]){"run", "--quiet", "--log-level", "info", "--metrics-addr",
+                               "127.0.0.1:0", "slow_regex.yaml", NULL},
+              NULL);
     close(p.in);
     int port = 0;
     const char *l = wait_line(&p, "serving /metrics and /health on http://127.0.0.1:");

@@ -164,14 +164,17 @@ Test(config, interpolation_defaults_literals_and_unset)
                                    "b: x-${SL_TEST_UNSET:-dflt}-y\n"
                                    "c: ${SL_TEST_EMPTY:-used}\n"
                                    "d: $${SL_TEST_SET}\n"
-                                   "e: '${SL_TEST_UNSET}'\n"
-                                   "f: cost $5\n");
+                                   "e: '$${SL_TEST_UNSET}'\n"
+                                   "f: cost $5\n"
+                                   "g: '${SL_TEST_SET}'\n");
     cr_assert_str_eq(sl_config_str(sl_config_get(c, "a")), "value");
     cr_assert_str_eq(sl_config_str(sl_config_get(c, "b")), "x-dflt-y");
     cr_assert_str_eq(sl_config_str(sl_config_get(c, "c")), "used");
     cr_assert_str_eq(sl_config_str(sl_config_get(c, "d")), "${SL_TEST_SET}");
     cr_assert_str_eq(sl_config_str(sl_config_get(c, "e")), "${SL_TEST_UNSET}");
     cr_assert_str_eq(sl_config_str(sl_config_get(c, "f")), "cost $5");
+    /* Expanded in the raw text: single quotes no longer keep ${...} ($${ does). */
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "g")), "value");
     sl_config_free(c);
     struct sl_error err;
     parse_fail("x:\n  y: ${SL_TEST_UNSET}\n", &err);
@@ -181,6 +184,133 @@ Test(config, interpolation_defaults_literals_and_unset)
     cr_assert_eq(err.col, 6);
     parse_fail("x: ${NOCLOSE\n", &err);
     cr_assert_str_eq(err.msg, "unclosed ${ in '${NOCLOSE': expected '}'");
+}
+
+/* ---- ${...} in the raw text, positions in the original (issue 15) --------------------- */
+
+/* Parses `text` as c.yaml, expecting an error at `line`:`col` with `msg`. */
+static void expect_error(const char *text, int line, int col, const char *msg)
+{
+    struct sl_error err;
+    parse_fail(text, &err);
+    cr_expect_str_eq(err.msg, msg, "%s", text);
+    cr_expect_eq(err.line, line, "%s: %s", text, err.msg);
+    cr_expect_eq(err.col, col, "%s: %s", text, err.msg);
+}
+
+Test(config, interpolation_inside_a_flow_mapping_needs_no_quotes)
+{
+    unsetenv("SL_TEST_N");
+    struct sl_config *c = t_config("s: {count: ${SL_TEST_N:-100}}\n");
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "s.count")), "100");
+    cr_assert_eq(sl_config_quoted(sl_config_get(c, "s.count")), 0);
+    sl_config_free(c);
+    setenv("SL_TEST_N", "7", 1);
+    c = t_config("s: {count: ${SL_TEST_N:-100}}\n");
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "s.count")), "7");
+    sl_config_free(c);
+    unsetenv("SL_TEST_N");
+}
+
+Test(config, an_unset_variable_is_reported_where_its_dollar_is)
+{
+    setenv("SL_TEST_SET", "value", 1);
+    unsetenv("SL_TEST_UNSET");
+    expect_error("a: 1\nb: {x: ${SL_TEST_SET:-d}, y: ${SL_TEST_UNSET}}\n", 2, 30,
+                 "environment variable 'SL_TEST_UNSET' is not set (give a default: "
+                 "${SL_TEST_UNSET:-value})");
+    /* the '}' must be on the same line */
+    expect_error("a: ${SL_TEST_SET\nb: }\n", 1, 4, "unclosed ${ in '${SL_TEST_SET': expected '}'");
+    expect_error("a: x ${:-d}\n", 1, 6, "invalid ${...}: expected a variable name");
+}
+
+Test(config, yaml_errors_and_nodes_after_an_expansion_keep_original_columns)
+{
+    setenv("SL_TEST_LONG", "a-much-longer-value", 1);
+    const char *why = "invalid YAML: did not find expected node content while parsing a flow "
+                      "node that starts at 1:";
+    char want[200];
+    snprintf(want, sizeof want, "%s28", why);
+    expect_error("a: {b: ${SL_TEST_LONG}, c: ]}\n", 1, 28, want);
+    /* columns count characters, as libyaml's do: é is two bytes, one column */
+    expect_error("a: {\xc3\xa9: ${SL_TEST_LONG}, c: ]}\n", 1, 28, want);
+    struct sl_config *c = t_config("m: {x: ${SL_TEST_LONG}, y: 2}\n");
+    const struct sl_config *x = sl_config_get(c, "m.x"), *y = sl_config_get(c, "m.y");
+    cr_assert_str_eq(sl_config_str(x), "a-much-longer-value");
+    cr_expect_eq(sl_config_col(x), 8); /* an expanded node starts at its ${ */
+    cr_expect_eq(sl_config_line(y), 1);
+    cr_expect_eq(sl_config_col(y), 28);
+    sl_config_free(c);
+    /* an error inside the inserted text points at the ${ it came from */
+    setenv("SL_TEST_BAD", "]", 1);
+    snprintf(want, sizeof want, "%s8", why);
+    expect_error("a: {b: ${SL_TEST_BAD}}\n", 1, 8, want);
+}
+
+Test(config, an_expansion_spanning_lines_leaves_later_lines_numbered_as_written)
+{
+    setenv("SL_TEST_ML", "[1,\n  2]", 1);
+    struct sl_config *c = t_config("a: ${SL_TEST_ML}\nb: x\n");
+    cr_assert_eq(sl_config_len(sl_config_get(c, "a")), 2);
+    cr_expect_eq(sl_config_line(sl_config_get(c, "a")), 1);
+    cr_expect_eq(sl_config_col(sl_config_get(c, "a")), 4);
+    cr_expect_eq(sl_config_line(sl_config_get(c, "b")), 2); /* line 3 of the expanded text */
+    cr_expect_eq(sl_config_col(sl_config_get(c, "b")), 4);
+    sl_config_free(c);
+    /* \r\n ends a line once, as libyaml counts it */
+    expect_error("a: ${SL_TEST_ML}\r\nb: x\r\nc: {d: ]}\r\n", 3, 8,
+                 "invalid YAML: did not find expected node content while parsing a flow node "
+                 "that starts at 3:8");
+    expect_error("a: ${SL_TEST_ML}\nb: x\nc: {d: ]}\n", 3, 8,
+                 "invalid YAML: did not find expected node content while parsing a flow node "
+                 "that starts at 3:8");
+}
+
+Test(config, comments_are_not_interpolated)
+{
+    setenv("SL_TEST_SET", "value", 1);
+    unsetenv("SL_TEST_UNSET");
+    struct sl_config *c = t_config("# ${SL_TEST_UNSET}\n"
+                                   "a: x # ${SL_TEST_UNSET}\n"
+                                   "b: x#${SL_TEST_SET}\n"
+                                   "c: '#${SL_TEST_SET}'\n"
+                                   "d: \"it's # ${SL_TEST_SET}\"\n"
+                                   "  # ${SL_TEST_UNSET}\n"
+                                   "e: 'a''b # ${SL_TEST_SET}'\n");
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "a")), "x");
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "b")), "x#value");
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "c")), "#value");
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "d")), "it's # value");
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "e")), "a'b # value");
+    sl_config_free(c);
+}
+
+/* --set: a plain value is taken as written (as before); a flow value is parsed like a
+ * file, ${...} expanded first. */
+Test(config, set_expands_inside_flow_values_only)
+{
+    setenv("SL_TEST_SET", "value", 1);
+    struct sl_config *c = t_config("a: 1\n");
+    struct sl_error err = {0};
+    cr_assert_eq(sl_config_set(c, "b", "x-${SL_TEST_SET}", &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_config_set(c, "c", "[${SL_TEST_SET}, '$${SL_TEST_SET}']", &err), 0, "%s",
+                 err.msg);
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "b")), "x-${SL_TEST_SET}");
+    const struct sl_config *l = sl_config_get(c, "c");
+    cr_assert_str_eq(sl_config_str(sl_config_at(l, 0, NULL)), "value");
+    cr_assert_str_eq(sl_config_str(sl_config_at(l, 1, NULL)), "${SL_TEST_SET}");
+    sl_config_free(c);
+}
+
+/* The documented risk: values are inserted as text, so YAML in a value is YAML. */
+Test(config, a_value_is_inserted_as_text)
+{
+    setenv("SL_TEST_YAML", "1, x: 2", 1);
+    struct sl_config *c = t_config("s: {count: ${SL_TEST_YAML}}\n");
+    cr_assert_eq(sl_config_len(sl_config_get(c, "s")), 2);
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "s.count")), "1");
+    cr_assert_str_eq(sl_config_str(sl_config_get(c, "s.x")), "2");
+    sl_config_free(c);
 }
 
 Test(config, broken_yaml_says_where_the_construct_started)

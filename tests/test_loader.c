@@ -111,6 +111,24 @@ Test(loader, a_field_no_stage_before_sets_is_a_warning)
                           "(they set: host, status)\n");
 }
 
+/* Errors found after the parse point at the file as written, ${...} expanded or not
+ * (issue 15): a node made by an expansion at its ${, later ones at their own column. */
+Test(loader, errors_after_an_expansion_keep_the_original_columns)
+{
+    unsetenv("SL_TEST_T");
+    unsetenv("SL_TEST_TEN");
+    unsetenv("SL_TEST_IN");
+    int rc = load("sources:\n"
+                  "  src2: {type: ${SL_TEST_T:-t_counter}, count: ${SL_TEST_TEN:-ten}, cout: 5}\n"
+                  "sinks:\n"
+                  "  out: {type: t_collect, inputs: [${SL_TEST_IN:-src2}, nothing]}\n");
+    cr_assert_eq(rc, SL_ECONFIG);
+    cr_assert_str_eq(got, "E 2:69 [src2] unknown option 'cout' for type 't_counter' (did you "
+                          "mean 'count'?)\n"
+                          "E 2:48 [src2] option 'count' expects an integer; found 'ten'\n"
+                          "E 4:56 [out] input 'nothing' names no stage\n");
+}
+
 Test(loader, cycle_names_the_stages_on_it_in_order)
 {
     int rc = load("sources:\n  src: {type: t_counter}\n"

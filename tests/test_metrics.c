@@ -251,8 +251,9 @@ static void expect_healthy(int port)
               "/health answered: %s", r);
 }
 
-static const char *const run_metrics[] = {"run",         "--quiet",      "--metrics-addr",
-                                          "127.0.0.1:0", "metrics.yaml", NULL};
+/* -q alone means errors only: the port is read from the info line. */
+static const char *const run_metrics[] = {
+    "run", "--quiet", "--log-level", "info", "--metrics-addr", "127.0.0.1:0", "metrics.yaml", NULL};
 
 /* ---- issue 9: file descriptors and connections ----------------------------------------------- */
 
@@ -260,9 +261,10 @@ static const char *const run_metrics[] = {"run",         "--quiet",      "--metr
  * stays readable: libevent logged each failure, millions a second at 100 % CPU. */
 Test(metrics, more_clients_than_fds_neither_spins_nor_floods_stderr)
 {
-    struct proc p = start((const char *[]){"run", "--quiet", "--metrics-addr", "127.0.0.1:0",
-                                           "metrics_fds.yaml", NULL},
-                          NULL, 64);
+    struct proc p =
+        start((const char *[]){"run", "--quiet", "--log-level", "info", "--metrics-addr",
+                               "127.0.0.1:0", "metrics_fds.yaml", NULL},
+              NULL, 64);
     int port = port_of(&p);
     enum { CLIENTS = 100 }; /* the backlog (128) holds those sluice cannot take */
     int fds[CLIENTS];
@@ -331,8 +333,8 @@ Test(metrics, at_the_default_cap_of_256_connections_the_next_waits_for_a_close)
 
 Test(metrics, max_connections_sets_the_cap)
 {
-    check_cap((const char *[]){"run", "--quiet", "--metrics-max-connections", "3", "--metrics-addr",
-                               "127.0.0.1:0", "metrics.yaml", NULL},
+    check_cap((const char *[]){"run", "--quiet", "--log-level", "info", "--metrics-max-connections",
+                               "3", "--metrics-addr", "127.0.0.1:0", "metrics.yaml", NULL},
               3);
 }
 
@@ -419,8 +421,9 @@ Test(metrics, a_client_that_stalls_is_closed_after_the_timeout)
 Test(metrics, libevent_lines_come_through_the_logger)
 {
     const char *const env[] = {"EVENT_SHOW_METHOD=1", NULL};
-    struct proc p = start(
-        (const char *[]){"run", "--quiet", "--log-format", "json", "first.yaml", NULL}, env, 0);
+    struct proc p = start((const char *[]){"run", "--quiet", "--log-level", "info", "--log-format",
+                                           "json", "first.yaml", NULL},
+                          env, 0);
     cr_assert_eq(wait_exit(p.pid), 0);
     static char err[65536];
     read_err(&p, err, sizeof err);
@@ -432,7 +435,8 @@ Test(metrics, libevent_lines_come_through_the_logger)
     cr_expect_eq(lines, 2, "%s", err); /* libevent's, and "source done" */
     cr_expect_not_null(strstr(err, "\",\"level\":\"info\",\"msg\":\"libevent: libevent using: "),
                        "%s", err);
-    p = start((const char *[]){"run", "--quiet", "first.yaml", NULL}, env, 0);
+    p = start((const char *[]){"run", "--log-level", "info", "--quiet", "first.yaml", NULL}, env,
+              0);
     cr_assert_eq(wait_exit(p.pid), 0);
     read_err(&p, err, sizeof err);
     close(p.err);

@@ -1,5 +1,7 @@
 /* Config documents: YAML (libyaml's event parser) into a tree of positioned nodes, with
- * ${VAR} and ${VAR:-default} taken from the environment. */
+ * ${VAR} and ${VAR:-default} taken from the environment in the raw text before the parse
+ * (outside comments; $${ is a literal ${). Every position reported, the nodes' and
+ * libyaml's errors', is in the original text. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +41,23 @@ struct anchor {
     struct sl_config *node; /* what it names */
 };
 
+struct buf {
+    char *p;       /* bytes */
+    size_t n, cap; /* used / allocated */
+};
+
+/* One edit of the raw text by interpolation: expanded [exp, exp_end) stands for original
+ * [orig, orig_end). Between edits the two texts are equal, shifted. */
+struct seg {
+    size_t exp, exp_end, orig, orig_end;
+};
+
+/* Where the lines of a text start (breaks as libyaml counts them: \n, \r\n, \r). */
+struct lines {
+    size_t *at; /* at[i]: offset of line i + 1 */
+    size_t n;   /* lines */
+};
+
 struct parse {
     yaml_parser_t yp;       /* libyaml state */
     struct doc *doc;        /* being built */
@@ -46,6 +65,12 @@ struct parse {
     struct anchor *anchors; /* &name -> node */
     size_t nanchors;        /* entries in anchors */
     int failed;             /* an error was reported */
+    const char *orig;       /* the text as given, and its lines */
+    struct lines orig_lines;
+    struct buf exp;         /* the text after ${...}: what libyaml reads */
+    struct lines exp_lines; /* its lines, made only when there are edits */
+    struct seg *segs;       /* the edits, in order */
+    size_t nsegs, segcap;   /* used / allocated */
 };
 
 /* ---- nodes ----------------------------------------------------------------------------- */
@@ -136,12 +161,92 @@ static struct doc *doc_new(const char *file)
     return d;
 }
 
-/* ---- environment interpolation --------------------------------------------------------- */
+/* ---- positions: expanded text -> original text ------------------------------------------ */
 
-struct buf {
-    char *p;       /* bytes */
-    size_t n, cap; /* used / allocated */
-};
+static size_t line_end_at(const char *s, size_t n, size_t i)
+{
+    if (s[i] == '\n') return i + 1;
+    if (s[i] == '\r') return i + 1 < n && s[i + 1] == '\n' ? 0 : i + 1; /* \r\n: at the \n */
+    return 0;
+}
+
+/* Fills `l` with the line starts of s[0, n). */
+static int lines_build(const char *s, size_t n, struct lines *l)
+{
+    size_t count = 1;
+    for (size_t i = 0; i < n; i++) count += line_end_at(s, n, i) != 0;
+    if (!(l->at = malloc(count * sizeof *l->at))) return SL_ENOMEM;
+    l->n = 0;
+    l->at[l->n++] = 0;
+    for (size_t i = 0; i < n; i++)
+        if (line_end_at(s, n, i)) l->at[l->n++] = i + 1;
+    return 0;
+}
+
+static bool utf8_cont(char c)
+{
+    return ((unsigned char)c & 0xC0) == 0x80;
+}
+
+/* The 1-based line and column (in characters, as libyaml counts) of offset `off` of `s`. */
+static void pos_of_offset(const struct lines *l, const char *s, size_t off, int *line, int *col)
+{
+    size_t lo = 0, hi = l->n; /* the last line starting at or before off */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (l->at[mid] <= off)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    int c = 1;
+    for (size_t i = l->at[lo]; i < off; i++) c += !utf8_cont(s[i]);
+    *line = (int)lo + 1;
+    *col = c;
+}
+
+/* The offset in s[0, n) of 0-based `line`, `column` (characters). */
+static size_t offset_of_pos(const struct lines *l, const char *s, size_t n, size_t line,
+                            size_t column)
+{
+    if (line >= l->n) return n;
+    size_t i = l->at[line];
+    for (; column > 0 && i < n; column--) {
+        i++;
+        while (i < n && utf8_cont(s[i])) i++; /* the rest of a multi-byte character */
+    }
+    return i;
+}
+
+/* The original offset of expanded offset `off`: inside an expansion, where its ${ was. */
+static size_t offset_back(const struct parse *ps, size_t off)
+{
+    size_t lo = 0, hi = ps->nsegs; /* segments [0, lo) start at or before off */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ps->segs[mid].exp <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0) return off;
+    const struct seg *g = &ps->segs[lo - 1];
+    return off < g->exp_end ? g->orig : g->orig_end + (off - g->exp_end);
+}
+
+/* The 1-based position in the ORIGINAL text of a libyaml mark in the expanded text. */
+static void mark_pos(const struct parse *ps, yaml_mark_t m, int *line, int *col)
+{
+    if (!ps->nsegs) { /* nothing was expanded: libyaml's own count is the original's */
+        *line = (int)m.line + 1;
+        *col = (int)m.column + 1;
+        return;
+    }
+    size_t off = offset_of_pos(&ps->exp_lines, ps->exp.p, ps->exp.n, m.line, m.column);
+    pos_of_offset(&ps->orig_lines, ps->orig, offset_back(ps, off), line, col);
+}
+
+/* ---- environment interpolation, on the raw text before the YAML parse ------------------- */
 
 static int buf_put(struct buf *b, const char *s, size_t n)
 {
@@ -153,71 +258,123 @@ static int buf_put(struct buf *b, const char *s, size_t n)
         b->p = np;
         b->cap = cap;
     }
-    memcpy(b->p + b->n, s, n);
+    if (n) memcpy(b->p + b->n, s, n);
     b->n += n;
     b->p[b->n] = '\0';
     return 0;
 }
 
-/* Expands one ${...} at `s` (after "${"), `close` pointing at its '}'. */
-static int expand_var(struct parse *ps, struct buf *out, const char *s, const char *close, int line,
-                      int col)
+struct interp {
+    struct parse *ps;
+    const char *s; /* the original text */
+    size_t len;    /* its length */
+    size_t done;   /* s[0, done) is in ps->exp */
+    char quote;    /* '\'' or '"' inside a quoted scalar (as far as a scan can tell), or 0 */
+    bool comment;  /* inside a comment: up to the end of the line */
+};
+
+/* Replaces s[from, to) with with[0, n) in the expanded text and records the edit. */
+static int interp_edit(struct interp *in, size_t from, size_t to, const char *with, size_t n)
 {
-    const char *colon = memchr(s, ':', (size_t)(close - s));
-    const char *name_end = colon ? colon : close;
-    char name[256];
-    size_t nlen = (size_t)(name_end - s);
-    if (nlen == 0 || nlen >= sizeof name) {
-        ps->failed = 1;
-        return sl_error_at(ps->err, SL_ECONFIG, ps->doc->file, line, col,
-                           "invalid ${...}: expected a variable name");
+    struct parse *ps = in->ps;
+    if (ps->nsegs == ps->segcap) {
+        size_t cap = ps->segcap ? ps->segcap * 2 : 16;
+        struct seg *ns = realloc(ps->segs, cap * sizeof *ns);
+        if (!ns) return SL_ENOMEM;
+        ps->segs = ns;
+        ps->segcap = cap;
     }
-    memcpy(name, s, nlen);
-    name[nlen] = '\0';
-    const char *val = getenv(name);
-    bool has_default = colon && colon + 1 < close && colon[1] == '-';
-    if (val && (*val || !has_default)) return buf_put(out, val, strlen(val));
-    if (has_default) return buf_put(out, colon + 2, (size_t)(close - colon - 2));
-    ps->failed = 1;
-    return sl_error_at(ps->err, SL_ECONFIG, ps->doc->file, line, col,
-                       "environment variable '%s' is not set (give a default: ${%s:-value})", name,
-                       name);
+    if (buf_put(&ps->exp, in->s + in->done, from - in->done)) return SL_ENOMEM;
+    size_t exp = ps->exp.n;
+    if (buf_put(&ps->exp, with, n)) return SL_ENOMEM;
+    ps->segs[ps->nsegs++] = (struct seg){exp, ps->exp.n, from, to};
+    in->done = to;
+    return 0;
 }
 
-static char *interpolate(struct parse *ps, const char *s, size_t len, int line, int col)
+/* Reports `msg` at original offset `at`. */
+static int interp_fail(struct interp *in, size_t at, const char *msg)
 {
-    struct buf out = {0};
-    if (buf_put(&out, "", 0)) return NULL;
-    for (size_t i = 0; i < len;) {
-        const char *d = memchr(s + i, '$', len - i);
-        size_t upto = d ? (size_t)(d - s) : len;
-        if (buf_put(&out, s + i, upto - i)) goto fail;
-        i = upto;
-        if (!d) break;
-        if (i + 2 < len && s[i + 1] == '$' && s[i + 2] == '{') { /* $${ is a literal ${ */
-            if (buf_put(&out, "${", 2)) goto fail;
-            i += 3;
-            continue;
-        }
-        if (i + 1 < len && s[i + 1] == '{') {
-            const char *close = memchr(s + i + 2, '}', len - i - 2);
-            if (!close) {
-                ps->failed = 1;
-                sl_error_at(ps->err, SL_ECONFIG, ps->doc->file, line, col,
-                            "unclosed ${ in '%.*s': expected '}'", (int)len, s);
-                goto fail;
-            }
-            if (expand_var(ps, &out, s + i + 2, close, line, col)) goto fail;
-            i = (size_t)(close - s) + 1;
-            continue;
-        }
-        if (buf_put(&out, "$", 1)) goto fail;
-        i++;
+    int line, col;
+    pos_of_offset(&in->ps->orig_lines, in->s, at, &line, &col);
+    in->ps->failed = 1;
+    return sl_error_at(in->ps->err, SL_ECONFIG, in->ps->doc->file, line, col, "%s", msg);
+}
+
+/* Expands the ${...} at s[at] (s[at + 1] is '{'); *next: the offset after its '}'. The
+ * '}' must be on the same line. */
+static int expand_var(struct interp *in, size_t at, size_t *next)
+{
+    const char *s = in->s;
+    char msg[600];
+    size_t close = at + 2;
+    while (close < in->len && s[close] != '}' && s[close] != '\n' && s[close] != '\r') close++;
+    if (close == in->len || s[close] != '}') {
+        snprintf(msg, sizeof msg, "unclosed ${ in '%.*s': expected '}'", (int)(close - at), s + at);
+        return interp_fail(in, at, msg);
     }
-    return out.p;
-fail:
-    free(out.p);
-    return NULL;
+    const char *colon = memchr(s + at + 2, ':', close - at - 2);
+    size_t nlen = (size_t)((colon ? colon : s + close) - (s + at + 2));
+    char name[256];
+    if (nlen == 0 || nlen >= sizeof name)
+        return interp_fail(in, at, "invalid ${...}: expected a variable name");
+    memcpy(name, s + at + 2, nlen);
+    name[nlen] = '\0';
+    const char *val = getenv(name);
+    bool has_default = colon && colon + 1 < s + close && colon[1] == '-';
+    *next = close + 1;
+    if (val && (*val || !has_default)) return interp_edit(in, at, close + 1, val, strlen(val));
+    if (has_default)
+        return interp_edit(in, at, close + 1, colon + 2, (size_t)(s + close - colon - 2));
+    snprintf(msg, sizeof msg, "environment variable '%s' is not set (give a default: ${%s:-value})",
+             name, name);
+    return interp_fail(in, at, msg);
+}
+
+/* Moves the comment and quote state over s[i]; returns how many bytes it took. A '#' at
+ * the start of a line or after a blank, outside quotes, starts a comment; a quote opens
+ * a scalar where one can start (after a blank, a line start or one of [{,:-?). */
+static size_t scan_step(struct interp *in, size_t i)
+{
+    const char *s = in->s;
+    char c = s[i];
+    bool more = i + 1 < in->len;
+    if (in->comment) {
+        in->comment = c != '\n' && c != '\r';
+        return 1;
+    }
+    if (in->quote) {
+        if (in->quote == '"' && c == '\\' && more) return 2;
+        if (in->quote == '\'' && c == '\'' && more && s[i + 1] == '\'') return 2; /* '' */
+        if (c == in->quote) in->quote = 0;
+        return 1;
+    }
+    char prev = i ? s[i - 1] : ' ';
+    if (c == '#' && (prev == ' ' || prev == '\t' || prev == '\n' || prev == '\r'))
+        in->comment = true;
+    else if ((c == '\'' || c == '"') && prev && strchr(" \t\r\n[{,:-?", prev))
+        in->quote = c;
+    return 1;
+}
+
+/* Expands ${VAR} and ${VAR:-default} in s[0, len) into ps->exp, recording every edit in
+ * ps->segs; $${ is a literal ${; comments are copied as they are. Errors point at the
+ * original text. */
+static int interpolate_text(struct parse *ps, const char *s, size_t len)
+{
+    struct interp in = {.ps = ps, .s = s, .len = len};
+    if (buf_put(&ps->exp, "", 0)) return SL_ENOMEM;
+    for (size_t i = 0; i < len;) {
+        int rc = 0;
+        size_t next = i;
+        if (!in.comment && s[i] == '$' && i + 2 < len && s[i + 1] == '$' && s[i + 2] == '{')
+            rc = interp_edit(&in, i, i + 3, "${", 2), next = i + 3;
+        else if (!in.comment && s[i] == '$' && i + 1 < len && s[i + 1] == '{')
+            rc = expand_var(&in, i, &next);
+        if (rc) return rc;
+        i = next != i ? next : i + scan_step(&in, i);
+    }
+    return buf_put(&ps->exp, s + in.done, len - in.done);
 }
 
 /* ---- building the tree from libyaml events -------------------------------------------- */
@@ -229,11 +386,13 @@ static int yaml_fail(struct parse *ps)
     yaml_parser_t *yp = &ps->yp;
     if (yp->error == YAML_MEMORY_ERROR) return sl_error_set(ps->err, SL_ENOMEM, "out of memory");
     char where[64] = "";
-    if (yp->context)
-        snprintf(where, sizeof where, " that starts at %d:%d", (int)yp->context_mark.line + 1,
-                 (int)yp->context_mark.column + 1);
-    return sl_error_at(ps->err, SL_ECONFIG, ps->doc->file, (int)yp->problem_mark.line + 1,
-                       (int)yp->problem_mark.column + 1, "invalid YAML: %s%s%s%s",
+    int line, col;
+    if (yp->context) {
+        mark_pos(ps, yp->context_mark, &line, &col);
+        snprintf(where, sizeof where, " that starts at %d:%d", line, col);
+    }
+    mark_pos(ps, yp->problem_mark, &line, &col);
+    return sl_error_at(ps->err, SL_ECONFIG, ps->doc->file, line, col, "invalid YAML: %s%s%s%s",
                        yp->problem ? yp->problem : "syntax error", yp->context ? " " : "",
                        yp->context ? yp->context : "", where);
 }
@@ -359,11 +518,7 @@ static struct sl_config *parse_scalar(struct parse *ps, yaml_event_t *ev, int li
     struct sl_config *c = node_new(ps->doc, SL_CFG_SCALAR, line, col);
     if (!c) return NULL;
     c->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
-    const char *v = (const char *)ev->data.scalar.value;
-    size_t len = ev->data.scalar.length;
-    c->str = ev->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE
-                 ? sl__strdup(v) /* single quotes keep ${...} as written */
-                 : interpolate(ps, v, len, line, col);
+    c->str = sl__strdup((const char *)ev->data.scalar.value); /* ${...} was expanded before */
     if (!c->str) return NULL;
     /* YAML's null spellings are an empty value. */
     if (!c->quoted && (!strcmp(c->str, "~") || !strcmp(c->str, "null"))) c->str[0] = '\0';
@@ -373,7 +528,8 @@ static struct sl_config *parse_scalar(struct parse *ps, yaml_event_t *ev, int li
 
 static struct sl_config *parse_node(struct parse *ps, yaml_event_t *ev, int depth)
 {
-    int line = (int)ev->start_mark.line + 1, col = (int)ev->start_mark.column + 1;
+    int line, col;
+    mark_pos(ps, ev->start_mark, &line, &col);
     struct sl_config *c = NULL;
     if (depth > MAX_DEPTH) {
         fail_at(ps, line, col, "nesting deeper than %s levels", "64");
@@ -426,13 +582,34 @@ static struct sl_config *parse_stream(struct parse *ps)
     yaml_event_delete(&ev);
     if (next_event(ps, &ev)) return NULL;
     bool more = ev.type != YAML_STREAM_END_EVENT;
-    int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
+    int line, col;
+    mark_pos(ps, ev.start_mark, &line, &col);
     yaml_event_delete(&ev);
     if (more) {
         fail_at(ps, line, col, "expected one YAML document, found a second%s", "");
         return NULL;
     }
     return root;
+}
+
+/* Expands the environment into ps->exp and indexes both texts' lines for mark_pos. */
+static int parse_prepare(struct parse *ps, const char *text, size_t len)
+{
+    ps->orig = text;
+    if (lines_build(text, len, &ps->orig_lines)) return SL_ENOMEM;
+    int rc = interpolate_text(ps, text, len);
+    if (rc) return rc;
+    return ps->nsegs ? lines_build(ps->exp.p, ps->exp.n, &ps->exp_lines) : 0;
+}
+
+static void parse_cleanup(struct parse *ps)
+{
+    for (size_t i = 0; i < ps->nanchors; i++) free(ps->anchors[i].name);
+    free(ps->anchors);
+    free(ps->orig_lines.at);
+    free(ps->exp_lines.at);
+    free(ps->exp.p);
+    free(ps->segs);
 }
 
 struct sl_config *sl_config_parse(const char *text, size_t len, const char *file,
@@ -444,16 +621,16 @@ struct sl_config *sl_config_parse(const char *text, size_t len, const char *file
         sl_error_set(err, SL_ENOMEM, "out of memory");
         return NULL;
     }
-    if (!yaml_parser_initialize(&ps.yp)) {
+    if (parse_prepare(&ps, text, len) || !yaml_parser_initialize(&ps.yp)) {
+        if (!ps.failed) sl_error_set(err, SL_ENOMEM, "out of memory");
+        parse_cleanup(&ps);
         doc_free(ps.doc);
-        sl_error_set(err, SL_ENOMEM, "out of memory");
         return NULL;
     }
-    yaml_parser_set_input_string(&ps.yp, (const unsigned char *)text, len);
+    yaml_parser_set_input_string(&ps.yp, (const unsigned char *)ps.exp.p, ps.exp.n);
     struct sl_config *root = parse_stream(&ps);
     yaml_parser_delete(&ps.yp);
-    for (size_t i = 0; i < ps.nanchors; i++) free(ps.anchors[i].name);
-    free(ps.anchors);
+    parse_cleanup(&ps);
     if (!root) {
         doc_free(ps.doc);
         return NULL;
