@@ -256,6 +256,33 @@ Test(kafka_sink, a_message_over_message_max_bytes_is_dropped_and_counted)
               "%s", t_log_text);
 }
 
+/* A topic template whose {{ }} is null (a field the event lacks) would send the message
+ * to a wrong topic ("logs-"): it is refused like a topic Kafka cannot have. */
+Test(kafka_sink, a_topic_whose_field_is_missing_goes_to_on_error)
+{
+    const char *lines[] = {"{\"svc\":\"api\",\"n\":1}", "{\"n\":2}", "{\"svc\":\"db\",\"n\":3}",
+                           NULL};
+    struct sl_stage *src = t_add_lines(p, lines);
+    struct sl_stage *json = t_stage(p, "json", &sl_stage_parse_json, NULL);
+    struct sl_stage *out = t_stage(p, "out", &sl_stage_kafka_sink,
+                                   "brokers: mock\ntopic: 'logs-{{ svc }}'\nencoding: text\n"
+                                   "on_error: dead_letter\ndead_letter_topic: refused\n");
+    t_connect(p, src, json);
+    t_connect(p, json, out);
+    run_ok();
+    const char *boot = t_mock_bootstraps(out, 1);
+    char *api = t_kcat(boot, "logs-api", "%s\\n"), *db = t_kcat(boot, "logs-db", "%s\\n");
+    cr_assert_str_eq(api, "{\"svc\":\"api\",\"n\":1}\n");
+    cr_assert_str_eq(db, "{\"svc\":\"db\",\"n\":3}\n");
+    char *dead = t_kcat(boot, "refused", "%h|%s\\n");
+    cr_assert_str_eq(dead, "sluice.error=topic (a {{ }} of the topic is null): Local: Invalid "
+                           "argument or configuration (_INVALID_ARG),sluice.topic=(a {{ }} of "
+                           "the topic is null)|{\"n\":2}\n");
+    free(api), free(db), free(dead);
+    cr_assert_eq(t_stats(out).errors, 1);
+    cr_assert_eq(t_stats(out).acked, 3);
+}
+
 Test(kafka_sink, a_message_over_message_max_bytes_fails_the_run_with_on_error_fail)
 {
     struct sl_error err = {0};

@@ -199,8 +199,15 @@ static int make_key(struct sl__kafka_sink *k, struct sl_event *ev, const char **
     return rc < 0 ? rc : 0;
 }
 
-/* Fills `m` from event `ev`. Returns 0, SL_ENOMEM, or SL_EINVAL for a topic name that
- * Kafka cannot have (empty, or longer than 249). */
+static int null_piece(void *arg, enum sl_template_piece kind, const char *s, size_t len)
+{
+    (void)arg, (void)s, (void)len;
+    return kind == SL_TEMPLATE_NULL ? SL_ENOTFOUND : 0;
+}
+
+/* Fills `m` from event `ev`. Returns 0, SL_ENOMEM, SL_EINVAL for a topic name that
+ * Kafka cannot have (empty, or longer than 249), or SL_ENOTFOUND for a topic template
+ * whose {{ }} is null (a missing field: the message would go to a wrong topic). */
 static int make_msg(struct sl__kafka_sink *k, struct sl_event *ev, struct sl__kafka_msg *m)
 {
     size_t n = k->const_len;
@@ -212,6 +219,8 @@ static int make_msg(struct sl__kafka_sink *k, struct sl_event *ev, struct sl__ka
     if (make_key(k, ev, &m->key, &m->klen) || encode(k, ev, &m->val, &m->vlen) ||
         make_headers(k, ev, &m->h))
         return SL_ENOMEM;
+    if (!k->topic_constant && sl_template_each(k->topic, ev, null_piece, NULL) == SL_ENOTFOUND)
+        return SL_ENOTFOUND; /* the message is whole: a dead letter carries it */
     return n == 0 || n > 249 ? SL_EINVAL : 0;
 }
 
@@ -240,7 +249,9 @@ enum sl__kafka_produced sl__kafka_produce(struct sl__kafka_sink *k, struct sl__k
         sl__kafka_sink_broken(k, "out of memory making a message");
         return SL__KAFKA_BROKEN;
     }
-    if (rc) snprintf(m.topic, sizeof m.topic, "%s", "(empty or too long)");
+    if (rc)
+        snprintf(m.topic, sizeof m.topic, "%s",
+                 rc == SL_ENOTFOUND ? "(a {{ }} of the topic is null)" : "(empty or too long)");
     rd_kafka_resp_err_t e = rc ? RD_KAFKA_RESP_ERR__INVALID_ARG : send_msg(k, &m, m.h, j);
     if (!e) {
         j->unreported++;
