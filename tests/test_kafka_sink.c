@@ -283,6 +283,25 @@ Test(kafka_sink, a_topic_whose_field_is_missing_goes_to_on_error)
     cr_assert_eq(t_stats(out).acked, 3);
 }
 
+/* The same field missing from every event, with on_error: drop: nothing was produced,
+ * and the run fails at the end rather than exit 0 (a typo in the template). */
+Test(kafka_sink, a_run_whose_every_topic_is_null_fails)
+{
+    const char *lines[] = {"{\"n\":1}", "{\"n\":2}", NULL};
+    struct sl_stage *src = t_add_lines(p, lines);
+    struct sl_stage *json = t_stage(p, "json", &sl_stage_parse_json, NULL);
+    struct sl_stage *out = t_stage(p, "out", &sl_stage_kafka_sink,
+                                   "brokers: mock\ntopic: 'logs-{{ svc }}'\non_error: drop\n");
+    t_connect(p, src, json);
+    t_connect(p, json, out);
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_run(p, &err), SL_EINVAL);
+    cr_assert_str_eq(err.stage, "out");
+    cr_assert_str_eq(err.msg, "no message was produced: the topic of each of the 2 events had a "
+                              "null {{ }} (a field none of them has: a typo in the template?)");
+    cr_assert_eq(t_stats(out).errors, 2);
+}
+
 Test(kafka_sink, a_message_over_message_max_bytes_fails_the_run_with_on_error_fail)
 {
     struct sl_error err = {0};

@@ -160,11 +160,18 @@ static enum sl_poll sink_write(struct sl_stage *stage, struct sl_batch *b)
 }
 
 /* The end of the input: every batch is produced; the run ends once their reports are in
- * (the runtime waits for the acknowledgements). */
+ * (the runtime waits for the acknowledgements). A run in which no message got a topic
+ * (a template field none of the events has: a typo) and all were dropped fails rather
+ * than end well (dead letters keep them: then it ends well). */
 static int sink_flush(struct sl_stage *stage, struct sl_emit *out, bool end)
 {
     (void)out, (void)end;
     struct sl__kafka_sink *k = sl_stage_state(stage);
+    if (k->null_topics && !k->produced && k->on_error == SL__KAFKA_DROP)
+        return sl_stage_error(stage, SL_EINVAL,
+                              "no message was produced: the topic of each of the %llu events had "
+                              "a null {{ }} (a field none of them has: a typo in the template?)",
+                              (unsigned long long)k->null_topics);
     sl_stage_log(stage, SL_LOG_INFO,
                  "%llu messages produced, %llu delivered so far, %llu dropped, %llu dead "
                  "letters, %llu client errors",

@@ -83,7 +83,8 @@ struct sl__kafka_sink {
     rd_kafka_topic_t *topics[SL__KAFKA_TOPICS]; /* topic handles by name (owned) */
     size_t ntopics;
     uint64_t produced, delivered, dropped, dead_letters; /* messages */
-    uint64_t stalls; /* writes answered SL_PENDING for a full queue */
+    uint64_t null_topics; /* messages whose topic template had a null {{ }} */
+    uint64_t stalls;      /* writes answered SL_PENDING for a full queue */
 };
 
 /* ---- sink_msg.c ------------------------------------------------------------------------ */

@@ -219,8 +219,10 @@ static int make_msg(struct sl__kafka_sink *k, struct sl_event *ev, struct sl__ka
     if (make_key(k, ev, &m->key, &m->klen) || encode(k, ev, &m->val, &m->vlen) ||
         make_headers(k, ev, &m->h))
         return SL_ENOMEM;
-    if (!k->topic_constant && sl_template_each(k->topic, ev, null_piece, NULL) == SL_ENOTFOUND)
+    if (!k->topic_constant && sl_template_each(k->topic, ev, null_piece, NULL) == SL_ENOTFOUND) {
+        k->null_topics++;
         return SL_ENOTFOUND; /* the message is whole: a dead letter carries it */
+    }
     return n == 0 || n > 249 ? SL_EINVAL : 0;
 }
 
