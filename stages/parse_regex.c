@@ -59,6 +59,8 @@ struct parse_regex {
     uint32_t max_caps;              /* most named groups of one pattern */
     int nslots;                     /* sl_stage_threads() */
     struct slot *slots;             /* per-thread scratch */
+    bool kv;                        /* format: logfmt: the key=value splitter, no regex */
+    struct sl__stage_kv split;      /* its settings (parse_logfmt's) */
 };
 
 /* ---- matching ---------------------------------------------------------------------------------
@@ -178,6 +180,7 @@ static int put_captures(struct sl_stage *s, const struct parse_regex *pr, const 
 static int parse_regex_map(struct sl_stage *s, struct sl_event *ev, struct sl_emit *out)
 {
     struct parse_regex *pr = sl_stage_state(s);
+    if (pr->kv) return sl__stage_kv_map(s, &pr->split, pr->field, &pr->errors, ev, out);
     struct slot *slot = &pr->slots[sl_stage_thread(s)];
     const char *text;
     size_t len;
@@ -439,6 +442,12 @@ static int parse_regex_init(struct sl_stage *s, const struct sl_config *cfg, str
     struct parse_regex *pr = sl_stage_state(s);
     const struct sl_config *list;
     int rc = sl__regex_format_pick(cfg, pr->format, &pr->patterns, &list, err);
+    if (rc == SL__REGEX_FORMAT_KV) { /* logfmt: as parse_logfmt reads it (any keys) */
+        pr->kv = true;
+        pr->split = (struct sl__stage_kv){
+            .field_blank = true, .kv_sep = "=", .kv_sep_len = 1, .infer = true, .bare_keys = true};
+        return sl__stage_errors_init(s, &pr->errors, err);
+    }
     if (rc) return rc;
     pr->pri_parts = cfg && sl_config_get(cfg, "format") && sl__regex_formats[pr->format].pri_parts;
     pr->pats = calloc(pr->patterns.n, sizeof *pr->pats);
@@ -482,7 +491,8 @@ static const struct sl_option parse_regex_options[] = {
     {"format", SL_OPT_ENUM, NULL, 0, offsetof(struct parse_regex, format),
      "a built-in pattern instead of `patterns`: apache_common, apache_combined, nginx_combined "
      "(Apache/nginx access logs), syslog_rfc3164, syslog_rfc5424, clf_error (Apache error log); "
-     "logfmt is read by type parse_logfmt; fields in docs/stages.md",
+     "logfmt is read as parse_logfmt reads it (any keys, numbers and booleans typed); fields "
+     "in docs/stages.md",
      SL__REGEX_FORMAT_CHOICES},
     {"null_values", SL_OPT_LIST, "-", 0, offsetof(struct parse_regex, null_values),
      "captured texts that become null instead of being converted, whatever the type; default "

@@ -61,10 +61,11 @@ int sl__regex_format_pick(const struct sl_config *cfg, int format, struct sl_lis
         return 0;
     }
     const struct sl__regex_format *f = &sl__regex_formats[format];
-    if (!f->pattern)
-        return sl_config_error(fmt, err, SL_ECONFIG,
-                               "format '%s' is not read by parse_regex: use type: %s", f->name,
-                               f->instead);
+    if (!f->pattern) { /* logfmt: the key=value splitter of parse_logfmt, no regex */
+        patterns->n = 0;
+        *node = fmt;
+        return SL__REGEX_FORMAT_KV;
+    }
     patterns->n = 1;
     patterns->items = &f->pattern;
     *node = fmt;

@@ -12,7 +12,8 @@
     "apache_common|apache_combined|nginx_combined|syslog_rfc3164|syslog_rfc5424|logfmt|clf_error"
 
 /* One format: its PCRE2 pattern (with (?<name:type>) groups), or NULL when the format is
- * read by another stage, which `instead` names. */
+ * read without a regex, as the stage `instead` names reads it (logfmt: parse_logfmt's
+ * key=value splitter, stages/kv.c). */
 struct sl__regex_format {
     const char *name;    /* the value of `format` */
     const char *pattern; /* NULL: not a regex format */
@@ -25,8 +26,10 @@ extern const struct sl__regex_format sl__regex_formats[];
 
 /* The patterns a parse_regex config asks for: its `patterns` (already in `*patterns`), or
  * the one of its `format` (`format`: the option's value), which `*patterns` then holds.
- * `*node` receives the config node that compile errors point at. Errors: both or neither
- * given, a format parse_regex does not read. */
+ * `*node` receives the config node that compile errors point at. Returns 0,
+ * SL__REGEX_FORMAT_KV for a format read without a regex (logfmt: `*patterns` is then
+ * empty), or an error: both or neither given. */
+#define SL__REGEX_FORMAT_KV 1
 int sl__regex_format_pick(const struct sl_config *cfg, int format, struct sl_list *patterns,
                           const struct sl_config **node, struct sl_error *err);
 
