@@ -24,10 +24,13 @@
 #include "helpers_file.h"
 #include "helpers_sqlite_sink.h"
 
+/* The loop's longest stretch of CPU without serving a ready descriptor: 3-6 ms here
+ * (10.2 ms once with three builds beside it); a 20,000-row transaction committed on the
+ * loop would take about 90 ms. */
 #if defined(__SANITIZE_ADDRESS__)
-#define CPU_BOUND_US 25000
+#define CPU_BOUND_US 40000
 #else
-#define CPU_BOUND_US 10000
+#define CPU_BOUND_US 20000
 #endif
 
 static char *dir, *db;
@@ -263,8 +266,8 @@ Test(sqlite_sink_faults, the_loop_is_never_held_while_big_transactions_commit)
            b->max_gap_us / 1000.0, (long long)b->ticks, b->max_cpu_us / 1000.0,
            b->max_poll_cpu_us / 1000.0, took / 1000.0);
     /* The loop's own work without serving a ready descriptor (its CPU time: what the sink
-     * controls) stays under 10 ms (25 ms under the sanitizers, which make it 3-5 times
-     * slower). The timer's wall-clock gap adds the time the loop thread waited for a core
+     * controls) stays under 20 ms (40 ms under the sanitizers, which make it 3-5 times
+     * slower), well below the ~90 ms of a transaction of one batch. The timer's wall-clock gap adds the time the loop thread waited for a core
      * on this shared machine (15-130 ms seen at loads of 5-7 on 2 cores): printed, not
      * asserted, as it measures the machine rather than the sink. */
     cr_assert_lt(b->max_cpu_us, CPU_BOUND_US, "the loop worked %.1f ms without a break",
