@@ -267,9 +267,9 @@ Test(sqlite_sink_faults, the_loop_is_never_held_while_big_transactions_commit)
            b->max_poll_cpu_us / 1000.0, took / 1000.0);
     /* The loop's own work without serving a ready descriptor (its CPU time: what the sink
      * controls) stays under 20 ms (40 ms under the sanitizers, which make it 3-5 times
-     * slower), well below the ~90 ms of a transaction of one batch. The timer's wall-clock gap adds the time the loop thread waited for a core
-     * on this shared machine (15-130 ms seen at loads of 5-7 on 2 cores): printed, not
-     * asserted, as it measures the machine rather than the sink. */
+     * slower), well below the ~90 ms of a transaction of one batch. The timer's wall-clock gap adds
+     * the time the loop thread waited for a core on this shared machine (15-130 ms seen at loads of
+     * 5-7 on 2 cores): printed, not asserted, as it measures the machine rather than the sink. */
     cr_assert_lt(b->max_cpu_us, CPU_BOUND_US, "the loop worked %.1f ms without a break",
                  b->max_cpu_us / 1000.0);
 }
