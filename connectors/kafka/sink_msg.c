@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <sluice/json.h>
@@ -199,10 +200,31 @@ static int make_key(struct sl__kafka_sink *k, struct sl_event *ev, const char **
     return rc < 0 ? rc : 0;
 }
 
-static int null_piece(void *arg, enum sl_template_piece kind, const char *s, size_t len)
+/* A topic being rendered: its bytes (cut at the buffer, counted whole) and whether a
+ * {{ }} was null. */
+struct topic_out {
+    char *buf;
+    size_t cap, len;
+    bool null;
+};
+
+static int topic_piece(void *arg, enum sl_template_piece kind, const char *s, size_t len)
 {
-    (void)arg, (void)s, (void)len;
-    return kind == SL_TEMPLATE_NULL ? SL_ENOTFOUND : 0;
+    struct topic_out *t = arg;
+    if (kind == SL_TEMPLATE_NULL) t->null = true;
+    if (t->len < t->cap) memcpy(t->buf + t->len, s, len < t->cap - t->len ? len : t->cap - t->len);
+    t->len += len;
+    return 0;
+}
+
+/* Renders the topic template for `ev` into m->topic in one pass; returns its length,
+ * or SIZE_MAX when a {{ }} is null. */
+static size_t render_topic(struct sl__kafka_sink *k, struct sl_event *ev, struct sl__kafka_msg *m)
+{
+    struct topic_out t = {.buf = m->topic, .cap = sizeof m->topic - 1};
+    if (sl_template_each(k->topic, ev, topic_piece, &t)) t.len = 0; /* no memory: refused */
+    m->topic[t.len < t.cap ? t.len : t.cap] = '\0';
+    return t.null ? SIZE_MAX : t.len;
 }
 
 /* Fills `m` from event `ev`. Returns 0, SL_ENOMEM, SL_EINVAL for a topic name that
@@ -214,12 +236,12 @@ static int make_msg(struct sl__kafka_sink *k, struct sl_event *ev, struct sl__ka
     if (k->topic_constant)
         memcpy(m->topic, k->const_topic, n < sizeof m->topic ? n + 1 : sizeof m->topic);
     else
-        n = sl_template_render(k->topic, ev, m->topic, sizeof m->topic);
+        n = render_topic(k, ev, m);
     m->h = NULL;
     if (make_key(k, ev, &m->key, &m->klen) || encode(k, ev, &m->val, &m->vlen) ||
         make_headers(k, ev, &m->h))
         return SL_ENOMEM;
-    if (!k->topic_constant && sl_template_each(k->topic, ev, null_piece, NULL) == SL_ENOTFOUND) {
+    if (n == SIZE_MAX) {
         k->null_topics++;
         return SL_ENOTFOUND; /* the message is whole: a dead letter carries it */
     }
