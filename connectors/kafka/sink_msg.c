@@ -211,7 +211,10 @@ struct topic_out {
 static int topic_piece(void *arg, enum sl_template_piece kind, const char *s, size_t len)
 {
     struct topic_out *t = arg;
-    if (kind == SL_TEMPLATE_NULL) t->null = true;
+    if (kind == SL_TEMPLATE_NULL) {
+        t->null = true; /* no text (s may be NULL) */
+        return 0;
+    }
     if (t->len < t->cap) memcpy(t->buf + t->len, s, len < t->cap - t->len ? len : t->cap - t->len);
     t->len += len;
     return 0;
