@@ -67,6 +67,15 @@ SL_API extern const struct sl_stage_type sl_stage_kafka_source;
  * runs librdkafka's in-process mock cluster. */
 SL_API extern const struct sl_stage_type sl_stage_kafka_sink;
 
+/* ---- connectors/http -------------------------------------------------------------------- */
+
+/* Source `http_server`: events POSTed over HTTP (ndjson, json or text bodies, checked whole:
+ * a bad body is answered 400 and none of it enters), each request answered 200 once every
+ * sink acknowledged its events (or 202 on receipt), 429 with Retry-After while the events
+ * accepted and unacknowledged are at their bound; bearer token, body, header, connection
+ * and timeout limits. */
+SL_API extern const struct sl_stage_type sl_stage_http_server;
+
 /* ---- connectors/generate, connectors/blackhole ------------------------------------------- */
 
 /* Source `generate`: emits `count` lines (0: endlessly) in a realistic format (json,
