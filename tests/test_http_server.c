@@ -520,3 +520,36 @@ Test(http_server, a_stop_answers_503_to_requests_that_cannot_be_acknowledged)
     cr_assert_eq(read_status(fd, 5000), 503);
     close(fd);
 }
+
+/* The read timeout is for clients that stall, not for a request waiting for its
+ * acknowledgement: it is answered 200 long after read_timeout. */
+Test(http_server, a_request_waiting_for_acks_outlives_the_read_timeout)
+{
+    gate_reset(false);
+    struct srv s;
+    srv_start(&s, "read_timeout: 200ms\n", false, 1024, 5000);
+    int fd = tcp_connect(s.port);
+    send_post(fd, "{\"n\":1}\n");
+    cr_assert_eq(read_status(fd, 700), -1); /* three read timeouts: neither cut nor answered */
+    atomic_store(&gate_open, true);
+    cr_assert_eq(read_status(fd, 5000), 200);
+    close(fd);
+    cr_assert_eq(srv_stop(&s), 0);
+}
+
+/* A client that goes away while its request waits: the events are still delivered, the
+ * answer goes nowhere, and the server goes on. */
+Test(http_server, a_client_gone_while_waiting_costs_nothing)
+{
+    gate_reset(false);
+    struct srv s;
+    srv_start(&s, NULL, false, 1024, 5000);
+    int fd = tcp_connect(s.port);
+    send_post(fd, "{\"n\":1}\n");
+    for (double end = now_s() + 5; atomic_load(&gate_events) < 1 && now_s() < end;) pause_ms(2);
+    close(fd);
+    atomic_store(&gate_open, true);
+    cr_assert_eq(curl_post(&s, "/", NULL, "{\"n\":2}\n"), 200);
+    cr_assert_eq(srv_stop(&s), 0);
+    cr_assert_str_eq(gate_text, "{\"n\":1}\n{\"n\":2}\n");
+}
