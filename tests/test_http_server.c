@@ -19,10 +19,97 @@
 #include <sluice/builtins.h>
 #include <sluice/sluice.h>
 
+#include "../connectors/http/common.h"
+#include "../connectors/http/server.h"
 #include "helpers.h"
 #include "stage_helpers.h"
 
 TestSuite(http_server, .timeout = 30);
+
+/* ---- the body decoder and the helpers, alone ---------------------------------------------- */
+
+/* Decodes `body` (copied to end at a guard page) by `enc`; returns the events joined by
+ * '|', or "ERR:<why>". Owned (free). */
+static char *decode(enum sl__http_encoding enc, const char *body)
+{
+    size_t len = strlen(body);
+    const char *g = t_guard_copy(body, len);
+    struct sl__http_spans sp = {0};
+    char why[160], *out = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&out, &size);
+    if (sl__http_decode(enc, g, len, &sp, why, sizeof why)) {
+        cr_assert_null(sp.v);
+        fprintf(f, "ERR:%s", why);
+    }
+    for (size_t i = 0; i < sp.n; i++)
+        fprintf(f, "%s%.*s", i ? "|" : "", (int)sp.v[i].len, g + sp.v[i].off);
+    fclose(f);
+    free(sp.v);
+    return out;
+}
+
+static void expect_decode(enum sl__http_encoding enc, const char *body, const char *want)
+{
+    char *got = decode(enc, body);
+    cr_assert_str_eq(got, want, "%s: got %s", body, got);
+    free(got);
+}
+
+Test(http_server, bodies_decode_into_events_or_a_reason)
+{
+    expect_decode(SL__HTTP_NDJSON, "{\"a\":1}\r\n \n[2]\n\"s\"", "{\"a\":1}|[2]|\"s\"");
+    expect_decode(SL__HTTP_NDJSON, "", "");
+    expect_decode(SL__HTTP_NDJSON, "{}\n{\"a\":}\n",
+                  "ERR:line 2: invalid JSON at byte 6 of the line");
+    expect_decode(SL__HTTP_JSON, "{\"a\":\"}\\\"]\"}", "{\"a\":\"}\\\"]\"}");
+    expect_decode(SL__HTTP_JSON, "[{\"a\":[{}]},\n{\"b\":\"[\"}]", "{\"a\":[{}]}|{\"b\":\"[\"}");
+    expect_decode(SL__HTTP_JSON, "[ ]", "");
+    expect_decode(SL__HTTP_JSON, "[{},[]]", "ERR:element 2 of the array is not an object");
+    expect_decode(SL__HTTP_JSON, "[{},]", "ERR:invalid JSON at byte 5");
+    expect_decode(SL__HTTP_JSON, "", "ERR:invalid JSON at byte 1");
+    expect_decode(SL__HTTP_JSON, "12", "ERR:expected an object or an array of objects");
+    expect_decode(SL__HTTP_TEXT, "a\r\n\nb", "a||b");
+    expect_decode(SL__HTTP_TEXT, "a\n", "a");
+    t_guard_free_all();
+}
+
+/* Every prefix of a body decodes or is refused, never read past its end (guard page). */
+Test(http_server, every_prefix_of_a_body_decodes_or_is_refused)
+{
+    const char *body = "[{\"a\":\"x\\\"y\",\"b\":[1,{\"c\":null}]}, {\"d\":true}]";
+    for (size_t n = 0; n <= strlen(body); n++) {
+        char *part = strndup(body, n);
+        for (int enc = SL__HTTP_NDJSON; enc <= SL__HTTP_TEXT; enc++) free(decode(enc, part));
+        free(part);
+    }
+    char *whole = decode(SL__HTTP_JSON, body);
+    cr_assert_str_eq(whole, "{\"a\":\"x\\\"y\",\"b\":[1,{\"c\":null}]}|{\"d\":true}");
+    free(whole);
+    t_guard_free_all();
+}
+
+Test(http_server, addresses_split_and_secrets_compare)
+{
+    char host[64];
+    int port = -1;
+    cr_assert_eq(sl__http_split_addr("127.0.0.1:8080", host, sizeof host, &port), 0);
+    cr_assert_str_eq(host, "127.0.0.1");
+    cr_assert_eq(port, 8080);
+    cr_assert_eq(sl__http_split_addr("[::1]:0", host, sizeof host, &port), 0);
+    cr_assert_str_eq(host, "::1");
+    cr_assert_eq(port, 0);
+    cr_assert_eq(sl__http_split_addr(":9", host, sizeof host, &port), 0);
+    cr_assert_str_eq(host, "");
+    const char *bad[] = {"host", "host:", "host:65536", "host:8x", "::1:80", "[::1:80", "h:-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_assert_eq(sl__http_split_addr(bad[i], host, sizeof host, &port), -1, "%s", bad[i]);
+    cr_assert(sl__http_secret_equal("abc", 3, "abc", 3));
+    cr_assert_not(sl__http_secret_equal("abc", 3, "abd", 3));
+    cr_assert_not(sl__http_secret_equal("abc", 3, "abcd", 4));
+    cr_assert_not(sl__http_secret_equal("", 0, "a", 1));
+    cr_assert(sl__http_secret_equal("", 0, "", 0));
+}
 
 /* ---- the gate: a sink that acknowledges only while the test lets it ---------------------- */
 
