@@ -582,14 +582,18 @@ Test(http_server, connections_past_the_cap_wait_for_one_to_close)
     struct srv s;
     srv_start(&s, "max_connections: 2\n", false, 1024, 5000);
     int a = tcp_connect(s.port), b = tcp_connect(s.port);
-    pause_ms(50);                /* both accepted */
+    send_post(a, "{\"n\":1}\n"); /* answered: both are the server's (kept alive) */
+    send_post(b, "{\"n\":2}\n");
+    cr_assert_eq(read_status(a, 5000), 200);
+    cr_assert_eq(read_status(b, 5000), 200);
     int c = tcp_connect(s.port); /* the kernel completes it; the server does not take it */
-    send_post(c, "{\"n\":1}\n");
+    send_post(c, "{\"n\":3}\n");
     cr_assert_eq(read_status(c, 300), -1);
     close(a);
     cr_assert_eq(read_status(c, 5000), 200);
     close(b), close(c);
     cr_assert_eq(srv_stop(&s), 0);
+    cr_assert_eq(atomic_load(&gate_events), 3);
 }
 
 /* A stop while the sink never acknowledges: the run gives up after shutdown_timeout, and
