@@ -204,6 +204,7 @@ struct srv {
     struct sl_pipeline *p; /* in -> out */
     struct sl_stage *in;   /* the http_server */
     pthread_t thread;      /* runs the pipeline */
+    bool joined;           /* the thread has been joined */
     int rc;                /* sl_pipeline_run's */
     int port;              /* bound port */
     char dir[64];          /* temporary directory: port, out.txt, curl's files */
@@ -234,6 +235,7 @@ static void pause_ms(int ms)
 static void srv_start(struct srv *s, const char *yaml, bool file, int64_t batch,
                       int64_t shutdown_ms)
 {
+    s->joined = false;
     snprintf(s->dir, sizeof s->dir, "/tmp/sl_http_XXXXXX");
     cr_assert_not_null(mkdtemp(s->dir));
     struct sl_pipeline_options opts;
@@ -267,7 +269,7 @@ static void srv_start(struct srv *s, const char *yaml, bool file, int64_t batch,
 static int srv_stop(struct srv *s)
 {
     sl_pipeline_stop(s->p);
-    pthread_join(s->thread, NULL);
+    if (!s->joined) pthread_join(s->thread, NULL);
     sl_pipeline_free(s->p);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", s->dir);
@@ -643,4 +645,25 @@ Test(http_server, a_client_gone_while_waiting_costs_nothing)
     cr_assert_eq(curl_post(&s, "/", NULL, "{\"n\":2}\n"), 200);
     cr_assert_eq(srv_stop(&s), 0);
     cr_assert_str_eq(gate_text, "{\"n\":1}\n{\"n\":2}\n");
+}
+
+/* A graceful stop drains: a request whose events are in the pipeline is answered 200
+ * once they are acknowledged, even by the last acknowledgement of the run. */
+Test(http_server, a_stop_drains_and_answers_the_requests_in_flight)
+{
+    gate_reset(false);
+    struct srv s;
+    srv_start(&s, NULL, false, 1024, 10000);
+    int fd = tcp_connect(s.port);
+    send_post(fd, "{\"n\":1}\n");
+    for (double end = now_s() + 5; atomic_load(&gate_events) < 1 && now_s() < end;) pause_ms(2);
+    sl_pipeline_stop(s.p);
+    cr_assert_eq(read_status(fd, 200), -1); /* still waiting for the sink */
+    atomic_store(&gate_open, true);
+    pthread_join(s.thread, NULL); /* the run ends with the last acknowledgement */
+    s.joined = true;
+    cr_assert_eq(s.rc, 0);
+    cr_assert_eq(read_status(fd, 2000), 200);
+    close(fd);
+    cr_assert_eq(srv_stop(&s), 0); /* stopped already: frees */
 }
