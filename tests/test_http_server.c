@@ -285,13 +285,11 @@ static void write_file(const char *path, const char *text, size_t len)
     fclose(f);
 }
 
-/* POSTs `body` to `path` with curl and `args` (extra options); returns the status.
- * The answer's body is left in dir/resp, its headers in dir/hdrs. */
-static int curl_post(struct srv *s, const char *path, const char *args, const char *body)
+/* POSTs the file `bodyf` to `path` with curl and `args` (extra options); returns the
+ * status. The answer's body is left in dir/resp, its headers in dir/hdrs. */
+static int curl_post_file(struct srv *s, const char *path, const char *args, const char *bodyf)
 {
-    char cmd[1024], bodyf[128];
-    snprintf(bodyf, sizeof bodyf, "%s/body", s->dir);
-    write_file(bodyf, body, strlen(body));
+    char cmd[1024];
     snprintf(cmd, sizeof cmd,
              "curl -s -o %s/resp -D %s/hdrs -w '%%{http_code}' --max-time 10 %s "
              "--data-binary @%s http://127.0.0.1:%d%s",
@@ -302,6 +300,15 @@ static int curl_post(struct srv *s, const char *path, const char *args, const ch
     cr_assert_eq(fscanf(p, "%d", &code), 1);
     pclose(p);
     return code;
+}
+
+/* POSTs `body` as curl_post_file does. */
+static int curl_post(struct srv *s, const char *path, const char *args, const char *body)
+{
+    char bodyf[128];
+    snprintf(bodyf, sizeof bodyf, "%s/body", s->dir);
+    write_file(bodyf, body, strlen(body));
+    return curl_post_file(s, path, args, bodyf);
 }
 
 /* The contents of dir/name (owned). */
@@ -440,7 +447,7 @@ Test(http_server, limits_paths_and_methods_are_answered_by_status)
     char *hdrs = dir_file(&s, "hdrs");
     cr_assert_not_null(strstr(hdrs, "Allow: POST\r\n"));
     free(hdrs);
-    cr_assert_eq(curl_post(&s, "/ingest", "-H 'Content-Encoding: gzip'", "{}"), 415);
+    cr_assert_eq(curl_post(&s, "/ingest", "-H 'Content-Encoding: br'", "{}"), 415);
     cr_assert_eq(curl_post(&s, "/ingest?agent=7", NULL, "{}"), 200);
     struct sl_stage_stats st = t_stats(s.in);
     cr_assert_eq(srv_stop(&s), 0);
@@ -666,4 +673,32 @@ Test(http_server, a_stop_drains_and_answers_the_requests_in_flight)
     cr_assert_eq(read_status(fd, 2000), 200);
     close(fd);
     cr_assert_eq(srv_stop(&s), 0); /* stopped already: frees */
+}
+
+/* A gzip body is inflated before it is decoded; one that does not inflate is a bad
+ * body (400), one that inflates past max_body_bytes too large (413). */
+Test(http_server, gzip_bodies_are_inflated_within_the_body_limit)
+{
+    gate_reset(true);
+    struct srv s;
+    srv_start(&s, "max_body_bytes: 4KiB\n", false, 1024, 5000);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && printf '{\"n\":1}\\n{\"n\":2}\\n' | gzip -c >small.gz && "
+             "head -c 100000 /dev/zero | gzip -c >bomb.gz && printf 'nope' >bad.gz",
+             s.dir);
+    cr_assert_eq(system(cmd), 0);
+    char f[128];
+    const char *gz = "-H 'Content-Encoding: gzip'";
+    snprintf(f, sizeof f, "%s/small.gz", s.dir);
+    cr_assert_eq(curl_post_file(&s, "/", gz, f), 200);
+    snprintf(f, sizeof f, "%s/bomb.gz", s.dir); /* 100 KB of zeros in about 130 bytes */
+    cr_assert_eq(curl_post_file(&s, "/", gz, f), 413);
+    char *resp = dir_file(&s, "resp");
+    cr_assert_str_eq(resp, "the body inflates to more than max_body_bytes (4096)\n");
+    free(resp);
+    snprintf(f, sizeof f, "%s/bad.gz", s.dir);
+    cr_assert_eq(curl_post_file(&s, "/", gz, f), 400);
+    cr_assert_eq(srv_stop(&s), 0);
+    cr_assert_str_eq(gate_text, "{\"n\":1}\n{\"n\":2}\n");
 }

@@ -37,7 +37,7 @@ static const struct sl_option server_options[] = {
      "ndjson: a JSON value per line; json: an object or an array of objects; text: a line each",
      "ndjson|json|text", NULL},
     {"max_body_bytes", SL_OPT_SIZE, "10MiB", 0, OPT(max_body_bytes),
-     "larger bodies are answered 413", NULL, "1..1GiB"},
+     "larger bodies are answered 413 (gzip bodies: once inflated)", NULL, "1..1GiB"},
     {"max_header_bytes", SL_OPT_SIZE, "16KiB", 0, OPT(max_header_bytes),
      "request line and headers at most (more: the request is refused)", NULL, "256..1MiB"},
     {"max_connections", SL_OPT_INT, "1024", 0, OPT(max_connections),

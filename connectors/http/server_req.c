@@ -6,10 +6,11 @@
  * (server.c puts its events in batches); with acknowledgements it is answered 200 once
  * every sink acknowledged its events, without, 202 at once. The rest is answered here:
  * 404 (another path), 405 (another method), 401 (token), 400 (the body, with the
- * reason), 415 (a Content-Encoding), 429 with Retry-After (the events accepted and not
- * yet acknowledged are at `max_pending_events` / `max_pending_bytes`: the pipeline is
- * full, the client should come back), 503 with Retry-After (the source is stopping).
- * evhttp itself answers 413 (a body over `max_body_bytes`) and 400 or 413 (headers over
+ * reason; also a gzip body that does not inflate), 413 (a gzip body inflating past
+ * `max_body_bytes`), 415 (a Content-Encoding other than gzip), 429 with Retry-After (the events
+ * accepted and not yet acknowledged are at `max_pending_events` / `max_pending_bytes`: the pipeline
+ * is full, the client should come back), 503 with Retry-After (the source is stopping). evhttp
+ * itself answers 413 (a body over `max_body_bytes`) and 400 or 413 (headers over
  * `max_header_bytes`), and cuts a client silent for `read_timeout`, between requests or
  * in the middle of one.
  *
@@ -47,6 +48,7 @@ static const char *reason_of(int code)
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 404: return "Not Found";
+    case 413: return "Payload Too Large";
     case 405: return "Method Not Allowed";
     case 415: return "Unsupported Media Type";
     case 429: return "Too Many Requests";
@@ -117,18 +119,29 @@ static bool full(const struct sl__http_server *s, int64_t more, uint64_t bytes)
            s->pending_bytes + bytes > s->max_pending_bytes;
 }
 
+/* True when the body is gzip (Content-Encoding: gzip or x-gzip); `*bad` when it names
+ * another encoding than these and identity. */
+static bool gzipped(struct evhttp_request *req, bool *bad)
+{
+    const char *enc = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Encoding");
+    bool gz = enc && (!strcasecmp(enc, "gzip") || !strcasecmp(enc, "x-gzip"));
+    *bad = enc && !gz && strcasecmp(enc, "identity");
+    return gz;
+}
+
 /* Refuses what cannot be taken before the body is looked at; true when answered. */
 static bool refused(struct sl__http_server *s, struct evhttp_request *req, size_t len)
 {
-    const char *enc = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Encoding");
+    bool bad_encoding;
+    gzipped(req, &bad_encoding);
     if (s->ended)
         sl__http_reply(s, req, 503, "the source is stopping");
     else if (evhttp_request_get_command(req) != EVHTTP_REQ_POST)
         sl__http_reply(s, req, 405, "method not allowed: use POST");
     else if (!authorised(s, req))
         sl__http_reply(s, req, 401, "missing or wrong bearer token");
-    else if (enc && strcasecmp(enc, "identity"))
-        sl__http_reply(s, req, 415, "Content-Encoding not supported: send the body as it is");
+    else if (bad_encoding)
+        sl__http_reply(s, req, 415, "Content-Encoding not supported: send gzip or identity");
     else if (full(s, 1, len))
         sl__http_reply(s, req, 429, "the pipeline is full: retry later");
     else
@@ -155,18 +168,40 @@ static void enqueue(struct sl__http_server *s, struct sl__http_req *r)
     }
 }
 
+/* The body of `req` (owned: free), inflated when it is gzip; NULL when answered. */
+static char *read_body(struct sl__http_server *s, struct evhttp_request *req, struct evbuffer *in,
+                       size_t *len)
+{
+    char *body = malloc(*len ? *len : 1), *plain, why[160];
+    bool bad;
+    if (!body) {
+        sl__http_reply(s, req, 503, "out of memory");
+        return NULL;
+    }
+    evbuffer_remove(in, body, *len);
+    if (!gzipped(req, &bad)) return body;
+    int rc = sl__http_gunzip(body, *len, s->max_body_bytes, &plain, len, why, sizeof why);
+    free(body);
+    if (!rc) return plain;
+    sl__http_reply(s, req,
+                   rc == SL_EPARSE   ? 400
+                   : rc == SL_ELIMIT ? 413
+                                     : 503,
+                   rc == SL_ENOMEM ? "out of memory" : why);
+    return NULL;
+}
+
 /* Decodes the body of `req` into a new request record; NULL when answered. */
 static struct sl__http_req *take_body(struct sl__http_server *s, struct evhttp_request *req,
                                       struct evbuffer *in, size_t len)
 {
     struct sl__http_req *r = calloc(1, sizeof *r);
-    char *body = r ? malloc(len ? len : 1) : NULL;
+    char *body = r ? read_body(s, req, in, &len) : NULL;
     if (!body) {
+        if (!r) sl__http_reply(s, req, 503, "out of memory");
         free(r);
-        sl__http_reply(s, req, 503, "out of memory");
         return NULL;
     }
-    evbuffer_remove(in, body, len);
     char why[160];
     int rc = sl__http_decode(s->encoding, body, len, &r->spans, why, sizeof why);
     if (rc || full(s, (int64_t)r->spans.n, len)) {
