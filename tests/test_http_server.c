@@ -702,3 +702,27 @@ Test(http_server, gzip_bodies_are_inflated_within_the_body_limit)
     cr_assert_eq(srv_stop(&s), 0);
     cr_assert_str_eq(gate_text, "{\"n\":1}\n{\"n\":2}\n");
 }
+
+/* ack_timeout: a request the sink does not acknowledge in time is answered 503; its
+ * events still count as pending until they are acknowledged, then nothing is left. */
+Test(http_server, a_request_not_acknowledged_within_ack_timeout_gets_503)
+{
+    gate_reset(false);
+    struct srv s;
+    srv_start(&s, "ack_timeout: 300ms\nmax_pending_events: 1\n", false, 1024, 5000);
+    int fd = tcp_connect(s.port);
+    send_post(fd, "{\"n\":1}\n");
+    double t0 = now_s();
+    cr_assert_eq(read_status(fd, 5000), 503);
+    cr_assert_geq(now_s() - t0, 0.25);
+    close(fd);
+    cr_assert_eq(curl_post(&s, "/", NULL, "{\"n\":2}\n"), 429); /* still pending */
+    atomic_store(&gate_open, true);
+    int code = 0;
+    for (double end = now_s() + 5;
+         (code = curl_post(&s, "/", NULL, "{\"n\":2}\n")) == 429 && now_s() < end;)
+        pause_ms(10);
+    cr_assert_eq(code, 200);
+    cr_assert_eq(srv_stop(&s), 0);
+    cr_assert_str_eq(gate_text, "{\"n\":1}\n{\"n\":2}\n");
+}

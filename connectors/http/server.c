@@ -56,6 +56,10 @@ static const struct sl_option server_options[] = {
      "1.."},
     {"retry_after", SL_OPT_DURATION, "1s", 0, OPT(retry_after_ms),
      "the Retry-After of a 429 or 503 answer (whole seconds, rounded up)", NULL, "1ms..1h"},
+    {"ack_timeout", SL_OPT_DURATION, "60s", 0, OPT(ack_timeout_ms),
+     "a request not acknowledged this long is answered 503 (its events may still be "
+     "delivered: at least once); 0: wait as long as it takes",
+     NULL, "0..1d"},
     {"port_file", SL_OPT_STRING, NULL, 0, OPT(port_file),
      "a file the bound port is written to once listening (for address port 0)", NULL, NULL},
     {0},
@@ -87,9 +91,32 @@ static int server_init(struct sl_stage *stage, const struct sl_config *cfg, stru
     return sl_stage_declare_fields(stage, SL_FIELDS_ONLY, NULL, 0);
 }
 
+/* Answers 503 to the requests waiting longer than ack_timeout (oldest first: they were
+ * accepted in the order of the list). Their events stay in the pipeline and in the
+ * pending counts until acknowledged. */
+static void expire(struct sl_stage *stage, void *arg)
+{
+    struct sl__http_server *s = arg;
+    int64_t now = sl_stage_now_ms(stage);
+    for (struct sl__http_req *r = s->head; r; r = r->next) {
+        if (!r->req) continue;
+        if (now - r->accepted_ms < s->ack_timeout_ms) break;
+        sl__http_reply_req(s, r, 503,
+                           "not acknowledged within ack_timeout: the events may still be "
+                           "delivered; send again after Retry-After",
+                           false);
+    }
+}
+
 static int server_start(struct sl_stage *stage, struct sl_error *err)
 {
     struct sl__http_server *s = sl_stage_state(stage);
+    if (s->acknowledgements && s->ack_timeout_ms > 0) {
+        int64_t every = s->ack_timeout_ms / 4;
+        s->expiry = sl_timer_new(stage, expire, s);
+        if (!s->expiry) return sl_error_set(err, SL_ENOMEM, "out of memory");
+        sl_timer_start(s->expiry, every < 10 ? 10 : every > 1000 ? 1000 : every, true);
+    }
     return sl__http_server_listen(s, sl_stage_event_base(stage), err);
 }
 
@@ -168,7 +195,7 @@ static void server_ack(struct sl_stage *stage, struct sl_batch *b)
     struct sl__http_server *s = sl_stage_state(stage);
     uint64_t seq = sl_batch_cookie(b);
     while (s->head && s->head != s->cursor && s->head->last_seq <= seq) {
-        sl__http_reply_req(s, s->head, 200, false);
+        sl__http_reply_req(s, s->head, 200, NULL, false);
         pop(s);
     }
 }
@@ -183,7 +210,7 @@ static int server_flush(struct sl_stage *stage, struct sl_emit *out, bool end)
     s->ended = true;
     sl__http_server_unlisten(s);
     for (struct sl__http_req *r = s->cursor; r; r = r->next) {
-        sl__http_reply_req(s, r, 503, false);
+        sl__http_reply_req(s, r, 503, "the source is stopping: nothing was delivered", false);
         r->last_seq = r->next_ev ? s->seq : 0;
         drop_body(r);
     }
@@ -195,9 +222,11 @@ static void server_close(struct sl_stage *stage)
 {
     struct sl__http_server *s = sl_stage_state(stage);
     while (s->head) {
-        sl__http_reply_req(s, s->head, 503, true);
+        sl__http_reply_req(s, s->head, 503, "the source stopped before every sink acknowledged",
+                           true);
         pop(s);
     }
+    sl_timer_free(s->expiry);
     sl__http_server_free(s);
 }
 

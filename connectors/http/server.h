@@ -60,6 +60,7 @@ struct sl__http_req {
     size_t n;                    /* events */
     size_t bytes;                /* body bytes (what the pending bound counts) */
     uint64_t last_seq;           /* the batch holding its last event (0: none) */
+    int64_t accepted_ms;         /* when it was accepted (the loop clock) */
     char peer[64];               /* the client's "ip:port", each event's origin */
 };
 
@@ -77,6 +78,7 @@ struct sl__http_server {
     int64_t max_pending_events; /* option: events accepted and not yet acknowledged */
     uint64_t max_pending_bytes; /* option: body bytes accepted and not yet acknowledged */
     int64_t retry_after_ms;     /* option: the Retry-After of a 429 or 503 */
+    int64_t ack_timeout_ms;     /* option: 503 after this long unacknowledged (0: never) */
     const char *port_file;      /* option: where the bound port is written */
 
     struct sl_stage *stage;            /* this source */
@@ -88,6 +90,7 @@ struct sl__http_server {
     int64_t live;                      /* connections open */
     struct sl__http_req *head, *tail;  /* requests not yet answered, oldest first */
     struct sl__http_req *cursor;       /* the first with events not in a batch yet */
+    struct sl_timer *expiry;           /* answers the requests past ack_timeout */
     uint64_t seq;                      /* batches made (each batch's cookie) */
     int64_t pending_events;            /* events of the requests in the list */
     uint64_t pending_bytes;            /* their body bytes */
@@ -118,9 +121,10 @@ void sl__http_server_free(struct sl__http_server *s);
 void sl__http_reply(struct sl__http_server *s, struct evhttp_request *req, int code,
                     const char *text);
 
-/* Answers `r`'s request, if it is still to be answered, with `code`; with `now`, the
- * bytes are written to the socket at once (for close(), after which the loop may not
- * run again). */
-void sl__http_reply_req(struct sl__http_server *s, struct sl__http_req *r, int code, bool now);
+/* Answers `r`'s request, if it is still to be answered, with `code`: 200 ("delivered N
+ * events") or another with `why` (borrowed, one line); with `now`, the bytes are written
+ * to the socket at once (for close(), after which the loop may not run again). */
+void sl__http_reply_req(struct sl__http_server *s, struct sl__http_req *r, int code,
+                        const char *why, bool now);
 
 #endif

@@ -78,19 +78,19 @@ void sl__http_reply(struct sl__http_server *s, struct evhttp_request *req, int c
     evhttp_send_reply(req, code, reason_of(code), NULL);
 }
 
-void sl__http_reply_req(struct sl__http_server *s, struct sl__http_req *r, int code, bool now)
+void sl__http_reply_req(struct sl__http_server *s, struct sl__http_req *r, int code,
+                        const char *why, bool now)
 {
     if (!r->req) return;
     struct evhttp_request *req = r->req;
     r->req = NULL;
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    char text[96];
+    char text[256];
     if (code == 200)
         snprintf(text, sizeof text, "delivered %zu events", r->n);
     else
-        snprintf(text, sizeof text, "the source is stopping; %zu events may not be delivered",
-                 r->n);
+        snprintf(text, sizeof text, "%s (%zu events)", why, r->n);
     sl__http_reply(s, req, code, text);
     /* A non-blocking write of what is queued: close() frees the server next, and the
      * loop may not run again to send it. */
@@ -243,6 +243,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     uint16_t port = 0;
     if (evcon) evhttp_connection_get_peer(evcon, &peer, &port);
     snprintf(r->peer, sizeof r->peer, "%s:%u", peer ? peer : "?", (unsigned)port);
+    r->accepted_ms = sl_stage_now_ms(s->stage);
     if (s->acknowledgements) {
         r->req = req; /* answered by server.c once acknowledged */
     } else {
