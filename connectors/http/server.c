@@ -9,7 +9,8 @@
  * batch k settles every request whose last event is in a batch <= k: it is answered 200
  * and leaves the list. The list is the source's memory, bounded by `max_pending_events`
  * and `max_pending_bytes`: past them a request is answered 429 (the runtime stops
- * polling a source whose output is full, so a blocked sink shows here).
+ * polling a source whose output is full, so a blocked sink shows here). A request still
+ * waiting after `ack_timeout` is answered 503 (expire), its events left to finish.
  *
  * The end: a stop (or a failing stage) calls flush(end); the listening socket closes,
  * requests whose events are not all in batches are answered 503 (the run will not take
