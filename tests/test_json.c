@@ -645,6 +645,27 @@ Test(json, write_member)
     cr_assert_eq(sl_json_write_member(LIT("a\"b"), &v, NULL, 0), 9);
 }
 
+/* Whatever the room, a member is written whole or not at all: below what it needs nothing
+ * is touched, from there on (one pass, or measured first) the same bytes. */
+Test(json, write_member_is_whole_or_nothing_at_every_capacity)
+{
+    struct sl_value v = sl_value_string(LIT("x\ny\"z"));
+    const char want[] = "\"n\\u0001\\\"m\":\"x\\ny\\\"z\"";
+    size_t need = sizeof want - 1;
+    cr_assert_eq(sl_json_write_member(LIT("n\001\"m"), &v, NULL, 0), need);
+    char out[128];
+    for (size_t cap = 0; cap < sizeof out; cap++) {
+        memset(out, '#', sizeof out);
+        cr_assert_eq(sl_json_write_member(LIT("n\001\"m"), &v, out, cap), need, "cap %zu", cap);
+        if (cap < need) {
+            for (size_t i = 0; i < sizeof out; i++) cr_assert_eq(out[i], '#', "cap %zu", cap);
+        } else {
+            cr_assert(memcmp(out, want, need) == 0, "cap %zu: %.*s", cap, (int)need, out);
+            cr_assert_eq(out[need], '#');
+        }
+    }
+}
+
 /* ---- writer round trips ------------------------------------------------------------ */
 
 /* Writes `s` as a member value, reads it back and checks the decoded bytes. */
