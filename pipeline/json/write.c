@@ -202,7 +202,9 @@ size_t sl_json_write_value(const struct sl_value *v, char *out, size_t cap)
     case SL_BOOL: return v->b ? put(out, cap, "true", 4) : put(out, cap, "false", 5);
     case SL_INT:
     case SL_FLOAT: return write_number(v, out, cap);
-    case SL_STRING: return write_string(v->s, v->len, v->flags & SL_VALUE_ESCAPED, out, cap);
+    case SL_STRING:
+        return write_string(v->s, v->len, v->flags & (SL_VALUE_ESCAPED | SL_VALUE_JSON_SAFE), out,
+                            cap);
     case SL_JSON: return put(out, cap, v->s, v->len);
     default: return put(out, cap, "null", 4);
     }
@@ -211,7 +213,9 @@ size_t sl_json_write_value(const struct sl_value *v, char *out, size_t cap)
 size_t sl__json_value_bound(const struct sl_value *v)
 {
     switch (v->type) {
-    case SL_STRING: return (v->flags & SL_VALUE_ESCAPED ? v->len : 6 * (size_t)v->len) + 2;
+    case SL_STRING:
+        return (v->flags & (SL_VALUE_ESCAPED | SL_VALUE_JSON_SAFE) ? v->len : 6 * (size_t)v->len) +
+               2;
     case SL_JSON: return v->len;
     case SL_INT:
     case SL_FLOAT: return (v->flags & SL_VALUE_TEXT) && v->len > 40 ? v->len : 40;
