@@ -166,7 +166,7 @@ Test(parse_syslog, malformed_messages_go_to_the_dead_letter_output_with_the_reas
                                         "byte 6"),
               "%s", d->fields[2]);
     cr_assert(t_ends_with(d->fields[3], "error=S:not syslog: unterminated STRUCTURED-DATA "
-                                        "element at byte 44"),
+                                        "element at byte 50"),
               "%s", d->fields[3]);
     cr_assert_str_eq(d->payloads[1], malformed[1]);
 }
