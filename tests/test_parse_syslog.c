@@ -85,15 +85,14 @@ Test(parse_syslog, structured_data_escapes_are_decoded_into_json)
     cr_assert(t_ends_with(c->fields[1], "structured_data=J:{\"a@1\":{\"x\":\"\xC3\xA9\\t\"}} "
                                         "message=S:tab"),
               "%s", c->fields[1]);
-    cr_assert(strstr(c->json[0], "\"structured_data\":{\"a@1\":{\"x\":\"q\\\"b\\\\c]d\""),
-              "%s", c->json[0]);
+    cr_assert(strstr(c->json[0], "\"structured_data\":{\"a@1\":{\"x\":\"q\\\"b\\\\c]d\""), "%s",
+              c->json[0]);
 }
 
 Test(parse_syslog, structured_data_raw_keeps_the_text)
 {
     static const char *const lines[] = {rfc5424[3], NULL};
-    struct t_capture *c =
-        t_through(p, &sl_stage_parse_syslog, "structured_data: raw", lines, NULL);
+    struct t_capture *c = t_through(p, &sl_stage_parse_syslog, "structured_data: raw", lines, NULL);
     cr_assert_eq(c->n, 1);
     cr_assert(strstr(c->fields[0], " structured_data=S:[exampleSDID@32473 iut=\"3\" "
                                    "eventSource=\"Application\" eventID=\"1011\"]"
@@ -126,11 +125,13 @@ Test(parse_syslog, the_rfc_3164_examples_give_their_parts)
                                    "timestamp=S:Aug 24 05:34:00 host=S:CST "
                                    "message=S:1987 mymachine myproc[10]: %% It's time to make the "
                                    "do-nuts.");
-    cr_assert_str_eq(c->fields[3], "pri=I:0 facility=I:0 severity=I:0 timestamp=S:Oct 22 10:52:12 "
-                                   "host=S:scapegoat message=S:1990 Oct 22 10:52:01 TZ-6 "
-                                   "scapegoat.dmz.example.org 10.1.2.3 sched[0]: That's All Folks!");
-    cr_assert_str_eq(c->fields[4], "timestamp=S:Nov 30 06:00:00 host=S:db-2 app=S:CRON "
-                                   "procid=S:991 message=S:(root) CMD (run-parts /etc/cron.hourly)");
+    cr_assert_str_eq(c->fields[3],
+                     "pri=I:0 facility=I:0 severity=I:0 timestamp=S:Oct 22 10:52:12 "
+                     "host=S:scapegoat message=S:1990 Oct 22 10:52:01 TZ-6 "
+                     "scapegoat.dmz.example.org 10.1.2.3 sched[0]: That's All Folks!");
+    cr_assert_str_eq(c->fields[4],
+                     "timestamp=S:Nov 30 06:00:00 host=S:db-2 app=S:CRON "
+                     "procid=S:991 message=S:(root) CMD (run-parts /etc/cron.hourly)");
     cr_assert_str_eq(c->fields[5], "pri=I:13 facility=I:1 severity=I:5 timestamp=S:Nov 30 06:00:01 "
                                    "app=S:sshd procid=S:42 message=S:no hostname");
     cr_assert_str_eq(c->fields[6], "pri=I:13 facility=I:1 severity=I:5 "

@@ -26,18 +26,24 @@ static bool discard(struct sl__socket_framer *f, size_t n, const char *buf, size
 static int line(struct sl__socket_framer *f, const char *buf, size_t n, bool eof, const char **msg,
                 size_t *len, size_t *used)
 {
-    const char *nl = memchr(buf, '\n', n < f->max + 2 ? n : f->max + 2);
-    size_t l = nl ? (size_t)(nl - buf) : n;
-    if (!nl && l <= f->max + 1 && !(eof && n)) return SL__SOCKET_FRAME_NONE;
-    size_t body = l && buf[l - 1] == '\r' && nl ? l - 1 : l;
-    if (body > f->max) { /* discard to the newline, whenever it comes */
-        *used = nl ? l + 1 : n;
-        f->skip_line = !nl && !eof;
-        return SL__SOCKET_FRAME_OVERSIZE;
+    const char *nl = memchr(buf, '\n', n);
+    if (!nl) {
+        if (n <= f->max + 1 && !eof) return SL__SOCKET_FRAME_NONE; /* may still end in time */
+        if (n > f->max) { /* discard it, and the rest of it up to its newline */
+            *used = n;
+            f->skip_line = !eof;
+            return SL__SOCKET_FRAME_OVERSIZE;
+        }
+        *msg = buf; /* the last line, at the end of the stream */
+        *len = *used = n;
+        return SL__SOCKET_FRAME_MESSAGE;
     }
+    size_t l = (size_t)(nl - buf);
+    size_t body = l && buf[l - 1] == '\r' ? l - 1 : l;
+    *used = l + 1;
+    if (body > f->max) return SL__SOCKET_FRAME_OVERSIZE;
     *msg = buf;
     *len = body;
-    *used = nl ? l + 1 : n;
     return SL__SOCKET_FRAME_MESSAGE;
 }
 

@@ -87,10 +87,10 @@ enum sl__socket_framing {
 
 /* Where one connection's stream stands between frames. */
 struct sl__socket_framer {
-    int framing;      /* enum sl__socket_framing */
-    size_t max;       /* longest message kept, in bytes */
-    uint64_t skip;    /* bytes still to discard of an oversize message */
-    bool skip_line;   /* discarding an oversize line up to its newline */
+    int framing;    /* enum sl__socket_framing */
+    size_t max;     /* longest message kept, in bytes */
+    uint64_t skip;  /* bytes still to discard of an oversize message */
+    bool skip_line; /* discarding an oversize line up to its newline */
 };
 
 /* What sl__socket_frame_next found. */
@@ -120,36 +120,36 @@ struct event;          /* libevent */
 /* The state both the `socket` and the `syslog` types fill from their options. */
 struct sl__socket {
     /* options */
-    int mode;                 /* 0 tcp, 1 udp */
-    const char *address;      /* host:port to bind */
-    int framing;              /* enum sl__socket_framing */
-    uint64_t max_length;      /* longest message */
-    int64_t max_connections;  /* TCP connections at once */
-    int64_t idle_timeout_ms;  /* TCP: a connection silent this long is closed */
-    const char *port_file;    /* write the bound port here once listening (tests) */
-    const char *peer_key;     /* field receiving the peer's address ("": none) */
-    uint64_t read_size;       /* bytes read per connection per turn */
-    int on_error;             /* syslog: 0 drop, 1 pass (unparsed, with field error) */
-    int format;               /* syslog: enum sl__socket_syslog_format */
-    int sd_mode;              /* syslog: enum sl__socket_sd_mode */
+    int mode;                /* 0 tcp, 1 udp */
+    const char *address;     /* host:port to bind */
+    int framing;             /* enum sl__socket_framing */
+    uint64_t max_length;     /* longest message */
+    int64_t max_connections; /* TCP connections at once */
+    int64_t idle_timeout_ms; /* TCP: a connection silent this long is closed */
+    const char *port_file;   /* write the bound port here once listening (tests) */
+    const char *peer_key;    /* field receiving the peer's address ("": none) */
+    uint64_t read_size;      /* bytes read per connection per turn */
+    int on_error;            /* syslog: 0 drop, 1 pass (unparsed, with field error) */
+    int format;              /* syslog: enum sl__socket_syslog_format */
+    int sd_mode;             /* syslog: enum sl__socket_sd_mode */
     /* run state */
-    bool syslog;                   /* the `syslog` type: parse each message */
-    struct sl_stage *stage;        /* the source */
-    int fd;                        /* the listening (TCP) or bound (UDP) socket, or -1 */
-    int port;                      /* the bound port */
-    struct evconnlistener *listener; /* TCP: accepts connections */
-    struct event *udp_ev;            /* UDP: datagram readiness */
-    struct sl_timer *pause;          /* TCP: re-enables accepting after an accept error */
-    bool udp_ready;                /* UDP: datagrams may be waiting (read in poll) */
-    char *dgram;                   /* UDP: receive buffer of max_length + 1 bytes */
-    struct sl__socket_conn *conns; /* TCP: open connections (a list) */
+    bool syslog;                        /* the `syslog` type: parse each message */
+    struct sl_stage *stage;             /* the source */
+    int fd;                             /* the listening (TCP) or bound (UDP) socket, or -1 */
+    int port;                           /* the bound port */
+    struct evconnlistener *listener;    /* TCP: accepts connections */
+    struct event *udp_ev;               /* UDP: datagram readiness */
+    struct sl_timer *pause;             /* TCP: re-enables accepting after an accept error */
+    bool udp_ready;                     /* UDP: datagrams may be waiting (read in poll) */
+    char *dgram;                        /* UDP: receive buffer of max_length + 1 bytes */
+    struct sl__socket_conn *conns;      /* TCP: open connections (a list) */
     struct sl__socket_conn *ready;      /* TCP: connections with bytes to read or frame (FIFO) */
     struct sl__socket_conn *ready_tail; /* its last */
     struct sl_batch *cur_b;             /* the batch being filled, for cur_peer */
     const void *cur_src;                /* the connection cur_peer was copied for */
     const char *cur_peer;               /* its address, copied into cur_b */
-    int64_t nconns;                /* open connections */
-    bool ended;                    /* the source has ended: nothing accepted or read */
+    int64_t nconns;                     /* open connections */
+    bool ended;                         /* the source has ended: nothing accepted or read */
     /* counters of the source's own (sl_stage_counter) */
     struct sl_counter *c_accepted, *c_refused, *c_closed_idle, *c_oversize, *c_bad_frame;
     struct sl_counter *c_udp_dropped, *c_bytes, *c_parse_errors;
@@ -198,27 +198,65 @@ int sl__socket_init(struct sl_stage *stage, const struct sl_config *cfg, bool sy
 
 /* The options both source types take, one declaration for both; `framing` is the default
  * framing's name. */
-#define SL__SOCKET_OPTIONS(framing_def)                                                                \
-    {"mode", SL_OPT_ENUM, "tcp", 0, offsetof(struct sl__socket, mode),                             \
-     "tcp (a stream per connection) or udp (a message per datagram)", "tcp|udp"},                  \
-        {"address", SL_OPT_STRING, NULL, SL_REQUIRED, offsetof(struct sl__socket, address),        \
+#define SL__SOCKET_OPTIONS(framing_def)                                                            \
+    {"mode",                                                                                       \
+     SL_OPT_ENUM,                                                                                  \
+     "tcp",                                                                                        \
+     0,                                                                                            \
+     offsetof(struct sl__socket, mode),                                                            \
+     "tcp (a stream per connection) or udp (a message per datagram)",                              \
+     "tcp|udp"},                                                                                   \
+        {"address",                                                                                \
+         SL_OPT_STRING,                                                                            \
+         NULL,                                                                                     \
+         SL_REQUIRED,                                                                              \
+         offsetof(struct sl__socket, address),                                                     \
          "host:port to listen on, e.g. 127.0.0.1:5140, [::1]:514, 0.0.0.0:514 (port 0: any)"},     \
-        {"framing", SL_OPT_ENUM, framing_def, 0, offsetof(struct sl__socket, framing),                 \
+        {"framing",                                                                                \
+         SL_OPT_ENUM,                                                                              \
+         framing_def,                                                                              \
+         0,                                                                                        \
+         offsetof(struct sl__socket, framing),                                                     \
          "tcp: newline (a message per line), octet_counting (RFC 6587 \"LEN MSG\") or auto "       \
          "(per message: a digit first is octet counting)",                                         \
          SL__SOCKET_FRAMING_CHOICES},                                                              \
-        {"max_length", SL_OPT_SIZE, "64KiB", 0, offsetof(struct sl__socket, max_length),           \
+        {"max_length",                                                                             \
+         SL_OPT_SIZE,                                                                              \
+         "64KiB",                                                                                  \
+         0,                                                                                        \
+         offsetof(struct sl__socket, max_length),                                                  \
          "longest message; a longer one is discarded (counted in oversize_total and as dropped)",  \
-         NULL, "1..64MiB"},                                                                        \
-        {"max_connections", SL_OPT_INT, "1024", 0, offsetof(struct sl__socket, max_connections),   \
-         "tcp: connections at once; one more is closed on accept (refused_total)", NULL,           \
+         NULL,                                                                                     \
+         "1..64MiB"},                                                                              \
+        {"max_connections",                                                                        \
+         SL_OPT_INT,                                                                               \
+         "1024",                                                                                   \
+         0,                                                                                        \
+         offsetof(struct sl__socket, max_connections),                                             \
+         "tcp: connections at once; one more is closed on accept (refused_total)",                 \
+         NULL,                                                                                     \
          "1..1000000"},                                                                            \
-        {"idle_timeout", SL_OPT_DURATION, "5m", 0, offsetof(struct sl__socket, idle_timeout_ms),   \
-         "tcp: a connection that sends nothing this long is closed (0: never)", NULL, "0.."},      \
-        {"read_size", SL_OPT_SIZE, "64KiB", 0, offsetof(struct sl__socket, read_size),             \
-         "tcp: bytes read from one connection before the next ready one gets its turn", NULL,      \
+        {"idle_timeout",                                                                           \
+         SL_OPT_DURATION,                                                                          \
+         "5m",                                                                                     \
+         0,                                                                                        \
+         offsetof(struct sl__socket, idle_timeout_ms),                                             \
+         "tcp: a connection that sends nothing this long is closed (0: never)",                    \
+         NULL,                                                                                     \
+         "0.."},                                                                                   \
+        {"read_size",                                                                              \
+         SL_OPT_SIZE,                                                                              \
+         "64KiB",                                                                                  \
+         0,                                                                                        \
+         offsetof(struct sl__socket, read_size),                                                   \
+         "tcp: bytes read from one connection before the next ready one gets its turn",            \
+         NULL,                                                                                     \
          "512..16MiB"},                                                                            \
-        {"peer_key", SL_OPT_STRING, "", 0, offsetof(struct sl__socket, peer_key),                  \
+        {"peer_key",                                                                               \
+         SL_OPT_STRING,                                                                            \
+         "",                                                                                       \
+         0,                                                                                        \
+         offsetof(struct sl__socket, peer_key),                                                    \
          "field receiving the sender's address host:port (\"\": none; it is always the event's "   \
          "origin)"},                                                                               \
     {                                                                                              \

@@ -72,7 +72,8 @@ int sl__socket_bind(const char *address, int type, int *port, struct sl_error *e
     const char *svc;
     if (split(address, host, sizeof host, &svc))
         return sl_error_set(err, SL_ECONFIG, "address %s is not host:port", address), -1;
-    struct addrinfo hints = {.ai_socktype = type, .ai_flags = AI_PASSIVE | AI_NUMERICSERV | AI_NUMERICHOST};
+    struct addrinfo hints = {.ai_socktype = type,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV | AI_NUMERICHOST};
     struct addrinfo *res = NULL;
     if (strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1"); /* no resolver: never blocks */
     bool any = !*host || strcmp(host, "*") == 0;

@@ -51,7 +51,8 @@ static int input(const struct parse_syslog *ps, struct sl_event *ev, const char 
     struct sl_value v;
     if (sl_event_get(ev, ps->field, strlen(ps->field), &v))
         return snprintf(why, cap, "no field %s", ps->field), SL_ENOTFOUND;
-    if (v.type != SL_STRING) return snprintf(why, cap, "field %s is not a string", ps->field), SL_ETYPE;
+    if (v.type != SL_STRING)
+        return snprintf(why, cap, "field %s is not a string", ps->field), SL_ETYPE;
     *s = v.s;
     *len = v.len;
     if (!(v.flags & SL_VALUE_ESCAPED)) return 0;

@@ -19,7 +19,8 @@ static void make_counters(struct sl__socket *s)
 {
     struct sl_stage *st = s->stage;
     s->c_accepted = sl_stage_counter(st, "accepted", "TCP connections accepted");
-    s->c_refused = sl_stage_counter(st, "refused", "TCP connections closed at once: max_connections");
+    s->c_refused =
+        sl_stage_counter(st, "refused", "TCP connections closed at once: max_connections");
     s->c_closed_idle = sl_stage_counter(st, "closed_idle", "TCP connections closed: idle_timeout");
     s->c_oversize = sl_stage_counter(st, "oversize", "messages over max_length, discarded");
     s->c_bad_frame =
@@ -44,7 +45,8 @@ int sl__socket_init(struct sl_stage *stage, const struct sl_config *cfg, bool sy
     make_counters(s);
     const char *names[16] = {s->peer_key};
     size_t n = *s->peer_key ? 1 : 0;
-    for (size_t i = 0; syslog && i < sl__socket_syslog_nnames; i++) names[n++] = sl__socket_syslog_names[i];
+    for (size_t i = 0; syslog && i < sl__socket_syslog_nnames; i++)
+        names[n++] = sl__socket_syslog_names[i];
     return sl_stage_declare_fields(stage, SL_FIELDS_ONLY, names, n);
 }
 
@@ -82,6 +84,7 @@ enum sl_poll sl__socket_poll(struct sl_stage *stage, struct sl_batch **out)
     if (!b) return sl_stage_error(stage, SL_ENOMEM, "out of memory"), SL_ERROR;
     s->cur_b = b;
     s->cur_src = NULL;
+    s->cur_peer = NULL;
     int rc = s->mode ? sl__socket_udp_fill(s, b) : sl__socket_tcp_fill(s, b);
     s->cur_b = NULL;
     if (rc) {
@@ -105,8 +108,10 @@ int sl__socket_flush(struct sl_stage *stage, struct sl_emit *out, bool end)
     struct sl__socket *s = sl_stage_state(stage);
     if (end && !s->ended) {
         s->ended = true;
-        if (s->mode) sl__socket_udp_stop(s);
-        else sl__socket_tcp_stop(s);
+        if (s->mode)
+            sl__socket_udp_stop(s);
+        else
+            sl__socket_tcp_stop(s);
     }
     return 0;
 }
@@ -115,8 +120,10 @@ void sl__socket_close(struct sl_stage *stage)
 {
     struct sl__socket *s = sl_stage_state(stage);
     if (!s->stage) return;
-    if (s->mode) sl__socket_udp_stop(s);
-    else sl__socket_tcp_stop(s);
+    if (s->mode)
+        sl__socket_udp_stop(s);
+    else
+        sl__socket_tcp_stop(s);
 }
 
 /* The peer's address in the batch arena, once per batch and connection. */
@@ -155,8 +162,8 @@ static int parse(struct sl__socket *s, const char *msg, size_t len, struct sl__s
 /* Moves the spans of `m` from `from` to the same bytes at `to`. */
 static void rebase(struct sl__socket_syslog *m, const char *from, const char *to)
 {
-    struct sl__socket_span *sp[] = {&m->timestamp, &m->host,  &m->app, &m->procid,
-                                    &m->msgid,     &m->sd,    &m->msg};
+    struct sl__socket_span *sp[] = {&m->timestamp, &m->host, &m->app, &m->procid,
+                                    &m->msgid,     &m->sd,   &m->msg};
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++)
         if (sp[i]->s) sp[i]->s = to + (sp[i]->s - from);
 }

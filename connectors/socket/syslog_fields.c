@@ -7,8 +7,8 @@
 #include "internal.h"
 
 const char *const sl__socket_syslog_names[] = {
-    "pri",   "facility", "severity", "version",         "timestamp", "host",
-    "app",   "procid",   "msgid",    "structured_data", "message",
+    "pri", "facility", "severity", "version",         "timestamp", "host",
+    "app", "procid",   "msgid",    "structured_data", "message",
 };
 const size_t sl__socket_syslog_nnames =
     sizeof sl__socket_syslog_names / sizeof sl__socket_syslog_names[0];
@@ -128,8 +128,8 @@ int sl__socket_syslog_fields(struct sl_event *ev, const struct sl__socket_syslog
     if ((v5424 || m->host.s) && (rc = put_span(ev, "host", m->host, merge))) return rc;
     if ((v5424 || m->app.s) && (rc = put_span(ev, "app", m->app, merge))) return rc;
     if ((v5424 || m->procid.s) && (rc = put_span(ev, "procid", m->procid, merge))) return rc;
-    if (v5424 && ((rc = put_span(ev, "msgid", m->msgid, merge)) ||
-                  (rc = put_sd(ev, m->sd, sd_mode, merge))))
+    if (v5424 &&
+        ((rc = put_span(ev, "msgid", m->msgid, merge)) || (rc = put_sd(ev, m->sd, sd_mode, merge))))
         return rc;
     if (v5424 && !m->msg.s) {
         struct sl_value nil = sl_value_null();

@@ -75,8 +75,8 @@ static bool digits(const char *p, size_t k)
 static size_t rfc3339_len(const char *p, size_t n)
 {
     if (n < 20 || !digits(p, 4) || p[4] != '-' || !digits(p + 5, 2) || p[7] != '-' ||
-        !digits(p + 8, 2) || (p[10] != 'T' && p[10] != 't') || !digits(p + 11, 2) ||
-        p[13] != ':' || !digits(p + 14, 2) || p[16] != ':' || !digits(p + 17, 2))
+        !digits(p + 8, 2) || (p[10] != 'T' && p[10] != 't') || !digits(p + 11, 2) || p[13] != ':' ||
+        !digits(p + 14, 2) || p[16] != ':' || !digits(p + 17, 2))
         return 0;
     size_t i = 19;
     if (i < n && p[i] == '.') {
@@ -109,8 +109,10 @@ static int read_sd(struct rd *r, struct sl__socket_span *out)
             if (r->i >= r->n) return fail(r, "unterminated STRUCTURED-DATA element");
             char c = r->s[r->i];
             if (in_value) {
-                if (c == '\\' && r->i + 1 < r->n) r->i++;
-                else if (c == '"') in_value = false;
+                if (c == '\\' && r->i + 1 < r->n)
+                    r->i++;
+                else if (c == '"')
+                    in_value = false;
             } else if (c == '"') {
                 if (r->i == 0 || r->s[r->i - 1] != '=')
                     return fail(r, "a STRUCTURED-DATA value must follow NAME=");
@@ -177,7 +179,8 @@ static size_t bsd_time_len(const char *p, size_t n)
     for (size_t k = 0; k < 36 && !month; k += 3) month = memcmp(p, months + k, 3) == 0;
     if (!month || p[3] != ' ') return 0;
     if (!((p[4] == ' ' || digit(p[4])) && digit(p[5]) && p[6] == ' ')) return 0;
-    if (!(digits(p + 7, 2) && p[9] == ':' && digits(p + 10, 2) && p[12] == ':' && digits(p + 13, 2)))
+    if (!(digits(p + 7, 2) && p[9] == ':' && digits(p + 10, 2) && p[12] == ':' &&
+          digits(p + 13, 2)))
         return 0;
     return 15;
 }

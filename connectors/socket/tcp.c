@@ -16,7 +16,7 @@
 
 /* The smallest buffer a connection starts with, and the size above which an emptied
  * buffer is freed (a connection that sent one large message does not keep its memory). */
-#define BUF_MIN 4096
+#define BUF_MIN  4096
 #define BUF_KEEP 65536
 
 struct sl__socket_conn {
@@ -37,8 +37,10 @@ struct sl__socket_conn {
 static void conn_close(struct sl__socket_conn *c)
 {
     struct sl__socket *s = c->s;
-    if (c->prev) c->prev->next = c->next;
-    else s->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     event_free(c->ev);
     close(c->fd);
@@ -52,8 +54,10 @@ static void make_ready(struct sl__socket_conn *c)
     struct sl__socket *s = c->s;
     c->ready = true;
     c->next_rd = NULL;
-    if (s->ready_tail) s->ready_tail->next_rd = c;
-    else s->ready = c;
+    if (s->ready_tail)
+        s->ready_tail->next_rd = c;
+    else
+        s->ready = c;
     s->ready_tail = c;
 }
 
@@ -97,7 +101,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     struct sl__socket_conn *c = calloc(1, sizeof *c);
-    struct event *ev = c ? event_new(sl_stage_event_base(s->stage), fd, EV_READ, on_readable, c) : NULL;
+    struct event *ev =
+        c ? event_new(sl_stage_event_base(s->stage), fd, EV_READ, on_readable, c) : NULL;
     if (!ev) {
         free(c);
         close(fd);
@@ -135,9 +140,10 @@ int sl__socket_tcp_start(struct sl__socket *s, struct sl_error *err)
     int fd = sl__socket_bind(s->address, SOCK_STREAM, &s->port, err);
     if (fd < 0) return err ? err->code : SL_EIO;
     s->pause = sl_timer_new(s->stage, resume_accepting, s);
-    s->listener = s->pause ? evconnlistener_new(sl_stage_event_base(s->stage), on_accept, s,
-                                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd)
-                           : NULL;
+    s->listener = s->pause
+                      ? evconnlistener_new(sl_stage_event_base(s->stage), on_accept, s,
+                                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd)
+                      : NULL;
     if (!s->listener) {
         close(fd);
         return sl_error_set(err, SL_EIO, "cannot listen on %s: %s", s->address, strerror(errno));

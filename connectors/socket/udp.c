@@ -1,8 +1,10 @@
 /* The UDP side of the socket source: one bound socket, each datagram one message (a
  * trailing newline removed), read only from poll() (source.c). While the source is not
  * polled, datagrams wait in the socket's receive buffer; what the kernel drops when it
- * is full is read back with SO_RXQ_OVFL (Linux) and counted in udp_dropped_total. */
+ * is full is read back with SO_MEMINFO (Linux) each time the socket is drained, and counted in
+ * udp_dropped_total. */
 #include <errno.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,34 +27,30 @@ int sl__socket_udp_start(struct sl__socket *s, struct sl_error *err)
 {
     s->fd = sl__socket_bind(s->address, SOCK_DGRAM, &s->port, err);
     if (s->fd < 0) return err ? err->code : SL_EIO;
-#ifdef SO_RXQ_OVFL
-    int one = 1;
-    (void)setsockopt(s->fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one); /* counts only */
-#endif
     s->dgram = malloc((size_t)s->max_length + 1);
-    s->udp_ev = s->dgram ? event_new(sl_stage_event_base(s->stage), s->fd, EV_READ, on_readable, s)
-                         : NULL;
+    s->udp_ev =
+        s->dgram ? event_new(sl_stage_event_base(s->stage), s->fd, EV_READ, on_readable, s) : NULL;
     if (!s->udp_ev) return sl_error_set(err, SL_ENOMEM, "out of memory");
     event_add(s->udp_ev, NULL);
     return 0;
 }
 
-/* The kernel's count of datagrams dropped on this socket, from a message's control data. */
-static void count_drops(struct sl__socket *s, struct msghdr *mh)
+/* Counts the datagrams the kernel dropped on the socket since the last look (its
+ * receive buffer was full: the source was not polled), from SO_MEMINFO (Linux). */
+static void count_drops(struct sl__socket *s)
 {
-#ifdef SO_RXQ_OVFL
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
-        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SO_RXQ_OVFL) continue;
-        uint32_t total;
-        memcpy(&total, CMSG_DATA(cm), sizeof total);
-        if (total > s->udp_drops_seen) {
-            sl_counter_add(s->c_udp_dropped, total - s->udp_drops_seen);
-            sl_stage_count_dropped(s->stage, total - s->udp_drops_seen);
-            s->udp_drops_seen = total;
-        }
+#if defined(SO_MEMINFO)
+    uint32_t mem[SK_MEMINFO_VARS];
+    socklen_t len = sizeof mem;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) || len <= SK_MEMINFO_DROPS * 4) return;
+    uint32_t total = mem[SK_MEMINFO_DROPS];
+    if (total > s->udp_drops_seen) {
+        sl_counter_add(s->c_udp_dropped, total - s->udp_drops_seen);
+        sl_stage_count_dropped(s->stage, total - s->udp_drops_seen);
+        s->udp_drops_seen = total;
     }
 #else
-    (void)s, (void)mh;
+    (void)s;
 #endif
 }
 
@@ -61,20 +59,11 @@ static void count_drops(struct sl__socket *s, struct msghdr *mh)
 static int read_one(struct sl__socket *s, struct sl_batch *b)
 {
     struct sockaddr_storage from;
-    union {
-        char buf[CMSG_SPACE(sizeof(uint32_t))];
-        struct cmsghdr align;
-    } ctl;
     struct iovec iov = {s->dgram, (size_t)s->max_length + 1};
-    struct msghdr mh = {.msg_name = &from,
-                        .msg_namelen = sizeof from,
-                        .msg_iov = &iov,
-                        .msg_iovlen = 1,
-                        .msg_control = ctl.buf,
-                        .msg_controllen = sizeof ctl.buf};
+    struct msghdr mh = {
+        .msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov, .msg_iovlen = 1};
     ssize_t n = recvmsg(s->fd, &mh, MSG_TRUNC);
     if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : 1;
-    count_drops(s, &mh);
     sl_counter_add(s->c_bytes, (uint64_t)n);
     if ((uint64_t)n > s->max_length || (mh.msg_flags & MSG_TRUNC)) {
         sl_counter_add(s->c_oversize, 1);
@@ -98,6 +87,7 @@ int sl__socket_udp_fill(struct sl__socket *s, struct sl_batch *b)
         if (rc < 0) return rc;
         if (rc == 0) { /* drained: wait for the next datagram */
             s->udp_ready = false;
+            count_drops(s);
             event_add(s->udp_ev, NULL);
             return 0;
         }
