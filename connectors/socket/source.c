@@ -70,8 +70,8 @@ int sl__socket_start(struct sl_stage *stage, struct sl_error *err)
     struct sl__socket *s = sl_stage_state(stage);
     int rc = s->mode ? sl__socket_udp_start(s, err) : sl__socket_tcp_start(s, err);
     if (rc) return rc;
-    sl_stage_log(stage, SL_LOG_INFO, "listening on %s port %d (%s)", s->address, s->port,
-                 s->mode ? "udp" : "tcp");
+    sl_stage_log(stage, SL_LOG_INFO, "listening on %s (%s), port %d", s->address,
+                 s->mode ? "udp" : "tcp", s->port);
     return write_port_file(s, err);
 }
 

@@ -99,8 +99,7 @@ static void frame_all(const uint8_t *data, size_t size, int framing)
             size_t ml, used;
             int r = sl__socket_frame_next(&f, buf, len, eof, &msg, &ml, &used);
             if (used > len) __builtin_trap();
-            if (r == SL__SOCKET_FRAME_MESSAGE &&
-                (msg < buf || msg + ml > buf + len || ml > f.max))
+            if (r == SL__SOCKET_FRAME_MESSAGE && (msg < buf || msg + ml > buf + len || ml > f.max))
                 __builtin_trap();
             memmove(buf, buf + used, len - used);
             len -= used;
