@@ -427,6 +427,8 @@ Test(socket, a_client_is_held_back_while_the_sink_is_shut_and_nothing_is_lost)
     cr_assert_lt(atomic_load(&r.at_stall), total, "the client was held back");
     cr_assert_eq(w.read1, w.read2, "the source read nothing while its output was full");
     cr_assert_lt(w.read1, total / 4, "the source had read %llu bytes", (unsigned long long)w.read1);
+    cr_log_info("client held back after %zu of %zu bytes; the source had read %llu",
+                (size_t)atomic_load(&r.at_stall), total, (unsigned long long)w.read1);
     cr_assert_eq(g()->n, PUSH_LINES);
     for (size_t i = 0; i < PUSH_LINES; i++) {
         char num[16];
