@@ -17,10 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sluice/builtins.h>
 #include <sluice/json.h>
+#include <sluice/registry.h>
 
 #include "../../connectors/socket/internal.h"
-#include "cli.h"
 #include "fuzz_lines.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -117,7 +118,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct sl_registry *reg;
     static struct sl_config *cfg;
     if (!reg) { /* kept for the process: built once */
-        reg = cli_registry(NULL);
+        reg = sl_registry_new();
+        if (!reg || sl_registry_add_builtins(reg, NULL)) abort();
         sl_registry_add(reg, &lines_type, NULL);
         sl_registry_add(reg, &check_type, NULL);
         cfg = sl_config_parse(config, sizeof config - 1, "fuzz_syslog.yaml", NULL);
