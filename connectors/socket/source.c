@@ -9,60 +9,29 @@
  * socket's receive buffer, where the kernel drops the excess and tells how many
  * (udp_dropped_total). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-static void make_counters(struct sl__socket *s)
-{
-    struct sl_stage *st = s->stage;
-    s->c_accepted = sl_stage_counter(st, "accepted", "TCP connections accepted");
-    s->c_refused =
-        sl_stage_counter(st, "refused", "TCP connections closed at once: max_connections");
-    s->c_closed_idle = sl_stage_counter(st, "closed_idle", "TCP connections closed: idle_timeout");
-    s->c_oversize = sl_stage_counter(st, "oversize", "messages over max_length, discarded");
-    s->c_bad_frame =
-        sl_stage_counter(st, "bad_frame", "TCP connections closed for a bad octet-count prefix");
-    s->c_udp_dropped =
-        sl_stage_counter(st, "udp_dropped", "datagrams the kernel dropped: the source was full");
-    s->c_bytes = sl_stage_counter(st, "received_bytes", "bytes received");
-    if (s->syslog)
-        s->c_parse_errors = sl_stage_counter(st, "parse_errors", "messages that are not syslog");
-}
-
-int sl__socket_init(struct sl_stage *stage, const struct sl_config *cfg, bool syslog,
-                    struct sl_error *err)
-{
-    struct sl__socket *s = sl_stage_state(stage);
-    s->stage = stage;
-    s->syslog = syslog;
-    s->fd = -1;
-    if (!strchr(s->address, ':'))
-        return sl_config_error(sl_config_get(cfg, "address"), err, SL_ECONFIG,
-                               "address must be host:port, e.g. 127.0.0.1:5140");
-    make_counters(s);
-    const char *names[16] = {s->peer_key};
-    size_t n = *s->peer_key ? 1 : 0;
-    for (size_t i = 0; syslog && i < sl__socket_syslog_nnames; i++)
-        names[n++] = sl__socket_syslog_names[i];
-    return sl_stage_declare_fields(stage, SL_FIELDS_ONLY, names, n);
-}
-
+/* Writes the bound port to port_file through a temporary file and a rename, so that a
+ * reader never sees it half written. */
 static int write_port_file(struct sl__socket *s, struct sl_error *err)
 {
     if (!s->port_file) return 0;
-    char tmp[4096];
+    char tmp[4096], text[16];
     snprintf(tmp, sizeof tmp, "%s.tmp", s->port_file);
-    FILE *f = fopen(tmp, "w");
-    if (!f || fprintf(f, "%d\n", s->port) < 0 || fclose(f) != 0 || rename(tmp, s->port_file)) {
-        int e = errno;
-        if (f) unlink(tmp);
-        return sl_error_set(err, SL_EIO, "cannot write port_file %s: %s", s->port_file,
-                            strerror(e));
-    }
-    return 0;
+    int n = snprintf(text, sizeof text, "%d\n", s->port);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bool ok = fd >= 0 && write(fd, text, (size_t)n) == n;
+    int e = errno;
+    if (fd >= 0 && close(fd) != 0 && ok) ok = false, e = errno;
+    if (ok && rename(tmp, s->port_file) != 0) ok = false, e = errno;
+    if (ok) return 0;
+    if (fd >= 0) unlink(tmp);
+    return sl_error_set(err, SL_EIO, "cannot write port_file %s: %s", s->port_file, strerror(e));
 }
 
 int sl__socket_start(struct sl_stage *stage, struct sl_error *err)
