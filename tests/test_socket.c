@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -243,6 +244,54 @@ Test(socket, a_bad_octet_count_closes_the_connection_after_the_good_frames)
     pthread_join(th, NULL);
     cr_assert_str_eq(g()->payloads[0], "ok");
     cr_assert_eq(t_stats(src).errors, 1);
+}
+
+static bool truncated(void *arg)
+{
+    (void)arg;
+    return t_counter_value(src, "truncated") == 1;
+}
+
+Test(socket, a_stream_that_ends_inside_a_frame_is_counted_as_truncated)
+{
+    static const char *pieces[] = {"2 ok10 cut sh", NULL};
+    struct client c = {start("address: 127.0.0.1:0\nframing: octet_counting"), pieces};
+    pthread_t th;
+    pthread_create(&th, NULL, send_pieces, &c);
+    cr_assert(t_run_until(p, truncated, NULL, 10000));
+    pthread_join(th, NULL);
+    cr_assert_eq(g()->n, 1);
+    cr_assert_str_eq(g()->payloads[0], "ok");
+    cr_assert_eq(t_stats(src).errors, 1);
+}
+
+static void *v6_client(void *arg)
+{
+    int *port = arg;
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)*port)};
+    a.sin6_addr = in6addr_loopback;
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    t_send_all(fd, "over v6\n", 8);
+    close(fd);
+    return NULL;
+}
+
+Test(socket, ipv6_addresses_are_bound_and_shown_in_brackets)
+{
+    int probe = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 lo = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    bool v6 = probe >= 0 && bind(probe, (struct sockaddr *)&lo, sizeof lo) == 0;
+    if (probe >= 0) close(probe);
+    if (!v6) cr_skip_test("no IPv6 loopback here");
+    int port = start("address: '[::1]:0'");
+    pthread_t th;
+    pthread_create(&th, NULL, v6_client, &port);
+    want_n = 1;
+    cr_assert(t_run_until(p, got_n, NULL, 10000));
+    pthread_join(th, NULL);
+    cr_assert_str_eq(g()->payloads[0], "over v6");
+    cr_assert(strncmp(g()->origins[0], "[::1]:", 6) == 0, "%s", g()->origins[0]);
 }
 
 /* 200 connections that say nothing, and one that sends 1000 lines. */

@@ -152,7 +152,7 @@ struct sl__socket {
     bool ended;                         /* the source has ended: nothing accepted or read */
     /* counters of the source's own (sl_stage_counter) */
     struct sl_counter *c_accepted, *c_refused, *c_closed_idle, *c_oversize, *c_bad_frame;
-    struct sl_counter *c_udp_dropped, *c_bytes, *c_parse_errors;
+    struct sl_counter *c_udp_dropped, *c_bytes, *c_parse_errors, *c_truncated;
     uint64_t udp_drops_seen; /* the kernel's drop count last read (SO_RXQ_OVFL) */
 };
 

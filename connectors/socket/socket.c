@@ -20,6 +20,8 @@ static void make_counters(struct sl__socket *s)
     s->c_udp_dropped =
         sl_stage_counter(st, "udp_dropped", "datagrams the kernel dropped: the source was full");
     s->c_bytes = sl_stage_counter(st, "received_bytes", "bytes received");
+    s->c_truncated = sl_stage_counter(
+        st, "truncated", "TCP connections that ended inside a message (its bytes dropped)");
     if (s->syslog)
         s->c_parse_errors = sl_stage_counter(st, "parse_errors", "messages that are not syslog");
 }

@@ -230,6 +230,10 @@ static int serve(struct sl__socket_conn *c, struct sl_batch *b)
     rc = n == 0 ? frame(c, b, true) : 0; /* end of stream: a last line without '\n' */
     if (rc == SL_ENOMEM || (rc == 0 && c->len && n == 0 && sl_batch_full(b)))
         return make_ready(c), rc; /* finish it on the next poll */
+    if (rc == 0 && c->len) {      /* the stream ended (or broke) inside a message */
+        sl_counter_add(c->s->c_truncated, 1);
+        sl_stage_count_errors(c->s->stage, 1);
+    }
     conn_close(c);
     return 0;
 }
