@@ -63,7 +63,11 @@ static int read_one(struct sl__socket *s, struct sl_batch *b)
     struct msghdr mh = {
         .msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov, .msg_iovlen = 1};
     ssize_t n = recvmsg(s->fd, &mh, MSG_TRUNC);
-    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : 1;
+    if (n < 0) { /* nothing waiting; another error is logged and waited out the same way */
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            sl_stage_log(s->stage, SL_LOG_WARN, "udp receive: %s", strerror(errno));
+        return 0;
+    }
     sl_counter_add(s->c_bytes, (uint64_t)n);
     if ((uint64_t)n > s->max_length || (mh.msg_flags & MSG_TRUNC)) {
         sl_counter_add(s->c_oversize, 1);
@@ -80,9 +84,13 @@ static int read_one(struct sl__socket *s, struct sl_batch *b)
     return rc ? rc : 1;
 }
 
+/* Datagrams read in one poll at most: a flood of oversize or unparsable ones (which do
+ * not fill the batch) must not hold the loop. */
+#define MAX_READS 4096
+
 int sl__socket_udp_fill(struct sl__socket *s, struct sl_batch *b)
 {
-    while (!sl_batch_full(b)) {
+    for (int k = 0; k < MAX_READS && !sl_batch_full(b); k++) {
         int rc = read_one(s, b);
         if (rc < 0) return rc;
         if (rc == 0) { /* drained: wait for the next datagram */
