@@ -179,6 +179,7 @@ static int frame(struct sl__socket_conn *c, struct sl_batch *b, bool eof)
     struct sl__socket *s = c->s;
     size_t pos = 0;
     int rc = 0;
+    if (!c->len) return 0; /* (and buf may be NULL) */
     while (!sl_batch_full(b)) {
         const char *msg;
         size_t len, used;
