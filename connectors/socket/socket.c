@@ -41,6 +41,7 @@ int sl__socket_init(struct sl_stage *stage, const struct sl_config *cfg, bool sy
     size_t n = *s->peer_key ? 1 : 0;
     for (size_t i = 0; syslog && i < sl__socket_syslog_nnames; i++)
         names[n++] = sl__socket_syslog_names[i];
+    if (syslog && s->on_error == 1) names[n++] = "error"; /* pass: the reason */
     return sl_stage_declare_fields(stage, SL_FIELDS_ONLY, names, n);
 }
 
