@@ -391,6 +391,47 @@ Test(socket, an_idle_connection_is_closed_after_idle_timeout)
     cr_assert_eq(port, 0, "the client saw the connection end");
 }
 
+/* A client that sends half a line and stalls, beside one that sends whole lines. */
+struct stall_run {
+    int port;
+    atomic_int staller_closed; /* the stalled client saw the connection end */
+};
+
+static void *stall_and_talk(void *arg)
+{
+    struct stall_run *r = arg;
+    int stalled = t_tcp_connect(r->port), talker = t_tcp_connect(r->port);
+    t_send_all(stalled, "half a li", 9);
+    for (int i = 0; i < 100; i++) t_send_all(talker, "whole line\n", 11);
+    close(talker);
+    struct timeval tv = {10, 0};
+    setsockopt(stalled, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char x;
+    if (recv(stalled, &x, 1, 0) == 0) atomic_store(&r->staller_closed, 1);
+    close(stalled);
+    return NULL;
+}
+
+static bool stall_done(void *arg)
+{
+    struct stall_run *r = arg;
+    return g()->n == 100 && atomic_load(&r->staller_closed) &&
+           t_counter_value(src, "truncated") == 1;
+}
+
+Test(socket, a_client_stalled_inside_a_line_holds_up_no_one_and_is_closed_when_idle)
+{
+    struct stall_run r = {.port = start("address: 127.0.0.1:0\nidle_timeout: 300ms")};
+    pthread_t th;
+    pthread_create(&th, NULL, stall_and_talk, &r);
+    bool ok = t_run_until(p, stall_done, &r, 10000);
+    pthread_join(th, NULL);
+    cr_assert(ok, "got %zu lines", g()->n);
+    for (size_t i = 0; i < 100; i++) cr_assert_str_eq(g()->payloads[i], "whole line");
+    cr_assert_eq(t_counter_value(src, "closed_idle"), 1);
+    cr_assert_eq(t_stats(src).errors, 1);
+}
+
 /* ---- backpressure ------------------------------------------------------------------------ */
 
 #define PUSH_LINES 40000

@@ -84,6 +84,10 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     struct sl__socket_conn *c = arg;
     if (what & EV_TIMEOUT) {
         sl_counter_add(c->s->c_closed_idle, 1);
+        if (c->len) { /* a partial message the client never finished */
+            sl_counter_add(c->s->c_truncated, 1);
+            sl_stage_count_errors(c->s->stage, 1);
+        }
         sl_stage_log(c->s->stage, SL_LOG_DEBUG, "closing %s: idle", c->peer);
         conn_close(c);
         return;
