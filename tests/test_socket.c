@@ -585,7 +585,9 @@ static bool udp_accounted(void *arg)
 
 Test(socket, udp_datagrams_the_kernel_dropped_while_the_sink_was_shut_are_counted)
 {
-    struct udp_run r = {.port = start("address: 127.0.0.1:0\nmode: udp"), .n = 3000, .size = 1000};
+    struct udp_run r = {.port = start("address: 127.0.0.1:0\nmode: udp\nreceive_buffer: 64KiB"),
+                        .n = 3000,
+                        .size = 1000};
     g()->shut = true;
     udp_r = &r;
     pthread_t th;

@@ -129,6 +129,7 @@ struct sl__socket {
     const char *port_file;   /* write the bound port here once listening (tests) */
     const char *peer_key;    /* field receiving the peer's address ("": none) */
     uint64_t read_size;      /* bytes read per connection per turn */
+    uint64_t rcvbuf;         /* SO_RCVBUF of the socket(s); 0: the system's */
     int on_error;            /* syslog: 0 drop, 1 pass (unparsed, with field error) */
     int format;              /* syslog: enum sl__socket_syslog_format */
     int sd_mode;             /* syslog: enum sl__socket_sd_mode */
@@ -184,9 +185,11 @@ struct sockaddr;
 void sl__socket_addr_text(const struct sockaddr *sa, char *buf, size_t cap);
 
 /* Binds a socket of `type` (SOCK_STREAM or SOCK_DGRAM) to `address` ("host:port", port 0
- * for any), non-blocking and close-on-exec, and reads back the bound port. Returns the
+ * for any), non-blocking and close-on-exec, with SO_RCVBUF `rcvbuf` when not 0 (accepted
+ * connections inherit it), and reads back the bound port. Returns the
  * descriptor, or -1 with `err` filled. */
-int sl__socket_bind(const char *address, int type, int *port, struct sl_error *err);
+int sl__socket_bind(const char *address, int type, uint64_t rcvbuf, int *port,
+                    struct sl_error *err);
 
 /* The source types' shared callbacks (source.c). */
 int sl__socket_start(struct sl_stage *stage, struct sl_error *err);
@@ -252,6 +255,15 @@ int sl__socket_init(struct sl_stage *stage, const struct sl_config *cfg, bool sy
          "tcp: bytes read from one connection before the next ready one gets its turn",            \
          NULL,                                                                                     \
          "512..16MiB"},                                                                            \
+        {"receive_buffer",                                                                         \
+         SL_OPT_SIZE,                                                                              \
+         "0",                                                                                      \
+         0,                                                                                        \
+         offsetof(struct sl__socket, rcvbuf),                                                      \
+         "the kernel's receive buffer per socket (SO_RCVBUF; 0: the system's default): what UDP "  \
+         "absorbs while the pipeline is full, a TCP connection's window",                          \
+         NULL,                                                                                     \
+         "0..1GiB"},                                                                               \
         {"peer_key",                                                                               \
          SL_OPT_STRING,                                                                            \
          "",                                                                                       \

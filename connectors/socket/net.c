@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -47,12 +48,14 @@ static int split(const char *address, char *host, size_t cap, const char **port)
     return 0;
 }
 
-static int bind_one(const struct addrinfo *ai, int *port)
+static int bind_one(const struct addrinfo *ai, uint64_t rcvbuf, int *port)
 {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rb = rcvbuf > INT_MAX / 2 ? INT_MAX / 2 : (int)rcvbuf; /* the kernel doubles it */
+    if (rb) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof rb);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) || getsockname(fd, (struct sockaddr *)&ss, &sl)) {
@@ -66,7 +69,7 @@ static int bind_one(const struct addrinfo *ai, int *port)
     return fd;
 }
 
-int sl__socket_bind(const char *address, int type, int *port, struct sl_error *err)
+int sl__socket_bind(const char *address, int type, uint64_t rcvbuf, int *port, struct sl_error *err)
 {
     char host[256];
     const char *svc;
@@ -81,7 +84,7 @@ int sl__socket_bind(const char *address, int type, int *port, struct sl_error *e
     if (gai) return sl_error_set(err, SL_ECONFIG, "address %s: %s", address, gai_strerror(gai)), -1;
     int fd = -1, e = 0;
     for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = bind_one(ai, port);
+        fd = bind_one(ai, rcvbuf, port);
         e = errno;
     }
     freeaddrinfo(res);

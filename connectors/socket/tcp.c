@@ -143,7 +143,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 
 int sl__socket_tcp_start(struct sl__socket *s, struct sl_error *err)
 {
-    int fd = sl__socket_bind(s->address, SOCK_STREAM, &s->port, err);
+    int fd = sl__socket_bind(s->address, SOCK_STREAM, s->rcvbuf, &s->port, err);
     if (fd < 0) return err ? err->code : SL_EIO;
     s->pause = sl_timer_new(s->stage, resume_accepting, s);
     s->listener = s->pause

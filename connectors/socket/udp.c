@@ -25,7 +25,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 
 int sl__socket_udp_start(struct sl__socket *s, struct sl_error *err)
 {
-    s->fd = sl__socket_bind(s->address, SOCK_DGRAM, &s->port, err);
+    s->fd = sl__socket_bind(s->address, SOCK_DGRAM, s->rcvbuf, &s->port, err);
     if (s->fd < 0) return err ? err->code : SL_EIO;
     s->dgram = malloc((size_t)s->max_length + 1);
     s->udp_ev =
