@@ -20,7 +20,7 @@
  * reader never sees it half written. */
 static int write_port_file(struct sl__socket *s, struct sl_error *err)
 {
-    if (!s->port_file) return 0;
+    if (!s->port_file || !*s->port_file) return 0;
     char tmp[4096], text[16];
     snprintf(tmp, sizeof tmp, "%s.tmp", s->port_file);
     int n = snprintf(text, sizeof text, "%d\n", s->port);
