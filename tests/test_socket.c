@@ -16,6 +16,7 @@
 #include <sluice/builtins.h>
 
 #include "../connectors/socket/internal.h"
+#include "helpers.h"
 #include "helpers_socket.h"
 #include "stage_helpers.h"
 
@@ -638,8 +639,21 @@ Test(socket, the_bound_port_is_written_to_port_file)
 Test(socket, an_address_without_a_port_is_refused)
 {
     struct sl_error err = {0};
-    struct sl_config *cfg = NULL;
-    (void)cfg;
-    cr_assert_null(sl_pipeline_add(p, "in", &sl_stage_socket, NULL, &err));
-    cr_assert(strstr(err.msg, "address"), "%s", err.msg);
+    struct sl_config *cfg = t_config("address: 127.0.0.1");
+    cr_assert_null(sl_pipeline_add(p, "in", &sl_stage_socket, cfg, &err));
+    cr_assert(strstr(err.msg, "address must be host:port"), "%s", err.msg);
+    cr_assert_eq(err.line, 1);
+    sl_config_free(cfg);
+    cr_assert_null(sl_pipeline_add(p, "in2", &sl_stage_socket, NULL, &err));
+    cr_assert(strstr(err.msg, "address"), "a missing address: %s", err.msg);
+}
+
+Test(socket, a_host_name_is_refused_at_start_nothing_resolves_on_the_loop)
+{
+    src = t_stage(p, "in", &sl_stage_socket, "address: 'example.invalid:0'");
+    gate = t_stage(p, "out", &t_gate, NULL);
+    t_connect_port(p, src, NULL, gate);
+    struct sl_error err = {0};
+    cr_assert_neq(sl_pipeline_start(p, &err), 0);
+    cr_assert(strstr(err.msg, "example.invalid"), "%s", err.msg);
 }
