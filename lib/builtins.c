@@ -16,6 +16,8 @@ static const struct sl_stage_type *const builtins[] = {
     &sl_stage_generate,
     &sl_stage_sqlite_source,
     &sl_stage_kafka_source,
+    &sl_stage_socket,
+    &sl_stage_syslog,
     /* transforms and filters */
     &sl_stage_parse_json,
     &sl_stage_parse_regex,
@@ -32,6 +34,7 @@ static const struct sl_stage_type *const builtins[] = {
     &sl_stage_remap,
     &sl_stage_aggregate,
     &sl_stage_sqlite_lookup,
+    &sl_stage_parse_syslog,
     /* sinks */
     &sl_stage_file_sink,
     &sl_stage_stdout,
