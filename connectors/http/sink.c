@@ -108,7 +108,6 @@ static struct sl__http_req *req_open(struct sl__http_sink *k, const char *uri, s
     if (k->rhead) k->rhead->prev = r;
     k->rhead = r;
     r->opened_ms = sl_stage_now_ms(k->stage);
-    if (k->nopen == SL__HTTP_BUCKETS) k->open[0]->opened_ms = INT64_MIN; /* sealed next */
     return r;
 }
 
@@ -135,7 +134,7 @@ static void seal_due(struct sl__http_sink *k, bool all)
     int64_t now = sl_stage_now_ms(k->stage), next = INT64_MAX;
     for (size_t i = 0; i < k->nopen;) {
         int64_t due = k->open[i]->opened_ms + k->timeout_batch_ms;
-        if (all || k->open[i]->opened_ms == INT64_MIN || due <= now) {
+        if (all || due <= now) {
             seal(k, i);
         } else {
             if (due < next) next = due;

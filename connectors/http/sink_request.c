@@ -11,7 +11,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -264,6 +269,18 @@ static int add_headers(struct sl__http_req *r, struct evkeyvalq *h, const struct
     return rc ? -1 : 0;
 }
 
+/* Turns Nagle off on the connection's socket, once it has one (a numeric host gets it in
+ * evhttp_make_request; a resolved one at a later request): a body leaves in several
+ * writes, and Nagle held back the last of them until the server's delayed ACK, some
+ * 40 ms per request on loopback. */
+static void nodelay(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    int one = 1;
+    if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 /* Sends `r` now: the permit is held. */
 static void go(void *arg)
 {
@@ -295,7 +312,9 @@ static void go(void *arg)
         snprintf(r->why, sizeof r->why, "%s %.256s: cannot open a connection", meth(k), r->uri);
         failed_for_now(r, 0);
         sl_semaphore_release(k->sem);
+        return;
     }
+    nodelay(k->conns[ci].evcon);
 }
 
 static void acquire(struct sl__http_req *r)
