@@ -82,6 +82,10 @@ static int record(struct t_hsrv *s, struct evhttp_request *req, int *retry_after
     copy_header(req, "Content-Type", r.ctype, sizeof r.ctype);
     copy_header(req, "X-Sluice-Error", r.xerror, sizeof r.xerror);
     copy_header(req, "X-Sluice-Uri", r.xuri, sizeof r.xuri);
+    char *peer;
+    ev_uint16_t pport = 0;
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &pport);
+    r.peer_port = pport;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     r.len = evbuffer_get_length(in);
     r.body = malloc(r.len + 1);

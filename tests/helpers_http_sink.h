@@ -24,6 +24,7 @@ struct t_hreq {
     size_t len;        /* body bytes */
     int64_t at_ms;     /* arrival, CLOCK_MONOTONIC ms */
     int status;        /* what it was answered (0: stalled) */
+    int peer_port;     /* the client's port: one per connection */
 };
 
 /* Starts a server; asserts success. */
