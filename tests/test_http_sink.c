@@ -418,6 +418,46 @@ Test(http_sink, a_uri_template_sends_events_of_different_uris_in_different_reque
     each_once(100);
 }
 
+Test(http_sink, a_host_name_is_resolved_on_the_loop)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 20\nbatch: 10");
+    char o[128];
+    snprintf(o, sizeof o, "uri: http://localhost:%d/named\n", t_hsrv_port(srv));
+    struct sl_stage *out = t_add(p, "out", &sl_stage_http_sink, o);
+    t_connect(p, src, out);
+    run_ok();
+    each_once(20);
+}
+
+Test(http_sink, events_whose_uri_has_a_null_field_go_to_the_dead_letter_uri)
+{
+    char dl[160];
+    snprintf(dl, sizeof dl,
+             "on_error: dead_letter\ndead_letter_uri: http://127.0.0.1:%d/dead\n"
+             "batch.timeout: 10s\n",
+             t_hsrv_port(srv));
+    struct sl_stage *out = counter_to_http(10, 10, "/{{ nope }}", dl);
+    run_ok();
+    cr_assert_eq(t_hsrv_count(srv), 1);
+    struct t_hreq r = req_at(0);
+    cr_assert_str_eq(r.path, "/dead");
+    cr_assert_str_eq(r.xerror, "the uri template has a null {{ }} for this event");
+    cr_assert_str_eq(r.xuri, "");
+    t_hreq_clear(&r);
+    each_once(10);
+    cr_assert_eq(t_stats(out).errors, 10);
+}
+
+Test(http_sink, a_run_in_which_no_event_has_a_uri_fails_rather_than_drop_them_all)
+{
+    counter_to_http(10, 10, "/{{ nope }}", "on_error: drop\n");
+    struct sl_error err = {0};
+    cr_assert_neq(sl_pipeline_run(p, &err), 0);
+    cr_assert(strstr(err.msg, "no event was sent: the uri of each of the 10 events had a null"),
+              "%s", err.msg);
+    cr_assert_eq(t_hsrv_count(srv), 0);
+}
+
 /* ---- configuration ------------------------------------------------------------------- */
 
 static void init_fails(const char *yaml, const char *msg)

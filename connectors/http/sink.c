@@ -174,9 +174,10 @@ static int put(struct sl__http_sink *k, struct sl__http_req *r, struct sl__http_
             if (k->open[i] == r) seal(k, i);
         int rc;
         char why[8];
-        r = bucket(k, r->dead ? k->dead_letter_uri : r->uri, r->uri_len, r->dead, why, sizeof why,
-                   &rc);
+        struct sl__http_req *full = r;
+        r = bucket(k, full->uri, full->uri_len, full->dead, why, sizeof why, &rc);
         if (!r) return SL_ENOMEM; /* the URI parsed before: only memory can fail */
+        if (r->dead) memcpy(r->why, full->why, sizeof r->why);
     }
     if (!r->nparts || r->parts[r->nparts - 1].job != j) {
         if (r->nparts == r->partcap) {
@@ -238,6 +239,7 @@ static int route(struct sl__http_sink *k, struct sl__http_job *j, struct sl_even
         snprintf(why, sizeof why, "uri '%.256s': %s", k->scratch, bad);
         return refuse(k, j, ev, why);
     }
+    k->routed++;
     return put(k, r, j, ev);
 }
 
@@ -277,10 +279,11 @@ static int sink_flush(struct sl_stage *stage, struct sl_emit *out, bool end)
     (void)out, (void)end;
     struct sl__http_sink *k = sl_stage_state(stage);
     seal_due(k, true);
-    if (k->null_uris && k->on_error == SL__HTTP_DROP && !k->rhead && !k->jhead)
-        sl_stage_log(stage, SL_LOG_WARN,
-                     "%llu events had no URI: a null {{ }} in the uri template (a typo?)",
-                     (unsigned long long)k->null_uris);
+    if (k->null_uris && !k->routed && k->on_error == SL__HTTP_DROP)
+        return sl_stage_error(stage, SL_EINVAL,
+                              "no event was sent: the uri of each of the %llu events had a null "
+                              "{{ }} (a field none of them has: a typo in the template?)",
+                              (unsigned long long)k->null_uris);
     return 0;
 }
 

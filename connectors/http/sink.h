@@ -128,6 +128,7 @@ struct sl__http_sink {
     bool stalled;       /* write() answered SL_PENDING: wake when room */
     char why[512];      /* the reason requests are retrying */
     uint64_t null_uris; /* events whose URI had a null {{ }} */
+    uint64_t routed;    /* events put in a request to their own URI */
     struct sl_counter *c_requests, *c_2xx, *c_3xx, *c_4xx, *c_5xx, *c_neterr, *c_retries, *c_bytes,
         *c_raw, *c_dropped, *c_dead;
 };
