@@ -279,6 +279,7 @@ static void nodelay(struct evhttp_connection *evcon)
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
     int one = 1;
     if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (bev) bufferevent_set_max_single_write(bev, 1 << 20);
 }
 
 /* Sends `r` now: the permit is held. */

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,12 +52,14 @@ static double now_s(void)
 static unsigned long long count_lines(struct evbuffer *b)
 {
     unsigned long long n = 0;
-    struct evbuffer_iovec v[64];
-    int k = evbuffer_peek(b, -1, NULL, v, 64);
-    for (int i = 0; i < k && i < 64; i++)
+    int k = evbuffer_peek(b, -1, NULL, NULL, 0);
+    struct evbuffer_iovec *v = malloc((size_t)(k > 0 ? k : 1) * sizeof *v);
+    k = v ? evbuffer_peek(b, -1, NULL, v, k) : 0;
+    for (int i = 0; i < k; i++)
         for (const char *p = v[i].iov_base, *e = p + v[i].iov_len;
              (p = memchr(p, '\n', (size_t)(e - p))); p++)
             n++;
+    free(v);
     return n;
 }
 
@@ -123,11 +126,26 @@ static void reset(struct server *s)
     s->requests = s->bytes = s->lines = 0;
 }
 
-static void report(const char *who, struct server *s, double wall, unsigned long long events)
+/* CPU seconds (user + system) of this process (the sink, the server) and of its waited-for
+ * children (curl). */
+static double cpu_s(void)
+{
+    struct rusage a, b;
+    getrusage(RUSAGE_SELF, &a);
+    getrusage(RUSAGE_CHILDREN, &b);
+    return (double)(a.ru_utime.tv_sec + a.ru_stime.tv_sec + b.ru_utime.tv_sec + b.ru_stime.tv_sec) +
+           (double)(a.ru_utime.tv_usec + a.ru_stime.tv_usec + b.ru_utime.tv_usec +
+                    b.ru_stime.tv_usec) /
+               1e6;
+}
+
+static void report(const char *who, struct server *s, double wall, double cpu,
+                   unsigned long long events)
 {
     if (s->lines) events = s->lines;
-    printf("%-34s %9llu events %6llu requests %8.1f MB %7.3f s %11.0f events/s %7.1f MB/s\n", who,
-           events, (unsigned long long)s->requests, (double)s->bytes / 1e6, wall,
+    printf("%-34s %9llu events %6llu requests %8.1f MB %7.3f s %5.2f cpu-s %10.0f events/s %6.1f "
+           "MB/s\n",
+           who, events, (unsigned long long)s->requests, (double)s->bytes / 1e6, wall, cpu,
            (double)events / wall, (double)s->bytes / 1e6 / wall);
 }
 
@@ -199,9 +217,11 @@ int main(int argc, char **argv)
     printf("%ld events, %ld per request, max_in_flight %ld, %s, %s, 127.0.0.1:%d\n", events, batch,
            in_flight, enc, gzip ? "gzip" : "no compression", s.port);
     s.keep_first = true;
+    double cpu0 = cpu_s();
     double w = run_sink(&s, events, batch, in_flight, enc, gzip);
     if (w < 0) return 1;
-    report("sluice generate -> http sink", &s, w, (unsigned long long)events);
+    double cpu1 = cpu_s();
+    report("sluice generate -> http sink", &s, w, cpu1 - cpu0, (unsigned long long)events);
     unsigned long long reqs = s.requests;
     reset(&s);
     double c = run_curl(&s, s.first_path, reqs, in_flight, gzip);
@@ -211,7 +231,7 @@ int main(int argc, char **argv)
     }
     char who[64];
     snprintf(who, sizeof who, "curl --parallel-max %ld (same body)", in_flight);
-    report(who, &s, c, reqs ? (unsigned long long)events / reqs * reqs : 0);
+    report(who, &s, c, cpu_s() - cpu1, reqs ? (unsigned long long)events / reqs * reqs : 0);
     unlink(s.first_path);
     server_stop(&s);
     return 0;
