@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <sluice/builtins.h>
 
 #include "../connectors/http/gzip.h"
@@ -475,4 +476,26 @@ Test(http_sink, config_mistakes_are_named)
     init_fails("uri: ftp://example.com/\n", "expected an http:// URI");
     init_fails("uri: http://h/\non_error: dead_letter\n", "dead_letter needs dead_letter_uri");
     init_fails("uri: http://h/\nheaders: {Content-Length: 5}\n", "is set by the sink");
+}
+
+/* ---- stops --------------------------------------------------------------------------- */
+
+static void abort_now(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    sl_pipeline_abort(arg);
+}
+
+Test(http_sink, an_abort_with_requests_unanswered_acknowledges_nothing_and_frees_them)
+{
+    t_hsrv_fail(srv, 1000, 0, -1); /* nothing is answered */
+    counter_to_http(1000, 100, "/stuck", "batch.max_events: 100\nmax_in_flight: 3\n");
+    struct event *ev = evtimer_new(sl_pipeline_event_base(p), abort_now, p);
+    struct timeval tv = {0, 300000};
+    evtimer_add(ev, &tv);
+    struct sl_error err = {0};
+    cr_assert_eq(sl_pipeline_run(p, &err), SL_ESTOPPED, "%s", err.msg);
+    event_free(ev);
+    cr_assert_eq(t_hsrv_count(srv), 3, "max_in_flight requests at the server");
+    cr_assert_eq(t_stats(sl_pipeline_find(p, "src")).acked, 0);
 }

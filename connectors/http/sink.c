@@ -402,13 +402,10 @@ static int sink_start(struct sl_stage *stage, struct sl_error *err)
     struct sl__http_sink *k = sl_stage_state(stage);
     if (!k->max_events) k->max_events = sl_stage_batch_max_events(stage);
     if (k->timeout_batch_ms < 0) k->timeout_batch_ms = sl_stage_batch_timeout_ms(stage);
-    k->nconns = (size_t)k->max_in_flight + 1;
     k->sem = sl_semaphore_new((unsigned)k->max_in_flight);
-    k->conns = calloc(k->nconns, sizeof *k->conns);
     k->batch_timer = sl_timer_new(stage, batch_due, k);
-    if (!k->sem || !k->conns || !k->batch_timer)
-        return sl_error_set(err, SL_ENOMEM, "out of memory");
-    return 0;
+    if (!k->sem || !k->batch_timer) return sl_error_set(err, SL_ENOMEM, "out of memory");
+    return sl__http_conns_start(k, err);
 }
 
 static void sink_close(struct sl_stage *stage)

@@ -159,6 +159,10 @@ void sl__http_send(struct sl__http_req *r);
 /* Frees `r` and what it owns (unlinked from the sink; its parts are not settled). */
 void sl__http_req_free(struct sl__http_req *r);
 
+/* Makes the connection slots (max_in_flight + 1) and, when a host may be a name, the
+ * resolver. Returns 0 or SL_ENOMEM with `err`. At start. */
+int sl__http_conns_start(struct sl__http_sink *k, struct sl_error *err);
+
 /* Frees every connection and the resolver. Loop thread; at close. */
 void sl__http_conns_free(struct sl__http_sink *k);
 

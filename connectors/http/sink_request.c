@@ -25,7 +25,9 @@
 #include "gzip.h"
 #include "sink.h"
 
-#define RETRY_AFTER_MAX_S 3600 /* a longer Retry-After is read as an hour */
+#define RETRY_AFTER_MAX_S 3600              /* a longer Retry-After is read as an hour */
+#define MAX_HEADERS       (64 * 1024)       /* response header bytes at most */
+#define MAX_ANSWER        (4 * 1024 * 1024) /* response body bytes at most (a longer one: no answer) */
 
 void sl__http_req_free(struct sl__http_req *r)
 {
@@ -77,18 +79,44 @@ static long conn_get(struct sl__http_sink *k, const struct sl__http_uri *u)
     if (c->evcon) evhttp_connection_free(c->evcon);
     c->evcon = NULL;
     struct event_base *base = sl_stage_event_base(k->stage);
-    if (!is_address(u->host) && !k->dns)
-        k->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                          EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (!is_address(u->host) && !k->dns) return -1;
     c->evcon =
         evhttp_connection_base_new(base, is_address(u->host) ? NULL : k->dns, u->host, u->port);
     if (!c->evcon) return -1;
     struct timeval tv = {.tv_sec = k->timeout_ms / 1000, .tv_usec = k->timeout_ms % 1000 * 1000};
     evhttp_connection_set_timeout_tv(c->evcon, &tv);
+    /* An answer is read whole into memory: bounded, so a peer cannot make it grow. */
+    evhttp_connection_set_max_headers_size(c->evcon, MAX_HEADERS);
+    evhttp_connection_set_max_body_size(c->evcon, MAX_ANSWER);
     snprintf(c->host, sizeof c->host, "%s", u->host);
     c->port = u->port;
     return i;
+}
+
+/* The resolver, made at start when some host may need one: it reads /etc/resolv.conf and
+ * /etc/hosts once, there, rather than on the loop at the first request. */
+int sl__http_conns_start(struct sl__http_sink *k, struct sl_error *err)
+{
+    k->nconns = (size_t)k->max_in_flight + 1;
+    if (!(k->conns = calloc(k->nconns, sizeof *k->conns)))
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    bool named = k->dead_letter_uri && !is_address(k->dl.host);
+    if (k->uri_constant) {
+        bool nomem;
+        struct sl__http_uri u;
+        char why[128];
+        size_t n = sl__http_render_uri(k, NULL, &nomem);
+        if (n == SIZE_MAX || sl__http_uri_parse(k->scratch, n, &u, why, sizeof why))
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+        named |= !is_address(u.host);
+        sl__http_uri_clear(&u);
+    }
+    if ((named || !k->uri_constant) &&
+        !(k->dns =
+              evdns_base_new(sl_stage_event_base(k->stage),
+                             EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE)))
+        return sl_error_set(err, SL_ENOMEM, "cannot make a DNS resolver");
+    return 0;
 }
 
 /* ---- outcomes ------------------------------------------------------------------------- */
