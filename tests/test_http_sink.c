@@ -474,6 +474,7 @@ Test(http_sink, config_mistakes_are_named)
 {
     init_fails("uri: https://example.com/\n", "https is not supported: TLS is left to a proxy");
     init_fails("uri: ftp://example.com/\n", "expected an http:// URI");
+    init_fails("uri: 'https://h/{{ service }}'\n", "expected an http:// URI (https: TLS is left");
     init_fails("uri: http://h/\non_error: dead_letter\n", "dead_letter needs dead_letter_uri");
     init_fails("uri: http://h/\nheaders: {Content-Length: 5}\n", "is set by the sink");
 }

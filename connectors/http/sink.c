@@ -344,10 +344,24 @@ static void read_retry(struct sl__http_sink *k, const struct sl_config *cfg)
         k->retry_attempts = k->retry_attempts * 10 + (*s - '0');
 }
 
+/* The first piece of a URI template: its literal start must begin an http:// URI. */
+static int first_piece(void *arg, enum sl_template_piece kind, const char *s, size_t len)
+{
+    const char *want = "http://";
+    size_t n = len < 7 ? len : 7;
+    *(bool *)arg = kind != SL_TEMPLATE_TEXT || strncasecmp(s, want, n) == 0;
+    return 1; /* one piece is enough */
+}
+
 static int check_uris(struct sl__http_sink *k, const struct sl_config *cfg, struct sl_error *err)
 {
     char why[200];
     k->uri_constant = sl_template_is_constant(k->uri);
+    bool starts_well = true;
+    if (!k->uri_constant) sl_template_each(k->uri, NULL, first_piece, &starts_well);
+    if (!starts_well)
+        return sl_config_error(sl_config_get(cfg, "uri"), err, SL_ECONFIG,
+                               "uri: expected an http:// URI (https: TLS is left to a proxy)");
     if (k->uri_constant) {
         bool nomem;
         size_t n = sl__http_render_uri(k, NULL, &nomem);
