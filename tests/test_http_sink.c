@@ -250,6 +250,28 @@ Test(http_sink, batches_of_95_bytes_hold_9_lines_of_10_bytes)
     cr_assert_eq(t_stats(out).acked, 100);
 }
 
+Test(http_sink, a_json_array_cut_by_bytes_is_a_whole_array_in_each_request)
+{
+    /* {"message":"N","n":N} is 21 bytes (one digit) or 23: a fifth event passes 100 bytes */
+    counter_to_http(14, 14, "/a",
+                    "encoding: json_array\nbatch.max_bytes: 100\nbatch.timeout: 10s\n");
+    run_ok();
+    cr_assert_eq(t_hsrv_count(srv), 4);
+    const char *want[] = {
+        "[{\"message\":\"0\",\"n\":0},{\"message\":\"1\",\"n\":1},{\"message\":\"2\",\"n\":2},"
+        "{\"message\":\"3\",\"n\":3}]",
+        "[{\"message\":\"4\",\"n\":4},{\"message\":\"5\",\"n\":5},{\"message\":\"6\",\"n\":6},"
+        "{\"message\":\"7\",\"n\":7}]",
+        "[{\"message\":\"8\",\"n\":8},{\"message\":\"9\",\"n\":9},{\"message\":\"10\",\"n\":10},"
+        "{\"message\":\"11\",\"n\":11}]",
+        "[{\"message\":\"12\",\"n\":12},{\"message\":\"13\",\"n\":13}]"};
+    for (size_t i = 0; i < 4; i++) {
+        struct t_hreq r = req_at(i);
+        cr_assert_str_eq(r.body, want[i], "request %zu", i);
+        t_hreq_clear(&r);
+    }
+}
+
 /* ---- retries ------------------------------------------------------------------------- */
 
 /* At each source acknowledgement: every event of the batch is in a body answered 2xx. */

@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <sluice/builtins.h>
 
@@ -165,20 +164,19 @@ static struct sl__http_req *bucket(struct sl__http_sink *k, const char *uri, siz
     return r;
 }
 
-/* Adds event `i` of job `j` to request `r`, sealing it when full. Returns 0 or SL_ENOMEM. */
-static int put(struct sl__http_sink *k, struct sl__http_req *r, struct sl__http_job *j,
-               const struct sl_event *ev)
+/* Seals `r` if it is still open. */
+static void seal_req(struct sl__http_sink *k, struct sl__http_req *r)
 {
-    if (r->events && r->len + sl__http_encoded_size(k, ev) > k->max_bytes) {
-        for (size_t i = 0; i < k->nopen; i++)
-            if (k->open[i] == r) seal(k, i);
-        int rc;
-        char why[8];
-        struct sl__http_req *full = r;
-        r = bucket(k, full->uri, full->uri_len, full->dead, why, sizeof why, &rc);
-        if (!r) return SL_ENOMEM; /* the URI parsed before: only memory can fail */
-        if (r->dead) memcpy(r->why, full->why, sizeof r->why);
-    }
+    for (size_t i = 0; i < k->nopen; i++)
+        if (k->open[i] == r) {
+            seal(k, i);
+            return;
+        }
+}
+
+/* Counts one more event of job `j` in `r`. Returns 0 or SL_ENOMEM. */
+static int add_part(struct sl__http_req *r, struct sl__http_job *j)
+{
     if (!r->nparts || r->parts[r->nparts - 1].job != j) {
         if (r->nparts == r->partcap) {
             size_t cap = r->partcap ? 2 * r->partcap : 4;
@@ -188,11 +186,46 @@ static int put(struct sl__http_sink *k, struct sl__http_req *r, struct sl__http_
         }
         r->parts[r->nparts++] = (struct sl__http_part){.job = j, .n = 0};
     }
-    if (sl__http_encode(k, r, ev)) return SL_ENOMEM;
     r->parts[r->nparts - 1].n++;
-    if (r->events >= (size_t)k->max_events || r->len >= k->max_bytes)
-        for (size_t i = 0; i < k->nopen; i++)
-            if (k->open[i] == r) seal(k, i);
+    return 0;
+}
+
+/* The last event of *rp (of job `j`, its bytes from `at` on) took the body past
+ * batch.max_bytes: *rp is sealed without it and the event starts the next request of the
+ * same URI, which replaces *rp. Encoding first and moving the bytes of the one event that
+ * overflows costs less than sizing every event before encoding it. Returns 0 or
+ * SL_ENOMEM. */
+static int spill(struct sl__http_sink *k, struct sl__http_req **rp, struct sl__http_job *j,
+                 size_t at)
+{
+    struct sl__http_req *full = *rp, *r;
+    size_t n = full->len - at;
+    char *tail = malloc(n), why[8];
+    if (!tail) return SL_ENOMEM;
+    memcpy(tail, full->body + at, n);
+    full->len = at;
+    full->events--;
+    if (--full->parts[full->nparts - 1].n == 0) full->nparts--;
+    seal_req(k, full); /* sends it: nothing of it is freed before a later turn of the loop */
+    int rc;
+    r = bucket(k, full->uri, full->uri_len, full->dead, why, sizeof why, &rc);
+    rc = r ? sl__http_encode_bytes(k, r, tail, n) : SL_ENOMEM;
+    if (!rc) rc = add_part(r, j);
+    if (!rc && r->dead) memcpy(r->why, full->why, sizeof r->why);
+    free(tail);
+    *rp = r;
+    return rc;
+}
+
+/* Adds event `ev` of job `j` to open request `r`, sealing what is full. Returns 0 or
+ * SL_ENOMEM. */
+static int put(struct sl__http_sink *k, struct sl__http_req *r, struct sl__http_job *j,
+               const struct sl_event *ev)
+{
+    size_t at = r->len, had = r->events;
+    if (add_part(r, j) || sl__http_encode(k, r, ev)) return SL_ENOMEM;
+    if (had && r->len > k->max_bytes && spill(k, &r, j, at)) return SL_ENOMEM;
+    if (r->events >= (size_t)k->max_events || r->len >= k->max_bytes) seal_req(k, r);
     return 0;
 }
 
@@ -289,106 +322,11 @@ static int sink_flush(struct sl_stage *stage, struct sl_emit *out, bool end)
 
 /* ---- configuration ------------------------------------------------------------------- */
 
-/* Header names are tokens; values may not break the header block. */
-static bool header_ok(const char *name, const char *value)
-{
-    if (!*name) return false;
-    for (const char *p = name; *p; p++)
-        if (*p <= ' ' || *p >= 127 || strchr("()<>@,;:\\\"/[]?={}", *p)) return false;
-    for (const char *p = value; *p; p++)
-        if (*p == '\r' || *p == '\n') return false;
-    return true;
-}
-
-static int read_headers(struct sl__http_sink *k, struct sl_error *err)
-{
-    size_t n = k->headers ? sl_config_len(k->headers) : 0;
-    if (!n) return 0;
-    k->hdr_names = calloc(n, sizeof *k->hdr_names);
-    k->hdr_values = calloc(n, sizeof *k->hdr_values);
-    if (!k->hdr_names || !k->hdr_values) return sl_error_set(err, SL_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        const char *name = NULL;
-        const struct sl_config *v = sl_config_at(k->headers, i, &name);
-        const char *value = sl_config_str(v);
-        if (!name || !value || !header_ok(name, value))
-            return sl_config_error(v, err, SL_ECONFIG,
-                                   "header '%s': a token name and a one-line text value",
-                                   name ? name : "");
-        if (!strcasecmp(name, "content-length") || !strcasecmp(name, "content-encoding") ||
-            !strcasecmp(name, "transfer-encoding"))
-            return sl_config_error(sl_config_key_at(k->headers, i), err, SL_ECONFIG,
-                                   "header '%s' is set by the sink", name);
-        k->hdr_names[k->nhdrs] = name;
-        k->hdr_values[k->nhdrs++] = value;
-    }
-    return 0;
-}
-
-/* retry.initial, retry.max and retry.attempts as the runtime reads them (defaults 100ms,
- * 30s, 0): a failed request's own attempts follow the same policy. */
-static void read_retry(struct sl__http_sink *k, const struct sl_config *cfg)
-{
-    long long ms;
-    const struct sl_config *n = sl_config_get(cfg, "retry.initial");
-    k->retry_initial_ms =
-        n && sl_config_str(n) && !sl_parse_duration(sl_config_str(n), &ms) && ms > 0 ? ms : 100;
-    n = sl_config_get(cfg, "retry.max");
-    k->retry_max_ms =
-        n && sl_config_str(n) && !sl_parse_duration(sl_config_str(n), &ms) ? ms : 30000;
-    if (k->retry_max_ms < k->retry_initial_ms) k->retry_max_ms = k->retry_initial_ms;
-    n = sl_config_get(cfg, "retry.attempts");
-    const char *s = n ? sl_config_str(n) : NULL;
-    k->retry_attempts = 0; /* the runtime checked it is a number >= 0 */
-    for (; s && *s >= '0' && *s <= '9' && k->retry_attempts < 1000000000; s++)
-        k->retry_attempts = k->retry_attempts * 10 + (*s - '0');
-}
-
-/* The first piece of a URI template: its literal start must begin an http:// URI. */
-static int first_piece(void *arg, enum sl_template_piece kind, const char *s, size_t len)
-{
-    const char *want = "http://";
-    size_t n = len < 7 ? len : 7;
-    *(bool *)arg = kind != SL_TEMPLATE_TEXT || strncasecmp(s, want, n) == 0;
-    return 1; /* one piece is enough */
-}
-
-static int check_uris(struct sl__http_sink *k, const struct sl_config *cfg, struct sl_error *err)
-{
-    char why[200];
-    k->uri_constant = sl_template_is_constant(k->uri);
-    bool starts_well = true;
-    if (!k->uri_constant) sl_template_each(k->uri, NULL, first_piece, &starts_well);
-    if (!starts_well)
-        return sl_config_error(sl_config_get(cfg, "uri"), err, SL_ECONFIG,
-                               "uri: expected an http:// URI (https: TLS is left to a proxy)");
-    if (k->uri_constant) {
-        bool nomem;
-        size_t n = sl__http_render_uri(k, NULL, &nomem);
-        struct sl__http_uri u;
-        if (n == SIZE_MAX) return sl_error_set(err, SL_ENOMEM, "out of memory");
-        if (sl__http_uri_parse(k->scratch, n, &u, why, sizeof why))
-            return sl_config_error(sl_config_get(cfg, "uri"), err, SL_ECONFIG, "uri: %s", why);
-        sl__http_uri_clear(&u);
-    }
-    if (k->on_error == SL__HTTP_DEAD_LETTER && !k->dead_letter_uri)
-        return sl_config_error(sl_config_get(cfg, "on_error"), err, SL_ECONFIG,
-                               "on_error: dead_letter needs dead_letter_uri");
-    const char *dl = k->dead_letter_uri;
-    if (dl && sl__http_uri_parse(dl, strlen(dl), &k->dl, why, sizeof why))
-        return sl_config_error(sl_config_get(cfg, "dead_letter_uri"), err, SL_ECONFIG,
-                               "dead_letter_uri: %s", why);
-    return 0;
-}
-
 static int sink_init(struct sl_stage *stage, const struct sl_config *cfg, struct sl_error *err)
 {
     struct sl__http_sink *k = sl_stage_state(stage);
     k->stage = stage;
-    if (!sl_config_get(cfg, "batch.timeout")) k->timeout_batch_ms = -1;
-    read_retry(k, cfg);
-    int rc = check_uris(k, cfg, err);
-    if (!rc) rc = read_headers(k, err);
+    int rc = sl__http_sink_config(k, cfg, err);
     struct {
         struct sl_counter **c;
         const char *name, *help;

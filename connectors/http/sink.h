@@ -133,6 +133,14 @@ struct sl__http_sink {
         *c_raw, *c_dropped, *c_dead;
 };
 
+/* ---- sink_config.c ------------------------------------------------------------------ */
+
+/* Checks the options the schema filled and reads the rest (headers, dead_letter_uri, the
+ * retry keys, whether the URI varies). Returns 0, or SL_ECONFIG / SL_ENOMEM with `err`
+ * (the config position of the option). */
+int sl__http_sink_config(struct sl__http_sink *k, const struct sl_config *cfg,
+                         struct sl_error *err);
+
 /* ---- sink_encode.c ------------------------------------------------------------------ */
 
 /* Appends event `ev` (borrowed) to open request `r` in the sink's encoding. Returns 0 or
@@ -142,9 +150,10 @@ int sl__http_encode(struct sl__http_sink *k, struct sl__http_req *r, const struc
 /* Closes the body of `r` (the ']' of json_array). Returns 0 or SL_ENOMEM. */
 int sl__http_encode_end(struct sl__http_sink *k, struct sl__http_req *r);
 
-/* The bytes `ev` would add to a body (an estimate for batch.max_bytes: exact for text and
- * for events whose JSON form is their payload). */
-size_t sl__http_encoded_size(const struct sl__http_sink *k, const struct sl_event *ev);
+/* Appends to `r` one event encoded for another request: `n` bytes at `s` (borrowed) as
+ * sl__http_encode wrote them there (json_array: its leading '[' or ',' is replaced by
+ * r's own). Returns 0 or SL_ENOMEM. */
+int sl__http_encode_bytes(struct sl__http_sink *k, struct sl__http_req *r, const char *s, size_t n);
 
 /* Renders the URI of `ev` into k->scratch; returns its length, or SIZE_MAX when a {{ }} was
  * null (a missing field) or memory ran out (`*nomem` set). */

@@ -76,13 +76,16 @@ int sl__http_encode_end(struct sl__http_sink *k, struct sl__http_req *r)
     return add(r, r->events ? "]" : "[]", r->events ? 1 : 2);
 }
 
-size_t sl__http_encoded_size(const struct sl__http_sink *k, const struct sl_event *ev)
+int sl__http_encode_bytes(struct sl__http_sink *k, struct sl__http_req *r, const char *s, size_t n)
 {
-    size_t n;
-    const char *p = sl_event_payload(ev, &n);
-    if (!p) n = 0;
-    if (k->encoding == SL__HTTP_TEXT || !sl_event_fields_changed(ev)) return n + 1;
-    return sl_event_write_json(ev, NULL, 0) + 1;
+    int rc = 0;
+    if (k->encoding == SL__HTTP_JSON_ARRAY && n) {
+        rc = add(r, r->events ? "," : "[", 1);
+        s++, n--;
+    }
+    if (!rc) rc = add(r, s, n);
+    if (!rc) r->events++;
+    return rc;
 }
 
 /* ---- URIs ---------------------------------------------------------------------------- */
