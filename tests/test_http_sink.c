@@ -522,3 +522,52 @@ Test(http_sink, an_abort_with_requests_unanswered_acknowledges_nothing_and_frees
     cr_assert_eq(t_hsrv_count(srv), 3, "max_in_flight requests at the server");
     cr_assert_eq(t_stats(sl_pipeline_find(p, "src")).acked, 0);
 }
+
+/* ---- backpressure -------------------------------------------------------------------- */
+
+/* Looks at the run during an outage (at 600 and 900 ms), then ends the outage. */
+struct outage {
+    struct event *ev;
+    int ticks;
+    uint64_t made[2];  /* events the source had produced */
+    uint64_t acked[2]; /* events acknowledged to it */
+};
+
+static void outage_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct outage *o = arg;
+    struct sl_stage_stats st = t_stats(sl_pipeline_find(p, "src"));
+    o->made[o->ticks] = st.events_out;
+    o->acked[o->ticks] = st.acked;
+    if (++o->ticks == 2) {
+        t_hsrv_fail(srv, 0, 200, -1); /* the server is back */
+        return;
+    }
+    struct timeval tv = {0, 300000};
+    evtimer_add(o->ev, &tv);
+}
+
+Test(http_sink, an_outage_holds_the_sources_and_loses_nothing)
+{
+    enum { N = 200000 };
+    t_hsrv_fail(srv, 1000000, 503, -1);
+    struct sl_stage *out = counter_to_http(N, 100, "/o",
+                                           "batch.max_events: 100\nbatch.timeout: 10s\n"
+                                           "retry: {initial: 20ms, max: 50ms}\n");
+    struct outage o = {0};
+    o.ev = evtimer_new(sl_pipeline_event_base(p), outage_tick, &o);
+    struct timeval tv = {0, 600000};
+    evtimer_add(o.ev, &tv);
+    run_ok();
+    event_free(o.ev);
+    cr_assert_eq(o.acked[0], 0);
+    cr_assert_eq(o.acked[1], 0);
+    cr_assert_eq(o.made[1], o.made[0], "the source went on: %llu then %llu events",
+                 (unsigned long long)o.made[0], (unsigned long long)o.made[1]);
+    cr_assert_lt(o.made[1], 5000, "%llu events taken during the outage",
+                 (unsigned long long)o.made[1]);
+    each_once(N);
+    cr_assert_eq(t_stats(sl_pipeline_find(p, "src")).acked, N);
+    cr_assert_gt(t_stats(out).retries, 0, "the runtime held batches (SL_RETRY)");
+}
