@@ -256,8 +256,8 @@ static int refuse(struct sl__http_sink *k, struct sl__http_job *j, const struct 
 /* Routes event `ev` of job `j` to the open request of its URI. */
 static int route(struct sl__http_sink *k, struct sl__http_job *j, struct sl_event *ev)
 {
-    bool nomem = false;
-    size_t n = sl__http_render_uri(k, k->uri_constant ? NULL : ev, &nomem);
+    bool nomem = false; /* a constant URI was rendered into the scratch at init, for good */
+    size_t n = k->uri_constant ? k->const_len : sl__http_render_uri(k, ev, &nomem);
     if (nomem) return SL_ENOMEM;
     char why[600];
     if (n == SIZE_MAX) {

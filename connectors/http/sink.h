@@ -107,6 +107,7 @@ struct sl__http_sink {
     size_t nhdrs;
     struct sl__http_uri dl;   /* dead_letter_uri parsed */
     bool uri_constant;        /* the template renders the same for every event */
+    size_t const_len;         /* uri_constant: its length (the rendering stays in scratch) */
     int64_t retry_initial_ms; /* the stage's retry.initial (runtime option) */
     int64_t retry_max_ms;     /* retry.max */
     int64_t retry_attempts;   /* retry.attempts; 0: forever */

@@ -86,6 +86,7 @@ static int check_uris(struct sl__http_sink *k, const struct sl_config *cfg, stru
         size_t n = sl__http_render_uri(k, NULL, &nomem);
         struct sl__http_uri u;
         if (n == SIZE_MAX) return sl_error_set(err, SL_ENOMEM, "out of memory");
+        k->const_len = n;
         if (sl__http_uri_parse(k->scratch, n, &u, why, sizeof why))
             return sl_config_error(sl_config_get(cfg, "uri"), err, SL_ECONFIG, "uri: %s", why);
         sl__http_uri_clear(&u);
