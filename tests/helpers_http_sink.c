@@ -23,6 +23,7 @@ struct t_hsrv {
     struct t_hreq *reqs;
     size_t n, cap, ok;
     int fail_n, fail_status, retry_after, delay_ms;
+    int script[16], nscript, next_script;
     int current, max_current;
 };
 
@@ -95,7 +96,9 @@ static int record(struct t_hsrv *s, struct evhttp_request *req, int *retry_after
     pthread_mutex_lock(&s->mu);
     r.status = 200;
     *retry_after = -1;
-    if (s->fail_n > 0) {
+    if (s->next_script < s->nscript) {
+        r.status = s->script[s->next_script++];
+    } else if (s->fail_n > 0) {
         s->fail_n--;
         r.status = s->fail_status;
         *retry_after = s->retry_after;
@@ -179,6 +182,15 @@ void t_hsrv_fail(struct t_hsrv *s, int n, int status, int retry_after)
 {
     pthread_mutex_lock(&s->mu);
     s->fail_n = n, s->fail_status = status, s->retry_after = retry_after;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void t_hsrv_script(struct t_hsrv *s, const int *statuses, int n)
+{
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < n && i < 16; i++) s->script[i] = statuses[i];
+    s->nscript = n < 16 ? n : 16;
+    s->next_script = 0;
     pthread_mutex_unlock(&s->mu);
 }
 

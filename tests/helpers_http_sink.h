@@ -37,6 +37,10 @@ int t_hsrv_port(struct t_hsrv *s);
  * `Retry-After: retry_after` when retry_after >= 0; then 200 again. */
 void t_hsrv_fail(struct t_hsrv *s, int n, int status, int retry_after);
 
+/* The next requests are answered the `n` statuses of `statuses` (copied; at most 16), in
+ * order, before anything t_hsrv_fail asked. */
+void t_hsrv_script(struct t_hsrv *s, const int *statuses, int n);
+
 /* Every answer waits `ms` first. */
 void t_hsrv_delay(struct t_hsrv *s, int ms);
 

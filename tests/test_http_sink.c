@@ -387,6 +387,29 @@ Test(http_sink, a_400_sends_the_events_to_the_dead_letter_uri)
     cr_assert_eq(counter(out, "dead_letters"), 1);
 }
 
+Test(http_sink, a_dead_letter_answered_500_is_retried_and_keeps_its_reason)
+{
+    const int script[] = {400, 500};
+    t_hsrv_script(srv, script, 2);
+    char dl[160];
+    snprintf(dl, sizeof dl,
+             "on_error: dead_letter\ndead_letter_uri: http://127.0.0.1:%d/dead\n"
+             "retry: {initial: 10ms, max: 20ms}\n",
+             t_hsrv_port(srv));
+    counter_to_http(5, 5, "/in", dl);
+    run_ok();
+    cr_assert_eq(t_hsrv_count(srv), 3);
+    struct t_hreq a = req_at(1), b = req_at(2);
+    cr_assert_str_eq(a.path, "/dead");
+    cr_assert_eq(a.status, 500);
+    cr_assert_str_eq(b.path, "/dead");
+    cr_assert_eq(b.status, 200);
+    cr_assert_str_eq(b.xerror, a.xerror);
+    cr_assert(strstr(b.xerror, "/in answered 400 Test Failure: status 400"), "%s", b.xerror);
+    t_hreq_clear(&a), t_hreq_clear(&b);
+    cr_assert_eq(t_stats(sl_pipeline_find(p, "src")).acked, 5);
+}
+
 Test(http_sink, a_400_with_on_error_fail_fails_the_run_naming_the_status)
 {
     t_hsrv_fail(srv, 1, 400, -1);

@@ -211,7 +211,7 @@ static int spill(struct sl__http_sink *k, struct sl__http_req **rp, struct sl__h
     r = bucket(k, full->uri, full->uri_len, full->dead, why, sizeof why, &rc);
     rc = r ? sl__http_encode_bytes(k, r, tail, n) : SL_ENOMEM;
     if (!rc) rc = add_part(r, j);
-    if (!rc && r->dead) memcpy(r->why, full->why, sizeof r->why);
+    if (!rc && r->dead) memcpy(r->reason, full->reason, sizeof r->reason);
     free(tail);
     *rp = r;
     return rc;
@@ -249,7 +249,7 @@ static int refuse(struct sl__http_sink *k, struct sl__http_job *j, const struct 
     const char *dl = k->dead_letter_uri;
     struct sl__http_req *r = bucket(k, dl, strlen(dl), true, none, sizeof none, &rc);
     if (!r) return SL_ENOMEM;
-    snprintf(r->why, sizeof r->why, "%s", why);
+    snprintf(r->reason, sizeof r->reason, "%s", why);
     return put(k, r, j, ev);
 }
 

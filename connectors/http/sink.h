@@ -72,7 +72,8 @@ struct sl__http_req {
     bool dead;                        /* a dead letter: sent to dead_letter_uri */
     bool packed;                      /* compression done (or none asked) */
     int neterr;                       /* SENT: evhttp's error kind, -1: none */
-    char why[512];                    /* the last failure (dead letters carry it) */
+    char why[512];                    /* the last failure */
+    char reason[512];                 /* a dead letter's X-Sluice-Error: why it is one */
 };
 
 /* One keep-alive connection, reused by requests to the same host and port. */

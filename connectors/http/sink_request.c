@@ -183,6 +183,7 @@ static void refused(struct sl__http_req *r)
         sl__http_req_done(r);
         return;
     case SL__HTTP_DEAD_LETTER:
+        memcpy(r->reason, r->why, sizeof r->reason);
         r->dead = true;
         r->attempts = 0;
         r->state = SL__HTTP_SEALED;
@@ -290,7 +291,7 @@ static int add_headers(struct sl__http_req *r, struct evkeyvalq *h, const struct
     if (!evhttp_find_header(h, "User-Agent")) rc |= evhttp_add_header(h, "User-Agent", "sluice");
     if (k->compression == SL__HTTP_GZIP) rc |= evhttp_add_header(h, "Content-Encoding", "gzip");
     if (r->dead) {
-        rc |= evhttp_add_header(h, "X-Sluice-Error", r->why);
+        rc |= evhttp_add_header(h, "X-Sluice-Error", r->reason);
         if (strcmp(r->uri, k->dead_letter_uri) != 0)
             rc |= evhttp_add_header(h, "X-Sluice-Uri", r->uri);
     }
