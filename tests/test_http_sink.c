@@ -13,6 +13,7 @@
 #include <sluice/builtins.h>
 
 #include "../connectors/http/gzip.h"
+#include "../connectors/http/uri.h"
 #include "helpers.h"
 #include "helpers_file.h"
 #include "helpers_http_sink.h"
@@ -593,4 +594,63 @@ Test(http_sink, an_outage_holds_the_sources_and_loses_nothing)
     each_once(N);
     cr_assert_eq(t_stats(sl_pipeline_find(p, "src")).acked, N);
     cr_assert_gt(t_stats(out).retries, 0, "the runtime held batches (SL_RETRY)");
+}
+
+/* ---- the folder's helpers (uri.c, gzip.c) -------------------------------------------- */
+
+static void uri_is(const char *s, const char *host, int port, const char *target,
+                   const char *hostport)
+{
+    struct sl__http_uri u;
+    char why[128];
+    cr_assert_eq(sl__http_uri_parse(s, strlen(s), &u, why, sizeof why), 0, "%s: %s", s, why);
+    cr_assert_str_eq(u.host, host, "%s", s);
+    cr_assert_eq(u.port, port, "%s", s);
+    cr_assert_str_eq(u.target, target, "%s", s);
+    cr_assert_str_eq(u.hostport, hostport, "%s", s);
+    sl__http_uri_clear(&u);
+}
+
+static void uri_fails(const char *s, const char *msg)
+{
+    struct sl__http_uri u;
+    char why[128];
+    cr_assert_eq(sl__http_uri_parse(s, strlen(s), &u, why, sizeof why), SL_EINVAL, "%s", s);
+    cr_assert(strstr(why, msg), "%s: '%s' lacks '%s'", s, why, msg);
+}
+
+Test(http_sink, uris_split_into_host_port_target_and_host_header)
+{
+    uri_is("http://example.com", "example.com", 80, "/", "example.com");
+    uri_is("http://example.com:8080/a/b?c=d&e", "example.com", 8080, "/a/b?c=d&e",
+           "example.com:8080");
+    uri_is("HTTP://[::1]:9000/x", "::1", 9000, "/x", "[::1]:9000");
+    uri_fails("https://example.com/", "https is not supported");
+    uri_fails("ftp://example.com/", "expected an http:// URI");
+    uri_fails("http:///path", "no host");
+    uri_fails("http://h:70000/", "not a valid URI");
+    uri_fails("http://h:0/", "port");
+    uri_fails("http://exa mple.com/", "not a valid URI");
+}
+
+Test(http_sink, gunzip_refuses_what_is_not_gzip_and_what_passes_its_limit)
+{
+    char *z, *out;
+    size_t zn, n;
+    char text[10000];
+    memset(text, 'x', sizeof text);
+    cr_assert_eq(sl__http_gzip(text, sizeof text, 9, &z, &zn), 0);
+    cr_assert_eq(sl__http_gunzip(z, zn, sizeof text, &out, &n), 0);
+    cr_assert_eq(n, sizeof text);
+    cr_assert_eq(memcmp(out, text, n), 0);
+    free(out);
+    cr_assert_eq(sl__http_gunzip(z, zn, sizeof text - 1, &out, &n), SL_ELIMIT);
+    cr_assert_eq(sl__http_gunzip(z, zn / 2, sizeof text, &out, &n), SL_EINVAL, "cut short");
+    cr_assert_eq(sl__http_gunzip("not gzip", 8, 100, &out, &n), SL_EINVAL);
+    free(z);
+    cr_assert_eq(sl__http_gzip("", 0, 6, &z, &zn), 0);
+    cr_assert_eq(sl__http_gunzip(z, zn, 0, &out, &n), 0);
+    cr_assert_eq(n, 0);
+    cr_assert_str_eq(out, "");
+    free(out), free(z);
 }

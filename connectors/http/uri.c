@@ -32,13 +32,17 @@ static int fill(struct sl__http_uri *u, const struct evhttp_uri *e, char *why, s
         snprintf(why, cap, "the URI's port is not in 1..65535");
         return SL_EINVAL;
     }
-    snprintf(u->host, sizeof u->host, "%s", host);
-    u->port = port < 0 ? 80 : (uint16_t)port;
-    bool v6 = strchr(host, ':') != NULL;
-    if (port < 0)
-        snprintf(u->hostport, sizeof u->hostport, v6 ? "[%s]" : "%s", host);
+    size_t hl = strlen(host);
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') /* IPv6: without brackets */
+        snprintf(u->host, sizeof u->host, "%.*s", (int)(hl - 2), host + 1);
     else
-        snprintf(u->hostport, sizeof u->hostport, v6 ? "[%s]:%d" : "%s:%d", host, port);
+        snprintf(u->host, sizeof u->host, "%s", host);
+    u->port = port < 0 ? 80 : (uint16_t)port;
+    bool v6 = strchr(u->host, ':') != NULL;
+    if (port < 0)
+        snprintf(u->hostport, sizeof u->hostport, v6 ? "[%s]" : "%s", u->host);
+    else
+        snprintf(u->hostport, sizeof u->hostport, v6 ? "[%s]:%d" : "%s:%d", u->host, port);
     const char *path = evhttp_uri_get_path(e), *query = evhttp_uri_get_query(e);
     if (!path || !*path) path = "/";
     size_t n = strlen(path) + (query ? strlen(query) + 1 : 0) + 1;
