@@ -146,8 +146,8 @@ static void failed_for_now(struct sl__http_req *r, int64_t least_ms)
     if (!r->attempts) sl_backoff_init(&r->backoff, k->retry_initial_ms, k->retry_max_ms);
     r->attempts++;
     if (k->retry_attempts > 0 && r->attempts >= (uint64_t)k->retry_attempts) {
-        sl__http_broken(k, "gave up after %u attempts: %s; its %zu events are not acknowledged",
-                        r->attempts, r->why, r->events);
+        sl__http_broken(k, "gave up after %u attempt%s: %s; its %zu events are not acknowledged",
+                        r->attempts, r->attempts == 1 ? "" : "s", r->why, r->events);
         return;
     }
     if (!r->timer && !(r->timer = sl_timer_new(k->stage, retry_fired, r))) {
@@ -213,7 +213,7 @@ static const char *neterr_text(int e)
     case EVREQ_HTTP_INVALID_HEADER: return "the response is not valid HTTP";
     case EVREQ_HTTP_BUFFER_ERROR: return "the connection failed";
     case EVREQ_HTTP_DATA_TOO_LONG: return "the response is too long";
-    default: return "no response";
+    default: return "cannot connect, or no response";
     }
 }
 
