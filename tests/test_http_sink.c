@@ -3,11 +3,15 @@
  * events and bytes, retries of 500, 429 (Retry-After), timeouts with backoff inside its
  * full-jitter bounds, 400 to on_error, max_in_flight, URI templates; every event
  * delivered once and acknowledged only after its request was answered 2xx. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <sluice/builtins.h>
@@ -352,6 +356,37 @@ Test(http_sink, backoff_delays_stay_within_full_jitter_bounds_and_grow)
     }
     /* Five draws in [0, 160]: all of them under 20 ms has odds of 3e-5. */
     cr_assert_gt(longest_late, 20, "the ceilings grew, the delays did not");
+}
+
+/* A port nothing listens on: bound, then closed. */
+static int dead_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+Test(http_sink, a_refused_connection_is_retried_until_retry_attempts_then_the_run_fails)
+{
+    struct sl_stage *src = t_add(p, "src", &t_counter, "count: 10\nbatch: 10");
+    char o[160];
+    snprintf(o, sizeof o,
+             "uri: http://127.0.0.1:%d/x\nretry: {initial: 5ms, max: 10ms, attempts: 3}\n",
+             dead_port());
+    struct sl_stage *out = t_add(p, "out", &sl_stage_http_sink, o);
+    t_connect(p, src, out);
+    struct sl_error err = {0};
+    cr_assert_neq(sl_pipeline_run(p, &err), 0);
+    cr_assert(strstr(err.msg, "gave up after 3 attempts: POST http://127.0.0.1:"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "/x: cannot connect, or no response; its 10 events are not "
+                              "acknowledged"),
+              "%s", err.msg);
+    cr_assert_eq(counter(out, "request_errors"), 3);
+    cr_assert_eq(t_stats(src).acked, 0);
 }
 
 /* ---- refusals ------------------------------------------------------------------------ */
