@@ -155,9 +155,9 @@ Test(http_sink, ndjson_body_is_each_events_json_form_on_a_line)
                              "{\"message\":\"2\",\"n\":2}\n");
     t_hreq_clear(&r);
     cr_assert_eq(t_stats(out).acked, 3);
-    cr_assert_eq(counter(out, "requests"), 1);
-    cr_assert_eq(counter(out, "responses_2xx"), 1);
-    cr_assert_eq(counter(out, "bytes_sent"), 66);
+    cr_assert_eq(counter(out, "http_requests"), 1);
+    cr_assert_eq(counter(out, "http_responses_2xx"), 1);
+    cr_assert_eq(counter(out, "http_bytes_sent"), 66);
 }
 
 Test(http_sink, json_array_body_is_one_array_and_put_is_the_method)
@@ -200,8 +200,8 @@ Test(http_sink, gzip_body_inflates_to_the_exact_ndjson)
     cr_assert_eq(n, strlen(want));
     cr_assert_str_eq(plain, want);
     cr_assert_lt(r.len, n / 3, "gzip made %zu bytes of %zu", r.len, n);
-    cr_assert_eq(counter(out, "bytes_sent"), r.len);
-    cr_assert_eq(counter(out, "bytes_uncompressed"), n);
+    cr_assert_eq(counter(out, "http_bytes_sent"), r.len);
+    cr_assert_eq(counter(out, "http_bytes_uncompressed"), n);
     free(plain), free(want);
     t_hreq_clear(&r);
 }
@@ -303,9 +303,9 @@ Test(http_sink, three_500s_then_success_deliver_every_event_once_acked_after_2xx
     each_once(500);
     cr_assert_eq(c->acked_events, 500);
     cr_assert_eq(t_hsrv_count(srv), 8);
-    cr_assert_eq(counter(out, "responses_5xx"), 3);
-    cr_assert_eq(counter(out, "responses_2xx"), 5);
-    cr_assert_eq(counter(out, "retries"), 3);
+    cr_assert_eq(counter(out, "http_responses_5xx"), 3);
+    cr_assert_eq(counter(out, "http_responses_2xx"), 5);
+    cr_assert_eq(counter(out, "http_retries"), 3);
     cr_assert(strstr(t_log_text, "answered 500 Test Failure: status 500"), "%s", t_log_text);
 }
 
@@ -330,7 +330,7 @@ Test(http_sink, requests_that_time_out_are_sent_again)
     run_ok();
     each_once(50);
     cr_assert_eq(t_hsrv_count(srv), 3);
-    cr_assert_eq(counter(out, "request_errors"), 2);
+    cr_assert_eq(counter(out, "http_request_errors"), 2);
     struct t_hreq a = req_at(0), b = req_at(1);
     cr_assert_geq(b.at_ms - a.at_ms, 190, "after %lld ms", (long long)(b.at_ms - a.at_ms));
     t_hreq_clear(&a), t_hreq_clear(&b);
@@ -385,7 +385,7 @@ Test(http_sink, a_refused_connection_is_retried_until_retry_attempts_then_the_ru
     cr_assert(strstr(err.msg, "/x: cannot connect, or no response; its 10 events are not "
                               "acknowledged"),
               "%s", err.msg);
-    cr_assert_eq(counter(out, "request_errors"), 3);
+    cr_assert_eq(counter(out, "http_request_errors"), 3);
     cr_assert_eq(t_stats(src).acked, 0);
 }
 
@@ -420,7 +420,7 @@ Test(http_sink, a_400_sends_the_events_to_the_dead_letter_uri)
     each_once(10);
     cr_assert_eq(t_stats(sl_pipeline_find(p, "src")).acked, 10);
     cr_assert_eq(t_stats(out).errors, 5);
-    cr_assert_eq(counter(out, "dead_letters"), 1);
+    cr_assert_eq(counter(out, "http_dead_letters"), 1);
 }
 
 Test(http_sink, a_dead_letter_answered_500_is_retried_and_keeps_its_reason)
@@ -465,7 +465,7 @@ Test(http_sink, a_400_with_on_error_drop_counts_the_events_dropped)
     struct sl_stage *out = counter_to_http(10, 10, "/in", "on_error: drop\n");
     run_ok();
     cr_assert_eq(t_stats(out).dropped, 10);
-    cr_assert_eq(counter(out, "events_dropped"), 10);
+    cr_assert_eq(counter(out, "http_events_dropped"), 10);
     cr_assert_eq(t_stats(sl_pipeline_find(p, "src")).acked, 10);
 }
 

@@ -331,17 +331,21 @@ static int sink_init(struct sl_stage *stage, const struct sl_config *cfg, struct
         struct sl_counter **c;
         const char *name, *help;
     } cs[] = {
-        {&k->c_requests, "requests", "HTTP requests sent (retries included)"},
-        {&k->c_2xx, "responses_2xx", "responses 200-299 (the events are acknowledged)"},
-        {&k->c_3xx, "responses_3xx", "responses 100-199 and 300-399 (on_error)"},
-        {&k->c_4xx, "responses_4xx", "responses 400-499 (408 and 429 retried, others on_error)"},
-        {&k->c_5xx, "responses_5xx", "responses 500-599 (retried)"},
-        {&k->c_neterr, "request_errors", "requests without a response: connection, timeout"},
-        {&k->c_retries, "retries", "requests sent again after a backoff"},
-        {&k->c_bytes, "bytes_sent", "request body bytes sent (compressed when gzip)"},
-        {&k->c_raw, "bytes_uncompressed", "request body bytes before compression"},
-        {&k->c_dropped, "events_dropped", "events dropped by on_error: drop"},
-        {&k->c_dead, "dead_letters", "dead-letter requests answered 2xx"},
+        {&k->c_requests, "http_requests", "http sink: requests sent (retries included)"},
+        {&k->c_2xx, "http_responses_2xx",
+         "http sink: responses 200-299 (the events are acknowledged)"},
+        {&k->c_3xx, "http_responses_3xx", "http sink: responses 100-199 and 300-399 (on_error)"},
+        {&k->c_4xx, "http_responses_4xx",
+         "http sink: responses 400-499 (408 and 429 retried, others on_error)"},
+        {&k->c_5xx, "http_responses_5xx", "http sink: responses 500-599 (retried)"},
+        {&k->c_neterr, "http_request_errors",
+         "http sink: requests without a response: connection, timeout"},
+        {&k->c_retries, "http_retries", "http sink: requests sent again after a backoff"},
+        {&k->c_bytes, "http_bytes_sent",
+         "http sink: request body bytes sent (compressed when gzip)"},
+        {&k->c_raw, "http_bytes_uncompressed", "http sink: request body bytes before compression"},
+        {&k->c_dropped, "http_events_dropped", "http sink: events dropped by on_error: drop"},
+        {&k->c_dead, "http_dead_letters", "http sink: dead-letter requests answered 2xx"},
     };
     for (size_t i = 0; !rc && i < sizeof cs / sizeof cs[0]; i++)
         if (!(*cs[i].c = sl_stage_counter(stage, cs[i].name, cs[i].help)))
