@@ -41,6 +41,7 @@ static const struct sl_stage_type *const builtins[] = {
     &sl_stage_blackhole,
     &sl_stage_sqlite_sink,
     &sl_stage_kafka_sink,
+    &sl_stage_http_sink,
 };
 
 #define NBUILTINS (sizeof builtins / sizeof *builtins)

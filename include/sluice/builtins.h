@@ -109,6 +109,14 @@ SL_API extern const struct sl_stage_type sl_stage_syslog;
  * fields the syslog source sets; hand-written, no regex. */
 SL_API extern const struct sl_stage_type sl_stage_parse_syslog;
 
+/* Sink `http`: sends events to an http:// URI (a template: events of different URIs go in
+ * different requests) in batched POST or PUT requests (ndjson, json_array or text,
+ * optionally gzip), max_in_flight at once on keep-alive connections; connection errors,
+ * timeouts, 408, 429 (Retry-After) and 5xx are retried with backoff and full jitter, other
+ * refusals go to `on_error` (fail, drop, dead_letter_uri); a batch is acknowledged once
+ * every one of its events was answered 2xx. */
+SL_API extern const struct sl_stage_type sl_stage_http_sink;
+
 /* ---- stages/: transforms and filters ---------------------------------------------------- */
 
 /* Parsers: each turns the payload (or, with `field`, a string field) into fields, and
