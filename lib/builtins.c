@@ -16,6 +16,8 @@ static const struct sl_stage_type *const builtins[] = {
     &sl_stage_generate,
     &sl_stage_sqlite_source,
     &sl_stage_kafka_source,
+    &sl_stage_socket,
+    &sl_stage_syslog,
     &sl_stage_http_server,
     /* transforms and filters */
     &sl_stage_parse_json,
@@ -33,12 +35,14 @@ static const struct sl_stage_type *const builtins[] = {
     &sl_stage_remap,
     &sl_stage_aggregate,
     &sl_stage_sqlite_lookup,
+    &sl_stage_parse_syslog,
     /* sinks */
     &sl_stage_file_sink,
     &sl_stage_stdout,
     &sl_stage_blackhole,
     &sl_stage_sqlite_sink,
     &sl_stage_kafka_sink,
+    &sl_stage_http_sink,
 };
 
 #define NBUILTINS (sizeof builtins / sizeof *builtins)

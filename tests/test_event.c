@@ -588,6 +588,52 @@ Test(event, a_change_keeps_every_distinct_name_and_lookups_stop_at_the_first_mat
     cr_assert_eq(get(ev, "f63").i, 63);
 }
 
+/* A parser's names, appended without looking, are checked once when it declares the event
+ * in sync: none repeated, lookups may stop at the first match; a repeat keeps the flag. */
+Test(event, a_parsed_event_without_repeats_is_known_to_have_none)
+{
+    struct sl_event *ev = sl_batch_append(b), *dup = sl_batch_append(b);
+    struct sl_value v = sl_value_int(1);
+    static const char *const names[] = {"ts", "level", "msg", "host", "path", "status"};
+    for (size_t i = 0; i < 6; i++) {
+        cr_assert_eq(sl_event_add_field(ev, names[i], strlen(names[i]), &v), 0);
+        cr_assert_eq(sl_event_add_field(dup, names[i], strlen(names[i]), &v), 0);
+    }
+    cr_assert_eq(sl_event_add_field(dup, "level", 5, &v), 0);
+    sl_event_fields_synced(ev);
+    sl_event_fields_synced(dup);
+    cr_assert_not(ev->flags & SL__EV_MAYBE_DUPS);
+    cr_assert(dup->flags & SL__EV_MAYBE_DUPS);
+}
+
+/* Whatever the hint says, a hinted lookup finds what sl_event_get finds (the last field of
+ * a repeated name too), and leaves the hint at the field it found. */
+Test(event, a_hinted_lookup_answers_as_sl_event_get_whatever_the_hint)
+{
+    struct sl_event *ev = sl_batch_append(b), *dup = sl_batch_append(b);
+    static const char *const names[] = {"ts", "level", "msg", "level", "path"};
+    for (int i = 0; i < 5; i++) {
+        struct sl_value v = sl_value_int(i);
+        if (i != 3) cr_assert_eq(sl_event_add_field(ev, names[i], strlen(names[i]), &v), 0);
+        cr_assert_eq(sl_event_add_field(dup, names[i], strlen(names[i]), &v), 0);
+    }
+    sl_event_fields_synced(ev);
+    sl_event_fields_synced(dup);
+    for (uint32_t h = 0; h < 7; h++) {
+        struct sl_value got;
+        uint32_t hint = h;
+        cr_assert_eq(sl__event_get_hinted(ev, "level", 5, &got, &hint), 0);
+        cr_assert_eq(got.i, 1, "hint %u", h);
+        cr_assert_eq(hint, 1);
+        hint = h;
+        cr_assert_eq(sl__event_get_hinted(dup, "level", 5, &got, &hint), 0);
+        cr_assert_eq(got.i, 3, "hint %u: the last of a repeated name", h);
+        hint = h;
+        cr_assert_eq(sl__event_get_hinted(ev, "nope", 4, &got, &hint), SL_ENOTFOUND);
+        cr_assert_eq(hint, h, "a name not found leaves the hint");
+    }
+}
+
 Test(event, nested_lookups_skip_strings_and_brackets_to_the_last_member)
 {
     /* Field values come from a parser: lookups skip what they pass over by its end alone

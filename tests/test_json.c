@@ -93,9 +93,9 @@ Test(json, each_member_log_line_names_types_spans_in_order)
         cr_assert_str_eq(ms.m[i].name, names[i]);
         cr_assert_not(ms.m[i].escaped);
     }
-    expect_span(&ms.m[0].v, SL_STRING, 0, "2024-01-01T00:00:00Z");
-    expect_span(&ms.m[1].v, SL_STRING, 0, "info");
-    expect_span(&ms.m[2].v, SL_STRING, 0, "user login ok");
+    expect_span(&ms.m[0].v, SL_STRING, SL_VALUE_JSON_SAFE, "2024-01-01T00:00:00Z");
+    expect_span(&ms.m[1].v, SL_STRING, SL_VALUE_JSON_SAFE, "info");
+    expect_span(&ms.m[2].v, SL_STRING, SL_VALUE_JSON_SAFE, "user login ok");
     expect_span(&ms.m[3].v, SL_INT, SL_VALUE_TEXT, "12345");
     expect_span(&ms.m[4].v, SL_INT, SL_VALUE_TEXT, "87");
     expect_span(&ms.m[5].v, SL_JSON, 0, "{\"status\":200,\"path\":\"/api/v1/login\"}");
@@ -119,7 +119,7 @@ Test(json, each_member_whitespace_everywhere)
     cr_assert_str_eq(ms.m[1].name, "b");
     expect_span(&ms.m[1].v, SL_JSON, 0, "[ 1 , { } ]");
     cr_assert_str_eq(ms.m[2].name, "c");
-    expect_span(&ms.m[2].v, SL_STRING, 0, "");
+    expect_span(&ms.m[2].v, SL_STRING, SL_VALUE_JSON_SAFE, "");
 }
 
 Test(json, each_member_empty_object_calls_nothing)
@@ -204,10 +204,10 @@ Test(json, numbers_convert_lazily)
     cr_assert_eq(v.f, 123456789012345678901234567890.0);
 }
 
-Test(json, strings_flag_escaped_only_with_backslash)
+Test(json, strings_are_escaped_with_a_backslash_else_json_safe)
 {
     struct sl_value v = one_value("\"caf\xc3\xa9 \xf0\x9f\x98\x80\"");
-    expect_span(&v, SL_STRING, 0, "caf\xc3\xa9 \xf0\x9f\x98\x80");
+    expect_span(&v, SL_STRING, SL_VALUE_JSON_SAFE, "caf\xc3\xa9 \xf0\x9f\x98\x80");
     v = one_value("\"a\\nb\"");
     expect_span(&v, SL_STRING, SL_VALUE_ESCAPED, "a\\nb");
     expect_decoded(&v, LIT("a\nb"));
@@ -402,19 +402,19 @@ static void get_fails(const char *doc, const char *path, int want)
 Test(json, get_hits)
 {
     struct sl_value v = get_ok(log_line, "level");
-    expect_span(&v, SL_STRING, 0, "info");
+    expect_span(&v, SL_STRING, SL_VALUE_JSON_SAFE, "info");
     v = get_ok(log_line, ".level");
-    expect_span(&v, SL_STRING, 0, "info");
+    expect_span(&v, SL_STRING, SL_VALUE_JSON_SAFE, "info");
     v = get_ok(log_line, "http.status");
     expect_span(&v, SL_INT, SL_VALUE_TEXT, "200");
     v = get_ok(log_line, "http.path");
-    expect_span(&v, SL_STRING, 0, "/api/v1/login");
+    expect_span(&v, SL_STRING, SL_VALUE_JSON_SAFE, "/api/v1/login");
     v = get_ok(log_line, "http");
     expect_span(&v, SL_JSON, 0, "{\"status\":200,\"path\":\"/api/v1/login\"}");
     v = get_ok(log_line, "tags[0]");
-    expect_span(&v, SL_STRING, 0, "a");
+    expect_span(&v, SL_STRING, SL_VALUE_JSON_SAFE, "a");
     v = get_ok(log_line, "tags[1]");
-    expect_span(&v, SL_STRING, 0, "b");
+    expect_span(&v, SL_STRING, SL_VALUE_JSON_SAFE, "b");
     const char doc[] = "{\"a\":{\"b\":[0,1,{\"c\":true},[5,[6,7]]]}}";
     v = get_ok(doc, "a.b[2].c");
     cr_assert_eq(v.type, SL_BOOL);
@@ -434,7 +434,7 @@ Test(json, get_empty_path_is_the_document)
     struct sl_value v = get_ok(" [1, 2] ", "");
     expect_span(&v, SL_JSON, 0, "[1, 2]");
     v = get_ok(" \"x\" ", ".");
-    expect_span(&v, SL_STRING, 0, "x");
+    expect_span(&v, SL_STRING, SL_VALUE_JSON_SAFE, "x");
 }
 
 Test(json, get_matches_decoded_names)
@@ -630,6 +630,20 @@ Test(json, write_strings_and_raw)
     cr_assert(memcmp(out, "\"a\tb\"c\"", 7) == 0);
 }
 
+/* A string the reader marked JSON-safe is copied as it is; the same bytes unmarked are
+ * checked (and an invalid byte repaired). */
+Test(json, a_json_safe_string_is_copied_unchecked)
+{
+    struct sl_value v = one_value("\"caf\xc3\xa9 ok\"");
+    char out[32];
+    cr_assert_eq(sl_json_write_value(&v, out, sizeof out), 10);
+    cr_assert(memcmp(out, "\"caf\xc3\xa9 ok\"", 10) == 0);
+    v = sl_value_string(LIT("caf\xc3 ok"));
+    cr_assert_eq(sl_json_write_value(&v, out, sizeof out), 11, "the stray byte becomes U+FFFD");
+    v.flags = SL_VALUE_JSON_SAFE; /* a promise the writer keeps without looking */
+    cr_assert_eq(sl_json_write_value(&v, out, sizeof out), 9);
+}
+
 Test(json, write_member)
 {
     struct sl_value v = sl_value_int(42);
@@ -643,6 +657,27 @@ Test(json, write_member)
     cr_assert_eq(sl_json_write_member(LIT("a\"b"), &v, out, 2), 9);
     for (size_t i = 0; i < sizeof out; i++) cr_assert_eq(out[i], '#');
     cr_assert_eq(sl_json_write_member(LIT("a\"b"), &v, NULL, 0), 9);
+}
+
+/* Whatever the room, a member is written whole or not at all: below what it needs nothing
+ * is touched, from there on (one pass, or measured first) the same bytes. */
+Test(json, write_member_is_whole_or_nothing_at_every_capacity)
+{
+    struct sl_value v = sl_value_string(LIT("x\ny\"z"));
+    const char want[] = "\"n\\u0001\\\"m\":\"x\\ny\\\"z\"";
+    size_t need = sizeof want - 1;
+    cr_assert_eq(sl_json_write_member(LIT("n\001\"m"), &v, NULL, 0), need);
+    char out[128];
+    for (size_t cap = 0; cap < sizeof out; cap++) {
+        memset(out, '#', sizeof out);
+        cr_assert_eq(sl_json_write_member(LIT("n\001\"m"), &v, out, cap), need, "cap %zu", cap);
+        if (cap < need) {
+            for (size_t i = 0; i < sizeof out; i++) cr_assert_eq(out[i], '#', "cap %zu", cap);
+        } else {
+            cr_assert(memcmp(out, want, need) == 0, "cap %zu: %.*s", cap, (int)need, out);
+            cr_assert_eq(out[need], '#');
+        }
+    }
 }
 
 /* ---- writer round trips ------------------------------------------------------------ */

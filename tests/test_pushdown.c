@@ -196,17 +196,25 @@ static void same_capture(const struct t_capture *a, const struct t_capture *b)
     }
 }
 
-/* Runs the pipeline both ways (a fresh pipeline each) and compares everything. */
-static struct outcome both(const char *json_yaml, const char *yaml)
+/* Runs the pipeline both ways (a fresh pipeline each); the same events come out. */
+static void both_ways(const char *json_yaml, const char *yaml, struct outcome *with,
+                      struct outcome *without)
 {
-    struct outcome with = run(true, json_yaml, yaml);
+    *with = run(true, json_yaml, yaml);
     first = p; /* its captures stay readable */
     p = t_pipeline();
-    struct outcome without = run(false, json_yaml, yaml);
-    cr_assert(with.linked);
-    cr_assert_not(without.linked);
-    same_capture(with.out, without.out);
-    same_capture(with.dead, without.dead);
+    *without = run(false, json_yaml, yaml);
+    cr_assert(with->linked);
+    cr_assert_not(without->linked);
+    same_capture(with->out, without->out);
+    same_capture(with->dead, without->dead);
+}
+
+/* Both ways, and the same counts too. */
+static struct outcome both(const char *json_yaml, const char *yaml)
+{
+    struct outcome with, without;
+    both_ways(json_yaml, yaml, &with, &without);
     same_stats(&with.json, &without.json);
     same_stats(&with.filter, &without.filter);
     return without;
@@ -228,14 +236,36 @@ Test(pushdown, the_same_events_and_counts)
     cr_assert_eq(o.filter.events_out, 4);
 }
 
-Test(pushdown, on_error_drop_and_alternatives)
+/* on_error: drop (the default) does not validate a line the filter drops anyway beyond its
+ * framing ('{' ... '}'): the one such malformed line (an invalid UTF-8 byte inside an
+ * object) goes to the filter, which does not pass it on, instead of being parse_json's
+ * error; the events out are
+ * the same, and a line not framed as an object is still parse_json's error. */
+Test(pushdown, on_error_drop_checks_only_the_framing_of_lines_the_filter_drops)
 {
-    struct outcome o = both(NULL, "condition: 'level == \"warn\" || level in [\"debug\", \"x\"]'");
-    cr_assert_eq(o.out->n, 2);
-    cr_assert_str_eq(o.out->json[0], lines[3]);
-    cr_assert_str_eq(o.out->json[1], lines[14]);
-    cr_assert_eq(o.json.dropped, 5);
-    cr_assert_eq(o.filter.events_out, 2);
+    struct outcome with, without;
+    both_ways(NULL, "condition: 'level == \"warn\" || level in [\"debug\", \"x\"]'", &with,
+              &without);
+    cr_assert_eq(with.out->n, 2);
+    cr_assert_str_eq(with.out->json[0], lines[3]);
+    cr_assert_str_eq(with.out->json[1], lines[14]);
+    cr_assert_eq(without.json.errors, 5, "not json, truncated, bad byte, an array, empty");
+    cr_assert_eq(without.json.dropped, 5);
+    cr_assert_eq(without.filter.events_in, 11);
+    cr_assert_eq(with.json.errors, 4, "not json, truncated, an array, empty");
+    cr_assert_eq(with.json.dropped, 4);
+    cr_assert_eq(with.json.events_out, 12);
+    cr_assert_eq(with.filter.events_in, 12);
+    cr_assert_eq(with.filter.dropped, 0, "a filter drops by not passing on");
+    cr_assert_eq(with.filter.events_out, 2);
+    cr_assert_eq(with.json.events_in, without.json.events_in);
+}
+
+Test(pushdown, on_error_dead_letter_validates_every_line)
+{
+    struct outcome with, without;
+    both_ways("on_error: dead_letter", "condition: 'level == \"warn\"'", &with, &without);
+    cr_assert_eq(with.dead->n, 5, "the bad byte is a dead letter with the pushdown too");
 }
 
 Test(pushdown, a_condition_without_bytes_changes_nothing)

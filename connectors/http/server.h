@@ -41,13 +41,6 @@ struct sl__http_spans {
 int sl__http_decode(enum sl__http_encoding enc, const char *body, size_t len,
                     struct sl__http_spans *out, char *why, size_t size);
 
-/* Inflates the gzip body `in` (borrowed, `len` bytes) into `*out` (owned: free) of
- * `*out_len` bytes, at most `max`. Returns 0; SL_EPARSE (not gzip, cut short, bytes
- * after it) or SL_ELIMIT (more than `max` bytes) with the reason in `why` (borrowed,
- * `size` bytes); SL_ENOMEM. */
-int sl__http_gunzip(const char *in, size_t len, size_t max, char **out, size_t *out_len, char *why,
-                    size_t size);
-
 /* One accepted request, from its body to its answer. Requests wait in arrival order in
  * one list: those whose events are all in batches first, then the rest (`cursor`). */
 struct sl__http_req {

@@ -10,13 +10,11 @@
  * - text: one event per line (`\r\n` loses the `\r`); a last line without `\n` counts;
  *   an empty body has no events.
  *
- * A gzip body (Content-Encoding: gzip) is inflated first (sl__http_gunzip), bounded by
- * max_body_bytes after inflation: a small body cannot become a large one in memory. */
+ * A gzip body (Content-Encoding: gzip) is inflated before this (server_req.c, with
+ * gzip.c's sl__http_gunzip), bounded by max_body_bytes after inflation. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <zlib.h>
 
 #include <sluice/json.h>
 
@@ -147,48 +145,4 @@ int sl__http_decode(enum sl__http_encoding enc, const char *body, size_t len,
         if (rc == SL_ENOMEM) snprintf(why, size, "out of memory");
     }
     return rc;
-}
-
-int sl__http_gunzip(const char *in, size_t len, size_t max, char **out, size_t *out_len, char *why,
-                    size_t size)
-{
-    z_stream z = {.next_in = (Bytef *)in, .avail_in = (uInt)len};
-    size_t cap = len * 4 < max ? len * 4 + 64 : max + 1, n = 0;
-    char *buf = malloc(cap);
-    if (!buf || inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) { /* 16: gzip framing */
-        free(buf);
-        return SL_ENOMEM;
-    }
-    int rc = Z_OK;
-    while (rc == Z_OK) {
-        if (n == cap) {
-            if (cap > max) break; /* more than max bytes: too large */
-            size_t grown = cap * 2 < max + 1 ? cap * 2 : max + 1;
-            char *b = realloc(buf, grown);
-            if (!b) break;
-            buf = b, cap = grown;
-        }
-        z.next_out = (Bytef *)buf + n;
-        z.avail_out = (uInt)(cap - n);
-        rc = inflate(&z, Z_NO_FLUSH);
-        n = cap - z.avail_out;
-    }
-    inflateEnd(&z);
-    if (rc == Z_STREAM_END && n <= max && z.avail_in == 0) {
-        *out = buf, *out_len = n;
-        return 0;
-    }
-    free(buf);
-    if (n > max) {
-        snprintf(why, size, "the body inflates to more than max_body_bytes (%zu)", max);
-        return SL_ELIMIT;
-    }
-    if (rc == Z_OK || rc == Z_BUF_ERROR || rc == Z_STREAM_END) {
-        snprintf(why, size,
-                 rc == Z_STREAM_END ? "bytes after the gzip stream"
-                                    : "the gzip stream is cut short");
-        return rc == Z_OK ? SL_ENOMEM : SL_EPARSE;
-    }
-    snprintf(why, size, "invalid gzip data: %s", z.msg ? z.msg : "unknown error");
-    return SL_EPARSE;
 }

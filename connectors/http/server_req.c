@@ -36,6 +36,7 @@
 #include <event2/listener.h>
 
 #include "common.h"
+#include "gzip.h"
 #include "server.h"
 
 /* ---- answers ------------------------------------------------------------------------- */
@@ -180,14 +181,19 @@ static char *read_body(struct sl__http_server *s, struct evhttp_request *req, st
     }
     evbuffer_remove(in, body, *len);
     if (!gzipped(req, &bad)) return body;
-    int rc = sl__http_gunzip(body, *len, s->max_body_bytes, &plain, len, why, sizeof why);
+    int rc = sl__http_gunzip(body, *len, s->max_body_bytes, &plain, len);
     free(body);
     if (!rc) return plain;
+    if (rc == SL_ELIMIT)
+        snprintf(why, sizeof why, "the body inflates to more than max_body_bytes (%llu)",
+                 (unsigned long long)s->max_body_bytes);
     sl__http_reply(s, req,
-                   rc == SL_EPARSE   ? 400
+                   rc == SL_EINVAL   ? 400
                    : rc == SL_ELIMIT ? 413
                                      : 503,
-                   rc == SL_ENOMEM ? "out of memory" : why);
+                   rc == SL_EINVAL   ? "the body is not valid gzip data"
+                   : rc == SL_ELIMIT ? why
+                                     : "out of memory");
     return NULL;
 }
 

@@ -110,7 +110,7 @@ static void value_text(const struct sl_value *v, char *out, size_t cap)
 {
     struct sl_value s = *v;
     bool cut = (s.type == SL_STRING || s.type == SL_JSON) && s.len > 60;
-    if (cut) s.len = 60;
+    if (cut) s.len = 60, s.flags &= (uint8_t)~SL_VALUE_JSON_SAFE; /* a cut may split a character */
     size_t need = sl_json_write_value(&s, out, cap - 4);
     if (need > cap - 4) need = 0;
     memcpy(out + need, cut ? "..." : "", cut ? 4 : 1);

@@ -102,6 +102,30 @@ SL_API extern const struct sl_stage_type sl_stage_sqlite_lookup;
  * fail). */
 SL_API extern const struct sl_stage_type sl_stage_sqlite_sink;
 
+/* ---- connectors/socket ------------------------------------------------------------------ */
+
+/* Source `socket`: messages over TCP (newline or RFC 6587 octet-counted framing, at most
+ * max_connections, idle connections closed) or UDP (a datagram each); the sender's address
+ * is the events' origin. Reads stop while the pipeline is full (TCP: the kernel's window
+ * holds the clients; UDP: the kernel drops, counted). */
+SL_API extern const struct sl_stage_type sl_stage_socket;
+
+/* Source `syslog`: the socket source with each message parsed as RFC 5424 or RFC 3164
+ * into fields. */
+SL_API extern const struct sl_stage_type sl_stage_syslog;
+
+/* Transform `parse_syslog`: RFC 5424 / RFC 3164 text (the payload or a field) into the
+ * fields the syslog source sets; hand-written, no regex. */
+SL_API extern const struct sl_stage_type sl_stage_parse_syslog;
+
+/* Sink `http`: sends events to an http:// URI (a template: events of different URIs go in
+ * different requests) in batched POST or PUT requests (ndjson, json_array or text,
+ * optionally gzip), max_in_flight at once on keep-alive connections; connection errors,
+ * timeouts, 408, 429 (Retry-After) and 5xx are retried with backoff and full jitter, other
+ * refusals go to `on_error` (fail, drop, dead_letter_uri); a batch is acknowledged once
+ * every one of its events was answered 2xx. */
+SL_API extern const struct sl_stage_type sl_stage_http_sink;
+
 /* ---- stages/: transforms and filters ---------------------------------------------------- */
 
 /* Parsers: each turns the payload (or, with `field`, a string field) into fields, and

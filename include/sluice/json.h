@@ -46,8 +46,8 @@ SL_API int sl_json_validate(const char *json, size_t len, size_t *err_off);
  * sl_value_unescape on an SL_STRING value); `v` (borrowed: copy the struct to keep it) is
  * the value, its spans into `json`. `fn` returns 0 to go on, anything else to stop.
  * Values are typed as follows:
- *   - strings: SL_STRING, the bytes between the quotes, SL_VALUE_ESCAPED only when they
- *     hold a backslash;
+ *   - strings: SL_STRING, the bytes between the quotes, SL_VALUE_ESCAPED when they hold
+ *     a backslash, else SL_VALUE_JSON_SAFE (they need no escaping: checked as read);
  *   - numbers: SL_INT when the text has no '.', 'e' or 'E', else SL_FLOAT; both carry
  *     SL_VALUE_TEXT with the text in s/len (convert with sl_value_number; an integer out
  *     of int64 range then becomes SL_FLOAT);
@@ -115,8 +115,9 @@ SL_API size_t sl_json_escaped_len(const char *s, size_t len);
  *     NaN and infinities are written as null;
  *   - SL_VALUE_TEXT numbers: the text as it is when it is a JSON number, otherwise the
  *     number it converts to (sl_value_number), or null when it does not convert;
- *   - SL_STRING: in quotes, escaped as by sl_json_escape; an SL_VALUE_ESCAPED string is
- *     taken to be JSON string content already (as the reader returns it) and copied;
+ *   - SL_STRING: in quotes, escaped as by sl_json_escape; an SL_VALUE_ESCAPED or
+ *     SL_VALUE_JSON_SAFE string is taken to be JSON string content already (as the reader
+ *     returns it) and copied;
  *   - SL_JSON: the raw text, copied unchecked;
  *   - any other type: null. */
 SL_API size_t sl_json_write_value(const struct sl_value *v, char *out, size_t cap);

@@ -419,6 +419,12 @@ void sl_event_fields_synced(struct sl_event *ev)
 {
     ev->flags &= ~(uint32_t)SL__EV_FIELDS_CHANGED;
     ev->flags |= SL__EV_PAYLOAD_PARSED;
+    /* A parser appended the names without looking: when none repeats (as in almost every
+     * log line), say so once here, and every lookup may stop at the first match. */
+    uint8_t hidden[64];
+    if ((ev->flags & SL__EV_MAYBE_DUPS) && ev->nfields <= sizeof hidden &&
+        mark_hidden_few(ev, hidden) == 0)
+        ev->flags &= ~(uint32_t)SL__EV_MAYBE_DUPS;
 }
 
 void sl_event_prune(struct sl_event *ev)
@@ -439,10 +445,14 @@ static size_t first_segment(const char *path, size_t len)
     return len;
 }
 
-int sl_event_get(const struct sl_event *ev, const char *path, size_t len, struct sl_value *out)
+/* sl__event_get_hinted when the hint missed: the search, and the hint moved. */
+static __attribute__((noinline)) int get_searched(const struct sl_event *ev, const char *path,
+                                                  size_t len, struct sl_value *out, uint32_t *hint,
+                                                  uint32_t h)
 {
     int i = find_field(ev, path, len); /* a literal name wins, even one with dots */
     if (i >= 0) {
+        if ((uint32_t)i != h) __atomic_store_n(hint, (uint32_t)i, __ATOMIC_RELAXED);
         *out = ev->fields[i].v;
         return 0;
     }
@@ -454,4 +464,24 @@ int sl_event_get(const struct sl_event *ev, const char *path, size_t len, struct
     /* Field values of type SL_JSON come from a parser that checked them: no need to
      * validate the whole object again on every lookup. */
     return sl__json_get(v->s, v->len, path + head, len - head, out, false);
+}
+
+int sl__event_get_hinted(const struct sl_event *ev, const char *path, size_t len,
+                         struct sl_value *out, uint32_t *hint)
+{
+    uint32_t h = __atomic_load_n(hint, __ATOMIC_RELAXED);
+    if (h < ev->nfields && !(ev->flags & SL__EV_MAYBE_DUPS)) { /* where the last one had it */
+        const struct sl__field *f = &ev->fields[h];
+        if (f->name_len == len && memcmp(f->name, path, len) == 0) {
+            *out = f->v;
+            return 0;
+        }
+    }
+    return get_searched(ev, path, len, out, hint, h);
+}
+
+int sl_event_get(const struct sl_event *ev, const char *path, size_t len, struct sl_value *out)
+{
+    uint32_t hint = UINT32_MAX;
+    return get_searched(ev, path, len, out, &hint, hint);
 }

@@ -108,6 +108,14 @@ void sl__event_init(struct sl_event *ev, struct sl_batch *b);
  * that may repeat pair by pair when that fails. */
 uint32_t sl__event_mark_hidden(const struct sl_event *ev, uint8_t *hidden);
 
+/* sl_event_get, trying first the field at *hint (borrowed; where the name was found last:
+ * the members of log lines come in the same order), which it updates when it finds the
+ * name elsewhere. *hint is read and written with relaxed atomics: one hint may serve
+ * lookups on several threads (an expression evaluated by the workers), and any value of
+ * it gives the same answer. UINT32_MAX: no hint. */
+int sl__event_get_hinted(const struct sl_event *ev, const char *path, size_t len,
+                         struct sl_value *out, uint32_t *hint);
+
 /* ---- where batches live ------------------------------------------------------------------ */
 
 /* The home of a pipeline's batches: their pool, their counters, their limits, and the

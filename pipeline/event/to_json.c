@@ -80,18 +80,6 @@ static size_t write_any(const struct sl_event *ev, char *out, size_t cap)
     return pos;
 }
 
-/* The most bytes sl_json_write_value can need for `v` (escaping at most sextuples). */
-static size_t value_bound(const struct sl_value *v)
-{
-    switch (v->type) {
-    case SL_STRING: return (v->flags & SL_VALUE_ESCAPED ? v->len : 6 * (size_t)v->len) + 2;
-    case SL_JSON: return v->len;
-    case SL_INT:
-    case SL_FLOAT: return (v->flags & SL_VALUE_TEXT) && v->len > 40 ? v->len : 40;
-    default: return 5;
-    }
-}
-
 /* An upper bound of write_any's length, cheap to compute: when `cap` reaches it, the
  * text is written in one pass instead of being measured first. */
 static size_t bound(const struct sl_event *ev)
@@ -99,7 +87,7 @@ static size_t bound(const struct sl_event *ev)
     if (!sl_event_fields_changed(ev)) return ev->payload_len;
     size_t n = 2 + 11 + 6 * (size_t)ev->payload_len; /* {} and "message":"..." */
     for (uint32_t i = 0; i < ev->nfields; i++)
-        n += 4 + 6 * (size_t)ev->fields[i].name_len + value_bound(&ev->fields[i].v);
+        n += 4 + 6 * (size_t)ev->fields[i].name_len + sl__json_value_bound(&ev->fields[i].v);
     return n;
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "event/internal.h"
 #include "expr/internal.h"
 
 char *sl__ctx_alloc(struct sl__ctx *c, size_t size)
@@ -175,7 +176,8 @@ static inline __attribute__((always_inline)) bool
 get_field(const struct sl__ctx *c, const struct sl__node *n, struct sl_value *out)
 {
     if (!c->ev) return false;
-    if (!n->exact) return sl_event_get(c->ev, n->path, n->path_len, out) == 0;
+    if (!n->exact)
+        return sl__event_get_hinted(c->ev, n->path, n->path_len, out, (uint32_t *)&n->hint) == 0;
     /* a top-level name with '.' or '[' in it: never a path into nested values; the last
      * field of a repeated name, as sl_event_get finds it */
     for (size_t i = sl_event_field_count(c->ev); i-- > 0;) {

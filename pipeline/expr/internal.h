@@ -88,6 +88,8 @@ struct sl__node {
     pcre2_code *re;            /* MATCH/NMATCH */
     const char *path;          /* FIELD/EXISTS: canonical path for sl_event_get */
     uint32_t path_len;         /* bytes of path */
+    uint32_t hint;             /* FIELD/EXISTS: the field index it was found at last
+                                  (sl__event_get_hinted; relaxed atomics) */
     struct sl_value lit;       /* LIT, and the string of FIELD_EQ/FIELD_NE */
 };
 

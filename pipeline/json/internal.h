@@ -20,4 +20,8 @@ int sl__json_get(const char *json, size_t len, const char *path, size_t path_len
  * without a U+FFFD: the same check as the writer's. */
 bool sl__utf8_valid(const char *s, size_t len);
 
+/* The most bytes sl_json_write_value can write for `v` (a string escaped at worst: six
+ * bytes a byte), cheap to compute: a writer with that much room writes in one pass. */
+size_t sl__json_value_bound(const struct sl_value *v);
+
 #endif

@@ -243,7 +243,7 @@ static const uchar *value_at(struct scan *s, const uchar *p, unsigned depth, str
     case '"':
         if (!(p = string_end(s, p + 1, &esc))) return NULL;
         v->type = SL_STRING;
-        v->flags = esc ? SL_VALUE_ESCAPED : 0;
+        v->flags = esc ? SL_VALUE_ESCAPED : SL_VALUE_JSON_SAFE; /* checked as read */
         start++;
         break;
     case '{':

@@ -202,16 +202,39 @@ size_t sl_json_write_value(const struct sl_value *v, char *out, size_t cap)
     case SL_BOOL: return v->b ? put(out, cap, "true", 4) : put(out, cap, "false", 5);
     case SL_INT:
     case SL_FLOAT: return write_number(v, out, cap);
-    case SL_STRING: return write_string(v->s, v->len, v->flags & SL_VALUE_ESCAPED, out, cap);
+    case SL_STRING:
+        return write_string(v->s, v->len, v->flags & (SL_VALUE_ESCAPED | SL_VALUE_JSON_SAFE), out,
+                            cap);
     case SL_JSON: return put(out, cap, v->s, v->len);
     default: return put(out, cap, "null", 4);
+    }
+}
+
+size_t sl__json_value_bound(const struct sl_value *v)
+{
+    switch (v->type) {
+    case SL_STRING:
+        return (v->flags & (SL_VALUE_ESCAPED | SL_VALUE_JSON_SAFE) ? v->len : 6 * (size_t)v->len) +
+               2;
+    case SL_JSON: return v->len;
+    case SL_INT:
+    case SL_FLOAT: return (v->flags & SL_VALUE_TEXT) && v->len > 40 ? v->len : 40;
+    default: return 5;
     }
 }
 
 size_t sl_json_write_member(const char *name, size_t name_len, const struct sl_value *v, char *out,
                             size_t cap)
 {
-    size_t head = sl_json_escaped_len(name, name_len) + 3; /* "name": */
+    size_t head;
+    if (cap / 8 >= name_len && cap - 6 * name_len - 3 >= sl__json_value_bound(v)) {
+        /* Room for the worst case of both: one pass, nothing measured. */
+        head = sl_json_escape(name, name_len, out + 1) + 3;
+        out[0] = out[head - 2] = '"';
+        out[head - 1] = ':';
+        return head + sl_json_write_value(v, out + head, cap - head);
+    }
+    head = sl_json_escaped_len(name, name_len) + 3; /* "name": */
     if (head > cap) return head + sl_json_write_value(v, NULL, 0);
     size_t n = sl_json_write_value(v, out + head, cap - head);
     if (n > cap - head) return head + n;

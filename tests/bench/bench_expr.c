@@ -42,16 +42,18 @@ static void fill(struct sl_batch *b)
         char *lat = sl_batch_alloc(b, 8), *st = sl_batch_alloc(b, 8);
         snprintf(lat, 8, "%d", (i * 7919) % 1000);
         snprintf(st, 8, "%d", i % 13 ? 200 : 503);
-        add(ev, "time", "2024-05-01T12:00:00.123Z", SL_STRING, 0);
-        add(ev, "level", levels[i % 8], SL_STRING, 0);
-        add(ev, "service", i % 3 ? "api" : "Billing", SL_STRING, 0);
-        add(ev, "host", "web-17.eu-west-1", SL_STRING, 0);
+        add(ev, "time", "2024-05-01T12:00:00.123Z", SL_STRING, SL_VALUE_JSON_SAFE);
+        add(ev, "level", levels[i % 8], SL_STRING, SL_VALUE_JSON_SAFE);
+        add(ev, "service", i % 3 ? "api" : "Billing", SL_STRING, SL_VALUE_JSON_SAFE);
+        add(ev, "host", "web-17.eu-west-1", SL_STRING, SL_VALUE_JSON_SAFE);
         add(ev, "latency_ms", lat, SL_INT, SL_VALUE_TEXT);
         add(ev, "status", st, SL_INT, SL_VALUE_TEXT);
-        add(ev, "method", "GET", SL_STRING, 0);
-        add(ev, "path", "/api/v1/users/12345/orders", SL_STRING, 0);
-        add(ev, "msg", i % 5 ? "request served" : "upstream timeout after 30s", SL_STRING, 0);
+        add(ev, "method", "GET", SL_STRING, SL_VALUE_JSON_SAFE);
+        add(ev, "path", "/api/v1/users/12345/orders", SL_STRING, SL_VALUE_JSON_SAFE);
+        add(ev, "msg", i % 5 ? "request served" : "upstream timeout after 30s", SL_STRING,
+            SL_VALUE_JSON_SAFE);
         add(ev, "http", "{\"status\": 503, \"bytes\": 1234}", SL_JSON, 0);
+        sl_event_fields_synced(ev); /* as parse_json declares what it indexed */
     }
 }
 
