@@ -66,7 +66,8 @@ static int64_t retry_after_ms(struct evhttp_request *req)
 static const char *failure_text(int e)
 {
     switch (e) {
-    case EVREQ_HTTP_TIMEOUT: return "timed out";
+    case EVREQ_HTTP_TIMEOUT:
+        return "no response (connection refused or timed out)"; /* evhttp says timeout for both */
     case EVREQ_HTTP_EOF: return "connection closed or refused";
     case EVREQ_HTTP_INVALID_HEADER: return "invalid response";
     case EVREQ_HTTP_BUFFER_ERROR: return "connection error";
