@@ -44,11 +44,17 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* The ids served now: 1..this (the test's thread may change it). */
+static int records_of(struct t_http *h)
+{
+    return __atomic_load_n(&h->records, __ATOMIC_RELAXED);
+}
+
 /* Appends records first..last (1-based, at most `records`) as JSON objects. */
 static int add_records(struct t_http *h, struct evbuffer *b, int first, int last, const char *sep)
 {
     int n = 0;
-    for (int id = first; id <= last && id <= h->records; id++, n++)
+    for (int id = first; id <= last && id <= records_of(h); id++, n++)
         evbuffer_add_printf(b, "%s{\"id\":%d}", n ? sep : "", id);
     return n;
 }
@@ -98,7 +104,7 @@ static void cursor(struct t_http *h, struct evhttp_request *req, struct evbuffer
     int k = param(req, "cursor", 0);
     evbuffer_add_printf(b, "{\"data\":[");
     add_records(h, b, k + 1, k + PAGE, ",");
-    if (k + PAGE < h->records)
+    if (k + PAGE < records_of(h))
         evbuffer_add_printf(b, "],\"meta\":{\"next_cursor\":\"%d\"}}", k + PAGE);
     else
         evbuffer_add_printf(b, "],\"meta\":{\"next_cursor\":null}}");
@@ -111,7 +117,7 @@ static void link_page(struct t_http *h, struct evhttp_request *req, struct evbuf
     evbuffer_add_printf(b, "[");
     add_records(h, b, (p - 1) * PAGE + 1, p * PAGE, ",");
     evbuffer_add_printf(b, "]");
-    if (p * PAGE < h->records) {
+    if (p * PAGE < records_of(h)) {
         snprintf(link, sizeof link, "</link?page=1>; rel=\"first\", </link?page=%d>; rel=\"next\"",
                  p + 1);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Link", link);
@@ -248,6 +254,11 @@ void t_http_stop(struct t_http *h)
     for (size_t i = 0; i < h->n; i++) free(h->paths[i]);
     pthread_mutex_destroy(&h->mu);
     free(h);
+}
+
+void t_http_set_records(struct t_http *h, int records)
+{
+    __atomic_store_n(&h->records, records, __ATOMIC_RELAXED);
 }
 
 int t_http_port(const struct t_http *h)

@@ -24,6 +24,8 @@ struct t_http; /* opaque */
 
 /* Starts a server serving `records` records. Asserts success. */
 struct t_http *t_http_start(int records);
+/* Publishes ids 1..records from now on (a feed that grows). Any thread. */
+void t_http_set_records(struct t_http *h, int records);
 /* Stops and frees it (NULL: no-op). */
 void t_http_stop(struct t_http *h);
 /* Its port. */

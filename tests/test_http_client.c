@@ -279,6 +279,46 @@ Test(http_client, a_run_holding_acknowledgements_repeats_only_the_unacknowledged
     assert_ids(t, 0, 11, 20); /* pages 3 and 4 again: delivered, never acknowledged */
 }
 
+/* ---- interval ---------------------------------------------------------------------------- */
+
+static void grow_then_stop(struct sl_stage *s, struct t_rows *r, struct sl_batch *b)
+{
+    (void)s, (void)b;
+    if (r->n == 12) t_http_set_records(srv, 20);
+    if (r->n == 20) sl_pipeline_stop(p);
+}
+
+Test(http_client, with_an_interval_the_last_page_is_asked_again_and_only_new_records_delivered)
+{
+    t_http_set_records(srv, 12); /* pages 0..5, 5..10, then 11 and 12 with no next cursor */
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "%s\ninterval: 30ms", cursor_opts);
+    char opts[512];
+    snprintf(opts, sizeof opts, yaml, t_http_port(srv));
+    struct sl_stage *src = t_add(p, "src", &sl_stage_http_client, opts);
+    struct sl_stage *parse = t_add(p, "parse", &sl_stage_parse_json, NULL);
+    struct sl_stage *out = t_add(p, "out", &t_rows, NULL);
+    t_connect(p, src, parse);
+    t_connect(p, parse, out);
+    struct t_rows *r = sl_stage_state(out);
+    r->keep_payloads = true;
+    r->on_write = grow_then_stop;
+    run_ok();
+    cr_assert_eq(r->n, 20);
+    for (size_t i = 0; i < r->n; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "{\"id\":%zu}", i + 1);
+        cr_assert_str_eq(r->payloads[i], want);
+    }
+    /* 12 records: the page after cursor 10 is the last; asked again until it grows. */
+    cr_assert_geq(t_http_requests(srv, "/cursor?cursor=10"), 2);
+    cr_assert_eq(t_http_requests(srv, "/cursor?cursor=15"), 1);
+    char *db = t_path(dir, "checkpoints.db");
+    char *ck = t_sqlite(db, "SELECT position, skip FROM http_checkpoints WHERE source = 'src'");
+    cr_assert_str_eq(ck, "15|5\n", "the last page, its 5 records delivered");
+    free(ck), free(db);
+}
+
 /* ---- pace and concurrency ---------------------------------------------------------------- */
 
 Test(http_client, rate_limit_spaces_the_requests_at_the_server)
@@ -324,6 +364,28 @@ Test(http_client, a_crawl_keeps_at_most_max_in_flight_requests_open)
         seen[n] = true;
         (void)m;
     }
+}
+
+Test(http_client, a_crawl_reads_its_urls_from_a_file)
+{
+    char *list = t_path(dir, "urls.txt"), text[512], yaml[600];
+    snprintf(text, sizeof text,
+             "# pages\nhttp://127.0.0.1:%d/item/1\n\n  http://127.0.0.1:%d/item/2  \r\n"
+             "http://127.0.0.1:%d/item/3\n",
+             t_http_port(srv), t_http_port(srv), t_http_port(srv));
+    t_writes(list, text, false);
+    snprintf(yaml, sizeof yaml, "urls_file: %s\nresponse_headers: [content-length, x-none]", list);
+    struct sl_stage *src = t_add(p, "src", &sl_stage_http_client, yaml);
+    struct sl_stage *out = t_add(p, "out", &t_json, NULL);
+    t_connect(p, src, out);
+    struct t_json *t = sl_stage_state(out);
+    run_ok();
+    cr_assert_eq(t->n, 3);
+    cr_assert_eq(t_http_requests(srv, "/item/"), 3);
+    for (size_t i = 0; i < t->n; i++)
+        cr_assert(strstr(t->ev[i], "\"headers\":{\"content-length\":\"7\"},\"body\":{\"n\":"), "%s",
+                  t->ev[i]);
+    free(list);
 }
 
 /* ---- failures ---------------------------------------------------------------------------- */
