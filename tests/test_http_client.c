@@ -482,6 +482,22 @@ Test(http_client, a_server_that_is_not_there_fails_after_the_retries)
     cr_assert(strstr(err.msg, "http://127.0.0.1:1/x: no response"), "%s", err.msg);
 }
 
+Test(http_client, a_page_that_fails_for_good_with_on_error_emit_is_an_event_and_the_read_ends)
+{
+    struct t_json *t = build("uri: http://127.0.0.1:%d/missing\npagination: {param: page}\n"
+                             "on_error: emit");
+    run_ok();
+    cr_assert_eq(t->n, 1);
+    char want[256];
+    snprintf(want, sizeof want,
+             "{\"url\":\"http://127.0.0.1:%d/missing?page=1\",\"status\":404,\"error\":\"HTTP "
+             "404\"}",
+             t_http_port(srv));
+    cr_assert_str_eq(t->ev[0], want);
+    cr_assert_eq(errors_of("src"), 1);
+    cr_assert_eq(t_http_requests(srv, NULL), 1);
+}
+
 /* ---- configs ----------------------------------------------------------------------------- */
 
 static void refused(const char *yaml, const char *why)

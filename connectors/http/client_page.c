@@ -281,11 +281,32 @@ void sl__hcli_page_done(struct sl__hcli_slot *slot, struct evhttp_request *req)
     }
 }
 
+/* on_error: emit for a page that failed: one event with fields url, status and error,
+ * passed on with the position unchanged. Returns 0 or SL_ENOMEM. */
+static int failure_event(struct sl__hcli *c, const char *url, int status, const char *why)
+{
+    struct sl_batch *b = sl_batch_new(c->stage);
+    struct sl_event *ev = b ? sl_batch_append(b) : NULL;
+    size_t len = strlen(url);
+    const char *u = ev ? sl_event_strdup(ev, url, len) : NULL;
+    struct sl_value v = sl_value_string(u, len), s = sl_value_int(status);
+    if (!u || sl_event_add_field(ev, "url", 3, &v) || sl_event_add_field(ev, "status", 6, &s) ||
+        sl_event_set_error(ev, why, strlen(why))) {
+        sl_batch_unref(b);
+        return SL_ENOMEM;
+    }
+    sl_event_set_origin(ev, u, 0, -1);
+    return sl__hcli_ready_push(c, b, &c->at);
+}
+
 void sl__hcli_page_failed(struct sl__hcli_slot *slot, int status, const char *why)
 {
     struct sl__hcli *c = slot->c;
     sl_stage_count_errors(c->stage, 1);
-    if (c->on_error == HCLI_FAIL) {
+    if (c->on_error == HCLI_EMIT && failure_event(c, slot->url, status, why)) {
+        sl_stage_error(c->stage, SL_ENOMEM, "out of memory");
+        sl_stage_wake(c->stage);
+    } else if (c->on_error == HCLI_FAIL) {
         sl_stage_error(c->stage, SL_EIO, "%s: %s", slot->url, why);
         sl_stage_wake(c->stage);
     } else {
