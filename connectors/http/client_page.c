@@ -252,7 +252,9 @@ void sl__hcli_page_done(struct sl__hcli_slot *slot, struct evhttp_request *req)
     const char *why = find_records(c, body ? body : "", len, &span);
     int rc = 0;
     sl_counter_add(c->n_pages, 1);
-    if (why) {
+    if (!len) {
+        /* an empty body (204, or a poll with nothing new): no record */
+    } else if (why) {
         rc = bad(&pg, body, len, why);
         if (c->paging == HCLI_LINK || c->paging == HCLI_PAGE) records = 1; /* passed over */
     } else if (c->decode == HCLI_JSON && span.s[0] == '{') {

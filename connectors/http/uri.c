@@ -57,7 +57,9 @@ int sl__http_target_parse(const char *url, struct sl__http_target *t, char *why,
     if (!rc) {
         const char *path = evhttp_uri_get_path(u), *query = evhttp_uri_get_query(u);
         t->port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : 80;
-        t->host = strdup(host);
+        size_t hl = strlen(host);
+        bool v6 = hl > 2 && host[0] == '[' && host[hl - 1] == ']'; /* "[::1]": connect to ::1 */
+        t->host = v6 ? strndup(host + 1, hl - 2) : strdup(host);
         t->path_query =
             format("%s%s%s", path && *path ? path : "/", query ? "?" : "", query ? query : "");
         t->host_header = t->port == 80 ? format("%s", host) : format("%s:%d", host, t->port);
