@@ -23,6 +23,7 @@
 static char *dir;
 static struct sl_pipeline *p;
 static struct t_http *srv;
+static int64_t batch_max; /* the pipelines' batch.max_events; 0: the default */
 
 /* ---- a sink that keeps each event: its payload, or its JSON form when it has none ---- */
 
@@ -78,6 +79,7 @@ static struct sl_pipeline *new_pipeline(void)
     o.data_dir = dir;
     o.log = t_log_capture;
     o.shutdown_timeout_ms = 300;
+    if (batch_max) o.batch_max_events = batch_max;
     struct sl_error err = {0};
     struct sl_pipeline *np = sl_pipeline_new(NULL, &o, &err);
     cr_assert_not_null(np, "%s", err.msg);
@@ -240,6 +242,33 @@ Test(http_client, a_stopped_run_resumes_at_the_next_page_without_loss_or_repeat)
     cr_assert_str_eq(t_http_request_path(srv, before, buf, sizeof buf), first);
 }
 
+Test(http_client, a_page_larger_than_a_batch_resumes_after_its_last_acknowledged_batch)
+{
+    batch_max = 2; /* pages of 5: batches of 2, 2 and 1 */
+    sl_pipeline_free(p);
+    p = new_pipeline();
+    struct t_json *t = build(cursor_opts);
+    t->stop_at = 3; /* inside page 1 */
+    run_ok();
+    size_t n1 = t->n;
+    assert_ids(t, 0, 1, (int)n1);
+    char *db = t_path(dir, "checkpoints.db"), want[32];
+    char *ck = t_sqlite(db, "SELECT position, skip FROM http_checkpoints WHERE source = 'src'");
+    if (n1 / 5)
+        snprintf(want, sizeof want, "%zu|%zu\n", n1 / 5 * 5, n1 % 5);
+    else
+        snprintf(want, sizeof want, "|%zu\n", n1 % 5);
+    cr_assert_str_eq(ck, want, "after %zu records", n1);
+    free(ck), free(db);
+
+    sl_pipeline_free(p);
+    p = new_pipeline();
+    t = build(cursor_opts);
+    run_ok();
+    assert_ids(t, 0, (int)n1 + 1, 20);
+    batch_max = 0;
+}
+
 static void stop_at_15(struct sl_stage *s, struct t_rows *r, struct sl_batch *b)
 {
     (void)s, (void)b;
@@ -333,6 +362,24 @@ Test(http_client, rate_limit_spaces_the_requests_at_the_server)
             t_http_request_time(srv, "/pages", i) - t_http_request_time(srv, "/pages", i - 1);
         fprintf(stderr, "rate_limit 10/s: request %zu came %.1f ms after the one before\n", i, gap);
         cr_assert_geq(gap, 95.0, "request %zu came %.1f ms after the one before", i, gap);
+    }
+}
+
+Test(http_client, rate_limit_holds_across_a_crawls_parallel_requests)
+{
+    char yaml[2048] = "max_in_flight: 3\nrate_limit: 20\nurls:\n";
+    for (int i = 1; i <= 6; i++)
+        snprintf(yaml + strlen(yaml), sizeof yaml - strlen(yaml),
+                 "  - http://127.0.0.1:%d/item/%d\n", t_http_port(srv), i);
+    struct sl_stage *src = t_add(p, "src", &sl_stage_http_client, yaml);
+    struct sl_stage *out = t_add(p, "out", &t_json, NULL);
+    t_connect(p, src, out);
+    run_ok();
+    cr_assert_eq(t_http_requests(srv, "/item/"), 6);
+    for (size_t i = 1; i < 6; i++) {
+        double gap =
+            t_http_request_time(srv, "/item/", i) - t_http_request_time(srv, "/item/", i - 1);
+        cr_assert_geq(gap, 45.0, "request %zu came %.1f ms after the one before", i, gap);
     }
 }
 

@@ -110,7 +110,7 @@ struct sl__hcli {
     struct sl_batch *out;         /* crawler: responses waiting for poll() */
     size_t next_url;              /* crawler: the next URL of the list to start */
     size_t busy;                  /* crawler: slots holding a URL */
-    int64_t next_send_ms;         /* rate limit: no request before this (loop clock) */
+    double next_send_ms;          /* rate limit: no request before this (monotonic ms) */
     struct sl_timer *wait_timer;  /* interval */
 
     /* acknowledgements and checkpoints (client_checkpoint.c) */

@@ -3,8 +3,9 @@
  * blocks (evdns), the rate limit and the retries.
  *
  * The rate limit is a token bucket of one token refilled every 1/rate_limit seconds: a
- * request (a retry too) reserves the next free instant and waits for it on the slot's
- * timer, so requests leave at most rate_limit a second however many slots wait.
+ * request (a retry too) leaves at least that long after the one before, waiting on its
+ * slot's timer meanwhile, so requests leave at most rate_limit a second however many
+ * slots wait.
  *
  * A response is through when it is a 2xx; a connection error, a timeout, 408, 429 and
  * 5xx are retried after a backoff with full jitter (sl_backoff; a Retry-After of seconds
@@ -209,35 +210,28 @@ static void send_now(struct sl__hcli_slot *slot)
     sl__http_target_free(&t);
 }
 
-/* Sends the slot's URL when the rate limit allows: now, or from the slot's timer. */
+/* Sends the slot's URL when the rate limit allows: now, or when the slot's timer fires
+ * (and asks again: another slot may have sent meanwhile). The instant is counted from
+ * the last request actually sent, so a late timer never lets two requests closer. */
 static void send_paced(struct sl__hcli_slot *slot)
 {
     struct sl__hcli *c = slot->c;
-    if (c->rate_limit <= 0) {
+    double now = now_ms();
+    if (c->rate_limit <= 0 || now >= c->next_send_ms) {
+        if (c->rate_limit > 0) c->next_send_ms = now + 1000.0 / c->rate_limit;
         send_now(slot);
         return;
     }
-    double now = now_ms(), at = c->next_send_ms > now ? c->next_send_ms : now;
-    c->next_send_ms = at + 1000.0 / c->rate_limit;
-    if (at <= now) {
-        send_now(slot);
-        return;
-    }
-    slot->error = -1; /* the timer sends without asking the rate again */
-    int64_t wait = (int64_t)(at - now + 0.999);
+    int64_t wait = (int64_t)(c->next_send_ms - now + 0.999);
     sl_timer_start(slot->timer, wait > 0 ? wait : 1, false);
 }
 
-/* A retry's backoff is over (pace it), or the rate's instant has come (send). */
+/* A retry's backoff is over, or the rate's instant has come. */
 static void on_slot_timer(struct sl_stage *stage, void *arg)
 {
     (void)stage;
     struct sl__hcli_slot *slot = arg;
-    if (slot->c->ended || !slot->url) return;
-    if (slot->error == -1)
-        send_now(slot);
-    else
-        send_paced(slot);
+    if (!slot->c->ended && slot->url) send_paced(slot);
 }
 
 int sl__hcli_fetch(struct sl__hcli_slot *slot, char *url, size_t index)
