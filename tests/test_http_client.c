@@ -379,7 +379,9 @@ Test(http_client, rate_limit_holds_across_a_crawls_parallel_requests)
     for (size_t i = 1; i < 6; i++) {
         double gap =
             t_http_request_time(srv, "/item/", i) - t_http_request_time(srv, "/item/", i - 1);
-        cr_assert_geq(gap, 45.0, "request %zu came %.1f ms after the one before", i, gap);
+        /* Each slot connects first: the server sees the 50 ms apart the source keeps, give
+         * or take the time a connection takes to set up. */
+        cr_assert_geq(gap, 40.0, "request %zu came %.1f ms after the one before", i, gap);
     }
 }
 
