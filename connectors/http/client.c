@@ -102,6 +102,11 @@ static int hcli_init(struct sl_stage *stage, const struct sl_config *cfg, struct
     for (size_t i = 0; !rc && i < c->urls.n; i++)
         rc = check_url(sl_config_get(cfg, "urls"), c->urls.items[i], err);
     if (rc) return rc;
+    /* For `validate`: a crawl's fields; pages are raw records (a parser names fields). */
+    static const char *const crawl_fields[] = {"url", "status", "headers", "body", "error"};
+    if (sl_stage_declare_fields(stage, SL_FIELDS_ONLY, c->crawler ? crawl_fields : NULL,
+                                c->crawler ? 5 : 0))
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
     c->n_requests =
         sl_stage_counter(stage, "http_requests", "HTTP requests sent, retries included");
     c->n_retries = sl_stage_counter(stage, "http_retries", "requests retried after a failure");
