@@ -195,6 +195,16 @@ static void on_request(struct evhttp_request *req, void *arg)
         } else {
             pages(h, req, b, false);
         }
+    } else if (!strcmp(path, "/whoami")) {
+        struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+        const char *auth = evhttp_find_header(in, "Authorization");
+        evbuffer_add_printf(b, "{\"auth\":\"%s\",\"ua\":\"%s\",\"host\":\"%s\"}", auth ? auth : "",
+                            evhttp_find_header(in, "User-Agent"), evhttp_find_header(in, "Host"));
+    } else if (!strcmp(path, "/stall")) {
+        code = 0; /* never answered: the client's timeout */
+        pthread_mutex_lock(&h->mu);
+        h->open--;
+        pthread_mutex_unlock(&h->mu);
     } else if (!strcmp(path, "/nd")) {
         evbuffer_add_printf(b, "{\"id\":1}\n{\"id\":2}\r\n\n{\"id\":3}\n{\"id\":4\n{\"id\":5}\n");
     } else if (!strncmp(path, "/item/", 6) || !strncmp(path, "/retry/", 7)) {

@@ -10,6 +10,8 @@
  *   /bad?page=P        as /pages, but page 2 is cut short (not JSON)
  *   /flaky?page=P      as /pages, but the first request of page 1 answers 500 and the
  *                      first of page 2 answers 429 with Retry-After: 1
+ *   /whoami            {"auth":"<Authorization>","ua":"<User-Agent>","host":"<Host>"}
+ *   /stall             never answered
  *   /nd                ndjson: {"id":1}..{"id":3}, a line that is not JSON, {"id":5}
  *   /item/N            {"n":N} after 30 ms (the crawl's concurrency is measured)
  *   /retry/N           500 for the first two requests of each N, then {"n":N}

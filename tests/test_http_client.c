@@ -547,6 +547,29 @@ Test(http_client, a_page_that_fails_for_good_with_on_error_emit_is_an_event_and_
     cr_assert_eq(t_http_requests(srv, NULL), 1);
 }
 
+Test(http_client, the_headers_option_is_sent_with_host_and_user_agent)
+{
+    struct t_json *t = build("uri: http://127.0.0.1:%d/whoami\n"
+                             "headers: {Authorization: 'Bearer t0k', User-Agent: probe/1}");
+    run_ok();
+    cr_assert_eq(t->n, 1);
+    char want[256];
+    snprintf(want, sizeof want,
+             "{\"auth\":\"Bearer t0k\",\"ua\":\"probe/1\",\"host\":\"127.0.0.1:%d\"}",
+             t_http_port(srv));
+    cr_assert_str_eq(t->ev[0], want);
+}
+
+Test(http_client, a_server_that_never_answers_times_out_and_is_retried)
+{
+    build("uri: http://127.0.0.1:%d/stall\ntimeout: 100ms\n"
+          "retry: {initial: 1ms, max: 2ms, attempts: 1}\non_error: fail");
+    struct sl_error err = {0};
+    cr_assert_neq(run(&err), 0);
+    cr_assert(strstr(err.msg, "/stall: no response"), "%s", err.msg);
+    cr_assert_eq(t_http_requests(srv, "/stall"), 2, "the first try and one retry");
+}
+
 /* ---- configs ----------------------------------------------------------------------------- */
 
 static void refused(const char *yaml, const char *why)
