@@ -18,6 +18,7 @@
 #include "helpers_file.h"
 #include "helpers_http.h"
 #include "helpers_sqlite.h"
+#include "../connectors/http/json_array.h"
 #include "../connectors/http/uri.h"
 
 static char *dir;
@@ -589,6 +590,27 @@ Test(http_client, configs_that_cannot_work_are_refused_with_the_reason)
     refused("{uri: 'http://h/', pagination: {next: link_header, param: p}}", "takes no 'field'");
     refused("{urls: ['http://h/a'], interval: 5s}", "go with 'uri'");
     refused("{uri: 'http://h/', decode: ndjson, records_path: data}", "decode: json");
+}
+
+/* ---- the JSON array walk (json_array.c) ---------------------------------------------------- */
+
+static int keep_element(void *arg, const char *el, size_t len)
+{
+    char *out = arg;
+    snprintf(out + strlen(out), 512 - strlen(out), "<%.*s>", (int)len, el);
+    return 0;
+}
+
+Test(http_client, json_array_elements_are_cut_at_top_level_commas_only)
+{
+    char got[512] = "";
+    const char *json = " [ {\"a\":[1,2],\"s\":\"x,]\\\"}\"} , 3,\"q\",[[]],null ] ";
+    cr_assert_eq(sl__http_json_array_each(json, strlen(json), keep_element, got), 0);
+    cr_assert_str_eq(got, "<{\"a\":[1,2],\"s\":\"x,]\\\"}\"}><3><\"q\"><[[]]><null>");
+    got[0] = '\0';
+    cr_assert_eq(sl__http_json_array_each("[]", 2, keep_element, got), 0);
+    cr_assert_str_eq(got, "");
+    cr_assert_eq(sl__http_json_array_each("{}", 2, keep_element, got), SL_EPARSE);
 }
 
 /* ---- the URI helpers (uri.c) ------------------------------------------------------------- */

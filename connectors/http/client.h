@@ -21,9 +21,21 @@ struct evhttp_request;
 struct evdns_base;
 struct sl_sqlite_pool;
 
-enum sl__hcli_paging { HCLI_NONE = 0, HCLI_CURSOR, HCLI_PAGE, HCLI_LINK };
-enum sl__hcli_decode { HCLI_JSON = 0, HCLI_NDJSON, HCLI_TEXT };
-enum sl__hcli_on_error { HCLI_DROP = 0, HCLI_EMIT, HCLI_FAIL };
+enum sl__hcli_paging {
+    HCLI_NONE = 0, /* one request to `uri` (each `interval`) */
+    HCLI_CURSOR,   /* a cursor from the response, sent back as a query parameter */
+    HCLI_PAGE,     /* page numbers counted up until an empty page */
+    HCLI_LINK,     /* the Link header's rel="next" */
+};
+enum sl__hcli_decode {
+    HCLI_JSON = 0, /* a JSON document: records at records_path */
+    HCLI_NDJSON,   /* one JSON record a line */
+};
+enum sl__hcli_on_error {
+    HCLI_DROP = 0, /* counted, logged, left out */
+    HCLI_EMIT,     /* passed on as an event with field `error` */
+    HCLI_FAIL,     /* the run stops */
+};
 
 enum sl__hcli_phase {
     HCLI_LOADING = 0, /* the checkpoint is being read */
@@ -89,24 +101,28 @@ struct sl__hcli {
     const char *checkpoint;          /* checkpoint database; "": none */
 
     /* set by init()/start() */
-    struct sl_stage *stage;      /* this stage */
-    enum sl__hcli_paging paging; /* from the pagination options */
-    bool crawler;                /* urls or urls_file */
-    char **list;                 /* the crawler's URLs (owned, with urls_file) */
-    size_t nlist;                /* ... */
-    struct evdns_base *dns;      /* non-blocking name resolution */
-    struct sl__hcli_slot *slots; /* max_in_flight (1 for pages) */
-    size_t nslots;               /* ... */
-    char *ckpt_path;             /* the checkpoint database (owned), NULL: none */
-    struct sl_sqlite_pool *ckdb; /* its pool */
-    struct sl_counter *n_requests, *n_retries, *n_failures, *n_pages, *n_malformed;
+    struct sl_stage *stage;         /* this stage */
+    enum sl__hcli_paging paging;    /* from the pagination options */
+    bool crawler;                   /* urls or urls_file */
+    char **list;                    /* the crawler's URLs (owned, with urls_file) */
+    size_t nlist;                   /* ... */
+    struct evdns_base *dns;         /* non-blocking name resolution */
+    struct sl__hcli_slot *slots;    /* max_in_flight (1 for pages) */
+    size_t nslots;                  /* ... */
+    char *ckpt_path;                /* the checkpoint database (owned), NULL: none */
+    struct sl_sqlite_pool *ckdb;    /* its pool */
+    struct sl_counter *n_requests;  /* http_requests: requests sent, retries included */
+    struct sl_counter *n_retries;   /* http_retries */
+    struct sl_counter *n_failures;  /* http_failures: URLs failed for good */
+    struct sl_counter *n_pages;     /* http_pages: 2xx responses of pages */
+    struct sl_counter *n_malformed; /* http_malformed: pages and lines not decoded */
 
     /* reading (loop thread) */
     enum sl__hcli_phase phase;    /* pages: what the source waits for */
     bool ended;                   /* flush(end): SL_DONE answered or the pipeline stops */
     struct sl__hcli_pos at;       /* pages: the position the next request asks for */
     struct sl__hcli_ready *ready; /* pages decoded, waiting for poll() */
-    size_t nready, ready_cap;     /* ... */
+    size_t nready, ready_cap;     /* used / allocated */
     struct sl_batch *out;         /* crawler: responses waiting for poll() */
     size_t next_url;              /* crawler: the next URL of the list to start */
     size_t busy;                  /* crawler: slots holding a URL */
@@ -114,14 +130,14 @@ struct sl__hcli {
     struct sl_timer *wait_timer;  /* interval */
 
     /* acknowledgements and checkpoints (client_checkpoint.c) */
-    struct sl__hcli_flight *flights; /* ring of fl_cap: fl_count from fl_head */
-    size_t fl_head, fl_count, fl_cap;
-    uint64_t next_seq;         /* the next batch's cookie */
-    struct sl__hcli_pos acked; /* the last acknowledged position */
-    bool have_acked;           /* acked holds something to save */
-    bool dirty;                /* acked changed since the last save began */
-    bool saving;               /* a save request is out */
-    int final_tries;           /* saves failed after the end */
+    struct sl__hcli_flight *flights;  /* ring of fl_cap: fl_count from fl_head */
+    size_t fl_head, fl_count, fl_cap; /* the ring's first entry, entries, room */
+    uint64_t next_seq;                /* the next batch's cookie */
+    struct sl__hcli_pos acked;        /* the last acknowledged position */
+    bool have_acked;                  /* acked holds something to save */
+    bool dirty;                       /* acked changed since the last save began */
+    bool saving;                      /* a save request is out */
+    int final_tries;                  /* saves failed after the end */
 };
 
 /* ---- positions (client_checkpoint.c) ----------------------------------------------------- */
