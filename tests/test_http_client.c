@@ -1,4 +1,4 @@
-/* The http_client source against a test server on loopback (helpers_http.c): APIs paged
+/* The http_client source against a test server on loopback (helpers_http_client.c): APIs paged
  * by cursor, by Link header and by page number read to the end in order; a stopped run
  * and a run holding acknowledgements resume at the right page; the rate limit and
  * max_in_flight measured at the server; retries on 500 and 429 (Retry-After); malformed
@@ -16,7 +16,7 @@
 
 #include "helpers.h"
 #include "helpers_file.h"
-#include "helpers_http.h"
+#include "helpers_http_client.h"
 #include "helpers_sqlite.h"
 #include "../connectors/http/json_array.h"
 #include "../connectors/http/uri.h"

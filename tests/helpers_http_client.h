@@ -16,8 +16,8 @@
  *   /item/N            {"n":N} after 30 ms (the crawl's concurrency is measured)
  *   /retry/N           500 for the first two requests of each N, then {"n":N}
  *   /missing           404 */
-#ifndef SLUICE_TEST_HELPERS_HTTP_H
-#define SLUICE_TEST_HELPERS_HTTP_H
+#ifndef SLUICE_TEST_HELPERS_HTTP_CLIENT_H
+#define SLUICE_TEST_HELPERS_HTTP_CLIENT_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-/* The test HTTP server (helpers_http.h). */
+/* The test HTTP server (helpers_http_client.h). */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,7 +15,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "helpers_http.h"
+#include "helpers_http_client.h"
 
 #define PAGE    5    /* records a page */
 #define MAXREQ  4096 /* requests noted */
