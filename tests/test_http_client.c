@@ -571,6 +571,20 @@ Test(http_client, a_server_that_never_answers_times_out_and_is_retried)
     cr_assert_eq(t_http_requests(srv, "/stall"), 2, "the first try and one retry");
 }
 
+Test(http_client, a_body_larger_than_max_body_size_fails_at_once_without_retries)
+{
+    struct t_json *t = build("urls: [http://127.0.0.1:%d/retry/9, http://127.0.0.1:%d/item/1]\n"
+                             "max_body_size: 4\non_error: emit\nretry: {initial: 1ms, max: 2ms}");
+    run_ok();
+    cr_assert_eq(t->n, 2);
+    for (size_t i = 0; i < 2; i++)
+        cr_assert(strstr(t->ev[i], "\"error\":\"response larger than max_body_size\""), "%s",
+                  t->ev[i]);
+    cr_assert_eq(t_http_requests(srv, "/item/1"), 1);
+    cr_assert_eq(t_http_requests(srv, "/retry/9"), 3, "two 500s retried, the 200 too large");
+    cr_assert_eq(errors_of("src"), 2);
+}
+
 /* ---- configs ----------------------------------------------------------------------------- */
 
 static void refused(const char *yaml, const char *why)
