@@ -34,6 +34,7 @@ struct t_http {
     double times[MAXREQ];    /* ... and when it came */
     size_t n;                /* requests noted */
     int open, max_open;      /* requests open now, at most */
+    uint16_t ports[MAXREQ];  /* each request's client port (a connection's) */
     int hits[64];            /* per page / item: requests seen (flaky, retry) */
 };
 
@@ -161,10 +162,14 @@ static void crawl(struct t_http *h, struct evhttp_request *req, const char *path
 }
 
 /* Notes the request and says how many are open. */
-static void note(struct t_http *h, const char *uri)
+static void note(struct t_http *h, struct evhttp_request *req, const char *uri)
 {
+    char *peer = NULL;
+    ev_uint16_t port = 0;
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
     pthread_mutex_lock(&h->mu);
     if (h->n < MAXREQ) {
+        h->ports[h->n] = port;
         h->paths[h->n] = strdup(uri);
         h->times[h->n++] = now_ms();
     }
@@ -177,7 +182,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct t_http *h = arg;
     const char *uri = evhttp_request_get_uri(req);
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-    note(h, uri);
+    note(h, req, uri);
     struct evbuffer *b = evbuffer_new();
     int code = 200;
     if (!strcmp(path, "/cursor")) {
@@ -301,6 +306,19 @@ const char *t_http_request_path(struct t_http *h, size_t i, char *buf, size_t ca
     snprintf(buf, cap, "%s", i < h->n ? h->paths[i] : "");
     pthread_mutex_unlock(&h->mu);
     return buf;
+}
+
+size_t t_http_connections(struct t_http *h)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&h->mu);
+    for (size_t i = 0; i < h->n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++) seen = h->ports[j] == h->ports[i];
+        n += !seen;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return n;
 }
 
 int t_http_max_open(struct t_http *h)

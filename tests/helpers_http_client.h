@@ -38,6 +38,8 @@ size_t t_http_requests(struct t_http *h, const char *prefix);
 double t_http_request_time(struct t_http *h, const char *prefix, size_t i);
 /* The path (with query) of the i-th request (copied into `buf`, `cap` bytes); "" when none. */
 const char *t_http_request_path(struct t_http *h, size_t i, char *buf, size_t cap);
+/* Connections the requests came on (distinct client ports). */
+size_t t_http_connections(struct t_http *h);
 /* The most requests open at once. */
 int t_http_max_open(struct t_http *h);
 

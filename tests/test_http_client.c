@@ -212,6 +212,28 @@ Test(http_client, ndjson_lines_are_records_and_a_line_that_is_not_json_is_droppe
     cr_assert_eq(errors_of("src"), 1);
 }
 
+Test(http_client, a_long_cursor_api_is_read_to_the_end_on_one_kept_alive_connection)
+{
+    t_http_set_records(srv, 5000); /* 1000 pages */
+    char yaml[512];
+    snprintf(yaml, sizeof yaml,
+             "uri: http://127.0.0.1:%d/cursor\nrecords_path: data\n"
+             "pagination: {field: meta.next_cursor, param: cursor}",
+             t_http_port(srv));
+    struct sl_stage *src = t_add(p, "src", &sl_stage_http_client, yaml);
+    struct sl_stage *out = t_add(p, "out", &t_rows, NULL);
+    t_connect(p, src, out);
+    struct t_rows *r = sl_stage_state(out);
+    r->nostore = true;
+    run_ok();
+    cr_assert_eq(r->n, 5000);
+    cr_assert_eq(t_http_requests(srv, "/cursor"), 1000);
+    double ms = t_http_request_time(srv, "/cursor", 999) - t_http_request_time(srv, "/cursor", 0);
+    fprintf(stderr, "1000 pages of 5 records: %.0f ms at the server, %.0f pages/s\n", ms,
+            ms > 0 ? 999 * 1000.0 / ms : 0);
+    cr_assert_eq(t_http_connections(srv), 1);
+}
+
 /* ---- restarts ---------------------------------------------------------------------------- */
 
 static const char *cursor_opts = "uri: http://127.0.0.1:%d/cursor\nrecords_path: data\n"
