@@ -142,6 +142,17 @@ static void answer_later(evutil_socket_t fd, short what, void *arg)
     free(l);
 }
 
+/* Answers `req` with `b` (its bytes moved) SLOW_MS from now. */
+static void answer_slowly(struct t_http *h, struct evhttp_request *req, struct evbuffer *b)
+{
+    struct later *l = calloc(1, sizeof *l);
+    l->h = h, l->req = req, l->body = evbuffer_new();
+    evbuffer_add_buffer(l->body, b);
+    l->ev = evtimer_new(h->base, answer_later, l);
+    struct timeval tv = {0, SLOW_MS * 1000};
+    evtimer_add(l->ev, &tv);
+}
+
 static void crawl(struct t_http *h, struct evhttp_request *req, const char *path,
                   struct evbuffer *b, int *code)
 {
@@ -152,12 +163,7 @@ static void crawl(struct t_http *h, struct evhttp_request *req, const char *path
     }
     evbuffer_add_printf(b, "{\"n\":%d}", n);
     if (strncmp(path, "/item/", 6)) return;
-    struct later *l = calloc(1, sizeof *l);
-    l->h = h, l->req = req, l->body = evbuffer_new();
-    evbuffer_add_buffer(l->body, b);
-    l->ev = evtimer_new(h->base, answer_later, l);
-    struct timeval tv = {0, SLOW_MS * 1000};
-    evtimer_add(l->ev, &tv);
+    answer_slowly(h, req, b);
     *code = 0; /* answered later */
 }
 
@@ -191,6 +197,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         link_page(h, req, b);
     } else if (!strcmp(path, "/pages") || !strcmp(path, "/bad")) {
         pages(h, req, b, !strcmp(path, "/bad"));
+    } else if (!strcmp(path, "/slowpages")) {
+        pages(h, req, b, false);
+        answer_slowly(h, req, b);
+        code = 0;
     } else if (!strcmp(path, "/flaky")) {
         int p = param(req, "page", 1);
         if (p <= 2 && hit(h, 60 + p) == 0) {

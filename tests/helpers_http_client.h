@@ -7,6 +7,7 @@
  *   /link?page=P       [{"id":..},..] with Link: </link?page=P+1>; rel="next" (a relative
  *                      reference) but on the last page
  *   /pages?page=P      {"items":[..]} from page 1, {"items":[]} after the end
+ *   /slowpages?page=P  as /pages, answered after 30 ms
  *   /bad?page=P        as /pages, but page 2 is cut short (not JSON)
  *   /flaky?page=P      as /pages, but the first request of page 1 answers 500 and the
  *                      first of page 2 answers 429 with Retry-After: 1

@@ -194,12 +194,33 @@ Test(http_client, link_header_pages_are_followed_to_the_last_one)
 Test(http_client, page_numbers_count_up_until_an_empty_page)
 {
     struct t_json *t =
-        build("uri: http://127.0.0.1:%d/pages\nrecords_path: items\npagination: {param: page}");
+        build("uri: http://127.0.0.1:%d/pages\nrecords_path: items\npagination: {param: page}\n"
+              "max_in_flight: 1");
     run_ok();
     assert_ids(t, 0, 1, 20);
     const char *paths[] = {"/pages?page=1", "/pages?page=2", "/pages?page=3", "/pages?page=4",
                            "/pages?page=5"};
     assert_paths(paths, 5);
+}
+
+Test(http_client, page_numbers_are_asked_max_in_flight_at_once_and_delivered_in_order)
+{
+    struct t_json *t = build("uri: http://127.0.0.1:%d/slowpages\nrecords_path: items\n"
+                             "pagination: {param: page}\nmax_in_flight: 3");
+    run_ok();
+    assert_ids(t, 0, 1, 20);
+    cr_assert_eq(t_http_max_open(srv), 3, "%d requests open at once", t_http_max_open(srv));
+    size_t n = t_http_requests(srv, "/slowpages");
+    cr_assert(n >= 5 && n <= 7, "%zu requests: pages 1..5, and at most 2 past the empty one", n);
+    for (int page = 1; page <= 5; page++) {
+        char path[64];
+        snprintf(path, sizeof path, "/slowpages?page=%d", page);
+        cr_assert_eq(t_http_requests(srv, path), 1, "page %d", page);
+    }
+    char *db = t_path(dir, "checkpoints.db");
+    char *ck = t_sqlite(db, "SELECT position, skip FROM http_checkpoints WHERE source = 'src'");
+    cr_assert_str_eq(ck, "5|0\n", "the empty page, asked first next time");
+    free(ck), free(db);
 }
 
 Test(http_client, ndjson_lines_are_records_and_a_line_that_is_not_json_is_dropped_and_counted)
@@ -292,6 +313,29 @@ Test(http_client, a_page_larger_than_a_batch_resumes_after_its_last_acknowledged
     batch_max = 0;
 }
 
+Test(http_client, page_numbers_read_ahead_resume_after_the_last_acknowledged_page)
+{
+    static const char *opts = "uri: http://127.0.0.1:%d/slowpages\nrecords_path: items\n"
+                              "pagination: {param: page}\nmax_in_flight: 3";
+    struct t_json *t = build(opts);
+    t->stop_at = 10;
+    run_ok();
+    size_t n1 = t->n;
+    cr_assert(n1 % 5 == 0 && n1 >= 10 && n1 < 20, "the first run delivered %zu", n1);
+    assert_ids(t, 0, 1, (int)n1);
+    char *db = t_path(dir, "checkpoints.db"), want[32];
+    char *ck = t_sqlite(db, "SELECT position, skip FROM http_checkpoints WHERE source = 'src'");
+    snprintf(want, sizeof want, "%zu|0\n", n1 / 5 + 1);
+    cr_assert_str_eq(ck, want);
+    free(ck), free(db);
+
+    sl_pipeline_free(p);
+    p = new_pipeline();
+    t = build(opts);
+    run_ok();
+    assert_ids(t, 0, (int)n1 + 1, 20);
+}
+
 static void stop_at_15(struct sl_stage *s, struct t_rows *r, struct sl_batch *b)
 {
     (void)s, (void)b;
@@ -376,7 +420,7 @@ Test(http_client, with_an_interval_the_last_page_is_asked_again_and_only_new_rec
 Test(http_client, rate_limit_spaces_the_requests_at_the_server)
 {
     struct t_json *t = build("uri: http://127.0.0.1:%d/pages\nrecords_path: items\n"
-                             "pagination: {param: page}\nrate_limit: 10");
+                             "pagination: {param: page}\nrate_limit: 10\nmax_in_flight: 1");
     run_ok();
     assert_ids(t, 0, 1, 20);
     cr_assert_eq(t_http_requests(srv, "/pages"), 5);
@@ -557,7 +601,7 @@ Test(http_client, a_server_that_is_not_there_fails_after_the_retries)
 Test(http_client, a_page_that_fails_for_good_with_on_error_emit_is_an_event_and_the_read_ends)
 {
     struct t_json *t = build("uri: http://127.0.0.1:%d/missing\npagination: {param: page}\n"
-                             "on_error: emit");
+                             "on_error: emit\nmax_in_flight: 1");
     run_ok();
     cr_assert_eq(t->n, 1);
     char want[256];

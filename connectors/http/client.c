@@ -1,9 +1,10 @@
 /* The `http_client` source: reads a JSON API page by page (or polls it), or crawls a
  * list of URLs, on libevent's evhttp client on the pipeline's loop.
  *
- * Pages (`uri`): one request at a time. Each poll() with no page in hand asks for the
- * next one and answers SL_PENDING; the page comes back as batches (client_page.c), which
- * the next polls return. Only poll() starts a request, and the runtime polls a source
+ * Pages (`uri`): one request at a time (page numbers: up to max_in_flight, read ahead,
+ * client_ahead.c). Each poll() with no page in hand asks for the next one and answers
+ * SL_PENDING; the page comes back as batches (client_page.c), which the next polls
+ * return. Only poll() starts a request, and the runtime polls a source
  * only while its outputs have room, so no page is read while they are full
  * (backpressure). The next page is given by the response's Link header (rel="next"), a
  * cursor in the response sent back as a query parameter, or a page number; after the
@@ -120,10 +121,9 @@ static int hcli_init(struct sl_stage *stage, const struct sl_config *cfg, struct
 /* interval is over: ask for the last page again. */
 static void on_wait_timer(struct sl_stage *stage, void *arg)
 {
+    (void)stage;
     struct sl__hcli *c = arg;
-    if (c->ended) return;
-    c->phase = HCLI_IDLE;
-    sl_stage_wake(stage);
+    if (!c->ended) sl__hcli_pages_begin(c);
 }
 
 /* The checkpoint's pool: `checkpoint`, default <data_dir>/checkpoints.db, "" none. */
@@ -175,6 +175,7 @@ static enum sl_poll hcli_poll(struct sl_stage *stage, struct sl_batch **out)
     if (c->nready) return pop_ready(c, out);
     if (c->phase == HCLI_END) return SL_DONE;
     if (c->phase != HCLI_IDLE) return SL_PENDING;
+    if (c->paging == HCLI_PAGE) return sl__hcli_ahead_poll(c);
     c->phase = HCLI_FETCHING;
     if (sl__hcli_fetch(&c->slots[0], sl__hcli_page_url(c), 0)) {
         sl_stage_error(stage, SL_ENOMEM, "out of memory");
@@ -253,7 +254,8 @@ static const struct sl_option http_client_options[] = {
     {"pagination.start", SL_OPT_INT, "1", 0, OPT(page_start),
      "the first page number (pagination by 'param' alone)"},
     {"max_in_flight", SL_OPT_INT, "4", 0, OPT(max_in_flight),
-     "crawler: requests out at once (pages are read one at a time, each after the one before)",
+     "requests out at once: a crawl's URLs, or page numbers read ahead (pages by cursor or Link "
+     "header are read one after the other)",
      NULL, "1..1024"},
     {"rate_limit", SL_OPT_FLOAT, "0", 0, OPT(rate_limit),
      "requests per second at most, retries included (0: no limit)", NULL, "0.."},

@@ -1,9 +1,9 @@
 /* The `http_client` source (client.c): what its files share. client_request.c sends
  * requests on evhttp connections (one per slot: `max_in_flight` slots), paced by the
  * rate limit and retried with backoff; client_page.c turns a page of an API into
- * batches and finds the next page; client_crawl.c turns a crawler's responses into
- * events; client_checkpoint.c tracks the pages in flight and loads and saves the
- * position in the checkpoint database.
+ * batches and finds the next page; client_ahead.c asks for page numbers ahead; client_crawl.c turns
+ * a crawler's responses into events; client_checkpoint.c tracks the pages in flight and loads and
+ * saves the position in the checkpoint database.
  *
  * Threads: everything here runs on the loop thread, except the checkpoint database's
  * work, which runs on an executor thread with its own job. */
@@ -19,6 +19,8 @@
 struct evhttp_connection;
 struct evhttp_request;
 struct evdns_base;
+struct evbuffer;
+struct evkeyvalq;
 struct sl_sqlite_pool;
 
 enum sl__hcli_paging {
@@ -57,6 +59,12 @@ struct sl__hcli_slot {
     struct sl_backoff backoff;      /* retries of this URL */
     struct sl_timer *timer;         /* retry backoff, or waiting for the rate limit */
     int error;                      /* evhttp's reason for a failure (enum evhttp_request_error) */
+    int64_t page;                   /* page numbers: the page fetched */
+    uint64_t gen;                   /* page numbers: the read it belongs to (c->gen) */
+    struct evbuffer *held;          /* page numbers: a 2xx body waiting for its turn */
+    bool failed;                    /* page numbers: a final failure waiting for its turn */
+    int fail_status;                /* ... its status (0: none) */
+    char fail_why[96];              /* ... and reason */
 };
 
 /* A page's batch between its decoding and poll(), or in flight after it: where the read
@@ -126,6 +134,10 @@ struct sl__hcli {
     struct sl_batch *out;         /* crawler: responses waiting for poll() */
     size_t next_url;              /* crawler: the next URL of the list to start */
     size_t busy;                  /* crawler: slots holding a URL */
+    int64_t issue_page;           /* page numbers: the next page to ask for */
+    int64_t stop_page;            /* page numbers: none at or past this is asked for */
+    uint64_t gen;                 /* page numbers: the read (after the checkpoint, after
+                                     each interval); answers of an older one are dropped */
     double next_send_ms;          /* rate limit: no request before this (monotonic ms) */
     struct sl_timer *wait_timer;  /* interval */
 
@@ -176,6 +188,31 @@ void sl__hcli_crawl_failed(struct sl__hcli_slot *slot, int status, const char *w
 char *sl__hcli_page_url(struct sl__hcli *c);
 /* Queues `b` (taken) for poll() with position `at` (copied). Returns 0 or SL_ENOMEM. */
 int sl__hcli_ready_push(struct sl__hcli *c, struct sl_batch *b, const struct sl__hcli_pos *at);
+
+/* Decodes one page: its records (`body`, borrowed) into batches for poll(), the position
+ * moved past them; `headers` (borrowed; NULL but for link_header) and `url` say where the
+ * next page is (`*has_next`). Returns 0, SL_ENOMEM, or SL_EPARSE (on_error: fail, said). */
+int sl__hcli_page_decode(struct sl__hcli *c, const char *url, const struct evkeyvalq *headers,
+                         const char *body, size_t len, bool *has_next);
+/* After a page decoded with `rc`: out of memory fails the run; else the next page,
+ * `interval`, or the end (sl__hcli_page_over). */
+void sl__hcli_page_end(struct sl__hcli *c, int rc, bool has_next);
+void sl__hcli_page_over(struct sl__hcli *c, bool has_next);
+/* A page of `url` failed for good: counted, then by on_error (emit, fail, drop); the read
+ * ends there (or waits for `interval`). */
+void sl__hcli_page_fail(struct sl__hcli *c, const char *url, int status, const char *why);
+
+/* ---- page numbers read ahead (client_ahead.c) -------------------------------------------- */
+
+/* The read begins (after the checkpoint's load, after each `interval`): phase IDLE, a new
+ * generation, page numbers from the position on. Wakes the stage. */
+void sl__hcli_pages_begin(struct sl__hcli *c);
+/* Page numbers: asks for the pages not yet asked for, up to max_in_flight ahead of the
+ * position. Returns SL_PENDING, or SL_ERROR (out of memory, said). */
+enum sl_poll sl__hcli_ahead_poll(struct sl__hcli *c);
+/* Page numbers: a page's answer, kept until the pages before it are decoded. */
+void sl__hcli_ahead_done(struct sl__hcli_slot *slot, struct evhttp_request *req);
+void sl__hcli_ahead_failed(struct sl__hcli_slot *slot, int status, const char *why);
 
 /* ---- crawler (client_crawl.c) ------------------------------------------------------------ */
 

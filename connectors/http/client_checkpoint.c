@@ -211,8 +211,7 @@ static int load_work(struct sl_sqlite_conn *conn, void *arg, struct sl_error *er
 /* The pages begin (at the checkpoint when there is one). */
 static void begin(struct sl__hcli *c)
 {
-    c->phase = HCLI_IDLE;
-    sl_stage_wake(c->stage);
+    sl__hcli_pages_begin(c);
 }
 
 static void load_done(struct sl_stage *stage, void *arg, int rc, const struct sl_error *err)

@@ -171,14 +171,13 @@ static const char *find_records(struct sl__hcli *c, const char *body, size_t len
 }
 
 /* Where the page after this one is (`*next`, owned; NULL when this is the last). */
-static int next_position(struct sl__hcli_slot *slot, struct evhttp_request *req, const char *body,
-                         size_t len, int64_t records, char **next)
+static int next_position(struct sl__hcli *c, const char *url, const struct evkeyvalq *headers,
+                         const char *body, size_t len, int64_t records, char **next)
 {
-    struct sl__hcli *c = slot->c;
     struct sl_value v;
     *next = NULL;
-    if (c->paging == HCLI_LINK) {
-        *next = sl__http_link_next(evhttp_request_get_input_headers(req), slot->url);
+    if (c->paging == HCLI_LINK && headers) {
+        *next = sl__http_link_next(headers, url);
     } else if (c->paging == HCLI_PAGE && records > 0) {
         long long n = c->at.pos ? strtoll(c->at.pos, NULL, 10) : c->page_start;
         char num[32];
@@ -200,7 +199,7 @@ static int next_position(struct sl__hcli_slot *slot, struct evhttp_request *req,
 }
 
 /* After the page: the next one, or `interval`, or the end. */
-static void page_over(struct sl__hcli *c, bool has_next)
+void sl__hcli_page_over(struct sl__hcli *c, bool has_next)
 {
     if (has_next) {
         c->phase = HCLI_IDLE;
@@ -237,50 +236,76 @@ static int page_finish(struct page *pg, char *next, int64_t records)
     return rc;
 }
 
-void sl__hcli_page_done(struct sl__hcli_slot *slot, struct evhttp_request *req)
+/* The records of the page in `body` into events, `pg->index` counting them. Returns 0,
+ * SL_ENOMEM or SL_EPARSE (on_error: fail); `*records`: the records of the page. */
+static int read_records(struct page *pg, const char *body, size_t len, int64_t *records)
 {
-    struct sl__hcli *c = slot->c;
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    struct sl__hcli *c = pg->c;
+    struct sl_value span;
+    const char *why = find_records(c, body, len, &span);
+    *records = 0;
+    if (!len) return 0; /* an empty body (204, or a poll with nothing new): no record */
+    if (why) {
+        if (c->paging == HCLI_LINK || c->paging == HCLI_PAGE) *records = 1; /* passed over */
+        return bad(pg, body, len, why);
+    }
+    if (c->decode == HCLI_JSON && span.s[0] == '{') {
+        *records = 1;
+        return on_record(pg, span.s, span.len);
+    }
+    if (c->decode == HCLI_JSON) {
+        sl__http_json_array_each(span.s, span.len, count_record, records);
+        return sl__http_json_array_each(span.s, span.len, on_record, pg);
+    }
+    each_line(body, len, count_record, records);
+    return each_line(body, len, on_record, pg);
+}
+
+int sl__hcli_page_decode(struct sl__hcli *c, const char *url, const struct evkeyvalq *headers,
+                         const char *body, size_t len, bool *has_next)
+{
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    struct page pg = {.c = c, .url = slot->url, .now_ns = ts.tv_sec * 1000000000LL + ts.tv_nsec};
-    struct sl_value span;
+    struct page pg = {.c = c, .url = url, .now_ns = ts.tv_sec * 1000000000LL + ts.tv_nsec};
     int64_t records = 0;
     char *next = NULL;
-    const char *why = find_records(c, body ? body : "", len, &span);
-    int rc = 0;
     sl_counter_add(c->n_pages, 1);
-    if (!len) {
-        /* an empty body (204, or a poll with nothing new): no record */
-    } else if (why) {
-        rc = bad(&pg, body, len, why);
-        if (c->paging == HCLI_LINK || c->paging == HCLI_PAGE) records = 1; /* passed over */
-    } else if (c->decode == HCLI_JSON && span.s[0] == '{') {
-        records = 1;
-        rc = on_record(&pg, span.s, span.len);
-    } else if (c->decode == HCLI_JSON) {
-        sl__http_json_array_each(span.s, span.len, count_record, &records);
-        rc = sl__http_json_array_each(span.s, span.len, on_record, &pg);
-    } else {
-        each_line(body, len, count_record, &records);
-        rc = each_line(body, len, on_record, &pg);
-    }
-    if (!rc) rc = next_position(slot, req, body, len, records, &next);
-    bool has_next = next != NULL;
+    int rc = read_records(&pg, body, len, &records);
+    if (!rc) rc = next_position(c, url, headers, body, len, records, &next);
+    *has_next = next != NULL;
     if (!rc)
         rc = page_finish(&pg, next, records);
     else
         free(next);
     sl_batch_unref(pg.b);
-    sl__hcli_slot_release(slot);
+    return rc;
+}
+
+void sl__hcli_page_end(struct sl__hcli *c, int rc, bool has_next)
+{
     if (rc == SL_ENOMEM) {
         sl_stage_error(c->stage, rc, "out of memory");
         sl_stage_wake(c->stage);
     } else if (!rc) {
-        page_over(c, has_next);
+        sl__hcli_page_over(c, has_next);
     }
+}
+
+void sl__hcli_page_done(struct sl__hcli_slot *slot, struct evhttp_request *req)
+{
+    struct sl__hcli *c = slot->c;
+    if (c->paging == HCLI_PAGE) {
+        sl__hcli_ahead_done(slot, req);
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    bool has_next = false;
+    int rc = sl__hcli_page_decode(c, slot->url, evhttp_request_get_input_headers(req),
+                                  body ? body : "", len, &has_next);
+    sl__hcli_slot_release(slot);
+    sl__hcli_page_end(c, rc, has_next);
 }
 
 /* on_error: emit for a page that failed: one event with fields url, status and error,
@@ -301,21 +326,29 @@ static int failure_event(struct sl__hcli *c, const char *url, int status, const 
     return sl__hcli_ready_push(c, b, &c->at);
 }
 
-void sl__hcli_page_failed(struct sl__hcli_slot *slot, int status, const char *why)
+void sl__hcli_page_fail(struct sl__hcli *c, const char *url, int status, const char *why)
 {
-    struct sl__hcli *c = slot->c;
     sl_stage_count_errors(c->stage, 1);
-    if (c->on_error == HCLI_EMIT && failure_event(c, slot->url, status, why)) {
+    if (c->on_error == HCLI_EMIT && failure_event(c, url, status, why)) {
         sl_stage_error(c->stage, SL_ENOMEM, "out of memory");
         sl_stage_wake(c->stage);
     } else if (c->on_error == HCLI_FAIL) {
-        sl_stage_error(c->stage, SL_EIO, "%s: %s", slot->url, why);
+        sl_stage_error(c->stage, SL_EIO, "%s: %s", url, why);
         sl_stage_wake(c->stage);
     } else {
-        sl_stage_log(c->stage, SL_LOG_ERROR, "%s: %s (status %d); %s", slot->url, why, status,
+        sl_stage_log(c->stage, SL_LOG_ERROR, "%s: %s (status %d); %s", url, why, status,
                      c->interval_ms > 0 ? "trying again after the interval"
                                         : "the read ends here; the next run resumes at this page");
-        page_over(c, false);
+        sl__hcli_page_over(c, false);
     }
+}
+
+void sl__hcli_page_failed(struct sl__hcli_slot *slot, int status, const char *why)
+{
+    if (slot->c->paging == HCLI_PAGE) {
+        sl__hcli_ahead_failed(slot, status, why);
+        return;
+    }
+    sl__hcli_page_fail(slot->c, slot->url, status, why);
     sl__hcli_slot_release(slot);
 }

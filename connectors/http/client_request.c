@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include <event2/buffer.h>
 #include <event2/dns.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -257,6 +258,9 @@ void sl__hcli_slot_release(struct sl__hcli_slot *slot)
     free(slot->url);
     slot->url = NULL;
     sl_timer_stop(slot->timer);
+    if (slot->held) evbuffer_free(slot->held);
+    slot->held = NULL;
+    slot->failed = false;
 }
 
 int sl__hcli_slots_start(struct sl__hcli *c, struct sl_error *err)
@@ -265,7 +269,7 @@ int sl__hcli_slots_start(struct sl__hcli *c, struct sl_error *err)
     c->dns =
         evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (!c->dns) c->dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-    c->nslots = c->crawler ? (size_t)c->max_in_flight : 1;
+    c->nslots = c->crawler || c->paging == HCLI_PAGE ? (size_t)c->max_in_flight : 1;
     c->slots = calloc(c->nslots, sizeof *c->slots);
     if (!c->dns || !c->slots) return sl_error_set(err, SL_ENOMEM, "out of memory");
     for (size_t i = 0; i < c->nslots; i++) {
@@ -286,6 +290,7 @@ void sl__hcli_slots_free(struct sl__hcli *c)
         if (s->conn) evhttp_connection_free(s->conn); /* drops its request unanswered */
         free(s->host);
         free(s->url);
+        if (s->held) evbuffer_free(s->held);
     }
     free(c->slots);
     c->slots = NULL;
