@@ -35,6 +35,7 @@ struct t_http {
     size_t n;                /* requests noted */
     int open, max_open;      /* requests open now, at most */
     uint16_t ports[MAXREQ];  /* each request's client port (a connection's) */
+    struct later *laters;    /* slow answers not sent yet (freed at the stop) */
     int hits[64];            /* per page / item: requests seen (flaky, retry) */
 };
 
@@ -126,16 +127,19 @@ static void link_page(struct t_http *h, struct evhttp_request *req, struct evbuf
 }
 
 struct later {
-    struct t_http *h;
-    struct evhttp_request *req;
-    struct evbuffer *body;
-    struct event *ev;
+    struct t_http *h;           /* the server */
+    struct evhttp_request *req; /* answered when ev fires */
+    struct evbuffer *body;      /* with this */
+    struct event *ev;           /* the timer */
+    struct later *next;         /* the server's list of answers not sent yet */
 };
 
 static void answer_later(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    struct later *l = arg;
+    struct later *l = arg, **pp = &l->h->laters;
+    while (*pp != l) pp = &(*pp)->next;
+    *pp = l->next;
     reply(l->h, l->req, 200, l->body);
     evbuffer_free(l->body);
     event_free(l->ev);
@@ -149,6 +153,8 @@ static void answer_slowly(struct t_http *h, struct evhttp_request *req, struct e
     l->h = h, l->req = req, l->body = evbuffer_new();
     evbuffer_add_buffer(l->body, b);
     l->ev = evtimer_new(h->base, answer_later, l);
+    l->next = h->laters; /* the server's thread alone touches the list */
+    h->laters = l;
     struct timeval tv = {0, SLOW_MS * 1000};
     evtimer_add(l->ev, &tv);
 }
@@ -271,6 +277,12 @@ void t_http_stop(struct t_http *h)
     if (!h) return;
     cr_assert_eq(write(h->stop_pipe[1], "x", 1), 1);
     pthread_join(h->thread, NULL);
+    for (struct later *l = h->laters, *next; l; l = next) { /* the client went away */
+        next = l->next;
+        evbuffer_free(l->body);
+        event_free(l->ev);
+        free(l);
+    }
     evhttp_free(h->http);
     event_free(h->stop_ev);
     event_base_free(h->base);
