@@ -1,8 +1,11 @@
 /* The http_client source against a test server on loopback (helpers_http_client.c): APIs paged
- * by cursor, by Link header and by page number read to the end in order; a stopped run
- * and a run holding acknowledgements resume at the right page; the rate limit and
- * max_in_flight measured at the server; retries on 500 and 429 (Retry-After); malformed
- * pages and failed URLs through on_error; the URI helpers. */
+ * by cursor, by Link header and by page number (read ahead) read to the end in order, into
+ * a file through parse_json too; `interval` asking the last page again; a stopped run, a run
+ * holding acknowledgements and a run killed with SIGKILL resume at the right page (inside
+ * a page larger than a batch too); the rate limit and max_in_flight measured at the
+ * server; retries on 500 and 429 (Retry-After), timeouts; malformed pages and lines,
+ * failed URLs and oversized bodies through on_error; configs refused; the URI and JSON
+ * array helpers. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
