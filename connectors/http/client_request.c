@@ -204,7 +204,7 @@ static void send_now(struct sl__hcli_slot *slot)
     sl_counter_add(c->n_requests, 1);
     sl_stage_log(c->stage, SL_LOG_DEBUG, "GET %s", slot->url);
     if (evhttp_make_request(slot->conn, req, EVHTTP_REQ_GET, t.path_query)) {
-        slot->req = NULL; /* evhttp freed it; the connection's failure is a retry */
+        slot->req = NULL; /* it could not start (no socket): a connection failure, retried */
         slot->error = EVREQ_HTTP_EOF;
         on_response(NULL, slot);
     }
