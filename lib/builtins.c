@@ -18,6 +18,7 @@ static const struct sl_stage_type *const builtins[] = {
     &sl_stage_kafka_source,
     &sl_stage_socket,
     &sl_stage_syslog,
+    &sl_stage_http_client,
     &sl_stage_http_server,
     /* transforms and filters */
     &sl_stage_parse_json,

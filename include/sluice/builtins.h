@@ -67,7 +67,14 @@ SL_API extern const struct sl_stage_type sl_stage_kafka_source;
  * runs librdkafka's in-process mock cluster. */
 SL_API extern const struct sl_stage_type sl_stage_kafka_sink;
 
-/* ---- connectors/http -------------------------------------------------------------------- */
+/* ---- connectors/http ---------------------------------------------------------------------- */
+
+/* Source `http_client`: reads a JSON or NDJSON API over HTTP, page by page (a Link header,
+ * a cursor in the response, or a page number), each record one event with its JSON text
+ * as the payload, checkpointing the position of the acknowledged pages; or crawls a list
+ * of URLs with bounded concurrency, each response one event. Rate limit, retries with
+ * backoff (Retry-After honoured), evhttp on the pipeline's loop. */
+SL_API extern const struct sl_stage_type sl_stage_http_client;
 
 /* Source `http_server`: events POSTed over HTTP (ndjson, json or text bodies, checked whole:
  * a bad body is answered 400 and none of it enters), each request answered 200 once every
