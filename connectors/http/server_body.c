@@ -18,6 +18,7 @@
 
 #include <sluice/json.h>
 
+#include "json_array.h"
 #include "server.h"
 
 static int push_span(struct sl__http_spans *out, size_t off, size_t len)
@@ -69,49 +70,21 @@ static size_t skip_ws(const char *p, size_t i, size_t len)
     return i;
 }
 
-/* The end of the value starting at `i` in valid JSON text: its closing bracket + 1, or
- * the first byte after a scalar. */
-static size_t value_end(const char *p, size_t i, size_t len)
-{
-    int depth = 0;
-    bool in_string = false;
-    for (; i < len; i++) {
-        char c = p[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = false;
-            if (!in_string && depth == 0) return i + 1;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            depth++;
-        } else if (c == '}' || c == ']') {
-            if (depth == 0) return i; /* a scalar ended by the array's bracket */
-            if (--depth == 0) return i + 1;
-        } else if (depth == 0 && (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
-            return i;
-        }
-    }
-    return len;
-}
+struct array_walk {
+    const char *body;           /* the whole body */
+    struct sl__http_spans *out; /* the events */
+    char *why;                  /* the reason, when an element is not an object */
+    size_t size;                /* its bytes */
+};
 
-/* The elements of a valid JSON array starting at `i`: each must be an object. */
-static int decode_array(const char *body, size_t i, size_t len, struct sl__http_spans *out,
-                        char *why, size_t size)
+static int take_element(void *arg, const char *el, size_t len)
 {
-    for (i = skip_ws(body, i + 1, len); i < len && body[i] != ']';) {
-        size_t end = value_end(body, i, len);
-        if (body[i] != '{') {
-            snprintf(why, size, "element %zu of the array is not an object", out->n + 1);
-            return SL_EPARSE;
-        }
-        if (push_span(out, i, end - i)) return SL_ENOMEM;
-        i = skip_ws(body, end, len);
-        if (i < len && body[i] == ',') i = skip_ws(body, i + 1, len);
+    struct array_walk *w = arg;
+    if (el[0] != '{') {
+        snprintf(w->why, w->size, "element %zu of the array is not an object", w->out->n + 1);
+        return SL_EPARSE;
     }
-    return 0;
+    return push_span(w->out, (size_t)(el - w->body), len);
 }
 
 static int decode_json(const char *body, size_t len, struct sl__http_spans *out, char *why,
@@ -122,13 +95,17 @@ static int decode_json(const char *body, size_t len, struct sl__http_spans *out,
         snprintf(why, size, "invalid JSON at byte %zu", at + 1);
         return SL_EPARSE;
     }
-    size_t i = skip_ws(body, 0, len);
-    if (body[i] == '[') return decode_array(body, i, len, out, why, size);
+    size_t i = skip_ws(body, 0, len), end = len;
+    if (body[i] == '[') {
+        struct array_walk w = {body, out, why, size};
+        return sl__http_json_array_each(body, len, take_element, &w);
+    }
     if (body[i] != '{') {
         snprintf(why, size, "expected an object or an array of objects");
         return SL_EPARSE;
     }
-    return push_span(out, i, value_end(body, i, len) - i);
+    while (end > i && body[end - 1] != '}') end--; /* the whitespace after the object */
+    return push_span(out, i, end - i);
 }
 
 int sl__http_decode(enum sl__http_encoding enc, const char *body, size_t len,
