@@ -91,7 +91,7 @@ Test(parse_syslog, structured_data_escapes_are_decoded_into_json)
 
 Test(parse_syslog, structured_data_raw_keeps_the_text)
 {
-    static const char *const lines[] = {rfc5424[3], NULL};
+    const char *const lines[] = {rfc5424[3], NULL};
     struct t_capture *c = t_through(p, &sl_stage_parse_syslog, "structured_data: raw", lines, NULL);
     cr_assert_eq(c->n, 1);
     cr_assert(strstr(c->fields[0], " structured_data=S:[exampleSDID@32473 iut=\"3\" "
