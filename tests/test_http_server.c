@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -603,6 +604,47 @@ Test(http_server, connections_past_the_cap_wait_for_one_to_close)
     close(b), close(c);
     cr_assert_eq(srv_stop(&s), 0);
     cr_assert_eq(atomic_load(&gate_events), 3);
+}
+
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* No descriptor left for accept() (EMFILE): the listening socket stays readable, and
+ * accepting again at once would spin. The listener pauses instead (10 ms, doubling to
+ * 1 s), and takes the waiting client once descriptors are back. */
+Test(http_server, no_descriptor_left_pauses_the_listener_instead_of_spinning)
+{
+    gate_reset(true);
+    struct srv s;
+    srv_start(&s, NULL, false, 1024, 5000);
+    int c = socket(AF_INET, SOCK_STREAM, 0); /* before the limit: connect needs no new one */
+    cr_assert_geq(c, 0);
+    int lowest = dup(0); /* the lowest free descriptor: a limit there leaves none free */
+    cr_assert_geq(lowest, 0);
+    close(lowest);
+    struct rlimit old, low;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)lowest;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(c, (struct sockaddr *)&a, sizeof a), 0); /* in the backlog */
+    double cpu0 = cpu_s();
+    pause_ms(600);
+    double spent = cpu_s() - cpu0;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    cr_assert_lt(spent, 0.2, "%.3f s of CPU in 0.6 s: the listener spun on EMFILE", spent);
+    send_post(c, "{\"n\":1}\n");
+    cr_assert_eq(read_status(c, 5000), 200, "served once descriptors are back");
+    close(c);
+    cr_assert_eq(srv_stop(&s), 0);
+    cr_assert_eq(atomic_load(&gate_events), 1);
 }
 
 /* A stop while the sink never acknowledges: the run gives up after shutdown_timeout, and

@@ -74,28 +74,33 @@ struct sl__http_server {
     int64_t ack_timeout_ms;     /* option: 503 after this long unacknowledged (0: never) */
     const char *port_file;      /* option: where the bound port is written */
 
-    struct sl_stage *stage;            /* this source */
-    struct evhttp *http;               /* the server, from start() */
-    struct evhttp_bound_socket *bound; /* its listening socket; NULL once closed */
-    struct event *adopt;               /* counts the connections accepted (server_req.c) */
-    struct bufferevent **fresh;        /* their bufferevents until then, one ref each */
-    size_t nfresh, fresh_size;         /* entries used and allocated */
-    int64_t live;                      /* connections open */
-    struct sl__http_req *head, *tail;  /* requests not yet answered, oldest first */
-    struct sl__http_req *cursor;       /* the first with events not in a batch yet */
-    struct sl_timer *expiry;           /* answers the requests past ack_timeout */
-    uint64_t seq;                      /* batches made (each batch's cookie) */
-    int64_t pending_events;            /* events of the requests in the list */
-    uint64_t pending_bytes;            /* their body bytes */
-    bool polled_empty;                 /* the last poll found nothing: wake it */
-    bool ended;                        /* flush(end): new requests are answered 503 */
-    struct sl_counter *c_requests;     /* requests received */
-    struct sl_counter *c_accepted;     /* requests whose events entered the pipeline */
-    struct sl_counter *c_events;       /* events they held */
-    struct sl_counter *c_bytes;        /* body bytes received */
-    struct sl_counter *c_4xx;          /* answered 4xx (a 429 included) */
-    struct sl_counter *c_429;          /* answered 429: the pipeline was full */
-    struct sl_counter *c_5xx;          /* answered 5xx */
+    struct sl_stage *stage;                 /* this source */
+    struct evhttp *http;                    /* the server, from start() */
+    struct evhttp_bound_socket *bound;      /* its listening socket; NULL once closed */
+    struct event *adopt;                    /* counts the connections accepted (server_req.c) */
+    struct bufferevent **fresh;             /* their bufferevents until then, one ref each */
+    size_t nfresh, fresh_size;              /* entries used and allocated */
+    int64_t live;                           /* connections open */
+    struct sl_timer *resume;                /* ends a pause after an accept error */
+    int64_t pause_ms;                       /* the next pause (doubles up to a second) */
+    unsigned accept_errors;                 /* failed accepts since the last success */
+    bool paused;                            /* not accepting until `resume` fires */
+    struct sl__http_server *next_listening; /* in the list the accept errors search */
+    struct sl__http_req *head, *tail;       /* requests not yet answered, oldest first */
+    struct sl__http_req *cursor;            /* the first with events not in a batch yet */
+    struct sl_timer *expiry;                /* answers the requests past ack_timeout */
+    uint64_t seq;                           /* batches made (each batch's cookie) */
+    int64_t pending_events;                 /* events of the requests in the list */
+    uint64_t pending_bytes;                 /* their body bytes */
+    bool polled_empty;                      /* the last poll found nothing: wake it */
+    bool ended;                             /* flush(end): new requests are answered 503 */
+    struct sl_counter *c_requests;          /* requests received */
+    struct sl_counter *c_accepted;          /* requests whose events entered the pipeline */
+    struct sl_counter *c_events;            /* events they held */
+    struct sl_counter *c_bytes;             /* body bytes received */
+    struct sl_counter *c_4xx;               /* answered 4xx (a 429 included) */
+    struct sl_counter *c_429;               /* answered 429: the pipeline was full */
+    struct sl_counter *c_5xx;               /* answered 5xx */
 };
 
 /* Sets up the evhttp server of `s` on `base` (borrowed) and listens. Returns 0 or an

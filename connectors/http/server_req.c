@@ -19,8 +19,16 @@
  * closes. evhttp only tells of a connection's end through its close callback, and the
  * connection does not exist yet when evhttp asks for its bufferevent, so the bufferevent
  * is kept (one reference) until the loop runs `adopt`, which finds the connection as
- * the bufferevent's callback argument (as cli/metrics.c does). */
+ * the bufferevent's callback argument (as cli/metrics.c does).
+ *
+ * Accept errors (no descriptor left: EMFILE, ENFILE; no memory): the listening socket
+ * stays readable, so accepting again at once would fail again at once, a busy loop.
+ * The listener pauses instead, 10 ms then twice as long each time up to 1 s, and the
+ * first failure of a series is logged, and the first success after it. libevent gives
+ * the error callback the evhttp, not the server: the listening servers are in a list,
+ * under a lock (several pipelines may run in one process). */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,15 +277,51 @@ static void on_other(struct evhttp_request *req, void *arg)
 
 /* ---- connections ------------------------------------------------------------------------ */
 
-/* The listener accepts while below the cap. */
+#define PAUSE_MIN_MS 10
+#define PAUSE_MAX_MS 1000
+
+static pthread_mutex_t listening_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sl__http_server *listening; /* servers with a listener (next_listening) */
+
+/* The listener accepts while below the cap and not paused. */
 static void update_listener(struct sl__http_server *s)
 {
     if (!s->bound) return;
     struct evconnlistener *lev = evhttp_bound_socket_get_listener(s->bound);
-    if (s->live < s->max_connections)
+    if (s->live < s->max_connections && !s->paused)
         evconnlistener_enable(lev);
     else
         evconnlistener_disable(lev);
+}
+
+static void resume(struct sl_stage *stage, void *arg)
+{
+    (void)stage;
+    struct sl__http_server *s = arg;
+    s->paused = false;
+    update_listener(s);
+}
+
+/* accept() failed for another reason than "nothing to accept": pause (see the top). */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    (void)arg; /* the evhttp */
+    int err = EVUTIL_SOCKET_ERROR();
+    pthread_mutex_lock(&listening_lock);
+    struct sl__http_server *s = listening;
+    while (s && !(s->bound && evhttp_bound_socket_get_listener(s->bound) == lev))
+        s = s->next_listening;
+    pthread_mutex_unlock(&listening_lock); /* s is this loop's: it cannot go meanwhile */
+    if (!s) return;
+    if (s->accept_errors++ == 0)
+        sl_stage_log(s->stage, SL_LOG_WARN,
+                     "cannot accept a connection: %s; pausing the listener (retrying %d ms to "
+                     "%d s apart)",
+                     evutil_socket_error_to_string(err), PAUSE_MIN_MS, PAUSE_MAX_MS / 1000);
+    s->paused = true;
+    update_listener(s);
+    sl_timer_start(s->resume, s->pause_ms, false);
+    s->pause_ms = s->pause_ms * 2 < PAUSE_MAX_MS ? s->pause_ms * 2 : PAUSE_MAX_MS;
 }
 
 static void conn_closed(struct evhttp_connection *evcon, void *arg)
@@ -323,6 +367,12 @@ static struct bufferevent *new_conn(struct event_base *base, void *arg)
     if (!bev) return NULL;
     bufferevent_incref(bev);
     s->fresh[s->nfresh++] = bev;
+    if (s->accept_errors) {
+        sl_stage_log(s->stage, SL_LOG_INFO, "accepting connections again after %u failed %s",
+                     s->accept_errors, s->accept_errors == 1 ? "attempt" : "attempts");
+        s->accept_errors = 0;
+    }
+    s->pause_ms = PAUSE_MIN_MS;
     event_active(s->adopt, 0, 0);
     s->live++;
     update_listener(s);
@@ -365,10 +415,17 @@ int sl__http_server_listen(struct sl__http_server *s, struct event_base *base, s
         return sl_error_set(err, SL_ECONFIG, "address '%s': expected HOST:PORT", s->address);
     s->http = evhttp_new(base);
     s->adopt = event_new(base, -1, 0, adopt, s);
-    if (!s->http || !s->adopt) return sl_error_set(err, SL_ENOMEM, "out of memory");
+    s->resume = sl_timer_new(s->stage, resume, s);
+    s->pause_ms = PAUSE_MIN_MS;
+    if (!s->http || !s->adopt || !s->resume) return sl_error_set(err, SL_ENOMEM, "out of memory");
     configure(s);
     s->bound = evhttp_bind_socket_with_handle(s->http, *host ? host : "0.0.0.0", (uint16_t)port);
     if (!s->bound) return sl_error_set(err, SL_EIO, "cannot listen on %s", s->address);
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(s->bound), on_accept_error);
+    pthread_mutex_lock(&listening_lock);
+    s->next_listening = listening;
+    listening = s;
+    pthread_mutex_unlock(&listening_lock);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     char name[96];
@@ -381,8 +438,22 @@ int sl__http_server_listen(struct sl__http_server *s, struct event_base *base, s
     return s->port_file ? write_port(s, bound, err) : 0;
 }
 
+/* Takes `s` out of the list of listening servers (if it is there). */
+static void forget(struct sl__http_server *s)
+{
+    pthread_mutex_lock(&listening_lock);
+    for (struct sl__http_server **at = &listening; *at; at = &(*at)->next_listening)
+        if (*at == s) {
+            *at = s->next_listening;
+            break;
+        }
+    pthread_mutex_unlock(&listening_lock);
+}
+
 void sl__http_server_unlisten(struct sl__http_server *s)
 {
+    forget(s);
+    if (s->resume) sl_timer_stop(s->resume);
     if (!s->bound) return;
     evhttp_del_accept_socket(s->http, s->bound);
     s->bound = NULL;
@@ -390,6 +461,9 @@ void sl__http_server_unlisten(struct sl__http_server *s)
 
 void sl__http_server_free(struct sl__http_server *s)
 {
+    forget(s);
+    sl_timer_free(s->resume);
+    s->resume = NULL;
     s->bound = NULL;               /* freed with the server */
     if (s->adopt) adopt(-1, 0, s); /* drops the references still held */
     if (s->http) evhttp_free(s->http);

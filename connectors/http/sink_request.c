@@ -236,9 +236,10 @@ static void answered(struct sl__http_req *r, struct evhttp_request *req, int cod
         if ((unsigned char)text[i] < ' ') text[i] = ' ';
     text[n] = '\0';
     const char *reason = evhttp_request_get_response_code_line(req);
-    snprintf(r->why, sizeof r->why, "%s %.256s answered %d %.64s%s%s", m,
-             r->dead ? k->dead_letter_uri : r->uri, code, reason ? reason : "", n ? ": " : "",
-             text);
+    int len = snprintf(r->why, sizeof r->why, "%s %.256s answered %d %.64s%s%s", m,
+                       r->dead ? k->dead_letter_uri : r->uri, code, reason ? reason : "",
+                       n ? ": " : "", text);
+    (void)len; /* a reason longer than r->why is cut: it is for a log line */
     sl_counter_add(code < 300   ? k->c_3xx
                    : code < 400 ? k->c_3xx
                    : code < 500 ? k->c_4xx
