@@ -16,7 +16,7 @@ static const struct sl_option kmsgs_options[] = {
     {"hold_after", SL_OPT_INT, "0", 0, offsetof(struct t_kmsgs, hold_after),
      "ack this many batches, then none"},
     {"stop_at", SL_OPT_INT, "0", 0, offsetof(struct t_kmsgs, stop_at),
-     "stop the pipeline after this many events"},
+     "stop the pipeline after this many distinct messages (a repeat does not count)"},
     {0},
 };
 
@@ -72,6 +72,10 @@ static void record(struct t_kmsgs *r, const struct sl_event *ev)
     m->origin = strdup(sl_event_origin(ev) ? sl_event_origin(ev) : "");
     m->partition = sl_event_partition(ev);
     m->offset = (int64_t)sl_event_offset(ev);
+    if (m->partition >= 0 && m->partition < 64 && m->offset >= r->next_offset[m->partition]) {
+        r->next_offset[m->partition] = m->offset + 1;
+        r->distinct++;
+    }
     m->time_ns = sl_event_time(ev);
     m->fields = fields_json(ev);
 }
@@ -81,7 +85,7 @@ static enum sl_poll kmsgs_write(struct sl_stage *s, struct sl_batch *b)
     struct t_kmsgs *r = sl_stage_state(s);
     for (size_t i = 0; i < sl_batch_count(b); i++) record(r, sl_batch_event_const(b, i));
     if (r->on_write) r->on_write(s, r, b);
-    if (r->stop_at && (int64_t)r->n >= r->stop_at && r->p) sl_pipeline_stop(r->p);
+    if (r->stop_at && (int64_t)r->distinct >= r->stop_at && r->p) sl_pipeline_stop(r->p);
     if (r->hold_after && r->acked_batches >= r->hold_after && r->nkept < 64) {
         r->kept[r->nkept++] = b;
         return r->nkept >= 4 ? SL_PENDING : SL_READY;
@@ -102,7 +106,8 @@ void t_kmsgs_clear(struct t_kmsgs *r)
     }
     free(r->m);
     r->m = NULL;
-    r->n = r->cap = 0;
+    r->n = r->cap = r->distinct = 0;
+    memset(r->next_offset, 0, sizeof r->next_offset);
 }
 
 static void kmsgs_close(struct sl_stage *s)

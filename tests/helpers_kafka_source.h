@@ -34,6 +34,9 @@ struct t_kmsgs {
     struct sl_pipeline *p;      /* set by the test, for stop_at */
     struct t_kmsg *m;           /* received, in order */
     size_t n, cap;              /* used / room */
+    size_t distinct;            /* messages past every earlier offset of their partition
+                                   (a repeat after a rejoin does not count): for stop_at */
+    int64_t next_offset[64];    /* per partition (< 64): the offset after the highest */
     atomic_llong acked_events;  /* events acknowledged (read by other threads) */
     atomic_llong acked_batches; /* batches acknowledged */
     struct sl_batch *kept[64];  /* held batches */
