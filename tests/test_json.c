@@ -10,6 +10,8 @@
 
 #include <sluice/json.h>
 
+#include "json/scan.h"
+
 /* A string literal as (pointer, length), embedded NUL bytes included. */
 #define LIT(s) (s), (sizeof(s) - 1)
 
@@ -657,6 +659,30 @@ Test(json, write_member)
     cr_assert_eq(sl_json_write_member(LIT("a\"b"), &v, out, 2), 9);
     for (size_t i = 0; i < sizeof out; i++) cr_assert_eq(out[i], '#');
     cr_assert_eq(sl_json_write_member(LIT("a\"b"), &v, NULL, 0), 9);
+}
+
+/* The scan for plain string bytes stops at the first special byte ('"', '\\', a control
+ * character, a byte >= 0x80) wherever it is, in a 16-byte block, an 8-byte word or the
+ * tail, and reads nothing past the end: each text is an exact-size heap buffer (ASan). */
+Test(json, the_plain_byte_scan_stops_at_the_first_special_byte_anywhere)
+{
+    static const unsigned char specials[] = {'"', '\\', 0x00, 0x1f, 0x0a, 0x80, 0xc3, 0xff};
+    for (size_t len = 0; len <= 40; len++) {
+        unsigned char *t = malloc(len ? len : 1);
+        cr_assert_not_null(t);
+        memset(t, 'a', len);
+        cr_assert_eq(sl__json_scan_plain(t, t + len), t + len, "len %zu: none", len);
+        for (size_t at = 0; at < len; at++)
+            for (size_t k = 0; k < sizeof specials; k++) {
+                memset(t, k % 2 ? ' ' : '~', len); /* the plain bytes around 0x20 and 0x7f */
+                t[at] = specials[k];
+                if (at + 1 < len) t[len - 1] = '"'; /* a later special does not matter */
+                cr_assert_eq(sl__json_scan_plain(t, t + len), t + at, "len %zu at %zu: 0x%02x", len,
+                             at, specials[k]);
+                cr_assert_eq(sl__json_scan_plain_words(t, t + len), t + at);
+            }
+        free(t);
+    }
 }
 
 /* Whatever the room, a member is written whole or not at all: below what it needs nothing

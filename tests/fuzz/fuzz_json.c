@@ -1,6 +1,7 @@
 /* libFuzzer target for the JSON reader and writer.
  *
- * Runs every reader over the input and checks that they agree, that error offsets mark
+ * Runs every reader over the input and checks that they agree (and the vector scan of
+ * plain string bytes agrees with the scalar one from every start), that error offsets mark
  * the longest valid prefix, that every span a reader returns is valid JSON of its type,
  * that path lookups by each member's decoded name find that member, and that the writer
  * round-trips the input as a string and every member value.
@@ -15,6 +16,7 @@
 #include <sluice/json.h>
 
 #include "json/internal.h"
+#include "json/scan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -235,10 +237,19 @@ static void check_numbers(const char *s, size_t size)
     free(write_checked(&v, &n));
 }
 
+/* The vector scan for plain string bytes finds what the scalar one finds, from every start
+ * (the input is an exact-size buffer: a read past its end is ASan's). */
+static void check_scan(const unsigned char *p, size_t size)
+{
+    for (size_t i = 0; i <= size; i++)
+        CHECK(sl__json_scan_plain(p + i, p + size) == sl__json_scan_plain_words(p + i, p + size));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *s = (const char *)data;
     size_t off = 0, off2 = 0;
+    check_scan(data, size);
     int rc = sl_json_validate(s, size, &off);
     CHECK(rc == 0 || rc == SL_EPARSE);
     if (rc) {
