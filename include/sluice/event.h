@@ -35,9 +35,9 @@ enum sl_type {
 
 /* Flags on a value (struct sl_value.flags). */
 enum {
-    SL_VALUE_ESCAPED = 1u << 0, /* SL_STRING: s/len still holds JSON escapes (\n, \u00e9) */
-    SL_VALUE_TEXT = 1u << 1,    /* SL_INT/SL_FLOAT: the number is only in s/len as text,
-                                   i/f not filled in yet: use sl_value_number() */
+    SL_VALUE_ESCAPED = 1u << 0,   /* SL_STRING: s/len still holds JSON escapes (\n, \u00e9) */
+    SL_VALUE_TEXT = 1u << 1,      /* SL_INT/SL_FLOAT: the number is only in s/len as text,
+                                     i/f not filled in yet: use sl_value_number() */
     SL_VALUE_JSON_SAFE = 1u << 2, /* SL_STRING: the bytes need no JSON escaping (valid
                                      UTF-8 without '"', '\\' or control bytes): the JSON
                                      reader sets it on strings without escapes, and the
