@@ -173,7 +173,8 @@ static const struct sl_option parse_json_options[] = {
      "remove `field` from the event once it has been parsed"},
     {"on_error", SL_OPT_ENUM, "drop", 0, offsetof(struct parse_json, errors.mode),
      SL__STAGE_ON_ERROR_DOC("when the text is not a JSON object, or has more members than an "
-                            "event can hold (65535)"),
+                            "event can hold (65535); under drop, a line the next filter cannot "
+                            "keep is only checked to be framed as an object (docs/stages.md)"),
      SL__STAGE_ON_ERROR_CHOICES},
     {0},
 };
