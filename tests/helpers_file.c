@@ -251,7 +251,8 @@ char *t_sqlite(const char *db, const char *sql)
     cr_assert_eq(write(fs, sql, strlen(sql)), (ssize_t)strlen(sql));
     close(fs), close(fo);
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "sqlite3 '%s' < %s > %s", db, script, out);
+    /* a writer may hold the lock for a moment: wait for it as a reader would */
+    snprintf(cmd, sizeof cmd, "sqlite3 -cmd '.timeout 5000' '%s' < %s > %s", db, script, out);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
     char *text = t_read(out, NULL);
     unlink(script), unlink(out);

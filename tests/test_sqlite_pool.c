@@ -286,7 +286,9 @@ Test(pool, a_connection_past_max_lifetime_is_replaced)
     cr_assert_eq(jobs[0].marked, 0);
     cr_assert_eq(jobs[1].marked, 0, "a new connection: the first outlived its lifetime");
     sl_sqlite_pools(p, keep_stats, NULL);
-    cr_assert_eq(stats.open, 1);
+    /* the first is closed; the second is too when its own 10 ms ran out before it was
+     * given back (a loaded machine) */
+    cr_assert_leq(stats.open, 1);
 }
 
 static int npools;
