@@ -11,141 +11,14 @@
 #include <sluice/json.h>
 
 #include "json/internal.h"
+#include "json/lex.h"
 #include "json/scan.h"
-
-typedef unsigned char uchar;
-
-/* The bounds of a scan, and how it failed. */
-struct scan {
-    const uchar *end; /* one past the last input byte */
-    const uchar *err; /* where the text went wrong (set by fail) */
-    int code;         /* SL_EPARSE, or SL_EINVAL for an oversized value */
-};
 
 /* Open containers: bit d of `obj` is set when the container at depth d is an object. */
 struct frames {
     uint64_t obj[SL_JSON_MAX_DEPTH / 64]; /* object/array bit per depth */
     unsigned depth;                       /* containers open */
 };
-
-/* Records the error position and returns NULL, so that a scanner can `return fail(..)`. */
-static const uchar *fail(struct scan *s, const uchar *at)
-{
-    s->err = at;
-    s->code = SL_EPARSE;
-    return NULL;
-}
-
-static const bool ws_tab[256] = {[' '] = true, ['\t'] = true, ['\n'] = true, ['\r'] = true};
-
-/* Skips whitespace. Log lines rarely have any, so the first test is the common exit. */
-static inline const uchar *skip_ws(const uchar *p, const uchar *end)
-{
-    while (p < end && ws_tab[*p]) p++;
-    return p;
-}
-
-static inline bool is_digit(uchar c)
-{
-    return (unsigned)(c - '0') < 10;
-}
-
-static inline int hex_val(uchar c)
-{
-    if (is_digit(c)) return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
-/* Checks the escape at p (*p == '\\') and returns the byte after it. */
-static const uchar *escape_end(struct scan *s, const uchar *p)
-{
-    const uchar *end = s->end;
-    if (++p == end) return fail(s, p);
-    switch (*p) {
-    case '"':
-    case '\\':
-    case '/':
-    case 'b':
-    case 'f':
-    case 'n':
-    case 'r':
-    case 't': return p + 1;
-    case 'u':
-        for (int i = 0; i < 4; i++) {
-            if (++p == end || hex_val(*p) < 0) return fail(s, p);
-        }
-        return p + 1;
-    default: return fail(s, p);
-    }
-}
-
-/* Scans a string body; p is just after the opening quote. Returns the byte after the
- * closing quote, and sets *escaped when the body holds a backslash. */
-static inline const uchar *string_end(struct scan *s, const uchar *p, bool *escaped)
-{
-    const uchar *end = s->end;
-    for (;;) {
-        p = sl__json_scan_plain(p, end);
-        if (p == end) return fail(s, p);
-        uchar c = *p;
-        if (c == '"') return p + 1;
-        if (c == '\\') {
-            *escaped = true;
-            if (!(p = escape_end(s, p))) return NULL;
-        } else if (c < 0x20) {
-            return fail(s, p);
-        } else {
-            bool ok;
-            const uchar *q = sl__json_utf8(p, end, &ok);
-            if (!ok) return fail(s, q);
-            p = q;
-        }
-    }
-}
-
-static inline const uchar *digits_end(const uchar *p, const uchar *end)
-{
-    while (p < end && is_digit(*p)) p++;
-    return p;
-}
-
-/* Scans a number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?. Sets *is_float when
- * it has a fraction or an exponent. What follows is the caller's business: "01" is the
- * number "0" followed by a stray "1". */
-static inline const uchar *number_end(struct scan *s, const uchar *p, bool *is_float)
-{
-    const uchar *end = s->end;
-    if (*p == '-' && ++p == end) return fail(s, p);
-    if (*p == '0')
-        p++;
-    else if (is_digit(*p))
-        p = digits_end(p + 1, end);
-    else
-        return fail(s, p);
-    if (p < end && *p == '.') {
-        *is_float = true;
-        if (++p == end || !is_digit(*p)) return fail(s, p);
-        p = digits_end(p + 1, end);
-    }
-    if (p < end && (*p | 0x20) == 'e') {
-        *is_float = true;
-        if (++p < end && (*p == '+' || *p == '-')) p++;
-        if (p == end || !is_digit(*p)) return fail(s, p);
-        p = digits_end(p + 1, end);
-    }
-    return p;
-}
-
-/* Matches the literal `word` (true, false, null) at p, failing at the first wrong byte. */
-static inline const uchar *literal_end(struct scan *s, const uchar *p, const char *word, size_t n)
-{
-    if ((size_t)(s->end - p) >= n && memcmp(p, word, n) == 0) return p + n;
-    for (size_t i = 0;; i++) {
-        if (p + i == s->end || p[i] != (uchar)word[i]) return fail(s, p + i);
-    }
-}
 
 static inline void frames_push(struct frames *f, bool obj)
 {
@@ -170,6 +43,17 @@ static inline const uchar *container_open(struct scan *s, const uchar *p, struct
     return skip_ws(p + 1, s->end);
 }
 
+/* Past the `c` expected at p after optional whitespace, and the whitespace after it; NULL
+ * (the error at s) when it is not there. Log lines have no blanks: the first test is the
+ * common path. */
+static inline const uchar *expect(struct scan *s, const uchar *p, uchar c)
+{
+    const uchar *end = s->end;
+    if (p < end && *p != c) p = skip_ws(p, end);
+    if (p == end || *p != c) return fail(s, p);
+    return skip_ws(p + 1, end);
+}
+
 /* Scans a member name and the ':' after it; p is at the opening quote (checked here).
  * Sets *name_end to the closing quote and returns the first byte of the value. */
 static inline const uchar *member_name(struct scan *s, const uchar *p, bool *escaped,
@@ -179,9 +63,7 @@ static inline const uchar *member_name(struct scan *s, const uchar *p, bool *esc
     if (p == end || *p != '"') return fail(s, p);
     if (!(p = string_end(s, p + 1, escaped))) return NULL;
     *name_end = p - 1;
-    p = skip_ws(p, end);
-    if (p == end || *p != ':') return fail(s, p);
-    return skip_ws(p + 1, end);
+    return expect(s, p, ':');
 }
 
 /* The container grammar as a state machine over f's bit stack; gotos name the states.
@@ -194,12 +76,16 @@ static const uchar *containers(struct scan *s, const uchar *p, struct frames *f,
 {
     const uchar *end = s->end;
     const uchar *name_end;
-    bool esc, flt;
-    if (!open) goto after_value;
+    bool esc, flt, obj = false; /* obj: the innermost open container is an object */
+    if (!open) {
+        obj = frames_top_is_obj(f);
+        goto after_value;
+    }
 open_container:
+    obj = *p == '{';
     if (!(p = container_open(s, p, f))) return NULL;
-    if (p < end && *p == (frames_top_is_obj(f) ? '}' : ']')) goto close_container;
-    if (!frames_top_is_obj(f)) goto value;
+    if (p < end && *p == (obj ? '}' : ']')) goto close_container;
+    if (!obj) goto value;
 member:
     if (!(p = member_name(s, p, &esc, &name_end))) return NULL;
 value:
@@ -219,13 +105,14 @@ after_value:
     if (p == end) return fail(s, p);
     if (*p == ',') {
         p = skip_ws(p + 1, end);
-        if (frames_top_is_obj(f)) goto member;
+        if (obj) goto member;
         goto value;
     }
-    if (*p != (frames_top_is_obj(f) ? '}' : ']')) return fail(s, p);
+    if (*p != (obj ? '}' : ']')) return fail(s, p);
 close_container:
     p++;
     if (--f->depth == stop) return p;
+    obj = frames_top_is_obj(f);
     goto after_value;
 }
 
@@ -303,6 +190,31 @@ int sl_json_validate(const char *json, size_t len, size_t *err_off)
     return p ? 0 : scan_error(&s, json, err_off);
 }
 
+/* A member's value at p (p < end, no whitespace) into *v: strings and numbers, the values
+ * of most members of a log line, read inline; the rest by value_at. */
+static inline const uchar *member_value(struct scan *s, const uchar *p, struct sl_value *v)
+{
+    const uchar *q;
+    bool esc = false, flt = false;
+    if (*p == '"') {
+        if (!(q = string_end(s, p + 1, &esc))) return NULL;
+        if ((size_t)(q - p) - 2 > UINT32_MAX) return value_at(s, p, 1, v, true); /* its error */
+        *v = (struct sl_value){.type = SL_STRING,
+                               .flags = esc ? SL_VALUE_ESCAPED : SL_VALUE_JSON_SAFE,
+                               .s = (const char *)p + 1,
+                               .len = (uint32_t)(q - p - 2)};
+        return q;
+    }
+    if (!is_digit(*p) && *p != '-') return value_at(s, p, 1, v, true);
+    if (!(q = number_end(s, p, &flt))) return NULL;
+    if ((size_t)(q - p) > UINT32_MAX) return value_at(s, p, 1, v, true);
+    *v = (struct sl_value){.type = flt ? SL_FLOAT : SL_INT,
+                           .flags = SL_VALUE_TEXT,
+                           .s = (const char *)p,
+                           .len = (uint32_t)(q - p)};
+    return q;
+}
+
 int sl_json_each_member(const char *json, size_t len,
                         int (*fn)(void *arg, const char *name, size_t name_len, bool name_escaped,
                                   const struct sl_value *v),
@@ -318,12 +230,13 @@ int sl_json_each_member(const char *json, size_t len,
     for (;;) {
         bool esc = false;
         const uchar *name = p + 1, *name_end;
-        if (!(p = member_name(&s, p, &esc, &name_end))) goto failed;
-        if (p == end) goto failed;
-        if (!(p = value_at(&s, p, 1, &v, true))) goto failed;
+        if (p == end || *p != '"' || !(p = string_end(&s, name, &esc))) goto failed;
+        name_end = p - 1;
+        if (!(p = expect(&s, p, ':'))) goto failed;
+        if (p == end || !(p = member_value(&s, p, &v))) goto failed;
         int rc = fn(arg, (const char *)name, (size_t)(name_end - name), esc, &v);
         if (rc) return rc;
-        p = skip_ws(p, end);
+        if (p < end && *p != ',') p = skip_ws(p, end);
         if (p == end) goto failed;
         if (*p == '}') break;
         if (*p != ',') goto failed;
@@ -405,9 +318,7 @@ static const uchar *trusted_member_name(struct scan *s, const uchar *p, bool *es
     if (p == end || *p != '"') return fail(s, p);
     p = trusted_string_end(p + 1, end, escaped);
     *name_end = p - 1;
-    p = skip_ws(p, end);
-    if (p == end || *p != ':') return fail(s, p);
-    return skip_ws(p + 1, end);
+    return expect(s, p, ':');
 }
 
 /* ---- path lookup ------------------------------------------------------------------- */

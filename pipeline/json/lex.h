@@ -1,0 +1,145 @@
+/* The lexical layer of the JSON reader, shared by the scanner (read.c) and the indexed
+ * fast path (index.c): scalars, strings and whitespace, each checked against `end` before
+ * every read (the input is not NUL-terminated and may end at an unmapped page). Private
+ * to pipeline/json; everything here is static inline, on the hottest path there is. */
+#ifndef SLUICE_PIPELINE_JSON_LEX_H
+#define SLUICE_PIPELINE_JSON_LEX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <sluice/error.h>
+
+#include "json/scan.h"
+
+typedef unsigned char uchar;
+
+/* The bounds of a scan, and how it failed. */
+struct scan {
+    const uchar *end; /* one past the last input byte */
+    const uchar *err; /* where the text went wrong (set by fail) */
+    int code;         /* SL_EPARSE, or SL_EINVAL for an oversized value */
+};
+
+/* Records the error position and returns NULL, so that a scanner can `return fail(..)`. */
+static inline const uchar *fail(struct scan *s, const uchar *at)
+{
+    s->err = at;
+    s->code = SL_EPARSE;
+    return NULL;
+}
+
+static const bool ws_tab[256] = {[' '] = true, ['\t'] = true, ['\n'] = true, ['\r'] = true};
+
+/* Skips whitespace. Log lines rarely have any, so the first test is the common exit:
+ * a byte above ' ' is never whitespace, and that compare needs no table load. */
+static inline const uchar *skip_ws(const uchar *p, const uchar *end)
+{
+    while (p < end && *p <= ' ' && ws_tab[*p]) p++;
+    return p;
+}
+
+static inline bool is_digit(uchar c)
+{
+    return (unsigned)(c - '0') < 10;
+}
+
+static inline int hex_val(uchar c)
+{
+    if (is_digit(c)) return c - '0';
+    c |= 0x20;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* Checks the escape at p (*p == '\\') and returns the byte after it. */
+static inline const uchar *escape_end(struct scan *s, const uchar *p)
+{
+    const uchar *end = s->end;
+    if (++p == end) return fail(s, p);
+    switch (*p) {
+    case '"':
+    case '\\':
+    case '/':
+    case 'b':
+    case 'f':
+    case 'n':
+    case 'r':
+    case 't': return p + 1;
+    case 'u':
+        for (int i = 0; i < 4; i++) {
+            if (++p == end || hex_val(*p) < 0) return fail(s, p);
+        }
+        return p + 1;
+    default: return fail(s, p);
+    }
+}
+
+/* Scans a string body; p is just after the opening quote. Returns the byte after the
+ * closing quote, and sets *escaped when the body holds a backslash. */
+static inline const uchar *string_end(struct scan *s, const uchar *p, bool *escaped)
+{
+    const uchar *end = s->end;
+    for (;;) {
+        p = sl__json_scan_plain(p, end);
+        if (p == end) return fail(s, p);
+        uchar c = *p;
+        if (c == '"') return p + 1;
+        if (c == '\\') {
+            *escaped = true;
+            if (!(p = escape_end(s, p))) return NULL;
+        } else if (c < 0x20) {
+            return fail(s, p);
+        } else {
+            bool ok;
+            const uchar *q = sl__json_utf8(p, end, &ok);
+            if (!ok) return fail(s, q);
+            p = q;
+        }
+    }
+}
+
+static inline const uchar *digits_end(const uchar *p, const uchar *end)
+{
+    while (p < end && is_digit(*p)) p++;
+    return p;
+}
+
+/* Scans a number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?. Sets *is_float when
+ * it has a fraction or an exponent. What follows is the caller's business: "01" is the
+ * number "0" followed by a stray "1". */
+static inline const uchar *number_end(struct scan *s, const uchar *p, bool *is_float)
+{
+    const uchar *end = s->end;
+    if (*p == '-' && ++p == end) return fail(s, p);
+    if (*p == '0')
+        p++;
+    else if (is_digit(*p))
+        p = digits_end(p + 1, end);
+    else
+        return fail(s, p);
+    if (p < end && *p == '.') {
+        *is_float = true;
+        if (++p == end || !is_digit(*p)) return fail(s, p);
+        p = digits_end(p + 1, end);
+    }
+    if (p < end && (*p | 0x20) == 'e') {
+        *is_float = true;
+        if (++p < end && (*p == '+' || *p == '-')) p++;
+        if (p == end || !is_digit(*p)) return fail(s, p);
+        p = digits_end(p + 1, end);
+    }
+    return p;
+}
+
+/* Matches the literal `word` (true, false, null) at p, failing at the first wrong byte. */
+static inline const uchar *literal_end(struct scan *s, const uchar *p, const char *word, size_t n)
+{
+    if ((size_t)(s->end - p) >= n && memcmp(p, word, n) == 0) return p + n;
+    for (size_t i = 0;; i++) {
+        if (p + i == s->end || p[i] != (uchar)word[i]) return fail(s, p + i);
+    }
+}
+
+#endif
