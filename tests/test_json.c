@@ -10,6 +10,7 @@
 
 #include <sluice/json.h>
 
+#include "json/lex.h"
 #include "json/scan.h"
 
 /* A string literal as (pointer, length), embedded NUL bytes included. */
@@ -680,6 +681,27 @@ Test(json, the_plain_byte_scan_stops_at_the_first_special_byte_anywhere)
                 cr_assert_eq(sl__json_scan_plain(t, t + len), t + at, "len %zu at %zu: 0x%02x", len,
                              at, specials[k]);
                 cr_assert_eq(sl__json_scan_plain_words(t, t + len), t + at);
+            }
+        free(t);
+    }
+}
+
+/* The digit scan of numbers stops at the first byte that is not '0'..'9' (every byte
+ * value tried, at every place of a word and of the tail, digits of every value before it),
+ * and reads nothing past the end. */
+Test(json, the_digit_scan_stops_at_the_first_non_digit_anywhere)
+{
+    for (size_t len = 0; len <= 20; len++) {
+        unsigned char *t = malloc(len ? len : 1);
+        cr_assert_not_null(t);
+        for (size_t i = 0; i < len; i++) t[i] = (unsigned char)('0' + i % 10);
+        cr_assert_eq(digits_end(t, t + len), t + len, "len %zu: all digits", len);
+        for (size_t at = 0; at < len; at++)
+            for (unsigned b = 0; b < 256; b++) {
+                if (b >= '0' && b <= '9') continue;
+                for (size_t i = 0; i < len; i++) t[i] = (unsigned char)('9' - i % 10);
+                t[at] = (unsigned char)b;
+                cr_assert_eq(digits_end(t, t + len), t + at, "len %zu at %zu: 0x%02x", len, at, b);
             }
         free(t);
     }

@@ -36,7 +36,8 @@ static const bool ws_tab[256] = {[' '] = true, ['\t'] = true, ['\n'] = true, ['\
  * a byte above ' ' is never whitespace, and that compare needs no table load. */
 static inline const uchar *skip_ws(const uchar *p, const uchar *end)
 {
-    while (p < end && *p <= ' ' && ws_tab[*p]) p++;
+    if (__builtin_expect(p == end || *p > ' ', 1)) return p;
+    while (p < end && ws_tab[*p]) p++;
     return p;
 }
 
@@ -100,8 +101,21 @@ static inline const uchar *string_end(struct scan *s, const uchar *p, bool *esca
     }
 }
 
+/* The first byte in [p, end) that is not a digit, or `end`; 8 bytes at a time while 8
+ * remain. A byte b is flagged when b - '0' borrows (b < '0') or b + 0x46 carries into the
+ * high bit (b > '9', or b >= 0x80 already): borrows and carries only travel upwards, from
+ * a flagged byte, so the lowest flagged byte is exact. */
 static inline const uchar *digits_end(const uchar *p, const uchar *end)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t m = ((w - SL__JSON_ONES * '0') | (w + SL__JSON_ONES * 0x46)) & SL__JSON_HIGH;
+        if (m) return p + (__builtin_ctzll(m) >> 3);
+        p += 8;
+    }
+#endif
     while (p < end && is_digit(*p)) p++;
     return p;
 }
