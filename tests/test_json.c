@@ -10,6 +10,7 @@
 
 #include <sluice/json.h>
 
+#include "json/internal.h"
 #include "json/lex.h"
 #include "json/scan.h"
 
@@ -684,6 +685,42 @@ Test(json, the_plain_byte_scan_stops_at_the_first_special_byte_anywhere)
             }
         free(t);
     }
+}
+
+/* The member lookup behind `a.b` on a parsed event's nested object gives what the general
+ * path lookup gives, for every member name of objects with repeated, escaped and missing
+ * names, nested values and blanks, and for texts that are not objects. */
+Test(json, the_one_member_lookup_agrees_with_the_path_lookup)
+{
+    static const char *texts[] = {
+        "{\"status\": 503, \"bytes\": 1234}",
+        "{\"a\":1,\"b\":{\"a\":2},\"a\":\"last\"}",
+        " { \"x\" : [1, {\"y\": 2}] , \"caf\\u00e9\" : true , \"q\\\"\" : null } ",
+        "{}",
+        "[1, 2]",
+        "\"text\"",
+        "{\"e\":\"a\\\"b\",\"f\":-1.5e3,\"g\":{}}",
+    };
+    static const char *names[] = {"status", "bytes", "a", "b", "x",       "caf\xc3\xa9", "q\"",
+                                  "e",      "f",     "g", "y", "missing", "stat",        "statuss"};
+    for (size_t t = 0; t < sizeof texts / sizeof *texts; t++)
+        for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+            char path[32];
+            snprintf(path, sizeof path, ".%s", names[k]);
+            struct sl_value a = {0}, b = {0};
+            int ra = sl__json_member(texts[t], strlen(texts[t]), names[k], strlen(names[k]), &a);
+            int rb = sl__json_get(texts[t], strlen(texts[t]), path, strlen(path), &b, false);
+            cr_assert_eq(ra, rb, "%s in %s: %d, path lookup %d", names[k], texts[t], ra, rb);
+            cr_assert(a.type == b.type && a.flags == b.flags && a.len == b.len && a.s == b.s &&
+                          a.i == b.i,
+                      "%s in %s: another value", names[k], texts[t]);
+        }
+    struct sl_value v;
+    const char *t = texts[1];
+    cr_assert_eq(sl__json_member(t, strlen(t), "a", 1, &v), 0);
+    cr_assert_eq(v.type, SL_STRING);
+    cr_assert_eq(v.len, 4);
+    cr_assert_eq(memcmp(v.s, "last", 4), 0, "the last member of a repeated name wins");
 }
 
 /* The digit scan of numbers stops at the first byte that is not '0'..'9' (every byte

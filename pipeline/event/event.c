@@ -462,7 +462,12 @@ static __attribute__((noinline)) int get_searched(const struct sl_event *ev, con
     if (i < 0 || ev->fields[i].v.type != SL_JSON) return SL_ENOTFOUND;
     const struct sl_value *v = &ev->fields[i].v;
     /* Field values of type SL_JSON come from a parser that checked them: no need to
-     * validate the whole object again on every lookup. */
+     * validate the whole object again on every lookup. The common `a.b` goes straight to
+     * the member. */
+    const char *rest = path + head + 1;
+    size_t n = len - head - 1;
+    if (path[head] == '.' && n && first_segment(rest, n) == n)
+        return sl__json_member(v->s, v->len, rest, n, out);
     return sl__json_get(v->s, v->len, path + head, len - head, out, false);
 }
 

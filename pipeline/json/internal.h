@@ -16,6 +16,13 @@
 int sl__json_get(const char *json, size_t len, const char *path, size_t path_len,
                  struct sl_value *out, bool validate);
 
+/* sl__json_get(json, len, ".name", ..., false) for a path of one member name (no '.',
+ * no '['), without reading a path: the value of the last member `name` (decoded bytes)
+ * of the object `json`, text a parser has validated. SL_ENOTFOUND when `json` is not an
+ * object or has no such member. */
+int sl__json_member(const char *json, size_t len, const char *name, size_t name_len,
+                    struct sl_value *out);
+
 /* True when the `len` bytes at `s` are valid UTF-8, i.e. when sl_json_escape writes them
  * without a U+FFFD: the same check as the writer's. */
 bool sl__utf8_valid(const char *s, size_t len);

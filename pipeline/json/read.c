@@ -444,6 +444,35 @@ miss:
     return p + 1;
 }
 
+int sl__json_member(const char *json, size_t len, const char *name, size_t name_len,
+                    struct sl_value *out)
+{
+    const uchar *p = (const uchar *)json, *end = p + len, *last = NULL;
+    struct scan s = {.end = end};
+    const struct seg seg = {.name = (const uchar *)name, .len = name_len};
+    struct sl_value v;
+    p = skip_ws(p, end);
+    if (p == end || *p != '{') return p == end ? SL_EPARSE : SL_ENOTFOUND;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == '}') return SL_ENOTFOUND;
+    for (;;) {
+        bool esc = false;
+        const uchar *n = p + 1, *name_end;
+        if (!(p = trusted_member_name(&s, p, &esc, &name_end))) return s.code;
+        if (p == end) return SL_EPARSE;
+        if (name_eq(n, (size_t)(name_end - n), esc, &seg)) last = p; /* the last one wins */
+        p = skip_ws(trusted_value_end(p, end), end);
+        if (p == end) return SL_EPARSE;
+        if (*p == '}') break;
+        if (*p != ',') return SL_EPARSE;
+        p = skip_ws(p + 1, end);
+    }
+    if (!last) return SL_ENOTFOUND;
+    if (!value_at(&s, last, 1, &v, true)) return s.code;
+    *out = v;
+    return 0;
+}
+
 int sl__json_get(const char *json, size_t len, const char *path, size_t path_len,
                  struct sl_value *out, bool validate)
 {
