@@ -135,7 +135,8 @@ static const uchar *value_at(struct scan *s, const uchar *p, unsigned depth, str
         break;
     case '{':
     case '[': {
-        struct frames f = {.depth = depth};
+        struct frames f; /* the bits below `depth` are never read: not cleared */
+        f.depth = depth;
         if (!(p = containers(s, p, &f, depth, true))) return NULL;
         v->type = SL_JSON;
         break;
@@ -204,6 +205,10 @@ static inline const uchar *member_value(struct scan *s, const uchar *p, struct s
                                .s = (const char *)p + 1,
                                .len = (uint32_t)(q - p - 2)};
         return q;
+    }
+    if (*p == 't' || *p == 'f') {
+        *v = (struct sl_value){.type = SL_BOOL, .b = *p == 't'};
+        return v->b ? literal_end(s, p, "true", 4) : literal_end(s, p, "false", 5);
     }
     if (!is_digit(*p) && *p != '-') return value_at(s, p, 1, v, true);
     if (!(q = number_end(s, p, &flt))) return NULL;
