@@ -242,7 +242,7 @@ static void render_own(struct sl_pipeline *p, FILE *out)
         o.stage = sl_stage_name(s);
         sl_stage_counters(s, take_own, &o);
     }
-    qsort(o.v, o.n, sizeof *o.v, by_name);
+    if (o.n) qsort(o.v, o.n, sizeof *o.v, by_name); /* o.v is NULL when none */
     for (size_t i = 0; i < o.n; i++) {
         if (i == 0 || strcmp(o.v[i].name, o.v[i - 1].name))
             fprintf(out, "# HELP sluice_stage_%s_total %s\n# TYPE sluice_stage_%s_total counter\n",
