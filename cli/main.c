@@ -112,6 +112,8 @@ static void command_help(const struct command *c, FILE *out)
     fprintf(out, "\nOptions:\n%s", c->options);
     if (c->config_opts)
         fputs(common_opts, out);
+    else if (!strcmp(c->name, "top") || !strcmp(c->name, "tap"))
+        fputs("  -h, --help                this help\n", out);
     else
         fputs("      --log-level LEVEL     error, warn, info (default) or debug\n"
               "      --log-format FORMAT   text (default) or json\n"

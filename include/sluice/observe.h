@@ -76,7 +76,8 @@ struct sl_tap_options {
  * for a reader. A stage without an open tap pays one test of a pointer per batch.
  * Batches a `workers` stage had handed to the next stage of its chain before the tap
  * opened are not seen. Returns the tap (owned: sl_tap_close), or NULL with `err`:
- * SL_ENOTFOUND (no such port; a sink has none), SL_EINVAL (opts->size too small),
+ * SL_ENOTFOUND (no such port; a sink has none), SL_EINVAL (opts->size too small, or
+ * `stage` is not of `p`),
  * SL_ENOMEM. Loop thread. */
 SL_API struct sl_tap *sl_pipeline_tap_open(struct sl_pipeline *p, struct sl_stage *stage,
                                            const char *port, const struct sl_tap_options *opts,

@@ -89,7 +89,10 @@ static int tap_port(struct sl_stage *s, const char *port, const struct sl_tap_op
 struct sl_tap *sl_pipeline_tap_open(struct sl_pipeline *p, struct sl_stage *s, const char *port,
                                     const struct sl_tap_options *opts, struct sl_error *err)
 {
-    (void)p;
+    if (s->p != p) {
+        sl_error_set(err, SL_EINVAL, "stage '%s' is not of this pipeline", s->name);
+        return NULL;
+    }
     int i = tap_port(s, port, opts, err);
     if (i < 0) return NULL;
     struct sl_tap *t = calloc(1, sizeof *t);
