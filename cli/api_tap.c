@@ -7,7 +7,8 @@
  * ring to the connection's output only while less than OUT_MAX bytes wait there, so a
  * client that reads slowly leaves events in the ring until it is full, and the rest are
  * dropped and counted: nothing grows without bound, and the stage never slows. A client
- * that reads nothing for the server's idle timeout is dropped like any other. */
+ * that takes nothing of what waits for it for the server's idle timeout is dropped (the
+ * chunks sent would restart evhttp's own timeouts forever). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,8 @@ struct stream {
     struct event *drain;        /* moves lines to the connection (woken by the tap) */
     struct event *tick;         /* every TICK_MS: the counts line */
     uint64_t sent, limit;       /* events sent; the end after `limit` (0: none) */
+    size_t queued_after;        /* bytes waiting in the connection after our last write */
+    int stalled_s;              /* seconds the client has taken none of them */
     struct stream *next;        /* in owner->streams */
 };
 
@@ -44,12 +47,13 @@ struct cli_taps {
     struct sl_pipeline *p;  /* borrowed */
     struct stream *streams; /* open streams */
     unsigned n;             /* how many */
+    int idle_s;             /* a client that takes nothing this long is dropped */
 };
 
-struct cli_taps *cli_taps_new(struct sl_pipeline *p)
+struct cli_taps *cli_taps_new(struct sl_pipeline *p, int idle_s)
 {
     struct cli_taps *t = calloc(1, sizeof *t);
-    if (t) t->p = p;
+    if (t) t->p = p, t->idle_s = idle_s;
     return t;
 }
 
@@ -61,6 +65,22 @@ static void counts_line(struct stream *s, struct evbuffer *buf)
     sl_tap_counts(s->tap, NULL, &dropped);
     evbuffer_add_printf(buf, "{\"_tap\":{\"sent\":%llu,\"dropped\":%llu}}\n",
                         (unsigned long long)s->sent, (unsigned long long)dropped);
+}
+
+/* Unlinks and frees the stream (not its request). */
+static void free_stream(struct stream *s)
+{
+    for (struct stream **pp = &s->owner->streams; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    s->owner->n--;
+    sl_tap_close(s->tap);
+    sl_expr_free(s->filter);
+    if (s->drain) event_free(s->drain);
+    if (s->tick) event_free(s->tick);
+    free(s);
 }
 
 /* Ends the response (when the client is still there, with the counts line) and frees
@@ -76,17 +96,20 @@ static void end_stream(struct stream *s)
         }
     }
     evhttp_send_reply_end(s->req); /* also frees a request whose client left */
-    for (struct stream **pp = &s->owner->streams; *pp; pp = &(*pp)->next)
-        if (*pp == s) {
-            *pp = s->next;
-            break;
-        }
-    s->owner->n--;
-    sl_tap_close(s->tap);
-    sl_expr_free(s->filter);
-    if (s->drain) event_free(s->drain);
-    if (s->tick) event_free(s->tick);
-    free(s);
+    free_stream(s);
+}
+
+/* A client that took nothing for the idle timeout: its connection is closed (evhttp
+ * would not: each chunk sent restarts its timeouts), the request with it. */
+static void drop_stream(struct stream *s)
+{
+    struct evhttp_connection *c = evhttp_request_get_connection(s->req);
+    struct evhttp_request *req = s->req;
+    free_stream(s);
+    if (c)
+        evhttp_connection_free(c); /* frees `req`; tells the server's connection count */
+    else
+        evhttp_send_reply_end(req);
 }
 
 /* Bytes waiting in the connection's output; SIZE_MAX when the client has left. */
@@ -118,6 +141,7 @@ static bool pump(struct stream *s)
     }
     if (added) evhttp_send_reply_chunk(s->req, buf);
     if (buf) evbuffer_free(buf);
+    s->queued_after = queued(s);
     if (s->limit && s->sent >= s->limit) {
         end_stream(s);
         return false;
@@ -135,12 +159,19 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct stream *s = arg;
+    size_t q = queued(s);
+    s->stalled_s = q != SIZE_MAX && q && q >= s->queued_after ? s->stalled_s + 1 : 0;
+    if (s->stalled_s * TICK_MS >= s->owner->idle_s * 1000) {
+        drop_stream(s);
+        return;
+    }
     if (!pump(s)) return;
     struct evbuffer *buf = evbuffer_new();
     if (!buf) return;
     counts_line(s, buf);
     evhttp_send_reply_chunk(s->req, buf);
     evbuffer_free(buf);
+    s->queued_after = queued(s);
 }
 
 /* The tap put events in the ring: pump at the loop's next turn (not from inside the

@@ -146,8 +146,10 @@ void cli_api_stats(struct sl_pipeline *p, double uptime, bool stopping, FILE *ou
 
 /* ---- api_tap.c: /api/tap streams --------------------------------------------------- */
 
-struct cli_taps;                                      /* opaque: the open streams of one server */
-struct cli_taps *cli_taps_new(struct sl_pipeline *p); /* NULL when out of memory */
+struct cli_taps; /* opaque: the open streams of one server */
+/* Streams for `p`; a client that takes nothing for `idle_s` s is dropped. NULL: no
+ * memory. */
+struct cli_taps *cli_taps_new(struct sl_pipeline *p, int idle_s);
 /* Serves GET /api/tap?stage=S[&port=P][&limit=N][&filter=EXPR] on `req`. */
 void cli_taps_serve(struct cli_taps *t, struct evhttp_request *req);
 void cli_taps_free(struct cli_taps *t); /* ends every stream; NULL is a no-op */

@@ -411,7 +411,7 @@ struct cli_metrics *cli_metrics_start(struct sl_pipeline *p, const struct cli_se
     m->p = p;
     m->max_conns = o->max_conns ? o->max_conns : CLI_METRICS_MAX_CONNECTIONS;
     m->bearer = o->bearer && *o->bearer ? o->bearer : NULL;
-    if (o->tap && !(m->taps = cli_taps_new(p))) {
+    if (o->tap && !(m->taps = cli_taps_new(p, IDLE_TIMEOUT_S))) {
         cli_metrics_free(m);
         sl_error_set(err, SL_ENOMEM, "out of memory");
         return NULL;
