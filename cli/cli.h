@@ -118,6 +118,13 @@ void cli_metrics_render_pools(struct sl_pipeline *p, FILE *out);
 /* Writes the Prometheus text for `p` into `out` (for tests and the server). */
 void cli_metrics_render(struct sl_pipeline *p, double uptime, FILE *out);
 
+/* ---- page.c: the pipeline page (GET / and its files) on the metrics server ------------ */
+
+struct evhttp;
+/* Serves the page's files, compiled into the program, at their paths on `http`
+ * (borrowed). Loop thread only. */
+void cli_page_register(struct evhttp *http);
+
 /* ---- run.c: `sluice run`, `validate`, `graph` --------------------------------------------- */
 
 struct cli_opts {

@@ -568,6 +568,7 @@ static void configure(struct cli_metrics *m)
     evhttp_set_bevcb(m->http, new_conn, m);
     evhttp_set_cb(m->http, "/metrics", on_metrics, m);
     evhttp_set_cb(m->http, "/health", on_health, m);
+    cli_page_register(m->http); /* GET / and its files: the pipeline page (page.c) */
     evhttp_set_gencb(m->http, on_other, m);
 }
 
