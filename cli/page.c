@@ -1,5 +1,5 @@
 /* The pipeline page: GET / and its files under /ui/, on the metrics server. The files
- * are compiled into the program (page.h), so the page works with no network and no
+ * are compiled into the program (cli_assets), so the page works with no network and no
  * install step, and the version served is always the binary's. The page itself holds no
  * data: it reads /api/graph, /api/stats and /api/tap from the browser.
  *
@@ -15,7 +15,6 @@
 #include <event2/keyvalq_struct.h>
 
 #include "cli.h"
-#include "page.h"
 
 static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'self'; "
                           "connect-src 'self'; img-src 'self' data:; base-uri 'none'; "

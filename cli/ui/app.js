@@ -2,11 +2,10 @@
 // /api/stats every second, and shows a stage's options and a live sample of its output
 // (/api/tap) in a side panel. Vanilla JS, no build step; it uses those three endpoints
 // and nothing else. Text from the server goes into the page as text (textContent,
-// attributes), never as markup.
-'use strict';
+// attributes), never as markup. The layout is layout.js's.
+import {BOX_H, BOX_W, layout, pathOf} from './layout.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
-const BOX_W = 200, BOX_H = 84, GAP_X = 160, GAP_Y = 36, VIRTUAL_H = 28, PAD = 24;
 const REFRESH_MS = 1000, TAP_LIMIT = 20;
 const KINDS = ['source', 'transform', 'filter', 'sink'];
 
@@ -96,98 +95,6 @@ function failed(err, what) {
   }
 }
 
-// ---- layout: longest-path layers, barycentre order -------------------------------------
-
-// Layers by the longest path from a source, so every edge points right. Edges that span
-// more than one layer pass through virtual nodes, which take part in the ordering.
-function layers(graph) {
-  const names = graph.stages.map((s) => s.name);
-  const preds = new Map(names.map((n) => [n, []]));
-  const succs = new Map(names.map((n) => [n, []]));
-  const edges = graph.edges.filter((e) => preds.has(e.from) && preds.has(e.to));
-  for (const e of edges) { preds.get(e.to).push(e.from); succs.get(e.from).push(e.to); }
-  const layer = new Map(), indeg = new Map(names.map((n) => [n, preds.get(n).length]));
-  const queue = names.filter((n) => indeg.get(n) === 0);
-  for (const n of queue) layer.set(n, 0);
-  while (queue.length) {
-    const n = queue.shift();
-    for (const m of succs.get(n)) {
-      layer.set(m, Math.max(layer.get(m) || 0, layer.get(n) + 1));
-      indeg.set(m, indeg.get(m) - 1);
-      if (indeg.get(m) === 0) queue.push(m);
-    }
-  }
-  for (const n of names) if (!layer.has(n)) layer.set(n, 0); // a cycle: cannot happen
-  const count = Math.max(0, ...layer.values()) + 1;
-  const rows = Array.from({length: count}, () => []);
-  for (const n of names) rows[layer.get(n)].push({id: n, up: [], down: []});
-  const byId = new Map(rows.flat().map((v) => [v.id, v]));
-  const chains = edges.map((e, i) => {
-    const chain = [byId.get(e.from)];
-    for (let l = layer.get(e.from) + 1; l < layer.get(e.to); l++) {
-      const v = {id: `\u0000${i}.${l}`, virtual: true, up: [], down: []};
-      rows[l].push(v);
-      chain.push(v);
-    }
-    chain.push(byId.get(e.to));
-    for (let k = 1; k < chain.length; k++) {
-      chain[k].up.push(chain[k - 1]);
-      chain[k - 1].down.push(chain[k]);
-    }
-    return {edge: e, chain};
-  });
-  return {rows, chains};
-}
-
-// Orders each layer by the mean position of its neighbours in the layer before (sweeping
-// right) or after (sweeping left): a few sweeps remove most crossings.
-function order(rows) {
-  const pos = new Map();
-  const index = () => rows.forEach((r) => r.forEach((v, i) => pos.set(v, i)));
-  index();
-  for (let sweep = 0; sweep < 8; sweep++) {
-    const down = sweep % 2 === 0;
-    const seq = down ? rows.slice(1) : rows.slice(0, -1).reverse();
-    for (const row of seq) {
-      const bary = new Map(row.map((v) => {
-        const ns = down ? v.up : v.down;
-        return [v, ns.length ? ns.reduce((a, n) => a + pos.get(n), 0) / ns.length : pos.get(v)];
-      }));
-      row.sort((a, b) => bary.get(a) - bary.get(b) || pos.get(a) - pos.get(b));
-      row.forEach((v, i) => pos.set(v, i));
-    }
-  }
-}
-
-function layout(graph) {
-  const {rows, chains} = layers(graph);
-  order(rows);
-  const height = (r) => r.reduce((h, v) => h + (v.virtual ? VIRTUAL_H : BOX_H + GAP_Y), 0);
-  const tallest = Math.max(...rows.map(height));
-  const at = new Map();
-  rows.forEach((row, l) => {
-    let y = PAD + (tallest - height(row)) / 2;
-    for (const v of row) {
-      const h = v.virtual ? VIRTUAL_H : BOX_H;
-      at.set(v, {x: PAD + l * (BOX_W + GAP_X), y, cy: y + h / 2});
-      y += v.virtual ? VIRTUAL_H : BOX_H + GAP_Y;
-    }
-  });
-  const nodes = new Map();
-  for (const row of rows) for (const v of row) if (!v.virtual) nodes.set(v.id, at.get(v));
-  const edges = chains.map(({edge, chain}) => ({
-    edge,
-    points: chain.map((v, k) => {
-      const p = at.get(v);
-      if (k === 0) return [p.x + BOX_W, p.cy];
-      if (k === chain.length - 1) return [p.x, p.cy];
-      return [p.x + BOX_W / 2, p.cy];
-    }),
-  }));
-  return {nodes, edges, width: 2 * PAD + rows.length * (BOX_W + GAP_X) - GAP_X,
-    height: 2 * PAD + tallest - GAP_Y};
-}
-
 // ---- drawing ---------------------------------------------------------------------------
 
 // The outline of a stage by its kind: a source points right, a sink has a notch on its
@@ -195,7 +102,8 @@ function layout(graph) {
 function shape(kind, x, y) {
   const w = BOX_W, h = BOX_H, t = 14;
   switch (kind) {
-    case 'source': return el('path', {d: `M${x},${y}h${w - t}l${t},${h / 2}l${-t},${h / 2}h${t - w}z`});
+    case 'source':
+      return el('path', {d: `M${x},${y}h${w - t}l${t},${h / 2}l${-t},${h / 2}h${t - w}z`});
     case 'sink': return el('path', {d: `M${x},${y}h${w}v${h}h${-w}l${t},${-h / 2}z`});
     case 'filter':
       return el('path', {d: `M${x + t},${y}h${w - 2 * t}l${t},${h / 2}l${-t},${h / 2}` +
@@ -206,25 +114,18 @@ function shape(kind, x, y) {
 
 function edgeKey(e) { return `${e.from}\u0000${e.port || ''}\u0000${e.to}`; }
 
-function pathOf(points) {
-  let d = `M${points[0][0]},${points[0][1]}`;
-  for (let k = 1; k < points.length; k++) {
-    const [x0, y0] = points[k - 1], [x1, y1] = points[k], dx = (x1 - x0) / 2;
-    d += `C${x0 + dx},${y0} ${x1 - dx},${y1} ${x1},${y1}`;
-  }
-  return d;
-}
-
 function drawEdge(svg, {edge, points}) {
   const g = el('g', {class: 'edge fill-low', 'data-from': edge.from, 'data-port': edge.port || '',
     'data-to': edge.to, 'data-capacity-batches': edge.capacity_batches,
     'data-capacity-bytes': edge.capacity_bytes});
   g.append(el('title', {}, `${edge.from}${edge.port ? '.' + edge.port : ''} → ${edge.to}`));
   g.append(el('path', {class: 'wire', d: pathOf(points), 'marker-end': 'url(#arrow)'}));
-  const mid = Math.floor((points.length - 1) / 2), [x0, y0] = points[mid], [x1, y1] = points[mid + 1];
+  const mid = Math.floor((points.length - 1) / 2);
+  const [x0, y0] = points[mid], [x1, y1] = points[mid + 1];
   const lx = (x0 + x1) / 2, ly = (y0 + y1) / 2;
   const label = el('g', {class: 'edge-label', transform: `translate(${lx},${ly})`});
-  label.append(el('rect', {x: -66, y: edge.port ? -21 : -9, width: 132, height: edge.port ? 30 : 18, rx: 4}));
+  const top = edge.port ? -21 : -9;
+  label.append(el('rect', {x: -66, y: top, width: 132, height: 9 - top, rx: 4}));
   if (edge.port) label.append(el('text', {class: 'port', y: -8}, edge.port));
   label.append(el('text', {class: 'fill', y: 4}, '–'));
   g.append(label);
@@ -261,12 +162,14 @@ function draw(graph) {
   svg.setAttribute('height', lay.height);
   const defs = el('defs');
   const marker = el('marker', {id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5,
-    markerWidth: 10, markerHeight: 10, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse'});
+    markerWidth: 10, markerHeight: 10, markerUnits: 'userSpaceOnUse',
+    orient: 'auto-start-reverse'});
   marker.append(el('path', {d: 'M0,0L10,5L0,10z', class: 'arrowhead'}));
   defs.append(marker);
   svg.append(defs);
   state.edgeEls = new Map(lay.edges.map((e) => [edgeKey(e.edge), drawEdge(svg, e)]));
-  state.stageEls = new Map(graph.stages.map((s) => [s.name, drawStage(svg, s, lay.nodes.get(s.name))]));
+  state.stageEls = new Map(graph.stages.map((s) =>
+    [s.name, drawStage(svg, s, lay.nodes.get(s.name))]));
   $('sum-stages').textContent = `${graph.stages.length} (${graph.edges.length} edges)`;
 }
 
@@ -294,11 +197,12 @@ function updateStage(g, name, st) {
   g.classList.toggle('finished', !!st.finished);
   g.classList.toggle('failing', st.errors > 0);
   g.querySelector('.rates').textContent = `in ${human(rin)}/s · out ${human(rout)}/s`;
-  g.querySelector('.problems').textContent = `errors ${human(st.errors)} · dropped ${human(st.dropped)}` +
-    (st.finished ? ' · done' : '');
+  g.querySelector('.problems').textContent =
+    `errors ${human(st.errors)} · dropped ${human(st.dropped)}${st.finished ? ' · done' : ''}`;
   const title = g.querySelector('title'), s = state.graph.stages.find((x) => x.name === name);
-  title.textContent = `${name}: ${s.kind} ${s.type}; ${st.events_in} events in, ${st.events_out} out` +
-    `, ${st.errors} errors, ${st.dropped} dropped` + (st.finished ? '; finished' : '');
+  title.textContent = `${name}: ${s.kind} ${s.type}; ${st.events_in} events in, ` +
+    `${st.events_out} out, ${st.errors} errors, ${st.dropped} dropped` +
+    (st.finished ? '; finished' : '');
   g.setAttribute('aria-label', title.textContent);
 }
 
@@ -310,10 +214,11 @@ function updateEdge(g, edge, q) {
   g.setAttribute('data-queue-bytes', q.queue_bytes);
   g.setAttribute('data-fill', level);
   g.querySelector('.fill').textContent =
-    `${Math.round(ratio * 100)}% · ${q.queue_batches}/${edge.capacity_batches} · ${bytes(q.queue_bytes)}`;
+    `${Math.round(ratio * 100)}% · ${q.queue_batches}/${edge.capacity_batches} · ` +
+    bytes(q.queue_bytes);
   g.querySelector('title').textContent = `${edge.from}${edge.port ? '.' + edge.port : ''} → ` +
-    `${edge.to}: ${q.queue_batches} of ${edge.capacity_batches} batches, ${bytes(q.queue_bytes)} of ` +
-    `${bytes(edge.capacity_bytes)} queued (${level})`;
+    `${edge.to}: ${q.queue_batches} of ${edge.capacity_batches} batches, ` +
+    `${bytes(q.queue_bytes)} of ${bytes(edge.capacity_bytes)} queued (${level})`;
 }
 
 function update(stats) {
@@ -324,7 +229,8 @@ function update(stats) {
   $('sum-state').textContent = stats.state;
   $('sum-uptime').textContent = duration(stats.uptime_s);
   $('sum-rss').textContent = bytes(stats.rss_bytes);
-  for (const [name, g] of state.stageEls) if (stats.stages[name]) updateStage(g, name, stats.stages[name]);
+  for (const [name, g] of state.stageEls)
+    if (stats.stages[name]) updateStage(g, name, stats.stages[name]);
   const queues = new Map((stats.edges || []).map((q) => [edgeKey(q), q]));
   for (const {edge} of state.layout.edges) {
     // Until edges report their own queue, the consumer's input queue stands for it.
@@ -344,7 +250,8 @@ async function poll() {
     }
     const stats = await getJSON('/api/stats');
     const known = state.graph.stages.map((s) => s.name);
-    if (state.last && stats.uptime_s < state.last.uptime_s || Object.keys(stats.stages).some((n) => !known.includes(n))) {
+    const restarted = state.last && stats.uptime_s < state.last.uptime_s;
+    if (restarted || Object.keys(stats.stages).some((n) => !known.includes(n))) {
       state.graph = null, state.last = null; // another run on this address: start again
       return poll();
     }
@@ -370,8 +277,8 @@ function updateCounts(name) {
     ['events out', `${st.events_out} (${human(rate(name, 'events_out'))}/s)`],
     ['bytes in / out', `${bytes(st.bytes_in)} / ${bytes(st.bytes_out)}`],
     ['errors', st.errors], ['dropped', st.dropped], ['retries', st.retries], ['acked', st.acked],
-    ['input queue', `${st.queue_batches}/${st.queue_capacity} batches, ${bytes(st.queue_bytes)}` +
-      ` of ${bytes(st.queue_max_bytes)}`],
+    ['input queue', st.queue_capacity ? `${st.queue_batches}/${st.queue_capacity} batches, ` +
+      `${bytes(st.queue_bytes)} of ${bytes(st.queue_max_bytes)}` : 'none (no inputs)'],
     ['busy', `${(st.busy_ns / 1e9).toFixed(3)} s`], ['finished', st.finished ? 'yes' : 'no']];
   for (const [k, v] of rows) {
     const tr = html('tr');
@@ -388,10 +295,10 @@ function showOptions(stage) {
     const tr = html('tr');
     tr.dataset.option = o.name;
     const set = o.value !== null && o.value !== undefined;
-    const value = html('td', set ? (typeof o.value === 'string' ? o.value : JSON.stringify(o.value)) : '(default)',
-      set ? 'set' : 'unset');
-    tr.append(html('th', o.name), value, html('td', o.default === null || o.default === undefined ? '–' : String(o.default)),
-      html('td', `${o.type}: ${o.doc || ''}`));
+    const text = typeof o.value === 'string' ? o.value : JSON.stringify(o.value);
+    const def = o.default === null || o.default === undefined ? '–' : String(o.default);
+    tr.append(html('th', o.name), html('td', set ? text : '(default)', set ? 'set' : 'unset'),
+      html('td', def), html('td', `${o.type}: ${o.doc || ''}`));
     tr.firstChild.scope = 'row';
     body.append(tr);
   }
@@ -407,12 +314,13 @@ function openPanel(name) {
   p.hidden = false;
   p.dataset.stage = name;
   $('panel-title').textContent = name;
+  const ports = (stage.outputs || []).map((o) => o || 'default');
   $('panel-meta').textContent = `${stage.kind} · type ${stage.type}` +
-    (stage.outputs && stage.outputs.length > 1 ? ` · ports: ${stage.outputs.map((o) => o || 'default').join(', ')}` : '');
+    (ports.length > 1 ? ` · ports: ${ports.join(', ')}` : '');
   updateCounts(name);
   showOptions(stage);
-  const ports = $('tap-port');
-  ports.replaceChildren(...(stage.outputs || []).map((o) => {
+  const select = $('tap-port');
+  select.replaceChildren(...(stage.outputs || []).map((o) => {
     const opt = html('option', o || 'default');
     opt.value = o;
     return opt;
@@ -446,7 +354,8 @@ function tapLine(line) {
   let ev;
   try { ev = JSON.parse(line); } catch (e) { ev = line; }
   if (ev && ev._tap) {
-    $('tap-status').textContent = `${ev._tap.sent} sent, ${ev._tap.dropped} dropped (read too slowly)`;
+    $('tap-status').textContent =
+      `${ev._tap.sent} sent, ${ev._tap.dropped} dropped (read too slowly)`;
     return;
   }
   const list = $('tap-events');
@@ -465,7 +374,8 @@ async function startTap() {
   const ctl = new AbortController();
   state.tap = ctl;
   status.textContent = 'Waiting for events…';
-  const q = `stage=${encodeURIComponent(name)}&limit=${TAP_LIMIT}` + (port ? `&port=${encodeURIComponent(port)}` : '');
+  const q = `stage=${encodeURIComponent(name)}&limit=${TAP_LIMIT}` +
+    (port ? `&port=${encodeURIComponent(port)}` : '');
   try {
     const res = await request('/api/tap?' + q, ctl.signal);
     const reader = res.body.getReader(), dec = new TextDecoder();
@@ -490,7 +400,9 @@ async function startTap() {
 // ---- start -----------------------------------------------------------------------------
 
 $('panel-close').addEventListener('click', closePanel);
-document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape' && state.selected) closePanel(); });
+document.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Escape' && state.selected) closePanel();
+});
 $('tap-again').addEventListener('click', startTap);
 $('tap-port').addEventListener('change', startTap);
 $('auth').addEventListener('submit', (ev) => {
