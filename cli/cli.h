@@ -62,6 +62,7 @@ void cli_log_libevent_flush(void);
 /* ---- describe.c: `sluice list` and `sluice describe` ------------------------------- */
 
 const char *cli_kind_name(enum sl_kind kind);
+const char *cli_opt_type_name(enum sl_opt_type t); /* "string", "int", ... */
 void cli_list(const struct sl_registry *reg, FILE *out);
 /* Returns CLI_OK, or CLI_EUSAGE with a message on stderr for an unknown type. */
 int cli_describe(const struct sl_registry *reg, const char *type, FILE *out);
@@ -98,25 +99,57 @@ void cli_summary(struct sl_pipeline *p, double seconds, FILE *out);
 /* "1.23k", "45.6M": a count in 6 characters or fewer. */
 void cli_human(double v, char *buf, size_t size);
 
-/* ---- metrics.c: /metrics and /health over HTTP ---------------------------------------- */
+/* ---- server.c: /metrics, /health and /api/ over HTTP ----------------------------------- */
 
 struct cli_metrics; /* opaque */
+struct evhttp_request;
 /* Connections served at once by default (--metrics-max-connections). */
 #define CLI_METRICS_MAX_CONNECTIONS 256
-/* Serves on `addr` ("host:port"; port 0 picks one) on the pipeline's loop, at most
- * `max_conns` connections at once (0: CLI_METRICS_MAX_CONNECTIONS). Returns the server
- * (free: cli_metrics_free), or NULL with `err`. */
-struct cli_metrics *cli_metrics_start(struct sl_pipeline *p, const char *addr, unsigned max_conns,
+/* The address the tools (`sluice top`, `sluice tap`) ask when given none. */
+#define CLI_DEFAULT_ADDR "127.0.0.1:9598"
+struct cli_server_opts {
+    const char *addr;   /* "host:port"; port 0 picks one */
+    unsigned max_conns; /* connections at once (0: CLI_METRICS_MAX_CONNECTIONS) */
+    const char *bearer; /* the token every request must bring (borrowed); NULL: none */
+    bool tap;           /* serve /api/tap */
+};
+/* Serves on the pipeline's loop as `o` (borrowed) says. Returns the server (free:
+ * cli_metrics_free), or NULL with `err`. */
+struct cli_metrics *cli_metrics_start(struct sl_pipeline *p, const struct cli_server_opts *o,
                                       struct sl_error *err);
 int cli_metrics_port(const struct cli_metrics *m);     /* the bound port */
 void cli_metrics_shutting_down(struct cli_metrics *m); /* /health answers 503 from now on */
 void cli_metrics_free(struct cli_metrics *m);          /* NULL is a no-op */
+/* Replies `text` (`len` bytes) as application/json, not cached; or {"error": msg}. */
+void cli_reply_json(struct evhttp_request *req, int code, const char *reason, const char *text,
+                    size_t len);
+void cli_reply_error(struct evhttp_request *req, int code, const char *reason, const char *msg);
+
+/* ---- metrics.c: the Prometheus text -------------------------------------------------- */
+
 /* Writes `s` as a label value: backslash, quote and newline escaped. */
 void cli_metrics_label(FILE *out, const char *s);
 /* Writes the metrics of `p`'s SQLite pools (metrics_pools.c). */
 void cli_metrics_render_pools(struct sl_pipeline *p, FILE *out);
 /* Writes the Prometheus text for `p` into `out` (for tests and the server). */
 void cli_metrics_render(struct sl_pipeline *p, double uptime, FILE *out);
+long cli_rss_bytes(void); /* resident memory of the process, bytes (0: unknown) */
+
+/* ---- api.c: the JSON of /api/graph and /api/stats ------------------------------------ */
+
+/* Writes the `len` bytes at `s` as a JSON string, quotes included. */
+void cli_json_string(FILE *out, const char *s, size_t len);
+void cli_api_graph(struct sl_pipeline *p, FILE *out);
+/* `stopping`: "state" is "stopping" rather than "running". */
+void cli_api_stats(struct sl_pipeline *p, double uptime, bool stopping, FILE *out);
+
+/* ---- api_tap.c: /api/tap streams --------------------------------------------------- */
+
+struct cli_taps;                                      /* opaque: the open streams of one server */
+struct cli_taps *cli_taps_new(struct sl_pipeline *p); /* NULL when out of memory */
+/* Serves GET /api/tap?stage=S[&port=P][&limit=N][&filter=EXPR] on `req`. */
+void cli_taps_serve(struct cli_taps *t, struct evhttp_request *req);
+void cli_taps_free(struct cli_taps *t); /* ends every stream; NULL is a no-op */
 
 /* ---- page.c: the pipeline page (GET / and its files) on the metrics server ------------ */
 

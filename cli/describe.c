@@ -15,7 +15,7 @@ const char *cli_kind_name(enum sl_kind kind)
     return "?";
 }
 
-static const char *opt_type_name(enum sl_opt_type t)
+const char *cli_opt_type_name(enum sl_opt_type t)
 {
     static const char *const names[] = {
         [SL_OPT_STRING] = "string", [SL_OPT_INT] = "int",           [SL_OPT_FLOAT] = "float",
@@ -53,7 +53,7 @@ static void print_options(const struct sl_option *const *tables, size_t n, FILE 
     for (size_t t = 0; t < n; t++)
         for (const struct sl_option *o = tables[t]; o && o->name; o++) {
             const char *def = o->flags & SL_REQUIRED ? "(required)" : o->def ? o->def : "-";
-            fprintf(out, "%-*s  %-8s  %-10s  %s\n", (int)w, o->name, opt_type_name(o->type),
+            fprintf(out, "%-*s  %-8s  %-10s  %s\n", (int)w, o->name, cli_opt_type_name(o->type),
                     *def ? def : "\"\"", o->doc);
             if (o->type == SL_OPT_ENUM) {
                 fprintf(out, "%-*s  %-8s  %-10s  one of: ", (int)w, "", "", "");

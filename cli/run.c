@@ -5,6 +5,8 @@
  * /health to 503, waits --shutdown-delay (so that load balancers and scrapers notice),
  * then stops the sources and drains; a second signal ends the process at once, from the
  * handler, with 128 + the signal number. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +26,14 @@ struct problem {
 
 /* What one load produced; everything owned. */
 struct loaded {
-    struct sl_config *cfg;    /* the document */
-    struct sl_registry *reg;  /* the built-ins and the plugins */
-    struct sl_pipeline *p;    /* stages and edges, not started */
-    struct cli_counts n;      /* problems found */
-    struct cli_counts logged; /* errors and warnings the runtime logged */
-    struct problem *probs;    /* problems of the load, until printed */
-    size_t nprobs;            /* entries in probs */
+    struct sl_config *cfg;           /* the document */
+    struct sl_registry *reg;         /* the built-ins and the plugins */
+    struct sl_pipeline *p;           /* stages and edges, not started */
+    struct cli_counts n;             /* problems found */
+    struct cli_counts logged;        /* errors and warnings the runtime logged */
+    struct problem *probs;           /* problems of the load, until printed */
+    size_t nprobs;                   /* entries in probs */
+    struct sl_pipeline_options opts; /* the `pipeline:` settings (api.* for the server) */
 };
 
 static void keep_problem(void *arg, enum sl_log_level level, const struct sl_error *e)
@@ -125,6 +128,7 @@ static int load(const char *path, const struct cli_opts *o, struct event_base *b
     opts.log = cli_log_pipeline;
     opts.log_arg = &l->logged;
     opts.on_stage_done = on_stage_done;
+    l->opts = opts;
     l->reg = cli_registry_plugins(o, l->cfg, &err);
     l->p = l->reg ? sl_pipeline_new(base, &opts, &err) : NULL;
     if (!l->p) {
@@ -264,6 +268,47 @@ static int run_loop(struct run *r)
     return CLI_OK;
 }
 
+/* Whether `addr` ("host:port") listens on loopback only: 127.0.0.0/8, ::1, localhost. */
+static bool loopback(const char *addr)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (!colon) return false;
+    size_t n = (size_t)(colon - addr);
+    if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']') addr++, n -= 2;
+    if (n >= sizeof host) return false;
+    memcpy(host, addr, n);
+    host[n] = '\0';
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
+    return strcmp(host, "localhost") == 0;
+}
+
+/* A server off loopback needs a token or api.insecure: a config error at the address
+ * (file:line:col when the config gave it). Returns CLI_OK or CLI_ECONFIG, told. */
+static int check_api(struct loaded *l, const struct cli_opts *o, const char *addr)
+{
+    bool bad = !strrchr(addr, ':');
+    if (!bad &&
+        (loopback(addr) || (l->opts.api_bearer && *l->opts.api_bearer) || l->opts.api_insecure))
+        return CLI_OK;
+    static const char why[] = "listening on a non-loopback address needs pipeline.api.auth.bearer "
+                              "(a token) or pipeline.api.insecure: true";
+    if (o->metrics_addr) {
+        cli_log(SL_LOG_ERROR, NULL, "--metrics-addr %s: %s", addr, why);
+        return CLI_ECONFIG;
+    }
+    struct sl_error err = {0};
+    const struct sl_config *at = sl_config_get(l->cfg, "pipeline.api.address");
+    sl_config_error(at ? at : sl_config_get(l->cfg, "pipeline"), &err, SL_ECONFIG,
+                    "api.address '%s': %s", addr,
+                    bad ? "expected HOST:PORT such as 127.0.0.1:9598" : why);
+    cli_log_problem(SL_LOG_ERROR, &err);
+    return CLI_ECONFIG;
+}
+
 int cli_cmd_run(const struct cli_opts *o)
 {
     struct run r = {.o = o};
@@ -276,8 +321,12 @@ int cli_cmd_run(const struct cli_opts *o)
     } else if (rc == CLI_OK) {
         struct sl_error err = {0};
         signal(SIGPIPE, SIG_IGN); /* a scraper that hangs up must not kill the run */
-        if (o->metrics_addr &&
-            !(r.m = cli_metrics_start(r.l.p, o->metrics_addr, o->metrics_max_conns, &err))) {
+        const char *addr = o->metrics_addr ? o->metrics_addr : r.l.opts.api_address;
+        struct cli_server_opts so = {addr, o->metrics_max_conns, r.l.opts.api_bearer,
+                                     r.l.opts.api_tap};
+        if (addr && (rc = check_api(&r.l, o, addr)) != CLI_OK) {
+            /* told */
+        } else if (addr && !(r.m = cli_metrics_start(r.l.p, &so, &err))) {
             cli_log(SL_LOG_ERROR, NULL, "%s", err.msg);
             rc = CLI_ERUN;
         } else if (setup_signals(&r)) {
@@ -285,9 +334,9 @@ int cli_cmd_run(const struct cli_opts *o)
             rc = CLI_ERUN;
         } else {
             if (r.m)
-                cli_log(SL_LOG_INFO, NULL, "serving /metrics and /health on http://%.*s:%d",
-                        (int)(strrchr(o->metrics_addr, ':') - o->metrics_addr), o->metrics_addr,
-                        cli_metrics_port(r.m));
+                cli_log(SL_LOG_INFO, NULL, "serving /metrics and /health on http://%.*s:%d%s",
+                        (int)(strrchr(addr, ':') - addr), addr, cli_metrics_port(r.m),
+                        r.l.opts.api_tap ? " (and /api/, tapping on)" : " (and /api/)");
             rc = run_loop(&r);
         }
     }

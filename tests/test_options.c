@@ -345,6 +345,10 @@ Test(settings, the_schema_defaults_are_the_runtime_defaults)
             memcpy(dst, &o->def, sizeof o->def);
             continue;
         }
+        if (o->type == SL_OPT_BOOL) {
+            *(bool *)dst = strcmp(o->def, "true") == 0;
+            continue;
+        }
         long long ll;
         unsigned long long ull;
         if (o->type == SL_OPT_DURATION) {
@@ -358,7 +362,7 @@ Test(settings, the_schema_defaults_are_the_runtime_defaults)
             *(int64_t *)dst = strtoll(o->def, NULL, 10);
         }
     }
-    cr_assert_eq(n, 8);
+    cr_assert_eq(n, 12);
     cr_assert_eq(got.batch_max_events, want.batch_max_events);
     cr_assert_eq(got.batch_max_bytes, want.batch_max_bytes);
     cr_assert_eq(got.batch_timeout_ms, want.batch_timeout_ms);
@@ -367,6 +371,10 @@ Test(settings, the_schema_defaults_are_the_runtime_defaults)
     cr_assert_str_eq(got.data_dir, want.data_dir);
     cr_assert_eq(got.executor_threads, want.executor_threads);
     cr_assert_eq(got.shutdown_timeout_ms, want.shutdown_timeout_ms);
+    cr_assert_eq(got.api_address, want.api_address);
+    cr_assert_eq(got.api_bearer, want.api_bearer);
+    cr_assert_eq(got.api_insecure, want.api_insecure);
+    cr_assert_eq(got.api_tap, want.api_tap);
 }
 
 static struct sl_error settings_error(const char *yaml)

@@ -49,6 +49,14 @@ struct sl_pipeline_options {
      * `stage` is borrowed. Not told after an abort. NULL: not told. Loop thread. */
     void (*on_stage_done)(void *arg, struct sl_stage *stage);
     void *on_stage_done_arg; /* passed to on_stage_done */
+    /* Added after 0.1: the `pipeline.api` settings. The library only reads them from a
+     * config (strings point into it); the `sluice` program serves the API. */
+    const char *api_address; /* `api.address`: HOST:PORT of the metrics and API server
+                                (--metrics-addr wins); NULL: none */
+    const char *api_bearer;  /* `api.auth.bearer`: the token every request must bring
+                                (Authorization: Bearer TOKEN); NULL: no auth */
+    bool api_insecure;       /* `api.insecure`: allows a non-loopback address without auth */
+    bool api_tap;            /* `api.tap`: serves /api/tap (it shows the data) */
 };
 
 /* Fills `opts` (borrowed) with the defaults and its size. */

@@ -24,5 +24,6 @@
 #include <sluice/registry.h>
 #include <sluice/json.h>
 #include <sluice/expr.h>
+#include <sluice/observe.h>
 
 #endif

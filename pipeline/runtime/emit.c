@@ -282,6 +282,7 @@ static void hand_off(struct sl_emit *e, struct sl_batch *b, struct sl_batch **ha
     s->st.events_out += e->handoff_n;
     s->st.bytes_out += e->handoff_bytes;
     s->st.batches_out++;
+    if (s->taps && e->handoff_intact) sl__tap_batch(s, 0, b);
     *handoff = b;
 }
 

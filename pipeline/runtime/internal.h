@@ -121,6 +121,9 @@ struct sl_stage {
     struct sl__async *async;          /* map_async stages: the calls being worked on */
     uint32_t submitted;               /* sl_stage_submit() tasks whose done has not run */
     struct sl__cont *cont;            /* a batch half processed by a paused slice */
+    struct sl_tap *taps;              /* open taps (tap.c), NULL: none */
+    atomic_int tap0;                  /* taps open on port 0: a `workers` chain then does
+                                         not run the next stage over it in place */
     uint32_t slice_every;             /* events between two looks at the clock (adapted) */
 
     struct sl_stage *next_ready; /* ready list link */
@@ -208,6 +211,7 @@ struct sl_emit {
     bool failed;              /* a dependency could not be recorded */
     uint32_t handoff_n;       /* chained: port 0's events and bytes as this stage left */
     uint64_t handoff_bytes;   /* them, before the next stage ran over the batch */
+    bool handoff_intact;      /* chained: the next stage did not run over it in place */
 };
 
 /* Prepares `e` for stage `s` over `in` (NULL for flush), writing to `outs` (nports
@@ -389,6 +393,10 @@ void sl__source_batch_completed(struct sl_batch *b);  /* the batch home's hooks 
 void sl__sink_acked(struct sl_stage *s, struct sl_batch *v);
 void sl__pipeline_fail(struct sl_pipeline *p, struct sl_stage *s, int code);
 void sl__push_port(struct sl_stage *s, int port, struct sl_batch *b); /* takes b's ref */
+/* Copies the events of `b` leaving output `port` of `s` into the taps open there (tap.c);
+ * call only when s->taps. Loop thread. */
+void sl__tap_batch(struct sl_stage *s, int port, const struct sl_batch *b);
+void sl__taps_free(struct sl_stage *s);             /* closes the taps left open */
 void sl__wake_loop(struct sl_stage *s);             /* any thread: run s (work_ready) */
 void sl__wake_pipeline(struct sl_pipeline *p);      /* any thread: poke the loop */
 void sl__executor_run_done(struct sl_pipeline *p);  /* loop: run finished tasks' done */

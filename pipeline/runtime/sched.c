@@ -112,6 +112,7 @@ static void stage_failed(struct sl_stage *s, int code)
 void sl__push_port(struct sl_stage *s, int port, struct sl_batch *b)
 {
     struct sl__port *pt = &s->ports[port];
+    if (s->taps) sl__tap_batch(s, port, b);
     if (pt->nedges == 0) { /* nobody consumes this output: its events end here, counted */
         atomic_fetch_add(&s->dropped, b->n);
         sl__batch_release(b);

@@ -343,6 +343,7 @@ void sl__stage_free(struct sl_stage *s)
     sl__async_free(s);
     sl__slice_free(s);
     sl__retry_free(s);
+    sl__taps_free(s);
     for (uint32_t i = 0; i < s->nowned; i++) s->owned[i].fn(s->owned[i].ptr);
     free(s->owned);
     sl__counters_free(s);

@@ -93,7 +93,10 @@ static void run_links(struct job *j)
             prev->e.handoff_n = x->n;
             prev->e.handoff_bytes = x->bytes;
             sl__emit_init(&l->e, l->s, x, l->out);
-            l->e.in_place = x->refs == 1 && !x->source && !x->view_of; /* only this job */
+            /* In place when only this job holds it, and no tap reads it as it was. */
+            l->e.in_place = x->refs == 1 && !x->source && !x->view_of &&
+                            !atomic_load_explicit(&prev->s->tap0, memory_order_relaxed);
+            prev->e.handoff_intact = !l->e.in_place;
         }
         l->rc = sl__stage_process(l->s, l->e.in, &l->e, NULL); /* whole: no slices */
         l->ran = true;
