@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include <sluice/sluice.h>
 
@@ -167,6 +168,33 @@ struct cli_asset {
     size_t size;               /* how many */
 };
 extern const struct cli_asset cli_assets[]; /* the page's files, then {NULL} */
+
+/* ---- client.c: the HTTP client of `top` and `tap` (blocking: a tool's own process) -- */
+
+struct cli_client {
+    int fd;                          /* the socket, -1: none */
+    int status;                      /* the answer's status code */
+    char *pending;                   /* the head, then body bytes read with it (owned) */
+    size_t pending_off, pending_len; /* where those body bytes are */
+};
+/* Sends GET `target` (path and query) to `addr` (HOST:PORT) with the token of
+ * SLUICE_API_TOKEN, and reads the answer's head within `timeout_ms` per step. Returns 0,
+ * or -1 with `why`; close `c` either way (cli_client_close). */
+int cli_client_get(struct cli_client *c, const char *addr, const char *target, int timeout_ms,
+                   char *why, size_t why_size);
+/* Reads body bytes: > 0 bytes, 0 at the end, -2 when none came in `timeout_ms`, -1 on
+ * an error. */
+ssize_t cli_client_read(struct cli_client *c, char *buf, size_t size, int timeout_ms);
+/* The rest of the body, NUL-terminated (owned: free), or NULL. */
+char *cli_client_body(struct cli_client *c, size_t *len, int timeout_ms);
+void cli_client_close(struct cli_client *c);
+/* The body of a 200 answer to GET `target` (owned: free), or NULL with `why`. */
+char *cli_client_fetch(const char *addr, const char *target, size_t *len, char *why,
+                       size_t why_size);
+
+/* `sluice top` (top.c) and `sluice tap` (tap.c): argv[0] is the command's name. */
+int cli_cmd_top(int argc, char **argv);
+int cli_cmd_tap(int argc, char **argv);
 
 /* ---- run.c: `sluice run`, `validate`, `graph` --------------------------------------------- */
 

@@ -63,6 +63,20 @@ static const struct command commands[] = {
      "                            read again from read_from at the next run\n"
      "      --file PATH           with --reset: forget only the file PATH\n",
      1, 1, false},
+    {"top", "[OPTIONS] [ADDR]",
+     "watch a running sluice: events/s, errors and queue fill per stage (q quits)",
+     "      --once                print one frame (rates over one second) and exit\n"
+     "  ADDR is the --metrics-addr of the run (default " CLI_DEFAULT_ADDR "); with\n"
+     "  api.auth, the token is read from SLUICE_API_TOKEN. Keys: s sorts by events/s or\n"
+     "  by queue fill, q quits.\n",
+     0, 1, false},
+    {"tap", "[OPTIONS] [ADDR] STAGE[.PORT]",
+     "print the events leaving a stage of a running sluice as JSON lines (api.tap)",
+     "      --limit N             end after N events\n"
+     "      --filter EXPR         only the events for which EXPR holds (as the filter stage)\n"
+     "  ADDR as for top. Events dropped because they came faster than they were read are\n"
+     "  told on stderr; the stage never waits for the tap.\n",
+     1, 2, false},
     {"kafka-mock", "[OPTIONS]",
      "host a mock Kafka cluster, print its bootstrap address, serve until SIGINT/SIGTERM",
      "      --brokers N           brokers of the cluster (1 to 64, default 1)\n"
@@ -357,6 +371,18 @@ static const struct command *find_command(const char *name)
     return NULL;
 }
 
+/* `sluice top` and `sluice tap`: clients with options of their own. */
+static int tool(const struct command *c, int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            command_help(c, stdout);
+            return CLI_OK;
+        }
+    cli_log_setup(SL_LOG_INFO, CLI_LOG_TEXT);
+    return !strcmp(c->name, "top") ? cli_cmd_top(argc, argv) : cli_cmd_tap(argc, argv);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -388,6 +414,7 @@ int main(int argc, char **argv)
                 near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
         return CLI_EUSAGE;
     }
+    if (!strcmp(c->name, "top") || !strcmp(c->name, "tap")) return tool(c, argc - 1, argv + 1);
     struct parsed ps = {.level = -1, .format = CLI_LOG_TEXT};
     ps.sets = calloc((size_t)argc, sizeof *ps.sets);
     ps.o.mock_topics = calloc((size_t)argc, sizeof *ps.o.mock_topics);
