@@ -44,7 +44,7 @@ function human(n) {
   if (a >= 1e9) return (n / 1e9).toFixed(a >= 1e10 ? 1 : 2) + 'G';
   if (a >= 1e6) return (n / 1e6).toFixed(a >= 1e7 ? 1 : 2) + 'M';
   if (a >= 1e3) return (n / 1e3).toFixed(a >= 1e4 ? 1 : 2) + 'k';
-  return Number.isInteger(n) ? String(n) : n.toFixed(1);
+  return Number.isInteger(n) || a >= 100 ? String(Math.round(n)) : n.toFixed(1);
 }
 
 function bytes(n) {
@@ -355,7 +355,7 @@ function tapLine(line) {
   try { ev = JSON.parse(line); } catch (e) { ev = line; }
   if (ev && ev._tap) {
     $('tap-status').textContent =
-      `${ev._tap.sent} sent, ${ev._tap.dropped} dropped (read too slowly)`;
+      `${ev._tap.sent} events sent, ${ev._tap.dropped} dropped (the page read too slowly)`;
     return;
   }
   const list = $('tap-events');
