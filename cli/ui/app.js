@@ -120,9 +120,10 @@ function drawEdge(svg, {edge, points}) {
     'data-capacity-bytes': edge.capacity_bytes});
   g.append(el('title', {}, `${edge.from}${edge.port ? '.' + edge.port : ''} → ${edge.to}`));
   g.append(el('path', {class: 'wire', d: pathOf(points), 'marker-end': 'url(#arrow)'}));
-  const mid = Math.floor((points.length - 1) / 2);
-  const [x0, y0] = points[mid], [x1, y1] = points[mid + 1];
-  const lx = (x0 + x1) / 2, ly = (y0 + y1) / 2;
+  // The label: on the first virtual node of a long edge (a place of its own in its
+  // column), else halfway between the two boxes.
+  const [p0, p1] = points.length > 2 ? [points[1], points[1]] : points;
+  const lx = (p0[0] + p1[0]) / 2, ly = (p0[1] + p1[1]) / 2;
   const label = el('g', {class: 'edge-label', transform: `translate(${lx},${ly})`});
   const top = edge.port ? -21 : -9;
   label.append(el('rect', {x: -66, y: top, width: 132, height: 9 - top, rx: 4}));

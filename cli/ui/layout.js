@@ -6,7 +6,7 @@
 // each way, which removes most crossings. Pure functions of /api/graph: no DOM here.
 
 export const BOX_W = 200, BOX_H = 84;
-const GAP_X = 160, GAP_Y = 36, VIRTUAL_H = 28, PAD = 24;
+const GAP_X = 160, GAP_Y = 36, VIRTUAL_H = 40, PAD = 24;
 
 // The columns (rows[l]: the nodes of column l, virtual ones included, each with its
 // neighbours up and down) and, for each edge, its chain of nodes.
