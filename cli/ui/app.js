@@ -134,10 +134,12 @@ function drawEdge(svg, {edge, points}) {
   return g;
 }
 
-function drawStage(svg, stage, {x, y}) {
+function drawStage(svg, stage, at) {
+  const {x, y} = at;
   const kind = KINDS.includes(stage.kind) ? stage.kind : 'transform';
   const g = el('g', {class: `stage ${kind}`, tabindex: 0, role: 'button',
-    'data-stage': stage.name, 'data-kind': stage.kind, 'data-type': stage.type});
+    'data-stage': stage.name, 'data-kind': stage.kind, 'data-type': stage.type,
+    'data-column': at.column});
   g.append(el('title', {}, `${stage.name}: ${stage.kind} ${stage.type}`));
   g.append(shape(kind, x, y));
   const tx = x + (kind === 'sink' || kind === 'filter' ? 22 : 12);

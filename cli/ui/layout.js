@@ -69,9 +69,9 @@ function order(rows) {
   }
 }
 
-// Positions: {nodes: Map name -> {x, y, cy} (a box's corner and middle height), edges:
-// [{edge, points: [[x, y]...]}] (from the right side of one box to the left side of the
-// next), width, height}.
+// Positions: {nodes: Map name -> {x, y, cy, column} (a box's corner, middle height and
+// column), edges: [{edge, points: [[x, y]...]}] (from the right side of one box to the
+// left side of the next), width, height}.
 export function layout(graph) {
   const {rows, chains} = layers(graph);
   order(rows);
@@ -82,7 +82,7 @@ export function layout(graph) {
     let y = PAD + (tallest - height(row)) / 2;
     for (const v of row) {
       const h = v.virtual ? VIRTUAL_H : BOX_H;
-      at.set(v, {x: PAD + l * (BOX_W + GAP_X), y, cy: y + h / 2});
+      at.set(v, {x: PAD + l * (BOX_W + GAP_X), y, cy: y + h / 2, column: l});
       y += v.virtual ? VIRTUAL_H : BOX_H + GAP_Y;
     }
   });
