@@ -11,7 +11,7 @@ const KINDS = ['source', 'transform', 'filter', 'sink'];
 
 const state = {
   graph: null,      // /api/graph
-  layout: null,     // positions: {nodes: Map name -> {x, y}, edges: [{edge, points}]}
+  layout: null,     // layout.js's positions of the stages and the edges
   prev: null,       // the previous /api/stats sample, for rates
   last: null,       // the latest one
   selected: null,   // the stage shown in the panel
