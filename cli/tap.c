@@ -146,6 +146,7 @@ static int stream(const char *addr, const char *path)
         cli_client_close(&c);
         return st == 404 || st == 400 ? CLI_EUSAGE : CLI_ERUN;
     }
+    cli_log(SL_LOG_INFO, NULL, "tap: reading %s at %s", path, addr); /* the tap is open */
     struct tap t = {0};
     int rc = CLI_OK;
     for (ssize_t n; rc == CLI_OK;) {
