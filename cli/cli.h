@@ -154,6 +154,23 @@ struct cli_taps *cli_taps_new(struct sl_pipeline *p, int idle_s);
 void cli_taps_serve(struct cli_taps *t, struct evhttp_request *req);
 void cli_taps_free(struct cli_taps *t); /* ends every stream; NULL is a no-op */
 
+/* ---- page.c: the pipeline page (GET / and its files) on the metrics server ------------ */
+
+struct evhttp;
+/* Serves the page's files (cli_assets) at their paths on `http` (borrowed). Loop thread
+ * only. */
+void cli_page_register(struct evhttp *http);
+/* One file of the page, compiled into the program: tools/embed.c writes cli/ui/ into
+ * page_assets.c at build time. */
+struct cli_asset {
+    const char *path;          /* URL path: "/", "/ui/app.js"; NULL ends the table */
+    const char *type;          /* its Content-Type */
+    const char *etag;          /* a quoted hash of its bytes, for revalidation */
+    const unsigned char *data; /* its bytes */
+    size_t size;               /* how many */
+};
+extern const struct cli_asset cli_assets[]; /* the page's files, then {NULL} */
+
 /* ---- client.c: the HTTP client of `top` and `tap` (blocking: a tool's own process) -- */
 
 struct cli_client {

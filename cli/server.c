@@ -3,7 +3,8 @@
  * never concurrently. /metrics answers in the Prometheus text format; /health answers
  * 200 while the pipeline runs and 503 once it is shutting down; /api/graph and
  * /api/stats answer JSON (api.c), /api/tap streams events (api_tap.c, with api.tap).
- * With a bearer token (api.auth.bearer) every path wants it, compared in constant time.
+ * With a bearer token (api.auth.bearer) every path with data wants it, compared in constant
+ * time; the page's own files (page.c: /, /ui/*) hold none and are served without it.
  *
  * The server must not hurt the run it watches, whatever its clients do: it serves at
  * most `max_conns` connections at once (the others wait in the listen backlog, costing
@@ -387,6 +388,7 @@ static void configure(struct cli_metrics *m)
     evhttp_set_cb(m->http, "/api/graph", on_graph, m);
     evhttp_set_cb(m->http, "/api/stats", on_stats, m);
     evhttp_set_cb(m->http, "/api/tap", on_tap, m);
+    cli_page_register(m->http); /* GET / and its files: the pipeline page (page.c) */
     evhttp_set_gencb(m->http, on_other, m);
 }
 
