@@ -3,9 +3,11 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sluice/builtins.h>
@@ -115,6 +117,49 @@ Test(file_stdio, stdin_cuts_oversize_lines)
     cr_assert(r->truncated[1]);
     cr_assert_str_eq(r->lines[2], "b");
     free(f);
+}
+
+/* Stops the pipeline after 200 ms, then closes the pipe's write end 3 s later: a loop
+ * blocked in read() would see the stop only then. */
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct quiet_pipe {
+    struct sl_pipeline *p;
+    int wfd;
+    atomic_bool ended; /* the run returned */
+};
+
+static void *stop_then_close(void *arg)
+{
+    struct quiet_pipe *q = arg;
+    usleep(200 * 1000);
+    sl_pipeline_stop(q->p);
+    for (int i = 0; i < 300 && !atomic_load(&q->ended); i++) usleep(10 * 1000);
+    close(q->wfd);
+    return NULL;
+}
+
+Test(file_stdio, stdin_on_an_empty_pipe_never_blocks_the_loop)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    struct quiet_pipe q = {p, fds[1], false};
+    pthread_t t;
+    pthread_create(&t, NULL, stop_then_close, &q);
+    int64_t t0 = now_ms();
+    struct t_lines *r = read_fd(fds[0], NULL);
+    int64_t took = now_ms() - t0;
+    atomic_store(&q.ended, true);
+    pthread_join(t, NULL);
+    close(fds[0]);
+    cr_assert_eq(r->n, 0);
+    cr_assert_lt(took, 2500, "the stop was served after %lld ms: the loop waited in read()",
+                 (long long)took);
 }
 
 Test(file_stdio, stdin_from_dev_null_ends_at_once)

@@ -159,8 +159,11 @@ static int stdin_start(struct sl_stage *stage, struct sl_error *err)
     if (fstat((int)s->fd, &st))
         return sl_error_set(err, SL_EIO, "cannot read descriptor %lld: %s", (long long)s->fd,
                             strerror(errno));
-    s->readable = true; /* try once at once: data may be waiting */
-    if (S_ISREG(st.st_mode) || !pollable((int)s->fd)) return 0; /* reads never block */
+    /* A regular file (or /dev/null) is always readable and cannot be watched; anything
+     * else (a pipe, a terminal, a socket) is read only once the loop says it is readable:
+     * a read() of an empty pipe would hold the loop until someone writes. */
+    s->readable = S_ISREG(st.st_mode) || !pollable((int)s->fd);
+    if (s->readable) return 0;
     s->ev = event_new(sl_stage_event_base(stage), (int)s->fd, EV_READ, on_readable, s);
     if (!s->ev || event_add(s->ev, NULL))
         return sl_error_set(err, SL_ENOMEM, "cannot watch descriptor %lld", (long long)s->fd);
