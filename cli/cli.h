@@ -194,6 +194,10 @@ void cli_client_close(struct cli_client *c);
 char *cli_client_fetch(const char *addr, const char *target, size_t *len, char *why,
                        size_t why_size);
 
+/* The string at `path` of the JSON text `json` (`len` bytes), decoded into `buf` (`size`
+ * bytes, NUL-terminated); false when there is none or it does not fit. */
+bool cli_json_text(const char *json, size_t len, const char *path, char *buf, size_t size);
+
 /* `sluice top` (top.c) and `sluice tap` (tap.c): argv[0] is the command's name. */
 int cli_cmd_top(int argc, char **argv);
 int cli_cmd_tap(int argc, char **argv);

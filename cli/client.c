@@ -191,3 +191,14 @@ char *cli_client_fetch(const char *addr, const char *target, size_t *len, char *
     cli_client_close(&c);
     return body;
 }
+
+bool cli_json_text(const char *json, size_t len, const char *path, char *buf, size_t size)
+{
+    struct sl_value v;
+    if (sl_json_get(json, len, path, strlen(path), &v) || v.type != SL_STRING || v.len >= size)
+        return false;
+    int n = sl_value_unescape(&v, buf, size - 1);
+    if (n < 0) return false;
+    buf[n] = '\0';
+    return true;
+}

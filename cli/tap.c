@@ -79,18 +79,6 @@ static int take(struct tap *t, const char *buf, size_t n)
     return fflush(stdout) == EOF ? -1 : 0;
 }
 
-/* The string at `path` of `json`, decoded into `buf` (`size` bytes); false when none. */
-static bool json_text(const char *json, size_t len, const char *path, char *buf, size_t size)
-{
-    struct sl_value v;
-    if (sl_json_get(json, len, path, strlen(path), &v) || v.type != SL_STRING || v.len >= size)
-        return false;
-    int n = sl_value_unescape(&v, buf, size - 1);
-    if (n < 0) return false;
-    buf[n] = '\0';
-    return true;
-}
-
 /* Whether the running pipeline has a stage called `name` (/api/graph). */
 static bool has_stage(const char *addr, const char *name)
 {
@@ -100,7 +88,7 @@ static bool has_stage(const char *addr, const char *name)
     bool found = false;
     for (size_t i = 0; g && !found; i++) {
         snprintf(path, sizeof path, "stages[%zu].name", i);
-        if (!json_text(g, len, path, got, sizeof got)) break;
+        if (!cli_json_text(g, len, path, got, sizeof got)) break;
         found = strcmp(got, name) == 0;
     }
     free(g);
@@ -138,7 +126,7 @@ static int stream(const char *addr, const char *path)
         size_t len;
         char *body = cli_client_body(&c, &len, 5000);
         char msg[300];
-        if (!body || !json_text(body, len, "error", msg, sizeof msg))
+        if (!body || !cli_json_text(body, len, "error", msg, sizeof msg))
             snprintf(msg, sizeof msg, "HTTP %d", c.status);
         cli_log(SL_LOG_ERROR, NULL, "tap: %s", msg);
         free(body);

@@ -59,17 +59,6 @@ static double real(const char *json, size_t len, const char *path)
     return v.type == SL_INT ? (double)v.i : v.type == SL_FLOAT ? v.f : 0;
 }
 
-static bool text(const char *json, size_t len, const char *path, char *buf, size_t size)
-{
-    struct sl_value v;
-    if (sl_json_get(json, len, path, strlen(path), &v) || v.type != SL_STRING || v.len >= size)
-        return false;
-    int n = sl_value_unescape(&v, buf, size - 1);
-    if (n < 0) return false;
-    buf[n] = '\0';
-    return true;
-}
-
 /* The stages of /api/graph. */
 static int load_graph(struct top *t, char *why, size_t why_size)
 {
@@ -80,9 +69,9 @@ static int load_graph(struct top *t, char *why, size_t why_size)
     for (;; t->n++) {
         struct row r = {.in_rate = -1, .out_rate = -1};
         snprintf(path, sizeof path, "stages[%zu].name", t->n);
-        if (!text(g, len, path, r.name, sizeof r.name)) break;
+        if (!cli_json_text(g, len, path, r.name, sizeof r.name)) break;
         snprintf(path, sizeof path, "stages[%zu].kind", t->n);
-        text(g, len, path, r.kind, sizeof r.kind);
+        cli_json_text(g, len, path, r.kind, sizeof r.kind);
         struct row *nr = realloc(t->rows, (t->n + 1) * sizeof *nr);
         if (!nr) break;
         t->rows = nr;
@@ -130,7 +119,7 @@ static void sample(struct top *t)
     t->error[0] = '\0';
     double up = real(s, len, "uptime_s"), dt = t->up >= 0 ? up - t->up : 0;
     t->rss = num(s, len, "rss_bytes");
-    if (!text(s, len, "state", t->state, sizeof t->state)) snprintf(t->state, 16, "?");
+    if (!cli_json_text(s, len, "state", t->state, sizeof t->state)) snprintf(t->state, 16, "?");
     struct sl_value st;
     if (!sl_json_get(s, len, "stages", 6, &st))
         sl_json_each_member(st.s, st.len, take_stage, t, NULL);
