@@ -3,8 +3,9 @@
  * never concurrently. /metrics answers in the Prometheus text format; /health answers
  * 200 while the pipeline runs and 503 once it is shutting down; /api/graph and
  * /api/stats answer JSON (api.c), /api/tap streams events (api_tap.c, with api.tap).
- * With a bearer token (api.auth.bearer) every path with data wants it, compared in constant
- * time; the page's own files (page.c: / and the files under /ui) hold none and are served without it.
+ * With a bearer token (api.auth.bearer) every path with data wants it, compared in
+ * constant time; the page's own files (page.c: / and the files under /ui) hold no data
+ * and are served without it.
  *
  * The server must not hurt the run it watches, whatever its clients do: it serves at
  * most `max_conns` connections at once (the others wait in the listen backlog, costing
