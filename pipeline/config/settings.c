@@ -32,10 +32,12 @@ static const struct sl_option pipeline_settings[] = {
      "is aborted (unacknowledged events are replayed by the next run); 0: no limit",
      NULL, "0.."},
     {"api.address", SL_OPT_STRING, NULL, 0, PIPE(api_address),
-     "HOST:PORT serving /metrics, /health and /api/ (sluice run; --metrics-addr wins); a "
+     "HOST:PORT serving the pipeline page at /, /metrics, /health and /api/ (sluice run; "
+     "--metrics-addr wins); a "
      "non-loopback host needs api.auth.bearer or api.insecure"},
     {"api.auth.bearer", SL_OPT_STRING, NULL, 0, PIPE(api_bearer),
-     "token every request must bring as 'Authorization: Bearer TOKEN' (e.g. ${TOKEN})"},
+     "token every request for data (all but the page's own files) must bring as 'Authorization: "
+     "Bearer TOKEN' (e.g. ${TOKEN})"},
     {"api.insecure", SL_OPT_BOOL, "false", 0, PIPE(api_insecure),
      "allow a non-loopback api.address without auth"},
     {"api.tap", SL_OPT_BOOL, "false", 0, PIPE(api_tap),
