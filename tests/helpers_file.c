@@ -7,9 +7,11 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <sluice/builtins.h>
@@ -257,4 +259,11 @@ char *t_sqlite(const char *db, const char *sql)
     char *text = t_read(out, NULL);
     unlink(script), unlink(out);
     return text;
+}
+
+pid_t t_fork(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) prctl(PR_SET_PDEATHSIG, SIGKILL);
+    return pid;
 }

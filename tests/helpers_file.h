@@ -3,6 +3,7 @@
 #ifndef SLUICE_TEST_HELPERS_FILE_H
 #define SLUICE_TEST_HELPERS_FILE_H
 
+#include <sys/types.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -73,5 +74,9 @@ void t_assert_numbers_once(const struct t_lines *rec, int first, int last);
 /* Runs the sqlite3 CLI on database `db` with `sql` (one or more statements); returns
  * what it printed (owned: free), e.g. "1,2\n" for SELECT group_concat(x) FROM t. */
 char *t_sqlite(const char *db, const char *sql);
+
+/* fork(), the child killed with the thread that called it: a test that times out (its
+ * process killed by criterion) leaves no child behind to hold the test's output open. */
+pid_t t_fork(void);
 
 #endif

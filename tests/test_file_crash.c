@@ -49,7 +49,7 @@ TestSuite(file_crash, .init = setup, .fini = teardown, .timeout = 180);
 
 static pid_t spawn(const char *bin, const char *in, const char *out, const char *data)
 {
-    pid_t pid = fork();
+    pid_t pid = t_fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         execl(bin, bin, in, out, data, "once", CKPT_OPTION, (char *)NULL);

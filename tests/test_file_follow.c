@@ -190,7 +190,7 @@ static void child_step(struct sl_stage *s, struct t_lines *r)
     (void)s;
     if (step == 0 && r->n >= 10) {
         step++;
-        writer = fork();
+        writer = t_fork();
         cr_assert_geq(writer, 0);
         if (writer == 0) { /* 1000 appends of 100 lines, as fast as it can */
             char *a = in_dir("a.log");

@@ -183,7 +183,7 @@ static pid_t spawn_copy(const char *in, const char *out, const char *mode, const
     cr_assert_not_null(root, "SLUICE_BUILD_ROOT");
     char bin[1024];
     snprintf(bin, sizeof bin, "%s/tests/file_copy", root);
-    pid_t pid = fork();
+    pid_t pid = t_fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         execl(bin, bin, in, out, dir, mode, opts, (char *)NULL);

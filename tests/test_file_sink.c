@@ -768,7 +768,7 @@ Test(file_sink, a_directory_it_cannot_create_reports_permission_denied)
     cr_assert_eq(chmod(dir, 0755), 0);
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
-    pid_t pid = fork();
+    pid_t pid = t_fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         close(fds[0]);

@@ -441,7 +441,7 @@ static char *checkpoint_row(const char *db)
 Test(http_client, a_killed_run_resumes_after_the_last_acknowledged_page)
 {
     char *log = t_path(dir, "delivered"), *db = t_path(dir, "checkpoints.db"), *ck = NULL;
-    pid_t pid = fork();
+    pid_t pid = t_fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) run_child(log);
     struct timespec now, end;

@@ -36,7 +36,7 @@ static void start_mock(void)
     int in[2], out[2];
     cr_assert_eq(pipe(in), 0);
     cr_assert_eq(pipe(out), 0);
-    mock_pid = fork();
+    mock_pid = t_fork();
     cr_assert_geq(mock_pid, 0);
     if (mock_pid == 0) {
         dup2(in[0], 0), dup2(out[1], 1);
@@ -100,7 +100,7 @@ static char *write_config(const char *in, const char *data, const char *topic)
 
 static pid_t spawn(const char *config)
 {
-    pid_t pid = fork();
+    pid_t pid = t_fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         execl(sluice, sluice, "run", "-q", "--log-level", "error", config, (char *)NULL);

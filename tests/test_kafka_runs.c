@@ -60,7 +60,7 @@ static void start_mock(const char *topic)
     cr_assert_eq(pipe(in), 0);
     cr_assert_eq(pipe(out), 0);
     const char *bin = build_path("cli/sluice");
-    mock_pid = fork();
+    mock_pid = t_fork();
     cr_assert_geq(mock_pid, 0);
     if (mock_pid == 0) {
         dup2(in[0], 0), dup2(out[1], 1);
@@ -115,7 +115,7 @@ static char *config(const char *name, const char *topic, const char *group, cons
 static pid_t spawn_sluice(const char *cfg, const char *log)
 {
     const char *bin = build_path("cli/sluice");
-    pid_t pid = fork();
+    pid_t pid = t_fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         FILE *f = freopen(log, "a", stderr);
@@ -132,16 +132,33 @@ static long long file_size(const char *path)
     return stat(path, &st) == 0 ? (long long)st.st_size : 0;
 }
 
+#define RUN_WAIT_S 240 /* a run that should end, or grow its output: this long at most */
+
+/* Fails the test with the end of the runs' log `log` (the process `pid` is killed). */
+static void fail_with_log(pid_t pid, const char *log, const char *what)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    size_t len = 0;
+    char *text = t_read(log, &len);
+    cr_assert_fail("%s after %d s; the runs' log ends:\n%s", what, RUN_WAIT_S,
+                   text ? text + (len > 4000 ? len - 4000 : 0) : "");
+}
+
 /* Waits until `path` has grown to `target` bytes, then kills `pid`, or until the process
  * ended by itself. Returns true when the kill hit a running process. */
-static bool kill_at_size(pid_t pid, const char *path, long long target)
+static bool kill_at_size(pid_t pid, const char *path, long long target, const char *log)
 {
     int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
     cr_assert_geq(pfd, 0, "pidfd_open");
     struct pollfd pf = {.fd = pfd, .events = POLLIN};
     bool exited = false;
-    while (!(exited = poll(&pf, 1, 0) == 1) && file_size(path) < target)
+    time_t until = time(NULL) + RUN_WAIT_S;
+    while (!(exited = poll(&pf, 1, 0) == 1) && file_size(path) < target) {
+        if (time(NULL) > until)
+            fail_with_log(pid, log, "the output did not grow to its kill point");
         nanosleep(&(struct timespec){0, 2000000}, NULL); /* the test's own wait: 2 ms */
+    }
     close(pfd);
     if (!exited) kill(pid, SIGKILL);
     int status;
@@ -152,6 +169,12 @@ static bool kill_at_size(pid_t pid, const char *path, long long target)
 
 static void wait_ok(pid_t pid, const char *log)
 {
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    cr_assert_geq(pfd, 0, "pidfd_open");
+    struct pollfd pf = {.fd = pfd, .events = POLLIN};
+    int ready = poll(&pf, 1, RUN_WAIT_S * 1000);
+    close(pfd);
+    if (ready != 1) fail_with_log(pid, log, "sluice did not end");
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     char *text = t_read(log, NULL);
@@ -188,19 +211,34 @@ static long count_file(const char *path, int *counts, long n, unsigned *parts)
 #define AL_MESSAGES 100000
 #define AL_KILLS    5
 
+/* The output bytes within which run `k` is killed: up to a third of the topic, and never
+ * more than half of what is left after the commits of the runs before (a run that does not
+ * end by itself must reach its kill point: the runs before may have read it all). An output
+ * line is longer than AL_LINE_MIN bytes. */
+#define AL_LINE_MIN 90
+static long long kill_span(int k)
+{
+    int64_t committed[4], hw[4], left = 0;
+    if (k == 0) return (long long)AL_MESSAGES * AL_LINE_MIN / 3;
+    cr_assert_eq(t_committed(boot, "crash", "logs", 4, committed), 0);
+    t_watermarks(boot, "logs", 4, hw);
+    for (int i = 0; i < 4; i++) left += hw[i] - (committed[i] > 0 ? committed[i] : 0);
+    long long third = (long long)AL_MESSAGES * AL_LINE_MIN / 3, half = left * AL_LINE_MIN / 2;
+    return half < third ? half : third;
+}
+
 Test(kafka_runs, every_message_is_in_the_outputs_after_kills_and_a_restart)
 {
     start_mock("logs:4");
     t_kcat_produce(boot, "logs", 0, AL_MESSAGES, 100);
     char *log = t_path(dir, "sluice.log"), out[64], name[64];
-    long long whole = (long long)AL_MESSAGES * 100, span = 2 * whole / (AL_KILLS + 1);
     int hits = 0;
     for (int k = 0; k < AL_KILLS; k++) {
         snprintf(out, sizeof out, "out-%d.json", k);
         snprintf(name, sizeof name, "run-%d.yaml", k);
         char *cfg = config(name, "logs", "crash", out, ""), *outp = t_path(dir, out);
-        long long at = (long long)((double)rand() / RAND_MAX * (double)span);
-        hits += kill_at_size(spawn_sluice(cfg, log), outp, at);
+        long long at = (long long)((double)rand() / RAND_MAX * (double)kill_span(k));
+        hits += kill_at_size(spawn_sluice(cfg, log), outp, at, log);
         free(cfg), free(outp);
     }
     char *cfg = config("last.yaml", "logs", "crash", "out-last.json", "    until_end: true\n");

@@ -47,7 +47,7 @@ TestSuite(sqlite_crash, .init = setup, .fini = teardown, .timeout = 240);
 static pid_t spawn(const char *bin, const char *in, const char *db, const char *data,
                    const char *mode)
 {
-    pid_t pid = fork();
+    pid_t pid = t_fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         execl(bin, bin, in, db, data, mode, (char *)NULL);

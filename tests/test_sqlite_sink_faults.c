@@ -297,7 +297,7 @@ static pid_t lock_database(const char *secs)
     char touch[600], sleep_cmd[64];
     snprintf(touch, sizeof touch, ".shell touch %s", marker);
     snprintf(sleep_cmd, sizeof sleep_cmd, ".shell sleep %s", secs);
-    pid_t pid = fork();
+    pid_t pid = t_fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         execlp("sqlite3", "sqlite3", db, "BEGIN IMMEDIATE;", touch, sleep_cmd, "ROLLBACK;",

@@ -220,7 +220,7 @@ Test(sqlite_source_runs, a_killed_run_holding_acks_resumes_after_the_last_acknow
 {
     t_rows_table(db, 1, 1000);
     char *log = t_path(dir, "delivered");
-    pid_t pid = fork();
+    pid_t pid = t_fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) run_child(log);
     wait_for_kill_point(log);
