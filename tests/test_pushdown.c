@@ -100,6 +100,65 @@ Test(prefilter, the_bytes_and_the_escapes)
     cr_assert(sl_expr_prefilter_may_match(NULL, "{}", 2), "no prefilter: anything may match");
 }
 
+/* Text from the bytes that matter to `needles`: their own, quotes, backslashes, \u
+ * escapes' digits; a needle planted at a random place (the first and last positions
+ * included) in half of them. Returns the length; the text is at buf[0..len). */
+static size_t generated(char *buf, size_t cap, const char *const *needles, size_t n)
+{
+    static const char bytes[] = "\"\\u0065{}:,erowanx/ ";
+    size_t len = (size_t)rand() % (cap + 1);
+    for (size_t i = 0; i < len; i++) buf[i] = bytes[rand() % (int)(sizeof bytes - 1)];
+    const char *nd = needles[rand() % (int)n];
+    size_t k = strlen(nd);
+    if (rand() % 2 && k <= len) {
+        size_t at = rand() % 3 == 0   ? len - k
+                    : rand() % 3 == 0 ? 0
+                                      : (size_t)rand() % (len - k + 1);
+        memcpy(buf + at, nd, k);
+    }
+    return len;
+}
+
+/* The one-pass search (a few needles of four bytes or more, and backslashes, in one
+ * vector loop: the CPU's widest and SSE2) answers as the general one (each needle, then
+ * each backslash) on every text; exact-size copies, so that a read past the end is caught
+ * under ASan. */
+Test(prefilter, the_one_pass_search_answers_as_the_general_one)
+{
+    static const struct {
+        const char *cond;
+        const char *needles[4];
+    } conds[] = {
+        {"level == \"error\"", {"\"error\""}},
+        {"level == \"error\" || level == \"warn\"", {"\"error\"", "\"warn\""}},
+        {"level in [\"warn\", \"error\", \"no\", \"e\"]", {"\"warn\"", "\"no\"", "\"e\""}},
+        {"a in [\"ab\", \"rn\", \"wa\", \"error\"]", {"\"ab\"", "\"rn\"", "\"wa\"", "\"error\""}},
+        {"p == \"a/b\" || q == \"row\"", {"\"a/b\"", "\"row\""}},
+        {"x in [\"e\", \"er\", \"err\", \"erro\", \"error\"]", {"\"e\"", "\"erro\""}},
+    };
+    char buf[160];
+    srand(14);
+    for (size_t c = 0; c < sizeof conds / sizeof conds[0]; c++) {
+        struct sl_expr_prefilter *pf = pf_of(conds[c].cond);
+        cr_assert(pf, "%s", conds[c].cond);
+        size_t nn = 0, yes = 0;
+        while (nn < 4 && conds[c].needles[nn]) nn++;
+        for (int t = 0; t < 20000; t++) {
+            sl__prefilter_use(pf, t % 2 ? SL__FIND_SSE2 : SL__FIND_BEST);
+            size_t len = generated(buf, sizeof buf, conds[c].needles, nn);
+            char *text = malloc(len ? len : 1);
+            memcpy(text, buf, len);
+            bool got = sl_expr_prefilter_may_match(pf, text, len);
+            bool want = sl__prefilter_searched(pf, text, len);
+            cr_assert_eq(got, want, "%s on %.*s", conds[c].cond, (int)len, text);
+            yes += got;
+            free(text);
+        }
+        cr_assert(yes > 500 && yes < 19500, "%s: %zu of 20000 may match", conds[c].cond, yes);
+        sl_expr_prefilter_free(pf);
+    }
+}
+
 /* ---- pipelines with and without the pushdown ---------------------------------------------- */
 
 static struct sl_pipeline *p, *first; /* first: the run with the pushdown, kept */

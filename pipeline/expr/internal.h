@@ -234,4 +234,12 @@ enum sl__find { SL__FIND_BEST = 0, SL__FIND_SCALAR, SL__FIND_SSE2, SL__FIND_AVX2
  * memmem. Reads no byte outside either. Any thread. */
 const char *sl__find_needle(const char *h, size_t len, const char *n, size_t k, enum sl__find impl);
 
+/* sl_expr_prefilter_may_match by the general search: each alternative in turn, then the
+ * backslashes. The answer the one-pass search must give (tests compare them). */
+bool sl__prefilter_searched(const struct sl_expr_prefilter *pf, const char *json, size_t len);
+
+/* Makes `pf` search with `impl` (SL__FIND_BEST: what the CPU allows, as made) — for tests
+ * of the narrower loops on a CPU that has wider ones. */
+void sl__prefilter_use(struct sl_expr_prefilter *pf, enum sl__find impl);
+
 #endif

@@ -26,7 +26,8 @@
 
 #include "expr/internal.h"
 
-#define MAX_ALTS 16 /* alternatives of one prefilter; more: no prefilter */
+#define MAX_ALTS    16 /* alternatives of one prefilter; more: no prefilter */
+#define ONEPASS_MAX 4  /* alternatives searched in one pass (below), at most */
 
 struct needle {
     char *s;    /* `"L"`, owned */
@@ -35,6 +36,8 @@ struct needle {
 
 struct sl_expr_prefilter {
     uint32_t n;                  /* alternatives: the text holds one of them */
+    bool onepass;                /* 1..ONEPASS_MAX of them, each of 4 bytes or more */
+    size_t kmax;                 /* the longest one's bytes */
     enum sl__find find;          /* the search the CPU allows, chosen once */
     bool strict;                 /* a literal is not plain: any backslash may spell it */
     uint8_t ascii[16];           /* plain literals: the bytes a \u00XX escape may spell */
@@ -138,21 +141,32 @@ static bool add_needle(struct sl_expr_prefilter *pf, const struct sl_value *v)
     return true;
 }
 
+/* The search this CPU allows. */
+static enum sl__find best_find(void)
+{
+#if defined(__x86_64__)
+    return __builtin_cpu_supports("avx2") ? SL__FIND_AVX2 : SL__FIND_SSE2;
+#else
+    return SL__FIND_SCALAR;
+#endif
+}
+
 struct sl_expr_prefilter *sl_expr_prefilter_new(const struct sl_expr *e)
 {
     struct alts a;
     if (!e || !e->root || !implied(e->root, &a)) return NULL;
     struct sl_expr_prefilter *pf = calloc(1, sizeof *pf);
     if (!pf) return NULL;
-    pf->find = SL__FIND_SCALAR;
-#if defined(__x86_64__)
-    pf->find = __builtin_cpu_supports("avx2") ? SL__FIND_AVX2 : SL__FIND_SSE2;
-#endif
+    pf->find = best_find();
+    pf->onepass = a.n <= ONEPASS_MAX;
     for (uint32_t i = 0; i < a.n; i++) {
         if (!add_needle(pf, a.lit[i])) {
             sl_expr_prefilter_free(pf);
             return NULL;
         }
+        size_t k = pf->alt[i].len;
+        pf->kmax = k > pf->kmax ? k : pf->kmax;
+        pf->onepass &= k >= 4 && pf->alt[i].s[1] != '\\';
     }
     return pf;
 }
@@ -254,7 +268,115 @@ static bool escape_may_spell(const struct sl_expr_prefilter *pf, const char *p, 
     return cp < 0x80 && (pf->ascii[cp >> 3] >> (cp & 7) & 1);
 }
 
+/* ---- every needle in one pass -----------------------------------------------------------
+ *
+ * With a few needles of four bytes or more (`"warn"`, `"error"`), one pass over the text
+ * looks for all of them and for the backslashes at once: their first probe is at the same
+ * offset (1), so one load serves every needle's first compare and the backslash compare.
+ * Positions [0, last) are tried with last = len - kmax + 1 (every load stays inside the
+ * text); the positions a shorter needle still has past them, and the bytes the backslash
+ * compare does not see (byte 0 and those past `last`), are tried one by one. The answer
+ * is the general search's (sl__prefilter_searched): a needle anywhere, or a backslash
+ * that may spell a byte of one, in whatever order they come. */
+#if defined(__x86_64__)
+/* Candidate position `at` (the vector loop flagged it): 1 when a needle is there or the
+ * byte after it is a backslash that may spell a literal's byte. */
+static int onepass_hit(const struct sl_expr_prefilter *pf, const char *h, size_t len, size_t at)
+{
+    if (h[at + 1] == '\\') return pf->strict || escape_may_spell(pf, h + at + 1, h + len);
+    for (uint32_t i = 0; i < pf->n; i++)
+        if (at + pf->alt[i].len <= len && memcmp(h + at, pf->alt[i].s, pf->alt[i].len) == 0)
+            return 1;
+    return 0;
+}
+
+/* What the vector loop does not see: the backslashes at byte 0 and past `last`, and the
+ * positions past `last` where a shorter needle still fits. */
+static inline int onepass_edges(const struct sl_expr_prefilter *pf, const char *h, size_t len,
+                                size_t last)
+{
+    const char *end = h + len; /* a few bytes each: byte by byte */
+    if (h[0] == '\\' && (pf->strict || escape_may_spell(pf, h, end))) return 1;
+    for (size_t j = last + 1; j < len; j++)
+        if (h[j] == '\\' && (pf->strict || escape_may_spell(pf, h + j, end))) return 1;
+    for (uint32_t i = 0; i < pf->n; i++) {
+        const struct needle *nd = &pf->alt[i];
+        for (size_t at = last; at + nd->len <= len; at++)
+            if (h[at + 1] == nd->s[1] && memcmp(h + at, nd->s, nd->len) == 0) return 1;
+    }
+    return 0;
+}
+
+/* The loop for one width and N needles (N a constant, so that the compiler unrolls the
+ * needles' loop; N = pf->n when it is not): 1 may match, 0 cannot, -1 a text too short
+ * for a vector. */
+#define ONEPASS_LOOP(W, N, T, LOAD, SET1, EQ, AND, OR, MASK)                                       \
+    size_t last = len - pf->kmax + 1;                                                              \
+    if (len < pf->kmax || last < (W)) return -1;                                                   \
+    T pa[ONEPASS_MAX], pb[ONEPASS_MAX];                                                            \
+    const T bs = SET1('\\');                                                                       \
+    for (uint32_t k = 0; k < (N); k++)                                                             \
+        pa[k] = SET1(pf->alt[k].s[1]), pb[k] = SET1(pf->alt[k].s[pf->alt[k].len - 2]);             \
+    for (size_t i = 0, more = 1; more; i += (W)) {                                                 \
+        if (i + (W) >= last) i = last - (W), more = 0;                                             \
+        T x = LOAD((const T *)(h + i + 1)), hit = EQ(x, bs);                                       \
+        for (uint32_t k = 0; k < (N); k++) {                                                       \
+            T y = LOAD((const T *)(h + i + pf->alt[k].len - 2));                                   \
+            hit = OR(hit, AND(EQ(x, pa[k]), EQ(y, pb[k])));                                        \
+        }                                                                                          \
+        for (uint32_t m = (uint32_t)MASK(hit); m; m &= m - 1)                                      \
+            if (onepass_hit(pf, h, len, i + (size_t)__builtin_ctz(m))) return 1;                   \
+    }                                                                                              \
+    return onepass_edges(pf, h, len, last);
+
+#define SSE2_OPS                                                                                   \
+    __m128i, _mm_loadu_si128, _mm_set1_epi8, _mm_cmpeq_epi8, _mm_and_si128, _mm_or_si128,          \
+        _mm_movemask_epi8
+#define AVX2_OPS                                                                                   \
+    __m256i, _mm256_loadu_si256, _mm256_set1_epi8, _mm256_cmpeq_epi8, _mm256_and_si256,            \
+        _mm256_or_si256, _mm256_movemask_epi8
+#define ONEPASS_FN(NAME, TARGET, W, N, OPS)                                                        \
+    __attribute__((target(TARGET))) static int NAME(const struct sl_expr_prefilter *pf,            \
+                                                    const char *h, size_t len)                     \
+    {                                                                                              \
+        ONEPASS_LOOP(W, N, OPS)                                                                    \
+    }
+ONEPASS_FN(onepass_sse2_1, "sse2", 16, 1, SSE2_OPS)
+ONEPASS_FN(onepass_sse2_2, "sse2", 16, 2, SSE2_OPS)
+ONEPASS_FN(onepass_sse2_n, "sse2", 16, pf->n, SSE2_OPS)
+ONEPASS_FN(onepass_avx2_1, "avx2", 32, 1, AVX2_OPS)
+ONEPASS_FN(onepass_avx2_2, "avx2", 32, 2, AVX2_OPS)
+ONEPASS_FN(onepass_avx2_n, "avx2", 32, pf->n, AVX2_OPS)
+
+static int onepass(const struct sl_expr_prefilter *pf, const char *h, size_t len)
+{
+    bool avx2 = pf->find == SL__FIND_AVX2;
+    switch (pf->n) {
+    case 1: return avx2 ? onepass_avx2_1(pf, h, len) : onepass_sse2_1(pf, h, len);
+    case 2: return avx2 ? onepass_avx2_2(pf, h, len) : onepass_sse2_2(pf, h, len);
+    default: return avx2 ? onepass_avx2_n(pf, h, len) : onepass_sse2_n(pf, h, len);
+    }
+}
+#endif
+
 bool sl_expr_prefilter_may_match(const struct sl_expr_prefilter *pf, const char *json, size_t len)
+{
+    if (!pf) return true;
+#if defined(__x86_64__)
+    if (pf->onepass && pf->find != SL__FIND_SCALAR) {
+        int r = onepass(pf, json, len);
+        if (r >= 0) return r;
+    }
+#endif
+    return sl__prefilter_searched(pf, json, len);
+}
+
+void sl__prefilter_use(struct sl_expr_prefilter *pf, enum sl__find impl)
+{
+    pf->find = impl == SL__FIND_BEST ? best_find() : impl;
+}
+
+bool sl__prefilter_searched(const struct sl_expr_prefilter *pf, const char *json, size_t len)
 {
     if (!pf) return true;
     for (uint32_t i = 0; i < pf->n; i++)

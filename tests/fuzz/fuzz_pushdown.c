@@ -9,7 +9,8 @@
  *
  * The first byte chooses the condition (of the list below) and parse_json's on_error
  * (dead_letter or drop); the rest are the lines. The byte search's vector loops
- * (sl__find_needle) must also find what memmem finds, for needles cut from the input.
+ * (sl__find_needle) must also find what memmem finds, for needles cut from the input, and
+ * the one-pass search answer as the general one on every line.
  *
  *   CC=clang meson setup build-fuzz -Dfuzz=true && ninja -C build-fuzz
  *   build-fuzz/tests/fuzz/fuzz_pushdown -max_total_time=180 new-corpus tests/fuzz/corpus/pushdown
@@ -158,6 +159,37 @@ static void check_find(const char *h, size_t len, unsigned sel)
     }
 }
 
+/* The one-pass search against the general one, for every condition, on the text and on
+ * each of its lines (exact ends: the line is not followed by its newline for the search). */
+static void check_onepass(const char *h, size_t len)
+{
+    static struct sl_expr_prefilter *pf[NCONDS];
+    static bool made;
+    if (!made) {
+        made = true;
+        for (size_t i = 0; i < NCONDS; i++) {
+            struct sl_error err = {0};
+            struct sl_expr *e = sl_expr_compile(conditions[i], strlen(conditions[i]), &err);
+            pf[i] = sl_expr_prefilter_new(e);
+            sl_expr_free(e);
+        }
+    }
+    for (size_t i = 0; i < NCONDS * 2; i++) {
+        if (!pf[i / 2]) continue;
+        sl__prefilter_use(pf[i / 2], i % 2 ? SL__FIND_SSE2 : SL__FIND_BEST);
+        const struct sl_expr_prefilter *f = pf[i / 2];
+        for (const char *line = h, *end = h + len; line <= end;) {
+            const char *nl = memchr(line, '\n', (size_t)(end - line));
+            size_t n = nl ? (size_t)(nl - line) : (size_t)(end - line);
+            if (sl_expr_prefilter_may_match(f, line, n) != sl__prefilter_searched(f, line, n))
+                __builtin_trap();
+            line += n + 1;
+        }
+        if (sl_expr_prefilter_may_match(f, h, len) != sl__prefilter_searched(f, h, len))
+            __builtin_trap();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct sl_registry *reg;
@@ -175,6 +207,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_input = (const char *)data + 1;
     fuzz_input_len = size - 1;
     check_find(fuzz_input, fuzz_input_len, data[0]);
+    check_onepass(fuzz_input, fuzz_input_len);
     struct result with, without;
     run(reg, "filter", data[0], &with);
     run(reg, "plain_filter", data[0], &without);
