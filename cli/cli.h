@@ -104,6 +104,7 @@ void cli_human(double v, char *buf, size_t size);
 
 struct cli_metrics; /* opaque */
 struct evhttp_request;
+struct evbuffer;
 /* Connections served at once by default (--metrics-max-connections). */
 #define CLI_METRICS_MAX_CONNECTIONS 256
 /* The address the tools (`sluice top`, `sluice tap`) ask when given none. */
@@ -121,6 +122,9 @@ struct cli_metrics *cli_metrics_start(struct sl_pipeline *p, const struct cli_se
 int cli_metrics_port(const struct cli_metrics *m);     /* the bound port */
 void cli_metrics_shutting_down(struct cli_metrics *m); /* /health answers 503 from now on */
 void cli_metrics_free(struct cli_metrics *m);          /* NULL is a no-op */
+/* evhttp_send_reply, right for HEAD too: the headers and the body's Content-Length, and
+ * no body (`body` borrowed, may be NULL). */
+void cli_send(struct evhttp_request *req, int code, const char *reason, struct evbuffer *body);
 /* Replies `text` (`len` bytes) as application/json, not cached; or {"error": msg}. */
 void cli_reply_json(struct evhttp_request *req, int code, const char *reason, const char *text,
                     size_t len);

@@ -52,22 +52,13 @@ static void on_asset(struct evhttp_request *req, void *arg)
         evhttp_add_header(out, "X-Frame-Options", "DENY");
         evhttp_add_header(out, "Referrer-Policy", "no-referrer");
     }
-    /* libevent 2.1 sends a HEAD reply's body too, and then no Content-Length: the length
-     * is told here and the body left out. */
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
-        char len[24];
-        snprintf(len, sizeof len, "%zu", a->size);
-        evhttp_add_header(out, "Content-Length", len);
-        evhttp_send_reply(req, 200, "OK", NULL);
-        return;
-    }
     struct evbuffer *body = evbuffer_new();
     if (!body || evbuffer_add_reference(body, a->data, a->size, NULL, NULL)) {
         if (body) evbuffer_free(body);
         evhttp_send_error(req, 500, "out of memory");
         return;
     }
-    evhttp_send_reply(req, 200, "OK", body);
+    cli_send(req, 200, "OK", body);
     evbuffer_free(body);
 }
 

@@ -73,32 +73,47 @@ static double uptime(const struct cli_metrics *m)
            (double)(now.tv_nsec - m->started.tv_nsec) / 1e9;
 }
 
+void cli_send(struct evhttp_request *req, int code, const char *reason, struct evbuffer *body)
+{
+    /* libevent 2.1 sends a HEAD reply's body too, and then no Content-Length: a client
+     * that keeps the connection would read the body as the next reply. */
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        char len[24];
+        snprintf(len, sizeof len, "%zu", body ? evbuffer_get_length(body) : (size_t)0);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", len);
+        evhttp_send_reply(req, code, reason, NULL);
+        return;
+    }
+    evhttp_send_reply(req, code, reason, body);
+}
+
+/* Replies `len` bytes of `text` with Content-Type `type`. */
+static void reply_typed(struct evhttp_request *req, int code, const char *reason, const char *type,
+                        const char *text, size_t len)
+{
+    struct evbuffer *body = evbuffer_new();
+    if (!body || evbuffer_add(body, text, len)) {
+        if (body) evbuffer_free(body);
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", type);
+    if (!strcmp(type, "application/json")) evhttp_add_header(h, "Cache-Control", "no-store");
+    cli_send(req, code, reason, body);
+    evbuffer_free(body);
+}
+
 static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *text,
                        size_t len)
 {
-    struct evbuffer *body = evbuffer_new();
-    if (!body) return;
-    evbuffer_add(body, text, len);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4; charset=utf-8");
-    evhttp_send_reply(req, code, reason, body);
-    evbuffer_free(body);
+    reply_typed(req, code, reason, "text/plain; charset=utf-8", text, len);
 }
 
 void cli_reply_json(struct evhttp_request *req, int code, const char *reason, const char *text,
                     size_t len)
 {
-    struct evbuffer *body = evbuffer_new();
-    if (!body) {
-        evhttp_send_error(req, 500, "out of memory");
-        return;
-    }
-    evbuffer_add(body, text, len);
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Content-Type", "application/json");
-    evhttp_add_header(h, "Cache-Control", "no-store");
-    evhttp_send_reply(req, code, reason, body);
-    evbuffer_free(body);
+    reply_typed(req, code, reason, "application/json", text, len);
 }
 
 void cli_reply_error(struct evhttp_request *req, int code, const char *reason, const char *msg)
@@ -151,8 +166,8 @@ static void reply_rendered(struct evhttp_request *req, struct cli_metrics *m, bo
     fclose(f);
     if (json)
         cli_reply_json(req, 200, "OK", text, len);
-    else
-        reply_text(req, 200, "OK", text, len);
+    else /* the Prometheus text format */
+        reply_typed(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", text, len);
     free(text);
 }
 
@@ -190,10 +205,15 @@ static void on_tap(struct evhttp_request *req, void *arg)
 {
     struct cli_metrics *m = arg;
     if (!authorized(m, req)) return;
-    if (!m->taps)
+    if (!m->taps) {
         cli_reply_error(req, 403, "Forbidden", "tapping is off (api.tap: true)");
-    else
+    } else if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) { /* no tap for a HEAD */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/x-ndjson");
+        cli_send(req, 200, "OK", NULL);
+    } else {
         cli_taps_serve(m->taps, req);
+    }
 }
 
 static void on_health(struct evhttp_request *req, void *arg)
