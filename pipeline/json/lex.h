@@ -41,6 +41,23 @@ static inline const uchar *skip_ws(const uchar *p, const uchar *end)
     return p;
 }
 
+/* Moves *pp past whitespace and reads the byte there into *c; false at the end of the
+ * text (*pp is then `end`). The fast path is one bounds check and one compare: log lines
+ * have no whitespace between tokens. */
+static inline bool next_byte(const uchar **pp, const uchar *end, uchar *c)
+{
+    const uchar *p = *pp;
+    if (__builtin_expect(p<end && * p> ' ', 1)) {
+        *c = *p;
+        return true;
+    }
+    while (p < end && ws_tab[*p]) p++;
+    *pp = p;
+    if (p == end) return false;
+    *c = *p;
+    return true;
+}
+
 static inline bool is_digit(uchar c)
 {
     return (unsigned)(c - '0') < 10;

@@ -75,22 +75,28 @@ static const uchar *containers(struct scan *s, const uchar *p, struct frames *f,
                                bool open)
 {
     const uchar *end = s->end;
-    const uchar *name_end;
     bool esc, flt, obj = false; /* obj: the innermost open container is an object */
+    uchar c;
     if (!open) {
         obj = frames_top_is_obj(f);
         goto after_value;
     }
 open_container:
     obj = *p == '{';
-    if (!(p = container_open(s, p, f))) return NULL;
-    if (p < end && *p == (obj ? '}' : ']')) goto close_container;
+    if (f->depth >= SL_JSON_MAX_DEPTH) return fail(s, p);
+    frames_push(f, obj);
+    p++;
+    if (!next_byte(&p, end, &c)) return fail(s, p);
+    if (c == (obj ? '}' : ']')) goto close_container;
     if (!obj) goto value;
 member:
-    if (!(p = member_name(s, p, &esc, &name_end))) return NULL;
+    if (c != '"') return fail(s, p);
+    if (!(p = string_end(s, p + 1, &esc))) return NULL;
+    if (!next_byte(&p, end, &c) || c != ':') return fail(s, p);
+    p++;
+    if (!next_byte(&p, end, &c)) return fail(s, p);
 value:
-    if (p == end) return fail(s, p);
-    switch (*p) {
+    switch (c) {
     case '{':
     case '[': goto open_container;
     case '"': p = string_end(s, p + 1, &esc); break;
@@ -101,14 +107,14 @@ value:
     }
     if (!p) return NULL;
 after_value:
-    p = skip_ws(p, end);
-    if (p == end) return fail(s, p);
-    if (*p == ',') {
-        p = skip_ws(p + 1, end);
+    if (!next_byte(&p, end, &c)) return fail(s, p);
+    if (c == ',') {
+        p++;
+        if (!next_byte(&p, end, &c)) return fail(s, p);
         if (obj) goto member;
         goto value;
     }
-    if (*p != (obj ? '}' : ']')) return fail(s, p);
+    if (c != (obj ? '}' : ']')) return fail(s, p);
 close_container:
     p++;
     if (--f->depth == stop) return p;
@@ -235,16 +241,17 @@ int sl_json_each_member(const char *json, size_t len,
     for (;;) {
         bool esc = false;
         const uchar *name = p + 1, *name_end;
+        uchar c;
         if (p == end || *p != '"' || !(p = string_end(&s, name, &esc))) goto failed;
         name_end = p - 1;
-        if (!(p = expect(&s, p, ':'))) goto failed;
-        if (p == end || !(p = member_value(&s, p, &v))) goto failed;
+        if (!next_byte(&p, end, &c) || c != ':') goto failed;
+        p++;
+        if (!next_byte(&p, end, &c) || !(p = member_value(&s, p, &v))) goto failed;
         int rc = fn(arg, (const char *)name, (size_t)(name_end - name), esc, &v);
         if (rc) return rc;
-        if (p < end && *p != ',') p = skip_ws(p, end);
-        if (p == end) goto failed;
-        if (*p == '}') break;
-        if (*p != ',') goto failed;
+        if (!next_byte(&p, end, &c)) goto failed;
+        if (c == '}') break;
+        if (c != ',') goto failed;
         p = skip_ws(p + 1, end);
     }
 done:
