@@ -531,6 +531,59 @@ Test(json, escape_replaces_invalid_utf8)
     expect_escape(LIT("\xf4\x90\x80\x80"), LIT("\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"));
 }
 
+/* The escape of the test's specials, byte by byte: the reference for the test below. */
+static size_t escape_ref(const char *in, size_t len, char *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        const char *e = c == '"'    ? "\\\""
+                        : c == '\\' ? "\\\\"
+                        : c == '\n' ? "\\n"
+                        : c == 1    ? "\\u0001"
+                        : c == 0xff ? "\xef\xbf\xbd"
+                                    : NULL;
+        if (e) {
+            memcpy(out + n, e, strlen(e));
+            n += strlen(e);
+        } else {
+            out[n++] = (char)c; /* plain, or a byte of a valid sequence ("\xc3\xa9") */
+        }
+    }
+    return n;
+}
+
+/* Every length from 0 to 24 (the short strings are copied by overlapping loads), plain
+ * or with one special at every position; input and output of exact size, so that a byte
+ * read or written outside them is caught under ASan. */
+Test(json, escape_of_short_strings_at_every_length_and_position)
+{
+    static const char *const specials[] = {"\"", "\\", "\n", "\x01", "\xff", "\xc3\xa9"};
+    char want[256];
+    for (size_t len = 0; len <= 24; len++) {
+        for (size_t sp = 0; sp <= sizeof specials / sizeof specials[0]; sp++) {
+            for (size_t at = 0; at < (sp ? len : 1) || (len == 0 && at == 0); at++) {
+                char *in = malloc(len ? len : 1);
+                for (size_t i = 0; i < len; i++) in[i] = (char)('a' + i % 26);
+                if (sp && len) {
+                    const char *x = specials[sp - 1];
+                    size_t k = strlen(x) <= len - at ? strlen(x) : 0;
+                    memcpy(in + at, x, k ? k : 0);
+                    if (!k) in[at] = '"'; /* no room for two bytes: a quote */
+                }
+                size_t wn = escape_ref(in, len, want);
+                cr_assert_eq(sl_json_escaped_len(in, len), wn, "len %zu at %zu", len, at);
+                char *out = malloc(wn ? wn : 1);
+                cr_assert_eq(sl_json_escape(in, len, out), wn, "len %zu at %zu", len, at);
+                cr_assert(memcmp(out, want, wn) == 0, "len %zu, special %zu at %zu: '%.*s'", len,
+                          sp, at, (int)wn, out);
+                free(in), free(out);
+                if (len == 0) break;
+            }
+        }
+    }
+}
+
 Test(json, escape_worst_case_is_six_times)
 {
     char in[32], out[SL_JSON_ESCAPE_MAX(32)];
