@@ -634,6 +634,72 @@ Test(event, a_hinted_lookup_answers_as_sl_event_get_whatever_the_hint)
     }
 }
 
+/* A dotted path keeps in its hint the field of its first segment; whatever the hint says
+ * (a top-level index, a nested one, one past the fields), a hinted lookup answers as
+ * sl_event_get: a field literally named the whole path wins when there is one (added
+ * after the hint was learnt, too), the last of a repeated first segment counts, a first
+ * segment that is not an object finds nothing. */
+Test(event, a_hinted_dotted_lookup_answers_as_sl_event_get_whatever_the_hint)
+{
+    struct sl_event *ev[5];
+    const char *http = "{\"status\":503,\"path\":\"/x\"}", *other = "{\"status\":200}";
+    struct sl_value one = sl_value_int(1), js = sl_value_json(http, strlen(http)),
+                    js2 = sl_value_json(other, strlen(other));
+    for (int k = 0; k < 5; k++) {
+        ev[k] = sl_batch_append(b);
+        cr_assert_eq(sl_event_add_field(ev[k], "ts", 2, &one), 0);
+        cr_assert_eq(sl_event_add_field(ev[k], k == 3 ? "http" : "level", k == 3 ? 4 : 5,
+                                        k == 3 ? &js2 : &one),
+                     0);
+        cr_assert_eq(sl_event_add_field(ev[k], "http", 4, k == 4 ? &one : &js), 0);
+        sl_event_fields_synced(ev[k]);
+    }
+    /* ev[1]: a field literally named "http.status"; ev[2]: a name as long modulo 24 */
+    struct sl_value seven = sl_value_int(7);
+    cr_assert_eq(sl_event_set(ev[1], "http.status", 11, &seven), 0);
+    cr_assert_eq(sl_event_set(ev[2], "a-name-of-35-bytes-is-11-modulo-24", 35, &seven), 0);
+    /* ev[3]: "http" twice (the second, 503, counts); ev[4]: "http" is not an object */
+    static const uint32_t hints[] = {0,
+                                     1,
+                                     2,
+                                     3,
+                                     9,
+                                     UINT32_MAX,
+                                     SL__HINT_NESTED | 0,
+                                     SL__HINT_NESTED | 1,
+                                     SL__HINT_NESTED | 2,
+                                     SL__HINT_NESTED | 7};
+    for (size_t k = 0; k < 5; k++) {
+        struct sl_value want, got;
+        int want_rc = sl_event_get(ev[k], "http.status", 11, &want);
+        cr_assert_eq(want_rc, k == 4 ? SL_ENOTFOUND : 0, "event %zu", k);
+        if (k < 4) cr_assert_eq(want.len, k == 1 ? 0 : 3, "event %zu", k);
+        for (size_t h = 0; h < sizeof hints / sizeof hints[0]; h++) {
+            uint32_t hint = hints[h];
+            int rc = sl__event_get_hinted(ev[k], "http.status", 11, &got, &hint);
+            cr_assert_eq(rc, want_rc, "event %zu, hint %#x", k, hints[h]);
+            if (rc) continue;
+            cr_assert_eq(got.type, want.type, "event %zu, hint %#x", k, hints[h]);
+            if (k == 1) {
+                cr_assert_eq(got.i, 7, "the literal name wins (hint %#x)", hints[h]);
+            } else {
+                cr_assert_eq(got.len, 3);
+                cr_assert(memcmp(got.s, "503", 3) == 0, "event %zu, hint %#x: %.*s", k, hints[h],
+                          (int)got.len, got.s);
+            }
+        }
+    }
+    /* The nested hint learnt on ev[0], then a literal field of that name: the literal. */
+    uint32_t hint = UINT32_MAX;
+    struct sl_value got;
+    cr_assert_eq(sl__event_get_hinted(ev[0], "http.status", 11, &got, &hint), 0);
+    cr_assert_eq(hint, SL__HINT_NESTED | 2, "the hint holds the field of \"http\"");
+    cr_assert_eq(sl_event_set(ev[0], "http.status", 11, &seven), 0);
+    cr_assert_eq(sl__event_get_hinted(ev[0], "http.status", 11, &got, &hint), 0);
+    cr_assert_eq(got.type, SL_INT);
+    cr_assert_eq(got.i, 7);
+}
+
 Test(event, nested_lookups_skip_strings_and_brackets_to_the_last_member)
 {
     /* Field values come from a parser: lookups skip what they pass over by its end alone

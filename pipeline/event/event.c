@@ -227,6 +227,7 @@ int sl_event_add_field(struct sl_event *ev, const char *name, size_t len, const 
     f->name = name;
     f->name_len = (uint32_t)len;
     f->v = *v;
+    ev->flags |= sl__ev_len_bit(len);
     return 0;
 }
 
@@ -270,6 +271,7 @@ static int set_field(struct sl_event *ev, const char *name, size_t len, const st
         f->name = n;
         f->name_len = (uint32_t)len;
         f->v = *v;
+        ev->flags |= sl__ev_len_bit(len);
     }
     ev->flags |= SL__EV_FIELDS_CHANGED;
     return 0;
@@ -320,6 +322,7 @@ int sl_event_rename(struct sl_event *ev, const char *from, size_t from_len, cons
     if (!n) return SL_ENOMEM;
     ev->fields[i].name = n;
     ev->fields[i].name_len = (uint32_t)to_len;
+    ev->flags |= sl__ev_len_bit(to_len);
     if (j >= 0 && j != i) remove_at(ev, j); /* the old field of that name is replaced */
     ev->flags |= SL__EV_FIELDS_CHANGED;
     return 0;
@@ -395,7 +398,7 @@ void sl_event_clear_fields(struct sl_event *ev)
 {
     if (ev->nfields) ev->flags |= SL__EV_FIELDS_CHANGED;
     ev->nfields = 0;
-    ev->flags &= ~(uint32_t)SL__EV_MAYBE_DUPS;
+    ev->flags &= ~(uint32_t)SL__EV_MAYBE_DUPS & ~(~0u << SL__EV_LENS_SHIFT); /* no names */
     if (ev->fields_home != ev->batch) { /* never write into another batch's array */
         ev->fields = NULL;
         ev->fields_cap = 0;
@@ -445,22 +448,12 @@ static size_t first_segment(const char *path, size_t len)
     return len;
 }
 
-/* sl__event_get_hinted when the hint missed: the search, and the hint moved. */
-static __attribute__((noinline)) int get_searched(const struct sl_event *ev, const char *path,
-                                                  size_t len, struct sl_value *out, uint32_t *hint,
-                                                  uint32_t h)
+/* The rest of dotted path `path` (its first segment is `head` bytes) inside field i. */
+static int nested_get(const struct sl_event *ev, uint32_t i, const char *path, size_t len,
+                      size_t head, struct sl_value *out)
 {
-    int i = find_field(ev, path, len); /* a literal name wins, even one with dots */
-    if (i >= 0) {
-        if ((uint32_t)i != h) __atomic_store_n(hint, (uint32_t)i, __ATOMIC_RELAXED);
-        *out = ev->fields[i].v;
-        return 0;
-    }
-    size_t head = first_segment(path, len);
-    if (head == len || head == 0) return SL_ENOTFOUND;
-    i = find_field(ev, path, head);
-    if (i < 0 || ev->fields[i].v.type != SL_JSON) return SL_ENOTFOUND;
     const struct sl_value *v = &ev->fields[i].v;
+    if (v->type != SL_JSON) return SL_ENOTFOUND;
     /* Field values of type SL_JSON come from a parser that checked them: no need to
      * validate the whole object again on every lookup. The common `a.b` goes straight to
      * the member. */
@@ -469,6 +462,45 @@ static __attribute__((noinline)) int get_searched(const struct sl_event *ev, con
     if (path[head] == '.' && n && first_segment(rest, n) == n)
         return sl__json_member(v->s, v->len, rest, n, out);
     return sl__json_get(v->s, v->len, path + head, len - head, out, false);
+}
+
+/* The hint names the field of a dotted path's first segment: that field's name is the
+ * segment, no field can be named the whole path, and no name repeats. */
+static inline bool nested_hint_holds(const struct sl_event *ev, const char *path, size_t len,
+                                     uint32_t h, size_t *head)
+{
+    uint32_t i = h & ~SL__HINT_NESTED;
+    if (!(h & SL__HINT_NESTED) || i >= ev->nfields ||
+        (ev->flags & (SL__EV_MAYBE_DUPS | sl__ev_len_bit(len))))
+        return false;
+    const struct sl__field *f = &ev->fields[i];
+    *head = first_segment(path, len);
+    return *head < len && f->name_len == *head && memcmp(f->name, path, *head) == 0;
+}
+
+/* sl__event_get_hinted when the hint missed (or names a first segment): the search, and
+ * the hint moved. Out of line: the hinted path stays a few instructions. */
+static __attribute__((noinline)) int get_searched(const struct sl_event *ev, const char *path,
+                                                  size_t len, struct sl_value *out, uint32_t *hint,
+                                                  uint32_t h)
+{
+    size_t head;
+    if (nested_hint_holds(ev, path, len, h, &head))
+        return nested_get(ev, h & ~SL__HINT_NESTED, path, len, head, out);
+    /* A literal name wins, even one with dots: looked for unless no name has its length. */
+    int i = ev->flags & sl__ev_len_bit(len) ? find_field(ev, path, len) : -1;
+    if (i >= 0) {
+        if ((uint32_t)i != h) __atomic_store_n(hint, (uint32_t)i, __ATOMIC_RELAXED);
+        *out = ev->fields[i].v;
+        return 0;
+    }
+    head = first_segment(path, len);
+    if (head == len || head == 0) return SL_ENOTFOUND;
+    i = find_field(ev, path, head);
+    if (i < 0) return SL_ENOTFOUND;
+    if (((uint32_t)i | SL__HINT_NESTED) != h)
+        __atomic_store_n(hint, (uint32_t)i | SL__HINT_NESTED, __ATOMIC_RELAXED);
+    return nested_get(ev, (uint32_t)i, path, len, head, out);
 }
 
 int sl__event_get_hinted(const struct sl_event *ev, const char *path, size_t len,

@@ -70,6 +70,16 @@ enum {
     SL__EV_PRUNED = 1u << 3,         /* sl_event_prune: the next filter drops it unasked */
 };
 
+/* The bits above SL__EV_LENS_SHIFT say which lengths (modulo 24) the names of the event's
+ * fields have had: set when a name is added or renamed, never cleared while the event has
+ * fields, so a clear bit proves that no field has a name of that length. A lookup of
+ * `http.status` skips its search for a field literally named so when none can be. */
+#define SL__EV_LENS_SHIFT 8
+static inline uint32_t sl__ev_len_bit(size_t len)
+{
+    return 1u << (SL__EV_LENS_SHIFT + (uint32_t)(len % 24));
+}
+
 struct sl_event {
     const char *payload;          /* record bytes */
     const char *key;              /* optional key, NULL when none */
@@ -112,7 +122,9 @@ uint32_t sl__event_mark_hidden(const struct sl_event *ev, uint8_t *hidden);
  * the members of log lines come in the same order), which it updates when it finds the
  * name elsewhere. *hint is read and written with relaxed atomics: one hint may serve
  * lookups on several threads (an expression evaluated by the workers), and any value of
- * it gives the same answer. UINT32_MAX: no hint. */
+ * it gives the same answer. UINT32_MAX: no hint. A dotted path that is not a field's name
+ * keeps in the hint the field of its first segment, marked SL__HINT_NESTED. */
+#define SL__HINT_NESTED 0x80000000u
 int sl__event_get_hinted(const struct sl_event *ev, const char *path, size_t len,
                          struct sl_value *out, uint32_t *hint);
 
