@@ -112,6 +112,48 @@ Test(json, each_member_log_line_names_types_spans_in_order)
     cr_assert_eq(ms.m[3].v.flags, 0);
 }
 
+/* Names and string values of every length around the 32-byte window a member is read
+ * from at once, plain or with an escape, a control-free non-ASCII byte, or a blank after
+ * the ':' (each of which the window leaves to the general path): the name, its escaped
+ * flag, the value's span and flags are those of the text, and the member after it too. */
+Test(json, each_member_reads_members_of_every_length_around_its_window)
+{
+    static const char *const kinds[] = {"", "\\\"", "\xc3\xa9", " "};
+    for (int kind = 0; kind < 4; kind++) {
+        for (int n = 1; n <= 34; n++) {
+            for (int m = 0; m <= 34; m++) {
+                char name[64], value[64], doc[256];
+                memset(name, 'n', (size_t)n), name[n] = '\0';
+                memset(value, 'v', (size_t)m), value[m] = '\0';
+                const char *k = kinds[kind];
+                if (kind == 1 || kind == 2) { /* in the name when n is odd, else the value */
+                    char *t = n % 2 ? name : value;
+                    size_t len = strlen(t), at = len / 2, kl = strlen(k);
+                    memmove(t + at + kl, t + at, len - at + 1);
+                    memcpy(t + at, k, kl);
+                }
+                int dl = snprintf(doc, sizeof doc, "{\"%s\":%s\"%s\",\"z\":1}", name,
+                                  kind == 3 ? " " : "", value);
+                struct members ms = {0};
+                size_t off = 99;
+                char *exact = malloc((size_t)dl); /* a read past the end is ASan's */
+                memcpy(exact, doc, (size_t)dl);
+                int rc = sl_json_each_member(exact, (size_t)dl, collect, &ms, &off);
+                cr_assert_eq(rc, 0, "%s: rc %d at %zu", doc, rc, off);
+                cr_assert_eq(ms.n, 2, "%s", doc);
+                cr_assert_str_eq(ms.m[0].name, name, "%s", doc);
+                cr_assert_eq(ms.m[0].escaped, strchr(name, '\\') != NULL, "%s", doc);
+                bool esc = strchr(value, '\\') != NULL;
+                expect_span(&ms.m[0].v, SL_STRING, esc ? SL_VALUE_ESCAPED : SL_VALUE_JSON_SAFE,
+                            value);
+                cr_assert_str_eq(ms.m[1].name, "z");
+                expect_span(&ms.m[1].v, SL_INT, SL_VALUE_TEXT, "1");
+                free(exact);
+            }
+        }
+    }
+}
+
 Test(json, each_member_whitespace_everywhere)
 {
     const char doc[] = " \t\r\n{ \"a\" :\n1 , \"b\"\t:\r[ 1 , { } ] ,\"c\":\"\" } \n";
