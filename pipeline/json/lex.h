@@ -1,7 +1,7 @@
-/* The lexical layer of the JSON reader, shared by the scanner (read.c) and the indexed
- * fast path (index.c): scalars, strings and whitespace, each checked against `end` before
- * every read (the input is not NUL-terminated and may end at an unmapped page). Private
- * to pipeline/json; everything here is static inline, on the hottest path there is. */
+/* The lexical layer of the JSON reader (read.c): scalars, strings, whitespace, and a
+ * short member read from one vector window, each checked against `end` before every read
+ * (the input is not NUL-terminated and may end at an unmapped page). Private to
+ * pipeline/json; everything here is static inline, on the hottest path there is. */
 #ifndef SLUICE_PIPELINE_JSON_LEX_H
 #define SLUICE_PIPELINE_JSON_LEX_H
 
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <sluice/error.h>
+#include <sluice/event.h>
 
 #include "json/scan.h"
 
@@ -172,5 +173,57 @@ static inline const uchar *literal_end(struct scan *s, const uchar *p, const cha
         if (p + i == s->end || p[i] != (uchar)word[i]) return fail(s, p + i);
     }
 }
+
+#if defined(__SSE2__)
+/* The member whose name's opening quote is at p read from one 32-byte window (when 32
+ * bytes remain before `end`), when its name is short and plain and the ':' follows it at
+ * once: the quotes and the special bytes (backslash, control, >= 0x80) of the window,
+ * found by vector compares, give the name's end and, for a short plain string value, the
+ * value too. Sets *name_end (the closing quote); returns the byte after the ':' with
+ * *done false (the value is the caller's), or the byte after a string value read into *v
+ * with *done true; NULL when the window does not decide (the caller reads the member the
+ * general way from p, which also gives every error). */
+static inline const uchar *member_window(const uchar *p, const uchar *end, const uchar **name_end,
+                                         struct sl_value *v, bool *done)
+{
+    if (end - p < 32) return NULL;
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  space = _mm_set1_epi8(0x20);
+    __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+    uint32_t q = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(a, quote)) |
+                 (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(b, quote)) << 16;
+    uint32_t sp = (uint32_t)_mm_movemask_epi8(
+                      _mm_or_si128(_mm_cmpeq_epi8(a, bslash), _mm_cmplt_epi8(a, space))) |
+                  (uint32_t)_mm_movemask_epi8(
+                      _mm_or_si128(_mm_cmpeq_epi8(b, bslash), _mm_cmplt_epi8(b, space)))
+                      << 16;
+    q &= ~1u; /* bit 0 is the name's opening quote */
+    if (!q) return NULL;
+    unsigned c1 = (unsigned)__builtin_ctz(q); /* the name's closing quote */
+    if (c1 >= 30 || (sp & ((1u << c1) - 1)) || p[c1 + 1] != ':') return NULL;
+    *name_end = p + c1;
+    *done = false;
+    unsigned v0 = c1 + 2; /* the value's first byte: at most 31 */
+    if (p[v0] != '"') return p + v0;
+    uint32_t after = q & ~((2u << v0) - 1); /* quotes after the value's opening one */
+    if (!after) return p + v0;
+    unsigned c3 = (unsigned)__builtin_ctz(after);
+    if (sp & ~((2u << v0) - 1) & ((1u << c3) - 1)) return p + v0; /* an escape, a control... */
+    *v = (struct sl_value){.type = SL_STRING,
+                           .flags = SL_VALUE_JSON_SAFE,
+                           .s = (const char *)p + v0 + 1,
+                           .len = c3 - v0 - 1};
+    *done = true;
+    return p + c3 + 1;
+}
+#else
+static inline const uchar *member_window(const uchar *p, const uchar *end, const uchar **name_end,
+                                         struct sl_value *v, bool *done)
+{
+    (void)p, (void)end, (void)name_end, (void)v, (void)done;
+    return NULL; /* the general path alone */
+}
+#endif
 
 #endif

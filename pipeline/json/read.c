@@ -66,50 +66,6 @@ static inline const uchar *member_name(struct scan *s, const uchar *p, bool *esc
     return expect(s, p, ':');
 }
 
-#if defined(__SSE2__)
-/* The member whose name's opening quote is at p (32 bytes or more before the end) read
- * from one 32-byte window, when its name is short and plain and the ':' follows it at
- * once: the quotes and the special bytes (backslash, control, >= 0x80) of the window,
- * found by vector compares, give the name's end and, for a short plain string value, the
- * value too. Sets *name_end (the closing quote); returns the byte after the ':' with
- * *done false (the value is the caller's), or the byte after a string value read into *v
- * with *done true; NULL when the window does not decide (the caller reads the member the
- * general way from p, which also gives every error). */
-static inline const uchar *member_window(const uchar *p, const uchar **name_end, struct sl_value *v,
-                                         bool *done)
-{
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-                  space = _mm_set1_epi8(0x20);
-    __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
-    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
-    uint32_t q = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(a, quote)) |
-                 (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(b, quote)) << 16;
-    uint32_t sp = (uint32_t)_mm_movemask_epi8(
-                      _mm_or_si128(_mm_cmpeq_epi8(a, bslash), _mm_cmplt_epi8(a, space))) |
-                  (uint32_t)_mm_movemask_epi8(
-                      _mm_or_si128(_mm_cmpeq_epi8(b, bslash), _mm_cmplt_epi8(b, space)))
-                      << 16;
-    q &= ~1u; /* bit 0 is the name's opening quote */
-    if (!q) return NULL;
-    unsigned c1 = (unsigned)__builtin_ctz(q); /* the name's closing quote */
-    if (c1 >= 30 || (sp & ((1u << c1) - 1)) || p[c1 + 1] != ':') return NULL;
-    *name_end = p + c1;
-    *done = false;
-    unsigned v0 = c1 + 2; /* the value's first byte: at most 31 */
-    if (p[v0] != '"') return p + v0;
-    uint32_t after = q & ~((2u << v0) - 1); /* quotes after the value's opening one */
-    if (!after) return p + v0;
-    unsigned c3 = (unsigned)__builtin_ctz(after);
-    if (sp & ~((2u << v0) - 1) & ((1u << c3) - 1)) return p + v0; /* an escape, a control... */
-    *v = (struct sl_value){.type = SL_STRING,
-                           .flags = SL_VALUE_JSON_SAFE,
-                           .s = (const char *)p + v0 + 1,
-                           .len = c3 - v0 - 1};
-    *done = true;
-    return p + c3 + 1;
-}
-#endif
-
 /* The container grammar as a state machine over f's bit stack; gotos name the states.
  * With `open`, p is at a bracket to open; otherwise p is just after a complete value
  * inside the innermost open container. Runs until the container that brings the depth
@@ -118,9 +74,10 @@ static inline const uchar *member_window(const uchar *p, const uchar **name_end,
 static const uchar *containers(struct scan *s, const uchar *p, struct frames *f, unsigned stop,
                                bool open)
 {
-    const uchar *end = s->end;
-    bool esc, flt, obj = false; /* obj: the innermost open container is an object */
+    const uchar *end = s->end, *w, *name_end;
+    bool esc, flt, done, obj = false; /* obj: the innermost open container is an object */
     uchar c;
+    struct sl_value unused;
     if (!open) {
         obj = frames_top_is_obj(f);
         goto after_value;
@@ -134,23 +91,16 @@ open_container:
     if (c == (obj ? '}' : ']')) goto close_container;
     if (!obj) goto value;
 member:
-#if defined(__SSE2__)
-    if (end - p >= 32 && c == '"') { /* a short plain member at once */
-        struct sl_value unused;
-        bool done;
-        const uchar *name_end, *w = member_window(p, &name_end, &unused, &done);
-        if (w) {
-            p = w;
-            if (done) goto after_value; /* the value, a string, was read too */
-            if (!next_byte(&p, end, &c)) return fail(s, p);
-            goto value;
-        }
+    if (c == '"' && (w = member_window(p, end, &name_end, &unused, &done))) {
+        p = w;
+        if (done) goto after_value; /* the value, a string, was read too */
+        goto value_ws;
     }
-#endif
     if (c != '"') return fail(s, p);
     if (!(p = string_end(s, p + 1, &esc))) return NULL;
     if (!next_byte(&p, end, &c) || c != ':') return fail(s, p);
     p++;
+value_ws:
     if (!next_byte(&p, end, &c)) return fail(s, p);
 value:
     switch (c) {
@@ -300,23 +250,19 @@ int sl_json_each_member(const char *json, size_t len,
         const uchar *name = p + 1, *name_end;
         uchar c;
         int rc;
-#if defined(__SSE2__)
         bool done;
         const uchar *w;
-        if (end - p >= 32 && *p == '"' && (w = member_window(p, &name_end, &v, &done))) {
+        if (p < end && *p == '"' && (w = member_window(p, end, &name_end, &v, &done))) {
             p = w;
             if (!done && (!next_byte(&p, end, &c) || !(p = member_value(&s, p, &v)))) goto failed;
             goto member;
         }
-#endif
         if (p == end || *p != '"' || !(p = string_end(&s, name, &esc))) goto failed;
         name_end = p - 1;
         if (!next_byte(&p, end, &c) || c != ':') goto failed;
         p++;
         if (!next_byte(&p, end, &c) || !(p = member_value(&s, p, &v))) goto failed;
-#if defined(__SSE2__)
     member:
-#endif
         if ((rc = fn(arg, (const char *)name, (size_t)(name_end - name), esc, &v))) return rc;
         if (!next_byte(&p, end, &c)) goto failed;
         if (c == '}') break;
