@@ -48,7 +48,8 @@ static inline const uchar *skip_ws(const uchar *p, const uchar *end)
 static inline bool next_byte(const uchar **pp, const uchar *end, uchar *c)
 {
     const uchar *p = *pp;
-    if (__builtin_expect(p<end && * p> ' ', 1)) {
+    bool token = p != end && *p > ' ';
+    if (__builtin_expect(token, 1)) {
         *c = *p;
         return true;
     }
