@@ -99,7 +99,6 @@ static void reply_typed(struct evhttp_request *req, int code, const char *reason
     }
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", type);
-    if (!strcmp(type, "application/json")) evhttp_add_header(h, "Cache-Control", "no-store");
     cli_send(req, code, reason, body);
     evbuffer_free(body);
 }
@@ -113,6 +112,7 @@ static void reply_text(struct evhttp_request *req, int code, const char *reason,
 void cli_reply_json(struct evhttp_request *req, int code, const char *reason, const char *text,
                     size_t len)
 {
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
     reply_typed(req, code, reason, "application/json", text, len);
 }
 

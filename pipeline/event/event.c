@@ -398,7 +398,7 @@ void sl_event_clear_fields(struct sl_event *ev)
 {
     if (ev->nfields) ev->flags |= SL__EV_FIELDS_CHANGED;
     ev->nfields = 0;
-    ev->flags &= ~(uint32_t)SL__EV_MAYBE_DUPS & ~(~0u << SL__EV_LENS_SHIFT); /* no names */
+    ev->flags &= ~(uint32_t)(SL__EV_MAYBE_DUPS | SL__EV_LENS_MASK); /* no names */
     if (ev->fields_home != ev->batch) { /* never write into another batch's array */
         ev->fields = NULL;
         ev->fields_cap = 0;

@@ -70,14 +70,16 @@ enum {
     SL__EV_PRUNED = 1u << 3,         /* sl_event_prune: the next filter drops it unasked */
 };
 
-/* The bits above SL__EV_LENS_SHIFT say which lengths (modulo 24) the names of the event's
- * fields have had: set when a name is added or renamed, never cleared while the event has
- * fields, so a clear bit proves that no field has a name of that length. A lookup of
- * `http.status` skips its search for a field literally named so when none can be. */
+/* Bits SL__EV_LENS_SHIFT and up say which lengths (modulo 16) the names of the event's
+ * fields have had: set when a name is added or renamed (a mask and an or, on the parser's
+ * path), never cleared while the event has fields, so a clear bit proves that no field has
+ * a name of that length. A lookup of `http.status` skips its search for a field literally
+ * named so when none can be. */
 #define SL__EV_LENS_SHIFT 8
+#define SL__EV_LENS_MASK  (0xffffu << SL__EV_LENS_SHIFT)
 static inline uint32_t sl__ev_len_bit(size_t len)
 {
-    return 1u << (SL__EV_LENS_SHIFT + (uint32_t)(len % 24));
+    return 1u << (SL__EV_LENS_SHIFT + (uint32_t)(len & 15));
 }
 
 struct sl_event {

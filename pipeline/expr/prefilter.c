@@ -254,9 +254,11 @@ static int hex(unsigned char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* Whether the backslash at `p` (before `end`) may spell a byte of a plain literal. */
+/* Whether the backslash at `p` (before `end`) may spell a byte of a literal: any may when
+ * a literal is not plain; else only a \u00XX of one of the plain literals' bytes. */
 static bool escape_may_spell(const struct sl_expr_prefilter *pf, const char *p, const char *end)
 {
+    if (pf->strict) return true;
     if (end - p < 2 || p[1] != 'u') return false; /* a short escape spells no plain byte */
     if (end - p < 6) return true;                 /* malformed: let the parser say */
     int cp = 0;
@@ -283,7 +285,7 @@ static bool escape_may_spell(const struct sl_expr_prefilter *pf, const char *p, 
  * byte after it is a backslash that may spell a literal's byte. */
 static int onepass_hit(const struct sl_expr_prefilter *pf, const char *h, size_t len, size_t at)
 {
-    if (h[at + 1] == '\\') return pf->strict || escape_may_spell(pf, h + at + 1, h + len);
+    if (h[at + 1] == '\\') return escape_may_spell(pf, h + at + 1, h + len);
     for (uint32_t i = 0; i < pf->n; i++)
         if (at + pf->alt[i].len <= len && memcmp(h + at, pf->alt[i].s, pf->alt[i].len) == 0)
             return 1;
@@ -296,9 +298,9 @@ static inline int onepass_edges(const struct sl_expr_prefilter *pf, const char *
                                 size_t last)
 {
     const char *end = h + len; /* a few bytes each: byte by byte */
-    if (h[0] == '\\' && (pf->strict || escape_may_spell(pf, h, end))) return 1;
+    if (h[0] == '\\' && escape_may_spell(pf, h, end)) return 1;
     for (size_t j = last + 1; j < len; j++)
-        if (h[j] == '\\' && (pf->strict || escape_may_spell(pf, h + j, end))) return 1;
+        if (h[j] == '\\' && escape_may_spell(pf, h + j, end)) return 1;
     for (uint32_t i = 0; i < pf->n; i++) {
         const struct needle *nd = &pf->alt[i];
         for (size_t at = last; at + nd->len <= len; at++)
@@ -382,9 +384,7 @@ bool sl__prefilter_searched(const struct sl_expr_prefilter *pf, const char *json
     for (uint32_t i = 0; i < pf->n; i++)
         if (sl__find_needle(json, len, pf->alt[i].s, pf->alt[i].len, pf->find)) return true;
     const char *end = json + len;
-    const char *p = memchr(json, '\\', len);
-    if (p && pf->strict) return true;
-    for (; p; p = memchr(p + 1, '\\', (size_t)(end - p - 1)))
+    for (const char *p = memchr(json, '\\', len); p; p = memchr(p + 1, '\\', (size_t)(end - p - 1)))
         if (escape_may_spell(pf, p, end)) return true;
     return false;
 }

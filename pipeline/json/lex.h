@@ -182,23 +182,19 @@ static inline const uchar *literal_end(struct scan *s, const uchar *p, const cha
  * found by vector compares, give the name's end and, for a short plain string value, the
  * value too. Sets *name_end (the closing quote); returns the byte after the ':' with
  * *done false (the value is the caller's), or the byte after a string value read into *v
- * with *done true; NULL when the window does not decide (the caller reads the member the
- * general way from p, which also gives every error). */
+ * (when `v` is not NULL) with *done true; NULL when the window does not decide (the caller reads
+ * the member the general way from p, which also gives every error). */
 static inline const uchar *member_window(const uchar *p, const uchar *end, const uchar **name_end,
                                          struct sl_value *v, bool *done)
 {
     if (end - p < 32) return NULL;
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-                  space = _mm_set1_epi8(0x20);
     __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
     __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+    const __m128i quote = _mm_set1_epi8('"');
     uint32_t q = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(a, quote)) |
                  (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(b, quote)) << 16;
-    uint32_t sp = (uint32_t)_mm_movemask_epi8(
-                      _mm_or_si128(_mm_cmpeq_epi8(a, bslash), _mm_cmplt_epi8(a, space))) |
-                  (uint32_t)_mm_movemask_epi8(
-                      _mm_or_si128(_mm_cmpeq_epi8(b, bslash), _mm_cmplt_epi8(b, space)))
-                      << 16;
+    uint32_t sp = (uint32_t)_mm_movemask_epi8(sl__json_vec_escapes(a)) |
+                  (uint32_t)_mm_movemask_epi8(sl__json_vec_escapes(b)) << 16;
     q &= ~1u; /* bit 0 is the name's opening quote */
     if (!q) return NULL;
     unsigned c1 = (unsigned)__builtin_ctz(q); /* the name's closing quote */
@@ -211,10 +207,11 @@ static inline const uchar *member_window(const uchar *p, const uchar *end, const
     if (!after) return p + v0;
     unsigned c3 = (unsigned)__builtin_ctz(after);
     if (sp & ~((2u << v0) - 1) & ((1u << c3) - 1)) return p + v0; /* an escape, a control... */
-    *v = (struct sl_value){.type = SL_STRING,
-                           .flags = SL_VALUE_JSON_SAFE,
-                           .s = (const char *)p + v0 + 1,
-                           .len = c3 - v0 - 1};
+    if (v)
+        *v = (struct sl_value){.type = SL_STRING,
+                               .flags = SL_VALUE_JSON_SAFE,
+                               .s = (const char *)p + v0 + 1,
+                               .len = c3 - v0 - 1};
     *done = true;
     return p + c3 + 1;
 }

@@ -77,7 +77,6 @@ static const uchar *containers(struct scan *s, const uchar *p, struct frames *f,
     const uchar *end = s->end, *w, *name_end;
     bool esc, flt, done, obj = false; /* obj: the innermost open container is an object */
     uchar c;
-    struct sl_value unused;
     if (!open) {
         obj = frames_top_is_obj(f);
         goto after_value;
@@ -91,7 +90,7 @@ open_container:
     if (c == (obj ? '}' : ']')) goto close_container;
     if (!obj) goto value;
 member:
-    if (c == '"' && (w = member_window(p, end, &name_end, &unused, &done))) {
+    if (c == '"' && (w = member_window(p, end, &name_end, NULL, &done))) {
         p = w;
         if (done) goto after_value; /* the value, a string, was read too */
         goto value_ws;

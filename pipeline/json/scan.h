@@ -53,15 +53,33 @@ static inline const unsigned char *sl__json_scan_plain_words(const unsigned char
     return p;
 }
 
+#if defined(__SSE2__)
+/* The bytes of x that end a plain run but are not a quote: backslashes, controls and bytes
+ * >= 0x80 (a signed compare with 0x20 flags the last two at once), as 0xff. */
+static inline __m128i sl__json_vec_escapes(__m128i x)
+{
+    return _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('\\')),
+                        _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
+}
+
+/* The special bytes of x (see sl__json_special) as a 16-bit mask, bit i for byte i. */
+static inline unsigned sl__json_vec_special_mask(__m128i x)
+{
+    return (unsigned)_mm_movemask_epi8(
+        _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), sl__json_vec_escapes(x)));
+}
+#endif
+
 /* Returns the first special byte in [p, end), or `end`. Where SSE2 is (every x86-64),
  * 16 bytes a step: a string of a log line (a name, a level, a path) usually ends inside
- * the first one. A signed compare with 0x20 flags the controls and the bytes >= 0x80
- * (negative) at once. Reads whole 16- or 8-byte blocks only while that many remain, so it
+ * the first one. Reads whole 16- or 8-byte blocks only while that many remain, so it
  * never touches a byte at or past `end`. */
 static inline const unsigned char *sl__json_scan_plain(const unsigned char *p,
                                                        const unsigned char *end)
 {
 #if defined(__SSE2__)
+    /* sl__json_vec_special_mask's compares with their constants out of the loop: it also
+     * runs over strings of gigabytes in builds that inline nothing (-O0 under ASan). */
     const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
                   space = _mm_set1_epi8(0x20);
     while (end - p >= 16) {

@@ -62,10 +62,7 @@ static inline bool short_plain(const uchar *p, size_t len, char *out)
         memcpy(&b, p + len - 4, 4);
         x = _mm_set_epi64x(0, (long long)((uint64_t)b << 32 | a)), keep = 0xff;
     }
-    __m128i m = _mm_or_si128(
-        _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
-        _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
-    if ((unsigned)_mm_movemask_epi8(m) & keep) return false;
+    if (sl__json_vec_special_mask(x) & keep) return false;
     if (len < 4) {
         out[0] = (char)p[0], out[len / 2] = (char)p[len / 2], out[len - 1] = (char)p[len - 1];
     } else if (len >= 8) {
