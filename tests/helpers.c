@@ -474,3 +474,21 @@ long t_peak_rss_kib(void)
 {
     return status_kib("VmHWM:");
 }
+
+struct t_batch_fixture t_fx;
+
+void t_fx_setup(void)
+{
+    struct sl_error err = {0};
+    t_fx.p = sl_pipeline_new(NULL, NULL, &err);
+    cr_assert_not_null(t_fx.p, "%s", err.msg);
+    t_fx.b = sl_batch_new(t_add(t_fx.p, "src", &t_counter, NULL));
+    cr_assert_not_null(t_fx.b);
+}
+
+void t_fx_teardown(void)
+{
+    sl_batch_unref(t_fx.b);
+    cr_assert_eq(sl_pipeline_live_batches(t_fx.p), 0);
+    sl_pipeline_free(t_fx.p);
+}

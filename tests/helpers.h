@@ -89,6 +89,17 @@ struct sl_config *t_config(const char *text);
 struct sl_stage *t_add(struct sl_pipeline *p, const char *name, const struct sl_stage_type *type,
                        const char *yaml);
 
+/* A pipeline holding one t_counter source, and an empty batch of that source to put
+ * events in (t_fx.b): what tests of events stand on, as a suite's .init and .fini;
+ * t_fx_teardown checks that no batch outlives the test. */
+struct t_batch_fixture {
+    struct sl_pipeline *p;
+    struct sl_batch *b;
+};
+extern struct t_batch_fixture t_fx;
+void t_fx_setup(void);
+void t_fx_teardown(void);
+
 /* Connects from -> to on the default output; asserts success. */
 void t_connect(struct sl_pipeline *p, struct sl_stage *from, struct sl_stage *to);
 

@@ -1,30 +1,21 @@
 /* Events and fields: accessors, set/get/remove/rename, copy on write, nested paths. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "helpers.h"
 #include "runtime/internal.h"
 
-static struct sl_pipeline *p;
-static struct sl_stage *src;
-static struct sl_batch *b;
+static struct sl_batch *b; /* where the events go */
 
 static void setup(void)
 {
-    p = sl_pipeline_new(NULL, NULL, NULL);
-    src = t_add(p, "src", &t_counter, NULL);
-    b = sl_batch_new(src);
+    t_fx_setup();
+    b = t_fx.b;
 }
 
-static void teardown(void)
-{
-    sl_batch_unref(b);
-    cr_assert_eq(sl_pipeline_live_batches(p), 0);
-    sl_pipeline_free(p);
-}
-
-TestSuite(event, .init = setup, .fini = teardown, .timeout = 10);
+TestSuite(event, .init = setup, .fini = t_fx_teardown, .timeout = 10);
 
 static struct sl_value get(const struct sl_event *ev, const char *path)
 {
@@ -185,7 +176,7 @@ static const struct sl_stage_type setter = {
 
 Test(event, copy_on_write_leaves_the_input_batch_untouched)
 {
-    struct sl_stage *t = t_add(p, "t", &setter, NULL);
+    struct sl_stage *t = t_add(t_fx.p, "t", &setter, NULL);
     struct sl_event *ev = sl_batch_append(b);
     struct sl_value v = sl_value_string("original", 8);
     sl_event_add_field(ev, "level", 5, &v);
@@ -220,6 +211,39 @@ Test(value, numbers_from_text_convert_lazily)
     cr_assert_float_eq(f.f, 2500.0, 1e-9);
     struct sl_value bad = {.type = SL_INT, .flags = SL_VALUE_TEXT, .s = "12x", .len = 3};
     cr_assert_eq(sl_value_number(&bad), SL_EPARSE);
+}
+
+/* Up to 18 digits are read without overflow checks: the bounds on either side of that
+ * shortcut and of int64 itself. */
+Test(value, integers_of_every_length_around_the_int64_limits)
+{
+    static const struct {
+        const char *text;
+        int type;
+        int64_t i;
+    } cases[] = {
+        {"999999999999999999", SL_INT, 999999999999999999},   /* 18 digits */
+        {"-999999999999999999", SL_INT, -999999999999999999}, /* 18 digits and a sign */
+        {"+123", SL_INT, 123},
+        {"1000000000000000000", SL_INT, 1000000000000000000}, /* 19 digits */
+        {"9223372036854775807", SL_INT, INT64_MAX},
+        {"-9223372036854775808", SL_INT, INT64_MIN},
+        {"9223372036854775808", SL_FLOAT, 0}, /* INT64_MAX + 1 */
+        {"-9223372036854775809", SL_FLOAT, 0},
+        {"0000000000000000000000042", SL_INT, 42}, /* 25 digits, small value */
+        {"99999999999999999999", SL_FLOAT, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct sl_value v = {.type = SL_INT,
+                             .flags = SL_VALUE_TEXT,
+                             .s = cases[k].text,
+                             .len = (uint32_t)strlen(cases[k].text)};
+        cr_assert_eq(sl_value_number(&v), 0, "%s", cases[k].text);
+        cr_assert_eq(v.type, cases[k].type, "%s", cases[k].text);
+        if (v.type == SL_INT) cr_assert_eq(v.i, cases[k].i, "%s", cases[k].text);
+        if (v.type == SL_FLOAT)
+            cr_assert_float_eq(v.f, strtod(cases[k].text, NULL), 1e3, "%s", cases[k].text);
+    }
 }
 
 Test(value, unescape_json_strings)

@@ -53,8 +53,47 @@ void *sl__arena_alloc(struct sl__arena *a, size_t size)
     return n->data;
 }
 
+#define SHARED_CHUNK (16 * 1024)
+
+void *sl__arena_alloc_shared(struct sl__arena *a, size_t size)
+{
+    size = (size + 7) & ~(size_t)7;
+    struct sl__shared_chunk *c = atomic_load_explicit(&a->shared, memory_order_acquire);
+    for (;;) {
+        if (c) {
+            size_t off = atomic_fetch_add_explicit(&c->used, size, memory_order_relaxed);
+            if (off <= c->size && c->size - off >= size) return c->data + off;
+        }
+        size_t cap = size > SHARED_CHUNK ? size : SHARED_CHUNK;
+        struct sl__shared_chunk *n = malloc(sizeof *n + cap);
+        if (!n) return NULL;
+        n->next = c;
+        atomic_init(&n->used, size);
+        n->size = cap;
+        /* Published whole (release); on a lost race, try the chunk that won. */
+        if (atomic_compare_exchange_strong_explicit(&a->shared, &c, n, memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            if (a->mem) sl__mem_count(a->mem, (int64_t)cap);
+            return n->data;
+        }
+        free(n);
+    }
+}
+
+static void shared_free(struct sl__arena *a)
+{
+    struct sl__shared_chunk *c = atomic_exchange_explicit(&a->shared, NULL, memory_order_acquire);
+    while (c) {
+        struct sl__shared_chunk *next = c->next;
+        if (a->mem) sl__mem_count(a->mem, -(int64_t)c->size);
+        free(c);
+        c = next;
+    }
+}
+
 void sl__arena_reset(struct sl__arena *a, size_t keep)
 {
+    shared_free(a);
     struct sl__chunk **pp = &a->head;
     size_t kept = 0;
     while (*pp) {

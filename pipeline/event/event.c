@@ -198,8 +198,17 @@ static int own_fields(struct sl_event *ev, unsigned extra, unsigned max)
     size_t cap = ev->fields_cap ? ev->fields_cap : 8;
     while (cap < need) cap *= 2;
     if (cap > SL__EVENT_HARD_FIELDS) cap = SL__EVENT_HARD_FIELDS;
-    struct sl__field *nf = sl__arena_alloc(&ev->batch->arena, cap * sizeof *nf);
-    if (!nf) return SL_ENOMEM;
+    struct sl__fields_head *head =
+        sl__arena_alloc(&ev->batch->arena, sizeof *head + cap * sizeof(struct sl__field));
+    if (!head) return SL_ENOMEM;
+    head->owner = ev->batch;
+    /* The indexes built on the old array stay good: each says which text it indexes,
+     * and the old array's batch outlives this one's (it is its ancestor or itself). */
+    atomic_init(&head->nested, ev->fields
+                                   ? atomic_load_explicit(&sl__fields_head(ev->fields)->nested,
+                                                          memory_order_acquire)
+                                   : NULL);
+    struct sl__field *nf = (struct sl__field *)(head + 1);
     if (ev->nfields) memcpy(nf, ev->fields, ev->nfields * sizeof *nf);
     ev->fields = nf;
     ev->fields_cap = (uint32_t)cap;
@@ -459,8 +468,10 @@ static int nested_get(const struct sl_event *ev, uint32_t i, const char *path, s
      * the member. */
     const char *rest = path + head + 1;
     size_t n = len - head - 1;
-    if (path[head] == '.' && n && first_segment(rest, n) == n)
-        return sl__json_member(v->s, v->len, rest, n, out);
+    if (path[head] == '.' && n && first_segment(rest, n) == n) {
+        const struct sl__nested *x = sl__nested_index(ev, v);
+        return x ? sl__nested_get(x, rest, n, out) : sl__json_member(v->s, v->len, rest, n, out);
+    }
     return sl__json_get(v->s, v->len, path + head, len - head, out, false);
 }
 

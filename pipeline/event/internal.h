@@ -40,14 +40,30 @@ struct sl__chunk {
     char data[];            /* the memory, 16-aligned by malloc */
 };
 
+/* A chunk of the arena's shared part, where any thread may allocate at once. */
+struct sl__shared_chunk {
+    struct sl__shared_chunk *next; /* older chunk */
+    atomic_size_t used;            /* bytes handed out (may pass size: then it is full) */
+    size_t size;                   /* usable bytes in data */
+    _Alignas(16) char data[];      /* the memory */
+};
+
 struct sl__arena {
     struct sl__chunk *head;  /* chunk being filled; NULL before the first allocation */
     size_t total;            /* sum of chunk sizes, for pooling decisions */
     struct sl__memstat *mem; /* where chunk bytes are counted, or NULL */
+    /* Memory that readers of a batch add to it (indexes built by lookups), allocated
+     * by any number of threads at once; freed with the rest. */
+    _Atomic(struct sl__shared_chunk *) shared;
 };
 
+/* Allocates from the thread that owns the arena's batch (8-aligned). */
 void *sl__arena_alloc(struct sl__arena *a, size_t size);
-/* Keeps at most `keep` bytes of chunks for reuse, emptied; frees the rest. */
+/* Allocates 8-aligned memory from any thread, while the batch is alive (a lookup in a
+ * batch two branches read at once): lock-free bump allocation in shared chunks. */
+void *sl__arena_alloc_shared(struct sl__arena *a, size_t size);
+/* Keeps at most `keep` bytes of chunks for reuse, emptied; frees the rest, and every
+ * shared chunk. The batch's owner only, with no reader left. */
 void sl__arena_reset(struct sl__arena *a, size_t keep);
 void sl__arena_free(struct sl__arena *a);
 
@@ -58,6 +74,36 @@ struct sl__field {
     uint32_t name_len; /* bytes of name */
     struct sl_value v; /* the value; spans live in a batch arena or the payload */
 };
+
+/* The index of a nested object's members (see event/nested.c). */
+struct sl__nested;
+
+/* Every field array starts after this head, in the arena of `owner`. The array is shared
+ * by the events copied from its event until one changes a field (copy on write), and may
+ * be read by several threads at once: what lookups add to it (the indexes of nested
+ * objects) is published with atomics and allocated in the owner's shared arena. */
+struct sl__fields_head {
+    struct sl_batch *owner;              /* whose arena holds the array */
+    _Atomic(struct sl__nested *) nested; /* indexes built of objects its values hold */
+};
+
+static inline struct sl__fields_head *sl__fields_head(const struct sl__field *fields)
+{
+    return (struct sl__fields_head *)(uintptr_t)fields - 1;
+}
+
+/* The index of the object that `v` (a value of a field of `ev`, of type SL_JSON) holds:
+ * one built by an earlier lookup of any event sharing the field array, or built now (at
+ * the first lookup inside that object), or NULL when there is none (not an object, one
+ * of more than SL__NESTED_MAX members, out of memory: the caller reads the text).
+ * Any thread. */
+#define SL__NESTED_MAX 64
+const struct sl__nested *sl__nested_index(const struct sl_event *ev, const struct sl_value *v);
+/* Member `name` (raw bytes, as a path segment) of the indexed object: of a repeated name,
+ * the last one. The value is the one sl__json_member gives. 0 or SL_ENOTFOUND. */
+int sl__nested_get(const struct sl__nested *x, const char *name, size_t len, struct sl_value *out);
+/* How many indexes (the "not indexable" marks included) the field array of `ev` has. */
+size_t sl__nested_count(const struct sl_event *ev);
 
 /* The sync state of an event's fields with its payload (see sl_event_fields_changed()):
  * in sync when PARSED is set and CHANGED is not. */

@@ -470,13 +470,55 @@ miss:
     return p + 1;
 }
 
+bool sl__json_name_is(const char *name, size_t n, const char *seg, size_t seg_len)
+{
+    const struct seg sg = {.name = (const uchar *)seg, .len = seg_len};
+    return name_eq((const uchar *)name, n, true, &sg);
+}
+
+int sl__json_members(const char *json, size_t len, struct sl__json_span *out, size_t max)
+{
+    const uchar *base = (const uchar *)json, *p = base, *end = p + len;
+    struct scan s = {.end = end};
+    size_t n = 0;
+    p = skip_ws(p, end);
+    if (p == end || *p != '{') return p == end ? SL_EPARSE : SL_ENOTFOUND;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == '}') return 0;
+    for (;; n++) {
+        bool esc = false;
+        const uchar *name = p + 1, *name_end;
+        if (!(p = trusted_member_name(&s, p, &esc, &name_end))) return s.code;
+        if (p == end) return SL_EPARSE;
+        if (n == max) return SL_ELIMIT;
+        out[n] = (struct sl__json_span){.name_off = (uint32_t)(name - base),
+                                        .name_len = (uint32_t)(name_end - name),
+                                        .value_off = (uint32_t)(p - base),
+                                        .escaped = esc};
+        p = skip_ws(trusted_value_end(p, end), end);
+        if (p == end) return SL_EPARSE;
+        if (*p == '}') return (int)n + 1;
+        if (*p != ',') return SL_EPARSE;
+        p = skip_ws(p + 1, end);
+    }
+}
+
+int sl__json_value(const char *json, size_t len, size_t off, struct sl_value *out)
+{
+    const uchar *p = (const uchar *)json + off;
+    struct scan s = {.end = (const uchar *)json + len};
+    struct sl_value v;
+    if (off >= len || !value_at(&s, p, 1, &v, true)) return off >= len ? SL_EPARSE : s.code;
+    *out = v;
+    return 0;
+}
+
 int sl__json_member(const char *json, size_t len, const char *name, size_t name_len,
                     struct sl_value *out)
 {
     const uchar *p = (const uchar *)json, *end = p + len, *last = NULL;
     struct scan s = {.end = end};
     const struct seg seg = {.name = (const uchar *)name, .len = name_len};
-    struct sl_value v;
     p = skip_ws(p, end);
     if (p == end || *p != '{') return p == end ? SL_EPARSE : SL_ENOTFOUND;
     p = skip_ws(p + 1, end);
@@ -494,9 +536,7 @@ int sl__json_member(const char *json, size_t len, const char *name, size_t name_
         p = skip_ws(p + 1, end);
     }
     if (!last) return SL_ENOTFOUND;
-    if (!value_at(&s, last, 1, &v, true)) return s.code;
-    *out = v;
-    return 0;
+    return sl__json_value(json, len, (size_t)(last - (const uchar *)json), out);
 }
 
 int sl__json_get(const char *json, size_t len, const char *path, size_t path_len,

@@ -46,10 +46,12 @@ static bool parse_int(const char *s, size_t len, int64_t *out)
     if (i < len && (s[i] == '-' || s[i] == '+')) neg = s[i++] == '-';
     if (i == len) return false;
     uint64_t v = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    /* 18 digits never overflow: no division a digit for the numbers of log lines. */
+    bool safe = len - i <= 18;
     for (; i < len; i++) {
         unsigned d = (unsigned char)s[i] - '0';
         if (d > 9) return false;
-        if (v > (limit - d) / 10) return false;
+        if (!safe && v > (limit - d) / 10) return false;
         v = v * 10 + d;
     }
     *out = neg ? (int64_t)(0 - v) : (int64_t)v;

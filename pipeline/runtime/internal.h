@@ -314,6 +314,10 @@ void sl__workers_chain(struct sl_pipeline *p);
 /* Collects finished jobs, emits in order, dispatches new ones; true when idle. */
 void sl__workers_run(struct sl_stage *s);
 bool sl__workers_idle(const struct sl_stage *s);
+/* Where sl_stage_error() keeps the reason of stage `s` while this thread runs one of its
+ * jobs (the job's own, allocated at the first call; NULL when not in a job of `s`, or no
+ * memory): the loop hands it to the stage when it finishes that job, in order. */
+struct sl_error *sl__job_error(const struct sl_stage *s);
 /* How many of the stage's jobs the loop thread ran itself (tests). */
 uint64_t sl__workers_helped(const struct sl_stage *s);
 

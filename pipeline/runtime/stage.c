@@ -72,6 +72,16 @@ void sl_stage_wake(struct sl_stage *stage)
 
 int sl_stage_error(struct sl_stage *stage, int code, const char *fmt, ...)
 {
+    struct sl_error *job = sl__job_error(stage);
+    if (job) { /* in a job on a worker: the job's reason, the stage's when finished */
+        if (!job->code) {
+            va_list ap;
+            va_start(ap, fmt);
+            sl_error_setv(job, code, fmt, ap);
+            va_end(ap);
+        }
+        return code;
+    }
     pthread_mutex_lock(&stage->err_lock);
     if (!stage->err.code) { /* the first reason is the one worth reporting */
         va_list ap;

@@ -44,6 +44,7 @@ struct link {
     bool ran;              /* it ran (a chain stops at an empty batch or an error) */
     struct sl_emit e;      /* input and outputs */
     struct sl_batch **out; /* one per port (in the job's allocation) */
+    struct sl_error *err;  /* sl_stage_error()'s reason while it ran, or NULL */
 };
 
 struct job {
@@ -75,10 +76,33 @@ struct sl__workers {
 };
 
 /* The stage whose worker this thread is, and the worker's number (1..N), for
- * sl_stage_thread(). The only thread-local of the library: a worker serves one stage for
- * its whole life, so the pair is written once, when the thread starts. */
+ * sl_stage_thread(): a worker serves one stage for its whole life, so the pair is written
+ * once, when the thread starts. */
 static _Thread_local const struct sl_stage *worker_stage;
 static _Thread_local int worker_number;
+/* The link this thread runs (a worker, or the loop helping): a reason a stage gives with
+ * sl_stage_error() stays with its job, and reaches the stage when the loop finishes the
+ * jobs in order, so that a failure reports its own reason, not that of a later batch
+ * another worker failed first. */
+static _Thread_local struct link *running_link;
+
+struct sl_error *sl__job_error(const struct sl_stage *s)
+{
+    struct link *l = running_link;
+    if (!l || l->s != s) return NULL;
+    if (!l->err) l->err = calloc(1, sizeof *l->err);
+    return l->err;
+}
+
+/* Hands a link's reason to its stage (the first one the stage had stays), in job order;
+ * loop thread. */
+static void pass_reason(struct link *l)
+{
+    if (!l->err) return;
+    if (l->err->code) sl_stage_error(l->s, l->err->code, "%s", l->err->msg);
+    free(l->err);
+    l->err = NULL;
+}
 
 /* Runs the stages of job j over its batch, each over the port 0 output of the one
  * before, until one fails or leaves nothing; any thread. */
@@ -98,7 +122,9 @@ static void run_links(struct job *j)
                             !atomic_load_explicit(&prev->s->tap0, memory_order_relaxed);
             prev->e.handoff_intact = !l->e.in_place;
         }
+        running_link = l;
         l->rc = sl__stage_process(l->s, l->e.in, &l->e, NULL); /* whole: no slices */
+        running_link = NULL;
         l->ran = true;
     }
 }
@@ -168,6 +194,8 @@ int sl__workers_start(struct sl_stage *s, struct sl_error *err)
  * gone: its outputs are released, not `in` again. */
 static void drop_link(struct link *l)
 {
+    free(l->err);
+    l->err = NULL;
     if (l->e.out[0] == l->e.in) l->e.out[0] = NULL;
     l->e.in = NULL;
     sl__emit_finish(&l->e, false);
@@ -175,6 +203,7 @@ static void drop_link(struct link *l)
 
 static void drop_job(struct job *j)
 {
+    free(j->links[0].err);
     sl__emit_finish(&j->links[0].e, false);
     for (uint32_t k = 1; k < j->nlinks && j->links[k].ran; k++) drop_link(&j->links[k]);
     free(j);
@@ -193,6 +222,7 @@ static void finish_job(struct job *j)
             continue;
         }
         bool more = k + 1 < j->nlinks && j->links[k + 1].ran;
+        pass_reason(l);
         sl__finish_or_fail_to(l->s, &l->e, l->rc, more ? &x : NULL);
     }
 }

@@ -97,7 +97,8 @@ static void bench(struct sl_batch *b, const char *src, long reps)
 
 int main(int argc, char **argv)
 {
-    long reps = (argc > 1 ? atol(argv[1]) : 2) * 1000000L / NEVENTS;
+    long reps = (long)((argc > 1 ? atof(argv[1]) : 2) * 1e6 / NEVENTS);
+    if (reps < 1) reps = 1;
     struct sl_pipeline *p = sl_pipeline_new(NULL, NULL, NULL);
     struct sl_stage *src = p ? sl_pipeline_add(p, "src", &bench_source, NULL, NULL) : NULL;
     struct sl_batch *b = src ? sl_batch_new(src) : NULL;

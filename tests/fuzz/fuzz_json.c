@@ -245,6 +245,35 @@ static void check_scan(const unsigned char *p, size_t size)
         CHECK(sl__json_scan_plain(p + i, p + size) == sl__json_scan_plain_words(p + i, p + size));
 }
 
+/* The index of a nested object (pipeline/event/nested.c) is sl__json_members, then
+ * sl__json_value at the member a lookup names: on a valid object, the same names and the
+ * same values, to the byte, as the member walk. On any other text the walk is only
+ * memory-safe (its text is a parser's): it is run, and every value it points at read. */
+static void check_members(const char *s, size_t size, const struct walk *w, bool valid)
+{
+    struct sl__json_span m[MAX_MEMBERS];
+    int n = sl__json_members(s, size, m, MAX_MEMBERS);
+    if (!valid) {
+        struct sl_value v;
+        for (int i = 0; i < n; i++) (void)sl__json_value(s, size, m[i].value_off, &v);
+        return;
+    }
+    if (w->n > MAX_MEMBERS) {
+        CHECK(n == SL_ELIMIT);
+        return;
+    }
+    CHECK(n == (int)w->n);
+    for (int i = 0; i < n; i++) {
+        const struct member *e = &w->m[i];
+        CHECK(s + m[i].name_off == e->name && m[i].name_len == e->name_len);
+        CHECK(m[i].escaped == e->escaped);
+        struct sl_value v;
+        CHECK(sl__json_value(s, size, m[i].value_off, &v) == 0);
+        CHECK(v.type == e->v.type && v.flags == e->v.flags && v.len == e->v.len && v.s == e->v.s);
+        if (v.type == SL_BOOL) CHECK(v.b == e->v.b);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *s = (const char *)data;
@@ -284,6 +313,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!trc && t.s) CHECK(t.s >= s && t.s + t.len <= s + size);
     }
 
+    check_members(s, size, &w, mrc == 0);
     if (mrc == 0) {
         size_t shown = w.n < MAX_MEMBERS ? w.n : MAX_MEMBERS;
         for (size_t i = 0; i < shown; i++) check_value_round_trip(&w.m[i].v);
