@@ -142,23 +142,44 @@ static bool later_same_name(const struct sl_event *ev, uint32_t i)
     return false;
 }
 
-/* A few fields: from the last back, a 64-bit summary of the names seen (by length and
- * end bytes) says which may repeat a later one; only those are compared. */
+/* A bit of a 64-bit summary of names, by their length and end bytes (a multiplicative
+ * hash, so that the names of a log line rarely share one). */
+static inline uint64_t name_bit(const struct sl__field *f)
+{
+    uint32_t k = f->name_len;
+    if (f->name_len)
+        k |= (uint32_t)(unsigned char)f->name[0] << 12 |
+             (uint32_t)(unsigned char)f->name[f->name_len - 1] << 20;
+    return 1ull << ((k * 0x9E3779B1u) >> 26);
+}
+
+/* A few fields: from the last back, the summary of the names seen says which may repeat
+ * a later one; only those are compared. */
 static uint32_t mark_hidden_few(const struct sl_event *ev, uint8_t *hidden)
 {
     uint64_t seen = 0;
     uint32_t count = 0;
     for (uint32_t i = ev->nfields; i-- > 0;) {
-        const struct sl__field *f = &ev->fields[i];
-        unsigned h = f->name_len * 31u;
-        if (f->name_len)
-            h += (unsigned char)f->name[0] * 7u + (unsigned char)f->name[f->name_len - 1];
-        uint64_t bit = 1ull << (h & 63);
+        uint64_t bit = name_bit(&ev->fields[i]);
         hidden[i] = (seen & bit) && later_same_name(ev, i);
         count += hidden[i];
         seen |= bit;
     }
     return count;
+}
+
+/* Whether some name of the event may repeat: false proves none does. The summary of
+ * mark_hidden_few without the marks, stopping at the first possible repeat: the check a
+ * parser's every event goes through (sl_event_fields_synced). */
+static bool may_repeat_few(const struct sl_event *ev)
+{
+    uint64_t seen = 0;
+    for (uint32_t i = 0; i < ev->nfields; i++) {
+        uint64_t bit = name_bit(&ev->fields[i]);
+        if (seen & bit) return true;
+        seen |= bit;
+    }
+    return false;
 }
 
 static uint64_t name_hash(const char *s, size_t len)
@@ -229,7 +250,10 @@ static const char *arena_name(struct sl_event *ev, const char *name, size_t len)
 
 int sl_event_add_field(struct sl_event *ev, const char *name, size_t len, const struct sl_value *v)
 {
-    int rc = own_fields(ev, 1, SL_EVENT_MAX_FIELDS);
+    /* A parser adds field after field to an array of its own with room: that test first. */
+    bool room = ev->fields_home == ev->batch && ev->nfields < ev->fields_cap &&
+                ev->nfields < SL_EVENT_MAX_FIELDS;
+    int rc = room ? 0 : own_fields(ev, 1, SL_EVENT_MAX_FIELDS);
     if (rc) return rc;
     if (ev->nfields) ev->flags |= SL__EV_MAYBE_DUPS; /* not looked for: a parser's fast path */
     struct sl__field *f = &ev->fields[ev->nfields++];
@@ -435,7 +459,7 @@ void sl_event_fields_synced(struct sl_event *ev)
      * log line), say so once here, and every lookup may stop at the first match. */
     uint8_t hidden[64];
     if ((ev->flags & SL__EV_MAYBE_DUPS) && ev->nfields <= sizeof hidden &&
-        mark_hidden_few(ev, hidden) == 0)
+        (!may_repeat_few(ev) || mark_hidden_few(ev, hidden) == 0))
         ev->flags &= ~(uint32_t)SL__EV_MAYBE_DUPS;
 }
 
