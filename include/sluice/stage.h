@@ -279,8 +279,9 @@ SL_API size_t sl_stage_runtime_options(const struct sl_stage_type *type,
 /* Records why the stage fails (the pipeline stops with this message, naming the stage),
  * then return SL_ERROR / the code from the callback. A stage that fails outside its
  * callbacks (a timer, a completion) calls this and then sl_stage_wake(): the runtime
- * fails the pipeline on its next run. Only the first reason is kept. Returns `code`.
- * Any thread. */
+ * fails the pipeline on its next run. Only the first reason is kept: on workers, the
+ * first in the order of the batches (a later batch that fails first on another worker
+ * does not give its reason to an earlier one's failure). Returns `code`. Any thread. */
 SL_API int sl_stage_error(struct sl_stage *stage, int code, const char *fmt, ...) SL_PRINTF(3, 4);
 
 /* Declares a named output port besides the default one (port 0), e.g. "dead_letter" or
