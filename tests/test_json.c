@@ -758,6 +758,26 @@ Test(json, write_member)
     cr_assert_eq(sl_json_write_member(LIT("a\"b"), &v, NULL, 0), 9);
 }
 
+/* An empty name needs 3 bytes ("":) before the value: with less room than that (none at
+ * all, or a measuring call with no buffer), nothing is written, whatever the capacity
+ * arithmetic gives (it once took 0 - 3 for room; found by fuzz_stages). Each buffer is of
+ * the exact size (ASan). */
+Test(json, a_member_with_an_empty_name_writes_nothing_without_room)
+{
+    struct sl_value v = sl_value_int(7);
+    cr_assert_eq(sl_json_write_member("", 0, &v, NULL, 0), 4);
+    for (size_t cap = 1; cap <= 4; cap++) {
+        char *out = malloc(cap);
+        memset(out, '#', cap);
+        cr_assert_eq(sl_json_write_member("", 0, &v, out, cap), 4, "cap %zu", cap);
+        if (cap == 4)
+            cr_assert(memcmp(out, "\"\":7", 4) == 0);
+        else
+            for (size_t i = 0; i < cap; i++) cr_assert_eq(out[i], '#', "cap %zu, byte %zu", cap, i);
+        free(out);
+    }
+}
+
 /* The scan for plain string bytes stops at the first special byte ('"', '\\', a control
  * character, a byte >= 0x80) wherever it is, in a 16-byte block, an 8-byte word or the
  * tail, and reads nothing past the end: each text is an exact-size heap buffer (ASan). */

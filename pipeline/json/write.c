@@ -272,7 +272,8 @@ size_t sl_json_write_member(const char *name, size_t name_len, const struct sl_v
                             size_t cap)
 {
     size_t head;
-    if (cap / 8 >= name_len && cap - 6 * name_len - 3 >= sl__json_value_bound(v)) {
+    if (cap / 8 >= name_len && cap >= 6 * name_len + 3 &&
+        cap - 6 * name_len - 3 >= sl__json_value_bound(v)) {
         /* Room for the worst case of both: one pass, nothing measured. */
         head = sl_json_escape(name, name_len, out + 1) + 3;
         out[0] = out[head - 2] = '"';
