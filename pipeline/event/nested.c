@@ -3,11 +3,12 @@
  * parse_json keeps a member whose value is an object as one field holding the object's
  * text (SL_JSON): the top level is indexed as the event's fields, the levels below are
  * read when asked. A lookup of `http.status` used to walk that text on every call; the
- * first one now walks it once with the parser's member walk and leaves the members'
- * spans (name, value, type) beside the event's field array, and every later lookup in
- * that object (a filter's `http.status`, then a remap's `http.path`) compares names in
- * the index. An index says which text it indexes (its address and length): a field set to
- * another value simply finds none, so nothing has to be invalidated.
+ * first one now walks it once (sl__json_members) and leaves the members' spans (name,
+ * where the value starts) beside the event's field array, and every later lookup in that
+ * object (a filter's `http.status`, then a remap's `http.path`) compares names in the
+ * index and reads only the value it finds. An index says which text it indexes (its
+ * address and length, and a value's text never changes while its batch lives): a field
+ * set to another value simply finds none, so nothing has to be invalidated.
  *
  * Several threads may look up in one event at once (two branches reading one batch):
  * an index is built whole in memory any thread may allocate from the batch (the arena's
