@@ -209,13 +209,10 @@ uint32_t sl__event_mark_hidden(const struct sl_event *ev, uint8_t *hidden)
     return count;
 }
 
-/* Makes the field array the event's own, with room for `extra` more fields, refusing to
- * go past `max` fields (SL_ELIMIT: a property of this event, not of the process). */
-static int own_fields(struct sl_event *ev, unsigned extra, unsigned max)
+/* own_fields when the array is not the event's own or is full: a new array in the event's
+ * batch, with room for `need` fields. */
+static __attribute__((noinline)) int grow_fields(struct sl_event *ev, size_t need)
 {
-    size_t need = (size_t)ev->nfields + extra;
-    if (need > max) return SL_ELIMIT;
-    if (ev->fields_home == ev->batch && need <= ev->fields_cap) return 0;
     size_t cap = ev->fields_cap ? ev->fields_cap : 8;
     while (cap < need) cap *= 2;
     if (cap > SL__EVENT_HARD_FIELDS) cap = SL__EVENT_HARD_FIELDS;
@@ -237,6 +234,17 @@ static int own_fields(struct sl_event *ev, unsigned extra, unsigned max)
     return 0;
 }
 
+/* Makes the field array the event's own, with room for `extra` more fields, refusing to
+ * go past `max` fields (SL_ELIMIT: a property of this event, not of the process). */
+static inline int own_fields(struct sl_event *ev, unsigned extra, unsigned max)
+{
+    size_t need = (size_t)ev->nfields + extra;
+    if (need > max) return SL_ELIMIT;
+    /* A parser adds field after field to an array of its own with room: one test. */
+    if (ev->fields_home == ev->batch && need <= ev->fields_cap) return 0;
+    return grow_fields(ev, need);
+}
+
 /* Where the name bytes live: kept when they already live with the batch's data is not
  * knowable here, so names are copied once into the arena (a few bytes). */
 static const char *arena_name(struct sl_event *ev, const char *name, size_t len)
@@ -250,10 +258,7 @@ static const char *arena_name(struct sl_event *ev, const char *name, size_t len)
 
 int sl_event_add_field(struct sl_event *ev, const char *name, size_t len, const struct sl_value *v)
 {
-    /* A parser adds field after field to an array of its own with room: that test first. */
-    bool room = ev->fields_home == ev->batch && ev->nfields < ev->fields_cap &&
-                ev->nfields < SL_EVENT_MAX_FIELDS;
-    int rc = room ? 0 : own_fields(ev, 1, SL_EVENT_MAX_FIELDS);
+    int rc = own_fields(ev, 1, SL_EVENT_MAX_FIELDS);
     if (rc) return rc;
     if (ev->nfields) ev->flags |= SL__EV_MAYBE_DUPS; /* not looked for: a parser's fast path */
     struct sl__field *f = &ev->fields[ev->nfields++];
